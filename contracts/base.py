@@ -1,0 +1,90 @@
+"""Base shapes for events, commands and their replies.
+
+Events are facts in the past tense; each class names its subject and schema version. Commands are
+requests from the gateway to the owning service over NATS request/reply, answered by a
+`Reply` carrying either a result or a typed error.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, ClassVar, Generic, TypeVar
+from uuid import UUID, uuid4
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class StreamSpec(BaseModel):
+    """A JetStream stream owned by one producing service."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    subjects: tuple[str, ...]
+    description: str = ""
+
+
+class Event(BaseModel):
+    """Base of every event. Subclasses set `subject` and narrow `schema_version` to a literal."""
+
+    # Additive optional fields keep the version, so consumers ignore fields they do not know.
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    subject: ClassVar[str]
+    stream: ClassVar[StreamSpec]
+
+    event_id: UUID = Field(default_factory=uuid4)
+    occurred_at: AwareDatetime = Field(default_factory=utc_now)
+    correlation_id: str | None = None
+    schema_version: int
+
+    def aggregate_key(self) -> str:
+        """The key whose events must be published in order (overridden per event)."""
+        return str(self.event_id)
+
+
+class ErrorKind(StrEnum):
+    not_found = "not_found"
+    conflict = "conflict"
+    invalid = "invalid"
+    forbidden = "forbidden"
+    unavailable = "unavailable"
+    internal = "internal"
+
+
+class CommandError(BaseModel):
+    kind: ErrorKind
+    message: str
+    field: str | None = None
+
+
+R = TypeVar("R")
+
+
+class Reply(BaseModel, Generic[R]):
+    ok: bool
+    result: R | None = None
+    error: CommandError | None = None
+
+
+class Command(BaseModel):
+    """Base of every command. Subclasses set `subject` and `result` (the reply's model)."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    subject: ClassVar[str]
+    result: ClassVar[type[BaseModel]]
+
+    actor: str | None = Field(default=None, description="Who asked: a user id or token name, for audit.")
+
+
+class Page(BaseModel):
+    items: list[Any]
+    total: int
+    offset: int
+    limit: int

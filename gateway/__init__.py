@@ -1,0 +1,1 @@
+"""The gateway: the only HTTP edge — auth, REST API, web UI and the KPI read models."""

@@ -1,0 +1,72 @@
+"""The FastAPI application: starts the gateway's share of the backbone (read-model consumers,
+command client) in its lifespan and serves the API and the pages."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+
+from contracts import pipeline as pc
+from gateway import api, asyncapi, read_models, web
+from gateway.errors import command_failed_handler
+from runtime import health
+from runtime.errors import CommandFailed
+from runtime.service import RunningService, ServiceDefinition, shutdown, start
+from runtime.settings import SERVICES, Settings, get_settings
+
+definition = ServiceDefinition(name="gateway", publishes=(pc.STREAM,), subscriptions=read_models.SUBSCRIPTIONS)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        stop = asyncio.Event()
+        running: RunningService = await start(definition, settings, stop)
+        app.state.running = running
+        app.state.settings = settings
+        try:
+            yield
+        finally:
+            stop.set()
+            await shutdown(running)
+
+    app = FastAPI(
+        title="PartnerOps API",
+        version="0.1.0",
+        description="The partnerships department's pipeline, commissions, relationships and alerts.",
+        lifespan=lifespan,
+    )
+    app.add_exception_handler(CommandFailed, command_failed_handler)
+    app.include_router(api.router)
+    app.include_router(web.router)
+    app.mount("/static", StaticFiles(directory=str(Path(__file__).parent / "static")), name="static")
+
+    @app.get("/healthz", tags=["health"])
+    async def healthz(request: Request) -> JSONResponse:
+        running: RunningService = request.app.state.running
+        own = await running.health()
+        services = {}
+        for name in SERVICES:
+            try:
+                services[name] = (await health.check(settings.nats_url, name, timeout=1.0)).get("status")
+            except Exception:
+                services[name] = "down"
+        ok = own["status"] == "ok" and all(s == "ok" for s in services.values())
+        return JSONResponse({"status": "ok" if ok else "degraded", "gateway": own, "services": services},
+                            status_code=200 if ok else 503)
+
+    @app.get("/asyncapi.json", tags=["docs"])
+    async def asyncapi_doc() -> JSONResponse:
+        return JSONResponse(asyncapi.document())
+
+    FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,static")
+    return app

@@ -1,0 +1,84 @@
+"""NATS connection and JetStream stream setup."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import nats
+from nats.aio.client import Client as NATS
+from nats.js import JetStreamContext
+from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
+from nats.js.errors import NotFoundError
+
+from contracts.base import StreamSpec
+
+logger = logging.getLogger(__name__)
+
+# Broker-side de-duplication by Nats-Msg-Id holds for this long; the inboxes cover anything older.
+DUPLICATE_WINDOW_SECONDS = 120.0
+
+
+async def connect(url: str, name: str, *, attempts: int = 60) -> NATS:
+    """Connect, retrying while the server comes up; once connected, reconnect forever."""
+    delay = 0.2
+    for attempt in range(1, attempts + 1):
+        try:
+            return await nats.connect(
+                url,
+                name=name,
+                allow_reconnect=True,
+                max_reconnect_attempts=-1,
+                reconnect_time_wait=0.5,
+                connect_timeout=2,
+                error_cb=_log_error,
+                disconnected_cb=_log_event(f"{name}: disconnected from NATS"),
+                reconnected_cb=_log_event(f"{name}: reconnected to NATS"),
+            )
+        except (OSError, nats.errors.NoServersError, TimeoutError) as exc:
+            if attempt == attempts:
+                raise
+            logger.info("waiting for NATS at %s (%s)", url, exc.__class__.__name__)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
+    raise AssertionError("unreachable")
+
+
+async def _log_error(exc: Exception) -> None:
+    logger.warning("nats: %s", exc)
+
+
+def _log_event(text: str):  # type: ignore[no-untyped-def]
+    async def cb() -> None:
+        logger.info(text)
+
+    return cb
+
+
+def stream_config(spec: StreamSpec) -> StreamConfig:
+    # Limits retention with no age limit: the event history is kept so read models can be rebuilt.
+    return StreamConfig(
+        name=spec.name,
+        subjects=list(spec.subjects),
+        description=spec.description or None,
+        storage=StorageType.FILE,
+        retention=RetentionPolicy.LIMITS,
+        discard=DiscardPolicy.OLD,
+        duplicate_window=DUPLICATE_WINDOW_SECONDS,
+    )
+
+
+async def ensure_streams(js: JetStreamContext, specs: tuple[StreamSpec, ...] | list[StreamSpec]) -> None:
+    for spec in specs:
+        config = stream_config(spec)
+        try:
+            info = await js.stream_info(spec.name)
+        except NotFoundError:
+            try:
+                await js.add_stream(config)
+            except Exception:
+                # Another process created it in between; that is the same stream.
+                await js.stream_info(spec.name)
+            continue
+        if sorted(info.config.subjects or []) != sorted(spec.subjects):
+            await js.update_stream(config)

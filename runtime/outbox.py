@@ -1,0 +1,276 @@
+"""The transactional outbox and its relay.
+
+A service writes its state change and the event row in one transaction (`add_event`). The relay
+claims unsent rows with FOR UPDATE SKIP LOCKED, publishes them to JetStream with Nats-Msg-Id =
+event id, and marks them sent only after the broker's ack. It is woken by NOTIFY on commit and
+polls as a fallback. Sent rows are kept for a retention window so any range can be re-published
+(JetStream can lose acknowledged messages on a crash; the inboxes make a re-publish harmless).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections import OrderedDict
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from functools import cache
+from typing import Any
+
+import asyncpg
+from nats.js import JetStreamContext
+from opentelemetry import trace
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Index,
+    MetaData,
+    Row,
+    Table,
+    Text,
+    Uuid,
+    delete,
+    func,
+    insert,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from contracts.base import Event
+from runtime import telemetry
+from runtime.db import NAMING_CONVENTION
+
+logger = logging.getLogger(__name__)
+_tracer = telemetry.tracer(__name__)
+
+
+@cache
+def outbox_table(schema: str) -> Table:
+    md = MetaData(schema=schema, naming_convention=NAMING_CONVENTION)
+    return Table(
+        "outbox",
+        md,
+        Column("id", BigInteger, primary_key=True, autoincrement=True),
+        Column("event_id", Uuid, nullable=False, unique=True),
+        Column("subject", Text, nullable=False),
+        Column("aggregate", Text, nullable=False),
+        Column("payload", Text, nullable=False),
+        Column("headers", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+        Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+        Column("sent_at", DateTime(timezone=True)),
+        Index("outbox_unsent_idx", "id", postgresql_where=text("sent_at IS NULL")),
+    )
+
+
+def channel(schema: str) -> str:
+    return f"outbox_{schema}"
+
+
+async def add_event(session: AsyncSession, schema: str, event: Event) -> None:
+    """Stage an event in the same transaction as the state change it describes."""
+    await add_events(session, schema, [event])
+
+
+async def add_events(session: AsyncSession, schema: str, events: Sequence[Event]) -> None:
+    if not events:
+        return
+    headers = telemetry.inject_headers()
+    await session.execute(
+        insert(outbox_table(schema)),
+        [
+            {
+                "event_id": e.event_id,
+                "subject": e.subject,
+                "aggregate": e.aggregate_key(),
+                "payload": e.model_dump_json(),
+                "headers": headers,
+            }
+            for e in events
+        ],
+    )
+    # Delivered to the relay's LISTEN only when this transaction commits.
+    await session.execute(text("SELECT pg_notify(:ch, '')"), {"ch": channel(schema)})
+
+
+class RelayIncomplete(Exception):
+    pass
+
+
+class OutboxRelay:
+    def __init__(
+        self,
+        *,
+        engine: AsyncEngine,
+        dsn: str,
+        schema: str,
+        js: JetStreamContext,
+        batch: int = 500,
+        poll_seconds: float = 2.0,
+        retention: timedelta = timedelta(days=14),
+        max_in_flight: int = 256,
+        publish_timeout: float = 5.0,
+    ) -> None:
+        self.engine = engine
+        self.dsn = dsn
+        self.schema = schema
+        self.js = js
+        self.batch = batch
+        self.poll_seconds = poll_seconds
+        self.retention = retention
+        self.publish_timeout = publish_timeout
+        self._in_flight = asyncio.Semaphore(max_in_flight)
+        self._wake = asyncio.Event()
+        self.table = outbox_table(schema)
+        self.published = 0
+        self.is_leader = False
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Relay until `stop` is set. One relay per service is active (an advisory lock); the others
+        wait, so events of one aggregate are never published out of order by two relays."""
+        failures = 0
+        while not stop.is_set():
+            listener: asyncpg.Connection | None = None
+            try:
+                listener = await asyncpg.connect(self.dsn)
+                await self._become_leader(listener, stop)
+                if stop.is_set():
+                    return
+                await listener.add_listener(channel(self.schema), self._on_notify)
+                last_purge = datetime.min
+                while not stop.is_set():
+                    self._wake.clear()
+                    count = await self.relay_once()
+                    failures = 0
+                    if (now := datetime.now()) - last_purge > timedelta(hours=1):
+                        await self.purge_sent()
+                        last_purge = now
+                    if count < self.batch:
+                        await _wait_any(self._wake, stop, self.poll_seconds)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                failures += 1
+                delay = min(0.2 * 2**failures, 5.0)
+                logger.warning("outbox relay for %s: %s; retrying in %.1fs", self.schema, exc, delay)
+                await _wait_any(None, stop, delay)
+            finally:
+                self.is_leader = False
+                if listener is not None:
+                    with contextlib.suppress(Exception):
+                        await listener.close()
+
+    def _on_notify(self, *_args: Any) -> None:
+        self._wake.set()
+
+    async def _become_leader(self, conn: asyncpg.Connection, stop: asyncio.Event) -> None:
+        key = f"outbox-relay:{self.schema}"
+        while not stop.is_set():
+            if await conn.fetchval("SELECT pg_try_advisory_lock(hashtext($1))", key):
+                self.is_leader = True
+                return
+            await _wait_any(None, stop, self.poll_seconds)
+
+    async def relay_once(self) -> int:
+        """Publish one batch of unsent rows; returns how many rows were claimed."""
+        t = self.table
+        async with self.engine.begin() as conn:
+            rows = (
+                await conn.execute(
+                    select(t.c.id, t.c.event_id, t.c.subject, t.c.aggregate, t.c.payload, t.c.headers)
+                    .where(t.c.sent_at.is_(None))
+                    .order_by(t.c.id)
+                    .limit(self.batch)
+                    .with_for_update(skip_locked=True)
+                )
+            ).all()
+            if not rows:
+                return 0
+            sent = await self._publish_in_aggregate_order(rows)
+            if sent:
+                await conn.execute(update(t).where(t.c.id.in_(sent)).values(sent_at=func.now()))
+        self.published += len(sent)
+        if len(sent) < len(rows):
+            raise RelayIncomplete(f"{len(rows) - len(sent)} of {len(rows)} events not acknowledged by JetStream")
+        return len(rows)
+
+    async def _publish_in_aggregate_order(self, rows: Sequence[Row[Any]]) -> list[int]:
+        chains: OrderedDict[str, list[Row[Any]]] = OrderedDict()
+        for row in rows:
+            chains.setdefault(row.aggregate, []).append(row)
+        sent: list[int] = []
+
+        async def publish_chain(chain: list[Row[Any]]) -> None:
+            # Sequential within an aggregate: a failure stops the chain so order is kept on retry.
+            for row in chain:
+                async with self._in_flight:
+                    try:
+                        await self.publish_row(row)
+                    except Exception as exc:
+                        logger.debug("publish of %s failed: %s", row.event_id, exc)
+                        return
+                sent.append(row.id)
+
+        await asyncio.gather(*(publish_chain(c) for c in chains.values()))
+        return sent
+
+    async def publish_row(self, row: Row[Any]) -> None:
+        stored = row.headers if isinstance(row.headers, dict) else json.loads(row.headers or "{}")
+        parent = telemetry.extract_context(stored)
+        with _tracer.start_as_current_span(
+            f"publish {row.subject}", context=parent, kind=trace.SpanKind.PRODUCER
+        ) as span:
+            span.set_attribute("messaging.system", "nats")
+            span.set_attribute("messaging.destination.name", row.subject)
+            span.set_attribute("messaging.message.id", str(row.event_id))
+            headers = telemetry.inject_headers({"Nats-Msg-Id": str(row.event_id)})
+            await self.js.publish(
+                row.subject, row.payload.encode(), headers=headers, timeout=self.publish_timeout
+            )
+
+    async def republish(self, *, since: datetime | None = None, until: datetime | None = None) -> int:
+        """Publish stored rows again, sent or not (for recovery after a broker lost messages)."""
+        t = self.table
+        query = select(t.c.id, t.c.event_id, t.c.subject, t.c.aggregate, t.c.payload, t.c.headers).order_by(t.c.id)
+        if since is not None:
+            query = query.where(t.c.created_at >= since)
+        if until is not None:
+            query = query.where(t.c.created_at < until)
+        count = 0
+        async with self.engine.connect() as conn:
+            result = await conn.stream(query.execution_options(yield_per=self.batch))
+            async for partition in result.partitions():
+                sent = await self._publish_in_aggregate_order(partition)
+                if len(sent) < len(partition):
+                    raise RelayIncomplete("JetStream did not acknowledge every re-published event")
+                count += len(sent)
+        return count
+
+    async def purge_sent(self) -> int:
+        t = self.table
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                delete(t).where(t.c.sent_at.is_not(None), t.c.sent_at < func.now() - self.retention)
+            )
+        return result.rowcount or 0
+
+    async def pending(self) -> int:
+        t = self.table
+        async with self.engine.connect() as conn:
+            return int((await conn.scalar(select(func.count()).where(t.c.sent_at.is_(None)))) or 0)
+
+
+async def _wait_any(event: asyncio.Event | None, stop: asyncio.Event, timeout: float) -> None:
+    waiters = [asyncio.ensure_future(stop.wait())]
+    if event is not None:
+        waiters.append(asyncio.ensure_future(event.wait()))
+    try:
+        await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waiters:
+            w.cancel()

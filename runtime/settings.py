@@ -1,0 +1,53 @@
+"""Settings from the environment. Every name here is an environment variable (upper case)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEV_SECRET = "dev-only-insecure-secret-change-me"
+SERVICES: tuple[str, ...] = ("pipeline", "commissions", "relationships", "notifications")
+# The gateway owns a schema too (its read models, users and audit log), so it gets a role of its own.
+DATABASE_OWNERS: tuple[str, ...] = (*SERVICES, "gateway")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=None, extra="ignore")
+
+    environment: str = Field(default="development", pattern="^(development|test|production)$")
+    secret_key: str = DEV_SECRET
+    # The service's own login (its role can reach only its schema). Unset: the embedded server.
+    database_url: str = ""
+    # A superuser/owner login used only to create roles and schemas before services start.
+    database_admin_url: str = ""
+    nats_url: str = ""
+    data_dir: Path = Path(".data")
+    service_name: str = ""
+    log_level: str = "INFO"
+    log_format: str = Field(default="json", pattern="^(json|text)$")
+
+    gateway_host: str = "127.0.0.1"
+    gateway_port: int = 8000
+
+    # Consumers: how often a message is tried before it is dead-lettered, and how long to wait.
+    bus_max_deliver: int = Field(default=8, ge=2)
+    bus_ack_wait_seconds: float = Field(default=30.0, gt=0)
+    bus_backoff_seconds: tuple[float, ...] = (0.5, 2.0, 5.0, 15.0, 30.0, 60.0)
+    bus_fetch_batch: int = Field(default=256, ge=1, le=4096)
+    outbox_batch: int = Field(default=500, ge=1, le=10000)
+    outbox_poll_seconds: float = Field(default=2.0, gt=0)
+    outbox_retention_days: int = Field(default=14, ge=1)
+
+    @model_validator(mode="after")
+    def _refuse_default_secret_in_production(self) -> Settings:
+        if self.environment == "production" and self.secret_key == DEV_SECRET:
+            raise ValueError("SECRET_KEY must be set to a real secret when ENVIRONMENT=production")
+        return self
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,245 @@
+"""`partnerops up`: the whole platform on one machine.
+
+Starts embedded NATS and Postgres unless NATS_URL / DATABASE_URL point at servers, prepares the
+database (roles, schemas, migrations) and the streams, runs every service and the gateway as
+separate processes with prefixed logs, seeds demo data once, and shuts all of it down on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import json
+import os
+import secrets
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from contracts.registry import STREAMS
+from runtime import bus, database_setup, migrations
+from runtime.embedded import EmbeddedNats, EmbeddedPostgres
+from runtime.settings import DATABASE_OWNERS, SERVICES, Settings
+
+PROCESSES: tuple[tuple[str, list[str]], ...] = (
+    *((name, ["-m", f"services.{name}"]) for name in SERVICES),
+    ("gateway", ["-m", "gateway", "serve"]),
+)
+DATABASE_NAME = "partnerops"
+
+
+def _die_with_parent() -> None:
+    # If the supervisor is killed outright, its children must not linger.
+    with contextlib.suppress(Exception):
+        ctypes.CDLL("libc.so.6").prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def secret_key(settings: Settings) -> str:
+    if os.environ.get("SECRET_KEY"):
+        return settings.secret_key
+    path = settings.data_dir / "secret-key"
+    if not path.exists():
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(32))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+@dataclass
+class Platform:
+    """The servers and database a run uses, embedded or given."""
+
+    settings: Settings
+    nats_url: str = ""
+    admin_url: str = ""
+    secret: str = ""
+    nats: EmbeddedNats | None = None
+    postgres: EmbeddedPostgres | None = None
+
+    async def start(self) -> Platform:
+        s = self.settings
+        self.secret = secret_key(s)
+        if s.nats_url:
+            self.nats_url = s.nats_url
+        else:
+            self.nats = EmbeddedNats(store_dir=(s.data_dir / "nats").resolve()).start()
+            self.nats_url = self.nats.url
+        if s.database_admin_url or s.database_url:
+            self.admin_url = s.database_admin_url or s.database_url
+        else:
+            self.postgres = EmbeddedPostgres(base_dir=(s.data_dir / "postgres").resolve()).start()
+            self.admin_url = await database_setup.create_database(self.postgres.url(), DATABASE_NAME)
+        return self
+
+    async def prepare(self) -> None:
+        await database_setup.setup_roles_and_schemas(self.admin_url, DATABASE_OWNERS, self.secret)
+        for owner in DATABASE_OWNERS:
+            await migrations.upgrade_async(owner, self.role_url(owner))
+        nc = await bus.connect(self.nats_url, name="supervisor")
+        try:
+            await bus.ensure_streams(nc.jetstream(), list(STREAMS))
+        finally:
+            await nc.close()
+
+    def role_url(self, owner: str) -> str:
+        return database_setup.role_url(self.admin_url, owner, self.secret)
+
+    def env_for(self, owner: str, extra: dict[str, str] | None = None) -> dict[str, str]:
+        env = {
+            **os.environ,
+            "DATABASE_URL": self.role_url(owner),
+            "NATS_URL": self.nats_url,
+            "SERVICE_NAME": owner,
+            "SECRET_KEY": self.secret,
+            "OTEL_SERVICE_NAME": owner,
+            "PYTHONUNBUFFERED": "1",
+        }
+        env.pop("DATABASE_ADMIN_URL", None)
+        env.update(extra or {})
+        return env
+
+    def write_runtime_file(self) -> None:
+        """Lets later CLI commands (deadletters, republish) find the embedded servers."""
+        path = self.settings.data_dir / "runtime.json"
+        path.write_text(json.dumps({"nats_url": self.nats_url, "database_admin_url": self.admin_url}))
+        path.chmod(0o600)
+
+    def stop(self) -> None:
+        if self.nats:
+            self.nats.stop()
+        if self.postgres:
+            self.postgres.stop()
+        with contextlib.suppress(FileNotFoundError):
+            (self.settings.data_dir / "runtime.json").unlink()
+
+
+@dataclass
+class Child:
+    name: str
+    args: list[str]
+    env: dict[str, str]
+    proc: asyncio.subprocess.Process | None = None
+    restarts: int = 0
+    pump: asyncio.Task[None] | None = field(default=None, repr=False)
+
+    async def start(self) -> None:
+        self.proc = await asyncio.create_subprocess_exec(
+            sys.executable, *self.args, env=self.env, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT, start_new_session=True, preexec_fn=_die_with_parent,
+        )
+        self.pump = asyncio.create_task(self._pump())
+
+    async def _pump(self) -> None:
+        assert self.proc and self.proc.stdout
+        prefix = f"{self.name:<13}| "
+        async for line in self.proc.stdout:
+            sys.stdout.write(prefix + line.decode(errors="replace"))
+            sys.stdout.flush()
+
+    async def stop(self, timeout: float = 10.0) -> None:
+        if self.proc is None or self.proc.returncode is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.wait_for(self.proc.wait(), timeout)
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.kill()
+            await self.proc.wait()
+        if self.pump:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.pump, 2)
+
+
+async def wait_healthy(url: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    async with httpx.AsyncClient() as client:
+        while time.monotonic() < deadline:
+            with contextlib.suppress(httpx.HTTPError):
+                if (await client.get(f"{url}/healthz", timeout=2)).status_code == 200:
+                    return
+            await asyncio.sleep(0.3)
+    raise TimeoutError(f"the platform did not become healthy at {url} within {timeout:.0f}s")
+
+
+def say(text: str) -> None:
+    print(f"{'partnerops':<13}| {text}", flush=True)
+
+
+async def up(settings: Settings, *, seed: bool = True) -> int:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    platform = Platform(settings)
+    children: list[Child] = []
+    try:
+        say("starting NATS and Postgres" if not settings.nats_url else "using the given servers")
+        await platform.start()
+        say(f"NATS {platform.nats_url}; Postgres ready; preparing schemas, roles, migrations, streams")
+        await platform.prepare()
+        platform.write_runtime_file()
+        url = f"http://{settings.gateway_host}:{settings.gateway_port}"
+        for name, args in PROCESSES:
+            extra = {"GATEWAY_PORT": str(settings.gateway_port), "GATEWAY_HOST": settings.gateway_host}
+            child = Child(name, args, platform.env_for(name, extra))
+            await child.start()
+            children.append(child)
+        await _until(wait_healthy(url), stop)
+        if seed and not stop.is_set() and await database_setup.get_meta(platform.admin_url, "demo_seeded") is None:
+            say("seeding demo data (once)")
+            seeder = Child("seed", ["-m", "gateway", "seed"], platform.env_for("gateway"))
+            await seeder.start()
+            assert seeder.proc
+            if await seeder.proc.wait() == 0:
+                await database_setup.set_meta(platform.admin_url, "demo_seeded", time.strftime("%FT%TZ"))
+            else:
+                say("demo seed failed; see its log above")
+        if not stop.is_set():
+            say(f"ready: open {url}  (Ctrl-C stops everything)")
+        await _watch(children, stop)
+        return 0
+    finally:
+        say("stopping")
+        # The edge first, so no new work arrives while services drain.
+        for child in reversed(children):
+            await child.stop()
+        platform.stop()
+        say("stopped")
+
+
+async def _until(coro: object, stop: asyncio.Event) -> None:
+    task = asyncio.ensure_future(coro)  # type: ignore[arg-type]
+    stopper = asyncio.ensure_future(stop.wait())
+    done, _ = await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    stopper.cancel()
+    if task in done:
+        task.result()
+    else:
+        task.cancel()
+
+
+async def _watch(children: list[Child], stop: asyncio.Event) -> None:
+    """Restart a child that dies, with a growing pause, until asked to stop."""
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), 1.0)
+        for child in children:
+            if child.proc and child.proc.returncode is not None and not stop.is_set():
+                child.restarts += 1
+                pause = min(2 ** child.restarts, 30)
+                say(f"{child.name} exited with {child.proc.returncode}; restarting in {pause}s")
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), pause)
+                if not stop.is_set():
+                    await child.start()
+
+
+def data_dir_default() -> Path:
+    return Path(os.environ.get("DATA_DIR", ".data"))

@@ -1,0 +1,5 @@
+"""What the commissions service answers on the bus. For now: its schema, outbox relay and health check."""
+
+from runtime.service import ServiceDefinition
+
+definition = ServiceDefinition(name="commissions")

@@ -1,0 +1,1 @@
+"""The pipeline service: partners and opportunities."""
