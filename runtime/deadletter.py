@@ -80,15 +80,15 @@ async def list_all(js: JetStreamContext, *, consumer: str | None = None, limit: 
     except NotFoundError:
         return []
     out: list[DeadLetter] = []
+    # "Next message at or after seq on this subject" skips deleted (replayed) sequence numbers.
+    subject = dl.subject_for(consumer) if consumer else "deadletter.>"
     seq = info.state.first_seq
     while seq and seq <= info.state.last_seq and len(out) < limit:
         try:
-            raw = await js.get_msg(dl.STREAM.name, seq=seq, next=True)
+            raw = await js.get_msg(dl.STREAM.name, seq=seq, subject=subject, next=True)
         except NotFoundError:
             break
-        letter = _to_letter(raw.seq or seq, raw.headers or {}, raw.data or b"")
-        if consumer is None or letter.consumer == consumer:
-            out.append(letter)
+        out.append(_to_letter(raw.seq or seq, raw.headers or {}, raw.data or b""))
         seq = (raw.seq or seq) + 1
     return out
 

@@ -97,9 +97,13 @@ class EmbeddedNats:
 
 
 def _pg_bin() -> Path:
-    from pgserver._commands import POSTGRES_BIN_PATH
+    # Found without importing pgserver, whose import has side effects we do not want.
+    import importlib.util
 
-    return Path(POSTGRES_BIN_PATH)
+    spec = importlib.util.find_spec("pgserver")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("pgserver is not installed: install the project (pip install -e .)")
+    return Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
 
 
 def _open_path_for(user: pwd.struct_passwd, path: Path) -> None:

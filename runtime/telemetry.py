@@ -66,7 +66,17 @@ def setup(service_name: str, *, level: str = "INFO", fmt: str = "json") -> None:
     root.setLevel(level.upper())
     for noisy in ("nats", "asyncio", "uvicorn.access", "sqlalchemy.engine"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    setup_tracing(service_name)
 
+
+_tracing = False
+
+
+def setup_tracing(service_name: str) -> None:
+    global _tracing
+    if _tracing:
+        return
+    _tracing = True
     resource = Resource.create({"service.name": os.environ.get("OTEL_SERVICE_NAME", service_name)})
     provider = TracerProvider(resource=resource)
     exporter = os.environ.get("OTEL_TRACES_EXPORTER", "none").strip().lower()

@@ -1,0 +1,60 @@
+"""Shared pieces of the backbone tests: a counting handler, consumers on scratch streams, waiting."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from contracts.base import Event
+from runtime.db import session_factory
+from runtime.inbox import InboxConsumer, Subscription
+
+
+def counting_handler(schema: str, *, before: Callable[[AsyncSession], Awaitable[None]] | None = None):
+    """Adds the event's amount to its key's counter and counts how often it was applied."""
+
+    async def handle(session: AsyncSession, event: Event) -> None:
+        if before is not None:
+            await before(session)
+        await session.execute(
+            text(f"INSERT INTO {schema}.counter (key, total, applications) VALUES (:k, :a, 1) "
+                 f"ON CONFLICT (key) DO UPDATE SET total = counter.total + EXCLUDED.total, "
+                 f"applications = counter.applications + 1"),
+            {"k": event.key, "a": event.amount},  # type: ignore[attr-defined]
+        )
+
+    return handle
+
+
+def consumer_for(js, engine: AsyncEngine, schema: str, models: tuple[type[Event], ...], *,
+                 handle=None, consumer: str = "test", **kw) -> InboxConsumer:
+    sub = Subscription(consumer=consumer, models=models, handle=handle or counting_handler(schema))
+    kw.setdefault("backoff", (0.2, 0.2, 0.5))
+    return InboxConsumer(sub=sub, js=js, sessions=session_factory(engine), schema=schema, **kw)
+
+
+async def counters(engine: AsyncEngine, schema: str) -> dict[str, tuple[int, int]]:
+    async with engine.connect() as conn:
+        rows = await conn.execute(text(f"SELECT key, total, applications FROM {schema}.counter"))
+        return {r.key: (r.total, r.applications) for r in rows}
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 20.0, what: str = "") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if await check():
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what or check}")
+
+
+async def stop_task(task: asyncio.Task, stop: asyncio.Event) -> None:
+    stop.set()
+    try:
+        await asyncio.wait_for(task, 10)
+    except BaseException:
+        task.cancel()

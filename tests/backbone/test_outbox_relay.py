@@ -1,0 +1,168 @@
+"""The transactional outbox and its relay against real NATS and Postgres."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+
+import pytest
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from sqlalchemy import text
+
+from contracts import deadletters as dl
+from runtime import bus
+from runtime.db import plain_dsn, session_factory
+from runtime.embedded import EmbeddedNats, free_port
+from runtime.outbox import OutboxRelay, add_events
+from runtime.testing import ping_event, scratch_stream, unique
+from tests.backbone.helpers import consumer_for, counters, eventually, stop_task
+
+
+def make_relay(engine, schema, js, **kw) -> OutboxRelay:
+    kw.setdefault("poll_seconds", 0.5)
+    return OutboxRelay(engine=engine, dsn=plain_dsn(engine.url.render_as_string(hide_password=False)),
+                       schema=schema, js=js, publish_timeout=1.0, **kw)
+
+
+async def write_events(engine, schema, events, per_txn: int = 50) -> None:
+    sessions = session_factory(engine)
+    for i in range(0, len(events), per_txn):
+        async with sessions() as session, session.begin():
+            await add_events(session, schema, events[i:i + per_txn])
+
+
+async def unsent(engine, schema) -> int:
+    async with engine.connect() as conn:
+        return int(await conn.scalar(text(f"SELECT count(*) FROM {schema}.outbox WHERE sent_at IS NULL")))
+
+
+async def stream_messages(js, spec, subject):
+    psub = await js.pull_subscribe(subject, stream=spec.name, config=ConsumerConfig(
+        deliver_policy=DeliverPolicy.ALL, ack_policy=AckPolicy.NONE))
+    out = []
+    while True:
+        try:
+            out.extend(await psub.fetch(500, timeout=1.0))
+        except TimeoutError:
+            break
+    await psub.unsubscribe()
+    return out
+
+
+class TestRelay:
+    async def test_events_keep_their_order_per_aggregate(self, nc, scratch):
+        schema, engine = scratch
+        js = nc.jetstream()
+        spec = scratch_stream()
+        await bus.ensure_streams(js, [spec])
+        Ping = ping_event(spec)
+        events = [Ping(key=f"k{i % 5}", amount=i) for i in range(300)]
+        await write_events(engine, schema, events)
+        relay = make_relay(engine, schema, js, batch=64)
+        stop = asyncio.Event()
+        task = asyncio.create_task(relay.run(stop))
+        await eventually(lambda: _is(unsent(engine, schema), 0), what="all rows sent")
+        await stop_task(task, stop)
+        msgs = await stream_messages(js, spec, Ping.subject)
+        assert len(msgs) == 300
+        seen: dict[str, list[int]] = defaultdict(list)
+        for m in msgs:
+            e = Ping.model_validate_json(m.data)
+            seen[e.key].append(e.amount)
+            assert m.headers["Nats-Msg-Id"] == str(e.event_id)
+            assert "traceparent" in m.headers
+        assert all(v == sorted(v) for v in seen.values())
+        assert sum(len(v) for v in seen.values()) == 300
+
+    async def test_notify_wakes_the_relay_without_waiting_for_the_poll(self, nc, scratch):
+        schema, engine = scratch
+        js = nc.jetstream()
+        spec = scratch_stream()
+        await bus.ensure_streams(js, [spec])
+        Ping = ping_event(spec)
+        relay = make_relay(engine, schema, js, poll_seconds=60)
+        stop = asyncio.Event()
+        task = asyncio.create_task(relay.run(stop))
+        await eventually(lambda: _is_true(relay.is_leader), what="relay listening")
+        await asyncio.sleep(0.3)
+        await write_events(engine, schema, [Ping(key="n")])
+        # With a 60 s poll, only the NOTIFY on commit can get this out within a few seconds.
+        await eventually(lambda: _is(unsent(engine, schema), 0), timeout=5, what="notified relay")
+        await stop_task(task, stop)
+
+    async def test_only_one_relay_per_service_is_active(self, nc, scratch):
+        schema, engine = scratch
+        js = nc.jetstream()
+        a, b = make_relay(engine, schema, js), make_relay(engine, schema, js)
+        stop = asyncio.Event()
+        tasks = [asyncio.create_task(a.run(stop)), asyncio.create_task(b.run(stop))]
+        await eventually(lambda: _is_true(a.is_leader or b.is_leader), what="a leader")
+        await asyncio.sleep(0.5)
+        assert a.is_leader != b.is_leader
+        for t in tasks:
+            await stop_task(t, stop)
+
+    async def test_republish_is_harmless_to_consumers(self, nc, scratch):
+        schema, engine = scratch
+        js = nc.jetstream()
+        spec = scratch_stream()
+        await bus.ensure_streams(js, [spec, dl.STREAM])
+        Ping = ping_event(spec)
+        await write_events(engine, schema, [Ping(key="r", amount=1) for _ in range(20)])
+        relay = make_relay(engine, schema, js)
+        assert await relay.relay_once() == 20
+        # The broker's duplicate window drops the re-publish; after it, the inbox would.
+        assert await relay.republish() == 20
+        consumer = consumer_for(js, engine, schema, (Ping,))
+        stop = asyncio.Event()
+        task = asyncio.create_task(consumer.run(stop))
+        await eventually(lambda: _is_true(consumer.stats.applied == 20), what="20 applied")
+        await asyncio.sleep(0.5)
+        await stop_task(task, stop)
+        assert await counters(engine, schema) == {"r": (20, 20)}
+
+
+class TestNatsOutage:
+    async def test_events_written_while_nats_is_down_arrive_once_it_is_back(self, tmp_path, scratch):
+        schema, engine = scratch
+        server = EmbeddedNats(store_dir=tmp_path / "nats", port=free_port()).start()
+        nc = await bus.connect(server.url, name=unique("outage"))
+        js = nc.jetstream()
+        spec = scratch_stream()
+        await bus.ensure_streams(js, [spec, dl.STREAM])
+        Ping = ping_event(spec)
+        relay = make_relay(engine, schema, js)
+        consumer = consumer_for(js, engine, schema, (Ping,))
+        stop = asyncio.Event()
+        tasks = [asyncio.create_task(relay.run(stop)), asyncio.create_task(consumer.run(stop))]
+        try:
+            await write_events(engine, schema, [Ping(key="before", amount=1) for _ in range(50)])
+            await eventually(lambda: _is_true(consumer.stats.applied == 50), what="events before outage")
+
+            server.stop(kill=True)
+            await write_events(engine, schema, [Ping(key="during", amount=1) for _ in range(200)])
+            await asyncio.sleep(2)
+            assert await unsent(engine, schema) > 0, "nothing can be sent while NATS is down"
+
+            server.start()
+            await eventually(lambda: _is(unsent(engine, schema), 0), timeout=30, what="outbox drained")
+            await eventually(lambda: _is_true(consumer.stats.applied == 250), timeout=30,
+                             what="every event applied once")
+            await asyncio.sleep(1)
+        finally:
+            for t in tasks:
+                await stop_task(t, stop)
+            await nc.close()
+            server.stop()
+        assert await counters(engine, schema) == {"before": (50, 50), "during": (200, 200)}
+
+
+async def _is(coro, value) -> bool:
+    return (await coro) == value
+
+
+async def _is_true(value: bool) -> bool:
+    return bool(value)
+
+
+pytestmark = pytest.mark.timeout(120)

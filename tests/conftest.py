@@ -1,0 +1,69 @@
+"""Real Postgres and real NATS for the whole run (see runtime/testing.py), plus per-test isolation:
+each test gets its own scratch schema and stream where it needs one."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+from nats.aio.client import Client as NATS
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from runtime import bus
+from runtime.db import create_engine, plain_dsn
+from runtime.testing import TestServers, platform_database, test_servers, unique
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def servers() -> Iterator[TestServers]:
+    with test_servers(ROOT / ".data" / f"test-{unique('run')}") as s:
+        yield s
+
+
+@pytest.fixture(scope="session")
+async def platform_db(servers: TestServers) -> dict[str, str]:
+    """A migrated platform database: one schema and role per service. Keys: owner names and 'admin'."""
+    return await platform_database(servers.admin_url, unique("po_"))
+
+
+@pytest.fixture
+async def nc(servers: TestServers) -> AsyncIterator[NATS]:
+    conn = await bus.connect(servers.nats_url, name="test")
+    yield conn
+    await conn.close()
+
+
+@pytest.fixture
+async def scratch(platform_db: dict[str, str]) -> AsyncIterator[tuple[str, AsyncEngine]]:
+    """A schema of its own with the runtime tables and a `counter` effect table; dropped afterwards."""
+    schema = unique("s_")
+    conn = await asyncpg.connect(plain_dsn(platform_db["admin"]))
+    await conn.execute(f"CREATE SCHEMA {schema}")
+    await conn.execute(f"""
+        CREATE TABLE {schema}.outbox (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            event_id uuid NOT NULL UNIQUE, subject text NOT NULL, aggregate text NOT NULL,
+            payload text NOT NULL, headers jsonb NOT NULL DEFAULT '{{}}', created_at timestamptz NOT NULL
+            DEFAULT now(), sent_at timestamptz);
+        CREATE TABLE {schema}.inbox (consumer text, event_id uuid, processed_at timestamptz NOT NULL
+            DEFAULT now(), PRIMARY KEY (consumer, event_id));
+        CREATE TABLE {schema}.counter (key text PRIMARY KEY, total bigint NOT NULL, applications int NOT NULL);
+    """)
+    await conn.close()
+    engine = create_engine(platform_db["admin"], trace_sql=False)
+    yield schema, engine
+    await engine.dispose()
+    conn = await asyncpg.connect(plain_dsn(platform_db["admin"]))
+    await conn.execute(f"DROP SCHEMA {schema} CASCADE")
+    await conn.close()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def tracing() -> None:
+    # Real spans, so trace context travels in message headers as it does in the services.
+    from runtime.telemetry import setup_tracing
+
+    setup_tracing("tests")
