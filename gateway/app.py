@@ -14,7 +14,7 @@ from fastapi.staticfiles import StaticFiles
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
 from contracts import pipeline as pc
-from gateway import api, asyncapi, read_models, web
+from gateway import asyncapi, read_models, routes, web
 from gateway.errors import command_failed_handler
 from runtime import health
 from runtime.errors import CommandFailed
@@ -46,7 +46,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.add_exception_handler(CommandFailed, command_failed_handler)
-    app.include_router(api.router)
+    for router in routes.ROUTERS:
+        app.include_router(router)
     app.include_router(web.router)
     app.mount("/static", StaticFiles(directory=str(Path(__file__).parent / "static")), name="static")
 

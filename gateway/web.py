@@ -11,7 +11,7 @@ from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 
 from contracts import pipeline as pc
-from gateway.api import PartnerIn, actor, compute_kpis
+from gateway.routes.partners import PartnerIn, actor, compute_kpis
 from gateway.state import bus
 from runtime.commands import send
 from runtime.errors import CommandFailed

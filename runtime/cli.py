@@ -60,7 +60,9 @@ async def _republish(args: argparse.Namespace, settings: Settings) -> None:
     nats_url, admin_url = _servers(settings)
     if not admin_url:
         raise SystemExit("no database: set DATABASE_ADMIN_URL or start the platform with `partnerops up`")
-    secret = settings.secret_key if os.environ.get("SECRET_KEY") else (settings.data_dir / "secret-key").read_text().strip()
+    from runtime.supervisor import secret_key
+
+    secret = secret_key(settings)
     url = database_setup.role_url(admin_url, args.service, secret)
     engine = create_engine(url, trace_sql=False)
     nc = await bus.connect(nats_url, name="cli", attempts=3)

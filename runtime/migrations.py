@@ -1,5 +1,8 @@
 """Alembic per service: each service's migrations live in its own folder, with the version table
-in its own schema, and run as the service's own role."""
+in its own schema, and run as the service's own role.
+
+A schema may have several heads: features developed side by side each keep a branch (branch_labels)
+rooted at the schema's first revision, and `upgrade` applies all of them."""
 
 from __future__ import annotations
 
@@ -30,7 +33,7 @@ def alembic_config(owner: str, url: str) -> Config:
     return cfg
 
 
-def upgrade(owner: str, url: str, revision: str = "head") -> None:
+def upgrade(owner: str, url: str, revision: str = "heads") -> None:
     command.upgrade(alembic_config(owner, url), revision)
 
 

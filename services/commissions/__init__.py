@@ -1,1 +1,1 @@
-"""The commissions service: agreements, the commission ledger and statements (its domain lands with the commissions issue)."""
+"""The commissions service: agreements, the commission ledger and statements."""

@@ -33,5 +33,6 @@ class PartnerRepository:
         if type_:
             query = query.where(Partner.type == type_)
             count = count.where(Partner.type == type_)
-        rows = await self.session.scalars(query.order_by(Partner.created_at.desc(), Partner.id).offset(offset).limit(limit))
+        query = query.order_by(Partner.created_at.desc(), Partner.id).offset(offset).limit(limit)
+        rows = await self.session.scalars(query)
         return list(rows), int(await self.session.scalar(count) or 0)

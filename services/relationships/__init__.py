@@ -1,1 +1,1 @@
-"""The relationships service: contacts, interactions, funding programs, goals and the team's week (its domain lands with its issue)."""
+"""The relationships service: contacts, interactions, funding programs, goals and the team's week."""

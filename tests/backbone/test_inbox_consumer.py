@@ -10,10 +10,10 @@ import uuid
 import pytest
 from sqlalchemy import text
 
+from contracts import deadletters as dl
 from runtime import bus, deadletter
 from runtime.inbox import SimulatedCrash
 from runtime.testing import ping_event, scratch_stream
-from contracts import deadletters as dl
 from tests.backbone.helpers import consumer_for, counters, counting_handler, eventually, stop_task
 
 

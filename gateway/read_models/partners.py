@@ -1,22 +1,16 @@
-"""KPI read models built from the services' events; rebuildable by replaying the streams."""
+"""Partner counts by type, from pipeline.partner.created."""
 
 from __future__ import annotations
 
-from sqlalchemy import Integer, String, delete, select, text
+from sqlalchemy import Integer, String, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column
 
 from contracts import pipeline as pc
 from contracts.base import Event
-from runtime.db import make_metadata
-from runtime.inbox import Subscription, inbox_table
-
-SCHEMA = "gateway"
-
-
-class Base(DeclarativeBase):
-    metadata = make_metadata(SCHEMA)
+from gateway.read_models.base import Base
+from runtime.inbox import Subscription
 
 
 class PartnerCount(Base):
@@ -46,13 +40,3 @@ async def partner_counts(session: AsyncSession) -> dict[str, int]:
     counts = {t.value: 0 for t in pc.PartnerType}
     counts.update({r.type: r.partners for r in rows})
     return counts
-
-
-async def reset(session: AsyncSession) -> None:
-    """Empty every read model and forget which events built them, so a replay rebuilds them."""
-    names = ", ".join(f"{SCHEMA}.{t.name}" for t in READ_MODEL_TABLES)
-    await session.execute(text(f"LOCK TABLE {names} IN ACCESS EXCLUSIVE MODE"))
-    for table in READ_MODEL_TABLES:
-        await session.execute(delete(table))
-    inbox = inbox_table(SCHEMA)
-    await session.execute(delete(inbox).where(inbox.c.consumer.in_([s.durable for s in SUBSCRIPTIONS])))

@@ -1,4 +1,4 @@
-"""The REST API."""
+"""Partners and the KPI summary."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from contracts import pipeline as pc
-from gateway import read_models
+from gateway.read_models import partners as partner_models
 from gateway.state import bus, sessions
 from runtime.commands import send
 
@@ -58,7 +58,7 @@ async def kpis(request: Request) -> Kpis:
 
 async def compute_kpis(request: Request) -> Kpis:
     async with sessions(request)() as session:
-        counts = await read_models.partner_counts(session)
+        counts = await partner_models.partner_counts(session)
     return Kpis(partners_total=sum(counts.values()), partners_by_type=counts)
 
 
