@@ -1,4 +1,4 @@
-"""`python -m gateway [serve|rebuild|seed]`."""
+"""`python -m gateway [serve|rebuild|seed|create-admin]`."""
 
 from __future__ import annotations
 
@@ -25,12 +25,16 @@ def main() -> None:
         from gateway.rebuild import rebuild
 
         print(json.dumps(asyncio.run(rebuild(settings))))
+    elif cmd == "create-admin":
+        from gateway.users import create_admin_cli
+
+        create_admin_cli(settings, sys.argv[2:])
     elif cmd == "seed":
         from gateway.seed import seed
 
         asyncio.run(seed(settings))
     else:
-        raise SystemExit(f"unknown command {cmd!r}; use serve, rebuild or seed")
+        raise SystemExit(f"unknown command {cmd!r}; use serve, rebuild, seed or create-admin")
 
 
 if __name__ == "__main__":

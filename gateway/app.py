@@ -7,14 +7,16 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from urllib.parse import quote
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
 from contracts import pipeline as pc
 from gateway import asyncapi, read_models, routes, web
+from gateway.auth import AuthRequired
 from gateway.errors import command_failed_handler
 from runtime import health
 from runtime.errors import CommandFailed
@@ -46,6 +48,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.add_exception_handler(CommandFailed, command_failed_handler)
+
+    @app.exception_handler(AuthRequired)
+    async def auth_required(request: Request, exc: AuthRequired) -> Response:
+        if request.url.path.startswith("/api/"):
+            return JSONResponse({"detail": exc.detail}, status_code=401, headers=exc.headers)
+        target = quote(request.url.path + (f"?{request.url.query}" if request.url.query else ""))
+        return RedirectResponse(f"/signin?next={target}", status_code=303)
     for router in routes.ROUTERS:
         app.include_router(router)
     app.include_router(web.router)

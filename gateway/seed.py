@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 
 from contracts import pipeline as pc
+from gateway.auth import Role
+from gateway.users import ensure_user, new_password
 from runtime import bus
 from runtime.commands import send
 from runtime.errors import CommandFailed
@@ -27,7 +29,33 @@ DEMO_PARTNERS: tuple[tuple[str, pc.PartnerType, pc.PartnerTier, str], ...] = (
 )
 
 
+DEMO_TEAM: tuple[tuple[str, str, Role], ...] = (
+    ("vp@example.com", "Valentina (VP Strategic Partnerships)", Role.admin),
+    ("maria@example.com", "Maria (partner manager)", Role.manager),
+    ("tom@example.com", "Tom (partner manager)", Role.member),
+    ("aisha@example.com", "Aisha (sales manager)", Role.member),
+    ("board@example.com", "Board observer", Role.viewer),
+)
+
+
+async def seed_team(settings: Settings) -> list[str]:
+    """Demo users; their passwords are printed once and kept in the data directory for the demo."""
+    lines = []
+    for email, name, role in DEMO_TEAM:
+        password = new_password()
+        if await ensure_user(settings, email=email, name=name, role=role, password=password):
+            lines.append(f"{role.value:<8} {email:<22} {password}")
+    if lines:
+        creds = settings.data_dir / "demo-credentials.txt"
+        creds.parent.mkdir(parents=True, exist_ok=True)
+        creds.write_text("\n".join(lines) + "\n")
+        creds.chmod(0o600)
+        print("demo users (also in " + str(creds) + "):\n  " + "\n  ".join(lines), flush=True)
+    return lines
+
+
 async def seed(settings: Settings) -> int:
+    await seed_team(settings)
     nc = await bus.connect(settings.nats_url, name="seed")
     created = 0
     try:

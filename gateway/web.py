@@ -1,37 +1,115 @@
-"""Server-rendered pages."""
+"""Server-rendered pages: sign-in, and the dashboard with the partner form."""
 
 from __future__ import annotations
 
+import hmac
+import secrets
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import quote
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 
 from contracts import pipeline as pc
-from gateway.routes.partners import PartnerIn, actor, compute_kpis
-from gateway.state import bus
-from runtime.commands import send
+from gateway import auth
+from gateway.auth import Principal, Role, require
+from gateway.routes.partners import PartnerIn, add_partner, compute_kpis
+from gateway.state import sessions
 from runtime.errors import CommandFailed
 
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 
+Viewer = Annotated[Principal, Depends(require(Role.viewer))]
+Member = Annotated[Principal, Depends(require(Role.member))]
+
+
+def _secure(request: Request) -> bool:
+    return request.app.state.settings.environment == "production"
+
+
+def _safe_next(target: str | None) -> str:
+    # Only local paths: an open redirect after sign-in would hand the session to another site.
+    if target and target.startswith("/") and not target.startswith("//"):
+        return target
+    return "/"
+
+
+@router.get("/signin", response_class=HTMLResponse)
+async def signin_page(request: Request, next: str = "/") -> Response:
+    return _signin_form(request, next_url=_safe_next(next))
+
+
+def _signin_form(request: Request, *, next_url: str, error: str | None = None, email: str = "",
+                 status_code: int = 200) -> Response:
+    pre = request.cookies.get(auth.PRE_CSRF_COOKIE) or secrets.token_urlsafe(24)
+    response = templates.TemplateResponse(
+        request, "signin.html", {"csrf_token": pre, "next": next_url, "error": error, "email": email},
+        status_code=status_code,
+    )
+    response.set_cookie(auth.PRE_CSRF_COOKIE, pre, httponly=True, samesite="strict", secure=_secure(request))
+    return response
+
+
+@router.post("/signin")
+async def signin(
+    request: Request,
+    email: Annotated[str, Form(max_length=320)] = "",
+    password: Annotated[str, Form(max_length=200)] = "",
+    csrf_token: Annotated[str, Form()] = "",
+    next: Annotated[str, Form()] = "/",
+) -> Response:
+    next_url = _safe_next(next)
+    pre = request.cookies.get(auth.PRE_CSRF_COOKIE, "")
+    if not pre or not hmac.compare_digest(pre, csrf_token):
+        return _signin_form(request, next_url=next_url, email=email, status_code=403,
+                            error="Your sign-in form expired. Please try again.")
+    client = request.client.host if request.client else "unknown"
+    async with sessions(request)() as session, session.begin():
+        if await auth.too_many_failures(session, email, client):
+            response = _signin_form(request, next_url=next_url, email=email, status_code=429,
+                                    error="Too many failed attempts. Wait 15 minutes and try again.")
+            response.headers["Retry-After"] = str(int(auth.SIGNIN_WINDOW.total_seconds()))
+            return response
+        result = await auth.sign_in(session, email, password, client)
+    if result is None:
+        return _signin_form(request, next_url=next_url, email=email, status_code=401,
+                            error="Wrong email or password.")
+    token, _user = result
+    response = RedirectResponse(next_url, status_code=303)
+    response.set_cookie(auth.SESSION_COOKIE, token, httponly=True, samesite="lax", secure=_secure(request),
+                        max_age=int(auth.SESSION_LIFETIME.total_seconds()))
+    response.delete_cookie(auth.PRE_CSRF_COOKIE)
+    return response
+
+
+@router.post("/signout")
+async def signout(request: Request, _: Viewer) -> Response:
+    token = request.cookies.get(auth.SESSION_COOKIE)
+    if token:
+        async with sessions(request)() as session, session.begin():
+            await auth.sign_out(session, token)
+    response = RedirectResponse("/signin", status_code=303)
+    response.delete_cookie(auth.SESSION_COOKIE)
+    return response
+
 
 @router.get("/", response_class=HTMLResponse)
-async def dashboard(request: Request) -> Response:
-    return await _render_dashboard(request)
+async def dashboard(request: Request, principal: Viewer) -> Response:
+    return await _render_dashboard(request, principal)
 
 
-async def _render_dashboard(request: Request, *, errors: dict[str, str] | None = None,
+async def _render_dashboard(request: Request, principal: Principal, *, errors: dict[str, str] | None = None,
                             form: dict[str, str] | None = None, status_code: int = 200) -> Response:
     kpis = await compute_kpis(request)
     return templates.TemplateResponse(
         request, "dashboard.html",
         {"kpis": kpis, "types": list(pc.PartnerType), "errors": errors or {}, "form": form or {},
-         "created": request.query_params.get("created")},
+         "created": request.query_params.get("created"), "principal": principal,
+         "csrf_token": principal.csrf_token, "can_edit": principal.role.rank >= Role.member.rank},
         status_code=status_code,
     )
 
@@ -39,6 +117,7 @@ async def _render_dashboard(request: Request, *, errors: dict[str, str] | None =
 @router.post("/partners")
 async def create_partner_form(
     request: Request,
+    principal: Member,
     name: Annotated[str, Form()] = "",
     type: Annotated[str, Form()] = "",
     owner: Annotated[str, Form()] = "",
@@ -48,10 +127,10 @@ async def create_partner_form(
         body = PartnerIn(name=name, type=type, owner=owner or None)  # type: ignore[arg-type]
     except ValidationError as exc:
         errors = {str(e["loc"][0]): e["msg"] for e in exc.errors()}
-        return await _render_dashboard(request, errors=errors, form=form, status_code=422)
+        return await _render_dashboard(request, principal, errors=errors, form=form, status_code=422)
     try:
-        partner = await send(bus(request), pc.CreatePartner(**body.model_dump(), actor=actor(request)))
+        partner = await add_partner(request, principal, body)
     except CommandFailed as exc:
         errors = {exc.error.field or "name": exc.error.message}
-        return await _render_dashboard(request, errors=errors, form=form, status_code=422)
-    return RedirectResponse(f"/?created={partner.name}", status_code=303)
+        return await _render_dashboard(request, principal, errors=errors, form=form, status_code=422)
+    return RedirectResponse(f"/?created={quote(partner.name)}", status_code=303)

@@ -67,3 +67,20 @@ def tracing() -> None:
     from runtime.telemetry import setup_tracing
 
     setup_tracing("tests")
+
+
+@pytest.fixture(scope="module")
+def private_nats(tmp_path_factory: pytest.TempPathFactory, servers: TestServers) -> Iterator[str]:
+    """A NATS server of this module's own, for tests that run whole services: their fixed stream and
+    consumer names (PIPELINE, gateway__...) must not be shared with other tests' services."""
+    from runtime.embedded import EmbeddedNats
+
+    server = EmbeddedNats(store_dir=tmp_path_factory.mktemp("nats")).start()
+    yield server.url
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+async def private_db(servers: TestServers) -> dict[str, str]:
+    """A migrated platform database of this module's own (same keys as platform_db)."""
+    return await platform_database(servers.admin_url, unique("po_"))

@@ -2,6 +2,6 @@
 
 from fastapi import APIRouter
 
-from gateway.routes import partners
+from gateway.routes import access, partners
 
-ROUTERS: tuple[APIRouter, ...] = (partners.router,)
+ROUTERS: tuple[APIRouter, ...] = (access.router, partners.router)

@@ -1,0 +1,215 @@
+"""Who is asking, and may they: users with roles (password sign-in, session cookie, CSRF token)
+and scoped API tokens for integrations.
+
+Every route declares what it needs with `Depends(require(role, scope))`. Users are checked by role
+(admin > manager > member > viewer); API tokens by scope only, since they belong to no person.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Literal
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from fastapi import HTTPException, Request
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gateway.models import ApiToken, SigninAttempt, User, UserSession
+from gateway.state import sessions as db_sessions
+
+SESSION_COOKIE = "po_session"
+PRE_CSRF_COOKIE = "po_csrf"
+SESSION_LIFETIME = timedelta(days=7)
+SIGNIN_WINDOW = timedelta(minutes=15)
+SIGNIN_MAX_FAILURES = 5
+TOKEN_PREFIX = "po_"
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+SCOPES: dict[str, str] = {
+    "kpis:read": "read the dashboard's KPIs",
+    "partners:read": "read partners",
+    "partners:write": "create and change partners",
+    "opportunities:read": "read opportunities and forecasts",
+    "opportunities:write": "create and move opportunities",
+    "events:publish": "publish external opportunity events (sync workers)",
+    "commissions:read": "read agreements, ledgers and statements",
+    "commissions:write": "edit agreements and enter revenue events",
+    "commissions:approve": "approve and pay ledger entries",
+}
+
+_hasher = PasswordHasher()
+
+
+class Role(StrEnum):
+    admin = "admin"
+    manager = "manager"
+    member = "member"
+    viewer = "viewer"
+
+    @property
+    def rank(self) -> int:
+        return {"viewer": 0, "member": 1, "manager": 2, "admin": 3}[self.value]
+
+
+@dataclass(frozen=True)
+class Principal:
+    id: str
+    name: str
+    role: Role
+    kind: Literal["user", "token"]
+    scopes: frozenset[str] = frozenset()
+    csrf_token: str | None = None
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def verify_password(password_hash: str, password: str) -> bool:
+    try:
+        return _hasher.verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def validate_password(password: str) -> str | None:
+    if len(password) < 10:
+        return "must be at least 10 characters"
+    if len(password) > 200:
+        return "must be at most 200 characters"
+    return None
+
+
+class AuthRequired(HTTPException):
+    """401 for the API; the web pages turn it into a redirect to the sign-in page."""
+
+    def __init__(self) -> None:
+        super().__init__(status_code=401, detail="sign in or send an API token",
+                         headers={"WWW-Authenticate": "Bearer"})
+
+
+async def authenticate(request: Request, session: AsyncSession) -> Principal | None:
+    header = request.headers.get("authorization", "")
+    if header.lower().startswith("bearer "):
+        token = header[7:].strip()
+        row = await session.scalar(select(ApiToken).where(ApiToken.token_hash == digest(token),
+                                                          ApiToken.revoked_at.is_(None)))
+        if row is None:
+            raise HTTPException(status_code=401, detail="unknown or revoked API token",
+                                headers={"WWW-Authenticate": "Bearer"})
+        await session.execute(update(ApiToken).where(ApiToken.id == row.id).values(last_used_at=func.now()))
+        return Principal(id=str(row.id), name=f"token:{row.name}", role=Role.viewer, kind="token",
+                         scopes=frozenset(row.scopes))
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if not cookie:
+        return None
+    found = (await session.execute(
+        select(UserSession, User).join(User, User.id == UserSession.user_id)
+        .where(UserSession.token_hash == digest(cookie), UserSession.expires_at > func.now(), User.active)
+    )).first()
+    if found is None:
+        return None
+    user_session, user = found
+    return Principal(id=str(user.id), name=user.email, role=Role(user.role), kind="user",
+                     csrf_token=user_session.csrf_token)
+
+
+async def check_csrf(request: Request, principal: Principal) -> None:
+    """Cookie-authenticated state changes must echo the session's CSRF token (header or form field)."""
+    if principal.kind != "user" or request.method not in UNSAFE_METHODS:
+        return
+    sent = request.headers.get("x-csrf-token")
+    if sent is None and request.headers.get("content-type", "").startswith(
+        ("application/x-www-form-urlencoded", "multipart/form-data")
+    ):
+        form = await request.form()
+        value = form.get("csrf_token")
+        sent = value if isinstance(value, str) else None
+    if not sent or not principal.csrf_token or not hmac.compare_digest(sent, principal.csrf_token):
+        raise HTTPException(status_code=403, detail="missing or wrong CSRF token")
+
+
+def require(role: Role = Role.viewer, scope: str | None = None) -> Callable[[Request], Awaitable[Principal]]:
+    """A dependency: the caller must be a user of at least `role`, or a token holding `scope`.
+    A route without a scope cannot be reached with a token."""
+    if scope is not None and scope not in SCOPES:
+        raise ValueError(f"unknown scope {scope!r}")
+
+    async def dependency(request: Request) -> Principal:
+        async with db_sessions(request)() as session, session.begin():
+            principal = await authenticate(request, session)
+        if principal is None:
+            raise AuthRequired()
+        if principal.kind == "token":
+            if scope is None or scope not in principal.scopes:
+                raise HTTPException(status_code=403, detail=f"this token lacks the scope {scope or '(user only)'}")
+        elif principal.role.rank < role.rank:
+            raise HTTPException(status_code=403, detail=f"needs the {role.value} role or higher")
+        await check_csrf(request, principal)
+        request.state.principal = principal
+        return principal
+
+    dependency.required_role = role  # type: ignore[attr-defined]
+    dependency.required_scope = scope  # type: ignore[attr-defined]
+    return dependency
+
+
+async def optional_principal(request: Request) -> Principal | None:
+    async with db_sessions(request)() as session, session.begin():
+        return await authenticate(request, session)
+
+
+async def too_many_failures(session: AsyncSession, email: str, client: str) -> bool:
+    since = datetime.now(UTC) - SIGNIN_WINDOW
+    failures = await session.scalar(
+        select(func.count()).select_from(SigninAttempt)
+        .where(SigninAttempt.at > since, (func.lower(SigninAttempt.email) == email.lower())
+               | (SigninAttempt.client == client))
+    )
+    return int(failures or 0) >= SIGNIN_MAX_FAILURES
+
+
+async def sign_in(session: AsyncSession, email: str, password: str, client: str) -> tuple[str, User] | None:
+    """Returns a new session token and the user, or None (and records the failure)."""
+    user = await session.scalar(select(User).where(func.lower(User.email) == email.lower(), User.active))
+    # Verify against a dummy hash when the user is unknown so timing does not reveal who exists.
+    ok = verify_password(user.password_hash if user else _DUMMY_HASH, password) and user is not None
+    if not ok or user is None:
+        session.add(SigninAttempt(email=email[:320], client=client))
+        return None
+    await session.execute(delete(SigninAttempt).where(func.lower(SigninAttempt.email) == email.lower()))
+    token = secrets.token_urlsafe(32)
+    session.add(UserSession(token_hash=digest(token), user_id=user.id, csrf_token=secrets.token_urlsafe(32),
+                            expires_at=datetime.now(UTC) + SESSION_LIFETIME))
+    return token, user
+
+
+async def sign_out(session: AsyncSession, token: str) -> None:
+    await session.execute(delete(UserSession).where(UserSession.token_hash == digest(token)))
+
+
+async def create_user(session: AsyncSession, *, email: str, name: str, role: Role, password: str) -> User:
+    user = User(email=email.strip(), name=name.strip() or email, role=role.value,
+                password_hash=hash_password(password))
+    session.add(user)
+    await session.flush()
+    return user
+
+
+def new_api_token() -> str:
+    return TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+_DUMMY_HASH = hash_password(secrets.token_urlsafe(16))

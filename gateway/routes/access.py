@@ -1,0 +1,207 @@
+"""Users, API tokens, the audit log and the signed-in user (admin-only except /api/me)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from sqlalchemy import func, select, update
+
+from gateway import audit
+from gateway.auth import SCOPES, Principal, Role, create_user, digest, new_api_token, require, validate_password
+from gateway.models import ApiToken, AuditEntry, User
+from gateway.state import sessions
+
+router = APIRouter(prefix="/api", tags=["access"])
+
+
+class UserIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    email: str = Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", max_length=320)
+    name: str = Field(default="", max_length=200)
+    role: Role
+    password: str = Field(min_length=1, max_length=200)
+
+    @field_validator("password")
+    @classmethod
+    def _strong_enough(cls, value: str) -> str:
+        problem = validate_password(value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
+
+class UserOut(BaseModel):
+    id: uuid.UUID
+    email: str
+    name: str
+    role: Role
+    active: bool
+    time_zone: str
+    created_at: datetime
+
+
+class UserPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    role: Role | None = None
+    active: bool | None = None
+
+
+class TokenIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    name: str = Field(min_length=1, max_length=100)
+    scopes: list[str] = Field(min_length=1)
+
+    @field_validator("scopes")
+    @classmethod
+    def _known(cls, value: list[str]) -> list[str]:
+        unknown = sorted(set(value) - set(SCOPES))
+        if unknown:
+            raise ValueError(f"unknown scopes {unknown}; known: {sorted(SCOPES)}")
+        return sorted(set(value))
+
+
+class TokenOut(BaseModel):
+    id: uuid.UUID
+    name: str
+    scopes: list[str]
+    created_by: str
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+
+class TokenCreated(TokenOut):
+    token: str = Field(description="Shown once; only its hash is stored.")
+
+
+class AuditOut(BaseModel):
+    id: int
+    at: datetime
+    actor: str
+    action: str
+    entity: str
+    entity_id: str | None
+    before: object | None
+    after: object | None
+    trace_id: str | None
+
+
+def _user_out(u: User) -> UserOut:
+    return UserOut(id=u.id, email=u.email, name=u.name, role=Role(u.role), active=u.active,
+                   time_zone=u.time_zone, created_at=u.created_at)
+
+
+def _token_out(t: ApiToken) -> TokenOut:
+    return TokenOut(id=t.id, name=t.name, scopes=list(t.scopes), created_by=t.created_by, created_at=t.created_at,
+                    last_used_at=t.last_used_at, revoked_at=t.revoked_at)
+
+
+@router.get("/me", response_model=UserOut)
+async def me(request: Request, principal: Annotated[Principal, Depends(require(Role.viewer))]) -> UserOut:
+    async with sessions(request)() as session:
+        user = await session.get(User, uuid.UUID(principal.id))
+    assert user is not None
+    return _user_out(user)
+
+
+@router.get("/users", response_model=list[UserOut])
+async def list_users(request: Request, _: Annotated[Principal, Depends(require(Role.admin))]) -> list[UserOut]:
+    async with sessions(request)() as session:
+        return [_user_out(u) for u in await session.scalars(select(User).order_by(User.email))]
+
+
+@router.post("/users", response_model=UserOut, status_code=201)
+async def add_user(body: UserIn, request: Request,
+                   principal: Annotated[Principal, Depends(require(Role.admin))]) -> UserOut:
+    async with sessions(request)() as session, session.begin():
+        if await session.scalar(select(User.id).where(func.lower(User.email) == body.email.lower())):
+            raise HTTPException(409, detail=[{"loc": ["body", "email"], "msg": "a user with this email exists",
+                                              "type": "conflict"}])
+        user = await create_user(session, email=body.email, name=body.name, role=body.role, password=body.password)
+        out = _user_out(user)
+        await audit.record(session, actor=principal.name, action="user.created", entity="user", entity_id=user.id,
+                           after=out)
+    return out
+
+
+@router.patch("/users/{user_id}", response_model=UserOut)
+async def change_user(user_id: uuid.UUID, body: UserPatch, request: Request,
+                      principal: Annotated[Principal, Depends(require(Role.admin))]) -> UserOut:
+    async with sessions(request)() as session, session.begin():
+        user = await session.get(User, user_id, with_for_update=True)
+        if user is None:
+            raise HTTPException(404, detail=[{"loc": ["path", "user_id"], "msg": "no such user", "type": "not_found"}])
+        before = _user_out(user)
+        if str(user.id) == principal.id and (body.role not in (None, Role.admin) or body.active is False):
+            raise HTTPException(409, detail=[{"loc": ["body", "role"], "msg": "you cannot demote or disable yourself",
+                                              "type": "conflict"}])
+        if body.role is not None:
+            user.role = body.role.value
+        if body.active is not None:
+            user.active = body.active
+        await session.flush()
+        after = _user_out(user)
+        await audit.record(session, actor=principal.name, action="user.changed", entity="user", entity_id=user.id,
+                           before=before, after=after)
+    return after
+
+
+@router.get("/tokens", response_model=list[TokenOut])
+async def list_tokens(request: Request, _: Annotated[Principal, Depends(require(Role.admin))]) -> list[TokenOut]:
+    async with sessions(request)() as session:
+        return [_token_out(t) for t in await session.scalars(select(ApiToken).order_by(ApiToken.created_at.desc()))]
+
+
+@router.post("/tokens", response_model=TokenCreated, status_code=201)
+async def create_token(body: TokenIn, request: Request,
+                       principal: Annotated[Principal, Depends(require(Role.admin))]) -> TokenCreated:
+    secret = new_api_token()
+    async with sessions(request)() as session, session.begin():
+        token = ApiToken(name=body.name, token_hash=digest(secret), scopes=body.scopes, created_by=principal.name)
+        session.add(token)
+        await session.flush()
+        await session.refresh(token)
+        out = _token_out(token)
+        await audit.record(session, actor=principal.name, action="token.created", entity="api_token",
+                           entity_id=token.id, after={"name": body.name, "scopes": body.scopes})
+    return TokenCreated(**out.model_dump(), token=secret)
+
+
+@router.delete("/tokens/{token_id}", response_model=TokenOut)
+async def revoke_token(token_id: uuid.UUID, request: Request,
+                       principal: Annotated[Principal, Depends(require(Role.admin))]) -> TokenOut:
+    async with sessions(request)() as session, session.begin():
+        token = await session.get(ApiToken, token_id)
+        if token is None:
+            raise HTTPException(404, detail=[{"loc": ["path", "token_id"], "msg": "no such token",
+                                              "type": "not_found"}])
+        if token.revoked_at is None:
+            await session.execute(update(ApiToken).where(ApiToken.id == token_id).values(revoked_at=func.now()))
+            await audit.record(session, actor=principal.name, action="token.revoked", entity="api_token",
+                               entity_id=token_id, before={"revoked": False}, after={"revoked": True})
+        await session.refresh(token)
+        return _token_out(token)
+
+
+@router.get("/audit", response_model=list[AuditOut])
+async def audit_log(
+    request: Request,
+    _: Annotated[Principal, Depends(require(Role.admin))],
+    entity: Annotated[str | None, Query(max_length=100)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    before_id: Annotated[int | None, Query(ge=1)] = None,
+) -> list[AuditOut]:
+    query = select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit)
+    if entity:
+        query = query.where(AuditEntry.entity == entity)
+    if before_id:
+        query = query.where(AuditEntry.id < before_id)
+    async with sessions(request)() as session:
+        return [AuditOut.model_validate(e, from_attributes=True) for e in await session.scalars(query)]

@@ -1,0 +1,57 @@
+"""Creating users outside the web UI: the first admin (CLI) and the demo team (seed)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import secrets
+
+from sqlalchemy import func, select
+
+from gateway import audit
+from gateway.auth import Role, create_user, validate_password
+from gateway.models import User
+from runtime.db import create_engine, session_factory
+from runtime.settings import Settings
+
+
+async def ensure_user(settings: Settings, *, email: str, name: str, role: Role, password: str) -> bool:
+    """Create the user unless one with that email exists; True when created."""
+    engine = create_engine(settings.database_url, trace_sql=False)
+    try:
+        async with session_factory(engine)() as session, session.begin():
+            if await session.scalar(select(User.id).where(func.lower(User.email) == email.lower())):
+                return False
+            user = await create_user(session, email=email, name=name, role=role, password=password)
+            await audit.record(session, actor="cli", action="user.created", entity="user", entity_id=user.id,
+                               after={"email": email, "role": role.value})
+            return True
+    finally:
+        await engine.dispose()
+
+
+def create_admin_cli(settings: Settings, argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(prog="partnerops create-admin")
+    parser.add_argument("--email", required=True)
+    parser.add_argument("--name", default="")
+    parser.add_argument("--password", help="omit to be asked (or to generate one with --generate)")
+    parser.add_argument("--generate", action="store_true", help="generate a password and print it once")
+    args = parser.parse_args(argv)
+    password = args.password
+    if args.generate:
+        password = secrets.token_urlsafe(12)
+    elif not password:
+        password = getpass.getpass("Password for the new admin: ")
+    problem = validate_password(password)
+    if problem:
+        raise SystemExit(f"password {problem}")
+    created = asyncio.run(ensure_user(settings, email=args.email, name=args.name or args.email, role=Role.admin,
+                                      password=password))
+    if not created:
+        raise SystemExit(f"a user with email {args.email} already exists")
+    print(f"created admin {args.email}" + (f" with password {password}" if args.generate else ""))
+
+
+def new_password() -> str:
+    return secrets.token_urlsafe(12)

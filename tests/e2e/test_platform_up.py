@@ -1,0 +1,200 @@
+"""The slice end to end through the real processes `partnerops up` starts: sign in, create a
+partner over HTTP, watch the KPI read model count it, follow one trace through every hop, rebuild
+the read model by replay, and stop everything with Ctrl-C."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import httpx
+import pytest
+
+from runtime.database_setup import create_database
+from runtime.embedded import free_port
+from runtime.testing import TEST_SECRET, unique
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.timeout(240)
+
+
+def wait_for(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.25)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture(scope="module")
+async def platform(servers, private_nats, tmp_path_factory):
+    data_dir = tmp_path_factory.mktemp("data")
+    admin_url = await create_database(servers.admin_url, unique("e2e_"))
+    port = free_port()
+    log_path = data_dir / "up.log"
+    env = {**os.environ, "NATS_URL": private_nats, "DATABASE_URL": admin_url, "SECRET_KEY": TEST_SECRET,
+           "DATA_DIR": str(data_dir), "GATEWAY_PORT": str(port), "OTEL_TRACES_EXPORTER": "console",
+           "BUS_ACK_WAIT_SECONDS": "5"}
+    log = open(log_path, "wb")
+    proc = subprocess.Popen([sys.executable, "-m", "runtime.cli", "up"], cwd=ROOT, env=env, stdout=log,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(lambda: "ready: open" in log_path.read_text() or proc.poll() is not None, 120, "platform ready")
+        assert proc.poll() is None, log_path.read_text()[-4000:]
+        yield {"proc": proc, "base": base, "log": log_path, "data_dir": data_dir, "env": env}
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+        log.close()
+
+
+def credentials(data_dir: Path) -> dict[str, tuple[str, str]]:
+    out = {}
+    for line in (data_dir / "demo-credentials.txt").read_text().splitlines():
+        role, email, password = line.split()
+        out[role] = (email, password)
+    return out
+
+
+def signed_in(base: str, email: str, password: str) -> tuple[httpx.Client, str]:
+    client = httpx.Client(base_url=base, follow_redirects=False, timeout=10)
+    page = client.get("/signin")
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)[1]
+    response = client.post("/signin", data={"email": email, "password": password, "csrf_token": token, "next": "/"})
+    assert response.status_code == 303, response.text
+    home = client.get("/")
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', home.text)[1]
+    return client, csrf
+
+
+def kpis(client: httpx.Client) -> dict:
+    response = client.get("/api/kpis")
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+class TestPlatform:
+    def test_a_person_signs_in_and_creates_a_partner_that_the_kpis_count(self, platform):
+        base, data_dir = platform["base"], platform["data_dir"]
+        assert httpx.get(f"{base}/api/kpis").status_code == 401
+        assert httpx.get(f"{base}/").status_code == 303
+        email, password = credentials(data_dir)["admin"]
+        client, csrf = signed_in(base, email, password)
+        before = wait_for(lambda: (k := kpis(client))["partners_total"] >= 11 and k, 30, "demo partners counted")
+
+        name = unique("Acme Data ")
+        created = client.post("/api/partners", json={"name": name, "type": "isv", "owner": "tom"},
+                              headers={"x-csrf-token": csrf})
+        assert created.status_code == 201, created.text
+        wait_for(lambda: kpis(client)["partners_by_type"]["isv"] == before["partners_by_type"]["isv"] + 1, 30,
+                 "the new partner counted")
+        page = client.get("/")
+        assert page.status_code == 200 and 'data-testid="partners-total"' in page.text
+        assert f">{before['partners_total'] + 1}<" in page.text
+
+        # Typed errors from the service arrive as HTTP statuses with the field.
+        dup = client.post("/api/partners", json={"name": name, "type": "msp"}, headers={"x-csrf-token": csrf})
+        assert dup.status_code == 409 and dup.json()["detail"][0]["loc"] == ["body", "name"]
+        bad = client.post("/api/partners", json={"name": "", "type": "spaceship"}, headers={"x-csrf-token": csrf})
+        assert bad.status_code == 422
+        assert {tuple(d["loc"]) for d in bad.json()["detail"]} >= {("body", "name"), ("body", "type")}
+        missing = client.get("/api/partners/00000000-0000-0000-0000-000000000000")
+        assert missing.status_code == 404
+        no_csrf = client.post("/api/partners", json={"name": unique("X"), "type": "isv"})
+        assert no_csrf.status_code == 403
+        audit = client.get("/api/audit", params={"entity": "partner"}).json()
+        assert audit[0]["action"] == "partner.created" and audit[0]["after"]["name"] == name
+
+    def test_one_trace_follows_the_request_through_every_hop(self, platform):
+        base, data_dir = platform["base"], platform["data_dir"]
+        client, csrf = signed_in(base, *credentials(data_dir)["admin"])
+        name = unique("Traced ")
+        response = client.post("/api/partners", json={"name": name, "type": "referral"},
+                               headers={"x-csrf-token": csrf})
+        assert response.status_code == 201
+        partner_id = response.json()["id"]
+
+        def spans_by_trace() -> dict[str, set[tuple[str, str]]]:
+            found: dict[str, set[tuple[str, str]]] = defaultdict(set)
+            per_process: dict[str, list[str]] = defaultdict(list)
+            for line in platform["log"].read_text(errors="replace").splitlines():
+                if "| " in line:
+                    who, _, rest = line.partition("| ")
+                    per_process[who.strip()].append(rest)
+            for who, lines in per_process.items():
+                text = "\n".join(lines)
+                for m in re.finditer(r'"name": "([^"]+)",\s*"context": \{\s*"trace_id": "(0x[0-9a-f]+)"', text):
+                    found[m[2]].add((who, m[1]))
+            return found
+
+        def the_trace():
+            for spans in spans_by_trace().values():
+                names = {n for _, n in spans}
+                if "POST /api/partners" in names and ("gateway", "consume pipeline.partner.created.v1") in spans:
+                    hops = {("pipeline", "command cmd.pipeline.partner.create"),
+                            ("pipeline", "publish pipeline.partner.created.v1")}
+                    if hops <= spans and any(w == "pipeline" and n.startswith("INSERT") for w, n in spans):
+                        return spans
+            return None
+
+        spans = wait_for(the_trace, 30, f"one trace for partner {partner_id} across gateway and pipeline")
+        assert any(w == "gateway" and n.startswith(("INSERT", "SELECT")) for w, n in spans)
+
+    def test_read_model_rebuilds_by_replay_to_the_same_counts(self, platform):
+        base, data_dir = platform["base"], platform["data_dir"]
+        client, _ = signed_in(base, *credentials(data_dir)["admin"])
+        before = kpis(client)
+        result = subprocess.run([sys.executable, "-m", "runtime.cli", "rebuild-read-models"], cwd=ROOT,
+                                env=platform["env"], capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, result.stderr
+        applied = json.loads(result.stdout.strip().splitlines()[-1])
+        assert applied["gateway__pipeline_partner_created_v1"] == before["partners_total"]
+        assert kpis(client) == before
+
+    def test_ctrl_c_stops_every_process(self, platform):
+        proc = platform["proc"]
+        pids = _descendants(proc.pid)
+        assert len(pids) >= 5, "gateway and four services run as processes of their own"
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(60) == 0
+        time.sleep(0.5)
+        alive = [p for p in pids if _alive(p)]
+        assert alive == [], f"still running after Ctrl-C: {alive}"
+        assert "stopped" in platform["log"].read_text()
+
+
+def _descendants(pid: int) -> list[int]:
+    out = subprocess.run(["ps", "-e", "-o", "pid=,ppid="], capture_output=True, text=True).stdout
+    children: dict[int, list[int]] = defaultdict(list)
+    for line in out.splitlines():
+        p, pp = (int(x) for x in line.split())
+        children[pp].append(p)
+    found, todo = [], [pid]
+    while todo:
+        for c in children[todo.pop()]:
+            found.append(c)
+            todo.append(c)
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat")
+    return stat.exists() and stat.read_text().split()[2] != "Z"

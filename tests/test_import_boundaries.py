@@ -1,0 +1,31 @@
+"""Service boundaries: services import only contracts and runtime, never each other or the gateway."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_import_linter_contracts_hold():
+    lint = Path(sys.executable).parent / "lint-imports"
+    result = subprocess.run([str(lint), "--no-cache"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "BROKEN" not in result.stdout and "KEPT" in result.stdout
+
+
+def test_the_linter_would_catch_a_service_importing_another(tmp_path):
+    # Proves the check can fail: a copy of the tree with one forbidden import is rejected.
+    import shutil
+
+    for name in ("contracts", "runtime", "services", "gateway"):
+        shutil.copytree(ROOT / name, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
+    target = tmp_path / "services" / "notifications" / "handlers.py"
+    target.write_text("import services.pipeline.service  # noqa\n" + target.read_text())
+    lint = Path(sys.executable).parent / "lint-imports"
+    result = subprocess.run([str(lint), "--no-cache"], cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                            env={"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin"})
+    assert result.returncode != 0 and "BROKEN" in result.stdout
