@@ -1,0 +1,608 @@
+"""The deployment files agree with the code: commands and health checks name real entry points, every
+environment variable set is one the settings read, passwords line up between the migration and the
+services, and the Dockerfile copies paths that exist. No Docker engine or server is needed: the
+files are read as text/YAML and checked against the importable code. Each checker returns a list
+of problems, and the last tests feed it deliberately broken copies to show it catches them."""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import fnmatch
+import importlib.util
+import io
+import os
+import re
+import shlex
+import tomllib
+from pathlib import Path
+from typing import Any
+from unittest import mock
+
+import pytest
+import yaml
+from sqlalchemy.engine import make_url
+
+from runtime import cli, database_setup
+from runtime.settings import DATABASE_OWNERS, SERVICES, Settings
+from runtime.supervisor import DATABASE_NAME, PROCESSES
+
+ROOT = Path(__file__).resolve().parent.parent
+COMPOSE = ROOT / "docker-compose.yml"
+DOCKERFILE = ROOT / "deploy" / "Dockerfile"
+NATS_CONF = ROOT / "deploy" / "nats.conf"
+
+REQUIRED_FOR_SERVICES = ("DATABASE_URL", "NATS_URL", "SECRET_KEY")
+REQUIRED_FOR_MIGRATE = ("DATABASE_ADMIN_URL", "SECRET_KEY")
+# Read outside Settings: OpenTelemetry's standard variables (runtime/telemetry.py and the SDK), the
+# per-role password overrides (runtime/database_setup.role_password), and Python's own.
+EXTRA_PREFIXES = ("OTEL_",)
+EXTRA_NAMES = {"PYTHONUNBUFFERED", *(f"DB_PASSWORD_{owner.upper()}" for owner in DATABASE_OWNERS)}
+SECRET_NAMES = ("SECRET_KEY", "PASSWORD", "TOKEN", "DATABASE_URL", "DATABASE_ADMIN_URL")
+# Arguments a module accepts that are not string literals in its own source.
+MODULE_ARGUMENTS: dict[str, set[str]] = {"runtime.health": set(DATABASE_OWNERS)}
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading the files
+
+
+def load_compose(path: Path = COMPOSE) -> dict[str, Any]:
+    return yaml.safe_load(path.read_text())
+
+
+_VAR = re.compile(
+    r"\$\$|\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?+])(?P<arg>[^}]*))?\}|\$(?P<bare>[A-Za-z_][A-Za-z0-9_]*)"
+)
+
+
+def interpolate(value: str, variables: dict[str, str] | None = None) -> str:
+    """Compose's variable interpolation; a required variable (`${X:?}`) that is not given gets a
+    stand-in derived from its name, so two references to one variable resolve alike."""
+    variables = variables or {}
+
+    def sub(m: re.Match[str]) -> str:
+        if m.group(0) == "$$":
+            return "$"
+        name = m.group("name") or m.group("bare")
+        op, arg, val = m.group("op"), m.group("arg"), variables.get(name)
+        missing = val is None or (val == "" and op is not None and op.startswith(":"))
+        if op in (":-", "-") and missing:
+            return arg
+        if op in (":?", "?") and missing:
+            return f"stand-in-{name.lower().replace('_', '-')}"
+        if op in (":+", "+"):
+            return "" if missing else arg
+        return val or ""
+
+    return _VAR.sub(sub, value)
+
+
+def referenced_variables(value: str, *, required_only: bool = False) -> set[str]:
+    return {
+        m.group("name") or m.group("bare")
+        for m in _VAR.finditer(value)
+        if m.group(0) != "$$" and (not required_only or "?" in (m.group("op") or ""))
+    }
+
+
+def environment(service: dict[str, Any]) -> dict[str, str]:
+    env = service.get("environment") or {}
+    if isinstance(env, list):
+        env = dict(item.split("=", 1) if "=" in item else (item, "") for item in env)
+    return {str(k): "" if v is None else str(v) for k, v in env.items()}
+
+
+def as_argv(command: str | list[str] | None) -> list[str]:
+    if command is None:
+        return []
+    return shlex.split(command) if isinstance(command, str) else [str(c) for c in command]
+
+
+def healthcheck_argv(service: dict[str, Any]) -> list[str] | None:
+    test = (service.get("healthcheck") or {}).get("test")
+    if test is None:
+        return None
+    if isinstance(test, str):
+        return shlex.split(test)
+    if test[0] == "CMD":
+        return [str(t) for t in test[1:]]
+    if test[0] == "CMD-SHELL":
+        return shlex.split(test[1])
+    return []  # NONE
+
+
+def is_ours(service: dict[str, Any]) -> bool:
+    """Runs the PartnerOps image (rather than nats or postgres)."""
+    build = service.get("build")
+    dockerfile = build.get("dockerfile", "") if isinstance(build, dict) else ""
+    return dockerfile.endswith("deploy/Dockerfile") or str(service.get("image", "")).startswith("partnerops")
+
+
+def is_migrate(service: dict[str, Any]) -> bool:
+    return as_argv(service.get("command"))[:2] == ["partnerops", "migrate"]
+
+
+def dockerfile_instructions(text: str) -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) with line continuations joined and comments dropped."""
+    joined, buf = [], ""
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or (line.startswith("#") and not buf):
+            continue
+        if line.endswith("\\"):
+            buf += line[:-1] + " "
+            continue
+        joined.append(buf + line)
+        buf = ""
+    out = []
+    for line in joined:
+        word, _, rest = line.partition(" ")
+        out.append((word.upper(), rest.strip()))
+    return out
+
+
+def exec_form(args: str) -> list[str]:
+    if args.startswith("["):
+        return [str(a) for a in yaml.safe_load(args)]
+    return shlex.split(args)
+
+
+# ---------------------------------------------------------------------------------------------
+# Entry points
+
+
+def _string_constants(source: str) -> set[str]:
+    return {n.value for n in ast.walk(ast.parse(source)) if isinstance(n, ast.Constant) and isinstance(n.value, str)}
+
+
+def _has_main_guard(source: str) -> bool:
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.If) and isinstance(node.test, ast.Compare):
+            names = {getattr(n, "id", None) for n in ast.walk(node.test)}
+            if "__name__" in names and "__main__" in _string_constants(ast.unparse(node.test)):
+                return True
+    return False
+
+
+def check_python_module(module: str, args: list[str]) -> list[str]:
+    """`python -m module args...` would run something: the module (or its package's __main__)
+    exists, has a main guard, and knows the arguments given."""
+    try:
+        spec = importlib.util.find_spec(module)
+    except (ImportError, ValueError) as exc:
+        return [f"python -m {module}: {exc}"]
+    if spec is None:
+        return [f"python -m {module}: no such module"]
+    if spec.submodule_search_locations is not None:
+        main_spec = importlib.util.find_spec(f"{module}.__main__")
+        if main_spec is None or main_spec.origin is None:
+            return [f"python -m {module}: package has no __main__"]
+        origin = main_spec.origin
+    else:
+        origin = spec.origin or ""
+    source = Path(origin).read_text()
+    if not _has_main_guard(source):
+        return [f"python -m {module}: {origin} has no `if __name__ == '__main__'`"]
+    known = MODULE_ARGUMENTS.get(module, _string_constants(source))
+    return [f"python -m {module}: unknown argument {a!r}" for a in args if not a.startswith("-") and a not in known]
+
+
+def check_partnerops(args: list[str]) -> list[str]:
+    """`partnerops args...`: the console script is runtime.cli:main and its parser accepts the args."""
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"].get("scripts", {})
+    if scripts.get("partnerops") != "runtime.cli:main":
+        return [f"pyproject.toml: partnerops script is {scripts.get('partnerops')!r}, not runtime.cli:main"]
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), pytest.raises(SystemExit) as exit_:
+        cli.main([*args, "--help"])  # argparse validates the words up to --help, then prints help and exits
+    if exit_.value.code not in (0, None):
+        return [f"partnerops {' '.join(args)}: rejected by runtime/cli.py: {err.getvalue().strip()}"]
+    return []
+
+
+def check_argv(argv: list[str], where: str) -> list[str]:
+    """A command line that should start PartnerOps code, or an HTTP probe of it written in Python."""
+    if not argv:
+        return [f"{where}: empty command"]
+    if argv[0] == "partnerops":
+        return [f"{where}: {p}" for p in check_partnerops(argv[1:])]
+    if Path(argv[0]).name.startswith("python"):
+        if argv[1:2] == ["-m"] and len(argv) > 2:
+            return [f"{where}: {p}" for p in check_python_module(argv[2], argv[3:])]
+        if argv[1:2] == ["-c"] and len(argv) > 2:
+            return [f"{where}: {p}" for p in check_python_code(argv[2])]
+    return [f"{where}: {argv!r} is neither `python -m <module>`, `python -c <code>` nor `partnerops <command>`"]
+
+
+def _routes(package: str) -> set[str]:
+    spec = importlib.util.find_spec(package)
+    assert spec and spec.submodule_search_locations
+    found: set[str] = set()
+    for location in spec.submodule_search_locations:
+        for path in Path(location).rglob("*.py"):
+            found |= {c for c in _string_constants(path.read_text()) if c.startswith("/")}
+    return found
+
+
+def check_python_code(code: str) -> list[str]:
+    try:
+        tree = ast.parse(code)
+    except SyntaxError as exc:
+        return [f"python -c: does not compile: {exc}"]
+    problems = []
+    for node in ast.walk(tree):
+        names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+        if isinstance(node, ast.ImportFrom) and node.module:
+            names = [node.module]
+        problems += [f"python -c: imports missing module {n}" for n in names if importlib.util.find_spec(n) is None]
+    for url in re.findall(r"https?://[^'\"\s]+", code):
+        path = "/" + url.split("://", 1)[1].partition("/")[2].partition("?")[0]
+        if path not in _routes("gateway"):
+            problems.append(f"python -c: {url}: the gateway has no route {path}")
+    return problems
+
+
+# ---------------------------------------------------------------------------------------------
+# Checkers
+
+
+def check_compose_commands(compose: dict[str, Any]) -> list[str]:
+    problems = []
+    for name, svc in compose["services"].items():
+        if not is_ours(svc):
+            continue
+        argv = as_argv(svc.get("command"))
+        problems += check_argv(argv, f"{name}.command")
+        hc = healthcheck_argv(svc)
+        if hc is None and not is_migrate(svc):
+            problems.append(f"{name}: no health check")
+        elif hc:
+            problems += check_argv(hc, f"{name}.healthcheck")
+            if hc[1:3] == ["-m", "runtime.health"] and hc[3:] != [name]:
+                problems.append(f"{name}.healthcheck: checks {hc[3:]} instead of itself")
+    # The compose file runs what the supervisor runs, under the same names.
+    for owner, args in PROCESSES:
+        svc = compose["services"].get(owner)
+        if svc is None:
+            problems.append(f"no compose service for {owner}")
+        elif as_argv(svc.get("command"))[1:] != args:
+            problems.append(f"{owner}.command is {svc.get('command')!r}; the supervisor runs python {' '.join(args)}")
+    if not any(is_migrate(s) for s in compose["services"].values()):
+        problems.append("no one-shot `partnerops migrate` service")
+    return problems
+
+
+def _allowed(var: str, settings_names: set[str]) -> bool:
+    return var in settings_names or var in EXTRA_NAMES or var.startswith(EXTRA_PREFIXES)
+
+
+def check_compose_environment(compose: dict[str, Any]) -> list[str]:
+    settings_names = set()
+    prefix = Settings.model_config.get("env_prefix", "")
+    for field_name, field in Settings.model_fields.items():
+        settings_names.add((prefix + (field.alias or field_name)).upper())
+    problems = []
+    for name, svc in compose["services"].items():
+        if not is_ours(svc):
+            continue
+        env = environment(svc)
+        problems += [f"{name}: {var} is read by nothing (not a Settings field nor a documented extra)"
+                     for var in env if not _allowed(var, settings_names)]
+        required = REQUIRED_FOR_MIGRATE if is_migrate(svc) else REQUIRED_FOR_SERVICES
+        problems += [f"{name}: {var} is not set" for var in required if var not in env]
+        for var, value in env.items():
+            if any(word in var for word in SECRET_NAMES) and not _secret_from_variable(var, value):
+                problems.append(f"{name}: {var} has a literal secret; take it from a variable (${{...}})")
+        resolved = {k: interpolate(v) for k, v in env.items()}
+        with mock.patch.dict(os.environ, resolved, clear=True):
+            try:
+                Settings()
+            except ValueError as exc:
+                problems.append(f"{name}: its environment is rejected by Settings: {exc}")
+    return problems
+
+
+def _secret_from_variable(var: str, value: str) -> bool:
+    """The value (or, for a URL, its password) is a single ${VARIABLE}, not a literal."""
+    if var.endswith("_URL"):
+        userinfo = value.split("://", 1)[-1].rpartition("@")[0]
+        _, has_password, password = userinfo.partition(":")
+        return not has_password or bool(_VAR.fullmatch(password))
+    return bool(_VAR.fullmatch(value))
+
+
+def check_database_logins(compose: dict[str, Any]) -> list[str]:
+    """Each owner's DATABASE_URL logs in as its own role with the password migrate gives that role,
+    to the database the platform uses, on the compose Postgres."""
+    services = compose["services"]
+    migrate = next((s for s in services.values() if is_migrate(s)), None)
+    if migrate is None:
+        return ["no migrate service"]
+    migrate_env = {k: interpolate(v) for k, v in environment(migrate).items()}
+    problems = []
+    admin = make_url(migrate_env.get("DATABASE_ADMIN_URL", "postgresql://"))
+    problems += _check_db_url("migrate.DATABASE_ADMIN_URL", admin, services)
+    postgres = services.get(admin.host or "", {})
+    pg_env = {k: interpolate(v) for k, v in environment(postgres).items()}
+    if pg_env.get("POSTGRES_DB") != DATABASE_NAME:
+        problems.append(f"{admin.host}: POSTGRES_DB is {pg_env.get('POSTGRES_DB')!r}, not {DATABASE_NAME!r}")
+    if (admin.username, admin.password) != (pg_env.get("POSTGRES_USER", "postgres"), pg_env.get("POSTGRES_PASSWORD")):
+        problems.append("migrate.DATABASE_ADMIN_URL does not log in as the Postgres superuser with its password")
+    for owner in DATABASE_OWNERS:
+        svc = services.get(owner)
+        if svc is None:
+            problems.append(f"no compose service for database owner {owner}")
+            continue
+        url = make_url(interpolate(environment(svc).get("DATABASE_URL", "postgresql://")))
+        problems += _check_db_url(f"{owner}.DATABASE_URL", url, services)
+        if url.username != owner:
+            problems.append(f"{owner}.DATABASE_URL logs in as {url.username!r}, not its own role {owner!r}")
+        with mock.patch.dict(os.environ, migrate_env, clear=True):
+            expected = database_setup.role_password(owner, migrate_env.get("SECRET_KEY", ""))
+        if url.password != expected:
+            problems.append(f"{owner}.DATABASE_URL password is not the one migrate sets for role {owner}"
+                            f" (migrate needs DB_PASSWORD_{owner.upper()} from the same variable)")
+    return problems
+
+
+def _check_db_url(where: str, url: Any, services: dict[str, Any]) -> list[str]:
+    problems = []
+    if url.database != DATABASE_NAME:
+        problems.append(f"{where}: database {url.database!r}, but the platform uses {DATABASE_NAME!r}")
+    if url.host not in services:
+        problems.append(f"{where}: host {url.host!r} is not a compose service")
+    return problems
+
+
+def check_depends_on(compose: dict[str, Any]) -> list[str]:
+    services, problems = compose["services"], []
+    for name in ("nats", "postgres"):
+        if not (services.get(name) or {}).get("healthcheck"):
+            problems.append(f"{name}: no health check")
+    migrate = next((n for n, s in services.items() if is_migrate(s)), "migrate")
+    wanted = {migrate: "service_completed_successfully", "nats": "service_healthy", "postgres": "service_healthy"}
+    for name, svc in services.items():
+        if not is_ours(svc) or is_migrate(svc):
+            continue
+        deps = svc.get("depends_on") or {}
+        for dep, condition in wanted.items():
+            got = deps.get(dep, {}).get("condition") if isinstance(deps, dict) else None
+            if got != condition:
+                problems.append(f"{name}: depends_on {dep} should be {condition}, is {got}")
+    return problems
+
+
+def check_nats(compose: dict[str, Any], compose_dir: Path) -> list[str]:
+    nats = compose["services"].get("nats")
+    if nats is None:
+        return ["no nats service"]
+    problems = []
+    mounts = {}
+    for volume in nats.get("volumes", []):
+        source, target = str(volume).split(":")[:2]
+        mounts[target] = source
+    conf_target = next((a for a in as_argv(nats.get("command")) if a.endswith(".conf")), None)
+    source = mounts.get(conf_target or "")
+    if source is None:
+        return [f"nats: the config {conf_target!r} is not mounted"]
+    conf_path = compose_dir / source
+    if not conf_path.is_file():
+        return [f"nats: {source} does not exist"]
+    conf = conf_path.read_text()
+    if not re.search(r"^\s*sync_interval\s*[:=]\s*always\s*$", conf, re.M):
+        problems.append(f"{source}: jetstream sync_interval is not `always`")
+    store = re.search(r"^\s*store_dir\s*[:=]\s*\"?([^\"\s]+)\"?", conf, re.M)
+    if store is None or store.group(1) not in mounts:
+        problems.append(f"{source}: store_dir is not on a mounted volume")
+    port = re.search(r"^\s*http_port\s*[:=]\s*(\d+)", conf, re.M)
+    health = " ".join(healthcheck_argv(nats) or [])
+    if port is None or f":{port.group(1)}/healthz" not in health:
+        problems.append("nats: the health check does not probe the monitoring port's /healthz")
+    return problems
+
+
+def _dockerignore_excludes(patterns: list[str], path: str) -> bool:
+    parts = Path(path).parts
+    candidates = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+    excluded = False
+    for pattern in patterns:
+        negate = pattern.startswith("!")
+        pat = pattern.lstrip("!").strip("/")
+        if any(fnmatch.fnmatch(c, pat) for c in candidates):
+            excluded = not negate
+    return excluded
+
+
+def check_dockerfile(dockerfile: Path, context: Path) -> list[str]:
+    instructions = dockerfile_instructions(dockerfile.read_text())
+    ignore_file = dockerfile.with_name(dockerfile.name + ".dockerignore")
+    ignore = [line.strip() for line in ignore_file.read_text().splitlines()
+              if line.strip() and not line.startswith("#")] if ignore_file.exists() else []
+    problems = []
+    froms = [exec_form(args)[0] for word, args in instructions if word == "FROM"]
+    if not froms or any(f != "python:3.11-slim" for f in froms):
+        problems.append(f"FROM {froms}: every stage should be python:3.11-slim")
+    for word, args in instructions:
+        if word in ("COPY", "ADD"):
+            parts = [p for p in shlex.split(args) if not p.startswith("--")]
+            if any(p.startswith("--from") for p in shlex.split(args)):
+                continue
+            for source in parts[:-1]:
+                if not (context / source).exists():
+                    problems.append(f"{word} {source}: no such path in the build context")
+                elif _dockerignore_excludes(ignore, os.path.normpath(source)):
+                    problems.append(f"{word} {source}: excluded by {ignore_file.name}")
+        if word in ("ENV", "ARG"):
+            names = re.findall(r"([A-Za-z_][A-Za-z0-9_]*)=", args) or [args.split()[0].split("=")[0]]
+            problems += [f"{word} {n}: no secrets in the image" for n in names if any(s in n for s in SECRET_NAMES)]
+        if word in ("CMD", "ENTRYPOINT"):
+            problems += check_argv(exec_form(args), f"Dockerfile {word}")
+    users = [args for word, args in instructions if word == "USER"]
+    if not users or users[-1].split(":")[0] in ("root", "0"):
+        problems.append("the image runs as root: add a non-root USER")
+    if not any(word == "RUN" and re.search(r"pip install (\S+ )*\.(\s|$)", args) for word, args in instructions):
+        problems.append("the image does not `pip install .` the project")
+    return problems
+
+
+def all_problems(compose_path: Path = COMPOSE) -> list[str]:
+    compose = load_compose(compose_path)
+    return [
+        *check_compose_commands(compose),
+        *check_compose_environment(compose),
+        *check_database_logins(compose),
+        *check_depends_on(compose),
+        *check_nats(compose, compose_path.parent),
+    ]
+
+
+# ---------------------------------------------------------------------------------------------
+# The real files
+
+
+def test_compose_commands_and_health_checks_name_real_entry_points() -> None:
+    assert check_compose_commands(load_compose()) == []
+
+
+def test_compose_environment_is_what_the_settings_read() -> None:
+    assert check_compose_environment(load_compose()) == []
+
+
+def test_every_owner_logs_in_with_the_password_migrate_sets() -> None:
+    assert check_database_logins(load_compose()) == []
+
+
+def test_services_wait_for_migration_and_healthy_servers() -> None:
+    assert check_depends_on(load_compose()) == []
+
+
+def test_nats_is_durable_and_monitored() -> None:
+    assert check_nats(load_compose(), ROOT) == []
+
+
+def test_dockerfile() -> None:
+    assert check_dockerfile(DOCKERFILE, ROOT) == []
+
+
+def test_gateway_listens_on_all_interfaces_and_is_published() -> None:
+    gateway = load_compose()["services"]["gateway"]
+    env = {k: interpolate(v) for k, v in environment(gateway).items()}
+    assert env["GATEWAY_HOST"] == "0.0.0.0"
+    published = [interpolate(str(p)).rsplit(":", 1)[-1] for p in gateway.get("ports", [])]
+    assert env["GATEWAY_PORT"] in published
+    assert f":{env['GATEWAY_PORT']}/healthz" in " ".join(healthcheck_argv(gateway) or [])
+
+
+def test_every_service_of_the_platform_is_deployed() -> None:
+    services = load_compose()["services"]
+    assert {*SERVICES, "gateway", "nats", "postgres"} <= set(services)
+
+
+def test_interpolation() -> None:
+    assert interpolate("${A:-x}") == "x"
+    assert interpolate("${A:-x}", {"A": "y"}) == "y"
+    assert interpolate("a$${B}") == "a${B}"
+    assert interpolate("${PW:?set it}") == interpolate("${PW}", {"PW": "stand-in-pw"}) == "stand-in-pw"
+    assert referenced_variables("u:${A:?}@h/${B:-d}") == {"A", "B"}
+    assert referenced_variables("u:${A:?}@h/${B:-d}", required_only=True) == {"A"}
+
+
+def test_every_required_variable_is_documented() -> None:
+    required = referenced_variables(COMPOSE.read_text(), required_only=True)
+    assert required >= {"SECRET_KEY", "POSTGRES_PASSWORD"}
+    doc = (ROOT / "docs" / "deploy.md").read_text()
+    assert sorted(v for v in required if v not in doc) == []
+
+
+# ---------------------------------------------------------------------------------------------
+# The checkers catch mistakes
+
+
+def _broken_compose(tmp_path: Path, edit: Any) -> Path:
+    compose = load_compose()
+    edit(compose["services"])
+    path = tmp_path / "docker-compose.yml"
+    path.write_text(yaml.safe_dump(compose, sort_keys=False))
+    (tmp_path / "deploy").mkdir()
+    (tmp_path / "deploy" / "nats.conf").write_text(NATS_CONF.read_text())
+    return path
+
+
+def test_catches_a_missing_module_and_a_wrong_health_check(tmp_path: Path) -> None:
+    def edit(services: dict[str, Any]) -> None:
+        services["pipeline"]["command"] = ["python", "-m", "services.pipline"]
+        services["commissions"]["healthcheck"]["test"] = ["CMD", "python", "-m", "runtime.healthz", "commissions"]
+        services["relationships"]["healthcheck"]["test"] = ["CMD", "python", "-m", "runtime.health", "pipeline"]
+        services["gateway"]["command"] = ["python", "-m", "gateway", "serv"]
+        services["gateway"]["healthcheck"]["test"][-1] = "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/health')"
+        services["migrate"]["command"] = ["partnerops", "migrat"]
+
+    problems = "\n".join(all_problems(_broken_compose(tmp_path, edit)))
+    assert "python -m services.pipline: no such module" in problems
+    assert "python -m runtime.healthz: no such module" in problems
+    assert "relationships.healthcheck: checks ['pipeline'] instead of itself" in problems
+    assert "python -m gateway: unknown argument 'serv'" in problems
+    assert "the gateway has no route /health" in problems
+    assert "partnerops migrat: rejected by runtime/cli.py" in problems
+
+
+def test_catches_unread_and_missing_environment(tmp_path: Path) -> None:
+    def edit(services: dict[str, Any]) -> None:
+        env = services["notifications"]["environment"]
+        env["NATS_ULR"] = env.pop("NATS_URL")
+        del services["commissions"]["environment"]["SECRET_KEY"]
+        services["gateway"]["environment"]["SECRET_KEY"] = "hunter2-but-longer"
+        services["pipeline"]["environment"]["LOG_FORMAT"] = "xml"
+
+    problems = "\n".join(all_problems(_broken_compose(tmp_path, edit)))
+    assert "notifications: NATS_ULR is read by nothing" in problems
+    assert "notifications: NATS_URL is not set" in problems
+    assert "commissions: SECRET_KEY is not set" in problems
+    assert "gateway: SECRET_KEY has a literal secret" in problems
+    assert "pipeline: its environment is rejected by Settings" in problems
+
+
+def test_catches_mismatched_database_logins(tmp_path: Path) -> None:
+    def edit(services: dict[str, Any]) -> None:
+        del services["migrate"]["environment"]["DB_PASSWORD_GATEWAY"]  # would fall back to the derived one
+        env = services["commissions"]["environment"]
+        env["DATABASE_URL"] = env["DATABASE_URL"].replace("commissions:", "pipeline:").replace("/partnerops", "/app")
+        services["postgres"]["environment"]["POSTGRES_DB"] = "postgres"
+
+    problems = "\n".join(all_problems(_broken_compose(tmp_path, edit)))
+    assert "gateway.DATABASE_URL password is not the one migrate sets" in problems
+    assert "commissions.DATABASE_URL logs in as 'pipeline'" in problems
+    assert "commissions.DATABASE_URL: database 'app'" in problems
+    assert "POSTGRES_DB is 'postgres'" in problems
+
+
+def test_catches_services_that_do_not_wait_and_lax_nats(tmp_path: Path) -> None:
+    def edit(services: dict[str, Any]) -> None:
+        services["pipeline"]["depends_on"] = {"nats": {"condition": "service_started"}}
+        del services["postgres"]["healthcheck"]
+
+    path = _broken_compose(tmp_path, edit)
+    conf = tmp_path / "deploy" / "nats.conf"
+    conf.write_text(conf.read_text().replace("sync_interval: always", "sync_interval: 2m"))
+    problems = "\n".join(all_problems(path))
+    assert "pipeline: depends_on migrate should be service_completed_successfully, is None" in problems
+    assert "pipeline: depends_on nats should be service_healthy, is service_started" in problems
+    assert "postgres: no health check" in problems
+    assert "jetstream sync_interval is not `always`" in problems
+
+
+def test_catches_a_broken_dockerfile(tmp_path: Path) -> None:
+    broken = (DOCKERFILE.read_text()
+              .replace("COPY runtime ./runtime", "COPY runtime ./runtime\nCOPY sevices ./services")
+              .replace("USER 10001:10001", "USER root")
+              .replace('CMD ["partnerops", "--help"]', 'ENV SECRET_KEY=abc\nCMD ["python", "-m", "gateway.nope"]'))
+    dockerfile = tmp_path / "Dockerfile"
+    dockerfile.write_text(broken)
+    (tmp_path / "Dockerfile.dockerignore").write_text("*\n!pyproject.toml\n!contracts\n!services\n!gateway\n")
+    problems = "\n".join(check_dockerfile(dockerfile, ROOT))
+    assert "COPY sevices: no such path in the build context" in problems
+    assert "COPY runtime: excluded by Dockerfile.dockerignore" in problems
+    assert "the image runs as root" in problems
+    assert "ENV SECRET_KEY: no secrets in the image" in problems
+    assert "python -m gateway.nope: no such module" in problems
