@@ -7,16 +7,17 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Annotated
 from urllib.parse import quote
 
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
 from contracts import pipeline as pc
-from gateway import asyncapi, read_models, routes, web
-from gateway.auth import AuthRequired
+from gateway import asyncapi, metrics, read_models, routes, web
+from gateway.auth import AuthRequired, Principal, Role, require
 from gateway.errors import command_failed_handler
 from runtime import health
 from runtime.errors import CommandFailed
@@ -51,7 +52,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.exception_handler(AuthRequired)
     async def auth_required(request: Request, exc: AuthRequired) -> Response:
-        if request.url.path.startswith("/api/"):
+        # A person in a browser goes to the sign-in page; programs get a 401 they can act on.
+        if request.url.path.startswith("/api/") or "text/html" not in request.headers.get("accept", ""):
             return JSONResponse({"detail": exc.detail}, status_code=401, headers=exc.headers)
         target = quote(request.url.path + (f"?{request.url.query}" if request.url.query else ""))
         return RedirectResponse(f"/signin?next={target}", status_code=303)
@@ -73,6 +75,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ok = own["status"] == "ok" and all(s == "ok" for s in services.values())
         return JSONResponse({"status": "ok" if ok else "degraded", "gateway": own, "services": services},
                             status_code=200 if ok else 503)
+
+    app.middleware("http")(metrics.middleware)
+
+    @app.get("/metrics", tags=["health"], response_class=PlainTextResponse)
+    async def prometheus_metrics(
+        request: Request, _: Annotated[Principal, Depends(require(Role.admin, scope="metrics:read"))]
+    ) -> PlainTextResponse:
+        own = await request.app.state.running.health()
+        return PlainTextResponse(await metrics.render(settings.nats_url, own),
+                                 media_type="text/plain; version=0.0.4")
 
     @app.get("/asyncapi.json", tags=["docs"])
     async def asyncapi_doc() -> JSONResponse:

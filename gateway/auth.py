@@ -43,6 +43,7 @@ SCOPES: dict[str, str] = {
     "commissions:read": "read agreements, ledgers and statements",
     "commissions:write": "edit agreements and enter revenue events",
     "commissions:approve": "approve and pay ledger entries",
+    "metrics:read": "scrape /metrics (Prometheus)",
 }
 
 _hasher = PasswordHasher()

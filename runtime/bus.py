@@ -12,6 +12,7 @@ from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfi
 from nats.js.errors import NotFoundError
 
 from contracts.base import StreamSpec
+from runtime.settings import get_settings
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +56,7 @@ def _log_event(text: str):  # type: ignore[no-untyped-def]
     return cb
 
 
-def stream_config(spec: StreamSpec) -> StreamConfig:
+def stream_config(spec: StreamSpec, replicas: int = 1) -> StreamConfig:
     # Limits retention with no age limit: the event history is kept so read models can be rebuilt.
     return StreamConfig(
         name=spec.name,
@@ -65,12 +66,16 @@ def stream_config(spec: StreamSpec) -> StreamConfig:
         retention=RetentionPolicy.LIMITS,
         discard=DiscardPolicy.OLD,
         duplicate_window=DUPLICATE_WINDOW_SECONDS,
+        num_replicas=replicas,
     )
 
 
-async def ensure_streams(js: JetStreamContext, specs: tuple[StreamSpec, ...] | list[StreamSpec]) -> None:
+async def ensure_streams(js: JetStreamContext, specs: tuple[StreamSpec, ...] | list[StreamSpec], *,
+                         replicas: int | None = None) -> None:
+    if replicas is None:
+        replicas = get_settings().bus_stream_replicas
     for spec in specs:
-        config = stream_config(spec)
+        config = stream_config(spec, replicas)
         try:
             info = await js.stream_info(spec.name)
         except NotFoundError:
@@ -80,5 +85,5 @@ async def ensure_streams(js: JetStreamContext, specs: tuple[StreamSpec, ...] | l
                 # Another process created it in between; that is the same stream.
                 await js.stream_info(spec.name)
             continue
-        if sorted(info.config.subjects or []) != sorted(spec.subjects):
+        if sorted(info.config.subjects or []) != sorted(spec.subjects) or (info.config.num_replicas or 1) != replicas:
             await js.update_stream(config)

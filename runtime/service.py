@@ -63,13 +63,23 @@ class RunningService:
         except Exception:
             db_ok = False
         nats_ok = self.nc.is_connected
+        consumers: dict[str, dict[str, Any]] = {}
+        for c in self.consumers:
+            consumers[c.durable] = dict(vars(c.stats))
+            try:
+                info = await self.nc.jetstream().consumer_info(c.sub.stream, c.durable, timeout=1)
+                consumers[c.durable].update(pending=info.num_pending, ack_pending=info.num_ack_pending,
+                                            redelivered_now=info.num_redelivered)
+            except Exception:
+                consumers[c.durable].update(pending=None)
         return {
             "service": self.definition.name,
             "status": "ok" if db_ok and nats_ok else "degraded",
             "database": db_ok,
             "nats": nats_ok,
             "relay_leader": self.relay.is_leader,
-            "consumers": {c.durable: vars(c.stats) for c in self.consumers},
+            "outbox_published": self.relay.published,
+            "consumers": consumers,
         }
 
 

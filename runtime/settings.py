@@ -37,6 +37,8 @@ class Settings(BaseSettings):
     bus_ack_wait_seconds: float = Field(default=30.0, gt=0)
     bus_backoff_seconds: tuple[float, ...] = (0.5, 2.0, 5.0, 15.0, 30.0, 60.0)
     bus_fetch_batch: int = Field(default=256, ge=1, le=4096)
+    # 3 on a NATS cluster: each stream then survives the loss of a server.
+    bus_stream_replicas: int = Field(default=1, ge=1, le=5)
     outbox_batch: int = Field(default=500, ge=1, le=10000)
     outbox_poll_seconds: float = Field(default=2.0, gt=0)
     outbox_retention_days: int = Field(default=14, ge=1)

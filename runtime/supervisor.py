@@ -17,7 +17,6 @@ import signal
 import sys
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import httpx
 
@@ -239,7 +238,3 @@ async def _watch(children: list[Child], stop: asyncio.Event) -> None:
                     await asyncio.wait_for(stop.wait(), pause)
                 if not stop.is_set():
                     await child.start()
-
-
-def data_dir_default() -> Path:
-    return Path(os.environ.get("DATA_DIR", ".data"))

@@ -91,7 +91,8 @@ class TestPlatform:
     def test_a_person_signs_in_and_creates_a_partner_that_the_kpis_count(self, platform):
         base, data_dir = platform["base"], platform["data_dir"]
         assert httpx.get(f"{base}/api/kpis").status_code == 401
-        assert httpx.get(f"{base}/").status_code == 303
+        assert httpx.get(f"{base}/", headers={"accept": "text/html"}).status_code == 303
+        assert httpx.get(f"{base}/").status_code == 401
         email, password = credentials(data_dir)["admin"]
         client, csrf = signed_in(base, email, password)
         before = wait_for(lambda: (k := kpis(client))["partners_total"] >= 11 and k, 30, "demo partners counted")
@@ -153,6 +154,18 @@ class TestPlatform:
 
         spans = wait_for(the_trace, 30, f"one trace for partner {partner_id} across gateway and pipeline")
         assert any(w == "gateway" and n.startswith(("INSERT", "SELECT")) for w, n in spans)
+
+    def test_metrics_show_consumer_lag_and_http_counts_to_admins_only(self, platform):
+        base, data_dir = platform["base"], platform["data_dir"]
+        assert httpx.get(f"{base}/metrics").status_code == 401
+        viewer, _ = signed_in(base, *credentials(data_dir)["viewer"])
+        assert viewer.get("/metrics").status_code == 403
+        admin, _ = signed_in(base, *credentials(data_dir)["admin"])
+        text = admin.get("/metrics").text
+        lag = 'partnerops_consumer_pending{service="gateway",consumer="gateway__pipeline_partner_created_v1"} 0'
+        assert lag in text, text
+        assert 'partnerops_service_up{service="pipeline"} 1' in text
+        assert 'partnerops_http_requests_total{method="GET",route="/api/kpis",status="200"}' in text, text
 
     def test_read_model_rebuilds_by_replay_to_the_same_counts(self, platform):
         base, data_dir = platform["base"], platform["data_dir"]
