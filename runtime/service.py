@@ -24,6 +24,7 @@ from contracts.base import Command, StreamSpec
 from runtime import bus, telemetry
 from runtime.commands import CommandServer
 from runtime.db import create_engine, plain_dsn, session_factory
+from runtime.health import subjects as health_subjects
 from runtime.inbox import InboxConsumer, Subscription
 from runtime.outbox import OutboxRelay
 from runtime.settings import Settings, get_settings
@@ -111,7 +112,8 @@ async def start(definition: ServiceDefinition, settings: Settings, stop: asyncio
     async def on_health(msg: Msg) -> None:
         await msg.respond(json.dumps(await running.health()).encode())
 
-    await nc.subscribe(f"health.{definition.name}", cb=on_health)
+    for subject in health_subjects(definition.name):
+        await nc.subscribe(subject, cb=on_health)
     await server.start()
     running.tasks.append(asyncio.create_task(relay.run(stop), name=f"{definition.name}-relay"))
     for consumer in consumers:

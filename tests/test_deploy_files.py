@@ -40,7 +40,7 @@ EXTRA_PREFIXES = ("OTEL_",)
 EXTRA_NAMES = {"PYTHONUNBUFFERED", *(f"DB_PASSWORD_{owner.upper()}" for owner in DATABASE_OWNERS)}
 SECRET_NAMES = ("SECRET_KEY", "PASSWORD", "TOKEN", "DATABASE_URL", "DATABASE_ADMIN_URL")
 # Arguments a module accepts that are not string literals in its own source.
-MODULE_ARGUMENTS: dict[str, set[str]] = {"runtime.health": set(DATABASE_OWNERS)}
+MODULE_ARGUMENTS: dict[str, set[str]] = {"runtime.health": {*DATABASE_OWNERS, "--local"}}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -259,8 +259,8 @@ def check_compose_commands(compose: dict[str, Any]) -> list[str]:
             problems.append(f"{name}: no health check")
         elif hc:
             problems += check_argv(hc, f"{name}.healthcheck")
-            if hc[1:3] == ["-m", "runtime.health"] and hc[3:] != [name]:
-                problems.append(f"{name}.healthcheck: checks {hc[3:]} instead of itself")
+            if hc[1:3] == ["-m", "runtime.health"] and hc[3:] != [name, "--local"]:
+                problems.append(f"{name}.healthcheck: checks {hc[3:]} instead of its own instance ({name} --local)")
     # The compose file runs what the supervisor runs, under the same names.
     for owner, args in PROCESSES:
         svc = compose["services"].get(owner)
