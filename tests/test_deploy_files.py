@@ -541,7 +541,7 @@ def test_catches_a_missing_module_and_a_wrong_health_check(tmp_path: Path) -> No
     problems = "\n".join(all_problems(_broken_compose(tmp_path, edit)))
     assert "python -m services.pipline: no such module" in problems
     assert "python -m runtime.healthz: no such module" in problems
-    assert "relationships.healthcheck: checks ['pipeline'] instead of itself" in problems
+    assert "relationships.healthcheck: checks ['pipeline'] instead of its own instance" in problems
     assert "python -m gateway: unknown argument 'serv'" in problems
     assert "the gateway has no route /health" in problems
     assert "partnerops migrat: rejected by runtime/cli.py" in problems
