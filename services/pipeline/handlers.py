@@ -1,17 +1,51 @@
-"""What the pipeline service answers on the bus."""
+"""What the pipeline service answers on the bus, and what it consumes."""
 
 from __future__ import annotations
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from contracts import pipeline as c
+from contracts import sync
+from contracts.base import Event
+from runtime.inbox import Subscription
 from runtime.service import ServiceDefinition
-from services.pipeline import service
+from services.pipeline.config import service as config
+from services.pipeline.imports import service as imports
+from services.pipeline.ingestion import service as ingestion
+from services.pipeline.opportunities import service as opportunities
+from services.pipeline.partners import service as partners
+
+
+async def on_external_upserted(session: AsyncSession, event: Event) -> None:
+    assert isinstance(event, sync.OpportunityExternalUpsertedV1)
+    await ingestion.apply_external(session, event)
+
 
 definition = ServiceDefinition(
     name="pipeline",
     publishes=(c.STREAM,),
+    subscriptions=(
+        Subscription(consumer="pipeline", models=(sync.OpportunityExternalUpsertedV1,), handle=on_external_upserted),
+    ),
     commands=(
-        (c.CreatePartner, service.create_partner),
-        (c.GetPartner, service.get_partner),
-        (c.ListPartners, service.list_partners),
+        (c.CreatePartner, partners.create_partner),
+        (c.UpdatePartner, partners.update_partner),
+        (c.ArchivePartner, partners.archive_partner),
+        (c.GetPartner, partners.get_partner),
+        (c.ListPartners, partners.list_partners),
+        (c.RecomputeTiers, partners.recompute_tiers),
+        (c.CreateOpportunity, opportunities.create_opportunity),
+        (c.UpdateOpportunity, opportunities.update_opportunity),
+        (c.MoveOpportunity, opportunities.move_opportunity),
+        (c.GetOpportunity, opportunities.get_opportunity),
+        (c.ListOpportunities, opportunities.list_opportunities),
+        (c.ListStageSets, config.list_stage_sets),
+        (c.DefineStageSet, config.define_stage_set),
+        (c.GetPipelineSettings, config.get_settings),
+        (c.UpdatePipelineSettings, config.update_settings),
+        (c.BeginImport, imports.begin_import),
+        (c.ImportRows, imports.import_rows),
+        (c.CommitImport, imports.commit_import),
+        (c.ExportRows, imports.export_rows),
     ),
 )

@@ -1,14 +1,34 @@
+"""The pipeline service's tables (schema `pipeline`)."""
+
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
 
-from sqlalchemy import DateTime, String, Text, Uuid, func
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Date,
+    DateTime,
+    ForeignKey,
+    Identity,
+    Integer,
+    Numeric,
+    SmallInteger,
+    String,
+    Text,
+    Uuid,
+    func,
+)
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from runtime.db import make_metadata
 
 SCHEMA = "pipeline"
+MONEY = Numeric(16, 2)
 
 
 class Base(DeclarativeBase):
@@ -22,7 +42,108 @@ class Partner(Base):
     name: Mapped[str] = mapped_column(String(200))
     type: Mapped[str] = mapped_column(String(20))
     tier: Mapped[str] = mapped_column(String(20))
+    tier_auto: Mapped[bool] = mapped_column(Boolean, default=True)
     status: Mapped[str] = mapped_column(String(20))
     owner: Mapped[str | None] = mapped_column(Text)
+    strategic_fit: Mapped[Decimal | None] = mapped_column(Numeric(4, 2))
+    revenue_potential: Mapped[Decimal | None] = mapped_column(Numeric(4, 2))
+    feasibility: Mapped[Decimal | None] = mapped_column(Numeric(4, 2))
+    risk: Mapped[Decimal | None] = mapped_column(Numeric(4, 2))
+    score: Mapped[Decimal | None] = mapped_column(Numeric(5, 2))
+    trailing_revenue: Mapped[Decimal | None] = mapped_column(MONEY)
+    archived_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    version: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class Opportunity(Base):
+    __tablename__ = "opportunity"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    name: Mapped[str] = mapped_column(String(200))
+    pipeline: Mapped[str] = mapped_column(String(40))
+    stage: Mapped[str] = mapped_column(String(40))
+    outcome: Mapped[str] = mapped_column(String(8))
+    partner_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("partner.id"))
+    customer: Mapped[str] = mapped_column(String(200))
+    amount: Mapped[Decimal] = mapped_column(MONEY)
+    currency: Mapped[str] = mapped_column(String(3))
+    expected_close_date: Mapped[date | None] = mapped_column(Date)
+    owner: Mapped[str | None] = mapped_column(Text)
+    deal_model: Mapped[str] = mapped_column(String(20))
+    source: Mapped[str] = mapped_column(String(20))
+    external_id: Mapped[str | None] = mapped_column(String(200))
+    source_modified_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    hyperscaler: Mapped[str | None] = mapped_column(String(10))
+    ace: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    gcp: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    stage_entered_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    launched_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class StageChange(Base):
+    __tablename__ = "opportunity_stage_change"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    opportunity_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("opportunity.id", ondelete="CASCADE"))
+    from_stage: Mapped[str | None] = mapped_column(String(40))
+    to_stage: Mapped[str] = mapped_column(String(40))
+    changed_by: Mapped[str | None] = mapped_column(Text)
+    changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class NextStep(Base):
+    __tablename__ = "opportunity_next_step"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    opportunity_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("opportunity.id", ondelete="CASCADE"))
+    text: Mapped[str] = mapped_column(Text)
+    recorded_by: Mapped[str | None] = mapped_column(Text)
+    recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class StageSetRow(Base):
+    """A pipeline's stage set as configured; built-in ones live in contracts until redefined."""
+
+    __tablename__ = "stage_set"
+
+    key: Mapped[str] = mapped_column(String(40), primary_key=True)
+    definition: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    version: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class SettingsRow(Base):
+    __tablename__ = "settings"
+
+    id: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    definition: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    version: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class ImportBatchRow(Base):
+    __tablename__ = "import_batch"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    kind: Mapped[str] = mapped_column(String(20))
+    columns: Mapped[list[str]] = mapped_column(JSONB)
+    actor: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class ImportRowRow(Base):
+    """A checked row of an import waiting for its commit."""
+
+    __tablename__ = "import_row"
+
+    batch_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("import_batch.id", ondelete="CASCADE"),
+                                                primary_key=True)
+    row: Mapped[int] = mapped_column(Integer, primary_key=True)
+    data: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    errors: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONB)

@@ -1,0 +1,71 @@
+"""Events that sync workers publish into the platform from external systems (AWS Partner Central /
+ACE, Google Cloud Partner Advantage, Microsoft Partner Center). The pipeline service consumes them.
+
+A sync worker publishes the whole current state of an external opportunity each time it sees it
+change, with the source's own last-modified time, on `sync.opportunity.external.upserted.v1`, with the
+header `Nats-Msg-Id` = `event_id`. The pipeline applies it keyed by (source, external_id): a newer
+last-modified replaces what is stored, an older or equal one changes nothing, so duplicates and
+out-of-order delivery are harmless. An event that fails validation (unknown stage, unknown partner,
+last-modified in the future, bad amount, ...) is dead-lettered with the reason.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import ClassVar, Literal
+from uuid import UUID
+
+from pydantic import AwareDatetime, Field
+
+from contracts.base import Event, StreamSpec
+from contracts.pipeline import (
+    COSELL,
+    AceState,
+    Amount,
+    Currency,
+    DealModel,
+    ExternalSource,
+    GcpState,
+    Key,
+    Name,
+    Person,
+)
+
+STREAM = StreamSpec(
+    name="SYNC",
+    subjects=("sync.>",),
+    description="Opportunity facts from external systems, published by sync workers (AWS ACE, GCP, Azure).",
+)
+
+
+class OpportunityExternalUpsertedV1(Event):
+    """Sent by a sync worker with the current state of an opportunity in an external system."""
+
+    subject: ClassVar[str] = "sync.opportunity.external.upserted.v1"
+    stream: ClassVar[StreamSpec] = STREAM
+
+    schema_version: Literal[1] = 1
+    source: ExternalSource
+    external_id: str = Field(min_length=1, max_length=200, pattern=r"^[\x21-\x7e]+$",
+                             description="The source's id, e.g. ACE's O1234567 (printable ASCII, no spaces).")
+    last_modified: AwareDatetime = Field(description="The source's last-modified time; newer wins.")
+    created_at: AwareDatetime | None = Field(default=None, description="When the source created it (cycle time).")
+    name: Name
+    customer: Name
+    stage: str = Field(min_length=1, max_length=100,
+                       description="A stage of `pipeline`, by key or name (ACE: 'Technical Validation').")
+    pipeline: Key = COSELL
+    amount: Amount
+    currency: Currency = "USD"
+    expected_close_date: date | None = None
+    deal_model: DealModel = DealModel.cosell
+    partner_id: UUID | None = Field(default=None, description="Our partner, when the worker knows it; else kept.")
+    owner: Person | None = Field(default=None, description="Our team member, when known; else kept.")
+    ace: AceState | None = None
+    gcp: GcpState | None = None
+
+    def aggregate_key(self) -> str:
+        return f"external:{self.source.value}:{self.external_id}"
+
+
+EVENTS: tuple[type[Event], ...] = (OpportunityExternalUpsertedV1,)

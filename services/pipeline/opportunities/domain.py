@@ -1,0 +1,105 @@
+"""Opportunity rules: which pipeline and stage, what entering a stage means (won, lost, launched,
+reopened; when it closed), and which of two versions of an external record wins. No I/O."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+from contracts import pipeline as c
+from runtime.errors import Invalid
+
+# Dates outside this range are typos (or hostile) and would make odd quarters.
+EARLIEST_DATE = date(1990, 1, 1)
+LATEST_DATE = date(2200, 12, 31)
+# A source clock may run a little ahead of ours; more than this is refused, since a far-future
+# last-modified would make every later real update look older and lose it.
+CLOCK_SKEW = timedelta(hours=1)
+
+
+def default_pipeline(deal_model: c.DealModel) -> str:
+    return c.COSELL if deal_model == c.DealModel.cosell else c.RESALE
+
+
+def hyperscaler_of(source: c.Source | c.ExternalSource) -> c.Hyperscaler | None:
+    return {"aws": c.Hyperscaler.aws, "gcp": c.Hyperscaler.gcp, "azure": c.Hyperscaler.azure}.get(source.value)
+
+
+def stage_set_of(stage_sets: dict[str, c.StageSet], key: str) -> c.StageSet:
+    found = stage_sets.get(key)
+    if found is None:
+        raise Invalid(f"no pipeline {key!r}; pipelines: {', '.join(sorted(stage_sets))}", field="pipeline")
+    return found
+
+
+def resolve_stage(stage_set: c.StageSet, text: str | None) -> c.StageDef:
+    """A stage by key or name (case-insensitive); none given: the pipeline's first stage."""
+    if text is None:
+        return stage_set.stages[0]
+    found = stage_set.stage(text)
+    if found is None:
+        names = ", ".join(s.name for s in stage_set.stages)
+        raise Invalid(f"{text!r} is not a stage of pipeline {stage_set.key!r} ({names})", field="stage")
+    return found
+
+
+def check_close_date(day: date | None) -> None:
+    if day is not None and not EARLIEST_DATE <= day <= LATEST_DATE:
+        raise Invalid(f"expected close date {day} is not between {EARLIEST_DATE} and {LATEST_DATE}",
+                      field="expected_close_date")
+
+
+def check_not_future(modified: datetime, now: datetime) -> None:
+    if modified > now + CLOCK_SKEW:
+        raise Invalid(f"last_modified {modified.isoformat()} is in the future", field="last_modified")
+
+
+def newer(stored: datetime | None, incoming: datetime) -> bool:
+    """Newer wins; an equal time is the same version (a duplicate) and changes nothing."""
+    return stored is None or incoming > stored
+
+
+@dataclass(frozen=True)
+class StageEntry:
+    """What entering `to` from `from_` (None: a new opportunity) at `at` means."""
+
+    outcome: c.Outcome
+    closed_at: datetime | None
+    launched_at: datetime | None
+    won: bool
+    lost: bool
+    launched: bool
+    reopened: bool
+    previous_outcome: c.Outcome | None
+
+
+def enter_stage(from_: c.StageDef | None, to: c.StageDef, at: datetime, *,
+                closed_at: datetime | None = None, launched_at: datetime | None = None) -> StageEntry:
+    before = from_.outcome if from_ is not None else None
+    if to.outcome == c.Outcome.open:
+        closed = None
+    elif before != to.outcome:
+        closed = at
+    else:
+        closed = closed_at
+    if to.launch:
+        launched = launched_at if (from_ is not None and from_.launch and launched_at) else at
+    else:
+        launched = None
+    return StageEntry(
+        outcome=to.outcome,
+        closed_at=closed,
+        launched_at=launched,
+        won=to.outcome == c.Outcome.won and before != c.Outcome.won,
+        lost=to.outcome == c.Outcome.lost and before != c.Outcome.lost,
+        launched=to.launch and not (from_ is not None and from_.launch),
+        reopened=before is not None and before != c.Outcome.open and to.outcome == c.Outcome.open,
+        previous_outcome=before,
+    )
+
+
+def next_steps_changed(before: c.AceState | None, after: c.AceState | None) -> str | None:
+    """The new next-steps text when it changed (ACE keeps their history), else None."""
+    old = before.next_steps if before else None
+    new = after.next_steps if after else None
+    return new if new and new != old else None

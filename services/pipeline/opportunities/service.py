@@ -1,0 +1,292 @@
+"""Opportunity use cases: create, change, move through stages, read. Never commits.
+
+Every change bumps the opportunity's version and emits one snapshot event (created, updated or
+stage changed) plus the outcome facts other services act on (won, lost, launched, reopened).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from contracts import pipeline as c
+from contracts.base import Event
+from runtime.errors import Conflict, Invalid, NotFound
+from runtime.outbox import add_events
+from services.pipeline.config.repository import ConfigRepository
+from services.pipeline.models import SCHEMA, Opportunity
+from services.pipeline.opportunities import domain
+from services.pipeline.opportunities.repository import OpportunityRepository
+from services.pipeline.partners import service as partners
+from services.pipeline.partners.repository import PartnerRepository
+
+# The fields a person (or an import, or a sync worker) may set; stage moves separately.
+EDITABLE = ("name", "customer", "partner_id", "amount", "currency", "expected_close_date", "owner",
+            "deal_model", "hyperscaler", "ace", "gcp")
+
+
+@dataclass
+class Draft:
+    """An opportunity's editable fields."""
+
+    name: str
+    customer: str
+    amount: Decimal
+    currency: str = "USD"
+    partner_id: uuid.UUID | None = None
+    expected_close_date: date | None = None
+    owner: str | None = None
+    deal_model: c.DealModel = c.DealModel.resale
+    hyperscaler: c.Hyperscaler | None = None
+    ace: c.AceState | None = None
+    gcp: c.GcpState | None = None
+
+
+@dataclass
+class Origin:
+    """Where a change comes from: who, when, and for external records their source's identity."""
+
+    actor: str | None
+    at: datetime
+    source: c.Source = c.Source.manual
+    external_id: str | None = None
+    source_modified_at: datetime | None = None
+    source_created_at: datetime | None = None
+    correlation_id: str | None = None
+    events: list[Event] = field(default_factory=list)
+
+
+def _json(model: Any) -> dict[str, Any] | None:
+    return model.model_dump(mode="json", exclude_none=True) if model is not None else None
+
+
+def ace_of(o: Opportunity) -> c.AceState | None:
+    return c.AceState.model_validate(o.ace) if o.ace else None
+
+
+def gcp_of(o: Opportunity) -> c.GcpState | None:
+    return c.GcpState.model_validate(o.gcp) if o.gcp else None
+
+
+def to_contract(o: Opportunity, stage_set: c.StageSet) -> c.Opportunity:
+    stage = stage_set.stage(o.stage)
+    return c.Opportunity(
+        id=o.id, version=o.version, name=o.name, pipeline=o.pipeline, stage=o.stage,
+        stage_name=stage.name if stage else o.stage, probability=stage.probability if stage else 0,
+        outcome=c.Outcome(o.outcome), partner_id=o.partner_id, customer=o.customer, amount=o.amount,
+        currency=o.currency, expected_close_date=o.expected_close_date, owner=o.owner,
+        deal_model=c.DealModel(o.deal_model), source=c.Source(o.source), external_id=o.external_id,
+        source_modified_at=o.source_modified_at,
+        hyperscaler=c.Hyperscaler(o.hyperscaler) if o.hyperscaler else None, ace=ace_of(o), gcp=gcp_of(o),
+        created_at=o.created_at, updated_at=o.updated_at, stage_entered_at=o.stage_entered_at,
+        closed_at=o.closed_at, launched_at=o.launched_at,
+    )
+
+
+def _won_part(o: Opportunity) -> tuple[Any, ...] | None:
+    """What of an opportunity counts toward its partner's trailing revenue."""
+    if o.outcome != c.Outcome.won.value or o.partner_id is None:
+        return None
+    return (o.partner_id, o.amount, o.currency, o.closed_at)
+
+
+async def _check_partner(session: AsyncSession, partner_id: uuid.UUID | None) -> None:
+    if partner_id is not None and not await PartnerRepository(session).exists(partner_id):
+        raise Invalid(f"no partner with id {partner_id}", field="partner_id")
+
+
+def _outcome_events(o: Opportunity, entry: domain.StageEntry, origin: Origin,
+                    lost_reason: str | None) -> list[Event]:
+    common = dict(opportunity_id=o.id, partner_id=o.partner_id, amount=o.amount, currency=o.currency,
+                  deal_model=c.DealModel(o.deal_model), customer=o.customer, owner=o.owner, pipeline=o.pipeline,
+                  source=c.Source(o.source), correlation_id=origin.correlation_id)
+    events: list[Event] = []
+    if entry.won:
+        events.append(c.OpportunityWonV1(**common, won_at=o.closed_at))
+    if entry.lost:
+        events.append(c.OpportunityLostV1(**common, lost_at=o.closed_at, reason=lost_reason))
+    if entry.launched:
+        hyperscaler = c.Hyperscaler(o.hyperscaler) if o.hyperscaler else None
+        events.append(c.OpportunityLaunchedV1(**common, hyperscaler=hyperscaler, launched_at=o.launched_at))
+    if entry.reopened and entry.previous_outcome is not None:
+        events.append(c.OpportunityReopenedV1(**common, previous_outcome=entry.previous_outcome,
+                                              reopened_at=origin.at))
+    return events
+
+
+async def create(session: AsyncSession, draft: Draft, *, pipeline: str | None, stage: str | None,
+                 origin: Origin) -> tuple[Opportunity, c.StageSet]:
+    """Store a new opportunity in its first (or given) stage; stage the events in `origin.events`."""
+    domain.check_close_date(draft.expected_close_date)
+    await _check_partner(session, draft.partner_id)
+    stage_sets = await ConfigRepository(session).stage_sets()
+    stage_set = domain.stage_set_of(stage_sets, pipeline or domain.default_pipeline(draft.deal_model))
+    to = domain.resolve_stage(stage_set, stage)
+    entry = domain.enter_stage(None, to, origin.at)
+    o = Opportunity(
+        id=uuid.uuid4(), version=1, name=draft.name, pipeline=stage_set.key, stage=to.key,
+        outcome=entry.outcome.value, partner_id=draft.partner_id, customer=draft.customer, amount=draft.amount,
+        currency=draft.currency, expected_close_date=draft.expected_close_date, owner=draft.owner,
+        deal_model=draft.deal_model.value, source=origin.source.value, external_id=origin.external_id,
+        source_modified_at=origin.source_modified_at,
+        hyperscaler=(draft.hyperscaler or domain.hyperscaler_of(origin.source) or None),
+        ace=_json(draft.ace), gcp=_json(draft.gcp),
+        created_at=origin.source_created_at or origin.at, updated_at=origin.at, stage_entered_at=origin.at,
+        closed_at=entry.closed_at, launched_at=entry.launched_at,
+    )
+    if o.hyperscaler is not None:
+        o.hyperscaler = c.Hyperscaler(o.hyperscaler).value
+    repo = OpportunityRepository(session)
+    await repo.add(o)
+    await repo.record_stage(o.id, None, to.key, origin.actor, origin.at)
+    if draft.ace and draft.ace.next_steps:
+        await repo.record_next_step(o.id, draft.ace.next_steps, origin.actor, origin.at)
+    origin.events.append(c.OpportunityCreatedV1(opportunity=to_contract(o, stage_set),
+                                                correlation_id=origin.correlation_id))
+    origin.events += _outcome_events(o, entry, origin, draft.ace.closed_lost_reason if draft.ace else None)
+    if entry.won and o.partner_id is not None:
+        await _recompute(session, {o.partner_id}, origin)
+    return o, stage_set
+
+
+async def change(session: AsyncSession, o: Opportunity, changes: dict[str, Any], *, to_stage: str | None,
+                 origin: Origin, lost_reason: str | None = None) -> list[str]:
+    """Apply field changes and/or a stage move to a locked opportunity; one snapshot event if
+    anything changed. Returns the names of what changed."""
+    stage_sets = await ConfigRepository(session).stage_sets()
+    stage_set = domain.stage_set_of(stage_sets, o.pipeline)
+    before_won = _won_part(o)
+    repo = OpportunityRepository(session)
+    changed: list[str] = []
+    for name, value in changes.items():
+        if name in ("ace", "gcp"):
+            stored = ace_of(o) if name == "ace" else gcp_of(o)
+            if value != stored:
+                if name == "ace" and (text := domain.next_steps_changed(stored, value)):
+                    await repo.record_next_step(o.id, text, origin.actor, origin.at)
+                setattr(o, name, _json(value))
+                changed.append(name)
+            continue
+        if name == "partner_id" and value != o.partner_id:
+            await _check_partner(session, value)
+        if name == "expected_close_date":
+            domain.check_close_date(value)
+        stored_value = getattr(o, name)
+        new_value = value.value if hasattr(value, "value") else value
+        if new_value != stored_value:
+            setattr(o, name, new_value)
+            changed.append(name)
+    from_stage = o.stage
+    entry: domain.StageEntry | None = None
+    if to_stage is not None:
+        from_def = stage_set.stage(o.stage)
+        to = domain.resolve_stage(stage_set, to_stage)
+        if to.key != o.stage:
+            entry = domain.enter_stage(from_def, to, origin.at, closed_at=o.closed_at, launched_at=o.launched_at)
+            o.stage, o.outcome = to.key, entry.outcome.value
+            o.closed_at, o.launched_at, o.stage_entered_at = entry.closed_at, entry.launched_at, origin.at
+            await repo.record_stage(o.id, from_stage, to.key, origin.actor, origin.at)
+            changed.append("stage")
+            if lost_reason and entry.lost:
+                ace = (ace_of(o) or c.AceState()).model_copy(update={"closed_lost_reason": lost_reason})
+                o.ace = _json(ace)
+    if origin.source_modified_at is not None:
+        o.source_modified_at = origin.source_modified_at
+    if not changed:
+        return changed
+    o.version += 1
+    o.updated_at = origin.at
+    await session.flush()
+    snapshot = to_contract(o, stage_set)
+    if entry is not None:
+        origin.events.append(c.OpportunityStageChangedV1(
+            opportunity=snapshot, from_stage=from_stage, to_stage=o.stage, changed_by=origin.actor,
+            changed_at=origin.at, correlation_id=origin.correlation_id))
+        reason = lost_reason or (ace_of(o).closed_lost_reason if o.ace else None)
+        origin.events += _outcome_events(o, entry, origin, reason)
+    else:
+        origin.events.append(c.OpportunityUpdatedV1(opportunity=snapshot, changed=tuple(changed),
+                                                    correlation_id=origin.correlation_id))
+    after_won = _won_part(o)
+    if before_won != after_won:
+        await _recompute(session, {p[0] for p in (before_won, after_won) if p}, origin)
+    return changed
+
+
+async def _recompute(session: AsyncSession, partner_ids: set[uuid.UUID], origin: Origin) -> None:
+    settings = await ConfigRepository(session).settings()
+    await session.flush()
+    await partners.recompute(session, partner_ids, settings, actor=origin.actor)
+
+
+async def _locked(session: AsyncSession, opportunity_id: uuid.UUID, expected_version: int | None) -> Opportunity:
+    o = await OpportunityRepository(session).get(opportunity_id, for_update=True)
+    if o is None:
+        raise NotFound(f"no opportunity with id {opportunity_id}", field="opportunity_id")
+    if expected_version is not None and expected_version != o.version:
+        raise Conflict(f"the opportunity changed since version {expected_version} (now {o.version})",
+                       field="expected_version")
+    return o
+
+
+# ------------------------------------------------------------------------------- command handlers
+
+
+async def create_opportunity(session: AsyncSession, cmd: c.CreateOpportunity) -> c.Opportunity:
+    draft = Draft(**{name: getattr(cmd, name) for name in EDITABLE})
+    origin = Origin(actor=cmd.actor, at=datetime.now(UTC), correlation_id=cmd.actor)
+    o, stage_set = await create(session, draft, pipeline=cmd.pipeline, stage=cmd.stage, origin=origin)
+    await add_events(session, SCHEMA, origin.events)
+    return to_contract(o, stage_set)
+
+
+async def update_opportunity(session: AsyncSession, cmd: c.UpdateOpportunity) -> c.Opportunity:
+    o = await _locked(session, cmd.opportunity_id, cmd.expected_version)
+    sent = {name: getattr(cmd, name) for name in EDITABLE if name in cmd.model_fields_set}
+    for required in ("name", "customer", "amount", "currency", "deal_model"):
+        if required in sent and sent[required] is None:
+            raise Invalid(f"{required} cannot be empty", field=required)
+    origin = Origin(actor=cmd.actor, at=datetime.now(UTC), correlation_id=cmd.actor)
+    await change(session, o, sent, to_stage=None, origin=origin)
+    await add_events(session, SCHEMA, origin.events)
+    return to_contract(o, domain.stage_set_of(await ConfigRepository(session).stage_sets(), o.pipeline))
+
+
+async def move_opportunity(session: AsyncSession, cmd: c.MoveOpportunity) -> c.Opportunity:
+    o = await _locked(session, cmd.opportunity_id, cmd.expected_version)
+    origin = Origin(actor=cmd.actor, at=datetime.now(UTC), correlation_id=cmd.actor)
+    await change(session, o, {}, to_stage=cmd.stage, origin=origin, lost_reason=cmd.closed_lost_reason)
+    await add_events(session, SCHEMA, origin.events)
+    return to_contract(o, domain.stage_set_of(await ConfigRepository(session).stage_sets(), o.pipeline))
+
+
+async def get_opportunity(session: AsyncSession, cmd: c.GetOpportunity) -> c.OpportunityDetail:
+    repo = OpportunityRepository(session)
+    o = await repo.get(cmd.opportunity_id)
+    if o is None:
+        raise NotFound(f"no opportunity with id {cmd.opportunity_id}", field="opportunity_id")
+    stage_set = domain.stage_set_of(await ConfigRepository(session).stage_sets(), o.pipeline)
+    return c.OpportunityDetail(
+        **to_contract(o, stage_set).model_dump(),
+        stage_history=[c.StageChange(from_stage=h.from_stage, to_stage=h.to_stage, changed_by=h.changed_by,
+                                     changed_at=h.changed_at) for h in await repo.stage_history(o.id)],
+        next_steps_history=[c.NextStep(text=n.text, recorded_by=n.recorded_by, recorded_at=n.recorded_at)
+                            for n in await repo.next_steps(o.id)],
+    )
+
+
+async def list_opportunities(session: AsyncSession, cmd: c.ListOpportunities) -> c.OpportunityList:
+    config = ConfigRepository(session)
+    quarter = None
+    if cmd.quarter:
+        settings = await config.settings()
+        quarter = c.quarter_range(*c.parse_quarter(cmd.quarter), settings.fiscal_year_start_month)
+    rows, total = await OpportunityRepository(session).list(cmd, quarter)
+    stage_sets = await config.stage_sets()
+    items = [to_contract(o, stage_sets.get(o.pipeline) or c.RESALE_STAGE_SET) for o in rows]
+    return c.OpportunityList(items=items, total=total, offset=cmd.offset, limit=cmd.limit)

@@ -1,0 +1,144 @@
+"""All SQL about partners."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy import Select, case, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from contracts import pipeline as c
+from services.pipeline.models import Opportunity, Partner
+
+_TIER_RANK = case({t.value: i for i, t in enumerate(c.TIER_ORDER)}, value=Partner.tier)
+_RANK = func.rank().over(order_by=Partner.score.desc())
+_KNOWN = "pipeline.known_partners"
+
+
+class PartnerRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add(self, partner: Partner) -> Partner:
+        self.session.add(partner)
+        await self.session.flush()
+        await self.session.refresh(partner)
+        return partner
+
+    async def get(self, partner_id: uuid.UUID, *, for_update: bool = False) -> Partner | None:
+        query = select(Partner).where(Partner.id == partner_id)
+        if for_update:
+            query = query.with_for_update()
+        return await self.session.scalar(query.execution_options(populate_existing=True))
+
+    async def exists(self, partner_id: uuid.UUID) -> bool:
+        # Ingestion asks about the same few partners over and over within one batch.
+        known: set[uuid.UUID] = self.session.info.setdefault(_KNOWN, set())
+        if partner_id in known:
+            return True
+        found = await self.session.scalar(select(Partner.id).where(Partner.id == partner_id))
+        if found is not None:
+            known.add(partner_id)
+        return found is not None
+
+    async def name_taken(self, name: str, *, other_than: uuid.UUID | None = None) -> bool:
+        query = select(Partner.id).where(func.lower(Partner.name) == name.lower())
+        if other_than is not None:
+            query = query.where(Partner.id != other_than)
+        return await self.session.scalar(query) is not None
+
+    async def ids_by_name(self, names: Sequence[str]) -> dict[str, uuid.UUID]:
+        if not names:
+            return {}
+        rows = await self.session.execute(
+            select(func.lower(Partner.name), Partner.id).where(func.lower(Partner.name).in_({n.lower() for n in names}))
+        )
+        return {name: pid for name, pid in rows.tuples()}
+
+    async def names_by_id(self, ids: set[uuid.UUID]) -> dict[uuid.UUID, str]:
+        if not ids:
+            return {}
+        rows = await self.session.execute(select(Partner.id, Partner.name).where(Partner.id.in_(ids)))
+        return dict(rows.tuples().all())
+
+    async def rank_of(self, partner_id: uuid.UUID) -> int | None:
+        ranked = (select(Partner.id, _RANK.label("rank"))
+                  .where(Partner.archived_at.is_(None), Partner.score.is_not(None)).subquery())
+        return await self.session.scalar(select(ranked.c.rank).where(ranked.c.id == partner_id))
+
+    async def list(self, cmd: c.ListPartners) -> tuple[list[tuple[Partner, int | None]], int]:
+        ranked = (select(Partner.id.label("pid"), _RANK.label("rank"))
+                  .where(Partner.archived_at.is_(None), Partner.score.is_not(None)).subquery())
+        query: Select[tuple[Partner, int | None]] = select(Partner, ranked.c.rank).outerjoin(
+            ranked, ranked.c.pid == Partner.id)
+        count = select(func.count()).select_from(Partner)
+        conditions = []
+        if not cmd.include_archived:
+            conditions.append(Partner.archived_at.is_(None))
+        if cmd.type:
+            conditions.append(Partner.type == cmd.type.value)
+        if cmd.tier:
+            conditions.append(Partner.tier == cmd.tier.value)
+        if cmd.status:
+            conditions.append(Partner.status == cmd.status.value)
+        if cmd.owner:
+            conditions.append(Partner.owner == cmd.owner)
+        if cmd.q:
+            conditions.append(Partner.name.ilike(f"%{_escape_like(cmd.q)}%", escape="\\"))
+        if conditions:
+            query = query.where(*conditions)
+            count = count.where(*conditions)
+        order = {
+            c.PartnerSort.name: (func.lower(Partner.name).asc(),),
+            c.PartnerSort.name_desc: (func.lower(Partner.name).desc(),),
+            c.PartnerSort.score: (Partner.score.asc().nulls_last(),),
+            c.PartnerSort.score_desc: (Partner.score.desc().nulls_last(),),
+            c.PartnerSort.created: (Partner.created_at.asc(),),
+            c.PartnerSort.created_desc: (Partner.created_at.desc(),),
+            c.PartnerSort.tier: (_TIER_RANK.asc(),),
+            c.PartnerSort.tier_desc: (_TIER_RANK.desc(),),
+        }[cmd.sort]
+        query = query.order_by(*order, Partner.id).offset(cmd.offset).limit(cmd.limit)
+        rows = (await self.session.execute(query)).tuples().all()
+        return [(p, r) for p, r in rows], int(await self.session.scalar(count) or 0)
+
+    async def page_by_id(self, after: uuid.UUID | None, limit: int) -> list[Partner]:
+        query = select(Partner).order_by(Partner.id).limit(limit)
+        if after is not None:
+            query = query.where(Partner.id > after)
+        return list(await self.session.scalars(query))
+
+    async def scored(self) -> list[Partner]:
+        return list(await self.session.scalars(
+            select(Partner).where(Partner.strategic_fit.is_not(None)).with_for_update()))
+
+    async def set_scores(self, scores: dict[uuid.UUID, Decimal]) -> None:
+        for partner_id, score in scores.items():
+            await self.session.execute(update(Partner).where(Partner.id == partner_id).values(score=score))
+
+    async def auto_tier_ids(self) -> list[uuid.UUID]:
+        return list(await self.session.scalars(
+            select(Partner.id).where(Partner.tier_auto, Partner.archived_at.is_(None)).order_by(Partner.id)))
+
+    async def won_since(self, partner_ids: Sequence[uuid.UUID], since: datetime
+                        ) -> dict[uuid.UUID, dict[str, Decimal]]:
+        """Won amounts per partner and currency closed at or after `since`."""
+        if not partner_ids:
+            return {}
+        rows = await self.session.execute(
+            select(Opportunity.partner_id, Opportunity.currency, func.sum(Opportunity.amount))
+            .where(Opportunity.partner_id.in_(partner_ids), Opportunity.outcome == c.Outcome.won.value,
+                   Opportunity.closed_at >= since)
+            .group_by(Opportunity.partner_id, Opportunity.currency)
+        )
+        out: dict[uuid.UUID, dict[str, Decimal]] = {}
+        for partner_id, currency, total in rows.tuples():
+            out.setdefault(partner_id, {})[currency] = total
+        return out
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

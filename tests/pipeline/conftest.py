@@ -1,0 +1,84 @@
+"""The pipeline package's servers: a NATS and a migrated database of its own (service streams and
+consumer names are fixed, so they must not be shared with other packages' services), the pipeline
+service running in-process, and the gateway app with an API token holding every scope.
+
+Tests share these servers, so each test works on partners, owners and ids of its own."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+
+import httpx
+import pytest
+from nats.aio.client import Client as NATS
+
+from runtime import bus
+from runtime.embedded import EmbeddedNats
+from runtime.service import RunningService, shutdown, start
+from runtime.settings import Settings
+from runtime.testing import TEST_SECRET, TestServers, platform_database, unique
+from services.pipeline.handlers import definition
+
+
+def settings_for(db_url: str, nats_url: str) -> Settings:
+    return Settings(environment="test", secret_key=TEST_SECRET, database_url=db_url, nats_url=nats_url,
+                    log_format="text", bus_ack_wait_seconds=5, bus_backoff_seconds=(0.1, 0.2, 0.5),
+                    bus_max_deliver=4, outbox_poll_seconds=0.2, bus_fetch_batch=64)
+
+
+@pytest.fixture(scope="package")
+def pipeline_nats(tmp_path_factory: pytest.TempPathFactory, servers: TestServers) -> Iterator[str]:
+    server = EmbeddedNats(store_dir=tmp_path_factory.mktemp("pipeline-nats")).start()
+    yield server.url
+    server.stop()
+
+
+@pytest.fixture(scope="package")
+async def pipeline_db(servers: TestServers) -> dict[str, str]:
+    return await platform_database(servers.admin_url, unique("pl_"))
+
+
+@pytest.fixture(scope="package")
+async def pipeline_service(pipeline_db: dict[str, str], pipeline_nats: str) -> AsyncIterator[RunningService]:
+    stop = asyncio.Event()
+    running = await start(definition, settings_for(pipeline_db["pipeline"], pipeline_nats), stop)
+    yield running
+    stop.set()
+    await shutdown(running)
+
+
+@pytest.fixture
+async def bus_client(pipeline_nats: str, pipeline_service: RunningService) -> AsyncIterator[NATS]:
+    conn = await bus.connect(pipeline_nats, name="pipeline-test")
+    yield conn
+    await conn.close()
+
+
+@pytest.fixture(scope="package")
+async def gateway_app(pipeline_db: dict[str, str], pipeline_nats: str, pipeline_service: RunningService):
+    from gateway.app import create_app
+
+    app = create_app(settings_for(pipeline_db["gateway"], pipeline_nats))
+    async with app.router.lifespan_context(app):
+        yield app
+
+
+@pytest.fixture(scope="package")
+async def api_token(gateway_app) -> str:
+    from gateway.auth import SCOPES, digest, new_api_token
+    from gateway.models import ApiToken
+
+    token = new_api_token()
+    async with gateway_app.state.running.sessions() as session, session.begin():
+        session.add(ApiToken(name="pipeline-tests", token_hash=digest(token), scopes=sorted(SCOPES),
+                             created_by="tests"))
+    return token
+
+
+@pytest.fixture
+async def api(gateway_app, api_token: str) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=gateway_app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://gateway",
+                                 headers={"authorization": f"Bearer {api_token}"}) as client:
+        yield client
