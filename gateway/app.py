@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Annotated
 from urllib.parse import quote
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
@@ -47,8 +47,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         description="The partnerships department's pipeline, commissions, relationships and alerts.",
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
     app.add_exception_handler(CommandFailed, command_failed_handler)
+    app.add_exception_handler(HTTPException, web.http_error_page)
 
     @app.exception_handler(AuthRequired)
     async def auth_required(request: Request, exc: AuthRequired) -> Response:
@@ -60,6 +63,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in routes.ROUTERS:
         app.include_router(router)
     app.include_router(web.router)
+    web.docs.install(app)  # before /static: it mounts /static/apidocs
     app.mount("/static", StaticFiles(directory=str(Path(__file__).parent / "static")), name="static")
 
     @app.get("/healthz", tags=["health"])

@@ -153,6 +153,8 @@ def require(role: Role = Role.viewer, scope: str | None = None) -> Callable[[Req
             principal = await authenticate(request, session)
         if principal is None:
             raise AuthRequired()
+        # Known from here on, even if refused below: a refusal page still shows who is signed in.
+        request.state.principal = principal
         if principal.kind == "token":
             if scope is None or scope not in principal.scopes:
                 raise HTTPException(status_code=403, detail=f"this token lacks the scope {scope or '(user only)'}")

@@ -1,30 +1,19 @@
-"""Server-rendered pages: sign-in, and the dashboard with the partner form."""
+"""Signing in and out. The sign-in form carries a pre-session CSRF token in a cookie of its own."""
 
 from __future__ import annotations
 
 import hmac
 import secrets
-from pathlib import Path
 from typing import Annotated
-from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from fastapi.templating import Jinja2Templates
-from pydantic import ValidationError
 
-from contracts import pipeline as pc
 from gateway import auth
-from gateway.auth import Principal, Role, require
-from gateway.routes.partners import PartnerIn, add_partner, compute_kpis
 from gateway.state import sessions
-from runtime.errors import CommandFailed
+from gateway.web.common import Viewer, templates
 
 router = APIRouter(include_in_schema=False)
-templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
-
-Viewer = Annotated[Principal, Depends(require(Role.viewer))]
-Member = Annotated[Principal, Depends(require(Role.member))]
 
 
 def _secure(request: Request) -> bool:
@@ -95,42 +84,3 @@ async def signout(request: Request, _: Viewer) -> Response:
     response = RedirectResponse("/signin", status_code=303)
     response.delete_cookie(auth.SESSION_COOKIE)
     return response
-
-
-@router.get("/", response_class=HTMLResponse)
-async def dashboard(request: Request, principal: Viewer) -> Response:
-    return await _render_dashboard(request, principal)
-
-
-async def _render_dashboard(request: Request, principal: Principal, *, errors: dict[str, str] | None = None,
-                            form: dict[str, str] | None = None, status_code: int = 200) -> Response:
-    kpis = await compute_kpis(request)
-    return templates.TemplateResponse(
-        request, "dashboard.html",
-        {"kpis": kpis, "types": list(pc.PartnerType), "errors": errors or {}, "form": form or {},
-         "created": request.query_params.get("created"), "principal": principal,
-         "csrf_token": principal.csrf_token, "can_edit": principal.role.rank >= Role.member.rank},
-        status_code=status_code,
-    )
-
-
-@router.post("/partners")
-async def create_partner_form(
-    request: Request,
-    principal: Member,
-    name: Annotated[str, Form()] = "",
-    type: Annotated[str, Form()] = "",
-    owner: Annotated[str, Form()] = "",
-) -> Response:
-    form = {"name": name, "type": type, "owner": owner}
-    try:
-        body = PartnerIn(name=name, type=type, owner=owner or None)  # type: ignore[arg-type]
-    except ValidationError as exc:
-        errors = {str(e["loc"][0]): e["msg"] for e in exc.errors()}
-        return await _render_dashboard(request, principal, errors=errors, form=form, status_code=422)
-    try:
-        partner = await add_partner(request, principal, body)
-    except CommandFailed as exc:
-        errors = {exc.error.field or "name": exc.error.message}
-        return await _render_dashboard(request, principal, errors=errors, form=form, status_code=422)
-    return RedirectResponse(f"/?created={quote(partner.name)}", status_code=303)

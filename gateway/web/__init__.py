@@ -1,0 +1,12 @@
+"""The server-rendered web UI: one module per area, each with its `router`."""
+
+from fastapi import APIRouter
+
+from gateway.web import admin, dashboard, docs, partners, pipeline, session, team
+from gateway.web.common import http_error_page
+
+router = APIRouter(include_in_schema=False)
+for _module in (session, dashboard, pipeline, partners, team, admin):
+    router.include_router(_module.router)
+
+__all__ = ["docs", "http_error_page", "router"]

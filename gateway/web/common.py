@@ -1,0 +1,112 @@
+"""What every page shares: the templates with their filters, who may see what, and turning the
+server's validation errors into messages beside the fields they concern."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.responses import Response
+from fastapi.templating import Jinja2Templates
+from pydantic import ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from gateway.auth import Principal, Role, require
+from gateway.web import charts
+from gateway.web.formatting import FILTERS
+from runtime.errors import CommandFailed
+
+TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
+
+NAV: tuple[tuple[str, str, Role], ...] = (
+    ("/", "Dashboard", Role.viewer),
+    ("/pipeline", "Pipeline", Role.viewer),
+    ("/partners", "Partners", Role.viewer),
+    ("/team", "Team", Role.viewer),
+    ("/admin", "Admin", Role.admin),
+)
+
+
+def _active(path: str) -> str | None:
+    if path.startswith("/opportunities"):
+        return "/pipeline"
+    for href in ("/pipeline", "/partners", "/team", "/admin"):
+        if path == href or path.startswith(href + "/"):
+            return href
+    return "/" if path == "/" else None
+
+
+def _base_context(request: Request) -> dict[str, Any]:
+    principal: Principal | None = getattr(request.state, "principal", None)
+    active = _active(request.url.path)
+    nav = [] if principal is None else [
+        {"href": href, "label": label, "current": href == active}
+        for href, label, role in NAV if principal.role.rank >= role.rank
+    ]
+    # Context processors override what a page passes, so the sign-in page's own token must survive.
+    extra = {"csrf_token": principal.csrf_token} if principal else {}
+    return {
+        **extra,
+        "principal": principal,
+        "can_edit": principal is not None and principal.role.rank >= Role.member.rank,
+        "is_manager": principal is not None and principal.role.rank >= Role.manager.rank,
+        "is_admin": principal is not None and principal.role is Role.admin,
+        "nav": nav,
+    }
+
+
+templates = Jinja2Templates(directory=str(TEMPLATES_DIR), context_processors=[_base_context])
+templates.env.filters.update(FILTERS)
+templates.env.globals["charts"] = charts
+
+Viewer = Annotated[Principal, Depends(require(Role.viewer))]
+Member = Annotated[Principal, Depends(require(Role.member))]
+Manager = Annotated[Principal, Depends(require(Role.manager))]
+Admin = Annotated[Principal, Depends(require(Role.admin))]
+
+
+def render(request: Request, name: str, context: dict[str, Any] | None = None, *,
+           status_code: int = 200) -> Response:
+    return templates.TemplateResponse(request, name, context or {}, status_code=status_code)
+
+
+def not_found(request: Request, what: str) -> Response:
+    return render(request, "not_found.html", {"what": what}, status_code=404)
+
+
+async def http_error_page(request: Request, exc: Exception) -> Response:
+    """A person in a browser who may not do something gets a page saying so; programs get JSON."""
+    assert isinstance(exc, StarletteHTTPException)
+    wants_html = "text/html" in request.headers.get("accept", "") and not request.url.path.startswith("/api/")
+    if exc.status_code == 403 and wants_html:
+        return render(request, "forbidden.html", {"detail": exc.detail}, status_code=403)
+    return await http_exception_handler(request, exc)
+
+
+def field_errors(exc: ValidationError | CommandFailed, default_field: str = "form") -> dict[str, str]:
+    """{field: message} from a pydantic error (our own form models) or a service's typed error."""
+    if isinstance(exc, CommandFailed):
+        name = (exc.error.field or default_field).split(".")[-1]
+        return {name: exc.error.message}
+    errors: dict[str, str] = {}
+    for e in exc.errors():
+        loc = [str(p) for p in e["loc"] if p not in ("body",)]
+        errors.setdefault(loc[0] if loc else default_field, _plain_message(e["msg"]))
+    return errors
+
+
+def _plain_message(msg: str) -> str:
+    # pydantic prefixes custom validator messages; people only need the reason.
+    return msg.removeprefix("Value error, ")
+
+
+def back_to(request: Request, fallback: str) -> str:
+    """Where to go back to after a form post: the page it came from when that page is ours."""
+    referer = request.headers.get("referer", "")
+    origin = f"{request.url.scheme}://{request.url.netloc}"
+    if referer.startswith(origin + "/"):
+        return referer[len(origin):]
+    return fallback
+

@@ -1,0 +1,93 @@
+"""How figures read on the pages: money with its currency, compact amounts on chart axes, percents."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import ROUND_HALF_UP, Decimal
+from zoneinfo import ZoneInfo
+
+SYMBOLS = {"USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥", "AUD": "A$", "CAD": "C$"}
+
+
+def _decimal(value: object) -> Decimal:
+    if isinstance(value, Decimal):
+        return value
+    return Decimal(str(value or 0))
+
+
+def money(value: object, currency: str = "USD", *, cents: bool = False) -> str:
+    """$250,000 — whole units unless `cents`; unknown currencies keep their ISO code."""
+    if value is None:
+        return "—"
+    amount = _decimal(value)
+    quantum = Decimal("0.01") if cents else Decimal("1")
+    amount = amount.quantize(quantum, rounding=ROUND_HALF_UP)
+    sign = "-" if amount < 0 else ""
+    body = f"{abs(amount):,.2f}" if cents else f"{abs(amount):,.0f}"
+    symbol = SYMBOLS.get(currency.upper())
+    return f"{sign}{symbol}{body}" if symbol else f"{sign}{body} {currency.upper()}"
+
+
+def money_short(value: object, currency: str = "USD") -> str:
+    """$250K, $1.2M — for chart axes and labels where space is tight."""
+    amount = float(_decimal(value))
+    symbol = SYMBOLS.get(currency.upper(), "")
+    suffix = "" if symbol else f" {currency.upper()}"
+    for size, unit in ((1e9, "B"), (1e6, "M"), (1e3, "K")):
+        if abs(amount) >= size:
+            scaled = amount / size
+            text = f"{scaled:.1f}".rstrip("0").rstrip(".") if abs(scaled) < 100 else f"{scaled:.0f}"
+            return f"{symbol}{text}{unit}{suffix}"
+    return f"{symbol}{amount:,.0f}{suffix}"
+
+
+def number_short(value: object) -> str:
+    amount = float(_decimal(value))
+    if abs(amount) >= 1000:
+        return money_short(amount, "").replace(" ", "")
+    return f"{amount:g}"
+
+
+def percent(value: object, digits: int = 0) -> str:
+    if value is None:
+        return "—"
+    return f"{float(_decimal(value)) * 100:.{digits}f}%"
+
+
+def day(value: date | datetime | None, tz: str = "UTC") -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, datetime):
+        value = value.astimezone(ZoneInfo(tz)).date()
+    return value.strftime("%d %b %Y")
+
+
+def when(value: datetime | None, tz: str = "UTC") -> str:
+    if value is None:
+        return "—"
+    return value.astimezone(ZoneInfo(tz)).strftime("%d %b %Y %H:%M")
+
+
+def quarter_of(d: date) -> tuple[int, int]:
+    return d.year, (d.month - 1) // 3 + 1
+
+
+def quarter_bounds(year: int, q: int) -> tuple[date, date]:
+    """The quarter's first day and the first day after it."""
+    start = date(year, 3 * (q - 1) + 1, 1)
+    end = date(year + (q == 4), (3 * q) % 12 + 1, 1)
+    return start, end
+
+
+def quarter_label(year: int, q: int) -> str:
+    return f"Q{q} {year}"
+
+
+FILTERS = {
+    "money": money,
+    "money_short": money_short,
+    "number_short": number_short,
+    "percent": percent,
+    "day": day,
+    "when": when,
+}
