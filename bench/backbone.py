@@ -168,6 +168,27 @@ def upsert_handler(schema: str) -> Callable[[AsyncSession, Event], Awaitable[Non
     return handle
 
 
+def upsert_many_handler(schema: str) -> Callable[[AsyncSession, list[Event]], Awaitable[None]]:
+    """The same effect for a whole batch in one statement (Subscription.handle_many)."""
+    statement = text(
+        f"INSERT INTO {schema}.counter (key, total, applications) "
+        f"SELECT * FROM unnest(CAST(:keys AS text[]), CAST(:totals AS bigint[]), CAST(:apps AS int[])) "
+        f"ON CONFLICT (key) DO UPDATE SET total = counter.total + EXCLUDED.total, "
+        f"applications = counter.applications + EXCLUDED.applications"
+    )
+
+    async def handle_many(session: AsyncSession, events: list[Event]) -> None:
+        sums: dict[str, list[int]] = {}
+        for e in events:
+            acc = sums.setdefault(e.key, [0, 0])  # type: ignore[attr-defined]
+            acc[0] += e.amount  # type: ignore[attr-defined]
+            acc[1] += 1
+        await session.execute(statement, {"keys": list(sums), "totals": [v[0] for v in sums.values()],
+                                          "apps": [v[1] for v in sums.values()]})
+
+    return handle_many
+
+
 # ------------------------------------------------------------------------------------ raw JetStream
 
 
@@ -289,6 +310,7 @@ async def raw_postgres(dsn: str, events: Sequence[Event], per_txn: int) -> list[
 async def platform_path(
     engine: AsyncEngine, dsn: str, js: JetStreamContext, Ping: type[Event], events: Sequence[Event],
     per_txn: int,
+    batch_effects: bool = False,
 ) -> list[Phase]:
     n = len(events)
     sessions = session_factory(engine)
@@ -306,7 +328,8 @@ async def platform_path(
 
     # Phase 2: relay → JetStream → inbox consumer → effect, from relay start until every effect is applied.
     relay = OutboxRelay(engine=engine, dsn=dsn, schema=SCHEMA, js=js)
-    sub = Subscription(consumer="bench", models=(Ping,), handle=upsert_handler(SCHEMA))
+    sub = Subscription(consumer="bench", models=(Ping,), handle=upsert_handler(SCHEMA),
+                       handle_many=upsert_many_handler(SCHEMA) if batch_effects else None)
     consumer = InboxConsumer(sub=sub, js=js, sessions=sessions, schema=SCHEMA)
     await consumer.ensure()
     watcher = await asyncpg.connect(dsn)
@@ -391,7 +414,8 @@ async def run(s: Servers, args: argparse.Namespace) -> dict[str, Any]:
         log("raw asyncpg")
         phases += await raw_postgres(dsn, events, per_txn=args.per_txn)
         log("platform path")
-        phases += await platform_path(engine, dsn, js, Ping, events, per_txn=args.per_txn)
+        phases += await platform_path(engine, dsn, js, Ping, events, per_txn=args.per_txn,
+                                      batch_effects=args.effects == "batch")
     finally:
         await engine.dispose()
         with contextlib.suppress(Exception):
@@ -452,6 +476,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--keys", type=int, default=1000,
                         help="distinct aggregate keys (the relay publishes one key's events in order); default 1000")
     parser.add_argument("--per-txn", type=int, default=500, help="events per outbox/insert transaction; default 500")
+    parser.add_argument("--effects", choices=["each", "batch"], default="each",
+                        help="apply effects one event at a time (Subscription.handle, the default) or a batch "
+                             "per statement (Subscription.handle_many)")
     parser.add_argument("--no-tracing", dest="tracing", action="store_false",
                         help="no OpenTelemetry SDK provider and no SQL instrumentation (services run with both)")
     parser.add_argument("--out", type=Path, default=None, help="JSON result path (default bench/results/...)")

@@ -22,8 +22,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 from opentelemetry import trace
 from pydantic import ValidationError
-from sqlalchemy import Column, DateTime, MetaData, PrimaryKeyConstraint, Table, Text, Uuid, func
-from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy import Column, DateTime, MetaData, PrimaryKeyConstraint, Table, Text, Uuid, func, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from contracts.base import Event
@@ -35,6 +34,7 @@ logger = logging.getLogger(__name__)
 _tracer = telemetry.tracer(__name__)
 
 Handler = Callable[[AsyncSession, Event], Awaitable[None]]
+BatchHandler = Callable[[AsyncSession, list[Event]], Awaitable[None]]
 
 
 @cache
@@ -57,6 +57,9 @@ class Subscription:
     consumer: str
     models: tuple[type[Event], ...]
     handle: Handler
+    # Optional: apply a whole batch of new events at once (one statement instead of one per event).
+    # It must have the same effect as calling `handle` for each event in order.
+    handle_many: BatchHandler | None = None
 
     @property
     def subject(self) -> str:
@@ -102,7 +105,11 @@ class InboxConsumer:
 
     def __post_init__(self) -> None:
         self._by_version = {m.model_fields["schema_version"].default: m for m in self.sub.models}
-        self._inbox = inbox_table(self.schema)
+        # Plain text so the statement is compiled once; claims a whole batch in one round trip.
+        self._claim = text(
+            f'INSERT INTO "{self.schema}".inbox (consumer, event_id) '
+            "SELECT :consumer, unnest(CAST(:ids AS uuid[])) ON CONFLICT DO NOTHING RETURNING event_id"
+        )
 
     @property
     def durable(self) -> str:
@@ -161,8 +168,7 @@ class InboxConsumer:
             # The fast path: the whole batch in one transaction; any failure retries one by one.
             try:
                 async with self.sessions() as session, session.begin():
-                    for msg, event in parsed:
-                        await self._apply(session, msg, event)
+                    await self._apply(session, parsed)
             except Exception:
                 logger.debug("%s: batch failed, retrying its messages one by one", self.durable)
             else:
@@ -190,31 +196,44 @@ class InboxConsumer:
         except ValidationError as exc:
             raise PermanentFailure(f"invalid {model.__name__}: {_summarise(exc)}") from exc
 
-    async def _apply(self, session: AsyncSession, msg: Msg, event: Event) -> None:
-        with _tracer.start_as_current_span(
-            f"consume {msg.subject}",
-            context=telemetry.extract_context(msg.headers),
-            kind=trace.SpanKind.CONSUMER,
-        ) as span:
-            span.set_attribute("messaging.consumer.group.name", self.durable)
-            span.set_attribute("messaging.message.id", str(event.event_id))
-            inserted = await session.execute(
-                pg_insert(self._inbox)
-                .values(consumer=self.durable, event_id=event.event_id)
-                .on_conflict_do_nothing()
-                .returning(self._inbox.c.event_id)
-            )
-            if inserted.first() is None:
-                self.stats.duplicates += 1
-                span.set_attribute("partnerops.duplicate", True)
-                return
-            await self.sub.handle(session, event)
-            self.stats.applied += 1
+    async def _apply(self, session: AsyncSession, items: list[tuple[Msg, Event]]) -> None:
+        """Claim the events in the inbox and apply those not seen before, in the caller's transaction."""
+        new_ids = set((await session.execute(
+            self._claim, {"consumer": self.durable, "ids": [event.event_id for _, event in items]}
+        )).scalars())
+        fresh: list[tuple[Msg, Event]] = []
+        for msg, event in items:
+            if event.event_id in new_ids:
+                new_ids.discard(event.event_id)  # the same event twice in one batch applies once
+                fresh.append((msg, event))
+        self.stats.duplicates += len(items) - len(fresh)
+        if not fresh:
+            return
+        if self.sub.handle_many is not None:
+            first = fresh[0][0]
+            with _tracer.start_as_current_span(
+                f"consume {first.subject}", context=telemetry.extract_context(first.headers),
+                kind=trace.SpanKind.CONSUMER,
+                links=[trace.Link(_span_context(m)) for m, _ in fresh[1:64] if _span_context(m).is_valid],
+            ) as span:
+                span.set_attribute("messaging.consumer.group.name", self.durable)
+                span.set_attribute("messaging.batch.message_count", len(fresh))
+                await self.sub.handle_many(session, [event for _, event in fresh])
+        else:
+            for msg, event in fresh:
+                with _tracer.start_as_current_span(
+                    f"consume {msg.subject}", context=telemetry.extract_context(msg.headers),
+                    kind=trace.SpanKind.CONSUMER,
+                ) as span:
+                    span.set_attribute("messaging.consumer.group.name", self.durable)
+                    span.set_attribute("messaging.message.id", str(event.event_id))
+                    await self.sub.handle(session, event)
+        self.stats.applied += len(fresh)
 
     async def _process_one(self, msg: Msg, event: Event) -> None:
         try:
             async with self.sessions() as session, session.begin():
-                await self._apply(session, msg, event)
+                await self._apply(session, [(msg, event)])
         except (PermanentFailure, Invalid, ValidationError) as exc:
             await self._give_up(msg, f"rejected by {self.durable}: {exc}")
             return
@@ -268,6 +287,10 @@ class InboxConsumer:
             self.stats.dead_lettered += 1
         except Exception as exc:  # pragma: no cover - logged, the message is still in the stream
             logger.error("%s: could not park message after max deliveries: %r", self.durable, exc)
+
+
+def _span_context(msg: Msg) -> trace.SpanContext:
+    return trace.get_current_span(telemetry.extract_context(msg.headers)).get_span_context()
 
 
 def _summarise(exc: ValidationError) -> str:

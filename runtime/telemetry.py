@@ -19,6 +19,7 @@ from opentelemetry import propagate, trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 
 _configured = False
 # Key names that must never be written to a log line, whatever their value.
@@ -78,8 +79,13 @@ def setup_tracing(service_name: str) -> None:
         return
     _tracing = True
     resource = Resource.create({"service.name": os.environ.get("OTEL_SERVICE_NAME", service_name)})
-    provider = TracerProvider(resource=resource)
     exporter = os.environ.get("OTEL_TRACES_EXPORTER", "none").strip().lower()
+    sampler = None
+    if exporter == "none" and not os.environ.get("OTEL_TRACES_SAMPLER"):
+        # Nothing is exported: spans need not be recorded. Unrecorded spans still carry the trace id,
+        # so it still reaches logs and message headers, at a fraction of the cost.
+        sampler = ALWAYS_OFF
+    provider = TracerProvider(resource=resource, sampler=sampler)
     if exporter == "console":
         provider.add_span_processor(BatchSpanProcessor(ConsoleSpanExporter(out=sys.stderr)))
     elif exporter == "otlp":
