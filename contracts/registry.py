@@ -1,7 +1,7 @@
 """Every stream and event the platform knows, for stream setup and the AsyncAPI document."""
 
-from contracts import deadletters, pipeline, sync
+from contracts import billing, commissions, deadletters, pipeline, sync
 from contracts.base import Event, StreamSpec
 
-STREAMS: tuple[StreamSpec, ...] = (pipeline.STREAM, sync.STREAM, deadletters.STREAM)
-EVENTS: tuple[type[Event], ...] = (*pipeline.EVENTS, *sync.EVENTS)
+STREAMS: tuple[StreamSpec, ...] = (pipeline.STREAM, sync.STREAM, commissions.STREAM, billing.STREAM, deadletters.STREAM)
+EVENTS: tuple[type[Event], ...] = (*pipeline.EVENTS, *sync.EVENTS, *commissions.EVENTS, *billing.EVENTS)

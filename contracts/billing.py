@@ -1,0 +1,108 @@
+"""Events a billing system publishes: invoices paid, refunds, customers churned.
+
+PartnerOps has no billing service of its own; these are the contract an external billing system (or a
+small bridge from Stripe, Chargebee, NetSuite …) publishes to, on the BILLING stream. The commissions
+service consumes them; the same facts can also be entered through the gateway's API.
+
+A revenue fact is identified by its natural key (`invoice_id`, `refund_id`, or customer + churn date),
+not only by `event_id`: the same invoice published twice with different event ids is one invoice.
+A later event with the same natural key and a newer `occurred_at` corrects the earlier one.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+from typing import Annotated, ClassVar, Literal
+from uuid import UUID
+
+from pydantic import AwareDatetime, Field, model_validator
+
+from contracts.base import Event, StreamSpec
+
+STREAM = StreamSpec(
+    name="BILLING",
+    subjects=("billing.>",),
+    description="Revenue facts from a billing system: invoices paid, refunds, churned customers.",
+)
+
+# Money on the wire is a decimal string or number with at most 2 decimal places; never a float in code.
+Amount = Annotated[Decimal, Field(gt=0, max_digits=16, decimal_places=2)]
+Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 code, e.g. USD")]
+Ref = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f]+$")]
+
+
+class InvoicePaidV1(Event):
+    """Sent when a customer pays an invoice for a product or service a partner brought in or resold."""
+
+    subject: ClassVar[str] = "billing.invoice.paid.v1"
+    stream: ClassVar[StreamSpec] = STREAM
+
+    schema_version: Literal[1] = 1
+    invoice_id: Ref
+    customer: Ref = Field(description="The customer's name or key, as the pipeline's opportunities name it.")
+    partner_id: UUID | None = Field(default=None, description="The partner; or give opportunity_id.")
+    opportunity_id: UUID | None = Field(default=None, description="The won opportunity the invoice bills.")
+    amount: Amount
+    currency: Currency
+    paid_at: AwareDatetime
+    customer_started_on: date | None = Field(
+        default=None, description="When the customer's subscription started, if the billing system knows."
+    )
+    deal_model: str | None = Field(default=None, max_length=40)
+    source: str = Field(default="billing", max_length=60)
+
+    @model_validator(mode="after")
+    def _attributable(self) -> InvoicePaidV1:
+        if self.partner_id is None and self.opportunity_id is None:
+            raise ValueError("give partner_id or opportunity_id, so the invoice can be attributed to a partner")
+        return self
+
+    def aggregate_key(self) -> str:
+        return f"invoice:{self.invoice_id}"
+
+
+class InvoiceRefundedV1(Event):
+    """Sent when all or part of a paid invoice is refunded to the customer."""
+
+    subject: ClassVar[str] = "billing.invoice.refunded.v1"
+    stream: ClassVar[StreamSpec] = STREAM
+
+    schema_version: Literal[1] = 1
+    refund_id: Ref
+    invoice_id: Ref
+    amount: Amount
+    currency: Currency
+    refunded_at: AwareDatetime
+    partner_id: UUID | None = None
+    source: str = Field(default="billing", max_length=60)
+
+    def aggregate_key(self) -> str:
+        return f"invoice:{self.invoice_id}"
+
+
+class CustomerChurnedV1(Event):
+    """Sent when a customer cancels: no more invoices, and commission inside the clawback window is reversed."""
+
+    subject: ClassVar[str] = "billing.customer.churned.v1"
+    stream: ClassVar[StreamSpec] = STREAM
+
+    schema_version: Literal[1] = 1
+    customer: Ref
+    partner_id: UUID | None = None
+    opportunity_id: UUID | None = None
+    churned_at: AwareDatetime
+    reason: str | None = Field(default=None, max_length=500)
+    source: str = Field(default="billing", max_length=60)
+
+    @model_validator(mode="after")
+    def _attributable(self) -> CustomerChurnedV1:
+        if self.partner_id is None and self.opportunity_id is None:
+            raise ValueError("give partner_id or opportunity_id, so the churn can be attributed to a partner")
+        return self
+
+    def aggregate_key(self) -> str:
+        return f"customer:{self.customer}"
+
+
+EVENTS: tuple[type[Event], ...] = (InvoicePaidV1, InvoiceRefundedV1, CustomerChurnedV1)

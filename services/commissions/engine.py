@@ -1,0 +1,398 @@
+"""Turning revenue into ledger entries: store the facts, attribute them to partners, fold them into each
+of the partner's agreements, and append what the ledger is missing. Never commits.
+
+Two paths give the same ledger (tests/commissions/test_domain.py proves the equivalence on random
+revenue): events newer than everything an agreement has folded are stepped on from its stored state
+(the fast path, one batch of SQL statements for a whole batch of events); anything else - an event
+older than the agreement's last, a corrected or voided fact, a changed agreement - folds the partner's
+whole revenue again and appends the differences as adjusting entries.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from functools import lru_cache
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from contracts import commissions as c
+from contracts.pipeline import PartnerTier
+from runtime.errors import Conflict
+from runtime.outbox import add_events
+from services.commissions import domain
+from services.commissions.models import SCHEMA, Agreement, AgreementState, AgreementVersion, RevenueEvent
+from services.commissions.repository import (
+    CONTENT_FIELDS,
+    AgreementRepository,
+    IncomingRevenue,
+    LedgerRepository,
+    PipelineCopyRepository,
+    RevenueRepository,
+    StateRepository,
+)
+
+
+def clock() -> datetime:
+    """Now, in UTC. Adjusting entries are posted in the current month."""
+    return datetime.now(UTC)
+
+
+@dataclass
+class IngestResult:
+    stored: dict[tuple[str, str, str], int] = field(default_factory=dict)
+    duplicates: set[tuple[str, str, str]] = field(default_factory=set)
+    entry_ids: list[int] = field(default_factory=list)
+
+
+def link_keys(i: IncomingRevenue) -> list[str]:
+    keys = []
+    if i.kind == "invoice_paid":
+        keys.append(f"invoice:{i.ref}")
+    if i.kind == "refund":
+        keys.append(f"invoice:{i.invoice_ref}")
+    if i.kind == "deal_won":
+        keys.append(f"opportunity:{i.ref}")
+    if i.opportunity_id is not None:
+        keys.append(f"opportunity:{i.opportunity_id}")
+    return keys
+
+
+def same_fact(row: RevenueEvent, incoming: IncomingRevenue) -> bool:
+    return all(getattr(row, f) == getattr(incoming, f) for f in CONTENT_FIELDS)
+
+
+async def ingest(session: AsyncSession, incoming: Sequence[IncomingRevenue], *, strict: bool = False) -> IngestResult:
+    """Store revenue facts and post what they earn. `strict` (entry through the API): a different fact under
+    a key already stored is a conflict; from the bus, the newer fact replaces the older one."""
+    batch: dict[tuple[str, str, str], IncomingRevenue] = {}
+    for i in incoming:
+        key = (i.kind, i.ref, i.scope)
+        if key not in batch or i.event_occurred_at > batch[key].event_occurred_at:
+            batch[key] = i
+    revenue = RevenueRepository(session)
+    await revenue.lock_links(k for i in batch.values() for k in link_keys(i))
+    result = IngestResult(stored=await revenue.insert_new(list(batch.values())))
+    changed: set[int] = set()
+    refold_partners: set[uuid.UUID] = set()
+    conflicts = [k for k in batch if k not in result.stored]
+    found = await revenue.by_natural_keys(conflicts)
+    # A conflict on the event id alone: that very event was stored before.
+    result.duplicates |= set(conflicts) - {(r.kind, r.ref, r.scope) for r in found}
+    for row in found:
+        key = (row.kind, row.ref, row.scope)
+        new = batch[key]
+        if same_fact(row, new) or (new.event_occurred_at <= row.event_occurred_at and not strict):
+            result.duplicates.add(key)
+            continue
+        if strict:
+            differs = ", ".join(f for f in CONTENT_FIELDS if getattr(row, f) != getattr(new, f))
+            raise Conflict(f"{row.kind} {row.ref} is already recorded with a different {differs}", field="ref")
+        await revenue.replace(row.id, new)
+        changed.add(row.id)
+        refold_partners |= {p for p in (row.partner_id, new.partner_id) if p is not None}
+
+    new_rows = [batch[k] for k in result.stored]
+    opportunities = {uuid.UUID(i.ref) for i in new_rows if i.kind == "deal_won"}
+    opportunities |= {i.opportunity_id for i in new_rows if i.partner_id is None and i.opportunity_id}
+    invoices = {i.ref for i in new_rows if i.kind == "invoice_paid"}
+    invoices |= {i.invoice_ref for i in new_rows if i.kind == "refund" and i.invoice_ref}
+    linked = await revenue.attribute_by_deal(opportunities) + await revenue.enrich_refunds(invoices)
+    fresh = set(result.stored.values())
+    late = {row_id for row_id, _ in linked if row_id not in fresh}
+    rows = await revenue.by_ids(fresh | late | changed)
+    refold_partners |= {r.partner_id for r in rows if r.id in late and r.partner_id}
+    by_partner: dict[uuid.UUID, list[RevenueEvent]] = defaultdict(list)
+    for r in rows:
+        if r.partner_id is not None and not r.void:
+            by_partner[r.partner_id].append(r)
+    partners = set(by_partner) | refold_partners
+    result.entry_ids = await post(session, partners, by_partner, refold=refold_partners)
+    return result
+
+
+async def void_deal(session: AsyncSession, opportunity_id: uuid.UUID, at: datetime) -> list[int]:
+    """A won opportunity was reopened: its revenue no longer counts."""
+    revenue = RevenueRepository(session)
+    await revenue.lock_links([f"opportunity:{opportunity_id}"])
+    row = await revenue.void_deal(opportunity_id, at)
+    if row is None or row.partner_id is None:
+        return []
+    return await post(session, {row.partner_id}, {}, refold={row.partner_id})
+
+
+async def recalculate(session: AsyncSession, agreement_ids: Iterable[uuid.UUID]) -> list[int]:
+    """Fold agreements again from all their revenue and append the differences."""
+    agreements = AgreementRepository(session)
+    found = [a for a in [await agreements.get(i) for i in agreement_ids] if a is not None]
+    await agreements.lock_partners({a.partner_id for a in found}, exclusive=True)
+    return await post(session, {a.partner_id for a in found}, {}, refold={a.partner_id for a in found},
+                      only={a.id for a in found})
+
+
+# ------------------------------------------------------------------------------------------ posting
+
+
+def revenue_of(r: RevenueEvent) -> domain.Revenue:
+    opportunity = str(r.opportunity_id) if r.opportunity_id else (r.ref if r.kind == "deal_won" else None)
+    return domain.Revenue(
+        kind=c.RevenueKind(r.kind), ref=r.ref, at=r.occurred_at, customer=r.customer, amount=r.amount,
+        currency=r.currency, opportunity_id=opportunity, deal_model=r.deal_model,
+        customer_started_on=r.customer_started_on, invoice_ref=r.invoice_ref,
+    )
+
+
+@lru_cache(maxsize=4096)
+def _terms(raw: str) -> c.Terms:
+    return c.Terms.model_validate_json(raw)
+
+
+def spec_of(agreement: Agreement, versions: Sequence[AgreementVersion]) -> domain.AgreementSpec:
+    return domain.AgreementSpec(
+        id=str(agreement.id), currency=agreement.currency,
+        deal_models=frozenset(m.lower() for m in agreement.deal_models) if agreement.deal_models else None,
+        versions=tuple(
+            domain.Version(number=v.version, effective_from=v.effective_from, effective_to=v.effective_to,
+                           retroactive=v.retroactive, revision=v.revision,
+                           terms=_terms(json.dumps(v.terms, sort_keys=True)))
+            for v in sorted(versions, key=lambda v: v.effective_from)
+        ),
+    )
+
+
+def tier_history(rows: Sequence[tuple[datetime, str]]) -> list[tuple[datetime, PartnerTier]]:
+    return [(since, PartnerTier(tier)) for since, tier in rows]
+
+
+def state_of(row: AgreementState) -> domain.FoldState:
+    state = domain.FoldState()
+    if row.last_at is not None:
+        state.last = (row.last_at, row.last_rank or 0, row.last_ref or "")
+    if row.period_key is not None:
+        state.period = domain.PeriodState(row.period_key, row.period_basis, row.period_commission)
+    return state
+
+
+def state_row(agreement_id: uuid.UUID, state: domain.FoldState) -> dict[str, Any]:
+    last = state.last
+    return {"agreement_id": agreement_id, "last_at": last[0] if last else None, "last_rank": last[1] if last else None,
+            "last_ref": last[2] if last else None, "period_key": state.period.key if state.period else None,
+            "period_basis": state.period.basis if state.period else Decimal(0),
+            "period_commission": state.period.commission if state.period else Decimal(0)}
+
+
+def customer_rows(agreement_id: uuid.UUID, customers: dict[str, domain.CustomerState]) -> list[dict[str, Any]]:
+    return [{"agreement_id": agreement_id, "customer": k, "start": s.start, "booked": s.booked, "invoices": s.invoices,
+             "churned_on": s.churned_on, "deal_commission": s.deal_commission, "deal_model": s.deal_model}
+            for k, s in customers.items()]
+
+
+def posted_row(r: Any) -> domain.PostedRow:
+    return domain.PostedRow(id=r.id, line_key=r.line_key, entry_type=c.EntryType(r.entry_type), rule=r.rule,
+                            amount=r.amount, basis_amount=r.basis_amount, reverses=r.reverses_key, version=r.version,
+                            customer=r.customer, revenue_at=r.revenue_at, period=r.period)
+
+
+@dataclass
+class _Work:
+    """What one transaction appends for one agreement."""
+
+    agreement: Agreement
+    lines: list[domain.Line] = field(default_factory=list)
+    adjustments: list[domain.Adjustment] = field(default_factory=list)
+    posted: dict[str, domain.PostedRow] = field(default_factory=dict)  # first stored entry per line key
+    reasons: dict[str, str] = field(default_factory=dict)  # why a revenue key earns nothing now
+
+
+async def post(session: AsyncSession, partner_ids: set[uuid.UUID], by_partner: dict[uuid.UUID, list[RevenueEvent]],
+               *, refold: set[uuid.UUID], only: set[uuid.UUID] | None = None) -> list[int]:
+    if not partner_ids:
+        return []
+    agreements_repo, states_repo = AgreementRepository(session), StateRepository(session)
+    if only is None:
+        await agreements_repo.lock_partners(partner_ids, exclusive=False)
+    agreements = [a for a in await agreements_repo.of_partners(partner_ids) if only is None or a.id in only]
+    if not agreements:
+        return []
+    states = await states_repo.lock(a.id for a in agreements)
+    versions = await agreements_repo.versions(a.id for a in agreements)
+    specs = {a.id: spec_of(a, versions[a.id]) for a in agreements}
+    tier_partners = {a.partner_id for a in agreements
+                     if any(isinstance(v.terms.rate, c.PartnerTierRate) for v in specs[a.id].versions)}
+    tiers = {p: tier_history(rows) for p, rows in (await PipelineCopyRepository(session).tiers(tier_partners)).items()}
+
+    fast: list[tuple[Agreement, list[domain.Revenue]]] = []
+    refolds: list[Agreement] = []
+    for a in agreements:
+        unique = {e.key: e for e in (revenue_of(r) for r in by_partner.get(a.partner_id, ()))}
+        events = sorted(unique.values(), key=lambda e: e.order)
+        state = states[a.id]
+        last = (state.last_at, state.last_rank or 0, state.last_ref or "") if state.last_at else None
+        if a.partner_id in refold or (events and last is not None and events[0].order <= last):
+            refolds.append(a)
+        elif events:
+            fast.append((a, events))
+
+    work: list[_Work] = []
+    state_updates: list[dict[str, Any]] = []
+    customer_upserts: list[dict[str, Any]] = []
+    notes: list[dict[str, Any]] = []
+    ledger = LedgerRepository(session)
+    if fast:
+        pairs = {(a.id, e.customer) for a, events in fast for e in events if e.customer}
+        stored_customers: dict[uuid.UUID, dict[str, domain.CustomerState]] = defaultdict(dict)
+        for cs in await states_repo.customers(pairs):
+            stored_customers[cs.agreement_id][cs.customer] = domain.CustomerState(
+                start=cs.start, booked=cs.booked, invoices=cs.invoices, churned_on=cs.churned_on,
+                deal_commission=cs.deal_commission, deal_model=cs.deal_model)
+        for a, events in fast:
+            spec, state = specs[a.id], state_of(states[a.id])
+            state.customers = stored_customers.get(a.id, {})
+            keys = {f"invoice_paid:{e.invoice_ref}" for e in events if e.kind is c.RevenueKind.refund}
+            keys |= {f"deal_won:{e.opportunity_id}" for e in events
+                     if e.kind is c.RevenueKind.refund and e.opportunity_id}
+            churned = {e.customer for e in events if e.kind is c.RevenueKind.churn}
+            rows = [posted_row(r) for r in await ledger.rows_for_lines(a.id, keys, churned)] if keys or churned else []
+            book = domain.LineBook(domain.facts_from_rows(rows))
+            w = _Work(a)
+            for r in sorted(rows, key=lambda r: r.id):
+                w.posted.setdefault(r.line_key, r)
+            for ev in events:
+                lines, why = domain.step(spec, state, book, ev, tiers.get(a.partner_id, ()))
+                w.lines += lines
+                notes += [{"agreement_id": a.id, "revenue_key": ev.key, "note": n} for n in why]
+            work.append(w)
+            state_updates.append(state_row(a.id, state))
+            customer_upserts += customer_rows(a.id, state.customers)
+        await states_repo.save(state_updates)
+        await states_repo.upsert_customers(customer_upserts)
+        await states_repo.add_notes(notes)
+
+    revenue = RevenueRepository(session)
+    for a in refolds:
+        spec = specs[a.id]
+        result = domain.fold(spec, [revenue_of(r) for r in await revenue.of_partner(a.partner_id)],
+                             tiers.get(a.partner_id, ()))
+        rows = [posted_row(r) for r in await ledger.rows_of(a.id)]
+        new, adjustments = domain.differences(result.lines, domain.posted_from_rows(rows))
+        first: dict[str, domain.PostedRow] = {}
+        for r in sorted(rows, key=lambda r: r.id):
+            first.setdefault(r.line_key, r)
+        reasons: dict[str, str] = {}
+        for key, note in result.notes:
+            reasons.setdefault(key, note)
+        work.append(_Work(a, lines=new, adjustments=adjustments, posted=first, reasons=reasons))
+        await states_repo.save([state_row(a.id, result.state)])
+        await states_repo.replace_customers(a.id, customer_rows(a.id, result.state.customers))
+        await states_repo.replace_notes(a.id, [{"agreement_id": a.id, "revenue_key": k, "note": n}
+                                               for k, n in result.notes])
+    return await _append(session, work)
+
+
+async def _append(session: AsyncSession, work: Sequence[_Work]) -> list[int]:
+    """Write the entries: originals first (clawbacks need their ids), then clawbacks and adjustments."""
+    ledger = LedgerRepository(session)
+    this_month = domain.month_start(clock().date())
+    firsts: list[dict[str, Any]] = []
+    seconds: list[tuple[_Work, dict[str, Any]]] = []
+    for w in work:
+        for line in w.lines:
+            row = _entry(w.agreement, line.key, c.EntryType(line.entry_type), line.amount, line.period, line)
+            if line.reverses is None:
+                firsts.append(row)
+            else:
+                seconds.append((w, row))
+        for adj in w.adjustments:
+            original = w.posted[adj.key]
+            source = adj.line
+            period = max(this_month, source.period if source else original.period)
+            if source is not None:
+                detail = f"recalculated: now {domain.money(source.amount)} ({source.detail})"
+            else:
+                reason = w.reasons.get(original_revenue_key(original), "no longer earned under the current terms")
+                detail = f"reversed: {reason}"
+            row = _entry(w.agreement, adj.key, c.EntryType.adjustment, adj.delta, period, source, original=original,
+                         detail=detail)
+            row["adjusts_entry_id"] = adj.adjusts_entry_id
+            seconds.append((w, row))
+    ids = await ledger.insert(firsts)
+    new_ids: dict[tuple[uuid.UUID, str], int] = {}
+    for (entry_id, key), row in zip(ids, firsts, strict=True):
+        new_ids[(row["agreement_id"], key)] = entry_id
+    missing: dict[uuid.UUID, set[str]] = defaultdict(set)
+    for w, row in seconds:
+        target = row["reverses_key"]
+        if target and (w.agreement.id, target) not in new_ids and target not in w.posted:
+            missing[w.agreement.id].add(target)
+    looked_up: dict[tuple[uuid.UUID, str], int] = {}
+    for agreement_id, keys in missing.items():
+        for key, entry_id in (await ledger.first_ids(agreement_id, keys)).items():
+            looked_up[(agreement_id, key)] = entry_id
+    second_rows = []
+    for w, row in seconds:
+        target = row["reverses_key"]
+        if target and row["entry_type"] == c.EntryType.clawback.value:
+            found = new_ids.get((w.agreement.id, target)) or looked_up.get((w.agreement.id, target))
+            row["reverses_entry_id"] = found if found is not None else w.posted[target].id
+        second_rows.append(row)
+    ids += await ledger.insert(second_rows)
+    all_rows = firsts + second_rows
+    await add_events(session, SCHEMA, _posted_events(work, all_rows, [i for i, _ in ids]))
+    return [i for i, _ in ids]
+
+
+def original_revenue_key(row: domain.PostedRow) -> str:
+    # Line keys of accruals and refund clawbacks are their revenue keys; churn clawbacks are "<churn>><line>".
+    return row.line_key.split(">")[0]
+
+
+def _entry(agreement: Agreement, key: str, entry_type: c.EntryType, amount: Decimal, period: date,
+           line: domain.Line | None, *, original: domain.PostedRow | None = None,
+           detail: str | None = None) -> dict[str, Any]:
+    if line is not None:
+        source: dict[str, Any] = {
+            "basis_amount": line.basis_amount, "reverses_key": line.reverses, "revenue_key": line.revenue_key,
+            "revenue_at": line.revenue_at, "customer": line.customer, "version": line.version,
+            "revision": line.revision, "rule": line.rule if entry_type is not c.EntryType.adjustment else "adjustment",
+            "detail": detail or line.detail,
+        }
+    else:
+        assert original is not None
+        source = {
+            "basis_amount": original.basis_amount, "reverses_key": original.reverses,
+            "revenue_key": original_revenue_key(original), "revenue_at": original.revenue_at,
+            "customer": original.customer, "version": original.version, "revision": 0, "rule": "adjustment",
+            "detail": detail or "",
+        }
+    return {"agreement_id": agreement.id, "partner_id": agreement.partner_id, "direction": agreement.direction,
+            "currency": agreement.currency, "entry_type": entry_type.value, "amount": amount, "period": period,
+            "line_key": key, "reverses_entry_id": None, "adjusts_entry_id": None, **source}
+
+
+def _posted_events(work: Sequence[_Work], rows: Sequence[dict[str, Any]],
+                   ids: Sequence[int]) -> list[c.CommissionEntriesPostedV1]:
+    by_agreement: dict[uuid.UUID, list[tuple[int, dict[str, Any]]]] = defaultdict(list)
+    for entry_id, row in zip(ids, rows, strict=True):
+        by_agreement[row["agreement_id"]].append((entry_id, row))
+    agreements = {w.agreement.id: w.agreement for w in work}
+    events = []
+    for agreement_id, entries in by_agreement.items():
+        a = agreements[agreement_id]
+        totals: dict[tuple[date, str], list[Any]] = {}
+        for _, row in entries:
+            t = totals.setdefault((row["period"], row["entry_type"]), [Decimal(0), 0])
+            t[0] += row["amount"]
+            t[1] += 1
+        events.append(c.CommissionEntriesPostedV1(
+            agreement_id=a.id, partner_id=a.partner_id, direction=c.Direction(a.direction), currency=a.currency,
+            totals=[c.PeriodTotal(period=p, entry_type=c.EntryType(t), amount=v[0], entries=v[1])
+                    for (p, t), v in sorted(totals.items())],
+            first_entry_id=min(i for i, _ in entries), last_entry_id=max(i for i, _ in entries),
+        ))
+    return events

@@ -1,0 +1,232 @@
+"""The commissions schema. Ledger entries are append-only: a trigger refuses deletes and any update
+other than moving an entry's status forward (accrued → approved → paid)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Date,
+    DateTime,
+    ForeignKey,
+    Identity,
+    Integer,
+    Numeric,
+    String,
+    Text,
+    Uuid,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from runtime.db import make_metadata
+
+SCHEMA = "commissions"
+MONEY = Numeric(18, 2)
+
+
+class Base(DeclarativeBase):
+    metadata = make_metadata(SCHEMA)
+
+
+class Partner(Base):
+    """The partners the pipeline told us about: names for statements, tiers for tier-based rates."""
+
+    __tablename__ = "partner"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    name: Mapped[str] = mapped_column(Text)
+    version: Mapped[int] = mapped_column(Integer, default=0)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class PartnerTierSince(Base):
+    __tablename__ = "partner_tier"
+
+    partner_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    since: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
+    tier: Mapped[str] = mapped_column(String(20))
+
+
+class Agreement(Base):
+    __tablename__ = "agreement"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    partner_id: Mapped[uuid.UUID] = mapped_column(Uuid, index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    direction: Mapped[str] = mapped_column(String(20))
+    currency: Mapped[str] = mapped_column(String(3))
+    deal_models: Mapped[list[str] | None] = mapped_column(ARRAY(Text))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    created_by: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_by: Mapped[str | None] = mapped_column(Text)
+
+
+class AgreementVersion(Base):
+    __tablename__ = "agreement_version"
+
+    agreement_id: Mapped[uuid.UUID] = mapped_column(ForeignKey(Agreement.id), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    effective_from: Mapped[date] = mapped_column(Date)
+    effective_to: Mapped[date | None] = mapped_column(Date)
+    retroactive: Mapped[bool] = mapped_column(Boolean)
+    terms: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    revision: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    created_by: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_by: Mapped[str | None] = mapped_column(Text)
+
+
+class AgreementAudit(Base):
+    __tablename__ = "agreement_audit"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    agreement_id: Mapped[uuid.UUID] = mapped_column(ForeignKey(Agreement.id), index=True)
+    version: Mapped[int | None] = mapped_column(Integer)
+    action: Mapped[str] = mapped_column(String(40))
+    actor: Mapped[str | None] = mapped_column(Text)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    old: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    new: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+
+
+class AgreementState(Base):
+    """Where an agreement's fold stands: the last event folded and the open period's running totals.
+    Its row is also the agreement's lock: every ledger write for the agreement holds it."""
+
+    __tablename__ = "agreement_state"
+
+    agreement_id: Mapped[uuid.UUID] = mapped_column(ForeignKey(Agreement.id), primary_key=True)
+    last_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_rank: Mapped[int | None] = mapped_column(Integer)
+    last_ref: Mapped[str | None] = mapped_column(Text)
+    period_key: Mapped[str | None] = mapped_column(String(10))
+    period_basis: Mapped[Decimal] = mapped_column(MONEY, default=Decimal(0))
+    period_commission: Mapped[Decimal] = mapped_column(MONEY, default=Decimal(0))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class CustomerState(Base):
+    __tablename__ = "customer_state"
+
+    agreement_id: Mapped[uuid.UUID] = mapped_column(ForeignKey(Agreement.id), primary_key=True)
+    customer: Mapped[str] = mapped_column(Text, primary_key=True)
+    start: Mapped[date] = mapped_column(Date)
+    booked: Mapped[date] = mapped_column(Date)
+    invoices: Mapped[int] = mapped_column(Integer, default=0)
+    churned_on: Mapped[date | None] = mapped_column(Date)
+    deal_commission: Mapped[Decimal] = mapped_column(MONEY, default=Decimal(0))
+    deal_model: Mapped[str | None] = mapped_column(Text)
+
+
+class RevenueEvent(Base):
+    """Every revenue fact received, keyed by its natural key (kind, ref, scope). `partner_id` is empty
+    while the fact cannot be attributed yet (an invoice naming an opportunity not won yet)."""
+
+    __tablename__ = "revenue_event"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    event_id: Mapped[uuid.UUID] = mapped_column(Uuid, unique=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    ref: Mapped[str] = mapped_column(Text)
+    scope: Mapped[str] = mapped_column(Text, default="")
+    partner_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    opportunity_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    customer: Mapped[str] = mapped_column(Text, default="")
+    customer_name: Mapped[str | None] = mapped_column(Text)
+    amount: Mapped[Decimal | None] = mapped_column(MONEY)
+    currency: Mapped[str | None] = mapped_column(String(3))
+    occurred_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    invoice_ref: Mapped[str | None] = mapped_column(Text)
+    deal_model: Mapped[str | None] = mapped_column(Text)
+    customer_started_on: Mapped[date | None] = mapped_column(Date)
+    void: Mapped[bool] = mapped_column(Boolean, default=False)
+    source: Mapped[str] = mapped_column(Text)
+    actor: Mapped[str | None] = mapped_column(Text)
+    event_occurred_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class RevenueNote(Base):
+    """Why an agreement earned nothing (or less) on a revenue event."""
+
+    __tablename__ = "revenue_note"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    agreement_id: Mapped[uuid.UUID] = mapped_column(ForeignKey(Agreement.id))
+    revenue_key: Mapped[str] = mapped_column(Text)
+    note: Mapped[str] = mapped_column(Text)
+
+
+class Payment(Base):
+    __tablename__ = "payment"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    partner_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    direction: Mapped[str] = mapped_column(String(20))
+    currency: Mapped[str] = mapped_column(String(3))
+    amount: Mapped[Decimal] = mapped_column(MONEY)
+    paid_on: Mapped[date] = mapped_column(Date)
+    reference: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    created_by: Mapped[str | None] = mapped_column(Text)
+
+
+class LedgerEntry(Base):
+    __tablename__ = "ledger_entry"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    agreement_id: Mapped[uuid.UUID] = mapped_column(ForeignKey(Agreement.id))
+    partner_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    direction: Mapped[str] = mapped_column(String(20))
+    currency: Mapped[str] = mapped_column(String(3))
+    entry_type: Mapped[str] = mapped_column(String(20))
+    status: Mapped[str] = mapped_column(String(20), server_default=text("'accrued'"))
+    amount: Mapped[Decimal] = mapped_column(MONEY)
+    basis_amount: Mapped[Decimal] = mapped_column(MONEY)
+    period: Mapped[date] = mapped_column(Date)
+    line_key: Mapped[str] = mapped_column(Text)
+    reverses_key: Mapped[str | None] = mapped_column(Text)
+    revenue_key: Mapped[str] = mapped_column(Text)
+    revenue_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    customer: Mapped[str] = mapped_column(Text)
+    version: Mapped[int] = mapped_column(Integer)
+    revision: Mapped[int] = mapped_column(Integer)
+    rule: Mapped[str] = mapped_column(String(40))
+    detail: Mapped[str] = mapped_column(Text)
+    reverses_entry_id: Mapped[int | None] = mapped_column(BigInteger)
+    adjusts_entry_id: Mapped[int | None] = mapped_column(BigInteger)
+    payment_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey(Payment.id))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    approved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    approved_by: Mapped[str | None] = mapped_column(Text)
+    paid_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    paid_by: Mapped[str | None] = mapped_column(Text)
+
+
+class Opportunity(Base):
+    """The pipeline's opportunities as its events describe them: the open ones feed the forecast."""
+
+    __tablename__ = "opportunity"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    partner_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, index=True)
+    customer: Mapped[str] = mapped_column(Text)
+    amount: Mapped[Decimal] = mapped_column(MONEY)
+    currency: Mapped[str] = mapped_column(String(3))
+    probability: Mapped[int] = mapped_column(Integer)
+    stage: Mapped[str] = mapped_column(Text)
+    outcome: Mapped[str] = mapped_column(String(20))
+    deal_model: Mapped[str | None] = mapped_column(Text)
+    expected_close_date: Mapped[date | None] = mapped_column(Date)
+    version: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

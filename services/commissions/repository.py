@@ -1,0 +1,523 @@
+"""All SQL of the commissions service."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import bindparam, delete, func, insert, or_, select, text, tuple_, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.commissions.models import (
+    Agreement,
+    AgreementAudit,
+    AgreementState,
+    AgreementVersion,
+    CustomerState,
+    LedgerEntry,
+    Opportunity,
+    Partner,
+    PartnerTierSince,
+    Payment,
+    RevenueEvent,
+    RevenueNote,
+)
+
+# Revenue ingestion serialises on these many advisory-lock buckets of its link keys (invoice ids,
+# opportunity ids), so an invoice and its refund, or a deal and its pending invoices, are never
+# linked by two transactions that cannot see each other.
+LINK_BUCKETS = 64
+_LINK_LOCK_SPACE = 0x636F6D6D  # "comm": the advisory-lock key space of this service
+
+
+@dataclass(frozen=True, slots=True)
+class IncomingRevenue:
+    event_id: uuid.UUID
+    kind: str
+    ref: str
+    scope: str
+    partner_id: uuid.UUID | None
+    opportunity_id: uuid.UUID | None
+    customer: str
+    customer_name: str | None
+    amount: Decimal | None
+    currency: str | None
+    occurred_at: datetime
+    invoice_ref: str | None
+    deal_model: str | None
+    customer_started_on: date | None
+    void: bool
+    source: str
+    actor: str | None
+    event_occurred_at: datetime
+
+    def row(self) -> dict[str, Any]:
+        return {f: getattr(self, f) for f in self.__slots__}  # type: ignore[attr-defined]
+
+
+# Fields that make two records of the same natural key the same fact.
+CONTENT_FIELDS = ("partner_id", "opportunity_id", "customer", "amount", "currency", "occurred_at", "invoice_ref",
+                  "deal_model", "customer_started_on", "void")
+
+
+class RevenueRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def lock_links(self, keys: Iterable[str]) -> None:
+        buckets = sorted({hash_bucket(k) for k in keys})
+        if buckets:
+            await self.session.execute(
+                text("SELECT pg_advisory_xact_lock(:space, b) FROM unnest(CAST(:buckets AS int[])) AS b ORDER BY b"),
+                {"space": _LINK_LOCK_SPACE, "buckets": buckets},
+            )
+
+    async def insert_new(self, incoming: Sequence[IncomingRevenue]) -> dict[tuple[str, str, str], int]:
+        """Insert those not stored yet; returns the new rows' ids by natural key."""
+        if not incoming:
+            return {}
+        t = RevenueEvent.__table__
+        stmt = pg_insert(t).on_conflict_do_nothing().returning(t.c.id, t.c.kind, t.c.ref, t.c.scope)
+        rows = await self.session.execute(stmt, [i.row() for i in incoming]) if len(incoming) > 1 else \
+            await self.session.execute(stmt.values(incoming[0].row()))
+        return {(r.kind, r.ref, r.scope): r.id for r in rows}
+
+    async def by_natural_keys(self, keys: Sequence[tuple[str, str, str]]) -> list[RevenueEvent]:
+        if not keys:
+            return []
+        rows = await self.session.scalars(
+            select(RevenueEvent).where(tuple_(RevenueEvent.kind, RevenueEvent.ref, RevenueEvent.scope).in_(keys)))
+        return list(rows)
+
+    async def replace(self, row_id: int, incoming: IncomingRevenue) -> None:
+        values = incoming.row()
+        values.pop("kind"), values.pop("ref"), values.pop("scope"), values.pop("event_id")
+        await self.session.execute(update(RevenueEvent).where(RevenueEvent.id == row_id).values(**values))
+
+    async def void_deal(self, opportunity_id: uuid.UUID, at: datetime) -> RevenueEvent | None:
+        """Mark a won deal void (reopened) unless a newer event already decided it."""
+        row = await self.session.scalar(
+            update(RevenueEvent)
+            .where(RevenueEvent.kind == "deal_won", RevenueEvent.ref == str(opportunity_id),
+                   RevenueEvent.scope == "", RevenueEvent.event_occurred_at < at, ~RevenueEvent.void)
+            .values(void=True, event_occurred_at=at)
+            .returning(RevenueEvent)
+        )
+        return row
+
+    async def attribute_by_deal(self, opportunity_ids: Iterable[uuid.UUID]) -> list[tuple[int, uuid.UUID]]:
+        """Give pending invoices and churns the partner of the won deal they name."""
+        ids = list(set(opportunity_ids))
+        if not ids:
+            return []
+        deal = RevenueEvent.__table__.alias("deal")
+        t = RevenueEvent.__table__
+        rows = await self.session.execute(
+            update(t)
+            .where(t.c.partner_id.is_(None), t.c.opportunity_id.in_(ids), deal.c.kind == "deal_won",
+                   deal.c.scope == "", deal.c.ref == func.cast(t.c.opportunity_id, type_=deal.c.ref.type),
+                   deal.c.partner_id.is_not(None))
+            .values(partner_id=deal.c.partner_id)
+            .returning(t.c.id, t.c.partner_id)
+        )
+        return [(r.id, r.partner_id) for r in rows]
+
+    async def enrich_refunds(self, invoice_refs: Iterable[str]) -> list[tuple[int, uuid.UUID]]:
+        """Give refunds their invoice's partner, customer and deal."""
+        refs = list(set(invoice_refs))
+        if not refs:
+            return []
+        inv = RevenueEvent.__table__.alias("inv")
+        t = RevenueEvent.__table__
+        rows = await self.session.execute(
+            update(t)
+            .where(t.c.kind == "refund", t.c.invoice_ref.in_(refs), inv.c.kind == "invoice_paid",
+                   inv.c.scope == "", inv.c.ref == t.c.invoice_ref, inv.c.partner_id.is_not(None),
+                   or_(t.c.partner_id.is_(None), t.c.customer != inv.c.customer,
+                       t.c.opportunity_id.is_distinct_from(inv.c.opportunity_id)))
+            .values(partner_id=func.coalesce(t.c.partner_id, inv.c.partner_id), customer=inv.c.customer,
+                    customer_name=inv.c.customer_name, opportunity_id=inv.c.opportunity_id)
+            .returning(t.c.id, t.c.partner_id)
+        )
+        return [(r.id, r.partner_id) for r in rows]
+
+    async def refunds_of(self, invoice_ref: str) -> list[RevenueEvent]:
+        return list(await self.session.scalars(
+            select(RevenueEvent).where(RevenueEvent.kind == "refund", RevenueEvent.invoice_ref == invoice_ref)))
+
+    async def by_ids(self, ids: Iterable[int]) -> list[RevenueEvent]:
+        ids = list(ids)
+        if not ids:
+            return []
+        return list(await self.session.scalars(select(RevenueEvent).where(RevenueEvent.id.in_(ids))))
+
+    async def of_partner(self, partner_id: uuid.UUID) -> list[RevenueEvent]:
+        return list(await self.session.scalars(
+            select(RevenueEvent).where(RevenueEvent.partner_id == partner_id, ~RevenueEvent.void)))
+
+    async def list(self, *, partner_id: uuid.UUID | None, kind: str | None, offset: int,
+                   limit: int) -> tuple[list[RevenueEvent], int]:
+        conditions = []
+        if partner_id is not None:
+            conditions.append(RevenueEvent.partner_id == partner_id)
+        if kind is not None:
+            conditions.append(RevenueEvent.kind == kind)
+        query = (select(RevenueEvent).where(*conditions)
+                 .order_by(RevenueEvent.occurred_at.desc(), RevenueEvent.id.desc()).offset(offset).limit(limit))
+        total = await self.session.scalar(select(func.count()).select_from(RevenueEvent).where(*conditions))
+        return list(await self.session.scalars(query)), int(total or 0)
+
+    async def commission_by_revenue(self, keys: Sequence[str]) -> dict[str, list[tuple[str, int, Decimal]]]:
+        """Per revenue key: (currency, entries, net amount) of the entries it produced."""
+        if not keys:
+            return {}
+        rows = await self.session.execute(
+            select(LedgerEntry.revenue_key, LedgerEntry.currency, func.count(), func.sum(LedgerEntry.amount))
+            .where(LedgerEntry.revenue_key.in_(keys))
+            .group_by(LedgerEntry.revenue_key, LedgerEntry.currency))
+        out: dict[str, list[tuple[str, int, Decimal]]] = {}
+        for key, currency, count, total in rows:
+            out.setdefault(key, []).append((currency, count, total))
+        return out
+
+    async def notes_by_revenue(self, keys: Sequence[str]) -> dict[str, list[str]]:
+        if not keys:
+            return {}
+        rows = await self.session.execute(
+            select(RevenueNote.revenue_key, RevenueNote.note, Agreement.name)
+            .join(Agreement, Agreement.id == RevenueNote.agreement_id)
+            .where(RevenueNote.revenue_key.in_(keys)).order_by(RevenueNote.id))
+        out: dict[str, list[str]] = {}
+        for key, note, name in rows:
+            out.setdefault(key, []).append(f"{name}: {note}")
+        return out
+
+
+def hash_bucket(key: str) -> int:
+    # Stable across processes (Python's hash() is salted per process).
+    return int.from_bytes(uuid.uuid5(uuid.NAMESPACE_URL, key).bytes[:4], "big") % LINK_BUCKETS
+
+
+class AgreementRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add(self, agreement: Agreement) -> Agreement:
+        self.session.add(agreement)
+        await self.session.flush()
+        self.session.add(AgreementState(agreement_id=agreement.id))
+        await self.session.flush()
+        return agreement
+
+    async def get(self, agreement_id: uuid.UUID) -> Agreement | None:
+        return await self.session.get(Agreement, agreement_id)
+
+    async def versions(self, agreement_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, list[AgreementVersion]]:
+        ids = list(agreement_ids)
+        out: dict[uuid.UUID, list[AgreementVersion]] = {i: [] for i in ids}
+        if not ids:
+            return out
+        rows = await self.session.scalars(
+            select(AgreementVersion).where(AgreementVersion.agreement_id.in_(ids))
+            .order_by(AgreementVersion.agreement_id, AgreementVersion.effective_from))
+        for v in rows:
+            out[v.agreement_id].append(v)
+        return out
+
+    async def add_version(self, version: AgreementVersion) -> None:
+        self.session.add(version)
+        await self.session.flush()
+
+    async def next_version_number(self, agreement_id: uuid.UUID) -> int:
+        found = await self.session.scalar(
+            select(func.max(AgreementVersion.version)).where(AgreementVersion.agreement_id == agreement_id))
+        return int(found or 0) + 1
+
+    async def of_partners(self, partner_ids: Iterable[uuid.UUID]) -> list[Agreement]:
+        ids = list(set(partner_ids))
+        if not ids:
+            return []
+        return list(await self.session.scalars(
+            select(Agreement).where(Agreement.partner_id.in_(ids)).order_by(Agreement.id)))
+
+    async def list(self, *, partner_id: uuid.UUID | None, offset: int, limit: int) -> tuple[list[Agreement], int]:
+        conditions = [Agreement.partner_id == partner_id] if partner_id else []
+        rows = await self.session.scalars(
+            select(Agreement).where(*conditions).order_by(Agreement.created_at.desc(), Agreement.id)
+            .offset(offset).limit(limit))
+        total = await self.session.scalar(select(func.count()).select_from(Agreement).where(*conditions))
+        return list(rows), int(total or 0)
+
+    async def audit(self, record: AgreementAudit) -> None:
+        self.session.add(record)
+        await self.session.flush()
+
+    async def audit_trail(self, agreement_id: uuid.UUID) -> list[AgreementAudit]:
+        return list(await self.session.scalars(
+            select(AgreementAudit).where(AgreementAudit.agreement_id == agreement_id).order_by(AgreementAudit.id)))
+
+    async def lock_partners(self, partner_ids: Iterable[uuid.UUID], *, exclusive: bool) -> None:
+        """Revenue ingestion holds its partners shared, an agreement change exclusive: a new agreement
+        never misses revenue committed beside it."""
+        keys = sorted({hash_bucket(f"partner:{p}") for p in partner_ids})
+        fn = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
+        if keys:
+            await self.session.execute(
+                text(f"SELECT {fn}(:space, k) FROM unnest(CAST(:keys AS int[])) AS k ORDER BY k"),
+                {"space": _LINK_LOCK_SPACE + 1, "keys": keys})
+
+
+class StateRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def lock(self, agreement_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, AgreementState]:
+        ids = sorted(set(agreement_ids))
+        if not ids:
+            return {}
+        rows = await self.session.scalars(
+            select(AgreementState).where(AgreementState.agreement_id.in_(ids))
+            .order_by(AgreementState.agreement_id).with_for_update()
+            .execution_options(populate_existing=True))
+        return {r.agreement_id: r for r in rows}
+
+    async def save(self, states: Sequence[dict[str, Any]]) -> None:
+        if not states:
+            return
+        t = AgreementState.__table__
+        names = [k for k in states[0] if k != "agreement_id"]
+        stmt = (update(t).where(t.c.agreement_id == bindparam("b_agreement_id"))
+                .values({k: bindparam(f"b_{k}") for k in names} | {"updated_at": func.now()}))
+        await self.session.execute(stmt, [{f"b_{k}": v for k, v in s.items()} for s in states])
+
+    async def customers(self, pairs: Iterable[tuple[uuid.UUID, str]]) -> list[CustomerState]:
+        pairs = list(set(pairs))
+        if not pairs:
+            return []
+        return list(await self.session.scalars(
+            select(CustomerState).where(tuple_(CustomerState.agreement_id, CustomerState.customer).in_(pairs))
+            .execution_options(populate_existing=True)))
+
+    async def upsert_customers(self, rows: Sequence[dict[str, Any]]) -> None:
+        if not rows:
+            return
+        t = CustomerState.__table__
+        stmt = pg_insert(t)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[t.c.agreement_id, t.c.customer],
+            set_={c: stmt.excluded[c] for c in ("start", "booked", "invoices", "churned_on", "deal_commission",
+                                                 "deal_model")})
+        await self.session.execute(stmt, list(rows))
+
+    async def replace_customers(self, agreement_id: uuid.UUID, rows: Sequence[dict[str, Any]]) -> None:
+        await self.session.execute(delete(CustomerState).where(CustomerState.agreement_id == agreement_id))
+        if rows:
+            await self.session.execute(insert(CustomerState), list(rows))
+
+    async def add_notes(self, rows: Sequence[dict[str, Any]]) -> None:
+        if rows:
+            await self.session.execute(insert(RevenueNote), list(rows))
+
+    async def replace_notes(self, agreement_id: uuid.UUID, rows: Sequence[dict[str, Any]]) -> None:
+        await self.session.execute(delete(RevenueNote).where(RevenueNote.agreement_id == agreement_id))
+        await self.add_notes(rows)
+
+
+ENTRY_COLUMNS = (LedgerEntry.id, LedgerEntry.line_key, LedgerEntry.entry_type, LedgerEntry.rule,
+                 LedgerEntry.amount, LedgerEntry.basis_amount, LedgerEntry.reverses_key, LedgerEntry.version,
+                 LedgerEntry.customer, LedgerEntry.revenue_at, LedgerEntry.period)
+
+
+class LedgerRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def rows_of(self, agreement_id: uuid.UUID) -> Sequence[Any]:
+        return (await self.session.execute(
+            select(*ENTRY_COLUMNS).where(LedgerEntry.agreement_id == agreement_id))).all()
+
+    async def rows_for_lines(self, agreement_id: uuid.UUID, keys: Iterable[str],
+                             customers: Iterable[str]) -> Sequence[Any]:
+        """Entries of these lines, of the lines that reverse them, and of these customers' lines."""
+        keys, customers = list(set(keys)), list(set(customers))
+        conditions = []
+        if keys:
+            conditions += [LedgerEntry.line_key.in_(keys), LedgerEntry.reverses_key.in_(keys)]
+        if customers:
+            conditions.append(LedgerEntry.customer.in_(customers))
+        if not conditions:
+            return []
+        return (await self.session.execute(
+            select(*ENTRY_COLUMNS).where(LedgerEntry.agreement_id == agreement_id, or_(*conditions)))).all()
+
+    async def insert(self, rows: Sequence[dict[str, Any]]) -> list[tuple[int, str]]:
+        if not rows:
+            return []
+        t = LedgerEntry.__table__
+        result = await self.session.execute(insert(t).returning(t.c.id, t.c.line_key, sort_by_parameter_order=True),
+                                            list(rows))
+        return [(r.id, r.line_key) for r in result]
+
+    async def first_ids(self, agreement_id: uuid.UUID, keys: Iterable[str]) -> dict[str, int]:
+        keys = list(set(keys))
+        if not keys:
+            return {}
+        rows = await self.session.execute(
+            select(LedgerEntry.line_key, func.min(LedgerEntry.id))
+            .where(LedgerEntry.agreement_id == agreement_id, LedgerEntry.line_key.in_(keys))
+            .group_by(LedgerEntry.line_key))
+        return {k: i for k, i in rows}
+
+    async def of_revenue(self, revenue_key: str) -> list[LedgerEntry]:
+        return list(await self.session.scalars(
+            select(LedgerEntry).where(LedgerEntry.revenue_key == revenue_key).order_by(LedgerEntry.id)))
+
+    async def by_ids(self, ids: Iterable[int], *, for_update: bool = False) -> list[LedgerEntry]:
+        ids = sorted(set(ids))
+        if not ids:
+            return []
+        query = select(LedgerEntry).where(LedgerEntry.id.in_(ids)).order_by(LedgerEntry.id)
+        if for_update:
+            query = query.with_for_update()
+        return list(await self.session.scalars(query.execution_options(populate_existing=True)))
+
+    async def list(self, *, partner_id: uuid.UUID | None, agreement_id: uuid.UUID | None, status: str | None,
+                   period: tuple[date, date] | None, offset: int, limit: int) -> tuple[list[LedgerEntry], int]:
+        conditions = []
+        if partner_id is not None:
+            conditions.append(LedgerEntry.partner_id == partner_id)
+        if agreement_id is not None:
+            conditions.append(LedgerEntry.agreement_id == agreement_id)
+        if status is not None:
+            conditions.append(LedgerEntry.status == status)
+        if period is not None:
+            conditions += [LedgerEntry.period >= period[0], LedgerEntry.period < period[1]]
+        rows = await self.session.scalars(
+            select(LedgerEntry).where(*conditions).order_by(LedgerEntry.id).offset(offset).limit(limit))
+        total = await self.session.scalar(select(func.count()).select_from(LedgerEntry).where(*conditions))
+        return list(rows), int(total or 0)
+
+    async def approve(self, ids: Sequence[int], actor: str | None) -> None:
+        await self.session.execute(
+            update(LedgerEntry).where(LedgerEntry.id.in_(ids))
+            .values(status="approved", approved_at=func.now(), approved_by=actor))
+
+    async def pay(self, ids: Sequence[int], payment_id: uuid.UUID, actor: str | None) -> None:
+        await self.session.execute(
+            update(LedgerEntry).where(LedgerEntry.id.in_(ids))
+            .values(status="paid", payment_id=payment_id, paid_at=func.now(), paid_by=actor))
+
+    async def add_payment(self, payment: Payment) -> Payment:
+        self.session.add(payment)
+        await self.session.flush()
+        await self.session.refresh(payment)
+        return payment
+
+    async def entry_ids_of_payment(self, payment_id: uuid.UUID) -> list[int]:
+        return list(await self.session.scalars(
+            select(LedgerEntry.id).where(LedgerEntry.payment_id == payment_id).order_by(LedgerEntry.id)))
+
+    # statements
+
+    async def balance_before(self, partner_id: uuid.UUID, start: date) -> dict[tuple[str, str], Decimal]:
+        rows = await self.session.execute(
+            select(LedgerEntry.direction, LedgerEntry.currency, func.sum(LedgerEntry.amount))
+            .where(LedgerEntry.partner_id == partner_id, LedgerEntry.period < start)
+            .group_by(LedgerEntry.direction, LedgerEntry.currency))
+        return {(d, c): s for d, c, s in rows}
+
+    async def payments_before(self, partner_id: uuid.UUID, start: date) -> dict[tuple[str, str], Decimal]:
+        rows = await self.session.execute(
+            select(Payment.direction, Payment.currency, func.sum(Payment.amount))
+            .where(Payment.partner_id == partner_id, Payment.paid_on < start)
+            .group_by(Payment.direction, Payment.currency))
+        return {(d, c): s for d, c, s in rows}
+
+    async def entries_in(self, partner_id: uuid.UUID, start: date, end: date) -> list[LedgerEntry]:
+        return list(await self.session.scalars(
+            select(LedgerEntry).where(LedgerEntry.partner_id == partner_id, LedgerEntry.period >= start,
+                                      LedgerEntry.period < end).order_by(LedgerEntry.period, LedgerEntry.id)))
+
+    async def payments_in(self, partner_id: uuid.UUID, start: date, end: date) -> list[tuple[Payment, int]]:
+        rows = await self.session.execute(
+            select(Payment, func.count(LedgerEntry.id))
+            .outerjoin(LedgerEntry, LedgerEntry.payment_id == Payment.id)
+            .where(Payment.partner_id == partner_id, Payment.paid_on >= start, Payment.paid_on < end)
+            .group_by(Payment.id).order_by(Payment.paid_on, Payment.created_at))
+        return [(p, n) for p, n in rows]
+
+
+class PipelineCopyRepository:
+    """The partners and opportunities the pipeline's events describe."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def upsert_partner(self, partner_id: uuid.UUID, name: str, version: int) -> None:
+        stmt = pg_insert(Partner).values(id=partner_id, name=name, version=version)
+        await self.session.execute(stmt.on_conflict_do_update(
+            index_elements=[Partner.id], set_={"name": stmt.excluded.name, "version": stmt.excluded.version,
+                                               "updated_at": func.now()},
+            where=Partner.version <= stmt.excluded.version))
+
+    async def add_tier(self, partner_id: uuid.UUID, since: datetime, tier: str) -> bool:
+        """Record the partner's tier from `since`; true when that changes the tier history."""
+        current = await self.session.scalar(
+            select(PartnerTierSince.tier).where(PartnerTierSince.partner_id == partner_id,
+                                                PartnerTierSince.since <= since)
+            .order_by(PartnerTierSince.since.desc()).limit(1))
+        later = await self.session.scalar(
+            select(func.count()).where(PartnerTierSince.partner_id == partner_id, PartnerTierSince.since > since))
+        if current == tier and not later:
+            return False
+        inserted = await self.session.execute(
+            pg_insert(PartnerTierSince).values(partner_id=partner_id, since=since, tier=tier)
+            .on_conflict_do_nothing().returning(PartnerTierSince.partner_id))
+        return inserted.first() is not None
+
+    async def tiers(self, partner_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, list[tuple[datetime, str]]]:
+        ids = list(set(partner_ids))
+        out: dict[uuid.UUID, list[tuple[datetime, str]]] = {i: [] for i in ids}
+        if ids:
+            rows = await self.session.execute(
+                select(PartnerTierSince.partner_id, PartnerTierSince.since, PartnerTierSince.tier)
+                .where(PartnerTierSince.partner_id.in_(ids)).order_by(PartnerTierSince.since))
+            for pid, since, tier in rows:
+                out[pid].append((since, tier))
+        return out
+
+    async def partner_names(self, partner_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, str]:
+        ids = list(set(partner_ids))
+        if not ids:
+            return {}
+        rows = await self.session.execute(select(Partner.id, Partner.name).where(Partner.id.in_(ids)))
+        return {i: n for i, n in rows}
+
+    async def upsert_opportunity(self, values: dict[str, Any]) -> None:
+        stmt = pg_insert(Opportunity).values(**values)
+        await self.session.execute(stmt.on_conflict_do_update(
+            index_elements=[Opportunity.id],
+            set_={k: stmt.excluded[k] for k in values if k != "id"} | {"updated_at": func.now()},
+            where=Opportunity.version < stmt.excluded.version))
+
+    async def open_opportunities(self, partner_id: uuid.UUID | None, limit: int) -> list[Opportunity]:
+        conditions = [Opportunity.outcome == "open", Opportunity.partner_id.is_not(None)]
+        if partner_id is not None:
+            conditions.append(Opportunity.partner_id == partner_id)
+        return list(await self.session.scalars(
+            select(Opportunity).where(*conditions)
+            .order_by(Opportunity.expected_close_date.nulls_last(), Opportunity.id).limit(limit)))
+
+    async def period_basis(self, agreement_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, tuple[str | None, Decimal]]:
+        ids = list(agreement_ids)
+        if not ids:
+            return {}
+        rows = await self.session.execute(
+            select(AgreementState.agreement_id, AgreementState.period_key, AgreementState.period_basis)
+            .where(AgreementState.agreement_id.in_(ids)))
+        return {a: (k, b) for a, k, b in rows}

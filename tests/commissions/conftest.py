@@ -1,0 +1,80 @@
+"""The commissions service running in-process against its own database schema and a NATS server of the
+test module's own (its stream and consumer names are fixed), plus helpers to publish revenue and wait
+until the service has taken everything in."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator
+from datetime import date
+from decimal import Decimal
+
+import pytest
+from nats.aio.client import Client as NATS
+
+from contracts import commissions as c
+from contracts.base import Event
+from runtime import bus
+from runtime.commands import send
+from runtime.service import RunningService, shutdown, start
+from runtime.settings import Settings
+from services.commissions.handlers import definition
+
+
+@pytest.fixture(scope="module")
+async def service(private_db: dict[str, str], private_nats: str) -> AsyncIterator[RunningService]:
+    settings = Settings(database_url=private_db["commissions"], nats_url=private_nats, bus_ack_wait_seconds=5,
+                        bus_backoff_seconds=(0.1, 0.3, 0.5), bus_max_deliver=4, outbox_poll_seconds=0.5)
+    stop = asyncio.Event()
+    running = await start(definition, settings, stop)
+    yield running
+    stop.set()
+    await shutdown(running)
+
+
+@pytest.fixture
+async def bus_client(service: RunningService, private_nats: str) -> AsyncIterator[NATS]:
+    conn = await bus.connect(private_nats, name="test-commissions")
+    yield conn
+    await conn.close()
+
+
+async def publish(nc: NATS, event: Event, *, data: bytes | None = None, msg_id: str | None = None,
+                  subject: str | None = None) -> None:
+    await nc.jetstream().publish(subject or event.subject,
+                                 data if data is not None else event.model_dump_json().encode(),
+                                 headers={"Nats-Msg-Id": msg_id or str(event.event_id)})
+
+
+async def settled(nc: NATS, service: RunningService, timeout: float = 20.0) -> None:
+    """Every consumer of the service has processed and acknowledged everything published so far."""
+    js = nc.jetstream()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        pending = 0
+        for consumer in service.consumers:
+            info = await js.consumer_info(consumer.sub.stream, consumer.durable)
+            pending += info.num_pending + info.num_ack_pending
+        if pending == 0:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("the commissions service did not take in everything in time")
+
+
+async def make_agreement(nc: NATS, partner_id: uuid.UUID, terms: c.Terms, *, effective_from: str = "2026-01-01",
+                         direction: c.Direction = c.Direction.payable, currency: str = "USD",
+                         name: str | None = None, **kw) -> c.Agreement:
+    return await send(nc, c.CreateAgreement(
+        partner_id=partner_id, name=name or f"agreement {uuid.uuid4().hex[:6]}", direction=direction,
+        currency=currency, effective_from=date.fromisoformat(effective_from), terms=terms, actor="tester", **kw))
+
+
+def flat_terms(rate: str = "10", **kw) -> c.Terms:
+    return c.Terms(rate=c.FlatRate(rate=Decimal(rate)), **kw)
+
+
+async def ledger(nc: NATS, partner_id: uuid.UUID) -> list[c.LedgerEntry]:
+    page = await send(nc, c.ListLedgerEntries(partner_id=partner_id, limit=1000))
+    return page.items
