@@ -93,13 +93,29 @@ def field_errors(exc: ValidationError | CommandFailed, default_field: str = "for
     errors: dict[str, str] = {}
     for e in exc.errors():
         loc = [str(p) for p in e["loc"] if p not in ("body",)]
-        errors.setdefault(loc[0] if loc else default_field, _plain_message(e["msg"]))
+        errors.setdefault(loc[0] if loc else default_field, _plain_message(e))
     return errors
 
 
-def _plain_message(msg: str) -> str:
-    # pydantic prefixes custom validator messages; people only need the reason.
-    return msg.removeprefix("Value error, ")
+# pydantic's wording is for programmers; these read better beside a form field.
+_FRIENDLY = {
+    "missing": "Required.",
+    "decimal_parsing": "Enter a number, like 25000 or 25000.50.",
+    "decimal_max_places": "At most two decimal places.",
+    "date_from_datetime_parsing": "Enter a date.",
+    "date_parsing": "Enter a date.",
+    "uuid_parsing": "Pick one from the list.",
+    "enum": "Pick one from the list.",
+}
+
+
+def _plain_message(error: Any) -> str:
+    if error["type"] == "string_too_short" and error.get("ctx", {}).get("min_length") == 1:
+        return "Required."
+    if error["type"] in _FRIENDLY:
+        return _FRIENDLY[error["type"]]
+    # Custom validators' messages are written for people already, behind pydantic's prefix.
+    return str(error["msg"]).removeprefix("Value error, ")
 
 
 def back_to(request: Request, fallback: str) -> str:

@@ -36,7 +36,9 @@ def money_short(value: object, currency: str = "USD") -> str:
     for size, unit in ((1e9, "B"), (1e6, "M"), (1e3, "K")):
         if abs(amount) >= size:
             scaled = amount / size
-            text = f"{scaled:.1f}".rstrip("0").rstrip(".") if abs(scaled) < 100 else f"{scaled:.0f}"
+            digits = 2 if abs(scaled) < 10 else 1 if abs(scaled) < 100 else 0
+            text = f"{scaled:.{digits}f}"
+            text = text.rstrip("0").rstrip(".") if "." in text else text
             return f"{symbol}{text}{unit}{suffix}"
     return f"{symbol}{amount:,.0f}{suffix}"
 

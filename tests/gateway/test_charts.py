@@ -1,0 +1,98 @@
+"""Chart geometry and money formatting: plain functions, no browser."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from gateway.web import charts
+from gateway.web.formatting import money, money_short, percent
+
+
+class TestNiceCeiling:
+    @pytest.mark.parametrize(("value", "expected"), [
+        (0, 1), (1, 1), (7, 10), (11, 20), (21, 25), (26, 50), (250_000, 250_000), (250_001, 500_000),
+        (Decimal("0.3"), 0.5), (999, 1000),
+    ])
+    def test_rounds_up_to_a_round_number(self, value, expected):
+        assert charts.nice_ceiling(value) == pytest.approx(expected)
+
+    @given(st.floats(min_value=1e-6, max_value=1e12))
+    def test_never_below_the_value_nor_more_than_two_and_a_half_times_it(self, value):
+        top = charts.nice_ceiling(value)
+        assert value <= top * (1 + 1e-9) and top <= value * 2.5 * (1 + 1e-9)
+
+
+class TestBars:
+    def test_heights_are_proportional_and_share_one_baseline(self):
+        chart = charts.bars([("isv", 6), ("hyperscaler", 3), ("msp", 0)])
+        isv, hyperscaler, msp = chart.bars
+        assert isv.height == pytest.approx(2 * hyperscaler.height, abs=0.2)
+        assert msp.height == 0
+        assert {round(b.y + b.height, 1) for b in chart.bars} == {round(chart.baseline, 1)}
+        assert chart.ticks[0].value == 0 and chart.ticks[-1].value == 10
+
+    def test_bars_stay_inside_the_drawing(self):
+        chart = charts.bars([(str(i), i * 1000) for i in range(12)])
+        for b in chart.bars:
+            assert b.x >= chart.left and b.x + b.width <= chart.width and b.y >= 0
+
+    def test_no_items_is_an_empty_chart(self):
+        assert charts.bars([]).empty
+
+
+class TestBullet:
+    def test_closed_projected_and_target_on_one_scale(self):
+        b = charts.bullet(Decimal("100000"), Decimal("200000"), Decimal("250000"))
+        assert b.closed_w * 2 == pytest.approx(b.projected_w, abs=0.2)
+        assert b.target_x > b.left + b.projected_w, "the projection falls short of the target line"
+        assert b.attainment == pytest.approx(0.4) and b.projected_attainment == pytest.approx(0.8)
+
+    def test_beyond_target_still_fits(self):
+        b = charts.bullet(400_000, 450_000, 250_000)
+        assert b.left + b.projected_w <= b.width
+
+
+class TestFunnel:
+    def test_rows_narrow_with_the_amount_and_weighted_sits_inside(self):
+        f = charts.funnel([("Lead", 100, 10, 4), ("Qualified", 50, 12.5, 2), ("Won", 0, 0, 0)])
+        lead, qualified, won = f.stages
+        assert lead.width == pytest.approx(2 * qualified.width, abs=0.2)
+        assert won.width == 0
+        for s in (lead, qualified):
+            assert s.x <= s.weighted_x and s.weighted_x + s.weighted_width <= s.x + s.width + 0.1
+
+
+class TestTrend:
+    def test_points_run_from_quarter_start_to_end_against_the_pace_line(self):
+        t = charts.trend([(date(2026, 10, 1), 0), (date(2026, 11, 1), 50_000), (date(2026, 12, 31), 120_000)],
+                         start=date(2026, 10, 1), end=date(2027, 1, 1), target=250_000)
+        first, middle, last = t.points
+        assert first.x == t.left and first.y == t.baseline
+        assert first.x < middle.x < last.x and first.y > middle.y > last.y
+        assert t.path.startswith("M") and t.target_path.startswith(f"M{t.left},{t.baseline}")
+        assert [label for _, label in t.x_labels] == ["Oct", "Nov", "Dec"]
+
+
+class TestMoney:
+    @pytest.mark.parametrize(("value", "currency", "text"), [
+        (Decimal("250000"), "USD", "$250,000"), (Decimal("1234.5"), "EUR", "€1,235"), (0, "USD", "$0"),
+        (Decimal("-12.5"), "GBP", "-£13"), (Decimal("990"), "CHF", "990 CHF"), (None, "USD", "—"),
+    ])
+    def test_whole_units_with_the_currency(self, value, currency, text):
+        assert money(value, currency) == text
+
+    def test_cents_when_asked(self):
+        assert money(Decimal("1234.5"), "USD", cents=True) == "$1,234.50"
+
+    @pytest.mark.parametrize(("value", "text"), [(250_000, "$250K"), (1_250_000, "$1.25M"), (999, "$999"),
+                                                   (125_000_000, "$125M")])
+    def test_short_amounts_for_axes(self, value, text):
+        assert money_short(value, "USD") == text
+
+    def test_percent(self):
+        assert percent(Decimal("0.4567")) == "46%" and percent(None) == "—"
