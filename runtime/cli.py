@@ -103,6 +103,14 @@ def _gateway(command: str, settings: Settings) -> int:
     return subprocess.call([sys.executable, "-m", "gateway", command], env=env)
 
 
+def _pipeline_csv(verb: str, rest: list[str], settings: Settings) -> int:
+    # The pipeline owns its CSV format; runtime only finds the bus and hands over.
+    env = dict(os.environ)
+    if not {"-h", "--help"} & set(rest):
+        env["NATS_URL"] = _servers(settings)[0]
+    return subprocess.call([sys.executable, "-m", "services.pipeline.csv_cli", verb, *rest], env=env)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="partnerops", description="Run and operate PartnerOps.")
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -122,6 +130,10 @@ def main(argv: list[str] | None = None) -> None:
     p_rp.add_argument("--until", help="ISO time; only events created before it")
     sub.add_parser("rebuild-read-models", help="rebuild the gateway's KPI read models by replaying streams")
     sub.add_parser("seed", help="load the demo data into a running platform")
+    for verb in ("import", "export"):
+        p_csv = sub.add_parser(verb, add_help=False, help=f"{verb} partners or opportunities as CSV "
+                               f"(`partnerops {verb} partners ...`; see services/pipeline/csv_cli.py)")
+        p_csv.add_argument("rest", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
 
     settings = get_settings()
@@ -143,6 +155,8 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(_gateway("rebuild", settings))
     elif args.cmd == "seed":
         raise SystemExit(_gateway("seed", settings))
+    elif args.cmd in ("import", "export"):
+        raise SystemExit(_pipeline_csv(args.cmd, args.rest, settings))
 
 
 if __name__ == "__main__":

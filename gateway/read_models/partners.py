@@ -1,8 +1,12 @@
-"""Partner counts by type, from pipeline.partner.created."""
+"""Partners as the pipeline last described them (name, type, tier, owner, archived), from the
+partner events. Every partner event carries the whole partner and its version, so an event that
+arrives after a newer one changes nothing."""
 
 from __future__ import annotations
 
-from sqlalchemy import Integer, String, select
+import uuid
+
+from sqlalchemy import Boolean, Integer, String, Text, Uuid, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
@@ -13,30 +17,62 @@ from gateway.read_models.base import Base
 from runtime.inbox import Subscription
 
 
-class PartnerCount(Base):
-    __tablename__ = "partner_count"
+class PartnerView(Base):
+    __tablename__ = "pipeline_partner"
 
-    type: Mapped[str] = mapped_column(String(20), primary_key=True)
-    partners: Mapped[int] = mapped_column(Integer, default=0)
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    type: Mapped[str] = mapped_column(String(20))
+    tier: Mapped[str] = mapped_column(String(20))
+    status: Mapped[str] = mapped_column(String(20))
+    owner: Mapped[str | None] = mapped_column(Text)
+    archived: Mapped[bool] = mapped_column(Boolean, default=False)
+    version: Mapped[int] = mapped_column(Integer)
+
+
+async def _upsert(session: AsyncSession, values: dict[str, object]) -> None:
+    stmt = insert(PartnerView).values(**values)
+    await session.execute(stmt.on_conflict_do_update(
+        index_elements=[PartnerView.id],
+        set_={k: stmt.excluded[k] for k in values if k != "id"},
+        where=PartnerView.version < stmt.excluded.version,
+    ))
 
 
 async def on_partner_created(session: AsyncSession, event: Event) -> None:
     assert isinstance(event, pc.PartnerCreatedV1)
-    stmt = insert(PartnerCount).values(type=event.type.value, partners=1)
-    await session.execute(
-        stmt.on_conflict_do_update(index_elements=[PartnerCount.type],
-                                   set_={"partners": PartnerCount.partners + 1})
-    )
+    await _upsert(session, dict(id=event.partner_id, name=event.name, type=event.type.value, tier=event.tier.value,
+                                status=event.status.value, owner=event.owner, archived=False, version=event.version))
+
+
+async def on_partner_changed(session: AsyncSession, event: Event) -> None:
+    assert isinstance(event, pc.PartnerUpdatedV1 | pc.PartnerArchivedV1 | pc.PartnerTierChangedV1)
+    p = event.partner
+    await _upsert(session, dict(id=p.id, name=p.name, type=p.type.value, tier=p.tier.value, status=p.status.value,
+                                owner=p.owner, archived=p.archived, version=p.version))
 
 
 SUBSCRIPTIONS: tuple[Subscription, ...] = (
     Subscription(consumer="gateway", models=(pc.PartnerCreatedV1,), handle=on_partner_created),
+    Subscription(consumer="gateway", models=(pc.PartnerUpdatedV1,), handle=on_partner_changed),
+    Subscription(consumer="gateway", models=(pc.PartnerArchivedV1,), handle=on_partner_changed),
+    Subscription(consumer="gateway", models=(pc.PartnerTierChangedV1,), handle=on_partner_changed),
 )
-READ_MODEL_TABLES = (PartnerCount.__table__,)
+READ_MODEL_TABLES = (PartnerView.__table__,)
 
 
 async def partner_counts(session: AsyncSession) -> dict[str, int]:
-    rows = await session.execute(select(PartnerCount.type, PartnerCount.partners))
+    """Partners not archived, by type (every type present, zero when none)."""
+    rows = await session.execute(select(PartnerView.type, func.count()).where(PartnerView.archived.is_(False))
+                                 .group_by(PartnerView.type))
     counts = {t.value: 0 for t in pc.PartnerType}
-    counts.update({r.type: r.partners for r in rows})
+    counts.update({t: int(n) for t, n in rows.tuples()})
+    return counts
+
+
+async def tier_counts(session: AsyncSession) -> dict[str, int]:
+    rows = await session.execute(select(PartnerView.tier, func.count()).where(PartnerView.archived.is_(False))
+                                 .group_by(PartnerView.tier))
+    counts = {t.value: 0 for t in pc.PartnerTier}
+    counts.update({t: int(n) for t, n in rows.tuples()})
     return counts

@@ -2,6 +2,6 @@
 
 from fastapi import APIRouter
 
-from gateway.routes import access, partners
+from gateway.routes import access, partners, pipeline
 
-ROUTERS: tuple[APIRouter, ...] = (access.router, partners.router)
+ROUTERS: tuple[APIRouter, ...] = (access.router, partners.router, pipeline.router)

@@ -1,4 +1,5 @@
-"""Partners and the KPI summary."""
+"""Partners: create, list (filters, sorting, paging), read, change, archive, tier recomputation,
+CSV import and export; and the partner KPI summary."""
 
 from __future__ import annotations
 
@@ -6,10 +7,11 @@ from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from contracts import pipeline as pc
-from gateway import audit
+from gateway import audit, pipeline_csv
 from gateway.auth import Principal, Role, require
 from gateway.read_models import partners as partner_models
 from gateway.state import bus, sessions
@@ -23,9 +25,25 @@ class PartnerIn(BaseModel):
 
     name: str = Field(min_length=1, max_length=200)
     type: pc.PartnerType
-    tier: pc.PartnerTier = pc.PartnerTier.bronze
+    tier: pc.PartnerTier | None = Field(default=None, description="Pins the tier; leave out to follow revenue.")
     status: pc.PartnerStatus = pc.PartnerStatus.prospect
-    owner: str | None = Field(default=None, max_length=200)
+    owner: str | None = Field(default=None, min_length=1, max_length=200)
+    scorecard: pc.Scorecard | None = None
+
+
+class PartnerPatch(BaseModel):
+    """Only the fields sent change; null clears owner or scorecard."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    expected_version: int | None = Field(default=None, description="Answer 409 if the partner changed since.")
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    type: pc.PartnerType | None = None
+    tier: pc.PartnerTier | None = None
+    tier_auto: bool | None = None
+    status: pc.PartnerStatus | None = None
+    owner: str | None = Field(default=None, min_length=1, max_length=200)
+    scorecard: pc.Scorecard | None = None
 
 
 class Kpis(BaseModel):
@@ -35,6 +53,7 @@ class Kpis(BaseModel):
 
 Reader = Annotated[Principal, Depends(require(Role.viewer, scope="partners:read"))]
 Writer = Annotated[Principal, Depends(require(Role.member, scope="partners:write"))]
+Manager = Annotated[Principal, Depends(require(Role.manager, scope="partners:write"))]
 
 
 @router.post("/partners", status_code=201, response_model=pc.Partner, tags=["partners"])
@@ -55,15 +74,61 @@ async def list_partners(
     request: Request,
     principal: Reader,
     type: Annotated[pc.PartnerType | None, Query()] = None,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    tier: Annotated[pc.PartnerTier | None, Query()] = None,
+    status: Annotated[pc.PartnerStatus | None, Query()] = None,
+    owner: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
+    q: Annotated[str | None, Query(max_length=200, description="Part of the name.")] = None,
+    include_archived: bool = False,
+    sort: pc.PartnerSort = pc.PartnerSort.created_desc,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> pc.PartnerList:
-    return await send(bus(request), pc.ListPartners(type=type, offset=offset, limit=limit, actor=principal.name))
+    return await send(bus(request), pc.ListPartners(
+        type=type, tier=tier, status=status, owner=owner, q=q, include_archived=include_archived, sort=sort,
+        offset=offset, limit=limit, actor=principal.name))
+
+
+@router.get("/partners/export.csv", tags=["partners"], response_class=StreamingResponse,
+            responses={200: {"content": {"text/csv": {}}}})
+async def export_partners(request: Request, principal: Reader) -> StreamingResponse:
+    lines = pipeline_csv.export_lines(bus(request), pc.ImportKind.partners, principal.name)
+    return StreamingResponse(lines, media_type="text/csv",
+                             headers={"content-disposition": "attachment; filename=partners.csv"})
+
+
+@router.post("/partners/import", response_model=pc.ImportResult, tags=["partners"],
+             responses={422: {"description": "Bad rows (with their row numbers); nothing was stored."}})
+async def import_partners(request: Request, principal: Writer) -> JSONResponse:
+    return await pipeline_csv.import_response(request, principal.name, pc.ImportKind.partners)
+
+
+@router.post("/partners/tiers/recompute", response_model=pc.TierRecomputation, tags=["partners"])
+async def recompute_tiers(request: Request, principal: Manager) -> pc.TierRecomputation:
+    return await send(bus(request), pc.RecomputeTiers(actor=principal.name), timeout=120)
 
 
 @router.get("/partners/{partner_id}", response_model=pc.Partner, tags=["partners"])
 async def get_partner(partner_id: UUID, request: Request, principal: Reader) -> pc.Partner:
     return await send(bus(request), pc.GetPartner(partner_id=partner_id, actor=principal.name))
+
+
+@router.patch("/partners/{partner_id}", response_model=pc.Partner, tags=["partners"])
+async def update_partner(partner_id: UUID, body: PartnerPatch, request: Request, principal: Writer) -> pc.Partner:
+    command = pc.UpdatePartner(partner_id=partner_id, actor=principal.name, **body.model_dump(exclude_unset=True))
+    partner: pc.Partner = await send(bus(request), command)
+    async with sessions(request)() as session, session.begin():
+        await audit.record(session, actor=principal.name, action="partner.updated", entity="partner",
+                           entity_id=partner_id, after=body.model_dump(mode="json", exclude_unset=True))
+    return partner
+
+
+@router.post("/partners/{partner_id}/archive", response_model=pc.Partner, tags=["partners"])
+async def archive_partner(partner_id: UUID, request: Request, principal: Writer) -> pc.Partner:
+    partner: pc.Partner = await send(bus(request), pc.ArchivePartner(partner_id=partner_id, actor=principal.name))
+    async with sessions(request)() as session, session.begin():
+        await audit.record(session, actor=principal.name, action="partner.archived", entity="partner",
+                           entity_id=partner_id)
+    return partner
 
 
 @router.get("/kpis", response_model=Kpis, tags=["kpis"])

@@ -136,6 +136,7 @@ class TestValidation:
 
 class TestListing:
     async def test_filters_sorting_and_paging(self, bus_client):
+        await send(bus_client, c.UpdatePipelineSettings(fiscal_year_start_month=1))
         owner = unique("owner-")
         partner = await new_partner(bus_client)
         made = []

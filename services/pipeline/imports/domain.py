@@ -176,10 +176,7 @@ def _partner(cells: dict[str, str], row: int) -> tuple[ParsedRow | None, list[c.
     for required in PARTNER_REQUIRED:
         if required not in values and required not in {e.field for e in errors}:
             errors.append(c.RowError(row=row, field=required, message="is required"))
-    if errors:
-        return None, errors
-    mapping = {f"scorecard.{k}": k for k in criteria}
-    errors = _validate(c.CreatePartner, fields, row, mapping)
+    errors = _with_model_errors(errors, c.CreatePartner, fields, row, {f"scorecard.{k}": k for k in criteria})
     if errors:
         return None, errors
     return ParsedRow(fields=_jsonable(fields), id=values.get("id")), []
@@ -197,8 +194,6 @@ def _opportunity(cells: dict[str, str], row: int) -> tuple[ParsedRow | None, lis
     for required in OPPORTUNITY_REQUIRED:
         if required not in values and required not in {e.field for e in errors}:
             errors.append(c.RowError(row=row, field=required, message="is required"))
-    if errors:
-        return None, errors
     fields: dict[str, Any] = {k: values[k] for k in ("name", "customer", "partner_id", "amount", "currency",
                                                      "expected_close_date", "owner", "deal_model", "pipeline",
                                                      "stage", "hyperscaler") if k in values}
@@ -210,10 +205,18 @@ def _opportunity(cells: dict[str, str], row: int) -> tuple[ParsedRow | None, lis
         fields["gcp"] = {"status": values["gcp_status"]}
     mapping = {"ace.review_status": "ace_review_status", "ace.next_steps": "ace_next_steps",
                "ace.closed_lost_reason": "closed_lost_reason", "gcp.status": "gcp_status"}
-    errors = _validate(c.CreateOpportunity, fields, row, mapping)
+    errors = _with_model_errors(errors, c.CreateOpportunity, fields, row, mapping)
     if errors:
         return None, errors
     return ParsedRow(fields=_jsonable(fields), id=values.get("id"), partner_name=values.get("partner")), []
+
+
+def _with_model_errors(errors: list[c.RowError], model: type[BaseModel], fields: dict[str, Any], row: int,
+                       columns_of: dict[str, str]) -> list[c.RowError]:
+    """The cell errors plus what the command's own rules say about the cells that did parse, so a
+    row's every problem is reported at once (and each field once)."""
+    seen = {e.field for e in errors}
+    return errors + [e for e in _validate(model, fields, row, columns_of) if e.field not in seen]
 
 
 def _jsonable(value: Any) -> Any:

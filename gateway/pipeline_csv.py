@@ -1,0 +1,119 @@
+"""CSV upload and download for partners and opportunities. The pipeline service owns the format and
+checks every row; this module reads the file, sends it in chunks and streams exports page by page."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import AsyncIterator
+
+from fastapi import HTTPException, Request
+from fastapi.responses import JSONResponse
+from nats.aio.client import Client as NATS
+
+from contracts import pipeline as pc
+from gateway import audit
+from gateway.state import bus, sessions
+from runtime.commands import send
+
+CHUNK = 500
+MAX_BYTES = 50 * 1024 * 1024
+# A commit stores up to 100,000 rows in one transaction; give it time.
+COMMIT_TIMEOUT = 300.0
+
+
+def unprocessable(loc: list[object], msg: str) -> HTTPException:
+    """A 422 shaped like FastAPI's own validation errors."""
+    return HTTPException(422, detail=[{"loc": loc, "msg": msg, "type": "invalid"}])
+
+
+async def read_upload(request: Request) -> tuple[list[str], list[list[str]]]:
+    """The header and rows of a CSV sent as the body (text/csv) or as the form field `file`."""
+    content_type = request.headers.get("content-type", "")
+    if content_type.startswith("multipart/form-data"):
+        form = await request.form(max_part_size=MAX_BYTES)
+        upload = form.get("file")
+        if upload is None or isinstance(upload, str):
+            raise unprocessable(["body", "file"], "send the CSV as the field 'file'")
+        raw = await upload.read(MAX_BYTES + 1)
+    else:
+        raw = bytearray()
+        async for chunk in request.stream():
+            raw += chunk
+            if len(raw) > MAX_BYTES:
+                break
+        raw = bytes(raw)
+    if len(raw) > MAX_BYTES:
+        raise HTTPException(413, detail=f"the file is larger than {MAX_BYTES // (1024 * 1024)} MB; use the CLI")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise unprocessable(["body", "file"], f"not UTF-8 text: {exc.reason}") from exc
+    return parse(text)
+
+
+def parse(text: str) -> tuple[list[str], list[list[str]]]:
+    try:
+        records = list(csv.reader(io.StringIO(text, newline="")))
+    except csv.Error as exc:
+        raise unprocessable(["body", "file"], f"not CSV: {exc}") from exc
+    if not records or not any(cell.strip() for cell in records[0]):
+        raise unprocessable(["body", "file"], "the file has no header row")
+    # Blank lines keep their row number (spreadsheets number them too) but carry no data.
+    return records[0], records[1:]
+
+
+async def run_import(nc: NATS, kind: pc.ImportKind, header: list[str], rows: list[list[str]],
+                     actor: str) -> pc.ImportResult:
+    batch: pc.ImportBatch = await send(nc, pc.BeginImport(kind=kind, columns=header, actor=actor))
+    for start in range(0, len(rows), CHUNK):
+        chunk = [(start + i + 2, r) for i, r in enumerate(rows[start:start + CHUNK]) if any(c.strip() for c in r)]
+        # Rows of a chunk are sent with consecutive numbers; blank lines split a chunk in runs.
+        for first, run in _runs(chunk):
+            await send(nc, pc.ImportRows(batch_id=batch.batch_id, first_row=first, rows=run, actor=actor))
+    return await send(nc, pc.CommitImport(batch_id=batch.batch_id, actor=actor), timeout=COMMIT_TIMEOUT)
+
+
+def _runs(numbered: list[tuple[int, list[str]]]) -> list[tuple[int, list[list[str]]]]:
+    runs: list[tuple[int, list[list[str]]]] = []
+    for number, row in numbered:
+        if runs and runs[-1][0] + len(runs[-1][1]) == number:
+            runs[-1][1].append(row)
+        else:
+            runs.append((number, [row]))
+    return runs
+
+
+def error_detail(result: pc.ImportResult) -> list[dict[str, object]]:
+    return [{"loc": ["body", "rows", e.row, *([e.field] if e.field else [])], "msg": e.message, "type": "invalid"}
+            for e in result.errors]
+
+
+async def import_response(request: Request, actor: str, kind: pc.ImportKind) -> JSONResponse:
+    """200 with the counts when every row was stored; 422 with each bad row's number and field."""
+    header, rows = await read_upload(request)
+    result = await run_import(bus(request), kind, header, rows, actor)
+    if not result.stored:
+        return JSONResponse({"detail": error_detail(result), "result": result.model_dump(mode="json")},
+                            status_code=422)
+    async with sessions(request)() as session, session.begin():
+        await audit.record(session, actor=actor, action=f"{kind.value}.imported", entity=kind.value,
+                           after={"rows": result.rows, "created": result.created, "updated": result.updated})
+    return JSONResponse(result.model_dump(mode="json"))
+
+
+async def export_lines(nc: NATS, kind: pc.ImportKind, actor: str) -> AsyncIterator[str]:
+    after = None
+    first = True
+    while True:
+        page: pc.ExportPage = await send(nc, pc.ExportRows(kind=kind, after_id=after, actor=actor))
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        if first:
+            writer.writerow(page.columns)
+            first = False
+        writer.writerows(page.rows)
+        yield buffer.getvalue()
+        if page.next_after is None:
+            return
+        after = page.next_after

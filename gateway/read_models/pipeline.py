@@ -1,0 +1,521 @@
+"""Pipeline KPIs from the pipeline's events: opportunities as last described, stage probabilities,
+settings, and small aggregates the KPI endpoint reads instead of scanning every opportunity.
+
+Each opportunity event carries the whole opportunity and its version. A batch of events is applied
+at once: the stored rows are read (locked, in id order), each opportunity's old contribution to the
+aggregates is subtracted and its new one added, netted over the batch, and written in key order. A
+snapshot older than the stored one changes nothing, so events may arrive in any order, and a replay
+rebuilds the same figures.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from pydantic import BaseModel
+from sqlalchemy import (
+    BigInteger,
+    Date,
+    DateTime,
+    Integer,
+    Numeric,
+    SmallInteger,
+    String,
+    Text,
+    Uuid,
+    case,
+    column,
+    delete,
+    func,
+    literal,
+    select,
+    values,
+)
+from sqlalchemy.dialects.postgresql import JSONB, insert
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Mapped, mapped_column
+
+from contracts import pipeline as pc
+from contracts.base import Event
+from gateway.read_models import forecast as fc
+from gateway.read_models.base import Base
+from gateway.read_models.partners import PartnerView
+from runtime.inbox import Subscription
+
+MONEY = Numeric(20, 2)
+
+
+class OpportunityView(Base):
+    __tablename__ = "pipeline_opportunity"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    version: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str] = mapped_column(String(200))
+    pipeline: Mapped[str] = mapped_column(String(40))
+    stage: Mapped[str] = mapped_column(String(40))
+    outcome: Mapped[str] = mapped_column(String(8))
+    partner_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    owner: Mapped[str | None] = mapped_column(Text)
+    amount: Mapped[Decimal] = mapped_column(MONEY)
+    currency: Mapped[str] = mapped_column(String(3))
+    expected_close_date: Mapped[date | None] = mapped_column(Date)
+    hyperscaler: Mapped[str | None] = mapped_column(String(10))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    stage_entered_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    launched_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class StageView(Base):
+    __tablename__ = "pipeline_stage"
+
+    pipeline: Mapped[str] = mapped_column(String(40), primary_key=True)
+    stage: Mapped[str] = mapped_column(String(40), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    position: Mapped[int] = mapped_column(Integer)
+    probability: Mapped[int] = mapped_column(Integer)
+    outcome: Mapped[str] = mapped_column(String(8))
+    set_version: Mapped[int] = mapped_column(Integer)
+
+
+class SettingsView(Base):
+    __tablename__ = "pipeline_settings"
+
+    id: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    definition: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    version: Mapped[int] = mapped_column(Integer)
+
+
+class OpenAgg(Base):
+    __tablename__ = "pipeline_open_agg"
+
+    pipeline: Mapped[str] = mapped_column(String(40), primary_key=True)
+    stage: Mapped[str] = mapped_column(String(40), primary_key=True)
+    owner: Mapped[str] = mapped_column(Text, primary_key=True)
+    currency: Mapped[str] = mapped_column(String(3), primary_key=True)
+    close_month: Mapped[date] = mapped_column(Date, primary_key=True)
+    deals: Mapped[int] = mapped_column(BigInteger, default=0)
+    amount: Mapped[Decimal] = mapped_column(MONEY, default=0)
+
+
+class ClosedAgg(Base):
+    __tablename__ = "pipeline_closed_agg"
+
+    month: Mapped[date] = mapped_column(Date, primary_key=True)
+    pipeline: Mapped[str] = mapped_column(String(40), primary_key=True)
+    outcome: Mapped[str] = mapped_column(String(8), primary_key=True)
+    owner: Mapped[str] = mapped_column(Text, primary_key=True)
+    currency: Mapped[str] = mapped_column(String(3), primary_key=True)
+    deals: Mapped[int] = mapped_column(BigInteger, default=0)
+    amount: Mapped[Decimal] = mapped_column(MONEY, default=0)
+    cycle_seconds: Mapped[Decimal] = mapped_column(Numeric(24, 0), default=0)
+
+
+class PartnerWonAgg(Base):
+    __tablename__ = "pipeline_partner_won_agg"
+
+    partner_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    month: Mapped[date] = mapped_column(Date, primary_key=True)
+    currency: Mapped[str] = mapped_column(String(3), primary_key=True)
+    deals: Mapped[int] = mapped_column(BigInteger, default=0)
+    amount: Mapped[Decimal] = mapped_column(MONEY, default=0)
+
+
+class LaunchAgg(Base):
+    __tablename__ = "pipeline_launch_agg"
+
+    month: Mapped[date] = mapped_column(Date, primary_key=True)
+    hyperscaler: Mapped[str] = mapped_column(String(10), primary_key=True)
+    owner: Mapped[str] = mapped_column(Text, primary_key=True)
+    launches: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class StuckAgg(Base):
+    __tablename__ = "pipeline_stuck_agg"
+
+    entered_day: Mapped[date] = mapped_column(Date, primary_key=True)
+    pipeline: Mapped[str] = mapped_column(String(40), primary_key=True)
+    stage: Mapped[str] = mapped_column(String(40), primary_key=True)
+    deals: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+# aggregate name -> (model, key columns, value columns)
+AGGREGATES: dict[str, tuple[type[Base], tuple[str, ...], tuple[str, ...]]] = {
+    "open": (OpenAgg, ("pipeline", "stage", "owner", "currency", "close_month"), ("deals", "amount")),
+    "closed": (ClosedAgg, ("month", "pipeline", "outcome", "owner", "currency"), ("deals", "amount", "cycle_seconds")),
+    "partner_won": (PartnerWonAgg, ("partner_id", "month", "currency"), ("deals", "amount")),
+    "launch": (LaunchAgg, ("month", "hyperscaler", "owner"), ("launches",)),
+    "stuck": (StuckAgg, ("entered_day", "pipeline", "stage"), ("deals",)),
+}
+
+# --------------------------------------------------------------------------------------- writing
+
+_FACT_COLUMNS = ("pipeline", "stage", "outcome", "owner", "partner_id", "amount", "currency", "expected_close_date",
+                 "hyperscaler", "created_at", "stage_entered_at", "closed_at", "launched_at")
+
+
+def _row(o: pc.Opportunity) -> dict[str, Any]:
+    return dict(id=o.id, version=o.version, name=o.name, pipeline=o.pipeline, stage=o.stage, outcome=o.outcome.value,
+                partner_id=o.partner_id, owner=o.owner, amount=o.amount, currency=o.currency,
+                expected_close_date=o.expected_close_date, hyperscaler=o.hyperscaler.value if o.hyperscaler else None,
+                created_at=o.created_at, stage_entered_at=o.stage_entered_at, closed_at=o.closed_at,
+                launched_at=o.launched_at)
+
+
+async def on_opportunity(session: AsyncSession, event: Event) -> None:
+    await on_opportunities(session, [event])
+
+
+async def on_opportunities(session: AsyncSession, events: list[Event]) -> None:
+    """Apply a batch of opportunity snapshots: the newest per opportunity, if newer than stored."""
+    newest: dict[uuid.UUID, pc.Opportunity] = {}
+    for e in events:
+        assert isinstance(e, pc.OpportunityCreatedV1 | pc.OpportunityUpdatedV1 | pc.OpportunityStageChangedV1)
+        o = e.opportunity
+        if o.id not in newest or newest[o.id].version < o.version:
+            newest[o.id] = o
+    ids = sorted(newest)
+    stored = {r.id: _facts_and_version(r) for r in (await session.execute(
+        select(*(OpportunityView.__table__.c[n] for n in ("id", "version", *_FACT_COLUMNS)))
+        .where(OpportunityView.id.in_(ids)).order_by(OpportunityView.id).with_for_update()
+    )).all()}
+    deltas: dict[fc.Key, list[Any]] = {}
+    rows = []
+    for opportunity_id in ids:
+        row = _row(newest[opportunity_id])
+        old = stored.get(opportunity_id)
+        if old is not None and old[1] >= row["version"]:
+            continue
+        rows.append(row)
+        new = fc.OpportunityFacts(**{name: row[name] for name in _FACT_COLUMNS})
+        fc.merge(deltas, fc.delta(old[0] if old is not None else None, new))
+    if not rows:
+        return
+    stmt = insert(OpportunityView)
+    await session.execute(stmt.on_conflict_do_update(
+        index_elements=[OpportunityView.id],
+        set_={k: stmt.excluded[k] for k in rows[0] if k != "id"},
+        where=OpportunityView.version < stmt.excluded.version,
+    ), rows)
+    # Key order, so two consumers touching the same aggregate rows never wait on each other in a cycle.
+    for name, (model, key_columns, value_columns) in AGGREGATES.items():
+        changes = sorted((key, vals) for (agg, key), vals in deltas.items() if agg == name and any(vals))
+        if not changes:
+            continue
+        table = model.__table__
+        upsert = insert(table)
+        await session.execute(upsert.on_conflict_do_update(
+            index_elements=list(key_columns),
+            set_={v: table.c[v] + upsert.excluded[v] for v in value_columns},
+        ), [dict(zip((*key_columns, *value_columns), (*key, *vals), strict=True)) for key, vals in changes])
+
+
+def _facts_and_version(row: Any) -> tuple[fc.OpportunityFacts, int]:
+    return fc.OpportunityFacts(**{name: getattr(row, name) for name in _FACT_COLUMNS}), row.version
+
+
+async def on_stage_set(session: AsyncSession, event: Event) -> None:
+    assert isinstance(event, pc.StageSetDefinedV1)
+    s = event.stage_set
+    current = await session.scalar(select(func.max(StageView.set_version)).where(StageView.pipeline == s.key))
+    if current is not None and current >= s.version:
+        return
+    await session.execute(delete(StageView).where(StageView.pipeline == s.key))
+    await session.execute(insert(StageView), [
+        dict(pipeline=s.key, stage=st.key, name=st.name, position=i, probability=st.probability,
+             outcome=st.outcome.value, set_version=s.version) for i, st in enumerate(s.stages)
+    ])
+
+
+async def on_settings(session: AsyncSession, event: Event) -> None:
+    assert isinstance(event, pc.PipelineSettingsChangedV1)
+    data = event.settings.model_dump(mode="json")
+    stmt = insert(SettingsView).values(id=1, definition=data, version=event.settings.version)
+    await session.execute(stmt.on_conflict_do_update(
+        index_elements=[SettingsView.id], set_={"definition": data, "version": event.settings.version},
+        where=SettingsView.version < stmt.excluded.version))
+
+
+SUBSCRIPTIONS: tuple[Subscription, ...] = (
+    Subscription(consumer="gateway", models=(pc.OpportunityCreatedV1,), handle=on_opportunity,
+                 handle_many=on_opportunities),
+    Subscription(consumer="gateway", models=(pc.OpportunityUpdatedV1,), handle=on_opportunity,
+                 handle_many=on_opportunities),
+    Subscription(consumer="gateway", models=(pc.OpportunityStageChangedV1,), handle=on_opportunity,
+                 handle_many=on_opportunities),
+    Subscription(consumer="gateway", models=(pc.StageSetDefinedV1,), handle=on_stage_set),
+    Subscription(consumer="gateway", models=(pc.PipelineSettingsChangedV1,), handle=on_settings),
+)
+READ_MODEL_TABLES = tuple(m.__table__ for m in (OpportunityView, StageView, SettingsView, OpenAgg, ClosedAgg,
+                                                PartnerWonAgg, LaunchAgg, StuckAgg))
+
+# --------------------------------------------------------------------------------------- reading
+
+
+class StageFigure(BaseModel):
+    pipeline: str
+    stage: str
+    name: str
+    probability: int
+    deals: int
+    amount: Decimal
+    weighted: Decimal
+
+
+class PartnerArr(BaseModel):
+    partner_id: uuid.UUID | None
+    name: str
+    type: str
+    arr: Decimal
+
+
+class PipelineOutcomes(BaseModel):
+    pipeline: str
+    won: int
+    lost: int
+    won_amount: Decimal
+    win_rate: Decimal | None
+    average_cycle_days: Decimal | None
+
+
+class Launches(BaseModel):
+    quarter: str
+    by_hyperscaler: dict[str, int]
+
+
+class StuckDeal(BaseModel):
+    id: uuid.UUID
+    name: str
+    pipeline: str
+    stage: str
+    owner: str | None
+    amount: Decimal
+    currency: str
+    in_stage_since: datetime
+    days_in_stage: int
+
+
+class Stuck(BaseModel):
+    after_days: int
+    count: int
+    oldest: list[StuckDeal]
+
+
+class PipelineKpis(BaseModel):
+    """The pipeline's KPIs at a glance. Money is in `currency` (the reporting currency)."""
+
+    as_of: date
+    owner: str | None
+    currency: str
+    settings_version: int
+    forecast: fc.Forecast
+    pipeline_by_stage: list[StageFigure]
+    weighted_pipeline_total: Decimal
+    win_rate: Decimal | None
+    won: int
+    lost: int
+    average_cycle_days: Decimal | None
+    outcomes_by_pipeline: list[PipelineOutcomes]
+    arr_from: date
+    arr_to: date
+    arr_by_partner: list[PartnerArr]
+    arr_by_partner_type: dict[str, Decimal]
+    launches: list[Launches]
+    stuck: Stuck
+
+
+async def settings_of(session: AsyncSession) -> pc.PipelineSettings:
+    stored = await session.scalar(select(SettingsView.definition).where(SettingsView.id == 1))
+    return pc.PipelineSettings.model_validate(stored) if stored else pc.PipelineSettings()
+
+
+async def stage_sets(session: AsyncSession) -> dict[str, list[StageView]]:
+    """The stages per pipeline: as defined by events, else the built-in definitions."""
+    found: dict[str, list[StageView]] = {}
+    for key, s in pc.BUILTIN_STAGE_SETS.items():
+        found[key] = [StageView(pipeline=key, stage=st.key, name=st.name, position=i, probability=st.probability,
+                                outcome=st.outcome.value, set_version=0) for i, st in enumerate(s.stages)]
+    defined: dict[str, list[StageView]] = {}
+    for row in await session.scalars(select(StageView).order_by(StageView.pipeline, StageView.position)):
+        defined.setdefault(row.pipeline, []).append(row)
+    found.update(defined)
+    return found
+
+
+def _owner_filter(column: Any, owner: str | None) -> list[Any]:
+    return [column == owner] if owner is not None else []
+
+
+async def kpis(session: AsyncSession, *, as_of: date, owner: str | None = None, top: int = 10) -> PipelineKpis:
+    """Every pipeline KPI for the fiscal quarter holding `as_of`; `owner` narrows deal figures to the
+    deals a team member owns, and partner figures (ARR) to the partners they own."""
+    settings = await settings_of(session)
+    stages = await stage_sets(session)
+    probability = {(p, s.stage): s for p, ss in stages.items() for s in ss}
+    year, quarter = pc.quarter_of(as_of, settings.fiscal_year_start_month)
+    first_month, last_month = fc.quarter_months(year, quarter, settings.fiscal_year_start_month)
+    forecast_pipelines = set(settings.forecast_pipelines)
+
+    # Open deals: by stage (everything) and the weighted forecast (closing by the quarter's end).
+    in_quarter = (OpenAgg.close_month <= last_month).label("by_quarter_end")
+    open_rows = (await session.execute(
+        select(OpenAgg.pipeline, OpenAgg.stage, OpenAgg.currency, in_quarter, func.sum(OpenAgg.deals),
+               func.sum(OpenAgg.amount))
+        .where(*_owner_filter(OpenAgg.owner, owner))
+        .group_by(OpenAgg.pipeline, OpenAgg.stage, OpenAgg.currency, in_quarter)
+    )).tuples().all()
+    by_stage: dict[tuple[str, str], dict[str, Any]] = {}
+    weighted_in_quarter: list[tuple[int, str, Decimal]] = []
+    weighted_all: list[tuple[int, str, Decimal]] = []
+    for pipeline, stage, currency, by_quarter_end, deals, amount in open_rows:
+        if not deals and not amount:
+            continue
+        known = probability.get((pipeline, stage))
+        p = known.probability if known else 0
+        entry = by_stage.setdefault((pipeline, stage), {"deals": 0, "amount": {}, "weighted": []})
+        entry["deals"] += int(deals)
+        entry["amount"][currency] = entry["amount"].get(currency, Decimal(0)) + amount
+        entry["weighted"].append((p, currency, amount))
+        if pipeline in forecast_pipelines:
+            weighted_all.append((p, currency, amount))
+            if by_quarter_end:
+                weighted_in_quarter.append((p, currency, amount))
+    figures = []
+    for (pipeline, stage), entry in by_stage.items():
+        known = probability.get((pipeline, stage))
+        figures.append(StageFigure(
+            pipeline=pipeline, stage=stage, name=known.name if known else stage,
+            probability=known.probability if known else 0, deals=entry["deals"],
+            amount=fc.convert(entry["amount"], settings)[0], weighted=fc.convert(fc.weighted(entry["weighted"]),
+                                                                                  settings)[0]))
+    figures.sort(key=lambda f: (f.pipeline, probability[(f.pipeline, f.stage)].position
+                                if (f.pipeline, f.stage) in probability else 99))
+
+    # Closed in the quarter: closed won (forecast pipelines), win rate and cycle time per pipeline.
+    closed_rows = (await session.execute(
+        select(ClosedAgg.pipeline, ClosedAgg.outcome, ClosedAgg.currency, func.sum(ClosedAgg.deals),
+               func.sum(ClosedAgg.amount), func.sum(ClosedAgg.cycle_seconds))
+        .where(ClosedAgg.month >= first_month, ClosedAgg.month <= last_month, *_owner_filter(ClosedAgg.owner, owner))
+        .group_by(ClosedAgg.pipeline, ClosedAgg.outcome, ClosedAgg.currency)
+    )).tuples().all()
+    closed_won: dict[str, Decimal] = {}
+    per_pipeline: dict[str, dict[str, Any]] = {}
+    for pipeline, outcome, currency, deals, amount, cycle in closed_rows:
+        entry = per_pipeline.setdefault(pipeline, {"won": 0, "lost": 0, "won_amount": {}, "cycle": Decimal(0)})
+        entry[outcome] += int(deals)
+        if outcome == pc.Outcome.won.value:
+            entry["won_amount"][currency] = entry["won_amount"].get(currency, Decimal(0)) + amount
+            entry["cycle"] += cycle
+            if pipeline in forecast_pipelines:
+                closed_won[currency] = closed_won.get(currency, Decimal(0)) + amount
+    outcomes = [PipelineOutcomes(
+        pipeline=p, won=e["won"], lost=e["lost"], won_amount=fc.convert(e["won_amount"], settings)[0],
+        win_rate=fc.ratio(Decimal(e["won"]), Decimal(e["won"] + e["lost"])),
+        average_cycle_days=fc.average_days(e["cycle"], e["won"])) for p, e in sorted(per_pipeline.items())]
+    won = sum(e["won"] for e in per_pipeline.values())
+    lost = sum(e["lost"] for e in per_pipeline.values())
+
+    arr_from, arr_to = fc.add_months(fc.month_of(as_of), -11), fc.month_of(as_of)
+    arr_top, arr_types = await _arr(session, settings, arr_from, arr_to, owner, top)
+    launches = await _launches(session, settings, year, quarter, owner)
+    stuck = await _stuck(session, as_of, settings.stuck_after_days, owner, top)
+    return PipelineKpis(
+        as_of=as_of, owner=owner, currency=settings.reporting_currency, settings_version=settings.version,
+        forecast=fc.forecast(as_of=as_of, settings=settings, closed_won=closed_won,
+                             weighted_open=fc.weighted(weighted_in_quarter)),
+        pipeline_by_stage=figures, weighted_pipeline_total=fc.convert(fc.weighted(weighted_all), settings)[0],
+        win_rate=fc.ratio(Decimal(won), Decimal(won + lost)), won=won, lost=lost,
+        average_cycle_days=fc.average_days(sum((e["cycle"] for e in per_pipeline.values()), Decimal(0)), won),
+        outcomes_by_pipeline=outcomes, arr_from=arr_from, arr_to=fc.add_months(arr_to, 1) - timedelta(days=1),
+        arr_by_partner=arr_top, arr_by_partner_type=arr_types, launches=launches, stuck=stuck,
+    )
+
+
+def _rates(settings: pc.PipelineSettings) -> Any:
+    pairs = [(settings.reporting_currency, Decimal(1)),
+             *((c, r) for c, r in settings.fx_rates.items() if c != settings.reporting_currency)]
+    return values(column("currency", String(3)), column("rate", Numeric(28, 8)), name="rates").data(pairs)
+
+
+async def _arr(session: AsyncSession, settings: pc.PipelineSettings, first: date, last: date, owner: str | None,
+               top: int) -> tuple[list[PartnerArr], dict[str, Decimal]]:
+    """Won amounts over the trailing twelve months, per partner (top N) and per partner type. Each
+    partner's total per currency is converted and rounded to the cent, then added up."""
+    rates = _rates(settings)
+    per_currency = (
+        select(PartnerWonAgg.partner_id, PartnerWonAgg.currency, func.sum(PartnerWonAgg.amount).label("amount"))
+        .where(PartnerWonAgg.month >= first, PartnerWonAgg.month <= last)
+        .group_by(PartnerWonAgg.partner_id, PartnerWonAgg.currency)
+        .cte("per_currency")
+    )
+    per_partner = (
+        select(per_currency.c.partner_id, func.sum(func.round(per_currency.c.amount * rates.c.rate, 2)).label("arr"))
+        .join(rates, rates.c.currency == per_currency.c.currency)
+        .group_by(per_currency.c.partner_id)
+        .cte("per_partner")
+    )
+    nil = uuid.UUID(fc.NIL_PARTNER)
+    joined = (select(per_partner.c.partner_id, per_partner.c.arr, PartnerView.name, PartnerView.type)
+              .outerjoin(PartnerView, PartnerView.id == per_partner.c.partner_id)
+              .where(per_partner.c.arr > 0, PartnerView.archived.is_not(True)))
+    if owner is not None:
+        joined = joined.where(PartnerView.owner == owner)
+    sub = joined.cte("arr")
+    top_rows = (await session.execute(select(sub).order_by(sub.c.arr.desc(), sub.c.partner_id).limit(top))).all()
+    type_label = case((sub.c.partner_id == nil, literal("unassigned")), else_=func.coalesce(sub.c.type, "unknown"))
+    by_type = (await session.execute(select(type_label, func.sum(sub.c.arr)).group_by(type_label))).tuples().all()
+    partners = [PartnerArr(partner_id=None if r.partner_id == nil else r.partner_id,
+                           name=r.name or ("(no partner)" if r.partner_id == nil else "(unknown partner)"),
+                           type=r.type or ("unassigned" if r.partner_id == nil else "unknown"), arr=r.arr)
+                for r in top_rows]
+    return partners, {t: amount for t, amount in sorted(by_type)}
+
+
+async def _launches(session: AsyncSession, settings: pc.PipelineSettings, year: int, quarter: int,
+                    owner: str | None) -> list[Launches]:
+    """Launches per hyperscaler for the quarter and the three before it."""
+    quarters = [(year, quarter)]
+    for _ in range(3):
+        quarters.append(fc.previous_quarter(*quarters[-1]))
+    quarters.reverse()
+    start = settings.fiscal_year_start_month
+    first = fc.quarter_months(*quarters[0], start)[0]
+    last = fc.quarter_months(*quarters[-1], start)[1]
+    rows = (await session.execute(
+        select(LaunchAgg.month, LaunchAgg.hyperscaler, func.sum(LaunchAgg.launches))
+        .where(LaunchAgg.month >= first, LaunchAgg.month <= last, *_owner_filter(LaunchAgg.owner, owner))
+        .group_by(LaunchAgg.month, LaunchAgg.hyperscaler)
+    )).tuples().all()
+    out = {q: {h.value: 0 for h in pc.Hyperscaler} for q in quarters}
+    for month, hyperscaler, n in rows:
+        q = pc.quarter_of(month, start)
+        if q in out and n:
+            key = hyperscaler or "unspecified"
+            out[q][key] = out[q].get(key, 0) + int(n)
+    return [Launches(quarter=pc.quarter_label(*q), by_hyperscaler=counts) for q, counts in out.items()]
+
+
+async def _stuck(session: AsyncSession, as_of: date, after_days: int, owner: str | None, top: int) -> Stuck:
+    """Open deals that entered their stage on or before the day `after_days` before `as_of` (UTC days)."""
+    cutoff = as_of - timedelta(days=after_days)
+    before = datetime(cutoff.year, cutoff.month, cutoff.day, tzinfo=UTC) + timedelta(days=1)
+    if owner is None:
+        count = await session.scalar(select(func.coalesce(func.sum(StuckAgg.deals), 0))
+                                     .where(StuckAgg.entered_day <= cutoff))
+    else:
+        count = await session.scalar(select(func.count()).select_from(OpportunityView).where(
+            OpportunityView.outcome == pc.Outcome.open.value, OpportunityView.owner == owner,
+            OpportunityView.stage_entered_at < before))
+    oldest = (await session.scalars(
+        select(OpportunityView)
+        .where(OpportunityView.outcome == pc.Outcome.open.value, OpportunityView.stage_entered_at < before,
+               *_owner_filter(OpportunityView.owner, owner))
+        .order_by(OpportunityView.stage_entered_at, OpportunityView.id).limit(top)
+    )).all()
+    return Stuck(after_days=after_days, count=int(count or 0), oldest=[
+        StuckDeal(id=o.id, name=o.name, pipeline=o.pipeline, stage=o.stage, owner=o.owner, amount=o.amount,
+                  currency=o.currency, in_stage_since=o.stage_entered_at,
+                  days_in_stage=(as_of - fc.day_of(o.stage_entered_at)).days) for o in oldest])

@@ -1,0 +1,267 @@
+"""Opportunities (create, list with filters/sorting/paging, read with stage history, change, move,
+CSV import and export), pipelines' stage sets, pipeline settings, the pipeline KPIs, and the
+integration endpoint sync workers publish external opportunities through."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from contracts import pipeline as pc
+from contracts import sync
+from gateway import audit, pipeline_csv
+from gateway.auth import Principal, Role, require
+from gateway.read_models import pipeline as pipeline_models
+from gateway.state import bus, running, sessions
+from runtime import bus as runtime_bus
+from runtime.commands import send
+
+router = APIRouter(prefix="/api")
+
+Reader = Annotated[Principal, Depends(require(Role.viewer, scope="opportunities:read"))]
+Writer = Annotated[Principal, Depends(require(Role.member, scope="opportunities:write"))]
+Manager = Annotated[Principal, Depends(require(Role.manager, scope="opportunities:write"))]
+KpiReader = Annotated[Principal, Depends(require(Role.viewer, scope="kpis:read"))]
+Publisher = Annotated[Principal, Depends(require(Role.manager, scope="events:publish"))]
+
+Person = Annotated[str, Field(min_length=1, max_length=200)]
+
+
+class OpportunityIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    name: pc.Name
+    customer: pc.Name
+    partner_id: UUID | None = None
+    amount: pc.Amount
+    currency: pc.Currency = "USD"
+    expected_close_date: date | None = None
+    owner: Person | None = None
+    deal_model: pc.DealModel = pc.DealModel.resale
+    pipeline: pc.Key | None = Field(default=None, description="Defaults from the deal model (cosell or resale).")
+    stage: str | None = Field(default=None, max_length=100, description="Key or name; defaults to the first.")
+    hyperscaler: pc.Hyperscaler | None = None
+    ace: pc.AceState | None = None
+    gcp: pc.GcpState | None = None
+
+
+class OpportunityPatch(BaseModel):
+    """Only the fields sent change; null clears the optional ones."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    expected_version: int | None = None
+    name: pc.Name | None = None
+    customer: pc.Name | None = None
+    partner_id: UUID | None = None
+    amount: pc.Amount | None = None
+    currency: pc.Currency | None = None
+    expected_close_date: date | None = None
+    owner: Person | None = None
+    deal_model: pc.DealModel | None = None
+    hyperscaler: pc.Hyperscaler | None = None
+    ace: pc.AceState | None = None
+    gcp: pc.GcpState | None = None
+
+
+class MoveIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    stage: str = Field(min_length=1, max_length=100, description="Key or name of a stage of the pipeline.")
+    expected_version: int | None = None
+    closed_lost_reason: str | None = Field(default=None, max_length=200)
+
+
+class StageSetIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    name: pc.Name
+    stages: tuple[pc.StageDef, ...] = Field(min_length=2, max_length=30)
+
+
+class SettingsPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    expected_version: int | None = None
+    fiscal_year_start_month: int | None = Field(default=None, ge=1, le=12)
+    reporting_currency: pc.Currency | None = None
+    quarterly_target: pc.Amount | None = None
+    forecast_pipelines: tuple[pc.Key, ...] | None = Field(default=None, min_length=1, max_length=20)
+    stuck_after_days: int | None = Field(default=None, ge=1, le=3650)
+    tier_window_days: int | None = Field(default=None, ge=1, le=3650)
+    tier_thresholds: pc.TierThresholds | None = None
+    scorecard_weights: pc.ScorecardWeights | None = None
+    fx_rates: dict[pc.Currency, Annotated[Decimal, Field(gt=0, max_digits=18, decimal_places=8)]] | None = Field(
+        default=None, max_length=200, description="1 unit of the currency = rate units of the reporting currency; "
+        "send rates as strings (\"1.0825\") to keep them exact.")
+
+
+class Accepted(BaseModel):
+    accepted: int
+    event_ids: list[UUID]
+
+
+# --------------------------------------------------------------------------------- opportunities
+
+
+@router.post("/opportunities", status_code=201, response_model=pc.Opportunity, tags=["opportunities"])
+async def create_opportunity(body: OpportunityIn, request: Request, principal: Writer) -> pc.Opportunity:
+    opportunity: pc.Opportunity = await send(bus(request), pc.CreateOpportunity(**body.model_dump(),
+                                                                                actor=principal.name))
+    await _audit(request, principal, "opportunity.created", opportunity.id, opportunity)
+    return opportunity
+
+
+@router.get("/opportunities", response_model=pc.OpportunityList, tags=["opportunities"])
+async def list_opportunities(
+    request: Request,
+    principal: Reader,
+    owner: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
+    partner_id: UUID | None = None,
+    pipeline: Annotated[str | None, Query(pattern=r"^[a-z][a-z0-9_]{0,39}$")] = None,
+    stage: Annotated[str | None, Query(max_length=100)] = None,
+    outcome: pc.Outcome | None = None,
+    source: pc.Source | None = None,
+    deal_model: pc.DealModel | None = None,
+    quarter: Annotated[str | None, Query(max_length=12, description="Fiscal quarter, e.g. 2026-Q3.")] = None,
+    q: Annotated[str | None, Query(max_length=200, description="Part of the name or customer.")] = None,
+    sort: pc.OpportunitySort = pc.OpportunitySort.created_desc,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> pc.OpportunityList:
+    if quarter is not None:
+        try:
+            pc.parse_quarter(quarter)
+        except ValueError as exc:
+            raise pipeline_csv.unprocessable(["query", "quarter"], str(exc)) from exc
+    return await send(bus(request), pc.ListOpportunities(
+        owner=owner, partner_id=partner_id, pipeline=pipeline, stage=stage, outcome=outcome, source=source,
+        deal_model=deal_model, quarter=quarter, q=q, sort=sort, offset=offset, limit=limit, actor=principal.name))
+
+
+@router.get("/opportunities/export.csv", tags=["opportunities"], response_class=StreamingResponse,
+            responses={200: {"content": {"text/csv": {}}}})
+async def export_opportunities(request: Request, principal: Reader) -> StreamingResponse:
+    return StreamingResponse(pipeline_csv.export_lines(bus(request), pc.ImportKind.opportunities, principal.name),
+                             media_type="text/csv",
+                             headers={"content-disposition": "attachment; filename=opportunities.csv"})
+
+
+@router.post("/opportunities/import", response_model=pc.ImportResult, tags=["opportunities"],
+             responses={422: {"description": "Bad rows (with their row numbers); nothing was stored."}})
+async def import_opportunities(request: Request, principal: Writer) -> JSONResponse:
+    return await pipeline_csv.import_response(request, principal.name, pc.ImportKind.opportunities)
+
+
+@router.get("/opportunities/{opportunity_id}", response_model=pc.OpportunityDetail, tags=["opportunities"])
+async def get_opportunity(opportunity_id: UUID, request: Request, principal: Reader) -> pc.OpportunityDetail:
+    return await send(bus(request), pc.GetOpportunity(opportunity_id=opportunity_id, actor=principal.name))
+
+
+@router.patch("/opportunities/{opportunity_id}", response_model=pc.Opportunity, tags=["opportunities"])
+async def update_opportunity(opportunity_id: UUID, body: OpportunityPatch, request: Request,
+                             principal: Writer) -> pc.Opportunity:
+    changes = body.model_dump(exclude_unset=True)
+    opportunity: pc.Opportunity = await send(bus(request), pc.UpdateOpportunity(
+        opportunity_id=opportunity_id, actor=principal.name, **changes))
+    await _audit(request, principal, "opportunity.updated", opportunity_id, body.model_dump(mode="json",
+                                                                                            exclude_unset=True))
+    return opportunity
+
+
+@router.post("/opportunities/{opportunity_id}/stage", response_model=pc.Opportunity, tags=["opportunities"])
+async def move_opportunity(opportunity_id: UUID, body: MoveIn, request: Request, principal: Writer) -> pc.Opportunity:
+    opportunity: pc.Opportunity = await send(bus(request), pc.MoveOpportunity(
+        opportunity_id=opportunity_id, actor=principal.name, **body.model_dump()))
+    await _audit(request, principal, "opportunity.moved", opportunity_id, {"stage": opportunity.stage})
+    return opportunity
+
+
+# ---------------------------------------------------------------------------- stages, settings
+
+
+@router.get("/pipelines", response_model=pc.StageSetList, tags=["pipelines"])
+async def list_pipelines(request: Request, principal: Reader) -> pc.StageSetList:
+    return await send(bus(request), pc.ListStageSets(actor=principal.name))
+
+
+@router.put("/pipelines/{key}", response_model=pc.StageSet, tags=["pipelines"])
+async def define_pipeline(key: Annotated[str, Path(pattern=r"^[a-z][a-z0-9_]{0,39}$")], body: StageSetIn,
+                          request: Request, principal: Manager) -> pc.StageSet:
+    stage_set: pc.StageSet = await send(bus(request), pc.DefineStageSet(key=key, name=body.name, stages=body.stages,
+                                                                        actor=principal.name))
+    await _audit(request, principal, "pipeline.defined", key, stage_set)
+    return stage_set
+
+
+@router.get("/pipeline/settings", response_model=pc.PipelineSettings, tags=["pipelines"])
+async def get_settings(request: Request, principal: Reader) -> pc.PipelineSettings:
+    return await send(bus(request), pc.GetPipelineSettings(actor=principal.name))
+
+
+@router.patch("/pipeline/settings", response_model=pc.PipelineSettings, tags=["pipelines"])
+async def update_settings(body: SettingsPatch, request: Request, principal: Manager) -> pc.PipelineSettings:
+    changes = body.model_dump(exclude_unset=True)
+    settings: pc.PipelineSettings = await send(bus(request), pc.UpdatePipelineSettings(actor=principal.name, **changes),
+                                               timeout=120)
+    await _audit(request, principal, "pipeline.settings_changed", None, body.model_dump(mode="json",
+                                                                                        exclude_unset=True))
+    return settings
+
+
+# ------------------------------------------------------------------------------------------ KPIs
+
+
+@router.get("/kpis/pipeline", response_model=pipeline_models.PipelineKpis, tags=["kpis"])
+async def pipeline_kpis(
+    request: Request,
+    _: KpiReader,
+    as_of: Annotated[date | None, Query(description="A day of the quarter to report on (default: today, UTC).")] = None,
+    owner: Annotated[str | None, Query(min_length=1, max_length=200,
+                                       description="A team member: their deals, and the partners they own.")] = None,
+    top: Annotated[int, Query(ge=1, le=100)] = 10,
+) -> pipeline_models.PipelineKpis:
+    day = as_of or datetime.now(UTC).date()
+    if not date(1990, 1, 1) <= day <= date(2200, 12, 31):
+        raise pipeline_csv.unprocessable(["query", "as_of"], "not between 1990 and 2200")
+    async with sessions(request)() as session:
+        return await pipeline_models.kpis(session, as_of=day, owner=owner, top=top)
+
+
+# ------------------------------------------------------------------------------------ integration
+
+_STREAM_READY = "pipeline_sync_stream_ready"
+MAX_BATCH = 500
+
+
+@router.post("/integrations/opportunities", status_code=202, response_model=Accepted, tags=["integrations"])
+async def publish_external(
+    body: Annotated[list[sync.OpportunityExternalUpsertedV1], Field(min_length=1, max_length=MAX_BATCH)],
+    request: Request,
+    principal: Publisher,
+) -> Accepted:
+    """Publish external opportunities (the `sync.opportunity.external.upserted.v1` contract, see
+    /asyncapi.json) for sync workers that speak HTTP rather than NATS. Answered once JetStream has
+    stored them; the pipeline applies them shortly after (newer-wins by last_modified)."""
+    js = running(request).nc.jetstream()
+    if not getattr(request.app.state, _STREAM_READY, False):
+        await runtime_bus.ensure_streams(js, [sync.STREAM])
+        setattr(request.app.state, _STREAM_READY, True)
+    await asyncio.gather(*(
+        js.publish(e.subject, e.model_dump_json().encode(), headers={"Nats-Msg-Id": str(e.event_id)})
+        for e in body
+    ))
+    return Accepted(accepted=len(body), event_ids=[e.event_id for e in body])
+
+
+async def _audit(request: Request, principal: Principal, action: str, entity_id: object, after: object) -> None:
+    async with sessions(request)() as session, session.begin():
+        await audit.record(session, actor=principal.name, action=action, entity=action.split(".")[0],
+                           entity_id=entity_id, after=after)

@@ -1,0 +1,169 @@
+"""External opportunities from sync workers over JetStream into the pipeline service: idempotent by
+(source, external id), newer-wins by last-modified, duplicates and out-of-order delivery harmless,
+bad events dead-lettered with the reason."""
+
+from __future__ import annotations
+
+import json
+import random
+import uuid
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+
+from contracts import pipeline as c
+from contracts import sync
+from runtime import deadletter
+from runtime.commands import send
+from runtime.testing import unique
+from tests.pipeline.helpers import eventually, external, publish, sql
+
+DURABLE = "pipeline__sync_opportunity_external_upserted_v1"
+
+
+def consumer(pipeline_service):
+    return next(x for x in pipeline_service.consumers if x.durable == DURABLE)
+
+
+async def processed(pipeline_service, before: tuple[int, int, int], n: int) -> bool:
+    s = consumer(pipeline_service).stats
+    return (s.applied + s.duplicates + s.dead_lettered) - sum(before) >= n
+
+
+def counts(pipeline_service) -> tuple[int, int, int]:
+    s = consumer(pipeline_service).stats
+    return s.applied, s.duplicates, s.dead_lettered
+
+
+async def stored(db, external_id: str) -> list:
+    return await sql(db, "SELECT id, stage, amount, name, source_modified_at, version, owner, partner_id "
+                         "FROM pipeline.opportunity WHERE source = 'aws' AND external_id = $1", external_id)
+
+
+async def history(db, opportunity_id) -> list[tuple[str | None, str]]:
+    rows = await sql(db, "SELECT from_stage, to_stage FROM pipeline.opportunity_stage_change "
+                         "WHERE opportunity_id = $1 ORDER BY id", opportunity_id)
+    return [(r["from_stage"], r["to_stage"]) for r in rows]
+
+
+async def send_and_wait(nc, pipeline_service, *events, raw: list[bytes] = ()) -> None:
+    before = counts(pipeline_service)
+    js = nc.jetstream()
+    for e in events:
+        # A fresh message id per publish: only the pipeline's own idempotency stands in the way.
+        await publish(js, e, msg_id=str(uuid.uuid4()))
+    for data in raw:
+        await publish(js, data=data)
+    await eventually(lambda: processed(pipeline_service, before, len(events) + len(raw)), what="events processed")
+
+
+class TestIdempotency:
+    async def test_the_same_event_twice_leaves_one_opportunity(self, bus_client, pipeline_service, pipeline_db):
+        event = external(stage="Technical Validation", amount="75000.00")
+        await send_and_wait(bus_client, pipeline_service, event, event)
+        rows = await stored(pipeline_db, event.external_id)
+        assert len(rows) == 1 and rows[0]["stage"] == "technical_validation"
+        assert rows[0]["amount"] == Decimal("75000.00") and rows[0]["version"] == 1
+        # The same state again under a new event id (a worker re-sending): stale, nothing changes.
+        await send_and_wait(bus_client, pipeline_service, event.model_copy(update={"event_id": uuid.uuid4()}))
+        rows = await stored(pipeline_db, event.external_id)
+        assert len(rows) == 1 and rows[0]["version"] == 1
+        assert await history(pipeline_db, rows[0]["id"]) == [(None, "technical_validation")]
+
+    async def test_an_older_event_after_a_newer_one_changes_nothing(self, bus_client, pipeline_service, pipeline_db):
+        t0 = datetime.now(UTC) - timedelta(hours=2)
+        older = external(stage="Qualified", amount="10000.00", last_modified=t0)
+        newer = older.model_copy(update={"event_id": uuid.uuid4(), "stage": "Committed", "amount": Decimal("12000.00"),
+                                         "last_modified": t0 + timedelta(minutes=30), "name": "Renamed"})
+        await send_and_wait(bus_client, pipeline_service, newer)
+        await send_and_wait(bus_client, pipeline_service, older)
+        rows = await stored(pipeline_db, older.external_id)
+        assert len(rows) == 1
+        row = rows[0]
+        assert (row["stage"], row["amount"], row["name"]) == ("committed", Decimal("12000.00"), "Renamed")
+        assert row["source_modified_at"] == newer.last_modified and row["version"] == 1
+        assert await history(pipeline_db, row["id"]) == [(None, "committed")]
+
+    async def test_a_shuffled_burst_of_versions_ends_in_the_newest(self, bus_client, pipeline_service, pipeline_db):
+        t0 = datetime.now(UTC) - timedelta(hours=1)
+        stages = ["Prospect", "Qualified", "Technical Validation", "Business Validation", "Committed", "Launched"]
+        base = external(stage=stages[0], last_modified=t0)
+        versions = [base.model_copy(update={"event_id": uuid.uuid4(), "stage": s, "amount": Decimal(1000 * (i + 1)),
+                                            "last_modified": t0 + timedelta(minutes=i)})
+                    for i, s in enumerate(stages)]
+        shuffled = versions + versions[:3]
+        random.Random(7).shuffle(shuffled)
+        await send_and_wait(bus_client, pipeline_service, *shuffled)
+        rows = await stored(pipeline_db, base.external_id)
+        assert len(rows) == 1 and rows[0]["stage"] == "launched" and rows[0]["amount"] == Decimal("6000.00")
+        steps = await history(pipeline_db, rows[0]["id"])
+        assert steps[-1][1] == "launched" and all(a != b for a, b in steps)
+        assert len(steps) == rows[0]["version"], "one history row per applied stage change"
+
+    async def test_an_update_keeps_our_owner_and_partner_when_the_worker_does_not_know_them(
+            self, bus_client, pipeline_service, pipeline_db):
+        partner = await send(bus_client, c.CreatePartner(name=unique("AWS "), type="hyperscaler"))
+        first = external(partner_id=partner.id, owner="maria", last_modified=datetime.now(UTC) - timedelta(minutes=5))
+        await send_and_wait(bus_client, pipeline_service, first)
+        second = first.model_copy(update={"event_id": uuid.uuid4(), "partner_id": None, "owner": None,
+                                          "last_modified": datetime.now(UTC), "ace": c.AceState(
+                                              review_status="Action Required", reviewer_comments="Add the use case",
+                                              next_steps="Call the PDM")})
+        await send_and_wait(bus_client, pipeline_service, second)
+        row = (await stored(pipeline_db, first.external_id))[0]
+        assert (row["owner"], row["partner_id"], row["version"]) == ("maria", partner.id, 2)
+        detail = await send(bus_client, c.GetOpportunity(opportunity_id=row["id"]))
+        assert detail.ace.review_status == "Action Required" and detail.source == "aws" and detail.hyperscaler == "aws"
+        assert [n.text for n in detail.next_steps_history] == ["Call the PDM"]
+
+
+class TestDeadLetters:
+    @pytest.mark.parametrize(("change", "reason"), [
+        ({"stage": "Negotiating"}, "is not a stage of pipeline 'cosell'"),
+        ({"partner_id": str(uuid.uuid4())}, "no partner with id"),
+        ({"last_modified": (datetime.now(UTC) + timedelta(days=3)).isoformat()}, "is in the future"),
+        ({"pipeline": "nope"}, "no pipeline 'nope'"),
+        ({"amount": "-5"}, "amount"),
+        ({"amount": "1.001"}, "amount"),
+        ({"currency": "DOGE"}, "currency"),
+        ({"external_id": "has spaces\nand newlines"}, "external_id"),
+        ({"last_modified": "2026-01-01T00:00:00"}, "last_modified"),
+        ({"source": "oracle"}, "source"),
+        ({"schema_version": 9}, "unknown schema_version 9"),
+        ({"name": None}, "name"),
+    ])
+    async def test_bad_events_are_dead_lettered_with_the_reason(self, bus_client, pipeline_service, change, reason):
+        body = json.loads(external().model_dump_json())
+        body.update(change)
+        marker = unique("x")
+        body["customer"] = marker
+        await send_and_wait(bus_client, pipeline_service, raw=[json.dumps(body).encode()])
+
+        async def letter():
+            for d in await deadletter.list_all(bus_client.jetstream(), consumer=DURABLE):
+                if marker.encode() in d.data:
+                    return d
+            return None
+
+        found = await eventually(letter, what="the dead letter")
+        assert reason in found.reason, found.reason
+        assert found.subject == sync.OpportunityExternalUpsertedV1.subject
+
+    @pytest.mark.parametrize("data", [b"", b"{", b"[1, 2]", b"\xff\xfe\x00", b'{"schema_version": "1"}',
+                                      b"x" * 100_000])
+    async def test_malformed_bodies_are_dead_lettered(self, bus_client, pipeline_service, data):
+        before = consumer(pipeline_service).stats.dead_lettered
+        await send_and_wait(bus_client, pipeline_service, raw=[data])
+        assert consumer(pipeline_service).stats.dead_lettered == before + 1
+
+    async def test_a_pipeline_change_is_refused_and_the_stored_one_kept(self, bus_client, pipeline_service,
+                                                                         pipeline_db):
+        first = external(last_modified=datetime.now(UTC) - timedelta(minutes=1))
+        await send_and_wait(bus_client, pipeline_service, first)
+        before = consumer(pipeline_service).stats.dead_lettered
+        moved = first.model_copy(update={"event_id": uuid.uuid4(), "pipeline": "resale", "stage": "Won",
+                                         "last_modified": datetime.now(UTC)})
+        await send_and_wait(bus_client, pipeline_service, moved)
+        assert consumer(pipeline_service).stats.dead_lettered == before + 1
+        assert (await stored(pipeline_db, first.external_id))[0]["stage"] == "qualified"

@@ -1,0 +1,135 @@
+"""The pipeline KPIs through the gateway's read model against a hand-computed example, end to end:
+commands and an external event into the pipeline service, events over JetStream into the gateway,
+figures from GET /api/kpis/pipeline. Dates are relative to today's fiscal quarter; amounts are not."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+from contracts import pipeline as c
+from runtime.commands import send
+from runtime.testing import unique
+from tests.pipeline.helpers import eventually, external, publish
+
+FISCAL_START = 4  # April: a fiscal year that is not the calendar year
+
+
+async def kpis(api, **params) -> dict:
+    response = await api.get("/api/kpis/pipeline", params=params)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+class TestForecast:
+    async def test_figures_equal_the_hand_computed_example(self, api, bus_client):
+        try:
+            await self._example(api, bus_client)
+        finally:
+            await send(bus_client, c.UpdatePipelineSettings(fiscal_year_start_month=1, fx_rates={}))
+
+    async def _example(self, api, bus_client):
+        settings = await send(bus_client, c.UpdatePipelineSettings(
+            fiscal_year_start_month=FISCAL_START, quarterly_target="250000.00", reporting_currency="USD",
+            forecast_pipelines=["resale"], stuck_after_days=30, fx_rates={"EUR": "1.10"}))
+        today = datetime.now(UTC).date()
+        year, quarter = c.quarter_of(today, FISCAL_START)
+        starts, after = c.quarter_range(year, quarter, FISCAL_START)
+        quarter_end, next_quarter = after - timedelta(days=1), after + timedelta(days=10)
+        overdue = starts - timedelta(days=5)
+
+        owner = unique("owner-")
+        isv = await send(bus_client, c.CreatePartner(name=unique("ISV "), type="isv", owner=owner))
+        aws = await send(bus_client, c.CreatePartner(name=unique("AWS "), type="hyperscaler", owner=owner))
+
+        async def deal(amount, stage, close=quarter_end, currency="USD", partner=isv.id):
+            opp = await send(bus_client, c.CreateOpportunity(
+                name=unique("D "), customer="Cust", amount=amount, currency=currency, owner=owner,
+                partner_id=partner, expected_close_date=close))
+            if stage != "lead":
+                opp = await send(bus_client, c.MoveOpportunity(opportunity_id=opp.id, stage=stage))
+            return opp
+
+        await deal("100000.00", "won")                              # A: closed won 100,000.00
+        await deal("20000.00", "won", currency="EUR")               # B: closed won 20,000 EUR = 22,000.00
+        await deal("50000.00", "lost")                              # C: lost
+        await deal("40000.00", "proposal")                          # D: 50% of 40,000 = 20,000.00
+        await deal("10000.00", "negotiation", currency="EUR")       # E: 75% of 10,000 EUR = 7,500 EUR = 8,250.00
+        await deal("30000.00", "lead", close=next_quarter)          # F: next quarter: not this quarter's forecast
+        await deal("12000.00", "qualified", close=overdue)          # G: overdue, still open: 25% = 3,000.00
+        await deal("5000.00", "lead", currency="GBP")               # H: no GBP rate: 10% = 500.00 GBP apart
+        cosell = await send(bus_client, c.CreateOpportunity(       # J: co-sell, open, not in the forecast
+            name="Co-sell", customer="Cust", amount="10000", deal_model="cosell", owner=owner, hyperscaler="aws"))
+        await send(bus_client, c.MoveOpportunity(opportunity_id=cosell.id, stage="committed"))
+        now = datetime.now(UTC)                                     # I: launched on AWS after 45 days
+        await publish(bus_client.jetstream(), external(
+            stage="Launched", amount="80000.00", partner_id=aws.id, owner=owner,
+            created_at=now - timedelta(days=45), last_modified=now - timedelta(seconds=1)))
+
+        async def settled():
+            k = await kpis(api, owner=owner)
+            done = k["settings_version"] == settings.version and k["won"] == 3 and k["lost"] == 1
+            return done and len(k["pipeline_by_stage"]) == 5 and k
+
+        k = await eventually(settled, what="the read model to catch up")
+        f = k["forecast"]
+        assert f["quarter"] == f"{year}-Q{quarter}" and f["currency"] == "USD"
+        assert Decimal(f["target"]) == Decimal("250000.00")
+        assert Decimal(f["closed_won"]) == Decimal("122000.00")             # A + B
+        assert Decimal(f["weighted_pipeline"]) == Decimal("31250.00")       # D + E + G
+        assert Decimal(f["projected"]) == Decimal("153250.00")
+        assert Decimal(f["attainment"]) == Decimal("0.4880")                # 122,000 / 250,000
+        assert Decimal(f["projected_attainment"]) == Decimal("0.6130")      # 153,250 / 250,000
+        assert Decimal(f["gap_to_target"]) == Decimal("96750.00")
+        assert f["at_risk"] is True
+        assert {k_: Decimal(v) for k_, v in f["unconverted"].items()} == {"GBP": Decimal("500.00")}
+        assert Decimal(k["weighted_pipeline_total"]) == Decimal("34250.00")  # + F's 3,000.00
+
+        stages = {(s["pipeline"], s["stage"]): (s["deals"], Decimal(s["amount"]), Decimal(s["weighted"]))
+                  for s in k["pipeline_by_stage"]}
+        assert stages == {
+            ("resale", "lead"): (2, Decimal("30000.00"), Decimal("3000.00")),  # F (+ H in GBP, unconverted)
+            ("resale", "qualified"): (1, Decimal("12000.00"), Decimal("3000.00")),
+            ("resale", "proposal"): (1, Decimal("40000.00"), Decimal("20000.00")),
+            ("resale", "negotiation"): (1, Decimal("11000.00"), Decimal("8250.00")),
+            ("cosell", "committed"): (1, Decimal("10000.00"), Decimal("8000.00")),
+        }
+        assert (k["won"], k["lost"], Decimal(k["win_rate"])) == (3, 1, Decimal("0.7500"))
+        by_pipeline = {p["pipeline"]: p for p in k["outcomes_by_pipeline"]}
+        assert Decimal(by_pipeline["resale"]["win_rate"]) == Decimal("0.6667")
+        assert Decimal(by_pipeline["cosell"]["average_cycle_days"]) == Decimal("45.0")
+        assert Decimal(k["average_cycle_days"]) == Decimal("15.0")            # (0 + 0 + 45) / 3
+
+        arr = {p["name"]: Decimal(p["arr"]) for p in k["arr_by_partner"]}
+        assert arr == {aws.name: Decimal("80000.00"), isv.name: Decimal("122000.00")}
+        assert [p["name"] for p in k["arr_by_partner"]] == [isv.name, aws.name]
+        assert {t: Decimal(v) for t, v in k["arr_by_partner_type"].items()} == {
+            "hyperscaler": Decimal("80000.00"), "isv": Decimal("122000.00")}
+        this_quarter = k["launches"][-1]
+        assert this_quarter["quarter"] == f"{year}-Q{quarter}" and this_quarter["by_hyperscaler"]["aws"] == 1
+        assert len(k["launches"]) == 4 and all(sum(q["by_hyperscaler"].values()) == 0 for q in k["launches"][:3])
+        assert k["stuck"]["count"] == 0
+
+        later = await kpis(api, owner=owner, as_of=(today + timedelta(days=31)).isoformat())
+        assert later["stuck"]["count"] == 6                                  # D, E, F, G, H and J
+        assert later["stuck"]["oldest"][0]["days_in_stage"] >= 31
+
+    async def test_archived_partners_leave_arr_and_partner_counts(self, api, bus_client):
+        owner = unique("owner-")
+        p = await send(bus_client, c.CreatePartner(name=unique("Gone "), type="msp", owner=owner))
+        opp = await send(bus_client, c.CreateOpportunity(name="X", customer="Y", amount="1000", partner_id=p.id,
+                                                         owner=owner))
+        await send(bus_client, c.MoveOpportunity(opportunity_id=opp.id, stage="won"))
+        await eventually(lambda: _arr_names(api, owner), what="ARR of the partner")
+        before = (await api.get("/api/kpis")).json()["partners_by_type"]["msp"]
+        await send(bus_client, c.ArchivePartner(partner_id=p.id))
+
+        async def gone():
+            after = (await api.get("/api/kpis")).json()["partners_by_type"]["msp"]
+            return after == before - 1 and not await _arr_names(api, owner)
+
+        await eventually(gone, what="the archived partner to leave the KPIs")
+
+
+async def _arr_names(api, owner) -> list[str]:
+    return [p["name"] for p in (await kpis(api, owner=owner))["arr_by_partner"]]
