@@ -17,12 +17,13 @@ Number = int | float | Decimal
 
 
 def nice_ceiling(value: Number) -> float:
-    """The smallest 1, 2, 2.5 or 5 x 10^n at or above `value`, so axis ticks are round numbers."""
+    """The smallest round number (1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 8 x 10^n) at or above `value`:
+    a quarter of each is round too, so the four axis ticks read well."""
     v = float(value)
     if v <= 0:
         return 1.0
     exponent = math.floor(math.log10(v))
-    for step in (1, 2, 2.5, 5, 10):
+    for step in (1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10):
         candidate = step * 10**exponent
         if candidate >= v * (1 - 1e-9):
             return float(candidate)
@@ -68,6 +69,9 @@ def bars(items: Sequence[tuple[str, Number]], *, width: int = 480, height: int =
     left, top, bottom, right = 56.0, 12.0, 36.0, 8.0
     plot_h = height - top - bottom
     peak = nice_ceiling(max((float(v) for _, v in items), default=0))
+    if items and all(isinstance(v, int) for _, v in items) and peak % 4:
+        # Counts: whole-number ticks (0, 1, 2, 3, 4 rather than 0, 0.75, 1.5 ...).
+        peak = float(max(4, math.ceil(max(v for _, v in items) / 4) * 4))
     slot = (width - left - right) / max(len(items), 1)
     bar_w = min(56.0, slot * 0.62)
     out = []

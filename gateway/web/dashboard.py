@@ -1,21 +1,32 @@
 """The department dashboard, the VP's landing page. Every figure comes from the gateway's read
-models; a figure whose source has not landed yet shows an empty state, never a made-up number."""
+models (kept from the services' events), so the page stays quick however many deals there are; a
+figure whose source has not landed yet shows an empty state, never a made-up number."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from contracts import pipeline as pc
+from gateway.read_models import forecast as fc
 from gateway.read_models import partners as partner_models
-from gateway.state import sessions
+from gateway.read_models import pipeline as pipeline_models
+from gateway.state import bus, sessions
 from gateway.web.common import Viewer, render
-from gateway.web.formatting import quarter_bounds, quarter_label, quarter_of
+from runtime.commands import send
+from runtime.errors import CommandFailed
 
 router = APIRouter(include_in_schema=False)
+MOVERS = 5
+MOVER_WINDOW = timedelta(days=7)
 
 
 @dataclass
@@ -43,10 +54,12 @@ class Attainment:
 class Mover:
     id: str
     name: str
-    from_stage: str
     to_stage: str
     amount: Decimal
     currency: str
+    moved_at: datetime
+    from_stage: str | None = None
+    outcome: str = "open"
 
 
 @dataclass
@@ -57,31 +70,125 @@ class Dashboard:
     pipeline_ready: bool = False
     attainment: Attainment | None = None
     stages: list[tuple[str, Decimal, Decimal, int]] | None = None
+    stages_pipeline: str = ""
     arr_by_type: list[tuple[str, Decimal]] | None = None
     launches: list[tuple[str, int]] | None = None
+    launches_history: list[pipeline_models.Launches] = field(default_factory=list)
     win_rate: float | None = None
     won_count: int = 0
     lost_count: int = 0
     cycle_days: float | None = None
     movers: list[Mover] | None = None
+    stuck: pipeline_models.Stuck | None = None
+    unconverted: dict[str, Decimal] = field(default_factory=dict)
     partners_by_type: list[tuple[str, int]] = field(default_factory=list)
     partners_total: int = 0
     commissions: list[object] | None = None
     relationships: list[tuple[str, int]] | None = None
 
 
-async def load(request: Request, today: date | None = None) -> Dashboard:
-    today = today or datetime.now(UTC).date()
-    year, q = quarter_of(today)
-    _, end = quarter_bounds(year, q)
-    d = Dashboard(quarter_label=quarter_label(year, q), days_left=(end - today).days)
+async def _has_opportunities(session: AsyncSession) -> bool:
+    return bool(await session.scalar(select(pipeline_models.OpportunityView.id).limit(1)))
+
+
+async def _quarter_trend(session: AsyncSession, settings: pc.PipelineSettings, start: date, today: date,
+                         ) -> list[tuple[date, Decimal]]:
+    """Closed won so far, month by month: zero at the quarter's start, then the running total at
+    the end of each month (today for the current month)."""
+    first, last = fc.quarter_months(*pc.quarter_of(today, settings.fiscal_year_start_month),
+                                    settings.fiscal_year_start_month)
+    agg = pipeline_models.ClosedAgg
+    rows = (await session.execute(
+        select(agg.month, agg.currency, func.sum(agg.amount))
+        .where(agg.month >= first, agg.month <= last, agg.outcome == pc.Outcome.won.value,
+               agg.pipeline.in_(settings.forecast_pipelines))
+        .group_by(agg.month, agg.currency)
+    )).tuples().all()
+    per_month: dict[date, dict[str, Decimal]] = {}
+    for month, currency, amount in rows:
+        per_month.setdefault(month, {})[currency] = amount
+    points = [(start, Decimal(0))]
+    running = Decimal(0)
+    month = first
+    while month <= last and month <= today:
+        running += fc.convert(per_month.get(month, {}), settings)[0]
+        month_end = fc.add_months(month, 1) - timedelta(days=1)
+        points.append((min(month_end, today), running))
+        month = fc.add_months(month, 1)
+    return points
+
+
+async def _movers(session: AsyncSession, now: datetime) -> list[Mover]:
+    """The biggest deals that changed stage in the last seven days (new deals are not moves)."""
+    view = pipeline_models.OpportunityView
+    rows = await session.scalars(
+        select(view).where(view.stage_entered_at >= now - MOVER_WINDOW, view.stage_entered_at > view.created_at)
+        .order_by(view.amount.desc(), view.id).limit(MOVERS))
+    return [Mover(id=str(o.id), name=o.name, to_stage=o.stage, amount=o.amount, currency=o.currency,
+                  moved_at=o.stage_entered_at, outcome=o.outcome) for o in rows]
+
+
+async def _stage_names(request: Request, movers: list[Mover], names: dict[tuple[str, str], str],
+                       actor: str) -> None:
+    """Each mover's from/to stage names from its stage history (a few small requests, in parallel);
+    without the pipeline service the movers still show, with the stage keys."""
+    async def one(m: Mover) -> None:
+        with contextlib.suppress(CommandFailed, TimeoutError):
+            detail: pc.OpportunityDetail = await send(bus(request), pc.GetOpportunity(
+                opportunity_id=m.id, actor=actor), timeout=2)
+            m.to_stage = detail.stage_name
+            last = detail.stage_history[-1] if detail.stage_history else None
+            if last and last.from_stage:
+                m.from_stage = names.get((detail.pipeline, last.from_stage), last.from_stage)
+    await asyncio.gather(*(one(m) for m in movers))
+
+
+async def load(request: Request, actor: str, today: date | None = None) -> Dashboard:
+    now = datetime.now(UTC)
+    today = today or now.date()
     async with sessions(request)() as session:
         counts = await partner_models.partner_counts(session)
+        k = await pipeline_models.kpis(session, as_of=today)
+        has_deals = await _has_opportunities(session)
+        settings = await pipeline_models.settings_of(session)
+        stage_sets = await pipeline_models.stage_sets(session)
+        trend = await _quarter_trend(session, settings, k.forecast.starts_on, today) if has_deals else None
+        movers = await _movers(session, now) if has_deals else []
+    f = k.forecast
+    d = Dashboard(quarter_label=f.quarter, days_left=f.days_left, currency=k.currency, pipeline_ready=has_deals)
     d.partners_by_type = [(t, n) for t, n in counts.items() if n]
     d.partners_total = sum(counts.values())
+    if not has_deals:
+        return d
+    d.attainment = Attainment(currency=f.currency, target=f.target, closed=f.closed_won, projected=f.projected,
+                              weighted_open=f.weighted_pipeline, at_risk=f.at_risk, start=f.starts_on,
+                              end=f.ends_on + timedelta(days=1), trend=trend)
+    d.unconverted = f.unconverted
+    # The funnel shows the forecast pipeline (the one the target is about), every stage in order.
+    key = settings.forecast_pipelines[0]
+    d.stages_pipeline = key
+    figures = {s.stage: s for s in k.pipeline_by_stage if s.pipeline == key}
+    d.stages = [(s.name, figures[s.stage].amount if s.stage in figures else Decimal(0),
+                 figures[s.stage].weighted if s.stage in figures else Decimal(0),
+                 figures[s.stage].deals if s.stage in figures else 0)
+                for s in stage_sets.get(key, []) if s.outcome == pc.Outcome.open.value]
+    if not any(amount for _, amount, _, _ in d.stages):
+        d.stages = None
+    d.arr_by_type = [(t, a) for t, a in k.arr_by_partner_type.items() if a] or None
+    current = k.launches[-1] if k.launches else None
+    if current and any(current.by_hyperscaler.values()):
+        d.launches = [(h.upper(), n) for h, n in current.by_hyperscaler.items()]
+    d.launches_history = k.launches
+    d.win_rate = float(k.win_rate) if k.win_rate is not None else None
+    d.won_count, d.lost_count = k.won, k.lost
+    d.cycle_days = float(k.average_cycle_days) if k.average_cycle_days is not None else None
+    d.stuck = k.stuck
+    names = {(p, s.stage): s.name for p, stages in stage_sets.items() for s in stages}
+    await _stage_names(request, movers, names, actor)
+    d.movers = movers
     return d
 
 
 @router.get("/", response_class=HTMLResponse)
-async def dashboard(request: Request, _: Viewer) -> Response:
-    return render(request, "dashboard.html", {"d": await load(request)})
+async def dashboard(request: Request, principal: Viewer) -> Response:
+    return render(request, "dashboard.html", {"d": await load(request, principal.name)})
