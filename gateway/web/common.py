@@ -92,11 +92,15 @@ def field_errors(exc: ValidationError | CommandFailed, default_field: str = "for
         return {name: exc.error.message}
     errors: dict[str, str] = {}
     for e in exc.errors():
-        loc = [str(p) for p in e["loc"] if p not in ("body",)]
-        errors.setdefault(loc[0] if loc else default_field, _plain_message(e))
+        # The innermost named field: ("scorecard", "risk") -> "risk"; ("scopes", 0) -> "scopes".
+        loc = [str(p) for p in e["loc"] if p != "body" and not isinstance(p, int) and str(p) not in _TYPE_TAGS
+               and "[" not in str(p)]
+        errors.setdefault(loc[-1] if loc else default_field, _plain_message(e))
     return errors
 
 
+# Union members pydantic names in an error's location; they are not fields.
+_TYPE_TAGS = frozenset({"int", "str", "float", "bool", "decimal", "date", "datetime", "uuid", "list", "dict", "none"})
 # pydantic's wording is for programmers; these read better beside a form field.
 _FRIENDLY = {
     "missing": "Required.",

@@ -1,34 +1,46 @@
-"""Partner list, the add-partner form and the partner page."""
+"""Partner list, the add-partner form, and the partner page (scorecard, tier, deals, commission
+statement) with its edit form. Writes go through the REST API's own functions, so they are
+validated and audited the same way."""
 
 from __future__ import annotations
 
-from typing import Annotated
+import asyncio
+import contextlib
+from datetime import UTC, datetime
+from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
+from contracts import commissions as cc
 from contracts import pipeline as pc
-from gateway.routes.partners import PartnerIn, add_partner
+from gateway.routes.partners import PartnerIn, PartnerPatch, add_partner, update_partner
 from gateway.state import bus
 from gateway.web.common import Member, Viewer, field_errors, not_found, render
+from gateway.web.pipeline import team_handles
 from runtime.commands import send
 from runtime.errors import CommandFailed
 
 router = APIRouter(include_in_schema=False)
 PAGE = 50
+CRITERIA = (("strategic_fit", "Strategic fit", 30), ("revenue_potential", "Revenue potential", 25),
+            ("feasibility", "Feasibility", 25), ("risk", "Risk (10 = least risky)", 20))
+FORM_ERRORS = ("invalid", "conflict")
 
 
 async def _list_page(request: Request, *, type_: str | None, page: int, errors: dict[str, str] | None = None,
                      form: dict[str, str] | None = None, status_code: int = 200) -> Response:
     kind = pc.PartnerType(type_) if type_ in set(pc.PartnerType) else None
-    listing: pc.PartnerList = await send(bus(request), pc.ListPartners(
-        type=kind, offset=(page - 1) * PAGE, limit=PAGE, actor=request.state.principal.name))
+    listing, team = await asyncio.gather(
+        send(bus(request), pc.ListPartners(type=kind, sort=pc.PartnerSort.name, offset=(page - 1) * PAGE,
+                                           limit=PAGE, actor=request.state.principal.name)),
+        team_handles(request))
     return render(request, "partners.html", {
         "partners": listing, "page": page, "pages": max(1, -(-listing.total // PAGE)), "type": kind,
         "types": list(pc.PartnerType), "tiers": list(pc.PartnerTier), "statuses": list(pc.PartnerStatus),
-        "errors": errors or {}, "form": form or {},
+        "team": team, "errors": errors or {}, "form": form or {},
     }, status_code=status_code)
 
 
@@ -62,27 +74,79 @@ async def create_partner_form(
         body = PartnerIn(**fields)  # type: ignore[arg-type]
         partner = await add_partner(request, principal, body)
     except (ValidationError, CommandFailed) as exc:
-        if isinstance(exc, CommandFailed) and exc.error.kind not in ("invalid", "conflict"):
+        if isinstance(exc, CommandFailed) and exc.error.kind not in FORM_ERRORS:
             raise
         return await _list_page(request, type_=None, page=1, errors=field_errors(exc, "name"), form=form,
                                 status_code=422)
-    return RedirectResponse(f"/partners/{partner.id}?created=1", status_code=303)
+    return RedirectResponse(f"/partners/{partner.id}?notice=Partner+added.", status_code=303)
 
 
-@router.get("/partners/{partner_id}", response_class=HTMLResponse)
-async def partner_page(partner_id: UUID, request: Request, principal: Viewer) -> Response:
+def calendar_quarter(day: datetime) -> str:
+    return f"{day.year}-Q{(day.month - 1) // 3 + 1}"
+
+
+async def _statement(request: Request, partner_id: UUID, actor: str) -> cc.Statement | None:
+    """This quarter's commission statement, when the commissions service has one to give."""
+    with contextlib.suppress(CommandFailed, TimeoutError):
+        statement: cc.Statement = await send(bus(request), cc.GetStatement(
+            partner_id=partner_id, period=calendar_quarter(datetime.now(UTC)), actor=actor), timeout=3)
+        return statement if statement.sections else None
+    return None
+
+
+async def _partner_page(request: Request, partner_id: UUID, *, errors: dict[str, str] | None = None,
+                        form: dict[str, str] | None = None, status_code: int = 200) -> Response:
+    actor = request.state.principal.name
     try:
-        partner = await send(bus(request), pc.GetPartner(partner_id=partner_id, actor=principal.name))
+        partner: pc.Partner = await send(bus(request), pc.GetPartner(partner_id=partner_id, actor=actor))
     except CommandFailed as exc:
         if exc.error.kind == "not_found":
             return not_found(request, "partner")
         raise
-    deals = None
-    if hasattr(pc, "ListOpportunities"):
-        try:
-            deals = await send(bus(request), pc.ListOpportunities(partner_id=partner_id, limit=100,
-                                                                  actor=principal.name))
-        except CommandFailed:
-            deals = None
-    return render(request, "partner.html", {"partner": partner, "deals": deals,
-                                            "created": request.query_params.get("created")})
+    deals, statement, team = await asyncio.gather(
+        send(bus(request), pc.ListOpportunities(partner_id=partner_id, sort=pc.OpportunitySort.amount_desc,
+                                                 limit=100, actor=actor)),
+        _statement(request, partner_id, actor), team_handles(request))
+    if form is None:
+        sc = partner.scorecard
+        form = {"name": partner.name, "type": partner.type.value, "status": partner.status.value,
+                "owner": partner.owner or "", "tier": "" if partner.tier_auto else partner.tier.value,
+                **{key: (f"{getattr(sc, key):g}" if sc else "") for key, _, _ in CRITERIA}}
+    return render(request, "partner.html", {
+        "partner": partner, "deals": deals, "statement": statement, "team": team, "criteria": CRITERIA,
+        "types": list(pc.PartnerType), "tiers": list(pc.PartnerTier), "statuses": list(pc.PartnerStatus),
+        "errors": errors or {}, "form": form, "notice": request.query_params.get("notice"),
+    }, status_code=status_code)
+
+
+@router.get("/partners/{partner_id}", response_class=HTMLResponse)
+async def partner_page(partner_id: UUID, request: Request, _: Viewer) -> Response:
+    return await _partner_page(request, partner_id)
+
+
+@router.post("/partners/{partner_id}")
+async def update_partner_form(partner_id: UUID, request: Request, principal: Member) -> Response:
+    raw = await request.form()
+    names = ("name", "type", "status", "owner", "tier", "expected_version", *(k for k, _, _ in CRITERIA))
+    form = {n: str(raw.get(n, "")).strip() for n in names}
+    changes: dict[str, Any] = {"name": form["name"], "type": form["type"], "status": form["status"],
+                               "owner": form["owner"] or None}
+    if form["expected_version"]:
+        changes["expected_version"] = form["expected_version"]
+    # Tier: blank means "follow trailing revenue"; a value pins it.
+    changes.update({"tier": form["tier"]} if form["tier"] else {"tier_auto": True})
+    scores = {k: form[k] for k, _, _ in CRITERIA}
+    if any(scores.values()):
+        changes["scorecard"] = scores
+    try:
+        body = PartnerPatch(**changes)
+        await update_partner(partner_id, body, request, principal)
+    except (ValidationError, CommandFailed) as exc:
+        if isinstance(exc, CommandFailed) and exc.error.kind not in FORM_ERRORS:
+            raise
+        errors = field_errors(exc, "name")
+        if "expected_version" in errors:
+            errors = {"form": "Someone changed this partner while you were editing; here is what they saved."}
+            return await _partner_page(request, partner_id, errors=errors, status_code=409)
+        return await _partner_page(request, partner_id, errors=errors, form=form, status_code=422)
+    return RedirectResponse(f"/partners/{partner_id}?notice=Saved.", status_code=303)

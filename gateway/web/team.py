@@ -1,19 +1,74 @@
-"""The team and each member's own KPIs. A member sees their own page; managers and the VP see all."""
+"""The team and each member's own KPIs. A member sees their own page; managers and the VP see all.
+
+Figures come from the pipeline KPI read model narrowed to the deals a person owns (deals are owned
+by handle: the part of the email before the @)."""
 
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
-from sqlalchemy import select
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.auth import Role
 from gateway.models import User
+from gateway.read_models import pipeline as pipeline_models
 from gateway.state import sessions
 from gateway.web.common import Viewer, not_found, render
+from gateway.web.pipeline import handle
 
 router = APIRouter(include_in_schema=False)
+ADVANCED_WINDOW = timedelta(days=7)
+
+
+@dataclass
+class MemberKpis:
+    handle: str
+    currency: str
+    deals_owned: int
+    open_amount: Decimal
+    weighted_amount: Decimal
+    closed_amount: Decimal
+    won: int
+    lost: int
+    win_rate: Decimal | None
+    cycle_days: Decimal | None
+    advanced: int
+    stale: int
+    stale_after_days: int
+    stale_deals: list[pipeline_models.StuckDeal]
+    quarter: str
+
+    @property
+    def empty(self) -> bool:
+        return not (self.deals_owned or self.won or self.lost)
+
+
+async def _moved_recently(session: AsyncSession, owner: str, since: datetime) -> int:
+    """Deals of `owner` that changed stage since `since` (a new deal has not moved yet)."""
+    view = pipeline_models.OpportunityView
+    count = await session.scalar(select(func.count()).select_from(view).where(
+        view.owner == owner, view.stage_entered_at >= since, view.stage_entered_at > view.created_at))
+    return int(count or 0)
+
+
+async def member_kpis(session: AsyncSession, owner: str, today: date, now: datetime) -> MemberKpis:
+    k = await pipeline_models.kpis(session, as_of=today, owner=owner, top=5)
+    return MemberKpis(
+        handle=owner, currency=k.currency, quarter=k.forecast.quarter,
+        deals_owned=sum(f.deals for f in k.pipeline_by_stage),
+        open_amount=sum((f.amount for f in k.pipeline_by_stage), Decimal(0)),
+        weighted_amount=sum((f.weighted for f in k.pipeline_by_stage), Decimal(0)),
+        closed_amount=sum((o.won_amount for o in k.outcomes_by_pipeline), Decimal(0)),
+        won=k.won, lost=k.lost, win_rate=k.win_rate, cycle_days=k.average_cycle_days,
+        advanced=await _moved_recently(session, owner, now - ADVANCED_WINDOW),
+        stale=k.stuck.count, stale_after_days=k.stuck.after_days, stale_deals=k.stuck.oldest,
+    )
 
 
 @router.get("/team", response_class=HTMLResponse)
@@ -21,18 +76,22 @@ async def team(request: Request, principal: Viewer) -> Response:
     query = select(User).where(User.active).order_by(User.name)
     if principal.role.rank < Role.manager.rank:
         query = query.where(User.id == uuid.UUID(principal.id))
+    now = datetime.now(UTC)
     async with sessions(request)() as session:
         users = list(await session.scalars(query))
-    return render(request, "team.html", {"users": users, "kpis": {}})
+        kpis = {str(u.id): await member_kpis(session, handle(u.email), now.date(), now) for u in users}
+    return render(request, "team.html", {"users": users, "kpis": kpis})
 
 
 @router.get("/team/{user_id}", response_class=HTMLResponse)
 async def member(user_id: uuid.UUID, request: Request, principal: Viewer) -> Response:
     async with sessions(request)() as session:
         user = await session.get(User, user_id)
-    if user is None:
-        return not_found(request, "team member")
-    if str(user_id) != principal.id and principal.role.rank < Role.manager.rank:
-        return render(request, "forbidden.html",
-                      {"detail": "You can see your own KPIs; managers see everyone's."}, status_code=403)
-    return render(request, "member.html", {"member": user, "kpis": None})
+        if user is None:
+            return not_found(request, "team member")
+        if str(user_id) != principal.id and principal.role.rank < Role.manager.rank:
+            return render(request, "forbidden.html",
+                          {"detail": "You can see your own KPIs; managers see everyone's."}, status_code=403)
+        now = datetime.now(UTC)
+        kpis = await member_kpis(session, handle(user.email), now.date(), now)
+    return render(request, "member.html", {"member": user, "kpis": kpis, "handle": handle(user.email)})

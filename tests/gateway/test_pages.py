@@ -4,10 +4,13 @@ fields, the board and moving deals on it (audited), the opportunity and partner 
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
+from contracts import pipeline as pc
 from gateway.auth import Role
 from runtime.testing import unique
-from tests.gateway.conftest import Gateway
+from tests.gateway.conftest import Gateway, wait_until
 
 HTML = {"accept": "text/html"}
 
@@ -152,3 +155,91 @@ class TestEveryPageRenders:
                 assert response.status_code == (200 if allowed else 403), (role, path, response.status_code)
                 if allowed:
                     assert "<nav" in response.text and 'action="/signout"' in response.text
+
+
+def _money(html: str, testid: str) -> Decimal:
+    found = re.search(rf'data-testid="{testid}">([^<]+)<', html)
+    assert found, f"no {testid} on the page"
+    return Decimal(re.sub(r"[^0-9.\-]", "", found[1]))
+
+
+class TestFiguresMatchTheService:
+    async def test_dashboard_and_member_figures_equal_what_the_pipeline_service_holds(self, gateway: Gateway):
+        member = gateway.people[Role.member]
+        today = datetime.now(UTC).date()
+        quarter = pc.quarter_label(*pc.quarter_of(today, 1))
+        _, after = pc.quarter_range(*pc.quarter_of(today, 1), 1)
+        close = (after - timedelta(days=1)).isoformat()
+        for amount, stage in (("40000", "negotiation"), ("24000", "proposal"), ("36000", "won"), ("8000", "lost"),
+                              ("12000", None)):
+            deal_id = await _deal(gateway, amount=amount, owner="member", expected_close_date=close)
+            if stage:
+                response = await member.client.post(f"/api/opportunities/{deal_id}/stage", json={"stage": stage},
+                                                    headers={"x-csrf-token": member.csrf})
+                assert response.status_code == 200, response.text
+
+        async def service(**params) -> list[dict]:
+            response = await member.client.get("/api/opportunities", params={"limit": 500, **params})
+            assert response.json()["total"] <= 500
+            return response.json()["items"]
+
+        # The service's own records, summed here by hand.
+        won = await service(pipeline="resale", outcome="won", quarter=quarter)
+        closed_won = sum(Decimal(o["amount"]) for o in won)
+        open_deals = await service(pipeline="resale", outcome="open")
+        weighted = sum(Decimal(o["amount"]) * o["probability"] / 100 for o in open_deals
+                       if o["expected_close_date"] and o["expected_close_date"] < after.isoformat())
+
+        async def caught_up():
+            k = (await member.client.get("/api/kpis/pipeline")).json()
+            return Decimal(k["forecast"]["closed_won"]) == closed_won and \
+                Decimal(k["forecast"]["weighted_pipeline"]) == weighted
+        await wait_until(caught_up, "the read model to catch up with the service")
+
+        page = (await member.client.get("/", headers=HTML)).text
+        assert _money(page, "closed-won") == closed_won
+        assert _money(page, "weighted-open") == weighted.quantize(Decimal(1))
+        assert _money(page, "projected") == (closed_won + weighted).quantize(Decimal(1))
+        signal = "at-risk" if closed_won + weighted < Decimal(250000) else "on-track"
+        assert f'data-testid="{signal}"' in page
+
+        mine = await service(owner="member")
+        mine_open = [o for o in mine if o["outcome"] == "open"]
+        mine_won = [o for o in mine if o["outcome"] == "won" and o["closed_at"] and
+                    pc.quarter_label(*pc.quarter_of(datetime.fromisoformat(o["closed_at"]).date(), 1)) == quarter]
+        kpis = (await member.client.get(f"/team/{member.id}", headers=HTML)).text
+        assert int(re.search(r'data-testid="deals-owned">(\d+)<', kpis)[1]) == len(mine_open)
+        assert _money(kpis, "open-amount") == sum(Decimal(o["amount"]) for o in mine_open)
+        assert _money(kpis, "closed-amount") == sum(Decimal(o["amount"]) for o in mine_won)
+        assert int(re.search(r'data-testid="advanced">(\d+)<', kpis)[1]) >= 4
+
+        team = (await gateway.people[Role.manager].client.get("/team", headers=HTML)).text
+        assert 'data-testid="member-member"' in team and 'data-testid="member-viewer"' in team
+        own_only = (await member.client.get("/team", headers=HTML)).text
+        assert 'data-testid="member-member"' in own_only and 'data-testid="member-manager"' not in own_only
+
+
+class TestPartnerEditing:
+    async def test_scorecard_tier_and_owner_are_edited_with_errors_beside_fields(self, gateway: Gateway):
+        partner = await _partner(gateway)
+        member = gateway.people[Role.member]
+        page = await member.client.get(f"/partners/{partner['id']}", headers=HTML)
+        version = re.search(r'name="expected_version" value="(\d+)"', page.text)[1]
+        form = {"name": unique("Scored "), "type": "isv", "status": "active", "owner": "member", "tier": "gold",
+                "expected_version": version, "csrf_token": member.csrf}
+        bad = await member.client.post(f"/partners/{partner['id']}", headers=HTML,
+                                       data={**form, "strategic_fit": "11", "revenue_potential": "8"})
+        assert bad.status_code == 422
+        assert 'data-field="strategic_fit"' in bad.text and 'data-field="feasibility"' in bad.text
+        assert 'value="11"' in bad.text, "what was typed stays in the form"
+        good = await member.client.post(f"/partners/{partner['id']}", headers=HTML, data={
+            **form, "strategic_fit": "9", "revenue_potential": "8", "feasibility": "7", "risk": "6"})
+        assert good.status_code == 303, good.text
+        shown = (await member.client.get(f"/partners/{partner['id']}", headers=HTML)).text
+        # 9 x .30 + 8 x .25 + 7 x .25 + 6 x .20 = 7.65
+        assert 'data-testid="score">7.65/10' in shown and "set by hand" in shown and form["name"] in shown
+        stale = await member.client.post(f"/partners/{partner['id']}", headers=HTML, data=form)
+        assert stale.status_code == 409 and "Someone changed this partner" in stale.text
+        admin = gateway.people[Role.admin]
+        entries = (await admin.client.get("/api/audit", params={"entity": "partner"})).json()
+        assert any(e["entity_id"] == partner["id"] and e["action"] == "partner.updated" for e in entries)
