@@ -679,6 +679,8 @@ class CreateOpportunity(Command):
     hyperscaler: Hyperscaler | None = None
     ace: AceState | None = None
     gcp: GcpState | None = None
+    created_at: AwareDatetime | None = Field(default=None, description="When the deal started, if recorded "
+                                                                       "afterwards (not in the future).")
 
 
 class UpdateOpportunity(PartialCommand):
@@ -712,6 +714,8 @@ class MoveOpportunity(Command):
     stage: str = Field(min_length=1, max_length=100)
     expected_version: int | None = None
     closed_lost_reason: str | None = Field(default=None, max_length=200)
+    occurred_at: AwareDatetime | None = Field(default=None, description="When the move happened, if recorded "
+                                              "afterwards: not in the future, not before the last stage change.")
 
 
 class GetOpportunity(Command):

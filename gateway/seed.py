@@ -4,30 +4,13 @@ from __future__ import annotations
 
 import logging
 
-from contracts import pipeline as pc
 from gateway.auth import Role
+from gateway.demo_pipeline import seed_pipeline
 from gateway.users import ensure_user, new_password
 from runtime import bus
-from runtime.commands import send
-from runtime.errors import CommandFailed
 from runtime.settings import Settings
 
 logger = logging.getLogger(__name__)
-
-DEMO_PARTNERS: tuple[tuple[str, pc.PartnerType, pc.PartnerTier, str], ...] = (
-    ("Amazon Web Services", pc.PartnerType.hyperscaler, pc.PartnerTier.platinum, "vp"),
-    ("Google Cloud", pc.PartnerType.hyperscaler, pc.PartnerTier.gold, "vp"),
-    ("Microsoft Azure", pc.PartnerType.hyperscaler, pc.PartnerTier.silver, "vp"),
-    ("Snowflake", pc.PartnerType.isv, pc.PartnerTier.gold, "maria"),
-    ("Datadog", pc.PartnerType.isv, pc.PartnerTier.gold, "maria"),
-    ("HashiCorp", pc.PartnerType.isv, pc.PartnerTier.silver, "tom"),
-    ("Elastic", pc.PartnerType.isv, pc.PartnerTier.silver, "tom"),
-    ("MongoDB", pc.PartnerType.isv, pc.PartnerTier.platinum, "maria"),
-    ("Confluent", pc.PartnerType.isv, pc.PartnerTier.bronze, "aisha"),
-    ("Northwind Referrals", pc.PartnerType.referral, pc.PartnerTier.bronze, "aisha"),
-    ("Contoso Managed Services", pc.PartnerType.msp, pc.PartnerTier.silver, "tom"),
-)
-
 
 DEMO_TEAM: tuple[tuple[str, str, Role], ...] = (
     ("vp@example.com", "Valentina (VP Strategic Partnerships)", Role.admin),
@@ -57,17 +40,9 @@ async def seed_team(settings: Settings) -> list[str]:
 async def seed(settings: Settings) -> int:
     await seed_team(settings)
     nc = await bus.connect(settings.nats_url, name="seed")
-    created = 0
     try:
-        for name, type_, tier, owner in DEMO_PARTNERS:
-            try:
-                await send(nc, pc.CreatePartner(name=name, type=type_, tier=tier, owner=owner,
-                                                status=pc.PartnerStatus.active, actor="demo-seed"))
-                created += 1
-            except CommandFailed as exc:
-                if exc.error.kind != "conflict":
-                    raise
+        counts = await seed_pipeline(nc)
     finally:
         await nc.close()
-    logger.info("demo seed: %d partners created", created)
-    return created
+    logger.info("demo seed: %s", counts)
+    return counts["partners"]

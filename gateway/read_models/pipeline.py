@@ -32,6 +32,7 @@ from sqlalchemy import (
     func,
     literal,
     select,
+    text,
     values,
 )
 from sqlalchemy.dialects.postgresql import JSONB, insert
@@ -178,6 +179,10 @@ async def on_opportunities(session: AsyncSession, events: list[Event]) -> None:
         if o.id not in newest or newest[o.id].version < o.version:
             newest[o.id] = o
     ids = sorted(newest)
+    # Three consumers (created, updated, stage changed) may hold snapshots of one opportunity at once,
+    # and a row that does not exist yet cannot be locked: a lock per opportunity, taken in key order,
+    # makes each see the other's committed state before computing its deltas.
+    await session.execute(_LOCK, {"ids": [str(i) for i in ids]})
     stored = {r.id: _facts_and_version(r) for r in (await session.execute(
         select(*(OpportunityView.__table__.c[n] for n in ("id", "version", *_FACT_COLUMNS)))
         .where(OpportunityView.id.in_(ids)).order_by(OpportunityView.id).with_for_update()
@@ -211,6 +216,12 @@ async def on_opportunities(session: AsyncSession, events: list[Event]) -> None:
             index_elements=list(key_columns),
             set_={v: table.c[v] + upsert.excluded[v] for v in value_columns},
         ), [dict(zip((*key_columns, *value_columns), (*key, *vals), strict=True)) for key, vals in changes])
+
+
+_LOCK = text(
+    "SELECT pg_advisory_xact_lock(k) FROM (SELECT DISTINCT hashtextextended('pipeline_opportunity:' || id, 0) AS k "
+    "FROM unnest(CAST(:ids AS text[])) AS id ORDER BY k) AS keys"
+)
 
 
 def _facts_and_version(row: Any) -> tuple[fc.OpportunityFacts, int]:

@@ -12,7 +12,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from contracts import pipeline as pc
 from contracts import sync
@@ -50,6 +50,7 @@ class OpportunityIn(BaseModel):
     hyperscaler: pc.Hyperscaler | None = None
     ace: pc.AceState | None = None
     gcp: pc.GcpState | None = None
+    created_at: AwareDatetime | None = Field(default=None, description="When the deal started, if recorded later.")
 
 
 class OpportunityPatch(BaseModel):
@@ -77,6 +78,7 @@ class MoveIn(BaseModel):
     stage: str = Field(min_length=1, max_length=100, description="Key or name of a stage of the pipeline.")
     expected_version: int | None = None
     closed_lost_reason: str | None = Field(default=None, max_length=200)
+    occurred_at: AwareDatetime | None = Field(default=None, description="When it happened, if recorded later.")
 
 
 class StageSetIn(BaseModel):

@@ -4,6 +4,7 @@ history, outcome events, validation, versions."""
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -76,6 +77,29 @@ class TestStageHistory:
         subjects = [s.rsplit(".", 2)[-2] for s, _ in await staged_events(pipeline_db, f"opportunity:{opp.id}")]
         assert subjects.count("won") == 1 and subjects.count("launched") == 1
         assert subjects.count("reopened") == 1 and subjects[-1] == "lost"
+
+
+class TestRecordedLater:
+    async def test_moves_can_be_recorded_after_the_fact_in_order(self, bus_client, pipeline_db):
+        now = datetime.now(UTC)
+        opp = await send(bus_client, c.CreateOpportunity(name="Late", customer="C", amount="10",
+                                                         created_at=now - timedelta(days=100)))
+        assert opp.created_at == now - timedelta(days=100)
+        opp = await send(bus_client, c.MoveOpportunity(opportunity_id=opp.id, stage="proposal",
+                                                       occurred_at=now - timedelta(days=60)))
+        won = await send(bus_client, c.MoveOpportunity(opportunity_id=opp.id, stage="won",
+                                                       occurred_at=now - timedelta(days=40)))
+        assert won.closed_at == now - timedelta(days=40)
+        events = await staged_events(pipeline_db, f"opportunity:{opp.id}")
+        assert c.OpportunityWonV1.model_validate(events[-1][1]).won_at == now - timedelta(days=40)
+        for at, field in ((now - timedelta(days=50), "occurred_at"), (now + timedelta(days=2), "occurred_at")):
+            with pytest.raises(CommandFailed) as info:
+                await send(bus_client, c.MoveOpportunity(opportunity_id=opp.id, stage="lost", occurred_at=at))
+            assert (info.value.error.kind, info.value.error.field) == ("invalid", field)
+        with pytest.raises(CommandFailed) as info:
+            await send(bus_client, c.CreateOpportunity(name="F", customer="C", amount="1",
+                                                       created_at=now + timedelta(days=1)))
+        assert info.value.error.field == "created_at"
 
 
 class TestValidation:

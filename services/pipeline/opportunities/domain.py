@@ -54,6 +54,15 @@ def check_not_future(modified: datetime, now: datetime) -> None:
         raise Invalid(f"last_modified {modified.isoformat()} is in the future", field="last_modified")
 
 
+def check_recorded_time(at: datetime, now: datetime, *, not_before: datetime | None = None) -> None:
+    """A change recorded after the fact happened in the past, and after the stage it leaves began."""
+    if at > now + CLOCK_SKEW:
+        raise Invalid(f"{at.isoformat()} is in the future", field="occurred_at")
+    if not_before is not None and at < not_before:
+        raise Invalid(f"{at.isoformat()} is before the opportunity entered its stage ({not_before.isoformat()})",
+                      field="occurred_at")
+
+
 def newer(stored: datetime | None, incoming: datetime) -> bool:
     """Newer wins; an equal time is the same version (a duplicate) and changes nothing."""
     return stored is None or incoming > stored

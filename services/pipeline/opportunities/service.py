@@ -239,7 +239,13 @@ async def _locked(session: AsyncSession, opportunity_id: uuid.UUID, expected_ver
 
 async def create_opportunity(session: AsyncSession, cmd: c.CreateOpportunity) -> c.Opportunity:
     draft = Draft(**{name: getattr(cmd, name) for name in EDITABLE})
-    origin = Origin(actor=cmd.actor, at=datetime.now(UTC), correlation_id=cmd.actor)
+    now = datetime.now(UTC)
+    if cmd.created_at is not None:
+        try:
+            domain.check_recorded_time(cmd.created_at, now)
+        except Invalid as exc:
+            raise Invalid(exc.message, field="created_at") from exc
+    origin = Origin(actor=cmd.actor, at=cmd.created_at or now, correlation_id=cmd.actor)
     o, stage_set = await create(session, draft, pipeline=cmd.pipeline, stage=cmd.stage, origin=origin)
     await add_events(session, SCHEMA, origin.events)
     return to_contract(o, stage_set)
@@ -259,7 +265,10 @@ async def update_opportunity(session: AsyncSession, cmd: c.UpdateOpportunity) ->
 
 async def move_opportunity(session: AsyncSession, cmd: c.MoveOpportunity) -> c.Opportunity:
     o = await _locked(session, cmd.opportunity_id, cmd.expected_version)
-    origin = Origin(actor=cmd.actor, at=datetime.now(UTC), correlation_id=cmd.actor)
+    now = datetime.now(UTC)
+    if cmd.occurred_at is not None:
+        domain.check_recorded_time(cmd.occurred_at, now, not_before=o.stage_entered_at)
+    origin = Origin(actor=cmd.actor, at=cmd.occurred_at or now, correlation_id=cmd.actor)
     await change(session, o, {}, to_stage=cmd.stage, origin=origin, lost_reason=cmd.closed_lost_reason)
     await add_events(session, SCHEMA, origin.events)
     return to_contract(o, domain.stage_set_of(await ConfigRepository(session).stage_sets(), o.pipeline))
