@@ -77,9 +77,11 @@ async def ingest(session: AsyncSession, incoming: Sequence[IncomingRevenue], *, 
         if key not in batch or i.event_occurred_at > batch[key].event_occurred_at:
             batch[key] = i
     revenue = RevenueRepository(session)
+    await revenue.plan_each_statement()
     await revenue.lock_links(k for i in batch.values() for k in link_keys(i))
     result = IngestResult(stored=await revenue.insert_new(list(batch.values())))
     changed: set[int] = set()
+    corrected_invoices: list[str] = []
     refold_partners: set[uuid.UUID] = set()
     conflicts = [k for k in batch if k not in result.stored]
     found = await revenue.by_natural_keys(conflicts)
@@ -96,22 +98,31 @@ async def ingest(session: AsyncSession, incoming: Sequence[IncomingRevenue], *, 
             raise Conflict(f"{row.kind} {row.ref} is already recorded with a different {differs}", field="ref")
         await revenue.replace(row.id, new)
         changed.add(row.id)
+        if new.kind == "invoice_paid":
+            corrected_invoices.append(new.ref)
         refold_partners |= {p for p in (row.partner_id, new.partner_id) if p is not None}
 
-    new_rows = [batch[k] for k in result.stored]
-    opportunities = {uuid.UUID(i.ref) for i in new_rows if i.kind == "deal_won"}
-    opportunities |= {i.opportunity_id for i in new_rows if i.partner_id is None and i.opportunity_id}
-    invoices = {i.ref for i in new_rows if i.kind == "invoice_paid"}
-    invoices |= {i.invoice_ref for i in new_rows if i.kind == "refund" and i.invoice_ref}
-    linked = await revenue.attribute_by_deal(opportunities) + await revenue.enrich_refunds(invoices)
+    stored = [(row_id, batch[k]) for k, row_id in result.stored.items()]
+    waiting = await revenue.waiting_for(
+        invoices=[i.ref for _, i in stored if i.kind == "invoice_paid"] + corrected_invoices,
+        opportunities=[i.ref for _, i in stored if i.kind == "deal_won"])
+    unattributed = [row_id for row_id, i in stored if i.partner_id is None and i.opportunity_id is not None]
+    refunds = [row_id for row_id, i in stored if i.kind == "refund"]
+    linked = await revenue.attribute_by_deal(unattributed + waiting)
+    linked += await revenue.enrich_refunds(refunds + waiting)
     fresh = set(result.stored.values())
-    late = {row_id for row_id, _ in linked if row_id not in fresh}
-    rows = await revenue.by_ids(fresh | late | changed)
-    refold_partners |= {r.partner_id for r in rows if r.id in late and r.partner_id}
-    by_partner: dict[uuid.UUID, list[RevenueEvent]] = defaultdict(list)
-    for r in rows:
+    relinked = {row_id for row_id, _ in linked}
+    late = relinked - fresh
+    by_partner: dict[uuid.UUID, list[domain.Revenue]] = defaultdict(list)
+    # Rows stored as they came need not be read back; rows the linking changed are.
+    for row_id, i in stored:
+        if row_id not in relinked and i.partner_id is not None and not i.void:
+            by_partner[i.partner_id].append(revenue_from(i))
+    for r in await revenue.by_ids(relinked | changed):
         if r.partner_id is not None and not r.void:
-            by_partner[r.partner_id].append(r)
+            by_partner[r.partner_id].append(revenue_of(r))
+            if r.id in late:
+                refold_partners.add(r.partner_id)
     partners = set(by_partner) | refold_partners
     result.entry_ids = await post(session, partners, by_partner, refold=refold_partners)
     return result
@@ -137,6 +148,15 @@ async def recalculate(session: AsyncSession, agreement_ids: Iterable[uuid.UUID])
 
 
 # ------------------------------------------------------------------------------------------ posting
+
+
+def revenue_from(i: IncomingRevenue) -> domain.Revenue:
+    opportunity = str(i.opportunity_id) if i.opportunity_id else (i.ref if i.kind == "deal_won" else None)
+    return domain.Revenue(
+        kind=c.RevenueKind(i.kind), ref=i.ref, at=i.occurred_at, customer=i.customer, amount=i.amount,
+        currency=i.currency, opportunity_id=opportunity, deal_model=i.deal_model,
+        customer_started_on=i.customer_started_on, invoice_ref=i.invoice_ref,
+    )
 
 
 def revenue_of(r: RevenueEvent) -> domain.Revenue:
@@ -210,7 +230,7 @@ class _Work:
     reasons: dict[str, str] = field(default_factory=dict)  # why a revenue key earns nothing now
 
 
-async def post(session: AsyncSession, partner_ids: set[uuid.UUID], by_partner: dict[uuid.UUID, list[RevenueEvent]],
+async def post(session: AsyncSession, partner_ids: set[uuid.UUID], by_partner: dict[uuid.UUID, list[domain.Revenue]],
                *, refold: set[uuid.UUID], only: set[uuid.UUID] | None = None) -> list[int]:
     if not partner_ids:
         return []
@@ -230,7 +250,7 @@ async def post(session: AsyncSession, partner_ids: set[uuid.UUID], by_partner: d
     fast: list[tuple[Agreement, list[domain.Revenue]]] = []
     refolds: list[Agreement] = []
     for a in agreements:
-        unique = {e.key: e for e in (revenue_of(r) for r in by_partner.get(a.partner_id, ()))}
+        unique = {e.key: e for e in by_partner.get(a.partner_id, ())}
         events = sorted(unique.values(), key=lambda e: e.order)
         state = states[a.id]
         last = (state.last_at, state.last_rank or 0, state.last_ref or "") if state.last_at else None

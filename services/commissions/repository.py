@@ -9,7 +9,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, insert, or_, select, text, tuple_, update
+from sqlalchemy import bindparam, delete, func, insert, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -69,6 +69,11 @@ class RevenueRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
+    async def plan_each_statement(self) -> None:
+        # The driver prepares statements; Postgres then settles on a generic plan after five runs. One
+        # planned while the tables were small (a sequential scan) would stay as they grow to millions.
+        await self.session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
+
     async def lock_links(self, keys: Iterable[str]) -> None:
         buckets = sorted({hash_bucket(k) for k in keys})
         if buckets:
@@ -90,9 +95,11 @@ class RevenueRepository:
     async def by_natural_keys(self, keys: Sequence[tuple[str, str, str]]) -> list[RevenueEvent]:
         if not keys:
             return []
+        wanted = set(keys)
         rows = await self.session.scalars(
-            select(RevenueEvent).where(tuple_(RevenueEvent.kind, RevenueEvent.ref, RevenueEvent.scope).in_(keys)))
-        return list(rows)
+            select(RevenueEvent).where(RevenueEvent.ref.in_({r for _, r, _ in wanted}),
+                                       RevenueEvent.kind.in_({k for k, _, _ in wanted})))
+        return [r for r in rows if (r.kind, r.ref, r.scope) in wanted]
 
     async def replace(self, row_id: int, incoming: IncomingRevenue) -> None:
         values = incoming.row()
@@ -110,34 +117,51 @@ class RevenueRepository:
         )
         return row
 
-    async def attribute_by_deal(self, opportunity_ids: Iterable[uuid.UUID]) -> list[tuple[int, uuid.UUID]]:
-        """Give pending invoices and churns the partner of the won deal they name."""
-        ids = list(set(opportunity_ids))
+    async def waiting_for(self, *, invoices: Iterable[str], opportunities: Iterable[str]) -> list[int]:
+        """Stored facts that could not be linked before: refunds of these invoices, and unattributed
+        invoices and churns naming these opportunities."""
+        refs, opps = list(set(invoices)), list({uuid.UUID(o) for o in opportunities})
+        t = RevenueEvent.__table__
+        ids: list[int] = []
+        if refs:
+            ids += (await self.session.scalars(
+                select(t.c.id).where(t.c.kind == "refund", t.c.invoice_ref.in_(refs)))).all()
+        if opps:
+            ids += (await self.session.scalars(
+                select(t.c.id).where(t.c.partner_id.is_(None), t.c.opportunity_id.in_(opps)))).all()
+        return ids
+
+    async def attribute_by_deal(self, row_ids: Iterable[int]) -> list[tuple[int, uuid.UUID]]:
+        """Give unattributed invoices and churns the partner of the won deal they name."""
+        ids = list(set(row_ids))
         if not ids:
             return []
         deal = RevenueEvent.__table__.alias("deal")
         t = RevenueEvent.__table__
+        # Driven by the rows' ids and the deal's full unique key, so the plan is index lookups however
+        # stale the table's statistics are while it grows.
         rows = await self.session.execute(
             update(t)
-            .where(t.c.partner_id.is_(None), t.c.opportunity_id.in_(ids), deal.c.kind == "deal_won",
-                   deal.c.scope == "", deal.c.ref == func.cast(t.c.opportunity_id, type_=deal.c.ref.type),
+            .where(t.c.id.in_(ids), t.c.partner_id.is_(None), t.c.opportunity_id.is_not(None),
+                   deal.c.kind == "deal_won", deal.c.scope == "",
+                   deal.c.ref == func.cast(t.c.opportunity_id, type_=deal.c.ref.type),
                    deal.c.partner_id.is_not(None))
             .values(partner_id=deal.c.partner_id)
             .returning(t.c.id, t.c.partner_id)
         )
         return [(r.id, r.partner_id) for r in rows]
 
-    async def enrich_refunds(self, invoice_refs: Iterable[str]) -> list[tuple[int, uuid.UUID]]:
+    async def enrich_refunds(self, row_ids: Iterable[int]) -> list[tuple[int, uuid.UUID]]:
         """Give refunds their invoice's partner, customer and deal."""
-        refs = list(set(invoice_refs))
-        if not refs:
+        ids = list(set(row_ids))
+        if not ids:
             return []
         inv = RevenueEvent.__table__.alias("inv")
         t = RevenueEvent.__table__
         rows = await self.session.execute(
             update(t)
-            .where(t.c.kind == "refund", t.c.invoice_ref.in_(refs), inv.c.kind == "invoice_paid",
-                   inv.c.scope == "", inv.c.ref == t.c.invoice_ref, inv.c.partner_id.is_not(None),
+            .where(t.c.id.in_(ids), t.c.kind == "refund", inv.c.kind == "invoice_paid", inv.c.scope == "",
+                   inv.c.ref == t.c.invoice_ref, inv.c.partner_id.is_not(None),
                    or_(t.c.partner_id.is_(None), t.c.customer != inv.c.customer,
                        t.c.opportunity_id.is_distinct_from(inv.c.opportunity_id)))
             .values(partner_id=func.coalesce(t.c.partner_id, inv.c.partner_id), customer=inv.c.customer,
@@ -295,13 +319,14 @@ class StateRepository:
                 .values({k: bindparam(f"b_{k}") for k in names} | {"updated_at": func.now()}))
         await self.session.execute(stmt, [{f"b_{k}": v for k, v in s.items()} for s in states])
 
-    async def customers(self, pairs: Iterable[tuple[uuid.UUID, str]]) -> list[CustomerState]:
-        pairs = list(set(pairs))
-        if not pairs:
+    async def customers(self, pairs: Iterable[tuple[uuid.UUID, str]]) -> list[Any]:
+        wanted = set(pairs)
+        if not wanted:
             return []
-        return list(await self.session.scalars(
-            select(CustomerState).where(tuple_(CustomerState.agreement_id, CustomerState.customer).in_(pairs))
-            .execution_options(populate_existing=True)))
+        t = CustomerState.__table__
+        rows = await self.session.execute(
+            select(t).where(t.c.agreement_id.in_({a for a, _ in wanted}), t.c.customer.in_({c for _, c in wanted})))
+        return [r for r in rows if (r.agreement_id, r.customer) in wanted]
 
     async def upsert_customers(self, rows: Sequence[dict[str, Any]]) -> None:
         if not rows:
