@@ -243,3 +243,33 @@ class TestPartnerEditing:
         admin = gateway.people[Role.admin]
         entries = (await admin.client.get("/api/audit", params={"entity": "partner"})).json()
         assert any(e["entity_id"] == partner["id"] and e["action"] == "partner.updated" for e in entries)
+
+
+class TestImport:
+    async def test_a_csv_with_a_bad_row_stores_nothing_and_names_the_line_then_imports_when_fixed(self, gateway):
+        member = gateway.people[Role.member]
+        first, second = unique("Csv one "), unique("Csv two ")
+        bad = f"name,type,owner\n{first},isv,member\n{second},spaceship,member\n"
+        response = await member.client.post("/import", headers=HTML, data={"kind": "partners",
+                                                                            "csrf_token": member.csrf},
+                                            files={"file": ("partners.csv", bad.encode(), "text/csv")})
+        assert response.status_code == 422
+        table = response.text.split('data-testid="row-errors"')[1]
+        assert re.search(r'<td class="num">3</td><td>type</td>', table), "line 3, column type"
+        listing = (await member.client.get("/partners", headers=HTML)).text
+        assert first not in listing, "nothing of a bad file is stored"
+        good = bad.replace("spaceship", "msp")
+        response = await member.client.post("/import", headers=HTML, data={"kind": "partners",
+                                                                            "csrf_token": member.csrf},
+                                            files={"file": ("partners.csv", good.encode(), "text/csv")})
+        assert response.status_code == 200 and "2 partners created" in response.text
+        listing = (await member.client.get("/partners?type=msp", headers=HTML)).text
+        assert second in listing
+
+    async def test_import_needs_a_member_and_the_csrf_token(self, gateway: Gateway):
+        viewer = gateway.people[Role.viewer]
+        assert (await viewer.client.get("/import", headers=HTML)).status_code == 403
+        member = gateway.people[Role.member]
+        response = await member.client.post("/import", headers=HTML, data={"kind": "partners"},
+                                            files={"file": ("p.csv", b"name,type\nX,isv\n", "text/csv")})
+        assert response.status_code == 403
