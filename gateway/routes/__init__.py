@@ -2,6 +2,6 @@
 
 from fastapi import APIRouter
 
-from gateway.routes import access, partners, pipeline
+from gateway.routes import access, commissions, partners, pipeline
 
-ROUTERS: tuple[APIRouter, ...] = (access.router, partners.router, pipeline.router)
+ROUTERS: tuple[APIRouter, ...] = (access.router, partners.router, pipeline.router, commissions.router)

@@ -1,0 +1,134 @@
+"""Commission figures per direction, currency and month, from the commissions service's events: what was
+earned (accruals, clawbacks, adjustments), approved and paid. The dashboard reads this quarter's and
+the outstanding balances from it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+
+from sqlalchemy import Date, Numeric, String, func, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Mapped, mapped_column
+
+from contracts import commissions as cc
+from contracts.base import Event
+from gateway.read_models.base import Base
+from runtime.inbox import Subscription
+
+MONEY = Numeric(20, 2)
+COLUMN = {cc.EntryType.accrual: "accrued", cc.EntryType.clawback: "clawed_back", cc.EntryType.adjustment: "adjusted"}
+
+
+class CommissionMonth(Base):
+    __tablename__ = "commission_month"
+
+    direction: Mapped[str] = mapped_column(String(20), primary_key=True)
+    currency: Mapped[str] = mapped_column(String(3), primary_key=True)
+    period: Mapped[date] = mapped_column(Date, primary_key=True)
+    accrued: Mapped[Decimal] = mapped_column(MONEY, default=Decimal(0))
+    clawed_back: Mapped[Decimal] = mapped_column(MONEY, default=Decimal(0))
+    adjusted: Mapped[Decimal] = mapped_column(MONEY, default=Decimal(0))
+    approved: Mapped[Decimal] = mapped_column(MONEY, default=Decimal(0))
+    paid: Mapped[Decimal] = mapped_column(MONEY, default=Decimal(0))
+
+
+async def _add(session: AsyncSession, rows: dict[tuple[str, str, date, str], Decimal]) -> None:
+    # Sorted, so two consumers adding to the same months lock the rows in the same order.
+    for (direction, currency, period, column), amount in sorted(rows.items()):
+        stmt = insert(CommissionMonth).values(direction=direction, currency=currency, period=period,
+                                              **{column: amount})
+        await session.execute(stmt.on_conflict_do_update(
+            index_elements=[CommissionMonth.direction, CommissionMonth.currency, CommissionMonth.period],
+            set_={column: getattr(CommissionMonth, column) + amount}))
+
+
+def _month(d: date) -> date:
+    return d.replace(day=1)
+
+
+async def on_entries_posted(session: AsyncSession, events: Sequence[Event]) -> None:
+    rows: dict[tuple[str, str, date, str], Decimal] = {}
+    for e in events:
+        assert isinstance(e, cc.CommissionEntriesPostedV1)
+        for t in e.totals:
+            key = (e.direction.value, e.currency, _month(t.period), COLUMN[t.entry_type])
+            rows[key] = rows.get(key, Decimal(0)) + t.amount
+    await _add(session, rows)
+
+
+async def on_entries_approved(session: AsyncSession, events: Sequence[Event]) -> None:
+    rows: dict[tuple[str, str, date, str], Decimal] = {}
+    for e in events:
+        assert isinstance(e, cc.CommissionEntriesApprovedV1)
+        for t in e.totals:
+            key = (e.direction.value, e.currency, _month(t.period), "approved")
+            rows[key] = rows.get(key, Decimal(0)) + t.amount
+    await _add(session, rows)
+
+
+async def on_entries_paid(session: AsyncSession, events: Sequence[Event]) -> None:
+    rows: dict[tuple[str, str, date, str], Decimal] = {}
+    for e in events:
+        assert isinstance(e, cc.CommissionEntriesPaidV1)
+        key = (e.direction.value, e.currency, _month(e.paid_on), "paid")
+        rows[key] = rows.get(key, Decimal(0)) + e.amount
+    await _add(session, rows)
+
+
+def _one(many):  # type: ignore[no-untyped-def]
+    async def handle(session: AsyncSession, event: Event) -> None:
+        await many(session, [event])
+
+    return handle
+
+
+SUBSCRIPTIONS: tuple[Subscription, ...] = (
+    Subscription(consumer="gateway", models=(cc.CommissionEntriesPostedV1,), handle=_one(on_entries_posted),
+                 handle_many=on_entries_posted),
+    Subscription(consumer="gateway", models=(cc.CommissionEntriesApprovedV1,), handle=_one(on_entries_approved),
+                 handle_many=on_entries_approved),
+    Subscription(consumer="gateway", models=(cc.CommissionEntriesPaidV1,), handle=_one(on_entries_paid),
+                 handle_many=on_entries_paid),
+)
+READ_MODEL_TABLES = (CommissionMonth.__table__,)
+
+
+@dataclass(frozen=True)
+class Figure:
+    label: str
+    amount: Decimal
+    currency: str
+    direction: str
+
+
+@dataclass(frozen=True)
+class CommissionKpis:
+    quarter: str
+    figures: list[Figure]
+
+
+def quarter_start(today: date) -> date:
+    return date(today.year, (today.month - 1) // 3 * 3 + 1, 1)
+
+
+async def kpis(session: AsyncSession, today: date) -> CommissionKpis:
+    """This calendar quarter's earnings and the balances not paid yet, per direction and currency."""
+    start = quarter_start(today)
+    m = CommissionMonth
+    earned = m.accrued + m.clawed_back + m.adjusted
+    quarter = {(d, c): v for d, c, v in await session.execute(
+        select(m.direction, m.currency, func.sum(earned)).where(m.period >= start).group_by(m.direction, m.currency))}
+    outstanding = {(d, c): v for d, c, v in await session.execute(
+        select(m.direction, m.currency, func.sum(earned - m.paid)).group_by(m.direction, m.currency))}
+    figures = []
+    for (direction, currency) in sorted(set(quarter) | set(outstanding)):
+        who = "partners owe us" if direction == cc.Direction.receivable else "we owe partners"
+        figures.append(Figure(f"Earned this quarter ({who})", quarter.get((direction, currency), Decimal(0)),
+                              currency, direction))
+        figures.append(Figure(f"Unpaid ({who})", outstanding.get((direction, currency), Decimal(0)), currency,
+                              direction))
+    return CommissionKpis(quarter=f"{today.year}-Q{(today.month - 1) // 3 + 1}", figures=figures)

@@ -1,0 +1,309 @@
+"""Commissions: agreements and their versions and audit, revenue entered by hand, the ledger with
+approval and payment (managers and admins), statements (JSON and CSV), the forecast and the KPIs."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator
+from datetime import UTC, date, datetime
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from contracts import billing as bc
+from contracts import commissions as cc
+from contracts import pipeline as pc
+from contracts.base import CommandError, ErrorKind
+from gateway.auth import Principal, Role, require
+from gateway.read_models import commissions as commission_models
+from gateway.state import bus, sessions
+from runtime.commands import send
+from runtime.errors import CommandFailed
+
+router = APIRouter(prefix="/api/commissions", tags=["commissions"])
+
+Reader = Annotated[Principal, Depends(require(Role.viewer, scope="commissions:read"))]
+Writer = Annotated[Principal, Depends(require(Role.member, scope="commissions:write"))]
+Approver = Annotated[Principal, Depends(require(Role.manager, scope="commissions:approve"))]
+
+DealModels = Annotated[list[pc.DealModel] | None, Field(default=None, max_length=10,
+                                                        description="only deals of these models; none = all")]
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class VersionIn(_In):
+    effective_from: date
+    effective_to: date | None = Field(default=None, description="exclusive; none = until a later version starts")
+    retroactive: bool = Field(default=False, description="apply also to revenue of deals booked before "
+                              "effective_from (from effective_from on)")
+    terms: cc.Terms
+
+
+class AgreementIn(VersionIn):
+    partner_id: UUID
+    name: str = Field(min_length=1, max_length=200)
+    direction: cc.Direction
+    currency: bc.Currency = "USD"
+    deal_models: DealModels = None
+
+
+class AgreementPatch(_In):
+    name: str = Field(min_length=1, max_length=200)
+    deal_models: DealModels = None
+
+
+class InvoiceIn(_In):
+    invoice_id: bc.Ref
+    customer: bc.Ref
+    partner_id: UUID | None = None
+    opportunity_id: UUID | None = None
+    amount: bc.Amount
+    currency: bc.Currency = "USD"
+    paid_at: AwareDatetime
+    customer_started_on: date | None = None
+    deal_model: pc.DealModel | None = None
+
+
+class RefundIn(_In):
+    refund_id: bc.Ref
+    invoice_id: bc.Ref
+    amount: bc.Amount
+    currency: bc.Currency = "USD"
+    refunded_at: AwareDatetime
+
+
+class ChurnIn(_In):
+    customer: bc.Ref
+    partner_id: UUID | None = None
+    opportunity_id: UUID | None = None
+    churned_at: AwareDatetime
+    reason: str | None = Field(default=None, max_length=500)
+
+
+class EntriesIn(_In):
+    entry_ids: cc.EntryIds
+
+
+class PaymentIn(EntriesIn):
+    paid_on: date = Field(default_factory=lambda: datetime.now(UTC).date())
+    reference: str = Field(min_length=1, max_length=200, description="e.g. the bank transfer's reference")
+
+
+class KpiFigure(BaseModel):
+    label: str
+    direction: cc.Direction
+    currency: str
+    amount: str
+
+
+class Kpis(BaseModel):
+    quarter: str
+    figures: list[KpiFigure]
+
+
+def _models(models: list[pc.DealModel] | None) -> list[str] | None:
+    return [m.value for m in models] if models else None
+
+
+async def _known_partner(request: Request, partner_id: UUID, actor: str) -> None:
+    try:
+        await send(bus(request), pc.GetPartner(partner_id=partner_id, actor=actor))
+    except CommandFailed as exc:
+        if exc.error.kind == ErrorKind.not_found:
+            raise CommandFailed(CommandError(kind=ErrorKind.invalid, field="partner_id",
+                                             message=f"no partner with id {partner_id}")) from exc
+        raise
+
+
+# ---------------------------------------------------------------------------------------- agreements
+
+
+@router.get("/agreements", response_model=cc.AgreementList)
+async def list_agreements(request: Request, principal: Reader, partner_id: UUID | None = None,
+                          offset: Annotated[int, Query(ge=0)] = 0,
+                          limit: Annotated[int, Query(ge=1, le=500)] = 50) -> cc.AgreementList:
+    return await send(bus(request), cc.ListAgreements(partner_id=partner_id, offset=offset, limit=limit,
+                                                      actor=principal.name))
+
+
+@router.post("/agreements", status_code=201, response_model=cc.Agreement)
+async def create_agreement(body: AgreementIn, request: Request, principal: Writer) -> cc.Agreement:
+    await _known_partner(request, body.partner_id, principal.name)
+    fields = body.model_dump(exclude={"deal_models", "terms"})
+    return await send(bus(request), cc.CreateAgreement(**fields, terms=body.terms,
+                                                       deal_models=_models(body.deal_models), actor=principal.name))
+
+
+@router.get("/agreements/{agreement_id}", response_model=cc.Agreement)
+async def get_agreement(agreement_id: UUID, request: Request, principal: Reader) -> cc.Agreement:
+    return await send(bus(request), cc.GetAgreement(agreement_id=agreement_id, actor=principal.name))
+
+
+@router.patch("/agreements/{agreement_id}", response_model=cc.Agreement)
+async def update_agreement(agreement_id: UUID, body: AgreementPatch, request: Request,
+                           principal: Writer) -> cc.Agreement:
+    return await send(bus(request), cc.UpdateAgreement(agreement_id=agreement_id, name=body.name,
+                                                       deal_models=_models(body.deal_models), actor=principal.name))
+
+
+@router.post("/agreements/{agreement_id}/versions", status_code=201, response_model=cc.Agreement)
+async def add_version(agreement_id: UUID, body: VersionIn, request: Request, principal: Writer) -> cc.Agreement:
+    return await send(bus(request), cc.AddAgreementVersion(agreement_id=agreement_id, **body.model_dump(
+        exclude={"terms"}), terms=body.terms, actor=principal.name))
+
+
+@router.put("/agreements/{agreement_id}/versions/{version}", response_model=cc.Agreement)
+async def update_version(agreement_id: UUID, version: Annotated[int, Path(ge=1)], body: VersionIn, request: Request,
+                         principal: Writer) -> cc.Agreement:
+    return await send(bus(request), cc.UpdateAgreementVersion(
+        agreement_id=agreement_id, version=version, **body.model_dump(exclude={"terms"}), terms=body.terms,
+        actor=principal.name))
+
+
+@router.get("/agreements/{agreement_id}/audit", response_model=cc.AuditList)
+async def agreement_audit(agreement_id: UUID, request: Request, principal: Reader) -> cc.AuditList:
+    return await send(bus(request), cc.GetAgreementAudit(agreement_id=agreement_id, actor=principal.name))
+
+
+@router.post("/agreements/{agreement_id}/recalculate", response_model=cc.RecalculationResult)
+async def recalculate(agreement_id: UUID, request: Request, principal: Approver) -> cc.RecalculationResult:
+    return await send(bus(request), cc.RecalculateAgreement(agreement_id=agreement_id, actor=principal.name),
+                      timeout=60)
+
+
+# ------------------------------------------------------------------------------------------ revenue
+
+
+def _recorded(result: cc.RevenueRecorded) -> JSONResponse:
+    return JSONResponse(result.model_dump(mode="json"), status_code=200 if result.duplicate else 201)
+
+
+@router.post("/revenue/invoices", status_code=201, response_model=cc.RevenueRecorded,
+             responses={200: {"description": "already recorded (the same invoice): nothing changed"}})
+async def record_invoice(body: InvoiceIn, request: Request, principal: Writer) -> JSONResponse:
+    data = body.model_dump(exclude={"deal_model"})
+    return _recorded(await send(bus(request), cc.RecordInvoicePaid(
+        **data, deal_model=body.deal_model.value if body.deal_model else None, actor=principal.name)))
+
+
+@router.post("/revenue/refunds", status_code=201, response_model=cc.RevenueRecorded,
+             responses={200: {"description": "already recorded (the same refund): nothing changed"}})
+async def record_refund(body: RefundIn, request: Request, principal: Writer) -> JSONResponse:
+    return _recorded(await send(bus(request), cc.RecordRefund(**body.model_dump(), actor=principal.name)))
+
+
+@router.post("/revenue/churns", status_code=201, response_model=cc.RevenueRecorded,
+             responses={200: {"description": "already recorded (the same churn): nothing changed"}})
+async def record_churn(body: ChurnIn, request: Request, principal: Writer) -> JSONResponse:
+    return _recorded(await send(bus(request), cc.RecordChurn(**body.model_dump(), actor=principal.name)))
+
+
+@router.get("/revenue", response_model=cc.RevenueEventList)
+async def list_revenue(request: Request, principal: Reader, partner_id: UUID | None = None,
+                       kind: cc.RevenueKind | None = None, offset: Annotated[int, Query(ge=0)] = 0,
+                       limit: Annotated[int, Query(ge=1, le=500)] = 50) -> cc.RevenueEventList:
+    return await send(bus(request), cc.ListRevenueEvents(partner_id=partner_id, kind=kind, offset=offset, limit=limit,
+                                                         actor=principal.name))
+
+
+# ------------------------------------------------------------------------------------------- ledger
+
+
+@router.get("/ledger", response_model=cc.LedgerPage)
+async def list_ledger(request: Request, principal: Reader, partner_id: UUID | None = None,
+                      agreement_id: UUID | None = None, status: cc.EntryStatus | None = None,
+                      period: Annotated[str | None, Query(pattern=r"^\d{4}-(0[1-9]|1[0-2]|Q[1-4])$")] = None,
+                      offset: Annotated[int, Query(ge=0)] = 0,
+                      limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> cc.LedgerPage:
+    return await send(bus(request), cc.ListLedgerEntries(
+        partner_id=partner_id, agreement_id=agreement_id, status=status, period=period, offset=offset, limit=limit,
+        actor=principal.name))
+
+
+@router.post("/ledger/approve", response_model=cc.ApprovalResult)
+async def approve(body: EntriesIn, request: Request, principal: Approver) -> cc.ApprovalResult:
+    return await send(bus(request), cc.ApproveEntries(entry_ids=body.entry_ids, actor=principal.name))
+
+
+@router.post("/ledger/pay", status_code=201, response_model=cc.Payment)
+async def pay(body: PaymentIn, request: Request, principal: Approver) -> cc.Payment:
+    return await send(bus(request), cc.PayEntries(entry_ids=body.entry_ids, paid_on=body.paid_on,
+                                                  reference=body.reference, actor=principal.name))
+
+
+# --------------------------------------------------------------------------------------- statements
+
+PeriodPath = Annotated[str, Path(pattern=r"^\d{4}-(0[1-9]|1[0-2]|Q[1-4])$",
+                                 description="a month (2026-11) or a quarter (2026-Q4)")]
+
+
+CSV_COLUMNS = ("direction", "currency", "row", "date", "entry_id", "entry_type", "status", "agreement_id",
+               "revenue", "customer", "version", "rule", "detail", "amount")
+
+
+def _cell(value: object) -> str:
+    """Text as a spreadsheet shows it, never as a formula (a customer named '=HYPERLINK(...)')."""
+    text = "" if value is None else str(value)
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+def statement_csv(s: cc.Statement) -> Iterator[str]:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+
+    def row(*cells: object) -> str:
+        out.seek(0)
+        out.truncate()
+        writer.writerow(cells)
+        return out.getvalue()
+
+    yield row(*CSV_COLUMNS)
+    for sec in s.sections:
+        head = (sec.direction.value, sec.currency)
+        yield row(*head, "opening balance", s.period_start, "", "", "", "", "", "", "", "", "", sec.opening_balance)
+        for e in sec.lines:
+            yield row(*head, "entry", e.period, e.id, e.entry_type.value, e.status.value, e.agreement_id,
+                      _cell(e.revenue_key), _cell(e.customer), e.version, e.rule, _cell(e.detail), e.amount)
+        for p in sec.payment_lines:
+            yield row(*head, "payment", p.paid_on, "", "", "", "", "", "", "", "", _cell(p.reference), -p.amount)
+        yield row(*head, "closing balance", s.period_end, "", "", "", "", "", "", "", "", "", sec.closing_balance)
+
+
+@router.get("/statements/{partner_id}/{period}.csv", response_class=StreamingResponse,
+            responses={200: {"content": {"text/csv": {}}}})
+async def statement_as_csv(partner_id: UUID, period: PeriodPath, request: Request,
+                           principal: Reader) -> StreamingResponse:
+    s = await send(bus(request), cc.GetStatement(partner_id=partner_id, period=period, actor=principal.name))
+    name = f"commission-statement-{period}-{partner_id}.csv"
+    return StreamingResponse(statement_csv(s), media_type="text/csv; charset=utf-8",
+                             headers={"content-disposition": f'attachment; filename="{name}"'})
+
+
+# Declared after the CSV route: "{period}" alone would also match "2026-Q4.csv".
+@router.get("/statements/{partner_id}/{period}", response_model=cc.Statement)
+async def statement(partner_id: UUID, period: PeriodPath, request: Request, principal: Reader) -> cc.Statement:
+    return await send(bus(request), cc.GetStatement(partner_id=partner_id, period=period, actor=principal.name))
+
+
+# ---------------------------------------------------------------------------------- forecast, KPIs
+
+
+@router.get("/forecast", response_model=cc.Forecast)
+async def forecast(request: Request, principal: Reader, partner_id: UUID | None = None,
+                   limit: Annotated[int, Query(ge=1, le=5000)] = 500) -> cc.Forecast:
+    return await send(bus(request), cc.ForecastCommissions(partner_id=partner_id, limit=limit, actor=principal.name))
+
+
+@router.get("/kpis", response_model=Kpis)
+async def kpis(request: Request, principal: Reader) -> Kpis:
+    async with sessions(request)() as session:
+        k = await commission_models.kpis(session, datetime.now(UTC).date())
+    return Kpis(quarter=k.quarter, figures=[KpiFigure(label=f.label, direction=cc.Direction(f.direction),
+                                                      currency=f.currency, amount=str(f.amount)) for f in k.figures])
