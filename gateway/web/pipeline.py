@@ -20,6 +20,7 @@ from contracts import pipeline as pc
 from gateway import audit
 from gateway.auth import Principal
 from gateway.models import User
+from gateway.routes.pipeline import OpportunityPatch, update_opportunity
 from gateway.state import bus, sessions
 from gateway.web.common import Member, Viewer, field_errors, not_found, render
 from runtime.commands import send
@@ -263,25 +264,38 @@ async def create_deal_form(request: Request, principal: Member) -> Response:
 # ---------------------------------------------------------------------------------- opportunity page
 
 
-@router.get("/opportunities/{opportunity_id}", response_class=HTMLResponse)
-async def opportunity_page(opportunity_id: UUID, request: Request, principal: Viewer) -> Response:
-    nc = bus(request)
+EDIT_FIELDS = ("name", "customer", "partner_id", "amount", "currency", "expected_close_date", "owner", "deal_model",
+               "hyperscaler", "expected_version")
+ACE_FIELDS = ("review_status", "action_due_date", "reviewer_comments", "next_steps")
+
+
+def _edit_form(o: pc.Opportunity) -> dict[str, str]:
+    ace = o.ace or pc.AceState()
+    values: dict[str, object] = {
+        "name": o.name, "customer": o.customer, "partner_id": o.partner_id or "", "amount": f"{o.amount:f}",
+        "currency": o.currency, "expected_close_date": o.expected_close_date or "", "owner": o.owner or "",
+        "deal_model": o.deal_model.value, "hyperscaler": o.hyperscaler.value if o.hyperscaler else "",
+        "review_status": ace.review_status.value if ace.review_status else "",
+        "action_due_date": ace.action_due_date or "", "reviewer_comments": ace.reviewer_comments or "",
+        "next_steps": ace.next_steps or "",
+    }
+    return {k: str(v) for k, v in values.items()}
+
+
+async def _opportunity_page(request: Request, opportunity_id: UUID, *, errors: dict[str, str] | None = None,
+                            form: dict[str, str] | None = None, status_code: int = 200) -> Response:
+    nc, actor = bus(request), request.state.principal.name
     try:
-        o: pc.OpportunityDetail = await send(nc, pc.GetOpportunity(opportunity_id=opportunity_id,
-                                                                   actor=principal.name))
+        o: pc.OpportunityDetail = await send(nc, pc.GetOpportunity(opportunity_id=opportunity_id, actor=actor))
     except CommandFailed as exc:
         if exc.error.kind == "not_found":
             return not_found(request, "deal")
         raise
-    sets, settings = await asyncio.gather(send(nc, pc.ListStageSets(actor=principal.name)),
-                                          send(nc, pc.GetPipelineSettings(actor=principal.name)))
+    sets, settings, partners, team = await asyncio.gather(
+        send(nc, pc.ListStageSets(actor=actor)), send(nc, pc.GetPipelineSettings(actor=actor)),
+        partner_choices(request, actor), team_handles(request))
     stage_set = next((s for s in sets.items if s.key == o.pipeline), pc.RESALE_STAGE_SET)
-    partner = None
-    if o.partner_id:
-        try:
-            partner = await send(nc, pc.GetPartner(partner_id=o.partner_id, actor=principal.name))
-        except CommandFailed:
-            partner = None
+    partner = next((p for p in partners if p.id == o.partner_id), None)
     names = {s.key: s.name for s in stage_set.stages}
     stale = (o.outcome == pc.Outcome.open
              and o.stage_entered_at < datetime.now(UTC) - timedelta(days=settings.stuck_after_days))
@@ -289,4 +303,39 @@ async def opportunity_page(opportunity_id: UUID, request: Request, principal: Vi
         "o": o, "stage_set": stage_set, "partner": partner, "stage_names": names, "stale": stale,
         "settings": settings, "notice": request.query_params.get("notice"),
         "error": request.query_params.get("error"), "here": f"/opportunities/{o.id}",
-    })
+        "partners": partners, "team": team, "deal_models": list(pc.DealModel), "hyperscalers": list(pc.Hyperscaler),
+        "review_statuses": list(pc.AceReviewStatus), "co_sell": o.pipeline == pc.COSELL or o.ace is not None,
+        "form": form or _edit_form(o), "errors": errors or {},
+    }, status_code=status_code)
+
+
+@router.get("/opportunities/{opportunity_id}", response_class=HTMLResponse)
+async def opportunity_page(opportunity_id: UUID, request: Request, _: Viewer) -> Response:
+    return await _opportunity_page(request, opportunity_id)
+
+
+@router.post("/opportunities/{opportunity_id}")
+async def update_deal_form(opportunity_id: UUID, request: Request, principal: Member) -> Response:
+    raw = await request.form()
+    form = {name: str(raw.get(name, "")).strip() for name in (*EDIT_FIELDS, *ACE_FIELDS)}
+    changes: dict[str, Any] = {k: form[k] for k in ("name", "customer", "amount", "currency", "deal_model")}
+    # Emptied optional fields are cleared, as the API's PATCH does with null.
+    changes.update({k: form[k] or None for k in ("partner_id", "expected_close_date", "owner", "hyperscaler")})
+    if form["expected_version"]:
+        changes["expected_version"] = form["expected_version"]
+    if raw.get("ace") == "1":
+        current: pc.OpportunityDetail = await send(bus(request), pc.GetOpportunity(
+            opportunity_id=opportunity_id, actor=principal.name))
+        changes["ace"] = {**{k: form[k] or None for k in ACE_FIELDS},
+                          "closed_lost_reason": current.ace.closed_lost_reason if current.ace else None}
+    try:
+        await update_opportunity(opportunity_id, OpportunityPatch(**changes), request, principal)
+    except (ValidationError, CommandFailed) as exc:
+        if isinstance(exc, CommandFailed) and exc.error.kind not in ("invalid", "conflict"):
+            raise
+        errors = field_errors(exc, "name")
+        if "expected_version" in errors:
+            errors = {"form": "Someone changed this deal while you were editing; here is what they saved."}
+            return await _opportunity_page(request, opportunity_id, errors=errors, status_code=409)
+        return await _opportunity_page(request, opportunity_id, errors=errors, form=form, status_code=422)
+    return RedirectResponse(f"/opportunities/{opportunity_id}?notice=Saved.", status_code=303)

@@ -273,3 +273,30 @@ class TestImport:
         response = await member.client.post("/import", headers=HTML, data={"kind": "partners"},
                                             files={"file": ("p.csv", b"name,type\nX,isv\n", "text/csv")})
         assert response.status_code == 403
+
+
+class TestDealEditing:
+    async def test_fields_and_the_ace_deadline_are_edited_with_errors_beside_fields(self, gateway: Gateway):
+        deal_id = await _deal(gateway, deal_model="cosell", hyperscaler="aws", owner="member")
+        member = gateway.people[Role.member]
+        page = (await member.client.get(f"/opportunities/{deal_id}", headers=HTML)).text
+        assert 'data-testid="deal-edit"' in page and 'name="review_status"' in page
+        version = re.search(r'name="expected_version" value="(\d+)"', page)[1]
+        form = {"name": unique("Edited "), "customer": "Globex", "amount": "64000", "currency": "USD",
+                "deal_model": "cosell", "hyperscaler": "aws", "owner": "member", "expected_close_date": "",
+                "partner_id": "", "ace": "1", "review_status": "Action Required", "action_due_date": "2026-12-01",
+                "reviewer_comments": "Add the customer's use case", "next_steps": "Call the PDM",
+                "expected_version": version, "csrf_token": member.csrf}
+        bad = await member.client.post(f"/opportunities/{deal_id}", headers=HTML,
+                                       data={**form, "amount": "-5", "currency": "UDS"})
+        assert bad.status_code == 422
+        assert 'data-field="amount"' in bad.text and 'data-field="currency"' in bad.text
+        good = await member.client.post(f"/opportunities/{deal_id}", headers=HTML, data=form)
+        assert good.status_code == 303, good.text
+        shown = (await member.client.get(f"/opportunities/{deal_id}", headers=HTML)).text
+        assert form["name"] in shown and "$64,000" in shown
+        assert "Action Required by 01 Dec 2026" in shown and "Call the PDM" in shown
+        stale = await member.client.post(f"/opportunities/{deal_id}", headers=HTML, data=form)
+        assert stale.status_code == 409 and "Someone changed this deal" in stale.text
+        viewer = (await gateway.people[Role.viewer].client.get(f"/opportunities/{deal_id}", headers=HTML)).text
+        assert 'data-testid="deal-edit"' not in viewer and 'data-testid="move-form"' not in viewer
