@@ -24,6 +24,7 @@ NAV: tuple[tuple[str, str, Role], ...] = (
     ("/", "Dashboard", Role.viewer),
     ("/pipeline", "Pipeline", Role.viewer),
     ("/partners", "Partners", Role.viewer),
+    ("/commissions", "Commissions", Role.viewer),
     ("/team", "Team", Role.viewer),
     ("/admin", "Admin", Role.admin),
 )
@@ -32,7 +33,7 @@ NAV: tuple[tuple[str, str, Role], ...] = (
 def _active(path: str) -> str | None:
     if path.startswith("/opportunities"):
         return "/pipeline"
-    for href in ("/pipeline", "/partners", "/team", "/admin"):
+    for href in ("/pipeline", "/partners", "/commissions", "/team", "/admin"):
         if path == href or path.startswith(href + "/"):
             return href
     return "/" if path == "/" else None

@@ -16,11 +16,17 @@ from nats.aio.client import Client as NATS
 
 from contracts import commissions as c
 from contracts.base import Event
+from gateway.app import create_app
+from gateway.auth import Role
+from gateway.users import ensure_user
 from runtime import bus
 from runtime.commands import send
 from runtime.service import RunningService, shutdown, start
 from runtime.settings import Settings
-from services.commissions.handlers import definition
+from runtime.testing import TEST_SECRET
+from services.commissions.handlers import definition as commissions_definition
+from services.pipeline.handlers import definition as pipeline_definition
+from tests.gateway.conftest import PASSWORD, Gateway, Person
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +34,7 @@ async def service(private_db: dict[str, str], private_nats: str) -> AsyncIterato
     settings = Settings(database_url=private_db["commissions"], nats_url=private_nats, bus_ack_wait_seconds=5,
                         bus_backoff_seconds=(0.1, 0.3, 0.5), bus_max_deliver=4, outbox_poll_seconds=0.5)
     stop = asyncio.Event()
-    running = await start(definition, settings, stop)
+    running = await start(commissions_definition, settings, stop)
     yield running
     stop.set()
     await shutdown(running)
@@ -78,3 +84,47 @@ def flat_terms(rate: str = "10", **kw) -> c.Terms:
 async def ledger(nc: NATS, partner_id: uuid.UUID) -> list[c.LedgerEntry]:
     page = await send(nc, c.ListLedgerEntries(partner_id=partner_id, limit=1000))
     return page.items
+
+
+# ------------------------------------------------------------------------- the gateway in front of it
+
+
+@pytest.fixture(scope="module")
+async def gw(private_db: dict[str, str], private_nats: str) -> AsyncIterator[Gateway]:
+    common = {"environment": "test", "secret_key": TEST_SECRET, "nats_url": private_nats,
+              "outbox_poll_seconds": 0.2, "bus_ack_wait_seconds": 5.0}
+    stop = asyncio.Event()
+    services = [await start(pipeline_definition, Settings(database_url=private_db["pipeline"], **common), stop),
+                await start(commissions_definition, Settings(database_url=private_db["commissions"], **common), stop)]
+    settings = Settings(database_url=private_db["gateway"], **common)
+    app = create_app(settings)
+    try:
+        async with app.router.lifespan_context(app):
+            g = Gateway(app=app, settings=settings)
+            for role in Role:
+                email = f"{role.value}@commissions.test"
+                await ensure_user(settings, email=email, name=f"The {role.value}", role=role, password=PASSWORD)
+                client, csrf = await g.sign_in(email)
+                g.people[role] = Person(role=role, email=email, client=client, csrf=csrf)
+            yield g
+            for person in g.people.values():
+                await person.client.aclose()
+    finally:
+        stop.set()
+        for s in services:
+            await shutdown(s)
+
+
+async def call(g: Gateway, role: Role, method: str, url: str, body: object = None):
+    person = g.people[role]
+    return await person.client.request(method, url, json=body, headers={"x-csrf-token": person.csrf,
+                                                                          "accept": "application/json"})
+
+
+async def partner(g: Gateway, name: str | None = None) -> str:
+    r = await call(g, Role.member, "POST", "/api/partners", {"name": name or f"P {uuid.uuid4().hex[:8]}",
+                                                             "type": "referral", "status": "active"})
+    assert r.status_code == 201, r.text
+    return r.json()["id"]
+
+

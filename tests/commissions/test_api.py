@@ -3,68 +3,21 @@ pipeline and commissions services running in-process on this module's own Postgr
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import io
 import uuid
-from collections.abc import AsyncIterator
 from decimal import Decimal
 
 import pytest
 
-from gateway.app import create_app
 from gateway.auth import Role
-from gateway.users import ensure_user
-from runtime.service import shutdown, start
-from runtime.settings import Settings
-from runtime.testing import TEST_SECRET
-from services.commissions.handlers import definition as commissions_definition
-from services.pipeline.handlers import definition as pipeline_definition
-from tests.gateway.conftest import PASSWORD, Gateway, Person, wait_until
+from tests.commissions.conftest import call, partner
+from tests.gateway.conftest import wait_until
 
 D = Decimal
 API = "/api/commissions"
 FLAT_INVOICE = {"rate": {"kind": "flat", "rate": "10"}, "basis": "invoice", "duration": "lifetime",
                 "clawback_days": 60}
-
-
-@pytest.fixture(scope="module")
-async def gw(private_db: dict[str, str], private_nats: str) -> AsyncIterator[Gateway]:
-    common = {"environment": "test", "secret_key": TEST_SECRET, "nats_url": private_nats,
-              "outbox_poll_seconds": 0.2, "bus_ack_wait_seconds": 5.0}
-    stop = asyncio.Event()
-    services = [await start(pipeline_definition, Settings(database_url=private_db["pipeline"], **common), stop),
-                await start(commissions_definition, Settings(database_url=private_db["commissions"], **common), stop)]
-    settings = Settings(database_url=private_db["gateway"], **common)
-    app = create_app(settings)
-    try:
-        async with app.router.lifespan_context(app):
-            g = Gateway(app=app, settings=settings)
-            for role in Role:
-                email = f"{role.value}@commissions.test"
-                await ensure_user(settings, email=email, name=f"The {role.value}", role=role, password=PASSWORD)
-                client, csrf = await g.sign_in(email)
-                g.people[role] = Person(role=role, email=email, client=client, csrf=csrf)
-            yield g
-            for person in g.people.values():
-                await person.client.aclose()
-    finally:
-        stop.set()
-        for s in services:
-            await shutdown(s)
-
-
-async def call(g: Gateway, role: Role, method: str, url: str, body: object = None):
-    person = g.people[role]
-    return await person.client.request(method, url, json=body, headers={"x-csrf-token": person.csrf,
-                                                                          "accept": "application/json"})
-
-
-async def partner(g: Gateway, name: str | None = None) -> str:
-    r = await call(g, Role.member, "POST", "/api/partners", {"name": name or f"P {uuid.uuid4().hex[:8]}",
-                                                             "type": "referral", "status": "active"})
-    assert r.status_code == 201, r.text
-    return r.json()["id"]
 
 
 def agreement_body(partner_id: str, **kw) -> dict:
