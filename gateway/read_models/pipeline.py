@@ -42,7 +42,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from contracts import pipeline as pc
 from contracts.base import Event
 from gateway.read_models import forecast as fc
-from gateway.read_models.base import Base
+from gateway.read_models.base import SCHEMA, Base
 from gateway.read_models.partners import PartnerView
 from runtime.inbox import Subscription
 
@@ -199,23 +199,32 @@ async def on_opportunities(session: AsyncSession, events: list[Event]) -> None:
         fc.merge(deltas, fc.delta(old[0] if old is not None else None, new))
     if not rows:
         return
-    stmt = insert(OpportunityView)
-    await session.execute(stmt.on_conflict_do_update(
-        index_elements=[OpportunityView.id],
-        set_={k: stmt.excluded[k] for k in rows[0] if k != "id"},
-        where=OpportunityView.version < stmt.excluded.version,
-    ), rows)
+    await session.execute(_UPSERT_OPPORTUNITY, rows)
     # Key order, so two consumers touching the same aggregate rows never wait on each other in a cycle.
-    for name, (model, key_columns, value_columns) in AGGREGATES.items():
+    for name, (_model, key_columns, value_columns) in AGGREGATES.items():
         changes = sorted((key, vals) for (agg, key), vals in deltas.items() if agg == name and any(vals))
-        if not changes:
-            continue
-        table = model.__table__
-        upsert = insert(table)
-        await session.execute(upsert.on_conflict_do_update(
-            index_elements=list(key_columns),
-            set_={v: table.c[v] + upsert.excluded[v] for v in value_columns},
-        ), [dict(zip((*key_columns, *value_columns), (*key, *vals), strict=True)) for key, vals in changes])
+        if changes:
+            await session.execute(_UPSERT_AGGREGATE[name], [
+                dict(zip((*key_columns, *value_columns), (*key, *vals), strict=True)) for key, vals in changes])
+
+
+# Plain SQL, compiled once: SQLAlchemy 2.0 cannot cache the Postgres dialect's INSERT ... ON CONFLICT
+# and would compile it again for every batch.
+_ROW_COLUMNS = ("id", "version", "name", "pipeline", "stage", "outcome", "partner_id", "owner", "amount", "currency",
+                "expected_close_date", "hyperscaler", "created_at", "stage_entered_at", "closed_at", "launched_at")
+_UPSERT_OPPORTUNITY = text(
+    f"INSERT INTO {SCHEMA}.pipeline_opportunity ({', '.join(_ROW_COLUMNS)}) "
+    f"VALUES ({', '.join(':' + c for c in _ROW_COLUMNS)}) ON CONFLICT (id) DO UPDATE SET "
+    + ", ".join(f"{c} = EXCLUDED.{c}" for c in _ROW_COLUMNS if c != "id")
+    + " WHERE pipeline_opportunity.version < EXCLUDED.version"
+)
+_UPSERT_AGGREGATE = {
+    name: text(
+        f"INSERT INTO {SCHEMA}.{model.__table__.name} ({', '.join((*keys, *vals))}) "
+        f"VALUES ({', '.join(':' + c for c in (*keys, *vals))}) ON CONFLICT ({', '.join(keys)}) DO UPDATE SET "
+        + ", ".join(f"{v} = {model.__table__.name}.{v} + EXCLUDED.{v}" for v in vals))
+    for name, (model, keys, vals) in AGGREGATES.items()
+}
 
 
 _LOCK = text(
@@ -226,6 +235,54 @@ _LOCK = text(
 
 def _facts_and_version(row: Any) -> tuple[fc.OpportunityFacts, int]:
     return fc.OpportunityFacts(**{name: getattr(row, name) for name in _FACT_COLUMNS}), row.version
+
+
+# The same contributions as forecast.contributions, as SQL over the stored opportunities: to check
+# the incremental aggregates (`aggregate_drift`) and to build them after a bulk load (`recount`).
+_MONTH = "date_trunc('month', {} AT TIME ZONE 'UTC')::date"
+RECOUNT: dict[str, str] = {
+    "open": f"""SELECT pipeline, stage, coalesce(owner, '') AS owner, currency,
+                   coalesce(date_trunc('month', expected_close_date)::date, DATE '{fc.NO_DATE}') AS close_month,
+                   count(*) AS deals, sum(amount) AS amount
+                FROM {{schema}}.pipeline_opportunity WHERE outcome = 'open' GROUP BY 1, 2, 3, 4, 5""",
+    "closed": f"""SELECT {_MONTH.format("closed_at")} AS month, pipeline, outcome, coalesce(owner, '') AS owner,
+                     currency, count(*) AS deals, sum(amount) AS amount,
+                     sum(greatest(0, trunc(extract(epoch FROM closed_at - created_at)))) AS cycle_seconds
+                  FROM {{schema}}.pipeline_opportunity WHERE outcome <> 'open' AND closed_at IS NOT NULL
+                  GROUP BY 1, 2, 3, 4, 5""",
+    "partner_won": f"""SELECT coalesce(partner_id, '{fc.NIL_PARTNER}'::uuid) AS partner_id,
+                          {_MONTH.format("closed_at")} AS month, currency, count(*) AS deals, sum(amount) AS amount
+                       FROM {{schema}}.pipeline_opportunity WHERE outcome = 'won' AND closed_at IS NOT NULL
+                       GROUP BY 1, 2, 3""",
+    "launch": f"""SELECT {_MONTH.format("launched_at")} AS month, coalesce(hyperscaler, '') AS hyperscaler,
+                     coalesce(owner, '') AS owner, count(*) AS launches
+                  FROM {{schema}}.pipeline_opportunity WHERE launched_at IS NOT NULL GROUP BY 1, 2, 3""",
+    "stuck": """SELECT (stage_entered_at AT TIME ZONE 'UTC')::date AS entered_day, pipeline, stage, count(*) AS deals
+                FROM {schema}.pipeline_opportunity WHERE outcome = 'open' GROUP BY 1, 2, 3""",
+}
+
+
+async def recount(session: AsyncSession) -> None:
+    """Rebuild every aggregate from the stored opportunities (after a bulk load)."""
+    for name, (model, key_columns, value_columns) in AGGREGATES.items():
+        table = model.__table__
+        await session.execute(delete(table))
+        columns = ", ".join((*key_columns, *value_columns))
+        await session.execute(text(f"INSERT INTO {SCHEMA}.{table.name} ({columns}) "
+                                   + RECOUNT[name].format(schema=SCHEMA)))
+
+
+async def aggregate_drift(session: AsyncSession) -> dict[str, int]:
+    """Per aggregate, how many rows differ between the incremental aggregate and a recount (0: none)."""
+    out = {}
+    for name, (model, key_columns, value_columns) in AGGREGATES.items():
+        columns = ", ".join((*key_columns, *value_columns))
+        stored = f"SELECT {columns} FROM {SCHEMA}.{model.__table__.name} WHERE {value_columns[0]} <> 0"
+        counted = f"SELECT {columns} FROM ({RECOUNT[name].format(schema=SCHEMA)}) AS r"
+        out[name] = int(await session.scalar(text(
+            f"SELECT count(*) FROM (({stored} EXCEPT ALL {counted}) UNION ALL ({counted} EXCEPT ALL {stored})) AS d"
+        )) or 0)
+    return out
 
 
 async def on_stage_set(session: AsyncSession, event: Event) -> None:

@@ -17,15 +17,20 @@ from services.pipeline.partners import service as partners
 
 
 async def on_external_upserted(session: AsyncSession, event: Event) -> None:
-    assert isinstance(event, sync.OpportunityExternalUpsertedV1)
-    await ingestion.apply_external(session, event)
+    await on_external_upserted_many(session, [event])
+
+
+async def on_external_upserted_many(session: AsyncSession, events: list[Event]) -> None:
+    assert all(isinstance(e, sync.OpportunityExternalUpsertedV1) for e in events)
+    await ingestion.apply_external(session, events)  # type: ignore[arg-type]
 
 
 definition = ServiceDefinition(
     name="pipeline",
     publishes=(c.STREAM,),
     subscriptions=(
-        Subscription(consumer="pipeline", models=(sync.OpportunityExternalUpsertedV1,), handle=on_external_upserted),
+        Subscription(consumer="pipeline", models=(sync.OpportunityExternalUpsertedV1,), handle=on_external_upserted,
+                     handle_many=on_external_upserted_many),
     ),
     commands=(
         (c.CreatePartner, partners.create_partner),

@@ -115,3 +115,25 @@ class TestRebuild:
         assert applied["gateway__pipeline_opportunity_created_v1"] >= 3
         # (Only this owner's figures: other tests write snapshots into the read model without the stream.)
         assert (await api.get("/api/kpis/pipeline", params={"owner": owner})).json() == before
+
+
+class TestAggregates:
+    async def test_incremental_aggregates_equal_a_recount_from_the_rows(self, api, bus_client, pipeline_db):
+        """Whatever the package's tests did so far (moves back and forth, reopenings, races, backdating),
+        the aggregates the KPIs read equal a recount from the stored opportunities."""
+        owner = unique("owner-")
+        opp = await send(bus_client, c.CreateOpportunity(name="A", customer="C", amount="10", owner=owner))
+        for stage in ("won", "proposal", "lost", "lead"):
+            await send(bus_client, c.MoveOpportunity(opportunity_id=opp.id, stage=stage))
+
+        async def settled():
+            r = await api.get("/api/kpis/pipeline", params={"owner": owner})
+            return [s["stage"] for s in r.json()["pipeline_by_stage"]] == ["lead"]
+
+        await eventually(settled, what="the last move")
+        engine = create_engine(pipeline_db["gateway"], trace_sql=False)
+        try:
+            async with session_factory(engine)() as session:
+                assert await rm.aggregate_drift(session) == {name: 0 for name in rm.AGGREGATES}
+        finally:
+            await engine.dispose()

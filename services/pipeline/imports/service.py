@@ -12,11 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts import pipeline as c
 from runtime.errors import DomainError, Invalid, NotFound
-from runtime.outbox import add_events
 from services.pipeline.config.repository import ConfigRepository
 from services.pipeline.imports import domain
 from services.pipeline.imports.repository import ImportRepository
-from services.pipeline.models import SCHEMA
 from services.pipeline.opportunities import domain as opportunity_domain
 from services.pipeline.opportunities import service as opportunities
 from services.pipeline.opportunities.repository import OpportunityRepository
@@ -92,7 +90,7 @@ async def _check_opportunity_refs(session: AsyncSession, parsed: list[tuple[int,
                 errors.append(c.RowError(row=line, field="partner_id", message="names another partner than 'partner'"))
             else:
                 fields["partner_id"] = str(found)
-        elif fields.get("partner_id") and not await partner_repo.exists(uuid.UUID(fields["partner_id"])):
+        elif fields.get("partner_id") and not await partner_repo.existing({uuid.UUID(fields["partner_id"])}):
             errors.append(c.RowError(row=line, field="partner_id",
                                      message=f"no partner with id {fields['partner_id']}"))
         pipeline = fields.get("pipeline")
@@ -126,12 +124,12 @@ async def commit_import(session: AsyncSession, cmd: c.CommitImport) -> c.ImportR
                             stored=False)
     if not rows:
         errors.append(c.RowError(row=1, field=None, message="the file has no rows"))
-    if not errors:
+    if not errors and kind == c.ImportKind.partners:
         # One savepoint around the whole file: a row that fails now undoes every row before it.
         savepoint = await session.begin_nested()
         for r in rows:
             try:
-                created = await _apply(session, kind, r.data or {}, batch.actor)
+                created = await _apply_partner(session, r.data or {}, batch.actor)
             except DomainError as exc:
                 errors.append(c.RowError(row=r.row, field=exc.field, message=exc.message))
                 continue
@@ -143,6 +141,12 @@ async def commit_import(session: AsyncSession, cmd: c.CommitImport) -> c.ImportR
         else:
             await savepoint.commit()
             result.stored = True
+    elif not errors:
+        # Every row is planned in memory first; nothing is written unless all of them are good.
+        result.created, result.updated, errors = await _apply_opportunities(session, rows, batch.actor)
+        result.stored = not errors
+        if errors:
+            result.created = result.updated = 0
     await repo.delete(batch.id)
     result.errors = sorted(errors, key=lambda e: (e.row, e.field or ""))
     return result
@@ -167,36 +171,58 @@ def _cross_row_errors(kind: c.ImportKind, rows: list[Any]) -> list[c.RowError]:
     return errors
 
 
-async def _apply(session: AsyncSession, kind: c.ImportKind, data: dict[str, Any], actor: str | None) -> int:
-    """Store one checked row; returns 1 when it created a record, 0 when it updated one."""
+async def _apply_partner(session: AsyncSession, data: dict[str, Any], actor: str | None) -> int:
+    """Store one checked partner row; returns 1 when it created a partner, 0 when it updated one."""
     fields, row_id = dict(data["fields"]), data.get("id")
-    if kind == c.ImportKind.partners:
-        if row_id:
-            await partners.update_partner(session, c.UpdatePartner.model_validate(
-                {**fields, "partner_id": row_id, "actor": actor}))
-            return 0
-        await partners.create_partner(session, c.CreatePartner.model_validate({**fields, "actor": actor}))
-        return 1
-    pipeline, stage = fields.pop("pipeline", None), fields.pop("stage", None)
-    origin = opportunities.Origin(actor=actor, at=datetime.now(UTC), source=c.Source.import_, correlation_id=actor)
     if row_id:
-        update = c.UpdateOpportunity.model_validate({**fields, "opportunity_id": row_id, "actor": actor})
-        o = await OpportunityRepository(session).get(update.opportunity_id, for_update=True)
-        if o is None:
-            raise Invalid(f"no opportunity with id {row_id}", field="id")
-        typed = {n: getattr(update, n) for n in opportunities.EDITABLE if n in update.model_fields_set}
-        if update.ace is not None and o.ace:
-            # A sheet carries some of the ACE fields; the others (reviewer comments) stay.
-            typed["ace"] = opportunities.ace_of(o).model_copy(update=update.ace.model_dump(exclude_unset=True))
-        await opportunities.change(session, o, typed, to_stage=stage, origin=origin)
-        created = 0
-    else:
-        create = c.CreateOpportunity.model_validate({**fields, "actor": actor})
-        draft = opportunities.Draft(**{n: getattr(create, n) for n in opportunities.EDITABLE})
-        await opportunities.create(session, draft, pipeline=pipeline, stage=stage, origin=origin)
-        created = 1
-    await add_events(session, SCHEMA, origin.events)
-    return created
+        await partners.update_partner(session, c.UpdatePartner.model_validate(
+            {**fields, "partner_id": row_id, "actor": actor}))
+        return 0
+    await partners.create_partner(session, c.CreatePartner.model_validate({**fields, "actor": actor}))
+    return 1
+
+
+async def _apply_opportunities(session: AsyncSession, rows: list[Any], actor: str | None
+                               ) -> tuple[int, int, list[c.RowError]]:
+    """Plan every opportunity row, then write them all in one go; (created, updated, row errors)."""
+    repo = OpportunityRepository(session)
+    ids = [uuid.UUID(r.data["id"]) for r in rows if r.data.get("id")]
+    stored = await repo.get_many(ids, for_update=True)
+    partner_ids = {uuid.UUID(r.data["fields"]["partner_id"]) for r in rows if r.data["fields"].get("partner_id")}
+    known = await PartnerRepository(session).existing(partner_ids)
+    stage_sets = await ConfigRepository(session).stage_sets()
+    work = opportunities.Work(actor=actor)
+    origin = opportunities.Origin(actor=actor, at=datetime.now(UTC), source=c.Source.import_, correlation_id=actor)
+    created = updated = 0
+    errors: list[c.RowError] = []
+    for r in rows:
+        fields = dict(r.data["fields"])
+        pipeline, stage = fields.pop("pipeline", None), fields.pop("stage", None)
+        try:
+            if fields.get("partner_id") and uuid.UUID(fields["partner_id"]) not in known:
+                raise Invalid(f"no partner with id {fields['partner_id']}", field="partner_id")
+            if r.data.get("id"):
+                update = c.UpdateOpportunity.model_validate({**fields, "opportunity_id": r.data["id"]})
+                o = stored.get(update.opportunity_id)
+                if o is None:
+                    raise Invalid(f"no opportunity with id {r.data['id']}", field="id")
+                typed = {n: getattr(update, n) for n in opportunities.EDITABLE if n in update.model_fields_set}
+                if update.ace is not None and o.ace:
+                    # A sheet carries some of the ACE fields; the others (reviewer comments) stay.
+                    typed["ace"] = opportunities.ace_of(o).model_copy(update=update.ace.model_dump(exclude_unset=True))
+                opportunities.plan_change(o, typed, stage_sets=stage_sets, to_stage=stage, origin=origin, work=work)
+                updated += 1
+            else:
+                create = c.CreateOpportunity.model_validate(fields)
+                draft = opportunities.Draft(**{n: getattr(create, n) for n in opportunities.EDITABLE})
+                opportunities.plan_create(draft, stage_sets=stage_sets, pipeline=pipeline, stage=stage, origin=origin,
+                                          work=work)
+                created += 1
+        except DomainError as exc:
+            errors.append(c.RowError(row=r.row, field=exc.field, message=exc.message))
+    if not errors:
+        await work.write(session)
+    return created, updated, errors
 
 
 async def export_rows(session: AsyncSession, cmd: c.ExportRows) -> c.ExportPage:

@@ -3,8 +3,11 @@ reopened; when it closed), and which of two versions of an external record wins.
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
 
 from contracts import pipeline as c
 from runtime.errors import Invalid
@@ -15,6 +18,50 @@ LATEST_DATE = date(2200, 12, 31)
 # A source clock may run a little ahead of ours; more than this is refused, since a far-future
 # last-modified would make every later real update look older and lose it.
 CLOCK_SKEW = timedelta(hours=1)
+
+
+COLUMNS = ("id", "version", "name", "pipeline", "stage", "outcome", "partner_id", "customer", "amount", "currency",
+           "expected_close_date", "owner", "deal_model", "source", "external_id", "source_modified_at", "hyperscaler",
+           "ace", "gcp", "created_at", "updated_at", "stage_entered_at", "closed_at", "launched_at")
+
+
+@dataclass
+class OpportunityState:
+    """An opportunity as stored (one row of pipeline.opportunity); changed in memory, written in bulk."""
+
+    id: uuid.UUID
+    version: int
+    name: str
+    pipeline: str
+    stage: str
+    outcome: str
+    partner_id: uuid.UUID | None
+    customer: str
+    amount: Decimal
+    currency: str
+    expected_close_date: date | None
+    owner: str | None
+    deal_model: str
+    source: str
+    external_id: str | None
+    source_modified_at: datetime | None
+    hyperscaler: str | None
+    ace: dict[str, Any] | None
+    gcp: dict[str, Any] | None
+    created_at: datetime
+    updated_at: datetime
+    stage_entered_at: datetime
+    closed_at: datetime | None
+    launched_at: datetime | None
+
+    def row(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in COLUMNS}
+
+    def won_part(self) -> tuple[Any, ...] | None:
+        """What of the opportunity counts toward its partner's trailing revenue."""
+        if self.outcome != c.Outcome.won.value or self.partner_id is None:
+            return None
+        return (self.partner_id, self.amount, self.currency, self.closed_at)
 
 
 def default_pipeline(deal_model: c.DealModel) -> str:

@@ -1,57 +1,98 @@
-"""All SQL about opportunities, their stage history and next steps."""
+"""All SQL about opportunities, their stage history and next steps. Opportunities are read as plain
+states and written in bulk (one statement for many rows), so a batch of ingested events costs a
+handful of round trips, not a handful per event."""
 
 from __future__ import annotations
 
 import uuid
-from datetime import date, datetime
+from collections.abc import Iterable, Sequence
+from datetime import date
+from typing import Any
 
-from sqlalchemy import Date, cast, func, or_, select
+from sqlalchemy import Date, bindparam, cast, func, insert, or_, select, text, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts import pipeline as c
 from services.pipeline.models import NextStep, Opportunity, StageChange
+from services.pipeline.opportunities.domain import COLUMNS, OpportunityState
 
+T = Opportunity.__table__
 _ORDER = {
-    c.OpportunitySort.created: (Opportunity.created_at.asc(),),
-    c.OpportunitySort.created_desc: (Opportunity.created_at.desc(),),
-    c.OpportunitySort.amount: (Opportunity.amount.asc(),),
-    c.OpportunitySort.amount_desc: (Opportunity.amount.desc(),),
-    c.OpportunitySort.close: (Opportunity.expected_close_date.asc().nulls_last(),),
-    c.OpportunitySort.close_desc: (Opportunity.expected_close_date.desc().nulls_last(),),
-    c.OpportunitySort.stage_entered: (Opportunity.stage_entered_at.asc(),),
-    c.OpportunitySort.stage_entered_desc: (Opportunity.stage_entered_at.desc(),),
-    c.OpportunitySort.name: (func.lower(Opportunity.name).asc(),),
-    c.OpportunitySort.name_desc: (func.lower(Opportunity.name).desc(),),
+    c.OpportunitySort.created: (T.c.created_at.asc(),),
+    c.OpportunitySort.created_desc: (T.c.created_at.desc(),),
+    c.OpportunitySort.amount: (T.c.amount.asc(),),
+    c.OpportunitySort.amount_desc: (T.c.amount.desc(),),
+    c.OpportunitySort.close: (T.c.expected_close_date.asc().nulls_last(),),
+    c.OpportunitySort.close_desc: (T.c.expected_close_date.desc().nulls_last(),),
+    c.OpportunitySort.stage_entered: (T.c.stage_entered_at.asc(),),
+    c.OpportunitySort.stage_entered_desc: (T.c.stage_entered_at.desc(),),
+    c.OpportunitySort.name: (func.lower(T.c.name).asc(),),
+    c.OpportunitySort.name_desc: (func.lower(T.c.name).desc(),),
 }
+_UPDATE = (update(T).where(T.c.id == bindparam("key_id"))
+           .values({name: bindparam(f"v_{name}") for name in COLUMNS if name != "id"}))
+_LOCK_EXTERNAL = text(
+    "SELECT pg_advisory_xact_lock(k) FROM (SELECT DISTINCT hashtextextended('external:' || key, 0) AS k "
+    "FROM unnest(CAST(:keys AS text[])) AS key ORDER BY k) AS keys"
+)
+
+ExternalKey = tuple[str, str]
+
+
+def _state(row: Any) -> OpportunityState:
+    return OpportunityState(**row._mapping)
 
 
 class OpportunityRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def get(self, opportunity_id: uuid.UUID, *, for_update: bool = False) -> Opportunity | None:
-        query = select(Opportunity).where(Opportunity.id == opportunity_id)
+    async def get(self, opportunity_id: uuid.UUID, *, for_update: bool = False) -> OpportunityState | None:
+        query = select(T).where(T.c.id == opportunity_id)
         if for_update:
             query = query.with_for_update()
-        return await self.session.scalar(query.execution_options(populate_existing=True))
+        row = (await self.session.execute(query)).first()
+        return _state(row) if row else None
 
-    async def by_external_id(self, source: str, external_id: str) -> Opportunity | None:
-        return await self.session.scalar(
-            select(Opportunity).where(Opportunity.source == source, Opportunity.external_id == external_id)
-            .with_for_update().execution_options(populate_existing=True)
-        )
+    async def get_many(self, ids: Sequence[uuid.UUID], *, for_update: bool = False
+                       ) -> dict[uuid.UUID, OpportunityState]:
+        if not ids:
+            return {}
+        query = select(T).where(T.c.id.in_(list(ids))).order_by(T.c.id)
+        if for_update:
+            query = query.with_for_update()
+        return {r.id: _state(r) for r in await self.session.execute(query)}
 
-    async def add(self, opportunity: Opportunity) -> None:
-        self.session.add(opportunity)
-        await self.session.flush()
+    async def by_external_ids(self, keys: Sequence[ExternalKey]) -> dict[ExternalKey, OpportunityState]:
+        """The stored opportunities for (source, external id) keys, locked in key order."""
+        if not keys:
+            return {}
+        rows = await self.session.execute(
+            select(T).where(tuple_(T.c.source, T.c.external_id).in_(list(keys)))
+            .order_by(T.c.source, T.c.external_id).with_for_update())
+        return {(r.source, r.external_id): _state(r) for r in rows}
 
-    async def record_stage(self, opportunity_id: uuid.UUID, from_stage: str | None, to_stage: str,
-                           changed_by: str | None, changed_at: datetime) -> None:
-        self.session.add(StageChange(opportunity_id=opportunity_id, from_stage=from_stage, to_stage=to_stage,
-                                     changed_by=changed_by, changed_at=changed_at))
+    async def lock_external_keys(self, keys: Sequence[ExternalKey]) -> None:
+        # A key not stored yet has no row to lock: two consumers creating it at once wait here instead.
+        await self.session.execute(_LOCK_EXTERNAL, {"keys": [f"{s}:{e}" for s, e in keys]})
 
-    async def record_next_step(self, opportunity_id: uuid.UUID, text: str, by: str | None, at: datetime) -> None:
-        self.session.add(NextStep(opportunity_id=opportunity_id, text=text, recorded_by=by, recorded_at=at))
+    async def insert(self, states: Iterable[OpportunityState]) -> None:
+        rows = [s.row() for s in states]
+        if rows:
+            await self.session.execute(insert(T), rows)
+
+    async def update(self, states: Iterable[OpportunityState]) -> None:
+        rows = [{"key_id": s.id, **{f"v_{k}": v for k, v in s.row().items() if k != "id"}} for s in states]
+        if rows:
+            await self.session.execute(_UPDATE, rows)
+
+    async def insert_history(self, rows: list[dict[str, Any]]) -> None:
+        if rows:
+            await self.session.execute(insert(StageChange.__table__), rows)
+
+    async def insert_next_steps(self, rows: list[dict[str, Any]]) -> None:
+        if rows:
+            await self.session.execute(insert(NextStep.__table__), rows)
 
     async def stage_history(self, opportunity_id: uuid.UUID) -> list[StageChange]:
         return list(await self.session.scalars(
@@ -62,41 +103,40 @@ class OpportunityRepository:
             select(NextStep).where(NextStep.opportunity_id == opportunity_id).order_by(NextStep.id)))
 
     async def list(self, cmd: c.ListOpportunities, quarter: tuple[date, date] | None
-                   ) -> tuple[list[Opportunity], int]:
+                   ) -> tuple[list[OpportunityState], int]:
         conditions = []
         if cmd.owner:
-            conditions.append(Opportunity.owner == cmd.owner)
+            conditions.append(T.c.owner == cmd.owner)
         if cmd.partner_id:
-            conditions.append(Opportunity.partner_id == cmd.partner_id)
+            conditions.append(T.c.partner_id == cmd.partner_id)
         if cmd.pipeline:
-            conditions.append(Opportunity.pipeline == cmd.pipeline)
+            conditions.append(T.c.pipeline == cmd.pipeline)
         if cmd.stage:
-            conditions.append(Opportunity.stage == cmd.stage)
+            conditions.append(T.c.stage == cmd.stage)
         if cmd.outcome:
-            conditions.append(Opportunity.outcome == cmd.outcome.value)
+            conditions.append(T.c.outcome == cmd.outcome.value)
         if cmd.source:
-            conditions.append(Opportunity.source == cmd.source.value)
+            conditions.append(T.c.source == cmd.source.value)
         if cmd.deal_model:
-            conditions.append(Opportunity.deal_model == cmd.deal_model.value)
+            conditions.append(T.c.deal_model == cmd.deal_model.value)
         if quarter:
-            when = func.coalesce(cast(Opportunity.closed_at, Date), Opportunity.expected_close_date)
+            when = func.coalesce(cast(T.c.closed_at, Date), T.c.expected_close_date)
             conditions.append(when >= quarter[0])
             conditions.append(when < quarter[1])
         if cmd.q:
             pattern = f"%{_escape_like(cmd.q)}%"
-            conditions.append(or_(Opportunity.name.ilike(pattern, escape="\\"),
-                                  Opportunity.customer.ilike(pattern, escape="\\")))
-        query = select(Opportunity).where(*conditions).order_by(*_ORDER[cmd.sort], Opportunity.id)
-        rows = list(await self.session.scalars(query.offset(cmd.offset).limit(cmd.limit)))
-        total = await self.session.scalar(select(func.count()).select_from(Opportunity).where(*conditions))
+            conditions.append(or_(T.c.name.ilike(pattern, escape="\\"), T.c.customer.ilike(pattern, escape="\\")))
+        query = select(T).where(*conditions).order_by(*_ORDER[cmd.sort], T.c.id).offset(cmd.offset).limit(cmd.limit)
+        rows = [_state(r) for r in await self.session.execute(query)]
+        total = await self.session.scalar(select(func.count()).select_from(T).where(*conditions))
         return rows, int(total or 0)
 
-    async def page_by_id(self, after: uuid.UUID | None, limit: int) -> list[Opportunity]:
-        query = select(Opportunity).order_by(Opportunity.id).limit(limit)
+    async def page_by_id(self, after: uuid.UUID | None, limit: int) -> list[OpportunityState]:
+        query = select(T).order_by(T.c.id).limit(limit)
         if after is not None:
-            query = query.where(Opportunity.id > after)
-        return list(await self.session.scalars(query))
+            query = query.where(T.c.id > after)
+        return [_state(r) for r in await self.session.execute(query)]
 
 
-def _escape_like(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+def _escape_like(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

@@ -2,6 +2,10 @@
 
 Every change bumps the opportunity's version and emits one snapshot event (created, updated or
 stage changed) plus the outcome facts other services act on (won, lost, launched, reopened).
+
+Changes are planned in memory on plain states (`plan_create`, `plan_change`) and collected in a
+`Work`, which writes them all at once: a command is a batch of one, an import or a batch of
+ingested events is one `Work` with many.
 """
 
 from __future__ import annotations
@@ -19,8 +23,9 @@ from contracts.base import Event
 from runtime.errors import Conflict, Invalid, NotFound
 from runtime.outbox import add_events
 from services.pipeline.config.repository import ConfigRepository
-from services.pipeline.models import SCHEMA, Opportunity
+from services.pipeline.models import SCHEMA
 from services.pipeline.opportunities import domain
+from services.pipeline.opportunities.domain import OpportunityState
 from services.pipeline.opportunities.repository import OpportunityRepository
 from services.pipeline.partners import service as partners
 from services.pipeline.partners.repository import PartnerRepository
@@ -58,22 +63,50 @@ class Origin:
     source_modified_at: datetime | None = None
     source_created_at: datetime | None = None
     correlation_id: str | None = None
+
+
+@dataclass
+class Work:
+    """Everything a batch of planned changes writes, in one go."""
+
+    new: dict[uuid.UUID, OpportunityState] = field(default_factory=dict)
+    changed: dict[uuid.UUID, OpportunityState] = field(default_factory=dict)
+    history: list[dict[str, Any]] = field(default_factory=list)
+    next_steps: list[dict[str, Any]] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
+    # Partners whose trailing won revenue moved: their tiers are recomputed.
+    partners: set[uuid.UUID] = field(default_factory=set)
+    actor: str | None = None
+
+    def touch(self, state: OpportunityState) -> None:
+        if state.id not in self.new:
+            self.changed[state.id] = state
+
+    async def write(self, session: AsyncSession) -> None:
+        repo = OpportunityRepository(session)
+        await repo.insert(self.new.values())
+        await repo.update(self.changed.values())
+        await repo.insert_history(self.history)
+        await repo.insert_next_steps(self.next_steps)
+        await add_events(session, SCHEMA, self.events)
+        if self.partners:
+            settings = await ConfigRepository(session).settings()
+            await partners.recompute(session, self.partners, settings, actor=self.actor)
 
 
 def _json(model: Any) -> dict[str, Any] | None:
     return model.model_dump(mode="json", exclude_none=True) if model is not None else None
 
 
-def ace_of(o: Opportunity) -> c.AceState | None:
+def ace_of(o: OpportunityState) -> c.AceState | None:
     return c.AceState.model_validate(o.ace) if o.ace else None
 
 
-def gcp_of(o: Opportunity) -> c.GcpState | None:
+def gcp_of(o: OpportunityState) -> c.GcpState | None:
     return c.GcpState.model_validate(o.gcp) if o.gcp else None
 
 
-def to_contract(o: Opportunity, stage_set: c.StageSet) -> c.Opportunity:
+def to_contract(o: OpportunityState, stage_set: c.StageSet) -> c.Opportunity:
     stage = stage_set.stage(o.stage)
     return c.Opportunity(
         id=o.id, version=o.version, name=o.name, pipeline=o.pipeline, stage=o.stage,
@@ -88,19 +121,14 @@ def to_contract(o: Opportunity, stage_set: c.StageSet) -> c.Opportunity:
     )
 
 
-def _won_part(o: Opportunity) -> tuple[Any, ...] | None:
-    """What of an opportunity counts toward its partner's trailing revenue."""
-    if o.outcome != c.Outcome.won.value or o.partner_id is None:
-        return None
-    return (o.partner_id, o.amount, o.currency, o.closed_at)
+async def check_partners(session: AsyncSession, partner_ids: set[uuid.UUID | None]) -> None:
+    wanted = {p for p in partner_ids if p is not None}
+    missing = wanted - await PartnerRepository(session).existing(wanted)
+    if missing:
+        raise Invalid(f"no partner with id {sorted(missing)[0]}", field="partner_id")
 
 
-async def _check_partner(session: AsyncSession, partner_id: uuid.UUID | None) -> None:
-    if partner_id is not None and not await PartnerRepository(session).exists(partner_id):
-        raise Invalid(f"no partner with id {partner_id}", field="partner_id")
-
-
-def _outcome_events(o: Opportunity, entry: domain.StageEntry, origin: Origin,
+def _outcome_events(o: OpportunityState, entry: domain.StageEntry, origin: Origin,
                     lost_reason: str | None) -> list[Event]:
     common = dict(opportunity_id=o.id, partner_id=o.partner_id, amount=o.amount, currency=o.currency,
                   deal_model=c.DealModel(o.deal_model), customer=o.customer, owner=o.owner, pipeline=o.pipeline,
@@ -119,112 +147,100 @@ def _outcome_events(o: Opportunity, entry: domain.StageEntry, origin: Origin,
     return events
 
 
-async def create(session: AsyncSession, draft: Draft, *, pipeline: str | None, stage: str | None,
-                 origin: Origin) -> tuple[Opportunity, c.StageSet]:
-    """Store a new opportunity in its first (or given) stage; stage the events in `origin.events`."""
+def plan_create(draft: Draft, *, stage_sets: dict[str, c.StageSet], pipeline: str | None, stage: str | None,
+                origin: Origin, work: Work) -> OpportunityState:
+    """A new opportunity in its first (or given) stage. Partners must have been checked."""
     domain.check_close_date(draft.expected_close_date)
-    await _check_partner(session, draft.partner_id)
-    stage_sets = await ConfigRepository(session).stage_sets()
     stage_set = domain.stage_set_of(stage_sets, pipeline or domain.default_pipeline(draft.deal_model))
     to = domain.resolve_stage(stage_set, stage)
     entry = domain.enter_stage(None, to, origin.at)
-    o = Opportunity(
+    hyperscaler = draft.hyperscaler or domain.hyperscaler_of(origin.source)
+    o = OpportunityState(
         id=uuid.uuid4(), version=1, name=draft.name, pipeline=stage_set.key, stage=to.key,
         outcome=entry.outcome.value, partner_id=draft.partner_id, customer=draft.customer, amount=draft.amount,
         currency=draft.currency, expected_close_date=draft.expected_close_date, owner=draft.owner,
-        deal_model=draft.deal_model.value, source=origin.source.value, external_id=origin.external_id,
-        source_modified_at=origin.source_modified_at,
-        hyperscaler=(draft.hyperscaler or domain.hyperscaler_of(origin.source) or None),
-        ace=_json(draft.ace), gcp=_json(draft.gcp),
-        created_at=origin.source_created_at or origin.at, updated_at=origin.at, stage_entered_at=origin.at,
-        closed_at=entry.closed_at, launched_at=entry.launched_at,
+        deal_model=c.DealModel(draft.deal_model).value, source=origin.source.value, external_id=origin.external_id,
+        source_modified_at=origin.source_modified_at, hyperscaler=hyperscaler.value if hyperscaler else None,
+        ace=_json(draft.ace), gcp=_json(draft.gcp), created_at=origin.source_created_at or origin.at,
+        updated_at=origin.at, stage_entered_at=origin.at, closed_at=entry.closed_at, launched_at=entry.launched_at,
     )
-    if o.hyperscaler is not None:
-        o.hyperscaler = c.Hyperscaler(o.hyperscaler).value
-    repo = OpportunityRepository(session)
-    await repo.add(o)
-    await repo.record_stage(o.id, None, to.key, origin.actor, origin.at)
+    work.new[o.id] = o
+    work.history.append(dict(opportunity_id=o.id, from_stage=None, to_stage=to.key, changed_by=origin.actor,
+                             changed_at=origin.at))
     if draft.ace and draft.ace.next_steps:
-        await repo.record_next_step(o.id, draft.ace.next_steps, origin.actor, origin.at)
-    origin.events.append(c.OpportunityCreatedV1(opportunity=to_contract(o, stage_set),
-                                                correlation_id=origin.correlation_id))
-    origin.events += _outcome_events(o, entry, origin, draft.ace.closed_lost_reason if draft.ace else None)
+        work.next_steps.append(dict(opportunity_id=o.id, text=draft.ace.next_steps, recorded_by=origin.actor,
+                                    recorded_at=origin.at))
+    work.events.append(c.OpportunityCreatedV1(opportunity=to_contract(o, stage_set),
+                                              correlation_id=origin.correlation_id))
+    work.events += _outcome_events(o, entry, origin, draft.ace.closed_lost_reason if draft.ace else None)
     if entry.won and o.partner_id is not None:
-        await _recompute(session, {o.partner_id}, origin)
-    return o, stage_set
+        work.partners.add(o.partner_id)
+    return o
 
 
-async def change(session: AsyncSession, o: Opportunity, changes: dict[str, Any], *, to_stage: str | None,
-                 origin: Origin, lost_reason: str | None = None) -> list[str]:
-    """Apply field changes and/or a stage move to a locked opportunity; one snapshot event if
-    anything changed. Returns the names of what changed."""
-    stage_sets = await ConfigRepository(session).stage_sets()
+def plan_change(o: OpportunityState, changes: dict[str, Any], *, stage_sets: dict[str, c.StageSet],
+                to_stage: str | None, origin: Origin, work: Work, lost_reason: str | None = None) -> list[str]:
+    """Field changes and/or a stage move, applied to `o`; one snapshot event if anything changed.
+    Partners must have been checked. Returns the names of what changed."""
     stage_set = domain.stage_set_of(stage_sets, o.pipeline)
-    before_won = _won_part(o)
-    repo = OpportunityRepository(session)
+    before_won = o.won_part()
     changed: list[str] = []
     for name, value in changes.items():
         if name in ("ace", "gcp"):
             stored = ace_of(o) if name == "ace" else gcp_of(o)
             if value != stored:
                 if name == "ace" and (text := domain.next_steps_changed(stored, value)):
-                    await repo.record_next_step(o.id, text, origin.actor, origin.at)
+                    work.next_steps.append(dict(opportunity_id=o.id, text=text, recorded_by=origin.actor,
+                                                recorded_at=origin.at))
                 setattr(o, name, _json(value))
                 changed.append(name)
             continue
-        if name == "partner_id" and value != o.partner_id:
-            await _check_partner(session, value)
         if name == "expected_close_date":
             domain.check_close_date(value)
-        stored_value = getattr(o, name)
         new_value = value.value if hasattr(value, "value") else value
-        if new_value != stored_value:
+        if new_value != getattr(o, name):
             setattr(o, name, new_value)
             changed.append(name)
     from_stage = o.stage
     entry: domain.StageEntry | None = None
     if to_stage is not None:
-        from_def = stage_set.stage(o.stage)
         to = domain.resolve_stage(stage_set, to_stage)
         if to.key != o.stage:
-            entry = domain.enter_stage(from_def, to, origin.at, closed_at=o.closed_at, launched_at=o.launched_at)
+            entry = domain.enter_stage(stage_set.stage(o.stage), to, origin.at, closed_at=o.closed_at,
+                                       launched_at=o.launched_at)
             o.stage, o.outcome = to.key, entry.outcome.value
             o.closed_at, o.launched_at, o.stage_entered_at = entry.closed_at, entry.launched_at, origin.at
-            await repo.record_stage(o.id, from_stage, to.key, origin.actor, origin.at)
+            work.history.append(dict(opportunity_id=o.id, from_stage=from_stage, to_stage=to.key,
+                                     changed_by=origin.actor, changed_at=origin.at))
             changed.append("stage")
             if lost_reason and entry.lost:
-                ace = (ace_of(o) or c.AceState()).model_copy(update={"closed_lost_reason": lost_reason})
-                o.ace = _json(ace)
-    if origin.source_modified_at is not None:
+                o.ace = _json((ace_of(o) or c.AceState()).model_copy(update={"closed_lost_reason": lost_reason}))
+    if origin.source_modified_at is not None and origin.source_modified_at != o.source_modified_at:
         o.source_modified_at = origin.source_modified_at
+        work.touch(o)
     if not changed:
         return changed
     o.version += 1
     o.updated_at = origin.at
-    await session.flush()
+    work.touch(o)
     snapshot = to_contract(o, stage_set)
     if entry is not None:
-        origin.events.append(c.OpportunityStageChangedV1(
+        work.events.append(c.OpportunityStageChangedV1(
             opportunity=snapshot, from_stage=from_stage, to_stage=o.stage, changed_by=origin.actor,
             changed_at=origin.at, correlation_id=origin.correlation_id))
         reason = lost_reason or (ace_of(o).closed_lost_reason if o.ace else None)
-        origin.events += _outcome_events(o, entry, origin, reason)
+        work.events += _outcome_events(o, entry, origin, reason)
     else:
-        origin.events.append(c.OpportunityUpdatedV1(opportunity=snapshot, changed=tuple(changed),
-                                                    correlation_id=origin.correlation_id))
-    after_won = _won_part(o)
+        work.events.append(c.OpportunityUpdatedV1(opportunity=snapshot, changed=tuple(changed),
+                                                  correlation_id=origin.correlation_id))
+    after_won = o.won_part()
     if before_won != after_won:
-        await _recompute(session, {p[0] for p in (before_won, after_won) if p}, origin)
+        work.partners |= {p[0] for p in (before_won, after_won) if p}
     return changed
 
 
-async def _recompute(session: AsyncSession, partner_ids: set[uuid.UUID], origin: Origin) -> None:
-    settings = await ConfigRepository(session).settings()
-    await session.flush()
-    await partners.recompute(session, partner_ids, settings, actor=origin.actor)
-
-
-async def _locked(session: AsyncSession, opportunity_id: uuid.UUID, expected_version: int | None) -> Opportunity:
+async def _locked(session: AsyncSession, opportunity_id: uuid.UUID, expected_version: int | None
+                  ) -> OpportunityState:
     o = await OpportunityRepository(session).get(opportunity_id, for_update=True)
     if o is None:
         raise NotFound(f"no opportunity with id {opportunity_id}", field="opportunity_id")
@@ -245,10 +261,13 @@ async def create_opportunity(session: AsyncSession, cmd: c.CreateOpportunity) ->
             domain.check_recorded_time(cmd.created_at, now)
         except Invalid as exc:
             raise Invalid(exc.message, field="created_at") from exc
-    origin = Origin(actor=cmd.actor, at=cmd.created_at or now, correlation_id=cmd.actor)
-    o, stage_set = await create(session, draft, pipeline=cmd.pipeline, stage=cmd.stage, origin=origin)
-    await add_events(session, SCHEMA, origin.events)
-    return to_contract(o, stage_set)
+    await check_partners(session, {draft.partner_id})
+    stage_sets = await ConfigRepository(session).stage_sets()
+    work = Work(actor=cmd.actor)
+    o = plan_create(draft, stage_sets=stage_sets, pipeline=cmd.pipeline, stage=cmd.stage, work=work,
+                    origin=Origin(actor=cmd.actor, at=cmd.created_at or now, correlation_id=cmd.actor))
+    await work.write(session)
+    return to_contract(o, stage_sets[o.pipeline])
 
 
 async def update_opportunity(session: AsyncSession, cmd: c.UpdateOpportunity) -> c.Opportunity:
@@ -257,10 +276,14 @@ async def update_opportunity(session: AsyncSession, cmd: c.UpdateOpportunity) ->
     for required in ("name", "customer", "amount", "currency", "deal_model"):
         if required in sent and sent[required] is None:
             raise Invalid(f"{required} cannot be empty", field=required)
-    origin = Origin(actor=cmd.actor, at=datetime.now(UTC), correlation_id=cmd.actor)
-    await change(session, o, sent, to_stage=None, origin=origin)
-    await add_events(session, SCHEMA, origin.events)
-    return to_contract(o, domain.stage_set_of(await ConfigRepository(session).stage_sets(), o.pipeline))
+    if sent.get("partner_id") not in (None, o.partner_id):
+        await check_partners(session, {sent["partner_id"]})
+    stage_sets = await ConfigRepository(session).stage_sets()
+    work = Work(actor=cmd.actor)
+    plan_change(o, sent, stage_sets=stage_sets, to_stage=None, work=work,
+                origin=Origin(actor=cmd.actor, at=datetime.now(UTC), correlation_id=cmd.actor))
+    await work.write(session)
+    return to_contract(o, stage_sets[o.pipeline])
 
 
 async def move_opportunity(session: AsyncSession, cmd: c.MoveOpportunity) -> c.Opportunity:
@@ -268,10 +291,12 @@ async def move_opportunity(session: AsyncSession, cmd: c.MoveOpportunity) -> c.O
     now = datetime.now(UTC)
     if cmd.occurred_at is not None:
         domain.check_recorded_time(cmd.occurred_at, now, not_before=o.stage_entered_at)
-    origin = Origin(actor=cmd.actor, at=cmd.occurred_at or now, correlation_id=cmd.actor)
-    await change(session, o, {}, to_stage=cmd.stage, origin=origin, lost_reason=cmd.closed_lost_reason)
-    await add_events(session, SCHEMA, origin.events)
-    return to_contract(o, domain.stage_set_of(await ConfigRepository(session).stage_sets(), o.pipeline))
+    stage_sets = await ConfigRepository(session).stage_sets()
+    work = Work(actor=cmd.actor)
+    plan_change(o, {}, stage_sets=stage_sets, to_stage=cmd.stage, work=work, lost_reason=cmd.closed_lost_reason,
+                origin=Origin(actor=cmd.actor, at=cmd.occurred_at or now, correlation_id=cmd.actor))
+    await work.write(session)
+    return to_contract(o, stage_sets[o.pipeline])
 
 
 async def get_opportunity(session: AsyncSession, cmd: c.GetOpportunity) -> c.OpportunityDetail:

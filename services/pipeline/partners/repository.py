@@ -34,15 +34,19 @@ class PartnerRepository:
             query = query.with_for_update()
         return await self.session.scalar(query.execution_options(populate_existing=True))
 
-    async def exists(self, partner_id: uuid.UUID) -> bool:
-        # Ingestion asks about the same few partners over and over within one batch.
+    async def existing(self, partner_ids: set[uuid.UUID]) -> set[uuid.UUID]:
+        """Which of these partners exist (remembered for the transaction: a batch asks again and again)."""
         known: set[uuid.UUID] = self.session.info.setdefault(_KNOWN, set())
-        if partner_id in known:
-            return True
-        found = await self.session.scalar(select(Partner.id).where(Partner.id == partner_id))
-        if found is not None:
-            known.add(partner_id)
-        return found is not None
+        unknown = partner_ids - known
+        if unknown:
+            known |= set(await self.session.scalars(select(Partner.id).where(Partner.id.in_(unknown))))
+        return partner_ids & known
+
+    async def get_many(self, partner_ids: list[uuid.UUID], *, for_update: bool = False) -> list[Partner]:
+        query = select(Partner).where(Partner.id.in_(partner_ids)).order_by(Partner.id)
+        if for_update:
+            query = query.with_for_update()
+        return list(await self.session.scalars(query.execution_options(populate_existing=True)))
 
     async def name_taken(self, name: str, *, other_than: uuid.UUID | None = None) -> bool:
         query = select(Partner.id).where(func.lower(Partner.name) == name.lower())

@@ -164,11 +164,10 @@ async def recompute(session: AsyncSession, partner_ids: Iterable[uuid.UUID], set
     for start in range(0, len(ids), 1000):
         chunk = ids[start:start + 1000]
         won = await repo.won_since(chunk, since)
-        for partner_id in chunk:
-            revenue = config_domain.total_in_reporting(won.get(partner_id, {}), settings)
-            partner = await repo.get(partner_id, for_update=True)
-            if partner is None or not partner.tier_auto or partner.archived_at is not None:
+        for partner in await repo.get_many(chunk, for_update=True):
+            if not partner.tier_auto or partner.archived_at is not None:
                 continue
+            revenue = config_domain.total_in_reporting(won.get(partner.id, {}), settings)
             partner.trailing_revenue = revenue
             tier = domain.tier_for(revenue, settings.tier_thresholds)
             if tier.value == partner.tier:
