@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts import pipeline as pc
+from gateway.read_models import commissions as commission_models
 from gateway.read_models import forecast as fc
 from gateway.read_models import partners as partner_models
 from gateway.read_models import pipeline as pipeline_models
@@ -83,7 +84,8 @@ class Dashboard:
     unconverted: dict[str, Decimal] = field(default_factory=dict)
     partners_by_type: list[tuple[str, int]] = field(default_factory=list)
     partners_total: int = 0
-    commissions: list[object] | None = None
+    commissions: list[commission_models.Figure] | None = None
+    commissions_quarter: str = ""
     relationships: list[tuple[str, int]] | None = None
 
 
@@ -154,10 +156,13 @@ async def load(request: Request, actor: str, today: date | None = None) -> Dashb
         stage_sets = await pipeline_models.stage_sets(session)
         trend = await _quarter_trend(session, settings, k.forecast.starts_on, today) if has_deals else None
         movers = await _movers(session, now) if has_deals else []
+        commissions = await commission_models.kpis(session, today)
     f = k.forecast
     d = Dashboard(quarter_label=f.quarter, days_left=f.days_left, currency=k.currency, pipeline_ready=has_deals)
     d.partners_by_type = [(t, n) for t, n in counts.items() if n]
     d.partners_total = sum(counts.values())
+    d.commissions = list(commissions.figures) or None
+    d.commissions_quarter = commissions.quarter
     if not has_deals:
         return d
     d.attainment = Attainment(currency=f.currency, target=f.target, closed=f.closed_won, projected=f.projected,

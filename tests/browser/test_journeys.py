@@ -68,6 +68,19 @@ class TestSignIn:
         assert len(bars) >= 3 and all(b["height"] > 0 and b["width"] > 0 for b in bars)
         tallest = max(bars, key=lambda b: b["height"])
         assert tallest["height"] > 20, "the biggest type fills a good part of the chart"
+        # The demo deals: every pipeline chart is drawn with real geometry.
+        await page.get_by_test_id("closed-won").wait_for()
+        closed = await page.locator('[data-testid="chart-attainment"] rect.closed').bounding_box()
+        target = await page.locator('[data-testid="chart-attainment"] line.target').bounding_box()
+        assert closed and closed["width"] > 0 and target and target["height"] > 0
+        stages = page.locator('[data-testid="chart-stages"] rect.stage-amount')
+        assert await stages.count() >= 3
+        for i in range(await stages.count()):
+            box = await stages.nth(i).bounding_box()
+            assert box is not None and box["height"] > 0
+        assert await page.locator('[data-testid="chart-trend"] path.line').count() == 1
+        assert any(b["height"] > 0 for b in await _bars(page, "arr-by-type"))
+        assert any(b["height"] > 0 for b in await _bars(page, "launches"))
         assert await page.get_by_role("link", name="REST API (OpenAPI)").is_visible()
         await shot(page, "dashboard")
 
@@ -96,6 +109,7 @@ class TestDealJourney:
         await form.get_by_role("button", name="Add partner").click()
         await page.get_by_test_id("partner-name").wait_for()
         assert await page.get_by_test_id("partner-name").inner_text() == partner
+        partner_id = re.search(r"/partners/([0-9a-f-]{36})", page.url)[1]
         await shot(page, "partner")
 
         # A deal for that partner; a bad amount is refused beside its field, then corrected.
@@ -113,17 +127,21 @@ class TestDealJourney:
         assert await page.get_by_test_id("deal-name").inner_text() == deal
         assert "Lead" in await page.get_by_test_id("deal-stage").inner_text()
 
-        # On the board: one stage on with the keyboard, then dragged to Won.
+        # On the board, narrowed to the new partner: one stage on with the keyboard, then dragged to Won.
         await page.goto("/pipeline")
+        await page.get_by_label("Partner").select_option(label=partner)
+        async with page.expect_navigation():
+            await page.get_by_role("button", name="Filter").click()
+        assert partner_id in page.url
         card = page.locator(f'[data-testid="deal"][data-name="{deal}"]')
         await card.focus()
-        await page.keyboard.press("]")
-        await page.get_by_test_id("notice").wait_for()
+        async with page.expect_navigation():
+            await page.keyboard.press("]")
         assert f"Moved {deal} to Qualified" in await page.get_by_test_id("notice").inner_text()
         card = page.get_by_test_id("column-qualified").locator(f'[data-name="{deal}"]')
         assert await card.count() == 1
-        await card.drag_to(page.get_by_test_id("column-won"))
-        await page.get_by_test_id("notice").wait_for()
+        async with page.expect_navigation():
+            await card.drag_to(page.get_by_test_id("column-won"))
         assert "to Won" in await page.get_by_test_id("notice").inner_text()
         assert await page.get_by_test_id("column-won").locator(f'[data-name="{deal}"]').count() == 1
         await shot(page, "pipeline")
@@ -137,7 +155,7 @@ class TestDealJourney:
         await shot(page, "dashboard-after-win")
 
         # The deal's page tells its story.
-        await page.goto("/pipeline?pipeline=resale")
+        await page.goto(f"/pipeline?partner={partner_id}")
         await page.get_by_test_id("column-won").get_by_role("link", name=deal).click()
         history = await page.get_by_test_id("stage-history").inner_text()
         assert "Won" in history and "Qualified" in history and "Lead" in history
