@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from gateway.auth import Role
+from gateway.demo_commissions import seed_commissions
 from gateway.demo_pipeline import seed_pipeline
 from gateway.users import ensure_user, new_password
 from runtime import bus
@@ -42,6 +43,7 @@ async def seed(settings: Settings) -> int:
     nc = await bus.connect(settings.nats_url, name="seed")
     try:
         counts = await seed_pipeline(nc)
+        counts |= await seed_commissions(nc)
     finally:
         await nc.close()
     logger.info("demo seed: %s", counts)
