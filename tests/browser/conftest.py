@@ -34,8 +34,9 @@ TABLET = {"width": 820, "height": 1180}
 def _apt_install() -> str:
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     log = []
-    for step in (["apt-get", "install", "-y", "--no-install-recommends", "chromium"], ["apt-get", "update"],
-                 ["apt-get", "install", "-y", "--no-install-recommends", "chromium"]):
+    # Without package lists (a fresh machine) the first install fails fast; then update and try again.
+    for step in (["apt-get", "install", "-y", "chromium"], ["apt-get", "update"],
+                 ["apt-get", "install", "-y", "chromium"]):
         if step[1] == "update" and os.path.exists(CHROMIUM):
             break
         done = subprocess.run(step, env=env, capture_output=True, text=True, timeout=900)
