@@ -485,7 +485,7 @@ async def load_scale(args: argparse.Namespace, urls: dict[str, str]) -> dict[str
     recount_seconds = time.perf_counter() - t0
     conn = await asyncpg.connect(plain_dsn(urls["admin"]))
     try:
-        await conn.execute("ANALYZE")
+        await conn.execute("VACUUM ANALYZE")
         sizes = {t: await conn.fetchval(f"SELECT count(*) FROM {t}") for t in (
             "pipeline.opportunity", "pipeline.partner", "gateway.pipeline_opportunity", "gateway.pipeline_partner",
             "gateway.pipeline_open_agg", "gateway.pipeline_closed_agg", "gateway.pipeline_partner_won_agg",

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from pydantic import BaseModel
@@ -27,12 +27,16 @@ from sqlalchemy import (
     Text,
     Uuid,
     case,
+    cast,
     column,
     delete,
     func,
     literal,
+    null,
     select,
     text,
+    tuple_,
+    union_all,
     values,
 )
 from sqlalchemy.dialects.postgresql import JSONB, insert
@@ -143,6 +147,33 @@ class StuckAgg(Base):
     deals: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
+class ArrWindow(Base):
+    """The months and exchange rates the per-partner ARR below is kept for."""
+
+    __tablename__ = "pipeline_arr_window"
+
+    id: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    first_month: Mapped[date] = mapped_column(Date)
+    last_month: Mapped[date] = mapped_column(Date)
+    reporting_currency: Mapped[str] = mapped_column(String(3))
+    rates: Mapped[dict[str, str]] = mapped_column(JSONB)
+
+
+class PartnerArrCurrency(Base):
+    __tablename__ = "pipeline_partner_arr_currency"
+
+    partner_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    currency: Mapped[str] = mapped_column(String(3), primary_key=True)
+    amount: Mapped[Decimal] = mapped_column(MONEY)
+
+
+class PartnerArrTotal(Base):
+    __tablename__ = "pipeline_partner_arr"
+
+    partner_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    arr: Mapped[Decimal] = mapped_column(Numeric(22, 2))
+
+
 # aggregate name -> (model, key columns, value columns)
 AGGREGATES: dict[str, tuple[type[Base], tuple[str, ...], tuple[str, ...]]] = {
     "open": (OpenAgg, ("pipeline", "stage", "owner", "currency", "close_month"), ("deals", "amount")),
@@ -206,6 +237,102 @@ async def on_opportunities(session: AsyncSession, events: list[Event]) -> None:
         if changes:
             await session.execute(_UPSERT_AGGREGATE[name], [
                 dict(zip((*key_columns, *value_columns), (*key, *vals), strict=True)) for key, vals in changes])
+    won = [(key, vals) for (agg, key), vals in deltas.items() if agg == "partner_won" and vals[1]]
+    if won:
+        await _apply_arr(session, won)
+
+
+# ------------------------------------------------------------------------- trailing-twelve-month ARR
+# Consumers keep pipeline_partner_arr for the window in pipeline_arr_window under a shared lock; a new
+# month or new exchange rates rebuild it from the month aggregate under the exclusive lock, so a
+# rebuild never misses a consumer's uncommitted change nor counts it twice.
+
+_ARR_SHARED = text("SELECT pg_advisory_xact_lock_shared(hashtext('gateway.pipeline_partner_arr'))")
+_ARR_EXCLUSIVE = text("SELECT pg_advisory_xact_lock(hashtext('gateway.pipeline_partner_arr'))")
+
+
+def _rates_json(settings: pc.PipelineSettings) -> dict[str, str]:
+    return {currency: str(rate) for currency, rate in sorted(settings.fx_rates.items())}
+
+
+def _convert_one(amount: Decimal, currency: str, window: ArrWindow) -> Decimal:
+    if currency == window.reporting_currency:
+        return amount
+    rate = window.rates.get(currency)
+    return (amount * Decimal(rate)).quantize(fc.CENT, ROUND_HALF_UP) if rate is not None else Decimal(0)
+
+
+async def _apply_arr(session: AsyncSession, won: list[tuple[tuple[Any, ...], tuple[Any, ...]]]) -> None:
+    await session.execute(_ARR_SHARED)
+    window = await session.scalar(select(ArrWindow).where(ArrWindow.id == 1))
+    if window is None:
+        return
+    by_key: dict[tuple[uuid.UUID, str], Decimal] = {}
+    for (partner, month, currency), (_deals, amount) in won:
+        if window.first_month <= month <= window.last_month:
+            key = (uuid.UUID(str(partner)), currency)
+            by_key[key] = by_key.get(key, Decimal(0)) + amount
+    keys = sorted(k for k, v in by_key.items() if v)
+    if not keys:
+        return
+    stored = {(r.partner_id, r.currency): r.amount for r in await session.execute(
+        select(PartnerArrCurrency.partner_id, PartnerArrCurrency.currency, PartnerArrCurrency.amount)
+        .where(tuple_(PartnerArrCurrency.partner_id, PartnerArrCurrency.currency).in_(keys))
+        .order_by(PartnerArrCurrency.partner_id, PartnerArrCurrency.currency).with_for_update())}
+    totals: dict[uuid.UUID, Decimal] = {}
+    rows = []
+    for partner, currency in keys:
+        old = stored.get((partner, currency), Decimal(0))
+        new = old + by_key[(partner, currency)]
+        rows.append({"partner_id": partner, "currency": currency, "amount": new})
+        change = _convert_one(new, currency, window) - _convert_one(old, currency, window)
+        totals[partner] = totals.get(partner, Decimal(0)) + change
+    await session.execute(_UPSERT_ARR_CURRENCY, rows)
+    await session.execute(_UPSERT_ARR_TOTAL, [{"partner_id": p, "arr": v} for p, v in sorted(totals.items()) if v])
+
+
+def arr_window(today: date) -> tuple[date, date]:
+    """The trailing twelve calendar months, the current one included."""
+    return fc.add_months(fc.month_of(today), -11), fc.month_of(today)
+
+
+def _window_current(window: ArrWindow | None, today: date, settings: pc.PipelineSettings) -> bool:
+    return (window is not None and window.last_month == fc.month_of(today)
+            and window.reporting_currency == settings.reporting_currency and window.rates == _rates_json(settings))
+
+
+async def ensure_arr_window(session: AsyncSession, today: date) -> bool:
+    """Rebuild the per-partner ARR if its window is not the twelve months ending this month (or the
+    rates changed). Cheap when nothing is to do; the caller commits. True if it rebuilt."""
+    settings = await settings_of(session)
+    if _window_current(await session.scalar(select(ArrWindow).where(ArrWindow.id == 1)), today, settings):
+        return False
+    await session.execute(_ARR_EXCLUSIVE)
+    window = await session.scalar(select(ArrWindow).where(ArrWindow.id == 1).execution_options(populate_existing=True))
+    if _window_current(window, today, settings):
+        return False
+    await _rebuild_arr(session, *arr_window(today), settings)
+    return True
+
+
+async def _rebuild_arr(session: AsyncSession, first: date, last: date, settings: pc.PipelineSettings) -> None:
+    await session.execute(delete(PartnerArrTotal))
+    await session.execute(delete(PartnerArrCurrency))
+    await session.execute(delete(ArrWindow))
+    await session.execute(text(
+        f"INSERT INTO {SCHEMA}.pipeline_partner_arr_currency (partner_id, currency, amount) "
+        f"SELECT partner_id, currency, sum(amount) FROM {SCHEMA}.pipeline_partner_won_agg "
+        "WHERE month >= :first AND month <= :last GROUP BY 1, 2 HAVING sum(amount) <> 0"),
+        {"first": first, "last": last})
+    rates = _rates(settings)
+    per_partner = (select(PartnerArrCurrency.partner_id,
+                          func.sum(func.round(PartnerArrCurrency.amount * rates.c.rate, 2)).label("arr"))
+                   .join(rates, rates.c.currency == PartnerArrCurrency.currency)
+                   .group_by(PartnerArrCurrency.partner_id))
+    await session.execute(insert(PartnerArrTotal).from_select(["partner_id", "arr"], per_partner))
+    session.add(ArrWindow(id=1, first_month=first, last_month=last, reporting_currency=settings.reporting_currency,
+                          rates=_rates_json(settings)))
+    await session.flush()
 
 
 # Plain SQL, compiled once: SQLAlchemy 2.0 cannot cache the Postgres dialect's INSERT ... ON CONFLICT
@@ -218,6 +345,13 @@ _UPSERT_OPPORTUNITY = text(
     + ", ".join(f"{c} = EXCLUDED.{c}" for c in _ROW_COLUMNS if c != "id")
     + " WHERE pipeline_opportunity.version < EXCLUDED.version"
 )
+_UPSERT_ARR_CURRENCY = text(
+    f"INSERT INTO {SCHEMA}.pipeline_partner_arr_currency (partner_id, currency, amount) "
+    "VALUES (:partner_id, :currency, :amount) "
+    "ON CONFLICT (partner_id, currency) DO UPDATE SET amount = EXCLUDED.amount")
+_UPSERT_ARR_TOTAL = text(
+    f"INSERT INTO {SCHEMA}.pipeline_partner_arr (partner_id, arr) VALUES (:partner_id, :arr) "
+    "ON CONFLICT (partner_id) DO UPDATE SET arr = pipeline_partner_arr.arr + EXCLUDED.arr")
 _UPSERT_AGGREGATE = {
     name: text(
         f"INSERT INTO {SCHEMA}.{model.__table__.name} ({', '.join((*keys, *vals))}) "
@@ -282,6 +416,20 @@ async def aggregate_drift(session: AsyncSession) -> dict[str, int]:
         out[name] = int(await session.scalar(text(
             f"SELECT count(*) FROM (({stored} EXCEPT ALL {counted}) UNION ALL ({counted} EXCEPT ALL {stored})) AS d"
         )) or 0)
+    window = await session.scalar(select(ArrWindow).where(ArrWindow.id == 1))
+    if window is not None:
+        counted = (f"SELECT partner_id, currency, sum(amount) FROM {SCHEMA}.pipeline_partner_won_agg "
+                   f"WHERE month >= :first AND month <= :last GROUP BY 1, 2 HAVING sum(amount) <> 0")
+        stored = f"SELECT partner_id, currency, amount FROM {SCHEMA}.pipeline_partner_arr_currency WHERE amount <> 0"
+        out["partner_arr"] = int(await session.scalar(text(
+            f"SELECT count(*) FROM (({stored} EXCEPT ALL {counted}) UNION ALL ({counted} EXCEPT ALL {stored})) AS d"
+        ), {"first": window.first_month, "last": window.last_month}) or 0)
+        totals = {r.partner_id: r.arr for r in await session.scalars(select(PartnerArrTotal))}
+        expected: dict[uuid.UUID, Decimal] = {}
+        for r in await session.scalars(select(PartnerArrCurrency)):
+            expected[r.partner_id] = expected.get(r.partner_id, Decimal(0)) + _convert_one(r.amount, r.currency, window)
+        out["partner_arr"] += sum(1 for p in set(totals) | set(expected)
+                                  if totals.get(p, Decimal(0)) != expected.get(p, Decimal(0)))
     return out
 
 
@@ -305,6 +453,12 @@ async def on_settings(session: AsyncSession, event: Event) -> None:
     await session.execute(stmt.on_conflict_do_update(
         index_elements=[SettingsView.id], set_={"definition": data, "version": event.settings.version},
         where=SettingsView.version < stmt.excluded.version))
+    # Other rates or another reporting currency: the ARR kept per partner is converted afresh.
+    await session.execute(_ARR_EXCLUSIVE)
+    window = await session.scalar(select(ArrWindow).where(ArrWindow.id == 1))
+    settings = await settings_of(session)
+    if window is not None and not _window_current(window, window.last_month, settings):
+        await _rebuild_arr(session, window.first_month, window.last_month, settings)
 
 
 SUBSCRIPTIONS: tuple[Subscription, ...] = (
@@ -318,7 +472,8 @@ SUBSCRIPTIONS: tuple[Subscription, ...] = (
     Subscription(consumer="gateway", models=(pc.PipelineSettingsChangedV1,), handle=on_settings),
 )
 READ_MODEL_TABLES = tuple(m.__table__ for m in (OpportunityView, StageView, SettingsView, OpenAgg, ClosedAgg,
-                                                PartnerWonAgg, LaunchAgg, StuckAgg))
+                                                PartnerWonAgg, LaunchAgg, StuckAgg, ArrWindow, PartnerArrCurrency,
+                                                PartnerArrTotal))
 
 # --------------------------------------------------------------------------------------- reading
 
@@ -420,6 +575,8 @@ def _owner_filter(column: Any, owner: str | None) -> list[Any]:
 async def kpis(session: AsyncSession, *, as_of: date, owner: str | None = None, top: int = 10) -> PipelineKpis:
     """Every pipeline KPI for the fiscal quarter holding `as_of`; `owner` narrows deal figures to the
     deals a team member owns, and partner figures (ARR) to the partners they own."""
+    # The per-partner ARR aggregate holds tens of thousands of groups at scale: keep it in memory.
+    await session.execute(text("SET LOCAL work_mem = '32MB'"))
     settings = await settings_of(session)
     stages = await stage_sets(session)
     probability = {(p, s.stage): s for p, ss in stages.items() for s in ss}
@@ -512,19 +669,25 @@ async def _arr(session: AsyncSession, settings: pc.PipelineSettings, first: date
                top: int) -> tuple[list[PartnerArr], dict[str, Decimal]]:
     """Won amounts over the trailing twelve months, per partner (top N) and per partner type. Each
     partner's total per currency is converted and rounded to the cent, then added up."""
-    rates = _rates(settings)
-    per_currency = (
-        select(PartnerWonAgg.partner_id, PartnerWonAgg.currency, func.sum(PartnerWonAgg.amount).label("amount"))
-        .where(PartnerWonAgg.month >= first, PartnerWonAgg.month <= last)
-        .group_by(PartnerWonAgg.partner_id, PartnerWonAgg.currency)
-        .cte("per_currency")
-    )
-    per_partner = (
-        select(per_currency.c.partner_id, func.sum(func.round(per_currency.c.amount * rates.c.rate, 2)).label("arr"))
-        .join(rates, rates.c.currency == per_currency.c.currency)
-        .group_by(per_currency.c.partner_id)
-        .cte("per_partner")
-    )
+    window = await session.scalar(select(ArrWindow).where(ArrWindow.id == 1))
+    if _window_current(window, last, settings):
+        # The consumers keep this window's ARR per partner: ten thousand partners, not a year of months.
+        per_partner = select(PartnerArrTotal.partner_id, PartnerArrTotal.arr).cte("per_partner")
+    else:
+        rates = _rates(settings)
+        per_currency = (
+            select(PartnerWonAgg.partner_id, PartnerWonAgg.currency, func.sum(PartnerWonAgg.amount).label("amount"))
+            .where(PartnerWonAgg.month >= first, PartnerWonAgg.month <= last)
+            .group_by(PartnerWonAgg.partner_id, PartnerWonAgg.currency)
+            .cte("per_currency")
+        )
+        per_partner = (
+            select(per_currency.c.partner_id,
+                   func.sum(func.round(per_currency.c.amount * rates.c.rate, 2)).label("arr"))
+            .join(rates, rates.c.currency == per_currency.c.currency)
+            .group_by(per_currency.c.partner_id)
+            .cte("per_partner")
+        )
     nil = uuid.UUID(fc.NIL_PARTNER)
     joined = (select(per_partner.c.partner_id, per_partner.c.arr, PartnerView.name, PartnerView.type)
               .outerjoin(PartnerView, PartnerView.id == per_partner.c.partner_id)
@@ -532,14 +695,19 @@ async def _arr(session: AsyncSession, settings: pc.PipelineSettings, first: date
     if owner is not None:
         joined = joined.where(PartnerView.owner == owner)
     sub = joined.cte("arr")
-    top_rows = (await session.execute(select(sub).order_by(sub.c.arr.desc(), sub.c.partner_id).limit(top))).all()
+    # One statement: the per-partner totals are computed once for both the top N and the types.
     type_label = case((sub.c.partner_id == nil, literal("unassigned")), else_=func.coalesce(sub.c.type, "unknown"))
-    by_type = (await session.execute(select(type_label, func.sum(sub.c.arr)).group_by(type_label))).tuples().all()
+    top_rows = (select(literal("top").label("kind"), sub.c.partner_id, sub.c.arr, sub.c.name, sub.c.type)
+                .order_by(sub.c.arr.desc(), sub.c.partner_id).limit(top).subquery())
+    type_rows = select(literal("type").label("kind"), cast(null(), Uuid).label("partner_id"),
+                       func.sum(sub.c.arr).label("arr"), cast(null(), String).label("name"),
+                       type_label.label("type")).group_by(type_label)
+    rows = (await session.execute(union_all(select(top_rows), type_rows))).all()
     partners = [PartnerArr(partner_id=None if r.partner_id == nil else r.partner_id,
                            name=r.name or ("(no partner)" if r.partner_id == nil else "(unknown partner)"),
                            type=r.type or ("unassigned" if r.partner_id == nil else "unknown"), arr=r.arr)
-                for r in top_rows]
-    return partners, {t: amount for t, amount in sorted(by_type)}
+                for r in sorted((r for r in rows if r.kind == "top"), key=lambda r: (-r.arr, str(r.partner_id)))]
+    return partners, {r.type: r.arr for r in sorted((r for r in rows if r.kind == "type"), key=lambda r: r.type)}
 
 
 async def _launches(session: AsyncSession, settings: pc.PipelineSettings, year: int, quarter: int,

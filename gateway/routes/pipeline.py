@@ -233,6 +233,9 @@ async def pipeline_kpis(
     day = as_of or datetime.now(UTC).date()
     if not date(1990, 1, 1) <= day <= date(2200, 12, 31):
         raise pipeline_csv.unprocessable(["query", "as_of"], "not between 1990 and 2200")
+    async with sessions(request)() as session, session.begin():
+        # Rolls the per-partner ARR over when a month begins (a no-op on every other read).
+        await pipeline_models.ensure_arr_window(session, datetime.now(UTC).date())
     async with sessions(request)() as session:
         return await pipeline_models.kpis(session, as_of=day, owner=owner, top=top)
 
