@@ -68,6 +68,7 @@ class Principal:
     kind: Literal["user", "token"]
     scopes: frozenset[str] = frozenset()
     csrf_token: str | None = None
+    time_zone: str = "UTC"
 
 
 def hash_password(password: str) -> str:
@@ -124,7 +125,7 @@ async def authenticate(request: Request, session: AsyncSession) -> Principal | N
         return None
     user_session, user = found
     return Principal(id=str(user.id), name=user.email, role=Role(user.role), kind="user",
-                     csrf_token=user_session.csrf_token)
+                     csrf_token=user_session.csrf_token, time_zone=user.time_zone)
 
 
 async def check_csrf(request: Request, principal: Principal) -> None:

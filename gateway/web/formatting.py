@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from jinja2 import pass_context
+from jinja2.runtime import Context
 
 SYMBOLS = {"USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥", "AUD": "A$", "CAD": "C$"}
 
@@ -56,18 +59,41 @@ def percent(value: object, digits: int = 0) -> str:
     return f"{float(_decimal(value)) * 100:.{digits}f}%"
 
 
+def _zone(tz: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")
+
+
 def day(value: date | datetime | None, tz: str = "UTC") -> str:
     if value is None:
         return "—"
     if isinstance(value, datetime):
-        value = value.astimezone(ZoneInfo(tz)).date()
+        value = value.astimezone(_zone(tz)).date()
     return value.strftime("%d %b %Y")
 
 
 def when(value: datetime | None, tz: str = "UTC") -> str:
     if value is None:
         return "—"
-    return value.astimezone(ZoneInfo(tz)).strftime("%d %b %Y %H:%M")
+    return value.astimezone(_zone(tz)).strftime("%d %b %Y %H:%M")
+
+
+def _viewer_zone(context: Context) -> str:
+    principal = context.get("principal")
+    return getattr(principal, "time_zone", None) or "UTC"
+
+
+@pass_context
+def day_for_viewer(context: Context, value: date | datetime | None) -> str:
+    """A moment as the day it was where the signed-in person lives (stored times are UTC)."""
+    return day(value, _viewer_zone(context))
+
+
+@pass_context
+def when_for_viewer(context: Context, value: datetime | None) -> str:
+    return when(value, _viewer_zone(context))
 
 
 def quarter_of(d: date) -> tuple[int, int]:
@@ -90,6 +116,6 @@ FILTERS = {
     "money_short": money_short,
     "number_short": number_short,
     "percent": percent,
-    "day": day,
-    "when": when,
+    "day": day_for_viewer,
+    "when": when_for_viewer,
 }

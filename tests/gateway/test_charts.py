@@ -96,3 +96,15 @@ class TestMoney:
 
     def test_percent(self):
         assert percent(Decimal("0.4567")) == "46%" and percent(None) == "—"
+
+
+class TestTimes:
+    def test_a_moment_reads_in_the_viewers_time_zone(self):
+        from datetime import UTC, datetime
+
+        from gateway.web.formatting import day, when
+
+        late = datetime(2026, 11, 24, 23, 30, tzinfo=UTC)
+        assert day(late) == "24 Nov 2026" and day(late, "Asia/Tokyo") == "25 Nov 2026"
+        assert when(late, "America/New_York") == "24 Nov 2026 18:30"
+        assert when(late, "Not/AZone") == "24 Nov 2026 23:30", "an unknown zone falls back to UTC"
