@@ -300,3 +300,19 @@ class TestDealEditing:
         assert stale.status_code == 409 and "Someone changed this deal" in stale.text
         viewer = (await gateway.people[Role.viewer].client.get(f"/opportunities/{deal_id}", headers=HTML)).text
         assert 'data-testid="deal-edit"' not in viewer and 'data-testid="move-form"' not in viewer
+
+
+class TestApiDocs:
+    async def test_docs_are_public_linked_from_every_page_and_need_no_cdn(self, gateway: Gateway):
+        async with gateway.client() as anonymous:
+            docs = await anonymous.get("/docs")
+            assert docs.status_code == 200
+            assert "cdn." not in docs.text and "/static/apidocs/swagger-ui-bundle.js" in docs.text
+            asset = await anonymous.get("/static/apidocs/swagger-ui-bundle.js")
+            assert asset.status_code == 200 and len(asset.content) > 100_000
+            redoc = await anonymous.get("/redoc")
+            assert redoc.status_code == 200 and "fonts.googleapis" not in redoc.text
+            assert (await anonymous.get("/openapi.json")).json()["info"]["title"] == "PartnerOps API"
+            assert "asyncapi" in (await anonymous.get("/asyncapi.json")).json()
+        page = (await gateway.people[Role.viewer].client.get("/", headers=HTML)).text
+        assert 'href="/docs"' in page and 'href="/asyncapi.json"' in page
