@@ -15,6 +15,7 @@ from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from contracts import pipeline as pc
 from gateway.auth import Role
 from gateway.models import User
 from gateway.read_models import pipeline as pipeline_models
@@ -49,11 +50,13 @@ class MemberKpis:
         return not (self.deals_owned or self.won or self.lost)
 
 
-async def _moved_recently(session: AsyncSession, owner: str, since: datetime) -> int:
-    """Deals of `owner` that changed stage since `since` (a new deal has not moved yet)."""
+async def _advanced(session: AsyncSession, owner: str, since: datetime) -> int:
+    """Deals of `owner` that moved to another stage since `since` and were not lost by it (a new deal
+    has not moved yet)."""
     view = pipeline_models.OpportunityView
     count = await session.scalar(select(func.count()).select_from(view).where(
-        view.owner == owner, view.stage_entered_at >= since, view.stage_entered_at > view.created_at))
+        view.owner == owner, view.stage_entered_at >= since, view.stage_entered_at > view.created_at,
+        view.outcome != pc.Outcome.lost.value))
     return int(count or 0)
 
 
@@ -66,7 +69,7 @@ async def member_kpis(session: AsyncSession, owner: str, today: date, now: datet
         weighted_amount=sum((f.weighted for f in k.pipeline_by_stage), Decimal(0)),
         closed_amount=sum((o.won_amount for o in k.outcomes_by_pipeline), Decimal(0)),
         won=k.won, lost=k.lost, win_rate=k.win_rate, cycle_days=k.average_cycle_days,
-        advanced=await _moved_recently(session, owner, now - ADVANCED_WINDOW),
+        advanced=await _advanced(session, owner, now - ADVANCED_WINDOW),
         stale=k.stuck.count, stale_after_days=k.stuck.after_days, stale_deals=k.stuck.oldest,
     )
 
