@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from typing import Annotated
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -45,11 +46,40 @@ class UserOut(BaseModel):
     created_at: datetime
 
 
+def _known_zone(value: str | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown time zone {value!r}; use an IANA name such as Europe/Berlin") from exc
+    return value
+
+
 class UserPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     role: Role | None = None
     active: bool | None = None
+    time_zone: str | None = Field(default=None, max_length=64)
+
+    @field_validator("time_zone")
+    @classmethod
+    def _zone(cls, value: str | None) -> str | None:
+        return _known_zone(value)
+
+
+class MePatch(BaseModel):
+    """What people may change about themselves."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    time_zone: str = Field(max_length=64)
+
+    @field_validator("time_zone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        return _known_zone(value) or value
 
 
 class TokenIn(BaseModel):
@@ -111,6 +141,21 @@ async def me(request: Request, principal: Annotated[Principal, Depends(require(R
     return _user_out(user)
 
 
+@router.patch("/me", response_model=UserOut)
+async def change_me(body: MePatch, request: Request,
+                    principal: Annotated[Principal, Depends(require(Role.viewer))]) -> UserOut:
+    async with sessions(request)() as session, session.begin():
+        user = await session.get(User, uuid.UUID(principal.id), with_for_update=True)
+        assert user is not None
+        before = _user_out(user)
+        user.time_zone = body.time_zone
+        await session.flush()
+        after = _user_out(user)
+        await audit.record(session, actor=principal.name, action="user.changed", entity="user", entity_id=user.id,
+                           before=before, after=after)
+    return after
+
+
 @router.get("/users", response_model=list[UserOut])
 async def list_users(request: Request, _: Annotated[Principal, Depends(require(Role.admin))]) -> list[UserOut]:
     async with sessions(request)() as session:
@@ -146,6 +191,8 @@ async def change_user(user_id: uuid.UUID, body: UserPatch, request: Request,
             user.role = body.role.value
         if body.active is not None:
             user.active = body.active
+        if body.time_zone is not None:
+            user.time_zone = body.time_zone
         await session.flush()
         after = _user_out(user)
         await audit.record(session, actor=principal.name, action="user.changed", entity="user", entity_id=user.id,
