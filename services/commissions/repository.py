@@ -14,6 +14,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.commissions.models import (
+    SCHEMA,
     Agreement,
     AgreementAudit,
     AgreementState,
@@ -320,13 +321,15 @@ class StateRepository:
         await self.session.execute(stmt, [{f"b_{k}": v for k, v in s.items()} for s in states])
 
     async def customers(self, pairs: Iterable[tuple[uuid.UUID, str]]) -> list[Any]:
-        wanted = set(pairs)
+        wanted = sorted(set(pairs))
         if not wanted:
             return []
-        t = CustomerState.__table__
+        # Joined from the exact keys, so it is primary-key lookups whatever the statistics say.
         rows = await self.session.execute(
-            select(t).where(t.c.agreement_id.in_({a for a, _ in wanted}), t.c.customer.in_({c for _, c in wanted})))
-        return [r for r in rows if (r.agreement_id, r.customer) in wanted]
+            text(f"SELECT cs.* FROM unnest(CAST(:a AS uuid[]), CAST(:c AS text[])) AS k(agreement_id, customer) "
+                 f"JOIN {SCHEMA}.customer_state cs USING (agreement_id, customer)"),
+            {"a": [a for a, _ in wanted], "c": [c for _, c in wanted]})
+        return list(rows)
 
     async def upsert_customers(self, rows: Sequence[dict[str, Any]]) -> None:
         if not rows:

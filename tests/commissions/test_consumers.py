@@ -1,0 +1,149 @@
+"""Every consumer of the commissions service under malformed, hostile and duplicate input: what can never
+be processed goes to the dead letters with a reason; a valid event delivered twice is applied once."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pytest
+
+from contracts import billing as b
+from contracts import commissions as c
+from contracts import pipeline as p
+from contracts.base import Event
+from runtime import deadletter
+from runtime.commands import send
+from services.commissions.handlers import SUBSCRIPTIONS
+from tests.commissions.conftest import flat_terms, ledger, make_agreement, publish, settled
+
+NOW = datetime(2026, 10, 1, 12, tzinfo=UTC)
+
+
+def sample(model: type[Event], partner_id: uuid.UUID) -> Event:
+    """A valid event of each kind the service consumes."""
+    opp = uuid.uuid4()
+    snapshot = p.Opportunity(
+        id=opp, version=1, name="deal", pipeline="resale", stage="lead", stage_name="Lead", probability=10,
+        outcome=p.Outcome.open, partner_id=partner_id, customer="Acme", amount=Decimal("100.00"), currency="USD",
+        expected_close_date=None, owner=None, deal_model=p.DealModel.resale, source=p.Source.manual, created_at=NOW,
+        updated_at=NOW, stage_entered_at=NOW)
+    partner = p.Partner(id=partner_id, name="Hostile Partner", type=p.PartnerType.isv, tier=p.PartnerTier.gold,
+                        status=p.PartnerStatus.active, owner=None, created_at=NOW, version=2)
+    outcome = {"opportunity_id": opp, "partner_id": partner_id, "amount": Decimal("100.00"), "currency": "USD",
+               "deal_model": p.DealModel.resale, "customer": "Acme", "owner": None, "pipeline": "resale",
+               "source": p.Source.manual}
+    by_model: dict[type[Event], Event] = {
+        b.InvoicePaidV1: b.InvoicePaidV1(invoice_id=f"I-{opp.hex[:8]}", customer="Acme", partner_id=partner_id,
+                                         amount=Decimal("100.00"), currency="USD", paid_at=NOW),
+        b.InvoiceRefundedV1: b.InvoiceRefundedV1(refund_id=f"R-{opp.hex[:8]}", invoice_id="I-unknown",
+                                                 amount=Decimal("1.00"), currency="USD", refunded_at=NOW),
+        b.CustomerChurnedV1: b.CustomerChurnedV1(customer="Acme", partner_id=partner_id, churned_at=NOW),
+        p.OpportunityWonV1: p.OpportunityWonV1(**outcome, won_at=NOW),
+        p.OpportunityReopenedV1: p.OpportunityReopenedV1(**outcome, previous_outcome=p.Outcome.won, reopened_at=NOW),
+        p.OpportunityLostV1: p.OpportunityLostV1(**outcome, lost_at=NOW),
+        p.OpportunityCreatedV1: p.OpportunityCreatedV1(opportunity=snapshot),
+        p.OpportunityUpdatedV1: p.OpportunityUpdatedV1(opportunity=snapshot),
+        p.OpportunityStageChangedV1: p.OpportunityStageChangedV1(opportunity=snapshot, from_stage="lead",
+                                                                 to_stage="lead", changed_by=None, changed_at=NOW),
+        p.PartnerCreatedV1: p.PartnerCreatedV1(partner_id=partner_id, name="Hostile Partner", type=p.PartnerType.isv,
+                                               tier=p.PartnerTier.gold, status=p.PartnerStatus.active),
+        p.PartnerUpdatedV1: p.PartnerUpdatedV1(partner=partner),
+        p.PartnerTierChangedV1: p.PartnerTierChangedV1(partner=partner, from_tier=p.PartnerTier.silver,
+                                                       to_tier=p.PartnerTier.gold, trailing_revenue=Decimal("1"),
+                                                       currency="USD"),
+    }
+    return by_model[model]
+
+
+SUBJECTS = [s.models[0] for s in SUBSCRIPTIONS]
+
+
+def _consumer(service, model: type[Event]):
+    return next(x for x in service.consumers if x.sub.subject == model.subject)
+
+
+class TestEveryConsumer:
+    def test_the_table_covers_every_subscription(self):
+        assert {m.subject for m in SUBJECTS} == {s.subject for s in SUBSCRIPTIONS}
+        for model in SUBJECTS:
+            assert sample(model, uuid.uuid4()).subject == model.subject
+
+    @pytest.mark.parametrize("model", SUBJECTS, ids=lambda m: m.subject)
+    async def test_malformed_and_hostile_go_to_the_dead_letters(self, model, service, bus_client):
+        js = bus_client.jetstream()
+        consumer = _consumer(service, model)
+        good = json.loads(sample(model, uuid.uuid4()).model_dump_json())
+        bodies = [
+            b"\xff\xfe not even text",
+            json.dumps({**good, "schema_version": 99}).encode(),
+            json.dumps({k: v for k, v in good.items() if k not in ("event_id", "occurred_at")} | {"schema_version": 1,
+                                                                                                   "oops": True,
+                                                                                                   **_broken(good)}
+                       ).encode(),
+            json.dumps({**good, **_hostile(good)}).encode(),
+        ]
+        before = len(await deadletter.list_all(js, consumer=consumer.durable))
+        for body in bodies:
+            await publish(bus_client, sample(model, uuid.uuid4()), data=body, msg_id=str(uuid.uuid4()))
+        await settled(bus_client, service)
+        letters = (await deadletter.list_all(js, consumer=consumer.durable))[before:]
+        assert len(letters) == len(bodies), [x.reason for x in letters]
+        assert all(x.reason and x.subject == model.subject for x in letters)
+
+    @pytest.mark.parametrize("model", SUBJECTS, ids=lambda m: m.subject)
+    async def test_a_valid_event_delivered_twice_is_applied_once(self, model, service, bus_client):
+        partner_id = uuid.uuid4()
+        await make_agreement(bus_client, partner_id, flat_terms("10"))
+        consumer = _consumer(service, model)
+        event = sample(model, partner_id)
+        applied, duplicates = consumer.stats.applied, consumer.stats.duplicates
+        await publish(bus_client, event)
+        await publish(bus_client, event, msg_id=str(uuid.uuid4()))
+        await settled(bus_client, service)
+        assert consumer.stats.applied - applied == 1 and consumer.stats.duplicates - duplicates == 1
+        if model is p.OpportunityWonV1:
+            assert [e.amount for e in await ledger(bus_client, partner_id)] == [Decimal("10.00")]
+
+
+def _broken(good: dict) -> dict:
+    """Required fields with values of the wrong type."""
+    out = {}
+    for key, value in good.items():
+        if key in ("schema_version", "event_id", "occurred_at", "correlation_id"):
+            continue
+        out[key] = [value] if not isinstance(value, list) else "not a list"
+    return out
+
+
+def _hostile(good: dict) -> dict:
+    """Values no producer should send: negative money, naive times, absurd sizes, control characters."""
+    out: dict = {}
+    for key, value in good.items():
+        if key in ("amount", "trailing_revenue"):
+            out[key] = "-1e30"
+        elif key.endswith("_at") and key != "occurred_at":
+            out[key] = "2026-10-01T12:00:00"
+        elif key in ("opportunity", "partner"):
+            out[key] = {**value, "id": "'; DROP TABLE ledger_entry; --", "version": -1}
+        elif key in ("customer", "name", "invoice_id", "refund_id"):
+            out[key] = "x\u0000y" if key != "name" else "x" * 100_000
+        elif key in ("partner_id", "opportunity_id"):
+            out[key] = "../../etc/passwd"
+    return out
+
+
+async def test_revenue_before_any_agreement_is_kept_and_counted_once_one_is_made(service, bus_client):
+    """An invoice for a partner with no agreement yet is stored, not lost: the agreement made later picks it up."""
+    partner_id = uuid.uuid4()
+    invoice = b.InvoicePaidV1(invoice_id=f"I-{uuid.uuid4().hex[:8]}", customer="Acme", partner_id=partner_id,
+                              amount=Decimal("100.00"), currency="USD", paid_at=NOW)
+    await publish(bus_client, invoice)
+    await settled(bus_client, service)
+    await make_agreement(bus_client, partner_id, flat_terms("10", basis=c.Basis.invoice, duration=c.Duration.lifetime))
+    [entry] = await ledger(bus_client, partner_id)
+    assert entry.amount == Decimal("10.00")
+    listed = await send(bus_client, c.ListRevenueEvents(partner_id=partner_id))
+    assert listed.items[0].commission == {"USD": Decimal("10.00")}
