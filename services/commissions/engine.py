@@ -10,14 +10,12 @@ whole revenue again and appends the differences as adjusting entries.
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from functools import lru_cache
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -168,9 +166,18 @@ def revenue_of(r: RevenueEvent) -> domain.Revenue:
     )
 
 
-@lru_cache(maxsize=4096)
-def _terms(raw: str) -> c.Terms:
-    return c.Terms.model_validate_json(raw)
+_TERMS: dict[tuple[uuid.UUID, int, int], c.Terms] = {}
+
+
+def _terms(v: AgreementVersion) -> c.Terms:
+    # A version's terms change only through a correction, which bumps its revision.
+    key = (v.agreement_id, v.version, v.revision)
+    found = _TERMS.get(key)
+    if found is None:
+        if len(_TERMS) > 20_000:
+            _TERMS.clear()
+        found = _TERMS[key] = c.Terms.model_validate(v.terms)
+    return found
 
 
 def spec_of(agreement: Agreement, versions: Sequence[AgreementVersion]) -> domain.AgreementSpec:
@@ -180,7 +187,7 @@ def spec_of(agreement: Agreement, versions: Sequence[AgreementVersion]) -> domai
         versions=tuple(
             domain.Version(number=v.version, effective_from=v.effective_from, effective_to=v.effective_to,
                            retroactive=v.retroactive, revision=v.revision,
-                           terms=_terms(json.dumps(v.terms, sort_keys=True)))
+                           terms=_terms(v))
             for v in sorted(versions, key=lambda v: v.effective_from)
         ),
     )

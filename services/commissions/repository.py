@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -225,7 +226,7 @@ class RevenueRepository:
 
 def hash_bucket(key: str) -> int:
     # Stable across processes (Python's hash() is salted per process).
-    return int.from_bytes(uuid.uuid5(uuid.NAMESPACE_URL, key).bytes[:4], "big") % LINK_BUCKETS
+    return zlib.crc32(key.encode()) % LINK_BUCKETS
 
 
 class AgreementRepository:
