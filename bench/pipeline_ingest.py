@@ -35,6 +35,7 @@ import asyncpg
 import httpx
 from nats.aio.client import Client as NATS
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from sqlalchemy import delete
 
 from contracts import pipeline as pc
 from contracts import sync
@@ -483,6 +484,26 @@ async def load_scale(args: argparse.Namespace, urls: dict[str, str]) -> dict[str
     finally:
         await engine.dispose()
     recount_seconds = time.perf_counter() - t0
+    engine = create_engine(urls["gateway"], trace_sql=False)
+    try:
+        sessions = session_factory(engine)
+        async with sessions() as session:
+            drift = await rm.aggregate_drift(session)
+        # The ARR kept per partner against the ARR counted from the month aggregate, at full scale.
+        today = datetime.now(UTC).date()
+        async with sessions() as session, session.begin():
+            await rm.ensure_arr_window(session, today)
+        async with sessions() as session:
+            kept = await rm.kpis(session, as_of=today)
+            await session.execute(delete(rm.ArrWindow))
+            counted = await rm.kpis(session, as_of=today)
+            await session.rollback()
+    finally:
+        await engine.dispose()
+    if any(drift.values()):
+        raise RuntimeError(f"the loaded read model's aggregates are not a recount of its rows: {drift}")
+    if (kept.arr_by_partner, kept.arr_by_partner_type) != (counted.arr_by_partner, counted.arr_by_partner_type):
+        raise RuntimeError("the ARR kept per partner differs from the ARR counted from the months")
     conn = await asyncpg.connect(plain_dsn(urls["admin"]))
     try:
         await conn.execute("VACUUM ANALYZE")
@@ -493,7 +514,8 @@ async def load_scale(args: argparse.Namespace, urls: dict[str, str]) -> dict[str
     finally:
         await conn.close()
     log(f"loaded in {copy_seconds:.1f}s (COPY), aggregates recounted in {recount_seconds:.1f}s: {sizes}")
-    return {"copy_seconds": round(copy_seconds, 1), "recount_seconds": round(recount_seconds, 1), "rows": sizes}
+    return {"copy_seconds": round(copy_seconds, 1), "recount_seconds": round(recount_seconds, 1), "rows": sizes,
+            "aggregate_drift": drift}
 
 
 def percentile(values: list[float], p: float) -> float:

@@ -249,6 +249,7 @@ async def on_opportunities(session: AsyncSession, events: list[Event]) -> None:
 
 _ARR_SHARED = text("SELECT pg_advisory_xact_lock_shared(hashtext('gateway.pipeline_partner_arr'))")
 _ARR_EXCLUSIVE = text("SELECT pg_advisory_xact_lock(hashtext('gateway.pipeline_partner_arr'))")
+_ARR_TRY_EXCLUSIVE = text("SELECT pg_try_advisory_xact_lock(hashtext('gateway.pipeline_partner_arr'))")
 
 
 def _rates_json(settings: pc.PipelineSettings) -> dict[str, str]:
@@ -263,8 +264,19 @@ def _convert_one(amount: Decimal, currency: str, window: ArrWindow) -> Decimal:
 
 
 async def _apply_arr(session: AsyncSession, won: list[tuple[tuple[Any, ...], tuple[Any, ...]]]) -> None:
+    today = datetime.now(UTC).date()
+    settings = await settings_of(session)
+    if not _window_current(await session.scalar(select(ArrWindow).where(ArrWindow.id == 1)), today, settings) and (
+            await session.scalar(_ARR_TRY_EXCLUSIVE)):
+        # A new month (or no window yet): roll it over here. The rebuild reads this transaction's own
+        # month aggregates, so this batch's changes are in it already.
+        window = await session.scalar(select(ArrWindow).where(ArrWindow.id == 1)
+                                      .execution_options(populate_existing=True))
+        if not _window_current(window, today, settings):
+            await _rebuild_arr(session, *arr_window(today), settings)
+            return
     await session.execute(_ARR_SHARED)
-    window = await session.scalar(select(ArrWindow).where(ArrWindow.id == 1))
+    window = await session.scalar(select(ArrWindow).where(ArrWindow.id == 1).execution_options(populate_existing=True))
     if window is None:
         return
     by_key: dict[tuple[uuid.UUID, str], Decimal] = {}
@@ -397,13 +409,18 @@ RECOUNT: dict[str, str] = {
 
 
 async def recount(session: AsyncSession) -> None:
-    """Rebuild every aggregate from the stored opportunities (after a bulk load)."""
+    """Rebuild every aggregate, and the ARR kept per partner, from the stored opportunities (after a
+    bulk load that went around the consumers)."""
+    await session.execute(_ARR_EXCLUSIVE)
     for name, (model, key_columns, value_columns) in AGGREGATES.items():
         table = model.__table__
         await session.execute(delete(table))
         columns = ", ".join((*key_columns, *value_columns))
         await session.execute(text(f"INSERT INTO {SCHEMA}.{table.name} ({columns}) "
                                    + RECOUNT[name].format(schema=SCHEMA)))
+    window = await session.scalar(select(ArrWindow).where(ArrWindow.id == 1))
+    if window is not None:
+        await _rebuild_arr(session, window.first_month, window.last_month, await settings_of(session))
 
 
 async def aggregate_drift(session: AsyncSession) -> dict[str, int]:

@@ -136,6 +136,10 @@ class TestAggregates:
             async with session_factory(engine)() as session:
                 drift = await rm.aggregate_drift(session)
                 assert set(drift) >= set(rm.AGGREGATES) and not any(drift.values()), drift
+            async with session_factory(engine)() as session, session.begin():
+                await rm.recount(session)
+                assert not any((await rm.aggregate_drift(session)).values())
+                await session.rollback()
         finally:
             await engine.dispose()
 
