@@ -544,8 +544,8 @@ class Opportunity(BaseModel):
     outcome: Outcome
     partner_id: UUID | None
     customer: str
-    amount: Decimal
-    currency: str
+    amount: Amount
+    currency: Currency
     expected_close_date: date | None
     owner: str | None
     deal_model: DealModel
@@ -617,8 +617,8 @@ class _OutcomeEvent(Event):
     schema_version: Literal[1] = 1
     opportunity_id: UUID
     partner_id: UUID | None
-    amount: Decimal = Field(description="Exact; a JSON string such as \"12500.00\".")
-    currency: str
+    amount: Amount = Field(description="Exact; a JSON string such as \"12500.00\".")
+    currency: Currency
     deal_model: DealModel
     customer: str
     owner: str | None

@@ -4,6 +4,7 @@ and a rebuild by replay that gives the same KPIs."""
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -13,6 +14,7 @@ from sqlalchemy import select, text
 from contracts import pipeline as c
 from gateway.read_models import pipeline as rm
 from gateway.rebuild import rebuild
+from runtime import deadletter
 from runtime.commands import send
 from runtime.db import create_engine, session_factory
 from runtime.testing import unique
@@ -106,9 +108,12 @@ class TestRebuild:
                                                              partner_id=partner.id))
             await send(bus_client, c.MoveOpportunity(opportunity_id=opp.id, stage=stage))
 
+        settings = await send(bus_client, c.GetPipelineSettings())
+
         async def settled():
             k = (await api.get("/api/kpis/pipeline", params={"owner": owner})).json()
-            return k["won"] == 1 and k["lost"] == 1 and k["pipeline_by_stage"] and k
+            caught_up = k["settings_version"] == settings.version  # earlier tests' settings changes, too
+            return caught_up and k["won"] == 1 and k["lost"] == 1 and k["pipeline_by_stage"] and k
 
         before = await eventually(settled, what="the read model")
         applied = await rebuild(settings_for(pipeline_db["gateway"], pipeline_nats))
@@ -196,3 +201,45 @@ class TestPartnerArr:
 async def _equals(get, expected):
     value = await get()
     return value if value == expected else None
+
+
+class TestHostileEvents:
+    async def test_the_gateway_consumers_park_bad_events_and_shrug_off_repeats(self, api, bus_client):
+        """Events on the pipeline's subjects that are not JSON, of an unknown version or out of bounds are
+        dead-lettered by the gateway's consumers; a repeated or older snapshot changes nothing."""
+        js = bus_client.jetstream()
+        owner = unique("hostile-")
+        oid = uuid.uuid4()
+        now = datetime.now(UTC)
+        newer = c.OpportunityStageChangedV1(opportunity=snapshot(2, "proposal", owner, id=oid), from_stage="lead",
+                                            to_stage="proposal", changed_by="x", changed_at=now)
+        older = c.OpportunityCreatedV1(opportunity=snapshot(1, "lead", owner, id=oid))
+        bad_amount = json.loads(c.OpportunityCreatedV1(opportunity=snapshot(1, "lead", owner, id=uuid.uuid4()))
+                                .model_dump_json())
+        bad_amount["opportunity"]["amount"] = "-5.00"
+        future_version = {**json.loads(older.model_dump_json()), "schema_version": 7}
+        bodies = [
+            (c.OpportunityCreatedV1.subject, f"not json {owner}".encode()),
+            (c.OpportunityCreatedV1.subject, json.dumps(future_version).encode()),
+            (c.OpportunityCreatedV1.subject, json.dumps(bad_amount).encode()),
+            (c.OpportunityStageChangedV1.subject, newer.model_dump_json().encode()),
+            (c.OpportunityStageChangedV1.subject, newer.model_dump_json().encode()),
+            (c.OpportunityCreatedV1.subject, older.model_dump_json().encode()),
+        ]
+        for subject, data in bodies:
+            await js.publish(subject, data, headers={"Nats-Msg-Id": str(uuid.uuid4())})
+
+        async def parked():
+            letters = await deadletter.list_all(js, consumer="gateway__pipeline_opportunity_created_v1")
+            mine = [d for d in letters if owner.encode() in d.data]
+            return len(mine) == 3 and mine
+
+        letters = await eventually(parked, what="three dead letters")
+        reasons = " | ".join(d.reason for d in letters)
+        assert "not JSON" in reasons and "unknown schema_version 7" in reasons and "amount" in reasons
+
+        async def settled():
+            k = (await api.get("/api/kpis/pipeline", params={"owner": owner})).json()
+            return [(s["stage"], s["deals"], s["amount"]) for s in k["pipeline_by_stage"]]
+
+        assert await eventually(settled, what="the newest snapshot") == [("proposal", 1, "1000.00")]
