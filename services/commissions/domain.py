@@ -131,6 +131,7 @@ class Revenue:
     deal_model: str | None = None
     customer_started_on: date | None = None
     invoice_ref: str | None = None  # refunds: the invoice refunded
+    customer_name: str | None = None  # as written; `customer` is what matching uses
 
     @property
     def key(self) -> str:

@@ -153,7 +153,7 @@ def revenue_from(i: IncomingRevenue) -> domain.Revenue:
     return domain.Revenue(
         kind=c.RevenueKind(i.kind), ref=i.ref, at=i.occurred_at, customer=i.customer, amount=i.amount,
         currency=i.currency, opportunity_id=opportunity, deal_model=i.deal_model,
-        customer_started_on=i.customer_started_on, invoice_ref=i.invoice_ref,
+        customer_started_on=i.customer_started_on, invoice_ref=i.invoice_ref, customer_name=i.customer_name,
     )
 
 
@@ -162,7 +162,7 @@ def revenue_of(r: RevenueEvent) -> domain.Revenue:
     return domain.Revenue(
         kind=c.RevenueKind(r.kind), ref=r.ref, at=r.occurred_at, customer=r.customer, amount=r.amount,
         currency=r.currency, opportunity_id=opportunity, deal_model=r.deal_model,
-        customer_started_on=r.customer_started_on, invoice_ref=r.invoice_ref,
+        customer_started_on=r.customer_started_on, invoice_ref=r.invoice_ref, customer_name=r.customer_name,
     )
 
 
@@ -235,6 +235,7 @@ class _Work:
     adjustments: list[domain.Adjustment] = field(default_factory=list)
     posted: dict[str, domain.PostedRow] = field(default_factory=dict)  # first stored entry per line key
     reasons: dict[str, str] = field(default_factory=dict)  # why a revenue key earns nothing now
+    names: dict[str, str] = field(default_factory=dict)  # customer key -> the name as written
 
 
 async def post(session: AsyncSession, partner_ids: set[uuid.UUID], by_partner: dict[uuid.UUID, list[domain.Revenue]],
@@ -287,7 +288,7 @@ async def post(session: AsyncSession, partner_ids: set[uuid.UUID], by_partner: d
             churned = {e.customer for e in events if e.kind is c.RevenueKind.churn}
             rows = [posted_row(r) for r in await ledger.rows_for_lines(a.id, keys, churned)] if keys or churned else []
             book = domain.LineBook(domain.facts_from_rows(rows))
-            w = _Work(a)
+            w = _Work(a, names=_names(events))
             for r in sorted(rows, key=lambda r: r.id):
                 w.posted.setdefault(r.line_key, r)
             for ev in events:
@@ -304,8 +305,8 @@ async def post(session: AsyncSession, partner_ids: set[uuid.UUID], by_partner: d
     revenue = RevenueRepository(session)
     for a in refolds:
         spec = specs[a.id]
-        result = domain.fold(spec, [revenue_of(r) for r in await revenue.of_partner(a.partner_id)],
-                             tiers.get(a.partner_id, ()))
+        history = [revenue_of(r) for r in await revenue.of_partner(a.partner_id)]
+        result = domain.fold(spec, history, tiers.get(a.partner_id, ()))
         rows = [posted_row(r) for r in await ledger.rows_of(a.id)]
         new, adjustments = domain.differences(result.lines, domain.posted_from_rows(rows))
         first: dict[str, domain.PostedRow] = {}
@@ -314,7 +315,8 @@ async def post(session: AsyncSession, partner_ids: set[uuid.UUID], by_partner: d
         reasons: dict[str, str] = {}
         for key, note in result.notes:
             reasons.setdefault(key, note)
-        work.append(_Work(a, lines=new, adjustments=adjustments, posted=first, reasons=reasons))
+        work.append(_Work(a, lines=new, adjustments=adjustments, posted=first, reasons=reasons,
+                          names=_names(history)))
         await states_repo.save([state_row(a.id, result.state)])
         await states_repo.replace_customers(a.id, customer_rows(a.id, result.state.customers))
         await states_repo.replace_notes(a.id, [{"agreement_id": a.id, "revenue_key": k, "note": n}
@@ -331,6 +333,7 @@ async def _append(session: AsyncSession, work: Sequence[_Work]) -> list[int]:
     for w in work:
         for line in w.lines:
             row = _entry(w.agreement, line.key, c.EntryType(line.entry_type), line.amount, line.period, line)
+            row["customer_name"] = w.names.get(line.customer)
             if line.reverses is None:
                 firsts.append(row)
             else:
@@ -347,6 +350,7 @@ async def _append(session: AsyncSession, work: Sequence[_Work]) -> list[int]:
             row = _entry(w.agreement, adj.key, c.EntryType.adjustment, adj.delta, period, source, original=original,
                          detail=detail)
             row["adjusts_entry_id"] = adj.adjusts_entry_id
+            row["customer_name"] = w.names.get(row["customer"])
             seconds.append((w, row))
     ids = await ledger.insert(firsts)
     new_ids: dict[tuple[uuid.UUID, str], int] = {}
@@ -372,6 +376,10 @@ async def _append(session: AsyncSession, work: Sequence[_Work]) -> list[int]:
     all_rows = firsts + second_rows
     await add_events(session, SCHEMA, _posted_events(work, all_rows, [i for i, _ in ids]))
     return [i for i, _ in ids]
+
+
+def _names(events: Iterable[domain.Revenue]) -> dict[str, str]:
+    return {e.customer: e.customer_name for e in events if e.customer_name}
 
 
 def original_revenue_key(row: domain.PostedRow) -> str:

@@ -199,6 +199,7 @@ class LedgerEntry(Base):
     revenue_key: Mapped[str] = mapped_column(Text)
     revenue_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     customer: Mapped[str] = mapped_column(Text)
+    customer_name: Mapped[str | None] = mapped_column(Text)
     version: Mapped[int] = mapped_column(Integer)
     revision: Mapped[int] = mapped_column(Integer)
     rule: Mapped[str] = mapped_column(String(40))

@@ -360,7 +360,7 @@ def entry_contract(e: LedgerEntry) -> c.LedgerEntry:
     return c.LedgerEntry(
         id=e.id, agreement_id=e.agreement_id, partner_id=e.partner_id, direction=c.Direction(e.direction),
         entry_type=c.EntryType(e.entry_type), status=c.EntryStatus(e.status), amount=e.amount, currency=e.currency,
-        period=e.period, line_key=e.line_key, revenue_key=e.revenue_key, customer=e.customer or None,
+        period=e.period, line_key=e.line_key, revenue_key=e.revenue_key, customer=e.customer_name or e.customer or None,
         version=e.version, revision=e.revision, rule=e.rule, detail=e.detail, reverses_entry_id=e.reverses_entry_id,
         adjusts_entry_id=e.adjusts_entry_id, payment_id=e.payment_id, created_at=e.created_at)
 

@@ -197,6 +197,7 @@ class TestAppendOnly:
         conn = await asyncpg.connect(plain_dsn(private_db["commissions"]))
         try:
             for sql in ("UPDATE ledger_entry SET amount = 1 WHERE id = $1", "DELETE FROM ledger_entry WHERE id = $1",
+                        "UPDATE ledger_entry SET customer_name = 'someone else' WHERE id = $1",
                         "UPDATE ledger_entry SET status = 'paid' WHERE id = $1"):
                 with pytest.raises(asyncpg.RaiseError):
                     await conn.execute(sql, entry.id)
