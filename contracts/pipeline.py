@@ -280,9 +280,10 @@ class TierThresholds(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    silver: Amount = Decimal("50000.00")
-    gold: Amount = Decimal("150000.00")
-    platinum: Amount = Decimal("400000.00")
+    # Sized for a program of about $1M a year across 20+ ISVs; a setting, so change them to yours.
+    silver: Amount = Decimal("20000.00")
+    gold: Amount = Decimal("50000.00")
+    platinum: Amount = Decimal("100000.00")
 
     @model_validator(mode="after")
     def _increasing(self) -> "TierThresholds":

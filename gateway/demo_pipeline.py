@@ -29,14 +29,15 @@ logger = logging.getLogger(__name__)
 ACTOR = "demo-seed"
 OWNERS = ("maria", "tom", "aisha", "vp")
 
-# name, type, owner, size (how much business it brings), tier pinned by hand (None: follows revenue)
+# name, type, owner, size (how much business it brings), tier pinned by hand (None: follows revenue).
+# Hyperscaler tiers are pinned: their "revenue" is co-sell spend, not what they bring us.
 PARTNERS: tuple[tuple[str, pc.PartnerType, str, int, pc.PartnerTier | None], ...] = (
     ("Amazon Web Services", pc.PartnerType.hyperscaler, "vp", 0, pc.PartnerTier.platinum),
     ("Google Cloud", pc.PartnerType.hyperscaler, "vp", 0, pc.PartnerTier.gold),
     ("Microsoft Azure", pc.PartnerType.hyperscaler, "vp", 0, pc.PartnerTier.silver),
-    ("Snowflake", pc.PartnerType.isv, "maria", 9, None),
+    ("Snowflake", pc.PartnerType.isv, "maria", 12, None),
     ("Datadog", pc.PartnerType.isv, "maria", 8, None),
-    ("MongoDB", pc.PartnerType.isv, "maria", 9, None),
+    ("MongoDB", pc.PartnerType.isv, "maria", 11, pc.PartnerTier.platinum),
     ("HashiCorp", pc.PartnerType.isv, "tom", 6, None),
     ("Elastic", pc.PartnerType.isv, "tom", 6, None),
     ("Confluent", pc.PartnerType.isv, "aisha", 5, None),
@@ -96,47 +97,52 @@ def _days_ago(now: datetime, days: float) -> datetime:
     return now - timedelta(days=days)
 
 
+def _timeline(rng: random.Random, created: datetime, now: datetime, path: list[str], closed: bool
+              ) -> list[tuple[str, datetime]]:
+    """When each move happened: a closed deal closes after a sales cycle of one to four months (never
+    today), an open one moved somewhere between its start and now."""
+    if closed:
+        end = min(created + timedelta(days=rng.uniform(25, 110)), now - timedelta(days=1))
+    else:
+        end = created + (now - created) * rng.uniform(0.3, 0.95)
+    span = (end - created).total_seconds()
+    times = sorted(created + timedelta(seconds=span * rng.random()) for _ in path[:-1])
+    return list(zip(path, [*times, end] if path else [], strict=True))
+
+
 def _plan_resale(rng: random.Random, now: datetime, partner: str, size: int, deal_model: pc.DealModel,
                  owner: str) -> Plan:
-    age = rng.uniform(5, 220)
+    age = rng.uniform(5, 330)
     created = _days_ago(now, age)
-    amount = Decimal(rng.randrange(4, 12 + 10 * size) * 1000 + rng.choice((0, 250, 500, 750)))
+    amount = Decimal(rng.randrange(3, 5 + 2 * size) * 1000 + rng.choice((0, 250, 500, 750)))
     roll = rng.random()
     path = list(RESALE_FLOW[1:rng.randint(1, len(RESALE_FLOW))])
-    if roll < 0.36 and age > 12:
-        path = [*RESALE_FLOW[1:rng.randint(2, len(RESALE_FLOW))], "won"]
-    elif roll < 0.55 and age > 12:
-        path = [*RESALE_FLOW[1:rng.randint(1, 3)], "lost"]
-    # Spread the moves between creation and (for closed deals) a close date in the past.
-    span = (now - created).total_seconds() * rng.uniform(0.5, 0.97)
-    times = sorted(created + timedelta(seconds=span * rng.random()) for _ in path)
-    moves = list(zip(path, times, strict=True))
-    close = None
-    if not path or path[-1] not in ("won", "lost"):
-        close = (now + timedelta(days=rng.randint(-10, 120))).date()
+    closed = False
+    if roll < 0.36 and age > 30:
+        path, closed = [*RESALE_FLOW[1:rng.randint(2, len(RESALE_FLOW))], "won"], True
+    elif roll < 0.56 and age > 30:
+        path, closed = [*RESALE_FLOW[1:rng.randint(1, 3)], "lost"], True
+    close = None if closed else (now + timedelta(days=rng.randint(-10, 110))).date()
     return Plan(partner=partner, name=f"{rng.choice(PROJECTS).capitalize()}", customer=rng.choice(CUSTOMERS),
                 amount=amount, currency=rng.choice(("USD",) * 9 + ("EUR",)), owner=owner, deal_model=deal_model,
-                created=created, moves=moves, close=close)
+                created=created, moves=_timeline(rng, created, now, path, closed), close=close)
 
 
 def _plan_cosell(rng: random.Random, now: datetime, partner: str, hyperscaler: pc.Hyperscaler, owner: str) -> Plan:
-    age = rng.uniform(10, 260)
+    age = rng.uniform(10, 330)
     created = _days_ago(now, age)
-    depth = rng.randint(1, len(COSELL_FLOW))
-    path = list(COSELL_FLOW[1:depth])
+    path = list(COSELL_FLOW[1:rng.randint(1, len(COSELL_FLOW))])
+    closed = False
     roll = rng.random()
-    if roll < 0.35 and age > 20:
-        path = [*COSELL_FLOW[1:], "launched"]
-    elif roll < 0.5 and age > 20:
-        path = [*COSELL_FLOW[1:rng.randint(2, 4)], "closed_lost"]
-    span = (now - created).total_seconds() * rng.uniform(0.5, 0.97)
-    times = sorted(created + timedelta(seconds=span * rng.random()) for _ in path)
-    closed = bool(path) and path[-1] in ("launched", "closed_lost")
+    if roll < 0.35 and age > 30:
+        path, closed = [*COSELL_FLOW[1:], "launched"], True
+    elif roll < 0.5 and age > 30:
+        path, closed = [*COSELL_FLOW[1:rng.randint(2, 4)], "closed_lost"], True
     close = None if closed else (now + timedelta(days=rng.randint(0, 150))).date()
     return Plan(partner=partner, name=f"{rng.choice(PROJECTS).capitalize()} on {hyperscaler.value.upper()}",
                 customer=rng.choice(CUSTOMERS), amount=Decimal(rng.randrange(2, 40) * 2500), currency="USD",
                 owner=owner, deal_model=pc.DealModel.cosell, created=created,
-                moves=list(zip(path, times, strict=True)), close=close, hyperscaler=hyperscaler)
+                moves=_timeline(rng, created, now, path, closed), close=close, hyperscaler=hyperscaler)
 
 
 def plans(now: datetime, seed: int = 2026) -> list[Plan]:
@@ -224,6 +230,8 @@ async def seed_pipeline(nc: NATS, *, now: datetime | None = None) -> dict[str, i
     if not created:
         logger.info("demo partners already there: opportunities not seeded again")
         return {"partners": 0, "opportunities": 0, "external": 0}
+    # The demo's EUR deals count toward the USD target at a configured rate.
+    await send(nc, pc.UpdatePipelineSettings(fx_rates={"EUR": Decimal("1.08"), "GBP": Decimal("1.27")}, actor=ACTOR))
     all_plans = plans(now)
     js = nc.jetstream()
     await bus.ensure_streams(js, [sync.STREAM])

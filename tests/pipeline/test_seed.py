@@ -12,6 +12,7 @@ from tests.pipeline.helpers import eventually, sql
 
 
 async def test_the_demo_seed_makes_a_living_pipeline(bus_client, pipeline_db, api):
+    await send(bus_client, c.UpdatePipelineSettings(tier_thresholds=c.TierThresholds(), fiscal_year_start_month=1))
     counts = await seed_pipeline(bus_client)
     assert counts["partners"] >= 30 and counts["opportunities"] >= 250
 
