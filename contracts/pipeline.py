@@ -767,8 +767,6 @@ class ListOpportunities(Command):
     sort: OpportunitySort = OpportunitySort.created_desc
     offset: int = Field(default=0, ge=0, le=10_000_000)
     limit: int = Field(default=50, ge=1, le=500)
-    # Export pages through everything by id (keyset) instead of offset.
-    after_id: UUID | None = None
 
 
 # -------------------------------------------------------------------------- stage sets, settings

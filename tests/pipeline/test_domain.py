@@ -83,11 +83,6 @@ class TestScorecard:
                                                    risk=r), weights)
         assert Decimal(0) <= low <= high <= Decimal(10)
 
-    @pytest.mark.parametrize(("scores", "ranks"), [([], []), (["9"], [1]), (["9", "8", "8", "7"], [1, 2, 2, 4]),
-                                                   (["5", "5", "5"], [1, 1, 1])])
-    def test_competition_ranks(self, scores, ranks):
-        assert partners.competition_ranks([Decimal(s) for s in scores]) == ranks
-
 
 class TestTiers:
     thresholds = c.TierThresholds(silver="50000", gold="150000", platinum="400000")

@@ -25,11 +25,3 @@ def tier_for(trailing_revenue: Decimal, thresholds: c.TierThresholds) -> c.Partn
     if trailing_revenue >= thresholds.silver:
         return c.PartnerTier.silver
     return c.PartnerTier.bronze
-
-
-def competition_ranks(scores: list[Decimal]) -> list[int]:
-    """Ranks for scores sorted best first, ties sharing a rank (1, 2, 2, 4)."""
-    ranks: list[int] = []
-    for i, score in enumerate(scores):
-        ranks.append(ranks[-1] if i and score == scores[i - 1] else i + 1)
-    return ranks
