@@ -207,6 +207,22 @@ async def _won_deal_keys(nc: NATS) -> set[str]:
             return keys
 
 
+async def _ensure_won_this_quarter(nc: NATS, partner_id: uuid.UUID, quarter_start: date) -> None:
+    """The retroactive correction below recalculates this quarter's deals; the demo pipeline is random
+    and relative to today, so on some dates the partner has none. Give it one, once."""
+    name = "Snowflake expansion (demo)"
+    if (await send(nc, pc.ListOpportunities(partner_id=partner_id, q=name, limit=1, actor=ACTOR))).total:
+        return
+    now = datetime.now(UTC)
+    start = _at(quarter_start, 0)
+    won_at = max(start, min(start + timedelta(days=2), now - timedelta(minutes=5)))
+    opp = await send(nc, pc.CreateOpportunity(
+        name=name, customer="Initech", partner_id=partner_id, amount=D("36000.00"), currency="USD",
+        expected_close_date=won_at.date(), owner="maria", deal_model=pc.DealModel.resale,
+        created_at=won_at - timedelta(days=40), actor="maria"))
+    await send(nc, pc.MoveOpportunity(opportunity_id=opp.id, stage="won", occurred_at=won_at, actor="maria"))
+
+
 async def _pay_last_quarters(nc: NATS, agreements: dict[str, cc.Agreement], quarter_start: date) -> int:
     """Approve everything before this quarter and pay it, one payment per partner, at each quarter's end."""
     paid = 0
@@ -235,6 +251,8 @@ async def seed_commissions(nc: NATS, *, today: date | None = None) -> dict[str, 
     agreements = await _ensure_agreements(nc, partners, today)
     js = nc.jetstream()
     await bus.ensure_streams(js, [bc.STREAM])
+    if "Snowflake" in partners:
+        await _ensure_won_this_quarter(nc, partners["Snowflake"], quarter_start)
     events = billing_events(partners, today)
     for e in events:
         await js.publish(e.subject, e.model_dump_json().encode(), headers={"Nats-Msg-Id": str(e.event_id)})
