@@ -15,11 +15,9 @@ import contextlib
 import json
 import os
 import platform
-import shutil
-import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
@@ -34,13 +32,13 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from bench.harness import Servers, log, rate, servers, wait_until
 from contracts.base import Event, StreamSpec
 from runtime import bus, database_setup, telemetry
 from runtime.db import create_engine, plain_dsn, session_factory
-from runtime.embedded import EmbeddedNats, EmbeddedPostgres
 from runtime.inbox import InboxConsumer, Subscription
 from runtime.outbox import OutboxRelay, add_events
-from runtime.testing import ping_event, scratch_stream, test_servers, unique
+from runtime.testing import ping_event, scratch_stream, unique
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -52,45 +50,7 @@ STALL_SECONDS = 60.0
 # ------------------------------------------------------------------------------------------ servers
 
 
-@dataclass
-class Servers:
-    admin_url: str
-    nats_url: str
-    how: str
-
-
-@contextlib.contextmanager
-def servers(data_dir: Path) -> Iterator[Servers]:
-    """Existing servers from TEST_DATABASE_URL / TEST_NATS_URL (through the test harness), otherwise an
-    embedded NATS and Postgres of our own, with their data removed afterwards."""
-    if os.environ.get("TEST_DATABASE_URL") and os.environ.get("TEST_NATS_URL"):
-        with test_servers(data_dir) as s:
-            yield Servers(admin_url=s.admin_url, nats_url=s.nats_url, how=s.how)
-        return
-    shutil.rmtree(data_dir, ignore_errors=True)
-    data_dir.mkdir(parents=True)
-    nats = pg = None
-    try:
-        nats = EmbeddedNats(store_dir=data_dir / "nats").start()
-        pg = EmbeddedPostgres(base_dir=data_dir / "postgres").start()
-        yield Servers(admin_url=pg.url(), nats_url=nats.url, how="embedded")
-    finally:
-        if nats is not None:
-            nats.stop()
-        if pg is not None:
-            pg.stop(mode="immediate")
-        shutil.rmtree(data_dir, ignore_errors=True)
-
-
 # ------------------------------------------------------------------------------------------ helpers
-
-
-def log(msg: str) -> None:
-    print(f"[{datetime.now():%H:%M:%S}] {msg}", file=sys.stderr, flush=True)
-
-
-def rate(n: int, seconds: float) -> float:
-    return n / seconds if seconds > 0 else float("inf")
 
 
 @dataclass
@@ -109,26 +69,6 @@ class Phase:
     def as_dict(self) -> dict[str, Any]:
         return {"label": self.name, "count": self.count, "seconds": round(self.seconds, 3),
                 "per_second": round(self.per_second, 1), "note": self.note, **self.extra}
-
-
-async def wait_until(
-    progress: Callable[[], Awaitable[int]], target: int, what: str, *, interval: float = 0.05
-) -> float:
-    """Poll `progress` until it reaches `target`; returns the monotonic time it did. Fails on a stall."""
-    last_value, last_change, last_report = -1, time.monotonic(), time.monotonic()
-    while True:
-        value = await progress()
-        now = time.monotonic()
-        if value >= target:
-            return now
-        if value != last_value:
-            last_value, last_change = value, now
-        elif now - last_change > STALL_SECONDS:
-            raise RuntimeError(f"{what}: stuck at {value} of {target} for {STALL_SECONDS:.0f}s")
-        if now - last_report > 5.0:
-            log(f"  {what}: {value} / {target}")
-            last_report = now
-        await asyncio.sleep(interval)
 
 
 SCHEMA_DDL = f"""

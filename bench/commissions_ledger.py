@@ -16,7 +16,6 @@ import json
 import os
 import platform
 import random
-import shutil
 import sys
 import time
 import uuid
@@ -32,15 +31,15 @@ from typing import Any
 import asyncpg
 from sqlalchemy import func, select
 
+from bench.harness import Phase, Servers, log, rate, servers
 from contracts import billing as b
 from contracts import commissions as c
 from contracts import pipeline as p
 from runtime import bus, telemetry
 from runtime.db import create_engine, plain_dsn, session_factory
-from runtime.embedded import EmbeddedNats, EmbeddedPostgres
 from runtime.service import shutdown, start
 from runtime.settings import Settings
-from runtime.testing import platform_database, test_servers, unique
+from runtime.testing import platform_database, unique
 from services.commissions import domain, engine, pipeline_copy, service
 from services.commissions.handlers import definition
 from services.commissions.models import LedgerEntry
@@ -79,61 +78,6 @@ RULE_KINDS: tuple[tuple[str, c.Terms], ...] = (
 
 
 # ----------------------------------------------------------------------------------------- harness
-
-
-@dataclass
-class Servers:
-    admin_url: str
-    nats_url: str
-    how: str
-
-
-@contextlib.contextmanager
-def servers(data_dir: Path) -> Iterator[Servers]:
-    """Existing servers from TEST_DATABASE_URL / TEST_NATS_URL, otherwise an embedded NATS and Postgres of
-    our own, removed afterwards."""
-    if os.environ.get("TEST_DATABASE_URL") and os.environ.get("TEST_NATS_URL"):
-        with test_servers(data_dir) as s:
-            yield Servers(admin_url=s.admin_url, nats_url=s.nats_url, how=s.how)
-        return
-    shutil.rmtree(data_dir, ignore_errors=True)
-    data_dir.mkdir(parents=True)
-    nats = pg = None
-    try:
-        nats = EmbeddedNats(store_dir=data_dir / "nats").start()
-        pg = EmbeddedPostgres(base_dir=data_dir / "postgres").start()
-        yield Servers(admin_url=pg.url(), nats_url=nats.url, how="embedded")
-    finally:
-        if nats is not None:
-            nats.stop()
-        if pg is not None:
-            pg.stop(mode="immediate")
-        shutil.rmtree(data_dir, ignore_errors=True)
-
-
-def log(msg: str) -> None:
-    print(f"[{datetime.now():%H:%M:%S}] {msg}", file=sys.stderr, flush=True)
-
-
-def rate(n: float, seconds: float) -> float:
-    return n / seconds if seconds > 0 else float("inf")
-
-
-@dataclass
-class Phase:
-    name: str
-    count: int
-    seconds: float
-    note: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def per_second(self) -> float:
-        return rate(self.count, self.seconds)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"count": self.count, "seconds": round(self.seconds, 3), "per_second": round(self.per_second, 1),
-                "note": self.note, **self.extra}
 
 
 def versions() -> dict[str, str]:

@@ -18,13 +18,11 @@ import json
 import os
 import platform
 import random
-import shutil
 import statistics
 import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from importlib import metadata
@@ -37,13 +35,14 @@ from nats.aio.client import Client as NATS
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from sqlalchemy import delete
 
+from bench.harness import Phase, Servers, log, rate, servers, wait_until
 from contracts import pipeline as pc
 from contracts import sync
 from runtime import bus
 from runtime.commands import send
 from runtime.db import create_engine, plain_dsn, session_factory
-from runtime.embedded import EmbeddedNats, EmbeddedPostgres, free_port
-from runtime.testing import TEST_SECRET, platform_database, scratch_stream, test_servers, unique
+from runtime.embedded import free_port
+from runtime.testing import TEST_SECRET, platform_database, scratch_stream, unique
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -53,79 +52,6 @@ RESALE_STAGES = [s.key for s in pc.RESALE_STAGE_SET.stages]
 
 
 # ---------------------------------------------------------------------------------------- helpers
-
-
-def log(msg: str) -> None:
-    print(f"[{datetime.now():%H:%M:%S}] {msg}", file=sys.stderr, flush=True)
-
-
-def rate(n: int, seconds: float) -> float:
-    return n / seconds if seconds > 0 else float("inf")
-
-
-@dataclass
-class Phase:
-    name: str
-    count: int
-    seconds: float
-    note: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def per_second(self) -> float:
-        return rate(self.count, self.seconds)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"count": self.count, "seconds": round(self.seconds, 3), "per_second": round(self.per_second, 1),
-                "note": self.note, **self.extra}
-
-
-@dataclass
-class Servers:
-    admin_url: str
-    nats_url: str
-    how: str
-
-
-@contextlib.contextmanager
-def servers(data_dir: Path) -> Iterator[Servers]:
-    """TEST_DATABASE_URL / TEST_NATS_URL when set, else an embedded NATS and Postgres removed afterwards."""
-    if os.environ.get("TEST_DATABASE_URL") and os.environ.get("TEST_NATS_URL"):
-        with test_servers(data_dir) as s:
-            yield Servers(s.admin_url, s.nats_url, s.how)
-        return
-    shutil.rmtree(data_dir, ignore_errors=True)
-    data_dir.mkdir(parents=True)
-    nats = pg = None
-    try:
-        nats = EmbeddedNats(store_dir=data_dir / "nats").start()
-        pg = EmbeddedPostgres(base_dir=data_dir / "postgres").start()
-        yield Servers(pg.url(), nats.url, "embedded")
-    finally:
-        if nats is not None:
-            nats.stop()
-        if pg is not None:
-            pg.stop(mode="immediate")
-        shutil.rmtree(data_dir, ignore_errors=True)
-
-
-async def wait_until(progress: Callable[[], Awaitable[int]], target: int, what: str, *,
-                     interval: float = 0.05, stall: float = 120.0) -> float:
-    """Poll until `progress` reaches `target`; the monotonic time it did. Fails when nothing moves."""
-    last_value, last_change, last_report = -1, time.monotonic(), time.monotonic()
-    while True:
-        value = await progress()
-        now = time.monotonic()
-        if value >= target:
-            return now
-        if value != last_value:
-            last_value, last_change = value, now
-        elif now - last_change > stall:
-            raise RuntimeError(f"{what}: stuck at {value} of {target} for {stall:.0f}s")
-        if now - last_report > 10.0:
-            log(f"  {what}: {value} / {target}")
-            last_report = now
-        await asyncio.sleep(interval)
 
 
 def versions() -> dict[str, str]:
@@ -334,7 +260,8 @@ async def ingest(args: argparse.Namespace, s: Servers, urls: dict[str, str], gat
         await asyncio.gather(*futures)
         published = time.monotonic()
         log(f"  published {len(events)} in {published - started:.2f}s; waiting for the read model")
-        finished = await wait_until(gateway_versions, versions_total, "gateway read model versions", interval=1.0)
+        finished = await wait_until(gateway_versions, versions_total, "gateway read model versions", interval=1.0,
+                                   stall=120.0, report_every=10.0)
         stamps.setdefault("pipeline", finished)
         cpu = {name: round(p.cpu_seconds() - cpu_before[name], 1) for name, p in procs.items()}
         cpu.update({name: round(v - servers_before.get(name, 0.0), 1)
@@ -615,7 +542,7 @@ async def run(s: Servers, args: argparse.Namespace, data_dir: Path) -> dict[str,
             except httpx.HTTPError:
                 return 0
 
-        await wait_until(gateway_up, 1, "gateway up", interval=0.2)
+        await wait_until(gateway_up, 1, "gateway up", interval=0.2, stall=120.0, report_every=10.0)
         if args.events:
             phases, check = await ingest(args, s, urls, gateway_url, procs)
             result["phases"] = {p.name: p.as_dict() for p in phases}
