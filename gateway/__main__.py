@@ -5,11 +5,25 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+from typing import Any
 
 import uvicorn
 
 from runtime import telemetry
-from runtime.settings import get_settings
+from runtime.settings import Settings, get_settings
+
+
+def uvicorn_config(app: Any, settings: Settings, **overrides: Any) -> uvicorn.Config:
+    """How the gateway is served. X-Forwarded-For/-Proto are believed only from the proxies named in
+    GATEWAY_FORWARDED_ALLOW_IPS (none by default), never from uvicorn's environment default, so a
+    client cannot choose the address that sign-in throttling counts (docs/security.md)."""
+    options: dict[str, Any] = {
+        "host": settings.gateway_host, "port": settings.gateway_port, "log_config": None, "access_log": False,
+        "proxy_headers": bool(settings.gateway_forwarded_allow_ips),
+        "forwarded_allow_ips": settings.gateway_forwarded_allow_ips or "",
+        **overrides,
+    }
+    return uvicorn.Config(app, **options)
 
 
 def main() -> None:
@@ -19,8 +33,7 @@ def main() -> None:
     if cmd == "serve":
         from gateway.app import create_app
 
-        uvicorn.run(create_app(settings), host=settings.gateway_host, port=settings.gateway_port,
-                    log_config=None, access_log=False)
+        uvicorn.Server(uvicorn_config(create_app(settings), settings)).run()
     elif cmd == "rebuild":
         from gateway.rebuild import rebuild
 

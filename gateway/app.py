@@ -19,6 +19,7 @@ from contracts import pipeline as pc
 from gateway import asyncapi, metrics, read_models, routes, web
 from gateway.auth import AuthRequired, Principal, Role, require
 from gateway.errors import command_failed_handler
+from gateway.security_headers import SecurityHeaders
 from runtime import health
 from runtime.errors import CommandFailed
 from runtime.service import RunningService, ServiceDefinition, shutdown, start
@@ -49,6 +50,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         docs_url=None,
         redoc_url=None,
+        # Refused with 413 before the body is read (from Content-Length, or as a chunked body passes
+        # it); the CSV import routes raise it for themselves.
+        max_body_size=settings.gateway_max_body_bytes,
     )
     app.add_exception_handler(CommandFailed, command_failed_handler)
     app.add_exception_handler(HTTPException, web.http_error_page)
@@ -95,4 +99,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return JSONResponse(asyncapi.document())
 
     FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,static")
+    # Last added, so outermost of our middleware: error pages and redirects get the headers too.
+    app.add_middleware(SecurityHeaders)
     return app

@@ -31,6 +31,21 @@ class Settings(BaseSettings):
 
     gateway_host: str = "127.0.0.1"
     gateway_port: int = 8000
+    # The gateway under abuse (docs/security.md). Request bodies above this are refused with 413
+    # before they are read (CSV imports have their own, larger limit: gateway.pipeline_csv.MAX_BYTES).
+    gateway_max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    # Proxies whose X-Forwarded-For/-Proto uvicorn believes: comma-separated addresses or networks,
+    # "*" for any. Empty: none, so a client cannot pick the address sign-in throttling counts.
+    gateway_forwarded_allow_ips: str = ""
+    # Password hashes (argon2) computed at once, in threads; more sign-ins wait for a slot.
+    gateway_password_hash_concurrency: int = Field(default=2, ge=1, le=64)
+    # A signed-in session ends after this long without a request (and always after 7 days).
+    gateway_session_idle_minutes: int = Field(default=120, ge=1, le=7 * 24 * 60)
+    # Longest lifetime an API token may be given (days); tokens always expire.
+    gateway_token_max_days: int = Field(default=365, ge=1, le=3650)
+    # A manager may not approve or pay commission entries of revenue they recorded themselves
+    # (a second person does). False for a team of one.
+    commissions_second_approver: bool = True
 
     # Consumers: how often a message is tried before it is dead-lettered, and how long to wait.
     bus_max_deliver: int = Field(default=8, ge=2)

@@ -97,6 +97,7 @@ async def export_partners(request: Request, principal: Reader) -> StreamingRespo
 
 
 @router.post("/partners/import", response_model=pc.ImportResult, tags=["partners"],
+             max_body_size=pipeline_csv.MAX_BYTES,
              responses={422: {"description": "Bad rows (with their row numbers); nothing was stored."}})
 async def import_partners(request: Request, principal: Writer) -> JSONResponse:
     return await pipeline_csv.import_response(request, principal.name, pc.ImportKind.partners)

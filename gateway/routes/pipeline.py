@@ -157,6 +157,7 @@ async def export_opportunities(request: Request, principal: Reader) -> Streaming
 
 
 @router.post("/opportunities/import", response_model=pc.ImportResult, tags=["opportunities"],
+             max_body_size=pipeline_csv.MAX_BYTES,
              responses={422: {"description": "Bad rows (with their row numbers); nothing was stored."}})
 async def import_opportunities(request: Request, principal: Writer) -> JSONResponse:
     return await pipeline_csv.import_response(request, principal.name, pc.ImportKind.opportunities)

@@ -20,9 +20,9 @@ async def import_page(request: Request, _: Member) -> Response:
     return render(request, "import.html", {"kinds": list(pc.ImportKind), "kind": request.query_params.get("kind")})
 
 
-@router.post("/import")
+@router.post("/import", max_body_size=pipeline_csv.MAX_BYTES)
 async def import_file(request: Request, principal: Member) -> Response:
-    form = await request.form()
+    form = await request.form(max_part_size=pipeline_csv.MAX_BYTES)
     kind_text = str(form.get("kind", ""))
     if kind_text not in set(pc.ImportKind):
         return render(request, "import.html", {"kinds": list(pc.ImportKind),

@@ -12,11 +12,13 @@ from dataclasses import dataclass, field
 
 import httpx
 import pytest
+import uvicorn
 from fastapi import FastAPI
 
 from gateway.app import create_app
 from gateway.auth import Role
 from gateway.users import ensure_user
+from runtime.embedded import free_port
 from runtime.service import shutdown, start
 from runtime.settings import Settings
 from runtime.testing import TEST_SECRET
@@ -107,3 +109,36 @@ async def gateway(private_db: dict[str, str], private_nats: str) -> AsyncIterato
     finally:
         stop.set()
         await shutdown(pipeline)
+
+
+@dataclass
+class Served:
+    """The gateway behind a real uvicorn server on a local port (HTTP over TCP, as in production)."""
+
+    base: str
+    host: str
+    port: int
+
+    def client(self, **kwargs: object) -> httpx.AsyncClient:
+        return httpx.AsyncClient(base_url=self.base, follow_redirects=False, timeout=30, **kwargs)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module")
+async def served(gateway: Gateway) -> AsyncIterator[Served]:
+    """Serves the module's gateway (its lifespan already running) the way `python -m gateway serve` does."""
+    from gateway.__main__ import uvicorn_config
+
+    port = free_port()
+    config = uvicorn_config(gateway.app, gateway.settings, host="127.0.0.1", port=port, lifespan="off")
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    await wait_until(lambda: _started(server), "uvicorn to start")
+    try:
+        yield Served(base=f"http://127.0.0.1:{port}", host="127.0.0.1", port=port)
+    finally:
+        server.should_exit = True
+        await task
+
+
+async def _started(server: uvicorn.Server) -> bool:
+    return server.started

@@ -1,0 +1,179 @@
+"""The gateway under abuse, over real HTTP (uvicorn on a local port): request body limits refused
+before the body is read (Content-Length and chunked), and the security headers on every response
+of every route in the route table."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import httpx
+import pytest
+
+from gateway.auth import Role
+from gateway.pipeline_csv import MAX_BYTES as IMPORT_MAX_BYTES
+from gateway.security_headers import CSP
+from gateway.web.common import TEMPLATES_DIR
+from tests.gateway.conftest import Gateway, Served
+from tests.gateway.test_authorization import ROUTES, RouteCase, _call, _requirement
+
+LIMIT = 1024 * 1024
+
+
+async def _raw(served: Served, head: str, body: bytes = b"", *, more: bytes | None = None) -> tuple[int, bytes]:
+    """Send a request head and part of a body on a raw socket and read the answer without sending the
+    rest: the status proves the server answered before reading what it was promised."""
+    reader, writer = await asyncio.open_connection(served.host, served.port)
+    try:
+        writer.write(head.encode() + b"\r\n" + body)
+        if more:
+            writer.write(more)
+        await writer.drain()
+        status_line = await asyncio.wait_for(reader.readline(), timeout=30)
+        rest = await asyncio.wait_for(reader.read(65536), timeout=30)
+        return int(status_line.split()[1]), rest
+    finally:
+        writer.close()
+
+
+def _head(method: str, path: str, *headers: str) -> str:
+    return "\r\n".join((f"{method} {path} HTTP/1.1", "Host: 127.0.0.1", *headers)) + "\r\n"
+
+
+def _chunk(data: bytes) -> bytes:
+    return f"{len(data):x}\r\n".encode() + data + b"\r\n"
+
+
+class TestBodyLimit:
+    async def test_a_body_at_the_limit_is_read_and_one_byte_past_it_is_refused(self, gateway: Gateway,
+                                                                               served: Served):
+        admin = gateway.people[Role.admin]
+        cookies = dict(admin.client.cookies)
+        body = json.dumps({"name": "Exactly at the limit", "type": "isv"}).encode()
+        at_limit = body + b" " * (LIMIT - len(body))  # JSON allows trailing whitespace
+        async with served.client(cookies=cookies) as client:
+            headers = {"x-csrf-token": admin.csrf, "content-type": "application/json"}
+            accepted = await client.post("/api/partners", content=at_limit, headers=headers)
+            assert accepted.status_code == 201, accepted.text
+            refused = await client.post("/api/partners", content=at_limit + b" ", headers=headers)
+            assert refused.status_code == 413, refused.text
+            # Anonymous callers are refused by size too, before anything else is done with the body.
+        async with served.client() as anonymous:
+            assert (await anonymous.post("/api/partners", content=at_limit + b" ")).status_code == 413
+
+    async def test_a_promised_body_past_the_limit_is_refused_before_it_is_sent(self, served: Served):
+        # 100 MB promised, 10 bytes sent: an answer at all means the server did not wait for the body.
+        status, _ = await _raw(served, _head("POST", "/api/partners", "Content-Type: application/json",
+                                             f"Content-Length: {100 * LIMIT}"), b'{"name": "')
+        assert status == 413
+        status, _ = await _raw(served, _head("POST", "/signin", "Content-Type: application/x-www-form-urlencoded",
+                                             f"Content-Length: {LIMIT + 1}"), b"email=")
+        assert status == 413
+        status, _ = await _raw(served, _head("POST", "/api/partners/import", "Content-Type: text/csv",
+                                             f"Content-Length: {IMPORT_MAX_BYTES + 1}"), b"name,type\n")
+        assert status == 413
+
+    async def test_a_chunked_body_is_refused_as_soon_as_it_passes_the_limit(self, served: Served):
+        # Chunks up to just past 1 MB, and then the connection stays open without the final chunk.
+        piece = b" " * (64 * 1024)
+        chunks = b"".join(_chunk(piece) for _ in range(LIMIT // len(piece) + 1))
+        status, _ = await _raw(served, _head("POST", "/api/partners", "Content-Type: application/json",
+                                             "Transfer-Encoding: chunked"), _chunk(b'{"name": "x"}') + chunks)
+        assert status == 413
+
+    async def test_a_chunked_body_under_the_limit_is_served(self, gateway: Gateway, served: Served):
+        admin = gateway.people[Role.admin]
+
+        async def parts():
+            yield b'{"name": "Chunked partner",'
+            yield b' "type": "isv"}'
+
+        async with served.client(cookies=dict(admin.client.cookies)) as client:
+            response = await client.post("/api/partners", content=parts(),
+                                         headers={"x-csrf-token": admin.csrf, "content-type": "application/json"})
+        assert response.status_code == 201, response.text
+
+    async def test_csv_imports_take_bodies_past_the_general_limit(self, gateway: Gateway, served: Served):
+        member = gateway.people[Role.member]
+        big = b"name,type\n" + b"\xff" * (2 * LIMIT)  # past 1 MB, and not UTF-8: refused for that, not its size
+        async with served.client(cookies=dict(member.client.cookies)) as client:
+            response = await client.post("/api/partners/import", content=big,
+                                         headers={"x-csrf-token": member.csrf, "content-type": "text/csv"})
+        assert response.status_code == 422, response.text
+        assert "UTF-8" in response.text
+
+
+# ----------------------------------------------------------------------------------------- headers
+
+
+def _check_headers(response: httpx.Response, what: str) -> None:
+    h = response.headers
+    assert h.get("content-security-policy") == CSP, what
+    assert "frame-ancestors 'none'" in CSP and "script-src 'self'" in CSP and "unsafe-inline" not in CSP.split(
+        "script-src")[1].split(";")[0]
+    assert h.get("x-content-type-options") == "nosniff", what
+    assert h.get("referrer-policy") == "same-origin", what
+    assert h.get("x-frame-options") == "DENY", what
+
+
+def _cases() -> list[RouteCase]:
+    cases = []
+    for method, path, route in ROUTES:
+        req = _requirement(route)
+        cases.append(RouteCase(method, path, getattr(req, "required_role", None), getattr(req, "required_scope", None),
+                               route))
+    return cases
+
+
+@pytest.mark.parametrize("case", _cases(), ids=lambda c: c.id)
+async def test_every_route_answers_with_the_security_headers(gateway: Gateway, case: RouteCase):
+    admin = gateway.people[Role.admin]
+    if case.path == "/signout":
+        return  # ends the admin's session; covered by the anonymous call below
+    async with gateway.client() as anonymous:
+        for accept in ("application/json", "text/html"):
+            response = await _call(anonymous, case, accept=accept)
+            _check_headers(response, f"anonymous {case.id} -> {response.status_code}")
+            assert response.headers.get("cache-control") == "no-store" or case.path.startswith("/static")
+    response = await _call(admin.client, case, csrf=admin.csrf, accept="text/html")
+    _check_headers(response, f"admin {case.id} -> {response.status_code}")
+    # Whatever a signed-in person is shown is never kept by a browser or proxy.
+    assert response.headers.get("cache-control") == "no-store", case.id
+
+
+async def test_static_files_errors_and_unknown_paths_carry_the_headers_too(gateway: Gateway, served: Served):
+    async with served.client() as client:
+        for path in ("/static/app.css", "/static/nope.js", "/no/such/page", "/signin", "/healthz"):
+            response = await client.get(path, headers={"accept": "text/html"})
+            _check_headers(response, f"{path} -> {response.status_code}")
+        assert (await client.get("/static/app.css")).headers.get("cache-control") != "no-store"
+
+
+async def test_no_page_has_an_inline_script_or_event_handler(gateway: Gateway):
+    admin = gateway.people[Role.admin]
+    # The commissions pages need the commissions service (not started here): their templates are read below.
+    pages = ["/", "/pipeline", "/partners", "/team", "/admin", "/admin/audit", "/import"]
+    async with gateway.client() as anonymous:
+        for path, client in [(p, admin.client) for p in pages] + [("/signin", anonymous), ("/docs", anonymous),
+                                                                  ("/redoc", anonymous)]:
+            response = await client.get(path, headers={"accept": "text/html"})
+            assert response.status_code == 200, f"{path}: {response.status_code}"
+            _no_inline_script(response.text, path)
+    for template in TEMPLATES_DIR.glob("*.html"):
+        _no_inline_script(template.read_text(), template.name)
+
+
+def _no_inline_script(html: str, what: str) -> None:
+    for tag in html.split("<script")[1:]:
+        assert " src=" in tag.split(">", 1)[0], f"{what}: inline <script{tag[:80]}"
+    lowered = html.lower()
+    for handler in (" onchange=", " onclick=", " onload=", " onsubmit=", " oninput=", "javascript:"):
+        assert handler not in lowered, f"{what}: {handler}"
+
+
+async def test_a_new_api_token_is_shown_with_no_store(gateway: Gateway):
+    admin = gateway.people[Role.admin]
+    response = await admin.client.post("/api/tokens", json={"name": "shown once", "scopes": ["kpis:read"]},
+                                       headers={"x-csrf-token": admin.csrf})
+    assert response.status_code == 201 and response.json()["token"]
+    assert response.headers["cache-control"] == "no-store"
