@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from sqlalchemy import MetaData, event
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import Executable, MetaData, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
@@ -48,6 +51,14 @@ def _set_utc(dbapi_connection: object, _record: object) -> None:
     cursor = dbapi_connection.cursor()  # type: ignore[attr-defined]
     cursor.execute("SET TIME ZONE 'UTC'")
     cursor.close()
+
+
+async def execute_many(session: AsyncSession, statement: Executable, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Run `statement` for every row of a batch in one round trip, and not at all for an empty batch:
+    given an empty list, `execute` runs the statement once without parameters, and a statement with
+    bind parameters then fails ("A value is required for bind parameter ...")."""
+    if rows:
+        await session.execute(statement, list(rows))
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

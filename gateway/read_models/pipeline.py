@@ -48,6 +48,7 @@ from contracts.base import Event
 from gateway.read_models import forecast as fc
 from gateway.read_models.base import SCHEMA, Base
 from gateway.read_models.partners import PartnerView
+from runtime.db import execute_many
 from runtime.inbox import Subscription
 
 MONEY = Numeric(20, 2)
@@ -299,8 +300,11 @@ async def _apply_arr(session: AsyncSession, won: list[tuple[tuple[Any, ...], tup
         rows.append({"partner_id": partner, "currency": currency, "amount": new})
         change = _convert_one(new, currency, window) - _convert_one(old, currency, window)
         totals[partner] = totals.get(partner, Decimal(0)) + change
-    await session.execute(_UPSERT_ARR_CURRENCY, rows)
-    await session.execute(_UPSERT_ARR_TOTAL, [{"partner_id": p, "arr": v} for p, v in sorted(totals.items()) if v])
+    await execute_many(session, _UPSERT_ARR_CURRENCY, rows)
+    # A change in a currency without an exchange rate (or one that rounds away) leaves every total
+    # as it was: possibly nothing to write at all.
+    await execute_many(session, _UPSERT_ARR_TOTAL,
+                       [{"partner_id": p, "arr": v} for p, v in sorted(totals.items()) if v])
 
 
 def arr_window(today: date) -> tuple[date, date]:

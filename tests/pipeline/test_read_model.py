@@ -198,6 +198,55 @@ class TestPartnerArr:
             await send(bus_client, c.UpdatePipelineSettings(fx_rates={}))
 
 
+    async def test_a_batch_whose_arr_changes_are_all_zero_applies(self, api, bus_client, pipeline_db):
+        """A won deal in a currency without an exchange rate, alone in its batch, changes no partner's
+        ARR: nothing is written to the totals, and the event is applied (it used to fail on an empty
+        parameter list, eight times, and be dead-lettered)."""
+        settings = await send(bus_client, c.UpdatePipelineSettings(fx_rates={}))
+
+        async def no_rates_applied():
+            k = (await api.get("/api/kpis/pipeline")).json()
+            return k["settings_version"] == settings.version
+
+        # (A settings change rebuilds the kept ARR; the checks below must not straddle one.)
+        await eventually(no_rates_applied, what="the settings without exchange rates")
+        engine = create_engine(pipeline_db["gateway"], trace_sql=False)
+        sessions = session_factory(engine)
+        now = datetime.now(UTC)
+        owner, partner = unique("arr-zero-"), uuid.uuid4()
+
+        def won_in_eur(oid: uuid.UUID) -> c.OpportunityStageChangedV1:
+            return c.OpportunityStageChangedV1(
+                opportunity=snapshot(2, "won", owner, id=oid, currency="EUR", partner_id=partner, closed_at=now),
+                from_stage="lead", to_stage="won", changed_by="x", changed_at=now)
+
+        try:
+            async with sessions() as session, session.begin():
+                await rm.ensure_arr_window(session, now.date())  # the kept window: the path that failed
+            async with sessions() as session, session.begin():
+                await rm.on_opportunities(session, [won_in_eur(uuid.uuid4())])
+            async with sessions() as session:
+                assert await session.scalar(select(rm.PartnerArrTotal.arr)
+                                            .where(rm.PartnerArrTotal.partner_id == partner)) is None
+                drift = await rm.aggregate_drift(session)
+                assert drift["partner_arr"] == 0, drift
+
+            # The same through the bus: applied, not dead-lettered.
+            event = won_in_eur(uuid.uuid4())
+            js = bus_client.jetstream()
+            await js.publish(event.subject, event.model_dump_json().encode(),
+                             headers={"Nats-Msg-Id": str(event.event_id)})
+
+            async def won_twice():
+                k = (await api.get("/api/kpis/pipeline", params={"owner": owner})).json()
+                return k["won"] == 2
+
+            await eventually(won_twice, what="the second won EUR deal in the KPIs")
+            assert not [d for d in await deadletter.list_all(js) if owner.encode() in d.data]
+        finally:
+            await engine.dispose()
+
+
 async def _equals(get, expected):
     value = await get()
     return value if value == expected else None
