@@ -11,19 +11,18 @@ from typing import Annotated
 from urllib.parse import quote
 
 from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
 from contracts import pipeline as pc
-from gateway import asyncapi, metrics, read_models, routes, web
+from gateway import asyncapi, errors, health, metrics, read_models, routes, web
 from gateway.auth import AuthRequired, Principal, Role, require
-from gateway.errors import command_failed_handler
 from gateway.security_headers import SecurityHeaders
-from runtime import health
 from runtime.errors import CommandFailed
 from runtime.service import RunningService, ServiceDefinition, shutdown, start
-from runtime.settings import SERVICES, Settings, get_settings
+from runtime.settings import Settings, get_settings
 
 definition = ServiceDefinition(name="gateway", publishes=(pc.STREAM,), subscriptions=read_models.SUBSCRIPTIONS)
 
@@ -54,7 +53,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # it); the CSV import routes raise it for themselves.
         max_body_size=settings.gateway_max_body_bytes,
     )
-    app.add_exception_handler(CommandFailed, command_failed_handler)
+    app.add_exception_handler(CommandFailed, errors.command_failed_handler)
+    app.add_exception_handler(RequestValidationError, errors.validation_error_handler)
+    for infrastructure_error in errors.INFRASTRUCTURE_ERRORS:
+        app.add_exception_handler(infrastructure_error, errors.infrastructure_handler)
     app.add_exception_handler(HTTPException, web.http_error_page)
 
     @app.exception_handler(AuthRequired)
@@ -70,20 +72,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     web.docs.install(app)  # before /static: it mounts /static/apidocs
     app.mount("/static", StaticFiles(directory=str(Path(__file__).parent / "static")), name="static")
 
-    @app.get("/healthz", tags=["health"])
-    async def healthz(request: Request) -> JSONResponse:
-        running: RunningService = request.app.state.running
-        own = await running.health()
-        services = {}
-        for name in SERVICES:
-            try:
-                services[name] = (await health.check(settings.nats_url, name, timeout=1.0)).get("status")
-            except Exception:
-                services[name] = "down"
-        ok = own["status"] == "ok" and all(s == "ok" for s in services.values())
-        return JSONResponse({"status": "ok" if ok else "degraded", "gateway": own, "services": services},
-                            status_code=200 if ok else 503)
-
+    app.include_router(health.router)
     app.middleware("http")(metrics.middleware)
 
     @app.get("/metrics", tags=["health"], response_class=PlainTextResponse)
@@ -91,7 +80,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         request: Request, _: Annotated[Principal, Depends(require(Role.admin, scope="metrics:read"))]
     ) -> PlainTextResponse:
         own = await request.app.state.running.health()
-        return PlainTextResponse(await metrics.render(settings.nats_url, own),
+        return PlainTextResponse(await metrics.render(request.app.state.running.nc, own),
                                  media_type="text/plain; version=0.0.4")
 
     @app.get("/asyncapi.json", tags=["docs"])

@@ -8,6 +8,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 
 from fastapi import Request, Response
+from nats.aio.client import Client as NATS
 from starlette.routing import Match
 
 from runtime import health
@@ -43,7 +44,7 @@ def _line(name: str, labels: dict[str, str], value: float) -> str:
     return f"{name}{{{inner}}} {value}"
 
 
-async def render(nats_url: str, own: dict[str, object]) -> str:
+async def render(nc: NATS, own: dict[str, object]) -> str:
     lines = [
         "# HELP partnerops_http_requests_total HTTP requests by method, route and status.",
         "# TYPE partnerops_http_requests_total counter",
@@ -54,12 +55,7 @@ async def render(nats_url: str, own: dict[str, object]) -> str:
         *(_line("partnerops_http_request_seconds_sum", {"method": m, "route": r}, round(v, 6))
           for (m, r), v in sorted(_seconds.items())),
     ]
-    reports: dict[str, dict[str, object]] = {"gateway": own}
-    for name in SERVICES:
-        try:
-            reports[name] = await health.check(nats_url, name, timeout=1.0)
-        except Exception:
-            reports[name] = {"status": "down"}
+    reports: dict[str, dict[str, object]] = {"gateway": own, **await health.ask_all(nc, SERVICES)}
     gauges = {
         "pending": ("partnerops_consumer_pending", "Messages not yet delivered to the consumer (lag)."),
         "ack_pending": ("partnerops_consumer_ack_pending", "Delivered messages not yet acknowledged."),

@@ -16,7 +16,6 @@ from typing import Any
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from pydantic import BaseModel
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from contracts import deadletters
@@ -24,6 +23,7 @@ from contracts.base import Command, StreamSpec
 from runtime import bus, telemetry
 from runtime.commands import CommandServer
 from runtime.db import create_engine, plain_dsn, session_factory
+from runtime.health import database_ok
 from runtime.health import subjects as health_subjects
 from runtime.inbox import InboxConsumer, Subscription
 from runtime.outbox import OutboxRelay
@@ -57,22 +57,23 @@ class RunningService:
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def health(self) -> dict[str, Any]:
-        db_ok = True
-        try:
-            async with self.engine.connect() as conn:
-                await conn.execute(text("SELECT 1"))
-        except Exception:
-            db_ok = False
+        # Bounded, so a health reply never waits on a dead database or bus (runtime/health.py).
+        db_ok = await database_ok(self.engine)
         nats_ok = self.nc.is_connected
         consumers: dict[str, dict[str, Any]] = {}
-        for c in self.consumers:
+
+        async def lag(c: InboxConsumer) -> None:
             consumers[c.durable] = dict(vars(c.stats))
             try:
-                info = await self.nc.jetstream().consumer_info(c.sub.stream, c.durable, timeout=1)
+                if not nats_ok:
+                    raise ConnectionError("NATS is not connected")
+                info = await self.nc.jetstream().consumer_info(c.sub.stream, c.durable, timeout=0.5)
                 consumers[c.durable].update(pending=info.num_pending, ack_pending=info.num_ack_pending,
                                             redelivered_now=info.num_redelivered)
             except Exception:
                 consumers[c.durable].update(pending=None)
+
+        await asyncio.gather(*(lag(c) for c in self.consumers))
         return {
             "service": self.definition.name,
             "status": "ok" if db_ok and nats_ok else "degraded",

@@ -16,7 +16,7 @@ from gateway.auth import SCOPES, Role
 from tests.gateway.conftest import Gateway
 
 # Meant to be reachable without signing in.
-PUBLIC = {"/signin", "/healthz", "/docs", "/redoc", "/openapi.json", "/asyncapi.json"}
+PUBLIC = {"/signin", "/healthz", "/livez", "/docs", "/redoc", "/openapi.json", "/asyncapi.json"}
 PUBLIC_PREFIXES = ("/static",)
 # Signing out ends the caller's session, so each call gets a session of its own.
 ENDS_SESSION = {"/signout"}
