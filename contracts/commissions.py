@@ -560,8 +560,9 @@ class PeriodTotal(BaseModel):
 
 
 class CommissionEntriesPostedV1(Event):
-    """Sent when ledger entries are written for an agreement (accruals, clawbacks, adjustments),
-    with their totals per month and type."""
+    """Sent when ledger entries were written for an agreement (accruals, clawbacks, adjustments), with
+    their totals per month and type. No longer published (see `CommissionEntriesPostedV2`); kept so
+    consumers can still replay the stream's history."""
 
     subject: ClassVar[str] = "commissions.entries.posted.v1"
     stream: ClassVar[StreamSpec] = STREAM
@@ -577,6 +578,37 @@ class CommissionEntriesPostedV1(Event):
 
     def aggregate_key(self) -> str:
         return f"agreement:{self.agreement_id}"
+
+
+class PostedTotal(BaseModel):
+    """What one transaction posted in one direction, currency, month and entry type."""
+
+    direction: Direction
+    currency: str
+    period: date
+    entry_type: EntryType
+    amount: Decimal
+    entries: int
+
+
+class CommissionEntriesPostedV2(Event):
+    """Sent once per transaction that wrote ledger entries (accruals, clawbacks, adjustments), with their
+    totals per direction, currency, month and type, and the agreements and partners whose ledgers grew.
+    Replaces `CommissionEntriesPostedV1` (one event per agreement): a consumer batch of revenue touches
+    hundreds of agreements, and an event each cost more than the entries themselves. Totals add up, so
+    the order of these events does not matter."""
+
+    subject: ClassVar[str] = "commissions.entries.posted.v2"
+    stream: ClassVar[StreamSpec] = STREAM
+
+    schema_version: Literal[2] = 2
+    totals: list[PostedTotal]
+    agreement_ids: list[UUID]
+    partner_ids: list[UUID]
+    entries: int
+    # The transaction's entries have ids in this range; other transactions' entries may interleave.
+    first_entry_id: int
+    last_entry_id: int
 
 
 class CommissionEntriesApprovedV1(Event):
@@ -617,7 +649,8 @@ class CommissionEntriesPaidV1(Event):
 
 
 EVENTS: tuple[type[Event], ...] = (
-    AgreementChangedV1, CommissionEntriesPostedV1, CommissionEntriesApprovedV1, CommissionEntriesPaidV1,
+    AgreementChangedV1, CommissionEntriesPostedV1, CommissionEntriesPostedV2, CommissionEntriesApprovedV1,
+    CommissionEntriesPaidV1,
 )
 COMMANDS: tuple[type[Command], ...] = (
     CreateAgreement, UpdateAgreement, AddAgreementVersion, UpdateAgreementVersion, GetAgreement, ListAgreements,

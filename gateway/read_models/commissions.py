@@ -9,8 +9,7 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 
-from sqlalchemy import Date, Numeric, String, func, select
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import Date, Numeric, String, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -36,32 +35,62 @@ class CommissionMonth(Base):
     paid: Mapped[Decimal] = mapped_column(MONEY, default=Decimal(0))
 
 
-async def _add(session: AsyncSession, rows: dict[tuple[str, str, date, str], Decimal]) -> None:
+AMOUNTS = ("accrued", "clawed_back", "adjusted", "approved", "paid")
+# One statement per consumer batch: a row per (direction, currency, month) with every column's addition,
+# so no row is hit twice by one INSERT ... ON CONFLICT (which Postgres refuses).
+_ADD = text(f"""
+    INSERT INTO {CommissionMonth.__table__.fullname} AS m (direction, currency, period, {", ".join(AMOUNTS)})
+    SELECT * FROM unnest(CAST(:direction AS text[]), CAST(:currency AS text[]), CAST(:period AS date[]),
+                         {", ".join(f"CAST(:{c} AS numeric[])" for c in AMOUNTS)})
+    ON CONFLICT (direction, currency, period) DO UPDATE SET
+        {", ".join(f"{c} = m.{c} + excluded.{c}" for c in AMOUNTS)}
+""")
+
+Key = tuple[str, str, date, str]
+
+
+async def _add(session: AsyncSession, rows: dict[Key, Decimal]) -> None:
+    months: dict[tuple[str, str, date], dict[str, Decimal]] = {}
+    for (direction, currency, period, column), amount in rows.items():
+        months.setdefault((direction, currency, period), dict.fromkeys(AMOUNTS, Decimal(0)))[column] += amount
+    if not months:
+        return
     # Sorted, so two consumers adding to the same months lock the rows in the same order.
-    for (direction, currency, period, column), amount in sorted(rows.items()):
-        stmt = insert(CommissionMonth).values(direction=direction, currency=currency, period=period,
-                                              **{column: amount})
-        await session.execute(stmt.on_conflict_do_update(
-            index_elements=[CommissionMonth.direction, CommissionMonth.currency, CommissionMonth.period],
-            set_={column: getattr(CommissionMonth, column) + amount}))
+    keys = sorted(months)
+    params: dict[str, list[object]] = {"direction": [k[0] for k in keys], "currency": [k[1] for k in keys],
+                                       "period": [k[2] for k in keys]}
+    for column in AMOUNTS:
+        params[column] = [months[k][column] for k in keys]
+    await session.execute(_ADD, params)
 
 
 def _month(d: date) -> date:
     return d.replace(day=1)
 
 
+def _earned(rows: dict[Key, Decimal], direction: str, currency: str, period: date, entry_type: cc.EntryType,
+            amount: Decimal) -> None:
+    key = (direction, currency, _month(period), COLUMN[entry_type])
+    rows[key] = rows.get(key, Decimal(0)) + amount
+
+
 async def on_entries_posted(session: AsyncSession, events: Sequence[Event]) -> None:
-    rows: dict[tuple[str, str, date, str], Decimal] = {}
+    """Both versions: v2 (one per transaction) is what the service sends; v1 (one per agreement) is in the
+    stream's history and comes back when the read model is rebuilt by replay."""
+    rows: dict[Key, Decimal] = {}
     for e in events:
-        assert isinstance(e, cc.CommissionEntriesPostedV1)
-        for t in e.totals:
-            key = (e.direction.value, e.currency, _month(t.period), COLUMN[t.entry_type])
-            rows[key] = rows.get(key, Decimal(0)) + t.amount
+        if isinstance(e, cc.CommissionEntriesPostedV2):
+            for t in e.totals:
+                _earned(rows, t.direction.value, t.currency, t.period, t.entry_type, t.amount)
+        else:
+            assert isinstance(e, cc.CommissionEntriesPostedV1)
+            for t1 in e.totals:
+                _earned(rows, e.direction.value, e.currency, t1.period, t1.entry_type, t1.amount)
     await _add(session, rows)
 
 
 async def on_entries_approved(session: AsyncSession, events: Sequence[Event]) -> None:
-    rows: dict[tuple[str, str, date, str], Decimal] = {}
+    rows: dict[Key, Decimal] = {}
     for e in events:
         assert isinstance(e, cc.CommissionEntriesApprovedV1)
         for t in e.totals:
@@ -71,7 +100,7 @@ async def on_entries_approved(session: AsyncSession, events: Sequence[Event]) ->
 
 
 async def on_entries_paid(session: AsyncSession, events: Sequence[Event]) -> None:
-    rows: dict[tuple[str, str, date, str], Decimal] = {}
+    rows: dict[Key, Decimal] = {}
     for e in events:
         assert isinstance(e, cc.CommissionEntriesPaidV1)
         key = (e.direction.value, e.currency, _month(e.paid_on), "paid")
@@ -88,6 +117,8 @@ def _one(many):  # type: ignore[no-untyped-def]
 
 SUBSCRIPTIONS: tuple[Subscription, ...] = (
     Subscription(consumer="gateway", models=(cc.CommissionEntriesPostedV1,), handle=_one(on_entries_posted),
+                 handle_many=on_entries_posted),
+    Subscription(consumer="gateway", models=(cc.CommissionEntriesPostedV2,), handle=_one(on_entries_posted),
                  handle_many=on_entries_posted),
     Subscription(consumer="gateway", models=(cc.CommissionEntriesApprovedV1,), handle=_one(on_entries_approved),
                  handle_many=on_entries_approved),

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -25,7 +25,7 @@ from contracts.pipeline import PartnerTier
 from runtime.errors import Conflict
 from runtime.outbox import add_events
 from services.commissions import domain
-from services.commissions.models import SCHEMA, Agreement, AgreementState, AgreementVersion, RevenueEvent
+from services.commissions.models import SCHEMA, AgreementVersion, RevenueEvent
 from services.commissions.repository import (
     CONTENT_FIELDS,
     AgreementRepository,
@@ -157,7 +157,7 @@ def revenue_from(i: IncomingRevenue) -> domain.Revenue:
     )
 
 
-def revenue_of(r: RevenueEvent) -> domain.Revenue:
+def revenue_of(r: Any) -> domain.Revenue:
     opportunity = str(r.opportunity_id) if r.opportunity_id else (r.ref if r.kind == "deal_won" else None)
     return domain.Revenue(
         kind=c.RevenueKind(r.kind), ref=r.ref, at=r.occurred_at, customer=r.customer, amount=r.amount,
@@ -166,11 +166,13 @@ def revenue_of(r: RevenueEvent) -> domain.Revenue:
     )
 
 
-_TERMS: dict[tuple[uuid.UUID, int, int], c.Terms] = {}
+TermsKey = tuple[uuid.UUID, int, int]
+# A version's terms change only through a correction, which bumps its revision: parsed terms are kept per
+# (agreement, version, revision), so the hot path neither reads nor validates them again.
+_TERMS: dict[TermsKey, c.Terms] = {}
 
 
 def _terms(v: AgreementVersion) -> c.Terms:
-    # A version's terms change only through a correction, which bumps its revision.
     key = (v.agreement_id, v.version, v.revision)
     found = _TERMS.get(key)
     if found is None:
@@ -180,24 +182,42 @@ def _terms(v: AgreementVersion) -> c.Terms:
     return found
 
 
-def spec_of(agreement: Agreement, versions: Sequence[AgreementVersion]) -> domain.AgreementSpec:
+def spec_of(agreement: Any, versions: Sequence[Any], terms: Mapping[TermsKey, c.Terms] | None = None,
+            ) -> domain.AgreementSpec:
+    """The agreement as the fold sees it. `versions` are ORM versions (terms read from them) or version
+    heads without terms, whose terms `terms` holds."""
     return domain.AgreementSpec(
         id=str(agreement.id), currency=agreement.currency,
         deal_models=frozenset(m.lower() for m in agreement.deal_models) if agreement.deal_models else None,
         versions=tuple(
             domain.Version(number=v.version, effective_from=v.effective_from, effective_to=v.effective_to,
                            retroactive=v.retroactive, revision=v.revision,
-                           terms=_terms(v))
+                           terms=terms[(v.agreement_id, v.version, v.revision)] if terms is not None else _terms(v))
             for v in sorted(versions, key=lambda v: v.effective_from)
         ),
     )
+
+
+async def specs_of(repo: AgreementRepository, agreements: Sequence[Any]) -> dict[uuid.UUID, domain.AgreementSpec]:
+    """Specs of these agreements: their versions' heads in one statement, and terms only for revisions
+    not seen before."""
+    heads = await repo.version_heads(a.id for a in agreements)
+    keys = {(v.agreement_id, v.version, v.revision) for vs in heads.values() for v in vs}
+    known = {k: _TERMS[k] for k in keys if k in _TERMS}
+    missing = keys - known.keys()
+    if missing:
+        if len(_TERMS) > 20_000:
+            _TERMS.clear()
+        for k, raw in (await repo.terms_of(missing)).items():
+            known[k] = _TERMS[k] = c.Terms.model_validate(raw)
+    return {a.id: spec_of(a, heads[a.id], known) for a in agreements}
 
 
 def tier_history(rows: Sequence[tuple[datetime, str]]) -> list[tuple[datetime, PartnerTier]]:
     return [(since, PartnerTier(tier)) for since, tier in rows]
 
 
-def state_of(row: AgreementState) -> domain.FoldState:
+def state_of(row: Any) -> domain.FoldState:
     state = domain.FoldState()
     if row.last_at is not None:
         state.last = (row.last_at, row.last_rank or 0, row.last_ref or "")
@@ -214,10 +234,21 @@ def state_row(agreement_id: uuid.UUID, state: domain.FoldState) -> dict[str, Any
             "period_commission": state.period.commission if state.period else Decimal(0)}
 
 
-def customer_rows(agreement_id: uuid.UUID, customers: dict[str, domain.CustomerState]) -> list[dict[str, Any]]:
-    return [{"agreement_id": agreement_id, "customer": k, "start": s.start, "booked": s.booked, "invoices": s.invoices,
-             "churned_on": s.churned_on, "deal_commission": s.deal_commission, "deal_model": s.deal_model}
-            for k, s in customers.items()]
+def customer_rows(agreement_id: uuid.UUID, customers: dict[str, domain.CustomerState],
+                  unchanged: Mapping[tuple[uuid.UUID, str], tuple[Any, ...]] | None = None) -> list[dict[str, Any]]:
+    """Rows of customer state to write; with `unchanged` (as read before the fold), only those that differ."""
+    out = []
+    for k, s in customers.items():
+        if unchanged is not None and unchanged.get((agreement_id, k)) == _customer_values(s):
+            continue
+        out.append({"agreement_id": agreement_id, "customer": k, "start": s.start, "booked": s.booked,
+                    "invoices": s.invoices, "churned_on": s.churned_on, "deal_commission": s.deal_commission,
+                    "deal_model": s.deal_model})
+    return out
+
+
+def _customer_values(s: domain.CustomerState) -> tuple[Any, ...]:
+    return (s.start, s.booked, s.invoices, s.churned_on, s.deal_commission, s.deal_model)
 
 
 def posted_row(r: Any) -> domain.PostedRow:
@@ -230,7 +261,7 @@ def posted_row(r: Any) -> domain.PostedRow:
 class _Work:
     """What one transaction appends for one agreement."""
 
-    agreement: Agreement
+    agreement: Any  # an agreement row: id, partner_id, direction, currency
     lines: list[domain.Line] = field(default_factory=list)
     adjustments: list[domain.Adjustment] = field(default_factory=list)
     posted: dict[str, domain.PostedRow] = field(default_factory=dict)  # first stored entry per line key
@@ -249,14 +280,13 @@ async def post(session: AsyncSession, partner_ids: set[uuid.UUID], by_partner: d
     if not agreements:
         return []
     states = await states_repo.lock(a.id for a in agreements)
-    versions = await agreements_repo.versions(a.id for a in agreements)
-    specs = {a.id: spec_of(a, versions[a.id]) for a in agreements}
+    specs = await specs_of(agreements_repo, agreements)
     tier_partners = {a.partner_id for a in agreements
                      if any(isinstance(v.terms.rate, c.PartnerTierRate) for v in specs[a.id].versions)}
     tiers = {p: tier_history(rows) for p, rows in (await PipelineCopyRepository(session).tiers(tier_partners)).items()}
 
-    fast: list[tuple[Agreement, list[domain.Revenue]]] = []
-    refolds: list[Agreement] = []
+    fast: list[tuple[Any, list[domain.Revenue]]] = []
+    refolds: list[Any] = []
     for a in agreements:
         unique = {e.key: e for e in by_partner.get(a.partner_id, ())}
         events = sorted(unique.values(), key=lambda e: e.order)
@@ -275,18 +305,24 @@ async def post(session: AsyncSession, partner_ids: set[uuid.UUID], by_partner: d
     if fast:
         pairs = {(a.id, e.customer) for a, events in fast for e in events if e.customer}
         stored_customers: dict[uuid.UUID, dict[str, domain.CustomerState]] = defaultdict(dict)
+        as_read: dict[tuple[uuid.UUID, str], tuple[Any, ...]] = {}
         for cs in await states_repo.customers(pairs):
-            stored_customers[cs.agreement_id][cs.customer] = domain.CustomerState(
+            stored = stored_customers[cs.agreement_id][cs.customer] = domain.CustomerState(
                 start=cs.start, booked=cs.booked, invoices=cs.invoices, churned_on=cs.churned_on,
                 deal_commission=cs.deal_commission, deal_model=cs.deal_model)
+            as_read[(cs.agreement_id, cs.customer)] = _customer_values(stored)
+        # Refunds and churns need the entries they reverse: one statement for the batch.
+        line_keys = {(a.id, k) for a, events in fast for e in events if e.kind is c.RevenueKind.refund
+                     for k in ([f"invoice_paid:{e.invoice_ref}"]
+                               + ([f"deal_won:{e.opportunity_id}"] if e.opportunity_id else []))}
+        churned = {(a.id, e.customer) for a, events in fast for e in events if e.kind is c.RevenueKind.churn}
+        posted_rows: dict[uuid.UUID, list[domain.PostedRow]] = defaultdict(list)
+        for r in await ledger.rows_for_lines(line_keys, churned):
+            posted_rows[r.agreement_id].append(posted_row(r))
         for a, events in fast:
             spec, state = specs[a.id], state_of(states[a.id])
             state.customers = stored_customers.get(a.id, {})
-            keys = {f"invoice_paid:{e.invoice_ref}" for e in events if e.kind is c.RevenueKind.refund}
-            keys |= {f"deal_won:{e.opportunity_id}" for e in events
-                     if e.kind is c.RevenueKind.refund and e.opportunity_id}
-            churned = {e.customer for e in events if e.kind is c.RevenueKind.churn}
-            rows = [posted_row(r) for r in await ledger.rows_for_lines(a.id, keys, churned)] if keys or churned else []
+            rows = posted_rows.get(a.id, [])
             book = domain.LineBook(domain.facts_from_rows(rows))
             w = _Work(a, names=_names(events))
             for r in sorted(rows, key=lambda r: r.id):
@@ -297,7 +333,7 @@ async def post(session: AsyncSession, partner_ids: set[uuid.UUID], by_partner: d
                 notes += [{"agreement_id": a.id, "revenue_key": ev.key, "note": n} for n in why]
             work.append(w)
             state_updates.append(state_row(a.id, state))
-            customer_upserts += customer_rows(a.id, state.customers)
+            customer_upserts += customer_rows(a.id, state.customers, as_read)
         await states_repo.save(state_updates)
         await states_repo.upsert_customers(customer_upserts)
         await states_repo.add_notes(notes)
@@ -325,7 +361,8 @@ async def post(session: AsyncSession, partner_ids: set[uuid.UUID], by_partner: d
 
 
 async def _append(session: AsyncSession, work: Sequence[_Work]) -> list[int]:
-    """Write the entries: originals first (clawbacks need their ids), then clawbacks and adjustments."""
+    """Write the entries in one COPY, with ids taken from the table's sequence first so clawbacks can
+    refer to the accruals they reverse, and stage one `entries.posted` event for the transaction."""
     ledger = LedgerRepository(session)
     this_month = domain.month_start(clock().date())
     firsts: list[dict[str, Any]] = []
@@ -352,10 +389,14 @@ async def _append(session: AsyncSession, work: Sequence[_Work]) -> list[int]:
             row["adjusts_entry_id"] = adj.adjusts_entry_id
             row["customer_name"] = w.names.get(row["customer"])
             seconds.append((w, row))
-    ids = await ledger.insert(firsts)
+    if not firsts and not seconds:
+        return []
+    # Originals get the lower ids: a line's first entry (by id) is its original.
+    ids = await ledger.new_ids(len(firsts) + len(seconds))
     new_ids: dict[tuple[uuid.UUID, str], int] = {}
-    for (entry_id, key), row in zip(ids, firsts, strict=True):
-        new_ids[(row["agreement_id"], key)] = entry_id
+    for entry_id, row in zip(ids, firsts, strict=False):
+        row["id"] = entry_id
+        new_ids[(row["agreement_id"], row["line_key"])] = entry_id
     missing: dict[uuid.UUID, set[str]] = defaultdict(set)
     for w, row in seconds:
         target = row["reverses_key"]
@@ -366,16 +407,17 @@ async def _append(session: AsyncSession, work: Sequence[_Work]) -> list[int]:
         for key, entry_id in (await ledger.first_ids(agreement_id, keys)).items():
             looked_up[(agreement_id, key)] = entry_id
     second_rows = []
-    for w, row in seconds:
+    for entry_id, (w, row) in zip(ids[len(firsts):], seconds, strict=True):
+        row["id"] = entry_id
         target = row["reverses_key"]
         if target and row["entry_type"] == c.EntryType.clawback.value:
             found = new_ids.get((w.agreement.id, target)) or looked_up.get((w.agreement.id, target))
             row["reverses_entry_id"] = found if found is not None else w.posted[target].id
         second_rows.append(row)
-    ids += await ledger.insert(second_rows)
-    all_rows = firsts + second_rows
-    await add_events(session, SCHEMA, _posted_events(work, all_rows, [i for i, _ in ids]))
-    return [i for i, _ in ids]
+    rows = firsts + second_rows
+    await ledger.insert(rows)
+    await add_events(session, SCHEMA, [posted_event(rows)])
+    return ids
 
 
 def _names(events: Iterable[domain.Revenue]) -> dict[str, str]:
@@ -387,7 +429,7 @@ def original_revenue_key(row: domain.PostedRow) -> str:
     return row.line_key.split(">")[0]
 
 
-def _entry(agreement: Agreement, key: str, entry_type: c.EntryType, amount: Decimal, period: date,
+def _entry(agreement: Any, key: str, entry_type: c.EntryType, amount: Decimal, period: date,
            line: domain.Line | None, *, original: domain.PostedRow | None = None,
            detail: str | None = None) -> dict[str, Any]:
     if line is not None:
@@ -410,24 +452,17 @@ def _entry(agreement: Agreement, key: str, entry_type: c.EntryType, amount: Deci
             "line_key": key, "reverses_entry_id": None, "adjusts_entry_id": None, **source}
 
 
-def _posted_events(work: Sequence[_Work], rows: Sequence[dict[str, Any]],
-                   ids: Sequence[int]) -> list[c.CommissionEntriesPostedV1]:
-    by_agreement: dict[uuid.UUID, list[tuple[int, dict[str, Any]]]] = defaultdict(list)
-    for entry_id, row in zip(ids, rows, strict=True):
-        by_agreement[row["agreement_id"]].append((entry_id, row))
-    agreements = {w.agreement.id: w.agreement for w in work}
-    events = []
-    for agreement_id, entries in by_agreement.items():
-        a = agreements[agreement_id]
-        totals: dict[tuple[date, str], list[Any]] = {}
-        for _, row in entries:
-            t = totals.setdefault((row["period"], row["entry_type"]), [Decimal(0), 0])
-            t[0] += row["amount"]
-            t[1] += 1
-        events.append(c.CommissionEntriesPostedV1(
-            agreement_id=a.id, partner_id=a.partner_id, direction=c.Direction(a.direction), currency=a.currency,
-            totals=[c.PeriodTotal(period=p, entry_type=c.EntryType(t), amount=v[0], entries=v[1])
-                    for (p, t), v in sorted(totals.items())],
-            first_entry_id=min(i for i, _ in entries), last_entry_id=max(i for i, _ in entries),
-        ))
-    return events
+def posted_event(rows: Sequence[dict[str, Any]]) -> c.CommissionEntriesPostedV2:
+    """The transaction's entries as one event: totals per direction, currency, month and type."""
+    totals: dict[tuple[str, str, date, str], list[Any]] = {}
+    for row in rows:
+        t = totals.setdefault((row["direction"], row["currency"], row["period"], row["entry_type"]), [Decimal(0), 0])
+        t[0] += row["amount"]
+        t[1] += 1
+    ids = [row["id"] for row in rows]
+    return c.CommissionEntriesPostedV2(
+        totals=[c.PostedTotal(direction=c.Direction(d), currency=cur, period=p, entry_type=c.EntryType(t),
+                              amount=v[0], entries=v[1]) for (d, cur, p, t), v in sorted(totals.items())],
+        agreement_ids=sorted({row["agreement_id"] for row in rows}),
+        partner_ids=sorted({row["partner_id"] for row in rows}),
+        entries=len(rows), first_entry_id=min(ids), last_entry_id=max(ids))

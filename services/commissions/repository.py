@@ -10,7 +10,9 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, insert, or_, select, text, update
+import asyncpg
+from sqlalchemy import BigInteger, Row, Uuid, any_, delete, func, insert, literal, or_, select, text, update
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -67,6 +69,24 @@ CONTENT_FIELDS = ("partner_id", "opportunity_id", "customer", "amount", "currenc
                   "deal_model", "customer_started_on", "void")
 
 
+REVENUE_COLUMNS = ("event_id", "kind", "ref", "scope", "partner_id", "opportunity_id", "customer", "customer_name",
+                   "amount", "currency", "occurred_at", "invoice_ref", "deal_model", "customer_started_on", "void",
+                   "source", "actor", "event_occurred_at")
+_REVENUE_TYPES = {"event_id": "uuid", "partner_id": "uuid", "opportunity_id": "uuid", "amount": "numeric",
+                  "occurred_at": "timestamptz", "event_occurred_at": "timestamptz", "customer_started_on": "date",
+                  "void": "boolean"}
+_REVENUE_ARRAYS = ", ".join(f"CAST(:{c} AS {_REVENUE_TYPES.get(c, 'text')}[])" for c in REVENUE_COLUMNS)
+_INSERT_REVENUE = text(
+    f"INSERT INTO {SCHEMA}.revenue_event ({', '.join(REVENUE_COLUMNS)}) SELECT * FROM unnest({_REVENUE_ARRAYS}) "
+    f"ON CONFLICT DO NOTHING RETURNING id, kind, ref, scope")
+
+
+def any_of(values: Sequence[Any], item_type: Any) -> Any:
+    """`= ANY(array)`: one array parameter instead of a parameter per value, so the statement's text (and
+    its prepared plan) is the same whatever the batch size."""
+    return any_(literal(list(values), ARRAY(item_type)))
+
+
 class RevenueRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -85,13 +105,12 @@ class RevenueRepository:
             )
 
     async def insert_new(self, incoming: Sequence[IncomingRevenue]) -> dict[tuple[str, str, str], int]:
-        """Insert those not stored yet; returns the new rows' ids by natural key."""
+        """Insert those not stored yet; returns the new rows' ids by natural key. One statement with a
+        parameter per column (arrays), so the cost does not grow with parameters per row."""
         if not incoming:
             return {}
-        t = RevenueEvent.__table__
-        stmt = pg_insert(t).on_conflict_do_nothing().returning(t.c.id, t.c.kind, t.c.ref, t.c.scope)
-        rows = await self.session.execute(stmt, [i.row() for i in incoming]) if len(incoming) > 1 else \
-            await self.session.execute(stmt.values(incoming[0].row()))
+        params = {f: [getattr(i, f) for i in incoming] for f in REVENUE_COLUMNS}
+        rows = await self.session.execute(_INSERT_REVENUE, params)
         return {(r.kind, r.ref, r.scope): r.id for r in rows}
 
     async def by_natural_keys(self, keys: Sequence[tuple[str, str, str]]) -> list[RevenueEvent]:
@@ -176,11 +195,12 @@ class RevenueRepository:
         return list(await self.session.scalars(
             select(RevenueEvent).where(RevenueEvent.kind == "refund", RevenueEvent.invoice_ref == invoice_ref)))
 
-    async def by_ids(self, ids: Iterable[int]) -> list[RevenueEvent]:
+    async def by_ids(self, ids: Iterable[int]) -> Sequence[Row[Any]]:
         ids = list(ids)
         if not ids:
             return []
-        return list(await self.session.scalars(select(RevenueEvent).where(RevenueEvent.id.in_(ids))))
+        t = RevenueEvent.__table__
+        return (await self.session.execute(select(t).where(t.c.id == any_of(ids, BigInteger)))).all()
 
     async def of_partner(self, partner_id: uuid.UUID) -> list[RevenueEvent]:
         return list(await self.session.scalars(
@@ -264,12 +284,43 @@ class AgreementRepository:
             select(func.max(AgreementVersion.version)).where(AgreementVersion.agreement_id == agreement_id))
         return int(found or 0) + 1
 
-    async def of_partners(self, partner_ids: Iterable[uuid.UUID]) -> list[Agreement]:
+    async def of_partners(self, partner_ids: Iterable[uuid.UUID]) -> Sequence[Row[Any]]:
+        """The partners' agreements as plain rows (id, partner_id, direction, currency, deal_models, ...)."""
         ids = list(set(partner_ids))
         if not ids:
             return []
-        return list(await self.session.scalars(
-            select(Agreement).where(Agreement.partner_id.in_(ids)).order_by(Agreement.id)))
+        t = Agreement.__table__
+        return (await self.session.execute(
+            select(t).where(t.c.partner_id == any_of(ids, Uuid)).order_by(t.c.id))).all()
+
+    async def version_heads(self, agreement_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, list[Row[Any]]]:
+        """Versions without their terms (agreement_id, version, revision, dates, retroactive): the terms of a
+        (version, revision) never change, so the engine reads them only for revisions it has not seen."""
+        ids = list(agreement_ids)
+        out: dict[uuid.UUID, list[Row[Any]]] = {i: [] for i in ids}
+        if not ids:
+            return out
+        t = AgreementVersion.__table__
+        rows = await self.session.execute(
+            select(t.c.agreement_id, t.c.version, t.c.revision, t.c.effective_from, t.c.effective_to,
+                   t.c.retroactive).where(t.c.agreement_id == any_of(ids, Uuid))
+            .order_by(t.c.agreement_id, t.c.effective_from))
+        for v in rows:
+            out[v.agreement_id].append(v)
+        return out
+
+    async def terms_of(self, keys: Iterable[tuple[uuid.UUID, int, int]]) -> dict[tuple[uuid.UUID, int, int], Any]:
+        """The stored terms of these (agreement, version, revision)s, where that revision is still current."""
+        wanted = sorted(set(keys))
+        if not wanted:
+            return {}
+        rows = await self.session.execute(
+            text(f"SELECT v.agreement_id, v.version, v.revision, v.terms FROM unnest(CAST(:a AS uuid[]), "
+                 f"CAST(:v AS int[]), CAST(:r AS int[])) AS k(agreement_id, version, revision) "
+                 f"JOIN {SCHEMA}.agreement_version v USING (agreement_id, version, revision)")
+            .columns(terms=JSONB),
+            {"a": [k[0] for k in wanted], "v": [k[1] for k in wanted], "r": [k[2] for k in wanted]})
+        return {(r.agreement_id, r.version, r.revision): r.terms for r in rows}
 
     async def list(self, *, partner_id: uuid.UUID | None, offset: int, limit: int) -> tuple[list[Agreement], int]:
         conditions = [Agreement.partner_id == partner_id] if partner_id else []
@@ -298,28 +349,61 @@ class AgreementRepository:
                 {"space": _LINK_LOCK_SPACE + 1, "keys": keys})
 
 
+STATE_COLUMNS = ("agreement_id", "last_at", "last_rank", "last_ref", "period_key", "period_basis",
+                 "period_commission")
+_SAVE_STATES = text(f"""
+    UPDATE {SCHEMA}.agreement_state s SET last_at = u.last_at, last_rank = u.last_rank, last_ref = u.last_ref,
+        period_key = u.period_key, period_basis = u.period_basis, period_commission = u.period_commission,
+        updated_at = now()
+    FROM unnest(CAST(:agreement_id AS uuid[]), CAST(:last_at AS timestamptz[]), CAST(:last_rank AS int[]),
+                CAST(:last_ref AS text[]), CAST(:period_key AS text[]), CAST(:period_basis AS numeric[]),
+                CAST(:period_commission AS numeric[]))
+        AS u(agreement_id, last_at, last_rank, last_ref, period_key, period_basis, period_commission)
+    WHERE s.agreement_id = u.agreement_id
+""")
+CUSTOMER_COLUMNS = ("agreement_id", "customer", "start", "booked", "invoices", "churned_on", "deal_commission",
+                    "deal_model")
+_UPSERT_CUSTOMERS = text(f"""
+    INSERT INTO {SCHEMA}.customer_state ({", ".join(CUSTOMER_COLUMNS)})
+    SELECT * FROM unnest(CAST(:agreement_id AS uuid[]), CAST(:customer AS text[]), CAST(:start AS date[]),
+                         CAST(:booked AS date[]), CAST(:invoices AS int[]), CAST(:churned_on AS date[]),
+                         CAST(:deal_commission AS numeric[]), CAST(:deal_model AS text[]))
+    ON CONFLICT (agreement_id, customer) DO UPDATE SET start = excluded.start, booked = excluded.booked,
+        invoices = excluded.invoices, churned_on = excluded.churned_on, deal_commission = excluded.deal_commission,
+        deal_model = excluded.deal_model
+""")
+NOTE_COLUMNS = ("agreement_id", "revenue_key", "note")
+
+
+async def copy_records(session: AsyncSession, table: str, columns: Sequence[str],
+                       records: Sequence[tuple[Any, ...]]) -> None:
+    """COPY rows into a table of this schema on the session's own connection, inside its transaction:
+    the cheapest way into Postgres (no statement text, no per-row parameters). Not traced as SQL."""
+    connection = await session.connection()
+    driver: asyncpg.Connection = (await connection.get_raw_connection()).driver_connection  # type: ignore[assignment]
+    if not driver.is_in_transaction():
+        # The session opens its transaction on the connection lazily, with its first statement.
+        await session.execute(text("SELECT 1"))
+    await driver.copy_records_to_table(table, schema_name=SCHEMA, columns=list(columns), records=records)
+
+
 class StateRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def lock(self, agreement_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, AgreementState]:
+    async def lock(self, agreement_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, Row[Any]]:
         ids = sorted(set(agreement_ids))
         if not ids:
             return {}
-        rows = await self.session.scalars(
-            select(AgreementState).where(AgreementState.agreement_id.in_(ids))
-            .order_by(AgreementState.agreement_id).with_for_update()
-            .execution_options(populate_existing=True))
+        t = AgreementState.__table__
+        rows = await self.session.execute(
+            select(t).where(t.c.agreement_id == any_of(ids, Uuid)).order_by(t.c.agreement_id).with_for_update())
         return {r.agreement_id: r for r in rows}
 
     async def save(self, states: Sequence[dict[str, Any]]) -> None:
         if not states:
             return
-        t = AgreementState.__table__
-        names = [k for k in states[0] if k != "agreement_id"]
-        stmt = (update(t).where(t.c.agreement_id == bindparam("b_agreement_id"))
-                .values({k: bindparam(f"b_{k}") for k in names} | {"updated_at": func.now()}))
-        await self.session.execute(stmt, [{f"b_{k}": v for k, v in s.items()} for s in states])
+        await self.session.execute(_SAVE_STATES, {c: [s[c] for s in states] for c in STATE_COLUMNS})
 
     async def customers(self, pairs: Iterable[tuple[uuid.UUID, str]]) -> list[Any]:
         wanted = sorted(set(pairs))
@@ -335,13 +419,7 @@ class StateRepository:
     async def upsert_customers(self, rows: Sequence[dict[str, Any]]) -> None:
         if not rows:
             return
-        t = CustomerState.__table__
-        stmt = pg_insert(t)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[t.c.agreement_id, t.c.customer],
-            set_={c: stmt.excluded[c] for c in ("start", "booked", "invoices", "churned_on", "deal_commission",
-                                                 "deal_model")})
-        await self.session.execute(stmt, list(rows))
+        await self.session.execute(_UPSERT_CUSTOMERS, {c: [r[c] for r in rows] for c in CUSTOMER_COLUMNS})
 
     async def replace_customers(self, agreement_id: uuid.UUID, rows: Sequence[dict[str, Any]]) -> None:
         await self.session.execute(delete(CustomerState).where(CustomerState.agreement_id == agreement_id))
@@ -350,7 +428,8 @@ class StateRepository:
 
     async def add_notes(self, rows: Sequence[dict[str, Any]]) -> None:
         if rows:
-            await self.session.execute(insert(RevenueNote), list(rows))
+            await copy_records(self.session, RevenueNote.__tablename__, NOTE_COLUMNS,
+                               [tuple(r[c] for c in NOTE_COLUMNS) for r in rows])
 
     async def replace_notes(self, agreement_id: uuid.UUID, rows: Sequence[dict[str, Any]]) -> None:
         await self.session.execute(delete(RevenueNote).where(RevenueNote.agreement_id == agreement_id))
@@ -362,6 +441,25 @@ ENTRY_COLUMNS = (LedgerEntry.id, LedgerEntry.line_key, LedgerEntry.entry_type, L
                  LedgerEntry.customer, LedgerEntry.revenue_at, LedgerEntry.period)
 
 
+_ENTRY_SELECT = ", ".join(f"e.{c.key}" for c in ENTRY_COLUMNS)
+_ROWS_FOR_LINES = text(f"""
+    WITH k AS (SELECT * FROM unnest(CAST(:ka AS uuid[]), CAST(:kk AS text[])) AS k(agreement_id, key)),
+         c AS (SELECT * FROM unnest(CAST(:ca AS uuid[]), CAST(:cc AS text[])) AS c(agreement_id, customer))
+    SELECT e.agreement_id, {_ENTRY_SELECT} FROM k
+        JOIN {SCHEMA}.ledger_entry e ON e.agreement_id = k.agreement_id AND e.line_key = k.key
+    UNION
+    SELECT e.agreement_id, {_ENTRY_SELECT} FROM k
+        JOIN {SCHEMA}.ledger_entry e ON e.agreement_id = k.agreement_id AND e.reverses_key = k.key
+    UNION
+    SELECT e.agreement_id, {_ENTRY_SELECT} FROM c
+        JOIN {SCHEMA}.ledger_entry e ON e.agreement_id = c.agreement_id AND e.customer = c.customer
+""")
+_NEW_IDS = text(f"SELECT nextval(pg_get_serial_sequence('{SCHEMA}.ledger_entry', 'id')) FROM generate_series(1, :n)")
+LEDGER_COLUMNS = ("id", "agreement_id", "partner_id", "direction", "currency", "entry_type", "amount", "basis_amount",
+                  "period", "line_key", "reverses_key", "revenue_key", "revenue_at", "customer", "customer_name",
+                  "version", "revision", "rule", "detail", "reverses_entry_id", "adjusts_entry_id")
+
+
 class LedgerRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -370,27 +468,31 @@ class LedgerRepository:
         return (await self.session.execute(
             select(*ENTRY_COLUMNS).where(LedgerEntry.agreement_id == agreement_id))).all()
 
-    async def rows_for_lines(self, agreement_id: uuid.UUID, keys: Iterable[str],
-                             customers: Iterable[str]) -> Sequence[Any]:
-        """Entries of these lines, of the lines that reverse them, and of these customers' lines."""
-        keys, customers = list(set(keys)), list(set(customers))
-        conditions = []
-        if keys:
-            conditions += [LedgerEntry.line_key.in_(keys), LedgerEntry.reverses_key.in_(keys)]
-        if customers:
-            conditions.append(LedgerEntry.customer.in_(customers))
-        if not conditions:
+    async def rows_for_lines(self, keys: Iterable[tuple[uuid.UUID, str]],
+                             customers: Iterable[tuple[uuid.UUID, str]]) -> Sequence[Any]:
+        """Per (agreement, line key): the line's entries and those of the lines that reverse it; per
+        (agreement, customer): that customer's entries. One statement for a whole batch, each part driven
+        by exact keys; rows carry their agreement_id."""
+        keys, customers = sorted(set(keys)), sorted(set(customers))
+        if not keys and not customers:
             return []
-        return (await self.session.execute(
-            select(*ENTRY_COLUMNS).where(LedgerEntry.agreement_id == agreement_id, or_(*conditions)))).all()
+        return (await self.session.execute(_ROWS_FOR_LINES, {
+            "ka": [a for a, _ in keys], "kk": [k for _, k in keys],
+            "ca": [a for a, _ in customers], "cc": [c for _, c in customers]})).all()
 
-    async def insert(self, rows: Sequence[dict[str, Any]]) -> list[tuple[int, str]]:
-        if not rows:
+    async def new_ids(self, n: int) -> list[int]:
+        """Ids for entries about to be written, taken from the table's own sequence, so entries can refer
+        to each other (a clawback to its accrual) and be written in one COPY."""
+        if n <= 0:
             return []
-        t = LedgerEntry.__table__
-        result = await self.session.execute(insert(t).returning(t.c.id, t.c.line_key, sort_by_parameter_order=True),
-                                            list(rows))
-        return [(r.id, r.line_key) for r in result]
+        rows = await self.session.scalars(_NEW_IDS, {"n": n})
+        return sorted(rows)
+
+    async def insert(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Write entries whose ids came from `new_ids`."""
+        if rows:
+            await copy_records(self.session, LedgerEntry.__tablename__, LEDGER_COLUMNS,
+                               [tuple(r[c] for c in LEDGER_COLUMNS) for r in rows])
 
     async def first_ids(self, agreement_id: uuid.UUID, keys: Iterable[str]) -> dict[str, int]:
         keys = list(set(keys))
