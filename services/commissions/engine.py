@@ -75,7 +75,6 @@ async def ingest(session: AsyncSession, incoming: Sequence[IncomingRevenue], *, 
         if key not in batch or i.event_occurred_at > batch[key].event_occurred_at:
             batch[key] = i
     revenue = RevenueRepository(session)
-    await revenue.plan_each_statement()
     await revenue.lock_links(k for i in batch.values() for k in link_keys(i))
     result = IngestResult(stored=await revenue.insert_new(list(batch.values())))
     changed: set[int] = set()

@@ -91,11 +91,6 @@ class RevenueRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def plan_each_statement(self) -> None:
-        # The driver prepares statements; Postgres then settles on a generic plan after five runs. One
-        # planned while the tables were small (a sequential scan) would stay as they grow to millions.
-        await self.session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
-
     async def lock_links(self, keys: Iterable[str]) -> None:
         buckets = sorted({hash_bucket(k) for k in keys})
         if buckets:
