@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections import OrderedDict
+from collections import deque
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from functools import cache
@@ -21,7 +21,6 @@ from typing import Any
 
 import asyncpg
 from nats.js import JetStreamContext
-from opentelemetry import trace
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -37,7 +36,6 @@ from sqlalchemy import (
     insert,
     select,
     text,
-    update,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
@@ -47,7 +45,6 @@ from runtime import telemetry
 from runtime.db import NAMING_CONVENTION
 
 logger = logging.getLogger(__name__)
-_tracer = telemetry.tracer(__name__)
 
 
 @cache
@@ -102,7 +99,26 @@ class RelayIncomplete(Exception):
     pass
 
 
+# One row in flight: its publish's ack future and the timer that gives up on it.
+_InFlight = tuple[Row[Any], asyncio.TimerHandle]
+
+
 class OutboxRelay:
+    """Publishes the outbox in id order, many rows in flight.
+
+    A window of up to `max_in_flight` JetStream async publishes is outstanding at once, over rows of
+    different aggregates; an aggregate has one row in flight at a time, and its next row goes out
+    when the broker has acknowledged the previous one. So the stream holds each aggregate's events in
+    outbox order whatever fails: a publish that fails or times out in the middle of a window (its
+    message may or may not be stored) ends its aggregate's chain for this round, the other
+    aggregates carry on, every acknowledged row is marked sent (one statement per batch) and the rest
+    are published again from the failed row on, in order. A row stored whose ack was lost goes out
+    twice; the broker's duplicate window (Nats-Msg-Id = event id) or the consumers' inboxes absorb it.
+
+    Rows carry the trace context stored with them (`add_events`) as message headers: the consumer's
+    span continues the writer's trace, with no span of the relay's own per row.
+    """
+
     def __init__(
         self,
         *,
@@ -123,8 +139,8 @@ class OutboxRelay:
         self.batch = batch
         self.poll_seconds = poll_seconds
         self.retention = retention
+        self.max_in_flight = max_in_flight
         self.publish_timeout = publish_timeout
-        self._in_flight = asyncio.Semaphore(max_in_flight)
         self._wake = asyncio.Event()
         self.table = outbox_table(schema)
         self.published = 0
@@ -191,47 +207,73 @@ class OutboxRelay:
             ).all()
             if not rows:
                 return 0
-            sent = await self._publish_in_aggregate_order(rows)
+            sent, error = await self.publish_window(rows)
             if sent:
-                await conn.execute(update(t).where(t.c.id.in_(sent)).values(sent_at=func.now()))
+                await conn.execute(_mark_sent(self.schema), {"ids": sent})
         self.published += len(sent)
         if len(sent) < len(rows):
-            raise RelayIncomplete(f"{len(rows) - len(sent)} of {len(rows)} events not acknowledged by JetStream")
+            raise RelayIncomplete(f"{len(rows) - len(sent)} of {len(rows)} events not acknowledged by JetStream"
+                                  f" ({error!r}); they go out again in order")
         return len(rows)
 
-    async def _publish_in_aggregate_order(self, rows: Sequence[Row[Any]]) -> list[int]:
-        chains: OrderedDict[str, list[Row[Any]]] = OrderedDict()
+    async def publish_window(self, rows: Sequence[Row[Any]]) -> tuple[list[int], BaseException | None]:
+        """Publish `rows` (in id order) with up to `max_in_flight` acks outstanding and one per aggregate.
+        Returns the ids of the rows the broker acknowledged, each aggregate's a prefix of its rows in
+        order, and the first error met (None when all were acknowledged)."""
+        queues: dict[str, deque[Row[Any]]] = {}
         for row in rows:
-            chains.setdefault(row.aggregate, []).append(row)
-        sent: list[int] = []
+            queues.setdefault(row.aggregate, deque()).append(row)
+        ready: deque[str] = deque(queues)  # aggregates whose next row may go out, in first-row order
+        in_flight: dict[asyncio.Future[Any], _InFlight] = {}
+        completed: deque[asyncio.Future[Any]] = deque()
+        wake = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        acked: list[int] = []
+        error: BaseException | None = None
 
-        async def publish_chain(chain: list[Row[Any]]) -> None:
-            # Sequential within an aggregate: a failure stops the chain so order is kept on retry.
-            for row in chain:
-                async with self._in_flight:
+        def on_done(future: asyncio.Future[Any]) -> None:
+            completed.append(future)
+            wake.set()
+
+        try:
+            while ready or in_flight:
+                while ready and len(in_flight) < self.max_in_flight:
+                    row = queues[ready.popleft()].popleft()
                     try:
-                        await self.publish_row(row)
-                    except Exception as exc:
-                        logger.debug("publish of %s failed: %s", row.event_id, exc)
-                        return
-                sent.append(row.id)
-
-        await asyncio.gather(*(publish_chain(c) for c in chains.values()))
-        return sent
-
-    async def publish_row(self, row: Row[Any]) -> None:
-        stored = row.headers if isinstance(row.headers, dict) else json.loads(row.headers or "{}")
-        parent = telemetry.extract_context(stored)
-        with _tracer.start_as_current_span(
-            f"publish {row.subject}", context=parent, kind=trace.SpanKind.PRODUCER
-        ) as span:
-            span.set_attribute("messaging.system", "nats")
-            span.set_attribute("messaging.destination.name", row.subject)
-            span.set_attribute("messaging.message.id", str(row.event_id))
-            headers = telemetry.inject_headers({"Nats-Msg-Id": str(row.event_id)})
-            await self.js.publish(
-                row.subject, row.payload.encode(), headers=headers, timeout=self.publish_timeout
-            )
+                        future = await self.js.publish_async(
+                            row.subject, row.payload.encode(), headers=_headers(row),
+                            wait_stall=self.publish_timeout)
+                    except Exception as exc:  # not even sent: the aggregate waits for the next round
+                        error = error or exc
+                        continue
+                    in_flight[future] = (row, loop.call_later(self.publish_timeout, future.cancel))
+                    future.add_done_callback(on_done)
+                if not in_flight:
+                    break
+                await wake.wait()
+                wake.clear()
+                while completed:
+                    future = completed.popleft()
+                    row, timer = in_flight.pop(future)
+                    timer.cancel()
+                    if future.cancelled():
+                        error = error or TimeoutError(f"no ack for {row.event_id} in {self.publish_timeout}s")
+                    elif (exc := future.exception()) is not None:
+                        error = error or exc
+                    else:
+                        acked.append(row.id)
+                        if queues[row.aggregate]:
+                            ready.append(row.aggregate)
+                    # A failed row ends its aggregate's chain: its successors must not overtake it.
+        finally:
+            # Cancelled (the relay stopping): give up the outstanding acks, freeing nats-py's slots.
+            for future, (_row, timer) in in_flight.items():
+                timer.cancel()
+                future.cancel()
+        if error is not None:
+            logger.debug("outbox relay for %s: %d of %d acknowledged; first error: %r", self.schema,
+                         len(acked), len(rows), error)
+        return acked, error
 
     async def republish(self, *, since: datetime | None = None, until: datetime | None = None) -> int:
         """Publish stored rows again, sent or not (for recovery after a broker lost messages)."""
@@ -245,7 +287,7 @@ class OutboxRelay:
         async with self.engine.connect() as conn:
             result = await conn.stream(query.execution_options(yield_per=self.batch))
             async for partition in result.partitions():
-                sent = await self._publish_in_aggregate_order(partition)
+                sent, _error = await self.publish_window(partition)
                 if len(sent) < len(partition):
                     raise RelayIncomplete("JetStream did not acknowledge every re-published event")
                 count += len(sent)
@@ -263,6 +305,17 @@ class OutboxRelay:
         t = self.table
         async with self.engine.connect() as conn:
             return int((await conn.scalar(select(func.count()).where(t.c.sent_at.is_(None)))) or 0)
+
+
+def _headers(row: Row[Any]) -> dict[str, str]:
+    stored = row.headers if isinstance(row.headers, dict) else json.loads(row.headers or "{}")
+    return {**stored, "Nats-Msg-Id": str(row.event_id)}
+
+
+@cache
+def _mark_sent(schema: str) -> Any:
+    # One statement per batch, the same text for any number of ids (prepared once).
+    return text(f"UPDATE {schema}.outbox SET sent_at = now() WHERE id = ANY(CAST(:ids AS bigint[]))")
 
 
 async def _wait_any(event: asyncio.Event | None, stop: asyncio.Event, timeout: float) -> None:
