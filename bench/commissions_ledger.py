@@ -350,7 +350,7 @@ async def bus_phase(settings: Settings, sessions: Any, dsn: str, partners: list[
         while True:
             left = 0
             for consumer in running.consumers:
-                info = await js.consumer_info(consumer.sub.stream, consumer.durable)
+                info = await js.consumer_info(consumer.stream, consumer.durable)
                 left += info.num_pending + info.num_ack_pending
             if left == 0:
                 break

@@ -16,6 +16,10 @@ H_CONSUMER = "PO-Consumer"
 H_REASON = "PO-Reason"
 H_DELIVERIES = "PO-Deliveries"
 H_FAILED_AT = "PO-Failed-At"
+H_SIZE = "PO-Original-Size"
+H_SHA256 = "PO-Original-Sha256"
+# Set when the original body was too large to keep beside the headers: replay reads it from its stream.
+H_OMITTED = "PO-Body-Omitted"
 
 
 def subject_for(consumer: str) -> str:

@@ -33,7 +33,10 @@ def main() -> None:
     if cmd == "serve":
         from gateway.app import create_app
 
-        uvicorn.Server(uvicorn_config(create_app(settings), settings)).run()
+        app = create_app(settings, exit_on_fatal=True)
+        uvicorn.Server(uvicorn_config(app, settings)).run()
+        if getattr(app.state, "fatal", None):
+            raise SystemExit(1)  # NATS closed for good or a consumer died: let the supervisor restart us
     elif cmd == "rebuild":
         from gateway.rebuild import rebuild
 

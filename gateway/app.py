@@ -4,6 +4,8 @@ command client) in its lifespan and serves the API and the pages."""
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -27,13 +29,19 @@ from runtime.settings import Settings, get_settings
 definition = ServiceDefinition(name="gateway", publishes=(pc.STREAM,), subscriptions=read_models.SUBSCRIPTIONS)
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, *, exit_on_fatal: bool = False) -> FastAPI:
+    """`exit_on_fatal`: when the gateway's NATS connection closes for good or a consumer task dies, stop
+    the server (SIGTERM to itself); `python -m gateway serve` then exits non-zero (app.state.fatal)."""
     settings = settings or get_settings()
+
+    def on_fatal(_reason: str) -> None:
+        if exit_on_fatal:
+            os.kill(os.getpid(), signal.SIGTERM)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         stop = asyncio.Event()
-        running: RunningService = await start(definition, settings, stop)
+        running: RunningService = await start(definition, settings, stop, on_fatal=on_fatal)
         app.state.running = running
         app.state.settings = settings
         try:
@@ -41,6 +49,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             stop.set()
             await shutdown(running)
+            app.state.fatal = running.fatal
 
     app = FastAPI(
         title="PartnerOps API",

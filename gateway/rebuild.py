@@ -9,13 +9,15 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from gateway import read_models
 from runtime import bus
 from runtime.db import create_engine, session_factory
-from runtime.inbox import InboxConsumer
+from runtime.service import ServiceDefinition, consumers_for
 from runtime.settings import Settings
 
 logger = logging.getLogger(__name__)
 
 
 async def rebuild(settings: Settings) -> dict[str, int]:
+    """Empty the read models and their inbox rows, then feed every event of each producer stream, in
+    stream order, through the same consumer code the gateway runs (an ephemeral consumer per stream)."""
     engine = create_engine(settings.database_url, trace_sql=False)
     sessions = session_factory(engine)
     nc = await bus.connect(settings.nats_url, name="gateway-rebuild")
@@ -24,14 +26,16 @@ async def rebuild(settings: Settings) -> dict[str, int]:
     try:
         async with sessions() as session, session.begin():
             await read_models.reset(session)
-        for sub in read_models.SUBSCRIPTIONS:
-            consumer = InboxConsumer(sub=sub, js=js, sessions=sessions, schema=read_models.SCHEMA)
-            info = await js.stream_info(sub.stream)
+        definition = ServiceDefinition(name=read_models.SCHEMA, subscriptions=read_models.SUBSCRIPTIONS)
+        for consumer in consumers_for(definition, settings, sessions):
+            consumer.bind(js)
+            info = await js.stream_info(consumer.stream)
             last = info.state.last_seq
             psub = await js.pull_subscribe(
-                sub.subject, stream=sub.stream,
-                config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL, ack_policy=AckPolicy.EXPLICIT,
-                                      inactive_threshold=30.0, max_ack_pending=10000),
+                "", stream=consumer.stream,
+                config=ConsumerConfig(filter_subjects=consumer.subjects, deliver_policy=DeliverPolicy.ALL,
+                                      ack_policy=AckPolicy.EXPLICIT, inactive_threshold=30.0,
+                                      max_ack_pending=10000),
             )
             try:
                 while True:
@@ -44,7 +48,7 @@ async def rebuild(settings: Settings) -> dict[str, int]:
                         break
             finally:
                 await psub.unsubscribe()
-            applied[sub.durable] = consumer.stats.applied
+            applied.update(consumer.applied_by)
     finally:
         await nc.close()
         await engine.dispose()

@@ -1,11 +1,13 @@
-"""NATS connection and JetStream stream setup."""
+"""NATS connection and JetStream stream setup, and the one FastStream broker of a process."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 
 import nats
+from faststream.nats import NatsBroker
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
@@ -40,6 +42,44 @@ async def connect(url: str, name: str, *, attempts: int = 60) -> NATS:
             if attempt == attempts:
                 raise
             logger.info("waiting for NATS at %s (%s)", url, exc.__class__.__name__)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
+    raise AssertionError("unreachable")
+
+
+def broker(url: str, name: str, *, on_closed: Callable[[], Awaitable[None]] | None = None) -> NatsBroker:
+    """The process's FastStream broker: reconnects forever; `on_closed` runs if the connection is
+    closed for good (the process should then exit so its supervisor restarts it)."""
+
+    async def closed() -> None:
+        logger.error("%s: the NATS connection is closed for good", name)
+        if on_closed is not None:
+            await on_closed()
+
+    return NatsBroker(
+        url, name=name, allow_reconnect=True, max_reconnect_attempts=-1, reconnect_time_wait=0.5,  # type: ignore[arg-type]
+        connect_timeout=2, error_cb=_log_error, disconnected_cb=_log_event(f"{name}: disconnected from NATS"),
+        reconnected_cb=_log_event(f"{name}: reconnected to NATS"), closed_cb=closed,
+        # FastStream logs every message at INFO by default; the consumers log what matters themselves.
+        log_level=logging.DEBUG, graceful_timeout=10.0,
+    )
+
+
+def url_of(nc: NATS) -> str:
+    """The URL (with its credentials) a client is connected to, for a second connection. Never log it."""
+    return nc._current_server.uri.geturl()  # type: ignore[union-attr]
+
+
+async def connect_broker(b: NatsBroker, *, attempts: int = 60) -> NATS:
+    """Connect the broker, retrying while the server comes up (FastStream tries once)."""
+    delay = 0.2
+    for attempt in range(1, attempts + 1):
+        try:
+            return await b.connect()
+        except (OSError, nats.errors.NoServersError, TimeoutError) as exc:
+            if attempt == attempts:
+                raise
+            logger.info("waiting for NATS (%s)", exc.__class__.__name__)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 2.0)
     raise AssertionError("unreachable")

@@ -6,13 +6,14 @@ The gateway calls `send` and gets the result model back or a `CommandFailed` car
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import nats.errors
+from faststream import Context
+from faststream.nats import NatsBroker
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from opentelemetry import trace
@@ -32,48 +33,37 @@ CommandHandler = Callable[[AsyncSession, Any], Awaitable[BaseModel]]
 
 
 class CommandServer:
-    def __init__(self, nc: NATS, service: str, sessions: async_sessionmaker[AsyncSession], *,
-                 concurrency: int = 64) -> None:
-        self.nc = nc
+    """The service's command responders: one FastStream subscriber per command subject, in a queue group
+    named after the service (several instances share the work), on the process's one broker."""
+
+    def __init__(self, service: str, sessions: async_sessionmaker[AsyncSession], *, concurrency: int = 32) -> None:
         self.service = service
         self.sessions = sessions
+        self.concurrency = concurrency
         self._handlers: dict[str, tuple[type[Command], CommandHandler]] = {}
-        self._slots = asyncio.Semaphore(concurrency)
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._subs: list[Any] = []
 
     def register(self, command: type[C], handler: Callable[[AsyncSession, C], Awaitable[BaseModel]]) -> None:
         self._handlers[command.subject] = (command, handler)
 
-    async def start(self) -> None:
-        for subject in self._handlers:
-            # A queue group: several instances of the service share the work.
-            self._subs.append(await self.nc.subscribe(subject, queue=self.service, cb=self._on_msg))
+    def attach(self, broker: NatsBroker) -> None:
+        for subject, (command_cls, handler) in self._handlers.items():
+            subscriber = broker.subscriber(
+                subject, queue=self.service, max_workers=self.concurrency,
+                title=f"{subject}:command", description=(command_cls.__doc__ or command_cls.__name__).strip(),
+            )
+            subscriber(self._responder(subject, command_cls, handler))
 
-    async def stop(self) -> None:
-        for sub in self._subs:
-            await sub.unsubscribe()
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+    def _responder(self, subject: str, command_cls: type[Command], handler: CommandHandler) -> Callable[..., Any]:
+        async def respond(message: Any = Context("message")) -> bytes:
+            raw: Msg = message.raw_message
+            with _tracer.start_as_current_span(
+                f"command {subject}", context=telemetry.extract_context(raw.headers), kind=trace.SpanKind.SERVER
+            ):
+                reply = await self.execute(command_cls, handler, raw.data)
+            return reply.encode()
 
-    async def _on_msg(self, msg: Msg) -> None:
-        await self._slots.acquire()
-        task = asyncio.create_task(self._answer(msg))
-        self._tasks.add(task)
-        task.add_done_callback(self._done)
-
-    def _done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        self._slots.release()
-
-    async def _answer(self, msg: Msg) -> None:
-        command_cls, handler = self._handlers[msg.subject]
-        with _tracer.start_as_current_span(
-            f"command {msg.subject}", context=telemetry.extract_context(msg.headers), kind=trace.SpanKind.SERVER
-        ):
-            reply = await self.execute(command_cls, handler, msg.data)
-        if msg.reply:
-            await msg.respond(reply.encode())
+        respond.__name__ = f"answer_{subject.replace('.', '_')}"
+        return respond
 
     async def execute(self, command_cls: type[Command], handler: CommandHandler, data: bytes) -> str:
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -25,23 +26,57 @@ class DeadLetter:
     data: bytes
 
 
-async def park(js: JetStreamContext, msg: Msg, *, consumer: str, reason: str) -> None:
+# Room kept below the server's max payload for the protocol line and anything we did not count.
+_PAYLOAD_MARGIN = 512
+
+
+async def park(js: JetStreamContext, msg: Msg, *, consumer: str, reason: str, deliveries: int | None = None,
+               max_payload: int | None = None) -> None:
     """Copy the original message to the dead letters with its consumer and the reason."""
     meta = msg.metadata
-    original = {k: v for k, v in (msg.headers or {}).items() if not k.startswith("PO-")}
-    headers = {
-        **original,
-        dl.H_SUBJECT: msg.subject,
-        dl.H_STREAM: meta.stream,
-        dl.H_SEQ: str(meta.sequence.stream),
+    await park_raw(js, consumer=consumer, subject=msg.subject, stream=meta.stream, seq=meta.sequence.stream,
+                   data=msg.data or b"", headers=msg.headers, reason=reason,
+                   deliveries=deliveries if deliveries is not None else meta.num_delivered,
+                   max_payload=max_payload)
+
+
+def _header_safe(value: str, limit: int) -> str:
+    # Header values are one line of printable text; a reason may quote hostile input.
+    return "".join(ch if ch.isprintable() else " " for ch in value)[:limit]
+
+
+def build(*, consumer: str, subject: str, stream: str, seq: int, data: bytes, headers: dict[str, str] | None,
+          reason: str, deliveries: int, max_payload: int | None) -> tuple[bytes, dict[str, str]]:
+    """The dead letter's body and headers. It always fits under the server's max payload: when the
+    original (with its headers) does not, the body is left out and the letter carries a reference to
+    the original (stream + sequence) and its sha256 digest instead."""
+    original = {k: v for k, v in (headers or {}).items() if not k.startswith("PO-") and k != "Nats-Msg-Id"}
+    out = {
+        dl.H_SUBJECT: subject,
+        dl.H_STREAM: stream,
+        dl.H_SEQ: str(seq),
         dl.H_CONSUMER: consumer,
-        dl.H_REASON: reason[:2000].replace("\r", " ").replace("\n", " "),
-        dl.H_DELIVERIES: str(meta.num_delivered),
+        dl.H_REASON: _header_safe(reason, 2000),
+        dl.H_DELIVERIES: str(deliveries),
         dl.H_FAILED_AT: datetime.now(UTC).isoformat(),
+        dl.H_SIZE: str(len(data)),
+        dl.H_SHA256: hashlib.sha256(data).hexdigest(),
         # One dead letter per (consumer, stream message), however often this is retried.
-        "Nats-Msg-Id": f"dl:{consumer}:{meta.stream}:{meta.sequence.stream}",
+        "Nats-Msg-Id": f"dl:{consumer}:{stream}:{seq}",
     }
-    await js.publish(dl.subject_for(consumer), msg.data, headers=headers)
+    if max_payload is None:
+        return data, {**original, **out}
+
+    def size(hdrs: dict[str, str], body: bytes) -> int:
+        return len(body) + sum(len(k) + len(v) + 4 for k, v in hdrs.items()) + 16
+
+    budget = max_payload - _PAYLOAD_MARGIN
+    if size({**original, **out}, data) <= budget:
+        return data, {**original, **out}
+    # Keep the original's headers if they fit without the body (they carry the trace context).
+    kept = {**original, **out} if size({**original, **out}, b"") <= budget // 2 else dict(out)
+    kept[dl.H_OMITTED] = f"body of {len(data)} bytes left out to fit the dead-letter stream; see {stream} seq {seq}"
+    return b"", kept
 
 
 async def park_raw(
@@ -55,23 +90,11 @@ async def park_raw(
     headers: dict[str, str] | None,
     reason: str,
     deliveries: int,
+    max_payload: int | None = None,
 ) -> None:
-    original = {k: v for k, v in (headers or {}).items() if not k.startswith("PO-")}
-    await js.publish(
-        dl.subject_for(consumer),
-        data,
-        headers={
-            **original,
-            dl.H_SUBJECT: subject,
-            dl.H_STREAM: stream,
-            dl.H_SEQ: str(seq),
-            dl.H_CONSUMER: consumer,
-            dl.H_REASON: reason[:2000],
-            dl.H_DELIVERIES: str(deliveries),
-            dl.H_FAILED_AT: datetime.now(UTC).isoformat(),
-            "Nats-Msg-Id": f"dl:{consumer}:{stream}:{seq}",
-        },
-    )
+    body, hdrs = build(consumer=consumer, subject=subject, stream=stream, seq=seq, data=data, headers=headers,
+                       reason=reason, deliveries=deliveries, max_payload=max_payload)
+    await js.publish(dl.subject_for(consumer), body, headers=hdrs)
 
 
 async def list_all(js: JetStreamContext, *, consumer: str | None = None, limit: int = 1000) -> list[DeadLetter]:
@@ -104,10 +127,18 @@ async def replay(js: JetStreamContext, seq: int) -> DeadLetter:
     Every consumer of that subject sees it again; those that already applied it skip it by their
     inbox. A fresh Nats-Msg-Id keeps the broker's duplicate window from swallowing the replay."""
     letter = await get(js, seq)
+    data = letter.data
+    if dl.H_OMITTED in letter.headers:
+        # The body did not fit beside the dead-letter headers: take it from the original stream, and
+        # make sure it is the message that was parked.
+        raw = await js.get_msg(letter.headers[dl.H_STREAM], seq=int(letter.headers[dl.H_SEQ]))
+        data = raw.data or b""
+        if hashlib.sha256(data).hexdigest() != letter.headers.get(dl.H_SHA256):
+            raise ValueError(f"dead letter {seq}: the original in {letter.headers[dl.H_STREAM]} no longer matches")
     headers = {k: v for k, v in letter.headers.items() if not k.startswith("PO-") and k != "Nats-Msg-Id"}
     headers["Nats-Msg-Id"] = f"replay:{seq}:{uuid.uuid4()}"
     headers["PO-Replayed-From"] = str(seq)
-    await js.publish(letter.subject, letter.data, headers=headers)
+    await js.publish(letter.subject, data, headers=headers)
     await js.delete_msg(dl.STREAM.name, seq)
     return letter
 

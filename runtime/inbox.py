@@ -1,9 +1,21 @@
-"""The idempotent inbox and the durable pull consumer that feeds it.
+"""The idempotent inbox, and the consumer of one producer stream that feeds it.
 
-Each message's effect and its inbox row (consumer, event id) are written in one transaction; the
-message is acked only after commit. A transient failure is nak'ed with a delay and redelivered; a
-message that can never succeed (not JSON, unknown schema version, invalid fields, a rule the
-handler rejects) is parked on the dead-letter stream with the reason and terminated.
+One durable JetStream pull consumer per (consuming service, producer stream), named
+`<consumer>__<STREAM>`, with `filter_subjects` = the event kinds the service handles: the events of one
+aggregate therefore arrive in publish order. It is a FastStream batch pull subscriber with
+`AckPolicy.MANUAL`; everything between the fetch and the ack is decided here, once, for every consumer:
+
+- bounds: size and nesting depth are checked on the raw bytes before `json.loads` (`runtime.failures`);
+- the effect and its inbox row (inbox key, event id) are written in one transaction; ack after commit;
+- a batch is applied in one transaction; if it fails for a reason other than the database being
+  unreachable, its messages are applied one by one, so only the culprit is parked, with its own reason;
+- a permanent failure (invalid, not JSON, too large, too deep, NUL, a rule the handler rejects) is parked
+  on the dead letters at once and terminated;
+- a transient failure (database down, lock timeout, serialization failure) pauses the consumer: it keeps
+  the messages (`in_progress`, so the server does not redeliver them), waits with a capped backoff until
+  the database answers, and retries — without a delivery limit, in order; after `alert_after` seconds
+  it logs an error and its health shows `waiting_long`;
+- any other failure is retried `max_deliver` times with a backoff, then parked with the last error.
 """
 
 from __future__ import annotations
@@ -11,24 +23,31 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from functools import cache
+from typing import Any
 
 import nats.errors
+from faststream import AckPolicy, Context
+from faststream.nats import JStream, NatsBroker, PullSub
+from faststream.nats.subscriber.usecases import BatchPullStreamSubscriber
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
-from nats.js.errors import NotFoundError
+from nats.js.api import AckPolicy as JsAckPolicy
+from nats.js.api import ConsumerConfig, ConsumerInfo, DeliverPolicy
+from nats.js.errors import NotFoundError, ServiceUnavailableError
 from opentelemetry import trace
 from pydantic import ValidationError
 from sqlalchemy import Column, DateTime, MetaData, PrimaryKeyConstraint, Table, Text, Uuid, func, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from contracts.base import Event
-from runtime import deadletter, telemetry
+from runtime import bus, deadletter, telemetry
 from runtime.db import NAMING_CONVENTION
-from runtime.errors import Invalid, PermanentFailure
+from runtime.errors import PermanentFailure
+from runtime.failures import Failure, check_bounds, classify, describe
 
 logger = logging.getLogger(__name__)
 _tracer = telemetry.tracer(__name__)
@@ -58,7 +77,8 @@ class Subscription:
     models: tuple[type[Event], ...]
     handle: Handler
     # Optional: apply a whole batch of new events at once (one statement instead of one per event).
-    # It must have the same effect as calling `handle` for each event in order.
+    # It must have the same effect as calling `handle` for each event in order. Consecutive events of
+    # subscriptions sharing the same `handle_many` are applied in one call.
     handle_many: BatchHandler | None = None
 
     @property
@@ -70,8 +90,14 @@ class Subscription:
         return self.models[0].stream.name
 
     @property
-    def durable(self) -> str:
+    def inbox_key(self) -> str:
+        """The name the inbox rows and dead letters of this subscription are kept under. (It was the
+        name of the per-subject durable before one durable per stream; kept so no inbox is lost.)"""
         return f"{self.consumer}__{self.subject.replace('.', '_')}"
+
+    @property
+    def durable(self) -> str:
+        return self.inbox_key
 
 
 @dataclass
@@ -80,213 +106,458 @@ class ConsumerStats:
     duplicates: int = 0
     redelivered: int = 0
     dead_lettered: int = 0
-    naked: int = 0
+    retried: int = 0
     last_error: str | None = None
+    # Since when the consumer has been paused on a transient failure (monotonic seconds), if it is.
+    paused_since: float | None = None
+    waiting_long: bool = False
+    last_batch_at: float | None = None
 
 
 class SimulatedCrash(BaseException):
     """Raised by fault tests between commit and ack; BaseException so nothing swallows it."""
 
 
-@dataclass
-class InboxConsumer:
+@dataclass(frozen=True)
+class _Item:
+    msg: Msg
     sub: Subscription
-    js: JetStreamContext
-    sessions: async_sessionmaker[AsyncSession]
-    schema: str
-    max_deliver: int = 8
-    ack_wait: float = 30.0
-    backoff: tuple[float, ...] = (0.5, 2.0, 5.0, 15.0, 30.0, 60.0)
-    batch: int = 256
-    deliver_policy: DeliverPolicy = DeliverPolicy.ALL
-    stats: ConsumerStats = field(default_factory=ConsumerStats)
-    # Fault tests set this to run code after the commit and before the ack.
-    before_ack: Callable[[list[Msg]], Awaitable[None]] | None = None
+    event: Event
 
-    def __post_init__(self) -> None:
-        self._by_version = {m.model_fields["schema_version"].default: m for m in self.sub.models}
+
+class InboxConsumer:
+    """The inbox consumer of one producer stream for one consuming service."""
+
+    def __init__(
+        self,
+        subs: Sequence[Subscription] | Subscription,
+        *,
+        sessions: async_sessionmaker[AsyncSession],
+        schema: str,
+        js: JetStreamContext | None = None,
+        max_deliver: int = 8,
+        ack_wait: float = 30.0,
+        backoff: tuple[float, ...] = (0.5, 2.0, 5.0, 15.0, 30.0, 60.0),
+        retry_cap: float = 5.0,
+        alert_after: float = 60.0,
+        batch: int = 256,
+        fetch_timeout: float = 1.0,
+        deliver_policy: DeliverPolicy = DeliverPolicy.ALL,
+        before_ack: Callable[[list[Msg]], Awaitable[None]] | None = None,
+    ) -> None:
+        self.subs = (subs,) if isinstance(subs, Subscription) else tuple(subs)
+        if not self.subs or len({(s.consumer, s.stream) for s in self.subs}) != 1:
+            raise ValueError("an InboxConsumer takes the subscriptions of one consumer to one stream")
+        self.consumer = self.subs[0].consumer
+        self.stream = self.subs[0].stream
+        self._routes: dict[str, tuple[Subscription, dict[int, type[Event]]]] = {}
+        for sub in self.subs:
+            if sub.subject in self._routes:
+                raise ValueError(f"two subscriptions of {self.consumer} to {sub.subject}")
+            self._routes[sub.subject] = (sub, {m.model_fields["schema_version"].default: m for m in sub.models})
+        self.sessions = sessions
+        self.schema = schema
+        self.js = js
+        self.max_deliver = max_deliver
+        self.ack_wait = ack_wait
+        self.backoff = backoff or (1.0,)
+        self.retry_cap = retry_cap
+        self.alert_after = alert_after
+        self.batch = batch
+        self.fetch_timeout = fetch_timeout
+        self.deliver_policy = deliver_policy
+        self.before_ack = before_ack
+        self.stats = ConsumerStats()
+        self.applied_by: dict[str, int] = {s.inbox_key: 0 for s in self.subs}
+        self.max_payload: int | None = None
+        self.subscriber: BatchPullStreamSubscriber | None = None
         # Plain text so the statement is compiled once; claims a whole batch in one round trip.
         self._claim = text(
-            f'INSERT INTO "{self.schema}".inbox (consumer, event_id) '
-            "SELECT :consumer, unnest(CAST(:ids AS uuid[])) ON CONFLICT DO NOTHING RETURNING event_id"
+            f'INSERT INTO "{schema}".inbox (consumer, event_id) '
+            "SELECT * FROM unnest(CAST(:keys AS text[]), CAST(:ids AS uuid[])) "
+            "ON CONFLICT DO NOTHING RETURNING consumer, event_id"
         )
 
+    # ------------------------------------------------------------------------------ the durable
     @property
     def durable(self) -> str:
-        return self.sub.durable
+        return f"{self.consumer}__{self.stream}"
 
-    def config(self) -> ConsumerConfig:
+    @property
+    def subjects(self) -> list[str]:
+        return sorted(self._routes)
+
+    def config(self, *, start_seq: int | None = None) -> ConsumerConfig:
         return ConsumerConfig(
             durable_name=self.durable,
-            filter_subject=self.sub.subject,
-            ack_policy=AckPolicy.EXPLICIT,
-            deliver_policy=self.deliver_policy,
-            max_deliver=self.max_deliver,
+            name=self.durable,
+            filter_subjects=self.subjects,
+            ack_policy=JsAckPolicy.EXPLICIT,
+            deliver_policy=DeliverPolicy.BY_START_SEQUENCE if start_seq else self.deliver_policy,
+            opt_start_seq=start_seq,
+            # No delivery limit on the server: transient failures are waited out in the consumer, and
+            # the consumer itself parks what keeps failing for another reason.
+            max_deliver=-1,
             ack_wait=self.ack_wait,
             max_ack_pending=max(self.batch * 4, 1024),
         )
 
-    async def ensure(self) -> None:
+    async def ensure(self, js: JetStreamContext) -> None:
+        """Create the durable, or bring its subjects up to date; replace the per-subject durables of
+        earlier versions, starting where the least advanced of them stood (the inbox absorbs what the
+        others had already applied)."""
+        self.bind(js)
         try:
-            await self.js.consumer_info(self.sub.stream, self.durable)
+            info: ConsumerInfo | None = await js.consumer_info(self.stream, self.durable)
         except NotFoundError:
-            await self.js.add_consumer(self.sub.stream, self.config())
+            info = None
+        legacy: list[ConsumerInfo] = []
+        for sub in self.subs:
+            try:
+                legacy.append(await js.consumer_info(self.stream, sub.inbox_key))
+            except NotFoundError:
+                pass
+        if info is None:
+            start = min((old.ack_floor.stream_seq if old.ack_floor else 0) or 0 for old in legacy) + 1 \
+                if legacy else None
+            await js.add_consumer(self.stream, self.config(start_seq=start))
+            if legacy:
+                logger.info("%s: replaced %s, starting at stream seq %s", self.durable,
+                            ", ".join(old.name for old in legacy), start)
+        else:
+            current = info.config.filter_subjects or ([info.config.filter_subject] if info.config.filter_subject
+                                                      else [])
+            if sorted(current) != self.subjects or info.config.max_deliver not in (-1, None) \
+                    or info.config.ack_wait != self.ack_wait:
+                config = self.config()
+                config.deliver_policy = info.config.deliver_policy
+                config.opt_start_seq = info.config.opt_start_seq
+                await js.add_consumer(self.stream, config)  # create-or-update: same name, new filters
+        for old in legacy:
+            await js.delete_consumer(self.stream, old.name)
 
-    async def run(self, stop: asyncio.Event) -> None:
-        await self.ensure()
-        psub = await self.js.pull_subscribe_bind(durable=self.durable, stream=self.sub.stream)
-        advisory = await self.js._nc.subscribe(
-            f"$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{self.sub.stream}.{self.durable}",
-            cb=self._on_max_deliveries,
+    def bind(self, js: JetStreamContext) -> None:
+        """The JetStream context dead letters are published with (and the server's max payload)."""
+        self.js = js
+        self.max_payload = js._nc.max_payload or None
+
+    def attach(self, broker: NatsBroker) -> BatchPullStreamSubscriber:
+        """Register this consumer as a batch pull subscriber of the process's broker (call `ensure`
+        before the broker starts: the subscriber binds to the durable)."""
+        subscriber = broker.subscriber(
+            stream=JStream(self.stream, declare=False),
+            durable=self.durable,
+            config=self.config(),
+            pull_sub=PullSub(batch_size=self.batch, timeout=self.fetch_timeout, batch=True),
+            ack_policy=AckPolicy.MANUAL,
+            title=f"{self.durable}:consume",
+            description=f"{self.consumer} consumes {', '.join(self.subjects)} from {self.stream}",
         )
+        subscriber.__class__ = _Fetcher  # see _Fetcher: a different fetch loop, nothing else
+
+        async def on_batch(message: Any = Context("message")) -> None:
+            await self.process(message.raw_message)
+
+        subscriber(on_batch)
+        self.subscriber = subscriber
+        return subscriber
+
+    def alive(self) -> bool:
+        """The fetch task is running (not finished, not failed)."""
+        s = self.subscriber
+        return bool(s is not None and s.running and s.tasks and not any(t.done() for t in s.tasks))
+
+    def failure(self) -> BaseException | None:
+        s = self.subscriber
+        for t in (s.tasks if s is not None else ()):
+            if t.done() and not t.cancelled() and t.exception() is not None:
+                return t.exception()
+        return None
+
+    async def run(self, stop: asyncio.Event, *, url: str | None = None) -> None:
+        """Run this consumer alone on a broker of its own until `stop` (tests, tools). Raises what
+        killed its fetch task, if it died."""
+        assert url or self.js is not None, "give the NATS url or a JetStream context"
+        b = bus.broker(url or bus.url_of(self.js._nc), name=self.durable)  # type: ignore[union-attr]
+        self.attach(b)
+        nc = await bus.connect_broker(b)
+        await self.ensure(nc.jetstream())
+        await b.start()
         try:
             while not stop.is_set():
-                try:
-                    msgs = await psub.fetch(self.batch, timeout=1.0)
-                except (nats.errors.TimeoutError, TimeoutError):
-                    continue
-                except (nats.errors.ConnectionClosedError, nats.errors.ConnectionReconnectingError,
-                        nats.errors.NoRespondersError) as exc:
-                    logger.info("%s: waiting for NATS (%s)", self.durable, exc.__class__.__name__)
-                    await asyncio.sleep(0.5)
-                    continue
-                await self.process(msgs)
+                if (exc := self.failure()) is not None:
+                    raise exc
+                await asyncio.sleep(0.1)
         finally:
-            await advisory.unsubscribe()
-            await psub.unsubscribe()
+            await b.stop()
 
+    # ----------------------------------------------------------------------------- a batch
     async def process(self, msgs: list[Msg]) -> None:
-        parsed: list[tuple[Msg, Event]] = []
+        """Everything that happens to a fetched batch; every exception is handled per message."""
+        self.stats.last_batch_at = time.monotonic()
+        items: list[_Item] = []
         for msg in msgs:
             if msg.metadata.num_delivered > 1:
                 self.stats.redelivered += 1
             try:
-                parsed.append((msg, self.parse(msg)))
-            except PermanentFailure as exc:
-                await self._give_up(msg, str(exc))
-        if len(parsed) > 1:
-            # The fast path: the whole batch in one transaction; any failure retries one by one.
-            try:
-                async with self.sessions() as session, session.begin():
-                    await self._apply(session, parsed)
-            except Exception:
-                logger.debug("%s: batch failed, retrying its messages one by one", self.durable)
-            else:
-                await self._ack([m for m, _ in parsed])
+                sub, event = self.parse(msg)
+            except Exception as exc:
+                reason = str(exc) if isinstance(exc, PermanentFailure) else f"cannot be read: {describe(exc)}"
+                await self._park(msg, self._key_of(msg), reason)
+                continue
+            items.append(_Item(msg, sub, event))
+        if len(items) > 1:
+            attempt = 0
+            while True:
+                try:
+                    await self._commit(items)
+                except Exception as exc:
+                    if classify(exc) is Failure.TRANSIENT:
+                        attempt += 1
+                        await self._wait_out([i.msg for i in items], exc, attempt)
+                        continue
+                    logger.debug("%s: batch failed (%s), applying its messages one by one",
+                                 self.durable, describe(exc))
+                    break
+                await self._ack(items)
                 return
-        for msg, event in parsed:
-            await self._process_one(msg, event)
+        for item in items:
+            await self._process_one(item)
 
-    def parse(self, msg: Msg) -> Event:
+    def _key_of(self, msg: Msg) -> str:
+        route = self._routes.get(msg.subject)
+        return route[0].inbox_key if route else self.durable
+
+    def parse(self, msg: Msg) -> tuple[Subscription, Event]:
+        route = self._routes.get(msg.subject)
+        if route is None:
+            raise PermanentFailure(f"{self.durable} has no handler for {msg.subject}")
+        sub, by_version = route
+        data = msg.data or b""
+        check_bounds(data)
         try:
-            raw = json.loads(msg.data)
+            raw = json.loads(data)
+        except RecursionError as exc:
+            raise PermanentFailure("body nested too deep to decode") from exc
         except (ValueError, UnicodeDecodeError) as exc:
             raise PermanentFailure(f"body is not JSON: {exc}") from exc
         if not isinstance(raw, dict):
             raise PermanentFailure("body is not a JSON object")
         version = raw.get("schema_version")
-        model = self._by_version.get(version) if isinstance(version, int) else None
+        model = by_version.get(version) if isinstance(version, int) else None
         if model is None:
             raise PermanentFailure(
                 f"unknown schema_version {version!r} on {msg.subject}; "
-                f"{self.durable} knows {sorted(self._by_version)}"
+                f"{sub.inbox_key} knows {sorted(by_version)}"
             )
         try:
-            return model.model_validate(raw)
+            return sub, model.model_validate(raw)
         except ValidationError as exc:
             raise PermanentFailure(f"invalid {model.__name__}: {_summarise(exc)}") from exc
 
-    async def _apply(self, session: AsyncSession, items: list[tuple[Msg, Event]]) -> None:
-        """Claim the events in the inbox and apply those not seen before, in the caller's transaction."""
-        new_ids = set((await session.execute(
-            self._claim, {"consumer": self.durable, "ids": [event.event_id for _, event in items]}
-        )).scalars())
-        fresh: list[tuple[Msg, Event]] = []
-        for msg, event in items:
-            if event.event_id in new_ids:
-                new_ids.discard(event.event_id)  # the same event twice in one batch applies once
-                fresh.append((msg, event))
-        self.stats.duplicates += len(items) - len(fresh)
-        if not fresh:
-            return
-        if self.sub.handle_many is not None:
-            first = fresh[0][0]
-            with _tracer.start_as_current_span(
-                f"consume {first.subject}", context=telemetry.extract_context(first.headers),
-                kind=trace.SpanKind.CONSUMER,
-                links=[trace.Link(_span_context(m)) for m, _ in fresh[1:64] if _span_context(m).is_valid],
-            ) as span:
-                span.set_attribute("messaging.consumer.group.name", self.durable)
-                span.set_attribute("messaging.batch.message_count", len(fresh))
-                await self.sub.handle_many(session, [event for _, event in fresh])
-        else:
-            for msg, event in fresh:
-                with _tracer.start_as_current_span(
-                    f"consume {msg.subject}", context=telemetry.extract_context(msg.headers),
-                    kind=trace.SpanKind.CONSUMER,
-                ) as span:
-                    span.set_attribute("messaging.consumer.group.name", self.durable)
-                    span.set_attribute("messaging.message.id", str(event.event_id))
-                    await self.sub.handle(session, event)
-        self.stats.applied += len(fresh)
+    async def _commit(self, items: list[_Item]) -> None:
+        async with self.sessions() as session, session.begin():
+            await self._apply(session, items)
 
-    async def _process_one(self, msg: Msg, event: Event) -> None:
-        try:
-            async with self.sessions() as session, session.begin():
-                await self._apply(session, [(msg, event)])
-        except (PermanentFailure, Invalid, ValidationError) as exc:
-            await self._give_up(msg, f"rejected by {self.durable}: {exc}")
-            return
-        except Exception as exc:
-            self.stats.last_error = repr(exc)
-            delivered = msg.metadata.num_delivered
-            if delivered >= self.max_deliver:
-                await self._give_up(msg, f"failed {delivered} times; last error: {exc!r}")
+    async def _apply(self, session: AsyncSession, items: list[_Item]) -> None:
+        """Claim the events in the inbox and apply those not seen before, in order, in the caller's
+        transaction."""
+        new = {(r.consumer, r.event_id) for r in (await session.execute(self._claim, {
+            "keys": [i.sub.inbox_key for i in items], "ids": [i.event.event_id for i in items],
+        }))}
+        fresh: list[_Item] = []
+        for item in items:
+            key = (item.sub.inbox_key, item.event.event_id)
+            if key in new:
+                new.discard(key)  # the same event twice in one batch applies once
+                fresh.append(item)
+        duplicates = len(items) - len(fresh)
+        # Runs of consecutive events with the same batch handler go in one call; order is kept.
+        start = 0
+        while start < len(fresh):
+            many = fresh[start].sub.handle_many
+            end = start + 1
+            if many is not None:
+                while end < len(fresh) and fresh[end].sub.handle_many is many:
+                    end += 1
+                await self._traced_many(session, many, fresh[start:end])
             else:
-                delay = self.backoff[min(delivered - 1, len(self.backoff) - 1)] if self.backoff else 1.0
-                logger.warning(
-                    "%s: event %s failed (delivery %d of %d), retrying in %.1fs: %r",
-                    self.durable, event.event_id, delivered, self.max_deliver, delay, exc,
-                )
-                self.stats.naked += 1
-                await msg.nak(delay=delay)
-            return
-        await self._ack([msg])
+                await self._traced_one(session, fresh[start])
+            start = end
+        # Counted once the handlers have run (a failed transaction is retried and counted then).
+        self.stats.duplicates += duplicates
+        self.stats.applied += len(fresh)
+        for item in fresh:
+            self.applied_by[item.sub.inbox_key] += 1
 
-    async def _ack(self, msgs: list[Msg]) -> None:
+    async def _traced_many(self, session: AsyncSession, many: BatchHandler, run: list[_Item]) -> None:
+        first = run[0].msg
+        with _tracer.start_as_current_span(
+            f"consume {first.subject}", context=telemetry.extract_context(first.headers),
+            kind=trace.SpanKind.CONSUMER,
+            links=[trace.Link(c) for c in (_span_context(i.msg) for i in run[1:64]) if c.is_valid],
+        ) as span:
+            span.set_attribute("messaging.consumer.group.name", self.durable)
+            span.set_attribute("messaging.batch.message_count", len(run))
+            await many(session, [i.event for i in run])
+
+    async def _traced_one(self, session: AsyncSession, item: _Item) -> None:
+        with _tracer.start_as_current_span(
+            f"consume {item.msg.subject}", context=telemetry.extract_context(item.msg.headers),
+            kind=trace.SpanKind.CONSUMER,
+        ) as span:
+            span.set_attribute("messaging.consumer.group.name", self.durable)
+            span.set_attribute("messaging.message.id", str(item.event.event_id))
+            await item.sub.handle(session, item.event)
+
+    async def _process_one(self, item: _Item) -> None:
+        msg = item.msg
+        failures = 0
+        transient = 0
+        while True:
+            try:
+                await self._commit([item])
+            except Exception as exc:
+                kind = classify(exc)
+                if kind is Failure.PERMANENT:
+                    await self._park(msg, item.sub.inbox_key, f"rejected by {item.sub.inbox_key}: {describe(exc)}",
+                                     deliveries=msg.metadata.num_delivered + failures)
+                    return
+                if kind is Failure.TRANSIENT:
+                    transient += 1
+                    await self._wait_out([msg], exc, transient)
+                    continue
+                failures += 1
+                self.stats.last_error = describe(exc)
+                tries = msg.metadata.num_delivered - 1 + failures
+                if tries >= self.max_deliver:
+                    await self._park(msg, item.sub.inbox_key, f"failed {tries} times; last error: {describe(exc)}",
+                                     deliveries=tries)
+                    return
+                delay = self.backoff[min(failures - 1, len(self.backoff) - 1)]
+                self.stats.retried += 1
+                logger.warning("%s: event %s failed (try %d of %d), retrying in %.1fs: %s", self.durable,
+                               item.event.event_id, tries, self.max_deliver, delay, describe(exc))
+                await self._hold([msg], delay)
+                continue
+            await self._ack([item])
+            return
+
+    # ------------------------------------------------------------------------- waiting it out
+    async def _wait_out(self, msgs: list[Msg], exc: BaseException, attempt: int) -> None:
+        """A transient failure: keep the messages and wait, with a capped backoff, until the database
+        answers again. Nothing is nak'ed, so no delivery is spent and the order is kept."""
+        st = self.stats
+        st.retried += 1
+        st.last_error = describe(exc)
+        if st.paused_since is None:
+            st.paused_since = time.monotonic()
+            logger.warning("%s: paused on a transient failure, retrying until it clears: %s", self.durable,
+                           st.last_error)
+        delay = min(self.retry_cap, 0.2 * 2 ** min(attempt - 1, 10))
+        while True:
+            await self._hold(msgs, delay)
+            waited = time.monotonic() - st.paused_since
+            if waited >= self.alert_after and not st.waiting_long:
+                st.waiting_long = True
+                logger.error("%s: has waited %.0fs for the database (%s); %d event(s) held, none lost",
+                             self.durable, waited, st.last_error, len(msgs))
+            if await self._database_answers():
+                return
+            delay = min(self.retry_cap, delay * 2)
+
+    async def _hold(self, msgs: list[Msg], seconds: float) -> None:
+        """Sleep, telling the server now and then that the messages are still being worked on."""
+        deadline = time.monotonic() + seconds
+        tick = max(self.ack_wait / 3, 0.1)
+        while (left := deadline - time.monotonic()) > 0:
+            await asyncio.sleep(min(left, tick))
+            for m in msgs:
+                try:
+                    await m.in_progress()
+                except Exception:  # NATS away: the server redelivers later; the inbox absorbs it
+                    break
+
+    async def _database_answers(self) -> bool:
+        try:
+            async with self.sessions() as session:
+                await asyncio.wait_for(session.execute(text("SELECT 1")), timeout=5)
+            return True
+        except Exception:
+            return False
+
+    # ------------------------------------------------------------------------ ack and park
+    async def _ack(self, items: list[_Item]) -> None:
+        st = self.stats
+        if st.paused_since is not None:
+            logger.warning("%s: resumed after %.1fs", self.durable, time.monotonic() - st.paused_since)
+            st.paused_since = None
+            st.waiting_long = False
+        msgs = [i.msg for i in items]
         if self.before_ack is not None:
             await self.before_ack(msgs)
-        await asyncio.gather(*(m.ack() for m in msgs))
-
-    async def _give_up(self, msg: Msg, reason: str) -> None:
         try:
-            await deadletter.park(self.js, msg, consumer=self.durable, reason=reason)
+            await asyncio.gather(*(m.ack() for m in msgs))
+        except Exception as exc:  # the effect is committed; a redelivery finds the inbox row
+            logger.warning("%s: ack failed (%s); the redelivery will be skipped by the inbox", self.durable,
+                           exc.__class__.__name__)
+
+    async def _park(self, msg: Msg, key: str, reason: str, *, deliveries: int | None = None) -> None:
+        assert self.js is not None, "ensure() sets the JetStream context"
+        try:
+            await deadletter.park(self.js, msg, consumer=key, reason=reason, deliveries=deliveries,
+                                  max_payload=self.max_payload)
         except Exception as exc:
             # Never drop a message we could not park: let it come back and try again.
             logger.error("%s: could not dead-letter message: %r", self.durable, exc)
-            await msg.nak(delay=2.0)
+            try:
+                await msg.nak(delay=2.0)
+            except Exception:
+                pass
             return
         self.stats.dead_lettered += 1
-        logger.warning("%s: dead-lettered %s seq %d: %s", self.durable, msg.subject,
-                       msg.metadata.sequence.stream, reason)
-        await msg.term()
-
-    async def _on_max_deliveries(self, advisory: Msg) -> None:
-        """A message redelivered max_deliver times without an ack or nak (the consumer kept
-        crashing on it) is dropped by the server; park it so it is not lost."""
+        logger.warning("%s: dead-lettered %s seq %d: %s", key, msg.subject, msg.metadata.sequence.stream,
+                       reason[:500])
         try:
-            info = json.loads(advisory.data)
-            seq = int(info["stream_seq"])
-            raw = await self.js.get_msg(self.sub.stream, seq=seq)
-            await deadletter.park_raw(
-                self.js, consumer=self.durable, subject=raw.subject or self.sub.subject,
-                stream=self.sub.stream, seq=seq, data=raw.data or b"", headers=raw.headers,
-                reason="reached max deliveries without an acknowledgement",
-                deliveries=int(info.get("deliveries", self.max_deliver)),
-            )
-            self.stats.dead_lettered += 1
-        except Exception as exc:  # pragma: no cover - logged, the message is still in the stream
-            logger.error("%s: could not park message after max deliveries: %r", self.durable, exc)
+            await msg.term()
+        except Exception:  # parked already (one letter per stream seq): a redelivery parks it again, deduped
+            pass
+
+
+class _Fetcher(BatchPullStreamSubscriber):
+    """FastStream's batch pull subscriber with one change to its fetch loop.
+
+    FastStream's loop (faststream/nats/subscriber/usecases/stream_pull_subscriber.py,
+    `BatchPullStreamSubscriber._consume_pull`) keeps fetching until the batch is full or the timeout has
+    passed, so a single event waits up to the whole timeout; and its task is restarted by FastStream's
+    supervisor when it dies. Here each fetch is handed on at once (nats-py returns what is there), NATS
+    being away is waited out, and the task is not restarted: a dead consumer task is seen by the
+    service's watchdog, which exits the process so its supervisor starts a fresh one."""
+
+    __slots__ = ()
+
+    async def _create_subscription(self) -> None:
+        if self.subscription:
+            return
+        self.subscription = await self.jetstream.pull_subscribe(
+            subject=self.subject.broker_address, config=self.config, **self.extra_options)
+        self.add_task(self._consume_pull, restart_on_failure=False)
+
+    async def _consume_pull(self) -> None:
+        assert self.subscription
+        while self.running:
+            try:
+                messages = await self.subscription.fetch(batch=self.pull_sub.batch_size,
+                                                         timeout=self.pull_sub.timeout)
+            except (nats.errors.TimeoutError, TimeoutError):
+                continue
+            except (nats.errors.ConnectionClosedError, nats.errors.ConnectionReconnectingError,
+                    nats.errors.NoRespondersError, ServiceUnavailableError) as exc:
+                logger.info("%s: waiting for NATS (%s)", self.config.durable_name, exc.__class__.__name__)
+                await asyncio.sleep(0.5)
+                continue
+            if messages and self.running:
+                await self.consume(messages)  # type: ignore[arg-type]
 
 
 def _span_context(msg: Msg) -> trace.SpanContext:

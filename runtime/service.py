@@ -8,18 +8,21 @@ import contextlib
 import json
 import logging
 import signal
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from faststream import Context
+from faststream.nats import JStream, NatsBroker
 from nats.aio.client import Client as NATS
-from nats.aio.msg import Msg
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from contracts import deadletters
 from contracts.base import Command, StreamSpec
+from contracts.registry import EVENTS
 from runtime import bus, telemetry
 from runtime.commands import CommandServer
 from runtime.db import create_engine, plain_dsn, session_factory
@@ -50,88 +53,177 @@ class RunningService:
     settings: Settings
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
-    nc: NATS
+    broker: NatsBroker
     relay: OutboxRelay
     consumers: list[InboxConsumer]
     commands: CommandServer
+    stop: asyncio.Event
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    # Why the process must end (NATS closed for good, a consumer or relay task died); exit non-zero.
+    fatal: str | None = None
+    on_fatal: Callable[[str], None] | None = None
+
+    @property
+    def nc(self) -> NATS:
+        return self.broker.connection
+
+    def consumer_of(self, subject: str) -> InboxConsumer:
+        return next(c for c in self.consumers if subject in c.subjects)
+
+    def fail(self, reason: str) -> None:
+        if self.fatal is not None:
+            return
+        self.fatal = reason
+        logger.critical("%s: %s; stopping so the supervisor restarts it", self.definition.name, reason)
+        self.stop.set()
+        if self.on_fatal is not None:
+            self.on_fatal(reason)
 
     async def health(self) -> dict[str, Any]:
         # Bounded, so a health reply never waits on a dead database or bus (runtime/health.py).
         db_ok = await database_ok(self.engine)
         nats_ok = self.nc.is_connected
         consumers: dict[str, dict[str, Any]] = {}
+        now = time.monotonic()
 
         async def lag(c: InboxConsumer) -> None:
-            consumers[c.durable] = dict(vars(c.stats))
+            stats = dict(vars(c.stats))
+            paused = stats.pop("paused_since")
+            last = stats.pop("last_batch_at")
+            stats.update(alive=c.alive(), paused_seconds=round(now - paused, 1) if paused is not None else None,
+                         last_batch_seconds_ago=round(now - last, 1) if last is not None else None)
+            consumers[c.durable] = stats
             try:
                 if not nats_ok:
                     raise ConnectionError("NATS is not connected")
-                info = await self.nc.jetstream().consumer_info(c.sub.stream, c.durable, timeout=0.5)
-                consumers[c.durable].update(pending=info.num_pending, ack_pending=info.num_ack_pending,
-                                            redelivered_now=info.num_redelivered)
+                info = await self.nc.jetstream().consumer_info(c.stream, c.durable, timeout=0.5)
+                stats.update(pending=info.num_pending, ack_pending=info.num_ack_pending,
+                             redelivered_now=info.num_redelivered,
+                             lag=(info.num_pending or 0) + (info.num_ack_pending or 0))
             except Exception:
-                consumers[c.durable].update(pending=None)
+                stats.update(pending=None, lag=None)
 
         await asyncio.gather(*(lag(c) for c in self.consumers))
+        consumers_ok = all(v["alive"] and not v["waiting_long"] for v in consumers.values())
         return {
             "service": self.definition.name,
-            "status": "ok" if db_ok and nats_ok else "degraded",
+            "status": "ok" if db_ok and nats_ok and consumers_ok and self.fatal is None else "degraded",
             "database": db_ok,
             "nats": nats_ok,
+            "fatal": self.fatal,
             "relay_leader": self.relay.is_leader,
             "outbox_published": self.relay.published,
             "consumers": consumers,
         }
 
 
-async def start(definition: ServiceDefinition, settings: Settings, stop: asyncio.Event) -> RunningService:
+def consumers_for(definition: ServiceDefinition, settings: Settings,
+                  sessions: async_sessionmaker[AsyncSession]) -> list[InboxConsumer]:
+    """One consumer per (consuming service, producer stream), with the subscriptions to that stream."""
+    groups: dict[tuple[str, str], list[Subscription]] = {}
+    for sub in definition.subscriptions:
+        groups.setdefault((sub.consumer, sub.stream), []).append(sub)
+    return [
+        InboxConsumer(subs, sessions=sessions, schema=definition.schema, max_deliver=settings.bus_max_deliver,
+                      ack_wait=settings.bus_ack_wait_seconds, backoff=settings.bus_backoff_seconds,
+                      batch=settings.bus_fetch_batch)
+        for subs in groups.values()
+    ]
+
+
+def register(broker: NatsBroker, definition: ServiceDefinition, consumers: list[InboxConsumer],
+             server: CommandServer, health: Callable[[], Awaitable[dict[str, Any]]] | None = None, *,
+             published: set[str] | None = None) -> None:
+    """Everything the service answers, as subscribers and publishers of its one broker (also used,
+    unconnected, to generate the AsyncAPI document; `published` then skips subjects already listed)."""
+    for consumer in consumers:
+        consumer.attach(broker)
+    server.attach(broker)
+    published = set() if published is None else published
+    for spec in definition.publishes:
+        for event in EVENTS:
+            if event.stream.name == spec.name and event.subject not in published:
+                published.add(event.subject)
+                broker.publisher(event.subject, stream=JStream(spec.name, declare=False), schema=event,
+                                 title=f"{event.subject}:publish", description=(event.__doc__ or "").strip())
+
+    async def on_health(message: Any = Context("message")) -> bytes:
+        return json.dumps(await health() if health is not None else {}).encode()
+
+    for subject in health_subjects(definition.name):
+        broker.subscriber(subject, title=f"{subject}:health", include_in_schema=False)(on_health)
+
+
+async def start(definition: ServiceDefinition, settings: Settings, stop: asyncio.Event, *,
+                on_fatal: Callable[[str], None] | None = None) -> RunningService:
     engine = create_engine(settings.database_url)
     sessions = session_factory(engine)
-    nc = await bus.connect(settings.nats_url, name=definition.name)
+    holder: list[RunningService] = []
+
+    async def closed() -> None:
+        if holder:
+            holder[0].fail("the NATS connection is closed for good")
+
+    broker = bus.broker(settings.nats_url, name=definition.name, on_closed=closed)
+    consumers = consumers_for(definition, settings, sessions)
+    server = CommandServer(definition.name, sessions)
+    for command, handler in definition.commands:
+        server.register(command, handler)
+
+    async def health() -> dict[str, Any]:
+        return await holder[0].health()
+
+    register(broker, definition, consumers, server, health)
+    nc = await bus.connect_broker(broker)
     js = nc.jetstream()
     streams = {s.name: s for s in (*definition.publishes, deadletters.STREAM)}
     for sub in definition.subscriptions:
         streams.setdefault(sub.models[0].stream.name, sub.models[0].stream)
     await bus.ensure_streams(js, list(streams.values()))
+    for consumer in consumers:
+        await consumer.ensure(js)
     relay = OutboxRelay(
         engine=engine, dsn=plain_dsn(settings.database_url), schema=definition.schema, js=js,
         batch=settings.outbox_batch, poll_seconds=settings.outbox_poll_seconds,
         retention=timedelta(days=settings.outbox_retention_days),
     )
-    consumers = [
-        InboxConsumer(sub=sub, js=js, sessions=sessions, schema=definition.schema,
-                      max_deliver=settings.bus_max_deliver, ack_wait=settings.bus_ack_wait_seconds,
-                      backoff=settings.bus_backoff_seconds, batch=settings.bus_fetch_batch)
-        for sub in definition.subscriptions
-    ]
-    server = CommandServer(nc, definition.name, sessions)
-    for command, handler in definition.commands:
-        server.register(command, handler)
-    running = RunningService(definition, settings, engine, sessions, nc, relay, consumers, server)
-
-    async def on_health(msg: Msg) -> None:
-        await msg.respond(json.dumps(await running.health()).encode())
-
-    for subject in health_subjects(definition.name):
-        await nc.subscribe(subject, cb=on_health)
-    await server.start()
+    running = RunningService(definition, settings, engine, sessions, broker, relay, consumers, server, stop,
+                             on_fatal=on_fatal)
+    holder.append(running)
+    await broker.start()
     running.tasks.append(asyncio.create_task(relay.run(stop), name=f"{definition.name}-relay"))
-    for consumer in consumers:
-        running.tasks.append(asyncio.create_task(consumer.run(stop), name=consumer.durable))
+    running.tasks.append(asyncio.create_task(_watch(running), name=f"{definition.name}-watchdog"))
     logger.info("%s started", definition.name, extra={"fields": {"consumers": [c.durable for c in consumers]}})
     return running
 
 
-async def shutdown(running: RunningService) -> None:
-    await running.commands.stop()
-    for task in running.tasks:
+async def _watch(running: RunningService) -> None:
+    """A consumer or relay task that ends while the service runs leaves it deaf or mute: end the process
+    (non-zero) so its supervisor starts a fresh one, rather than answer health checks while deaf."""
+    relay_task = running.tasks[0]
+    while not running.stop.is_set():
+        for consumer in running.consumers:
+            exc = consumer.failure()
+            if exc is not None or not consumer.alive():
+                running.fail(f"consumer task {consumer.durable} died: {exc!r}")
+                return
+        if relay_task.done():
+            exc = None if relay_task.cancelled() else relay_task.exception()
+            running.fail(f"outbox relay task ended: {exc!r}")
+            return
         with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(running.stop.wait(), timeout=0.5)
+
+
+async def shutdown(running: RunningService) -> None:
+    running.stop.set()
+    for task in running.tasks:
+        with contextlib.suppress(asyncio.TimeoutError, Exception):
             await asyncio.wait_for(asyncio.shield(task), timeout=5)
         task.cancel()
     await asyncio.gather(*running.tasks, return_exceptions=True)
     with contextlib.suppress(Exception):
-        await running.nc.drain()
+        await asyncio.wait_for(running.broker.stop(), timeout=15)
     await running.engine.dispose()
     logger.info("%s stopped", running.definition.name)
 
@@ -142,13 +234,19 @@ def main(definition: ServiceDefinition) -> None:
     if not settings.database_url or not settings.nats_url:
         raise SystemExit("DATABASE_URL and NATS_URL must be set (partnerops up sets them for you)")
 
-    async def run() -> None:
+    async def run() -> str | None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         running = await start(definition, settings, stop)
         await stop.wait()
-        await shutdown(running)
+        try:
+            await asyncio.wait_for(shutdown(running), timeout=30)
+        except (TimeoutError, Exception):
+            logger.exception("%s: shutdown did not finish cleanly", definition.name)
+        return running.fatal
 
-    asyncio.run(run())
+    fatal = asyncio.run(run())
+    if fatal is not None:
+        raise SystemExit(1)

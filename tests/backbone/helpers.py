@@ -34,7 +34,13 @@ def consumer_for(js, engine: AsyncEngine, schema: str, models: tuple[type[Event]
                  handle=None, consumer: str = "test", **kw) -> InboxConsumer:
     sub = Subscription(consumer=consumer, models=models, handle=handle or counting_handler(schema))
     kw.setdefault("backoff", (0.2, 0.2, 0.5))
-    return InboxConsumer(sub=sub, js=js, sessions=session_factory(engine), schema=schema, **kw)
+    return InboxConsumer(sub, js=js, sessions=session_factory(engine), schema=schema, **kw)
+
+
+def letters_key(consumer: InboxConsumer) -> str:
+    """The name a consumer's only subscription parks its dead letters under."""
+    [sub] = consumer.subs
+    return sub.inbox_key
 
 
 async def counters(engine: AsyncEngine, schema: str) -> dict[str, tuple[int, int]]:

@@ -61,7 +61,7 @@ async def settled(nc: NATS, service: RunningService, timeout: float = 20.0) -> N
     while time.monotonic() < deadline:
         pending = 0
         for consumer in service.consumers:
-            info = await js.consumer_info(consumer.sub.stream, consumer.durable)
+            info = await js.consumer_info(consumer.stream, consumer.durable)
             pending += info.num_pending + info.num_ack_pending
         if pending == 0:
             return

@@ -62,7 +62,11 @@ SUBJECTS = [s.models[0] for s in SUBSCRIPTIONS]
 
 
 def _consumer(service, model: type[Event]):
-    return next(x for x in service.consumers if x.sub.subject == model.subject)
+    return service.consumer_of(model.subject)
+
+
+def _letters(consumer, model: type[Event]) -> str:
+    return next(s.inbox_key for s in consumer.subs if s.subject == model.subject)
 
 
 class TestEveryConsumer:
@@ -85,11 +89,11 @@ class TestEveryConsumer:
                        ).encode(),
             json.dumps({**good, **_hostile(good)}).encode(),
         ]
-        before = len(await deadletter.list_all(js, consumer=consumer.durable))
+        before = len(await deadletter.list_all(js, consumer=_letters(consumer, model)))
         for body in bodies:
             await publish(bus_client, sample(model, uuid.uuid4()), data=body, msg_id=str(uuid.uuid4()))
         await settled(bus_client, service)
-        letters = (await deadletter.list_all(js, consumer=consumer.durable))[before:]
+        letters = (await deadletter.list_all(js, consumer=_letters(consumer, model)))[before:]
         assert len(letters) == len(bodies), [x.reason for x in letters]
         assert all(x.reason and x.subject == model.subject for x in letters)
 

@@ -356,7 +356,7 @@ class TestConsumers:
             "control characters": json.dumps({**good, "invoice_id": "a\u0000b"}).encode(),
             "a list": b"[1, 2, 3]",
         }
-        durable = next(x.durable for x in service.consumers if x.sub.subject == b.InvoicePaidV1.subject)
+        durable = next(s.inbox_key for x in service.consumers for s in x.subs if s.subject == b.InvoicePaidV1.subject)
         before = len(await deadletter.list_all(bus_client.jetstream(), consumer=durable))
         for body in bodies.values():
             await publish(bus_client, b.InvoicePaidV1.model_construct(), data=body, msg_id=str(uuid.uuid4()),

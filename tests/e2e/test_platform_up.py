@@ -163,7 +163,7 @@ class TestPlatform:
         assert viewer.get("/metrics").status_code == 403
         admin, _ = signed_in(base, *credentials(data_dir)["admin"])
         text = admin.get("/metrics").text
-        lag = 'partnerops_consumer_pending{service="gateway",consumer="gateway__pipeline_partner_created_v1"} 0'
+        lag = 'partnerops_consumer_pending{service="gateway",consumer="gateway__PIPELINE"} 0'
         assert lag in text, text
         assert 'partnerops_service_up{service="pipeline"} 1' in text
         assert 'partnerops_http_requests_total{method="GET",route="/api/kpis",status="200"}' in text, text

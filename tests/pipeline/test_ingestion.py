@@ -23,7 +23,7 @@ DURABLE = "pipeline__sync_opportunity_external_upserted_v1"
 
 
 def consumer(pipeline_service):
-    return next(x for x in pipeline_service.consumers if x.durable == DURABLE)
+    return pipeline_service.consumer_of(sync.OpportunityExternalUpsertedV1.subject)
 
 
 async def processed(pipeline_service, before: tuple[int, int, int], n: int) -> bool:
