@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import nats
 from faststream.nats import NatsBroker
@@ -56,6 +57,8 @@ def broker(url: str, name: str, *, on_closed: Callable[[], Awaitable[None]] | No
         if on_closed is not None:
             await on_closed()
 
+    # FastStream's supervisor logs "callback for Task-N is being executed" at INFO for every task it ends.
+    logging.getLogger("faststream.access").setLevel(logging.WARNING)
     return NatsBroker(
         url, name=name, allow_reconnect=True, max_reconnect_attempts=-1, reconnect_time_wait=0.5,  # type: ignore[arg-type]
         connect_timeout=2, error_cb=_log_error, disconnected_cb=_log_event(f"{name}: disconnected from NATS"),
@@ -63,6 +66,13 @@ def broker(url: str, name: str, *, on_closed: Callable[[], Awaitable[None]] | No
         # FastStream logs every message at INFO by default; the consumers log what matters themselves.
         log_level=logging.DEBUG, graceful_timeout=10.0,
     )
+
+
+async def raw_body(message: Any) -> None:
+    """A FastStream decoder that decodes nothing. FastStream's default decoder runs `json.loads` on every
+    body before the handler sees it (a deep body raises RecursionError there, outside our handling); our
+    handlers read `message.raw_message` and check the bounds before decoding anything themselves."""
+    return None
 
 
 def url_of(nc: NATS) -> str:

@@ -22,7 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from contracts.base import Command, CommandError, ErrorKind
-from runtime import telemetry
+from runtime import bus, telemetry
 from runtime.errors import CommandFailed, DomainError
 
 logger = logging.getLogger(__name__)
@@ -48,7 +48,7 @@ class CommandServer:
     def attach(self, broker: NatsBroker) -> None:
         for subject, (command_cls, handler) in self._handlers.items():
             subscriber = broker.subscriber(
-                subject, queue=self.service, max_workers=self.concurrency,
+                subject, queue=self.service, max_workers=self.concurrency, decoder=bus.raw_body,
                 title=f"{subject}:command", description=(command_cls.__doc__ or command_cls.__name__).strip(),
             )
             subscriber(self._responder(subject, command_cls, handler))

@@ -250,6 +250,7 @@ class InboxConsumer:
             config=self.config(),
             pull_sub=PullSub(batch_size=self.batch, timeout=self.fetch_timeout, batch=True),
             ack_policy=AckPolicy.MANUAL,
+            decoder=bus.raw_body,
             title=f"{self.durable}:consume",
             description=f"{self.consumer} consumes {', '.join(self.subjects)} from {self.stream}",
         )

@@ -151,7 +151,7 @@ def register(broker: NatsBroker, definition: ServiceDefinition, consumers: list[
         return json.dumps(await health() if health is not None else {}).encode()
 
     for subject in health_subjects(definition.name):
-        broker.subscriber(subject, title=f"{subject}:health", include_in_schema=False)(on_health)
+        broker.subscriber(subject, title=f"{subject}:health", include_in_schema=False, decoder=bus.raw_body)(on_health)
 
 
 async def start(definition: ServiceDefinition, settings: Settings, stop: asyncio.Event, *,
@@ -161,7 +161,7 @@ async def start(definition: ServiceDefinition, settings: Settings, stop: asyncio
     holder: list[RunningService] = []
 
     async def closed() -> None:
-        if holder:
+        if holder and not holder[0].stop.is_set():  # not when we close it ourselves on the way out
             holder[0].fail("the NATS connection is closed for good")
 
     broker = bus.broker(settings.nats_url, name=definition.name, on_closed=closed)
