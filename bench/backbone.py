@@ -270,8 +270,8 @@ async def platform_path(
     relay = OutboxRelay(engine=engine, dsn=dsn, schema=SCHEMA, js=js)
     sub = Subscription(consumer="bench", models=(Ping,), handle=upsert_handler(SCHEMA),
                        handle_many=upsert_many_handler(SCHEMA) if batch_effects else None)
-    consumer = InboxConsumer(sub=sub, js=js, sessions=sessions, schema=SCHEMA)
-    await consumer.ensure()
+    consumer = InboxConsumer(sub, js=js, sessions=sessions, schema=SCHEMA)
+    await consumer.ensure(js)
     watcher = await asyncpg.connect(dsn)
     stop = asyncio.Event()
     relay_done: float | None = None

@@ -146,4 +146,4 @@ def _looks_structured(value: str) -> bool:
         return True
     except ValueError:
         pass
-    return value[:4].isdigit() or value.isupper() or value.islower() and value.isidentifier()
+    return value[:4].isdigit() or value.isupper() or (value.islower() and value.isidentifier())
