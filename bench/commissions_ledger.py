@@ -32,6 +32,7 @@ import asyncpg
 from sqlalchemy import func, select
 
 from bench.harness import Phase, Servers, log, rate, servers
+from bench.pipeline_ingest import server_cpu_seconds
 from contracts import billing as b
 from contracts import commissions as c
 from contracts import pipeline as p
@@ -207,18 +208,25 @@ async def make_agreements(sessions: Any, partners: list[uuid.UUID], offset: int 
 # ------------------------------------------------------------------------------------------ phases
 
 
-async def engine_phase(sessions: Any, dsn: str, workload: Workload, n: int, batch: int) -> Phase:
-    """The ledger engine as the consumers drive it: `engine.ingest` on a batch of events per transaction."""
+async def engine_phase(sessions: Any, dsn: str, workload: Workload, n: int, batch: int, marker: str) -> Phase:
+    """The ledger engine as the consumers drive it: `engine.ingest` on a batch of events per transaction.
+    Timed are the transactions only: making up the next batch of events (the workload generator, ~10 % of
+    the phase) is not the engine's work and is left out, as the raw phases leave out making their rows."""
     watcher = await asyncpg.connect(dsn)
     entries_before = await watcher.fetchval("SELECT count(*) FROM commissions.ledger_entry")
     done = 0
+    postgres_before = server_cpu_seconds(marker).get("postgres", 0.0)
+    busy = [0.0, 0.0]  # wall and CPU seconds of this process inside the transactions
     t0 = time.perf_counter()
     last_report = t0
     chunk: list[IncomingRevenue] = []
 
     async def flush() -> None:
+        wall, cpu = time.perf_counter(), time.process_time()
         async with sessions() as s, s.begin():
             await engine.ingest(s, chunk)
+        busy[0] += time.perf_counter() - wall
+        busy[1] += time.process_time() - cpu
 
     for item in workload.events(n):
         chunk.append(item)
@@ -228,18 +236,24 @@ async def engine_phase(sessions: Any, dsn: str, workload: Workload, n: int, batc
             chunk = []
             if time.perf_counter() - last_report > 15:
                 last_report = time.perf_counter()
-                log(f"  engine: {done:,} / {n:,} events, {rate(done, last_report - t0):,.0f}/s")
+                log(f"  engine: {done:,} / {n:,} events, {rate(done, busy[0]):,.0f}/s")
     if chunk:
         await flush()
         done += len(chunk)
-    seconds = time.perf_counter() - t0
+    wall = time.perf_counter() - t0
+    seconds = busy[0]
+    # CPU per event: the engine's process (the engine, SQLAlchemy, asyncpg) and Postgres (all backends).
+    cpu = {"engine_process": busy[1], "postgres": server_cpu_seconds(marker).get("postgres", 0.0) - postgres_before}
     entries = await watcher.fetchval("SELECT count(*) FROM commissions.ledger_entry") - entries_before
     await watcher.close()
     log(f"engine: {done:,} events → {entries:,} entries in {seconds:.1f}s = {rate(done, seconds):,.0f} events/s, "
-        f"{rate(entries, seconds):,.0f} entries/s")
+        f"{rate(entries, seconds):,.0f} entries/s; CPU per event: "
+        + ", ".join(f"{k} {v / max(done, 1) * 1000:.3f} ms" for k, v in cpu.items()))
     return Phase("commissions engine: revenue events → ledger (ingest, batch per txn)", entries, seconds,
                  f"engine.ingest, {batch} events per transaction, one connection; count = entries written",
-                 extra={"events": done, "events_per_second": round(rate(done, seconds), 1)})
+                 extra={"events": done, "events_per_second": round(rate(done, seconds), 1),
+                        "wall_seconds_with_workload_generation": round(wall, 1),
+                        "cpu_ms_per_event": {k: round(v / max(done, 1) * 1000, 3) for k, v in cpu.items()}})
 
 
 async def late_phase(sessions: Any, dsn: str, workload: Workload, late: int) -> Phase:
@@ -284,7 +298,7 @@ def raw_rows(n: int, agreements: list[uuid.UUID]) -> Iterator[tuple[Any, ...]]:
                key, None, key, at, f"customer {i % 20000}", 1, 1, "flat", f"15% of {amount * 10:,.2f}")
 
 
-async def raw_phase(dsn: str, n: int, agreements: list[uuid.UUID], per_txn: int) -> list[Phase]:
+async def raw_phase(dsn: str, n: int, agreements: list[uuid.UUID], per_txn: int, marker: str) -> list[Phase]:
     """Plain asyncpg: ledger-shaped rows into a copy of the ledger table (same columns, indexes and checks;
     no trigger, no foreign keys), `per_txn` rows a transaction, one connection."""
     conn = await asyncpg.connect(dsn)
@@ -295,23 +309,29 @@ async def raw_phase(dsn: str, n: int, agreements: list[uuid.UUID], per_txn: int)
         insert = (f"INSERT INTO commissions.raw_executemany ({', '.join(RAW_COLUMNS)}) VALUES "
                   f"({', '.join(f'${i + 1}' for i in range(len(RAW_COLUMNS)))})")
         for name in ("raw_executemany", "raw_copy"):
-            t0 = time.perf_counter()
+            seconds = cpu = 0.0
+            postgres_before = server_cpu_seconds(marker).get("postgres", 0.0)
             rows = raw_rows(n, agreements)
             while True:
                 chunk = [r for _, r in zip(range(per_txn), rows, strict=False)]
                 if not chunk:
                     break
+                t0, c0 = time.perf_counter(), time.process_time()
                 async with conn.transaction():
                     if name == "raw_executemany":
                         await conn.executemany(insert, chunk)
                     else:
                         await conn.copy_records_to_table(name, schema_name="commissions", records=chunk,
                                                          columns=RAW_COLUMNS)
-            seconds = time.perf_counter() - t0
+                seconds += time.perf_counter() - t0
+                cpu += time.process_time() - c0
+            postgres = server_cpu_seconds(marker).get("postgres", 0.0) - postgres_before
             label = "executemany" if name == "raw_executemany" else "COPY"
             log(f"raw asyncpg {label}: {n:,} rows in {seconds:.1f}s = {rate(n, seconds):,.0f}/s")
             phases.append(Phase(f"raw asyncpg insert ({label}) of ledger-shaped rows", n, seconds,
-                                f"{per_txn} rows per transaction, one connection, a copy of ledger_entry's table"))
+                                f"{per_txn} rows per transaction, one connection, a copy of ledger_entry's table",
+                                extra={"cpu_ms_per_row": {"insert_process": round(cpu / max(n, 1) * 1000, 4),
+                                                          "postgres": round(postgres / max(n, 1) * 1000, 4)}}))
     finally:
         await conn.close()
     return phases
@@ -429,13 +449,13 @@ async def run(s: Servers, args: argparse.Namespace) -> dict[str, Any]:
         log(f"{args.agreements} agreements ({len(RULE_KINDS)} rule kinds) in {time.perf_counter() - t0:.1f}s")
         workload = Workload(partners, seed=1)
         log(f"{args.events:,} revenue events across {args.agreements} agreements, {args.batch} per transaction")
-        phases.append(await engine_phase(sessions, dsn, workload, args.events, args.batch))
+        phases.append(await engine_phase(sessions, dsn, workload, args.events, args.batch, args.data_marker))
         check = await verify(sessions, partners, args.verify)
         log(f"verified {check['agreements_checked']} agreements against a fold from scratch")
         if args.late:
             phases.append(await late_phase(sessions, dsn, workload, args.late))
         raw_n = phases[0].count
-        phases += await raw_phase(dsn, raw_n, partners, args.batch)
+        phases += await raw_phase(dsn, raw_n, partners, args.batch, args.data_marker)
         if args.bus_events:
             bus_partners = [uuid.uuid4() for _ in range(max(args.bus_events // 1000, 8))]
             await make_agreements(sessions, bus_partners)
@@ -452,6 +472,12 @@ async def run(s: Servers, args: argparse.Namespace) -> dict[str, Any]:
         "engine_entries / raw_asyncpg_copy":
             engine_rate / by_name["raw asyncpg insert (COPY) of ledger-shaped rows"].per_second,
     }
+    # The same comparison in CPU (client process + Postgres) per entry and per raw row: steadier than wall
+    # clock when other work shares the machine.
+    engine_cpu = sum(phases[0].extra["cpu_ms_per_event"].values()) * phases[0].extra["events"] / max(raw_n, 1)
+    for label, key in (("executemany", "raw_asyncpg_executemany"), ("COPY", "raw_asyncpg_copy")):
+        raw_cpu = sum(by_name[f"raw asyncpg insert ({label}) of ledger-shaped rows"].extra["cpu_ms_per_row"].values())
+        ratios[f"engine_entries / {key}, by CPU per row"] = raw_cpu / engine_cpu if engine_cpu else 0.0
     return {
         "benchmark": "commissions_ledger", "started_at": args.started_at, "events": args.events,
         "agreements": args.agreements, "batch": args.batch, "tracing": args.tracing, "servers": s.how,
@@ -494,6 +520,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     args.started_at = datetime.now(UTC).isoformat(timespec="seconds")
     data_dir = ROOT / ".data" / f"bench-{uuid.uuid4().hex[:10]}"
+    args.data_marker = data_dir.name
     wall = time.perf_counter()
     with servers(data_dir) as s:
         result = asyncio.run(run(s, args))

@@ -197,11 +197,26 @@ def spec_of(agreement: Any, versions: Sequence[Any], terms: Mapping[TermsKey, c.
     )
 
 
+# The spec an agreement was last built with, under what its versions' heads and its own row said then.
+_SPECS: dict[uuid.UUID, tuple[tuple[Any, ...], domain.AgreementSpec]] = {}
+
+
 async def specs_of(repo: AgreementRepository, agreements: Sequence[Any]) -> dict[uuid.UUID, domain.AgreementSpec]:
-    """Specs of these agreements: their versions' heads in one statement, and terms only for revisions
-    not seen before."""
+    """Specs of these agreements: their versions' heads in one statement; terms read only for revisions not
+    seen before, and a spec built again only when the agreement or one of its version heads changed."""
     heads = await repo.version_heads(a.id for a in agreements)
-    keys = {(v.agreement_id, v.version, v.revision) for vs in heads.values() for v in vs}
+    out: dict[uuid.UUID, domain.AgreementSpec] = {}
+    stale = []
+    for a in agreements:
+        signature = (a.currency, tuple(a.deal_models or ()), *(tuple(v) for v in heads[a.id]))
+        cached = _SPECS.get(a.id)
+        if cached is not None and cached[0] == signature:
+            out[a.id] = cached[1]
+        else:
+            stale.append((a, signature))
+    if not stale:
+        return out
+    keys = {(v.agreement_id, v.version, v.revision) for a, _ in stale for v in heads[a.id]}
     known = {k: _TERMS[k] for k in keys if k in _TERMS}
     missing = keys - known.keys()
     if missing:
@@ -209,7 +224,12 @@ async def specs_of(repo: AgreementRepository, agreements: Sequence[Any]) -> dict
             _TERMS.clear()
         for k, raw in (await repo.terms_of(missing)).items():
             known[k] = _TERMS[k] = c.Terms.model_validate(raw)
-    return {a.id: spec_of(a, heads[a.id], known) for a in agreements}
+    if len(_SPECS) > 20_000:
+        _SPECS.clear()
+    for a, signature in stale:
+        spec = out[a.id] = spec_of(a, heads[a.id], known)
+        _SPECS[a.id] = (signature, spec)
+    return out
 
 
 def tier_history(rows: Sequence[tuple[datetime, str]]) -> list[tuple[datetime, PartnerTier]]:
