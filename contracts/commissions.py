@@ -405,6 +405,8 @@ class ListLedgerEntries(Command):
 
 
 EntryIds = Annotated[list[Annotated[int, Field(ge=1)]], Field(min_length=1, max_length=5000)]
+SECOND_APPROVER = ("refuse entries of revenue the actor recorded by hand: a second person approves and pays them "
+                   "(the gateway sends its COMMISSIONS_SECOND_APPROVER setting; false for a team of one)")
 
 
 class ApprovalResult(BaseModel):
@@ -419,6 +421,7 @@ class ApproveEntries(Command):
     result: ClassVar[type[BaseModel]] = ApprovalResult
 
     entry_ids: EntryIds
+    second_approver: bool = Field(default=True, description=SECOND_APPROVER)
 
 
 class Payment(BaseModel):
@@ -443,6 +446,7 @@ class PayEntries(Command):
     entry_ids: EntryIds
     paid_on: date
     reference: str = Field(min_length=1, max_length=200)
+    second_approver: bool = Field(default=True, description=SECOND_APPROVER)
 
 
 # ---------------------------------------------------------------------------------------- statements

@@ -19,7 +19,7 @@ from fastapi.staticfiles import StaticFiles
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
 from contracts import pipeline as pc
-from gateway import asyncapi, errors, health, metrics, read_models, routes, web
+from gateway import asyncapi, errors, health, metrics, passwords, read_models, routes, web
 from gateway.auth import AuthRequired, Principal, Role, require
 from gateway.security_headers import SecurityHeaders
 from runtime.errors import CommandFailed
@@ -33,6 +33,7 @@ def create_app(settings: Settings | None = None, *, exit_on_fatal: bool = False)
     """`exit_on_fatal`: when the gateway's NATS connection closes for good or a consumer task dies, stop
     the server (SIGTERM to itself); `python -m gateway serve` then exits non-zero (app.state.fatal)."""
     settings = settings or get_settings()
+    passwords.configure(settings.gateway_password_hash_concurrency)
 
     def on_fatal(_reason: str) -> None:
         if exit_on_fatal:

@@ -10,26 +10,29 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Literal
 
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
 from fastapi import HTTPException, Request
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gateway.models import ApiToken, SigninAttempt, User, UserSession
+from gateway import passwords
+from gateway.models import ApiToken, PasswordReset, User, UserSession
 from gateway.state import sessions as db_sessions
 
 SESSION_COOKIE = "po_session"
 PRE_CSRF_COOKIE = "po_csrf"
 SESSION_LIFETIME = timedelta(days=7)
-SIGNIN_WINDOW = timedelta(minutes=15)
-SIGNIN_MAX_FAILURES = 5
+DEFAULT_IDLE = timedelta(minutes=120)
+# Last-seen / last-used times are written at most this often, so most requests check a session or a
+# token with one indexed read and no write.
+TOUCH_EVERY = timedelta(minutes=1)
+RESET_LIFETIME = timedelta(hours=24)
 TOKEN_PREFIX = "po_"
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
@@ -45,9 +48,6 @@ SCOPES: dict[str, str] = {
     "commissions:approve": "approve and pay ledger entries",
     "metrics:read": "scrape /metrics (Prometheus)",
 }
-
-_hasher = PasswordHasher()
-
 
 class Role(StrEnum):
     admin = "admin"
@@ -71,27 +71,12 @@ class Principal:
     time_zone: str = "UTC"
 
 
-def hash_password(password: str) -> str:
-    return _hasher.hash(password)
-
-
-def verify_password(password_hash: str, password: str) -> bool:
-    try:
-        return _hasher.verify(password_hash, password)
-    except (VerificationError, InvalidHashError):
-        return False
-
-
 def digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def validate_password(password: str) -> str | None:
-    if len(password) < 10:
-        return "must be at least 10 characters"
-    if len(password) > 200:
-        return "must be at most 200 characters"
-    return None
+def validate_password(password: str, email: str | None = None) -> str | None:
+    return passwords.weakness(password, email)
 
 
 class AuthRequired(HTTPException):
@@ -102,16 +87,23 @@ class AuthRequired(HTTPException):
                          headers={"WWW-Authenticate": "Bearer"})
 
 
+def _idle(request: Request) -> timedelta:
+    settings = getattr(request.app.state, "settings", None)
+    return timedelta(minutes=settings.gateway_session_idle_minutes) if settings else DEFAULT_IDLE
+
+
 async def authenticate(request: Request, session: AsyncSession) -> Principal | None:
+    now = datetime.now(UTC)
     header = request.headers.get("authorization", "")
     if header.lower().startswith("bearer "):
         token = header[7:].strip()
         row = await session.scalar(select(ApiToken).where(ApiToken.token_hash == digest(token),
-                                                          ApiToken.revoked_at.is_(None)))
+                                                          ApiToken.revoked_at.is_(None), ApiToken.expires_at > now))
         if row is None:
-            raise HTTPException(status_code=401, detail="unknown or revoked API token",
+            raise HTTPException(status_code=401, detail="unknown, expired or revoked API token",
                                 headers={"WWW-Authenticate": "Bearer"})
-        await session.execute(update(ApiToken).where(ApiToken.id == row.id).values(last_used_at=func.now()))
+        if row.last_used_at is None or now - row.last_used_at >= TOUCH_EVERY:
+            await session.execute(update(ApiToken).where(ApiToken.id == row.id).values(last_used_at=now))
         return Principal(id=str(row.id), name=f"token:{row.name}", role=Role.viewer, kind="token",
                          scopes=frozenset(row.scopes))
     cookie = request.cookies.get(SESSION_COOKIE)
@@ -119,11 +111,15 @@ async def authenticate(request: Request, session: AsyncSession) -> Principal | N
         return None
     found = (await session.execute(
         select(UserSession, User).join(User, User.id == UserSession.user_id)
-        .where(UserSession.token_hash == digest(cookie), UserSession.expires_at > func.now(), User.active)
+        .where(UserSession.token_hash == digest(cookie), UserSession.expires_at > now,
+               UserSession.last_seen_at > now - _idle(request), User.active)
     )).first()
     if found is None:
         return None
     user_session, user = found
+    if now - user_session.last_seen_at >= TOUCH_EVERY:
+        await session.execute(update(UserSession).where(UserSession.token_hash == user_session.token_hash)
+                              .values(last_seen_at=now))
     return Principal(id=str(user.id), name=user.email, role=Role(user.role), kind="user",
                      csrf_token=user_session.csrf_token, time_zone=user.time_zone)
 
@@ -175,29 +171,52 @@ async def optional_principal(request: Request) -> Principal | None:
         return await authenticate(request, session)
 
 
-async def too_many_failures(session: AsyncSession, email: str, client: str) -> bool:
-    since = datetime.now(UTC) - SIGNIN_WINDOW
-    failures = await session.scalar(
-        select(func.count()).select_from(SigninAttempt)
-        .where(SigninAttempt.at > since, (func.lower(SigninAttempt.email) == email.lower())
-               | (SigninAttempt.client == client))
-    )
-    return int(failures or 0) >= SIGNIN_MAX_FAILURES
+async def find_user(session: AsyncSession, email: str) -> User | None:
+    return await session.scalar(select(User).where(func.lower(User.email) == email.lower(), User.active))
 
 
-async def sign_in(session: AsyncSession, email: str, password: str, client: str) -> tuple[str, User] | None:
-    """Returns a new session token and the user, or None (and records the failure)."""
-    user = await session.scalar(select(User).where(func.lower(User.email) == email.lower(), User.active))
+async def check_password(user: User | None, password: str) -> bool:
     # Verify against a dummy hash when the user is unknown so timing does not reveal who exists.
-    ok = verify_password(user.password_hash if user else _DUMMY_HASH, password) and user is not None
-    if not ok or user is None:
-        session.add(SigninAttempt(email=email[:320], client=client))
-        return None
-    await session.execute(delete(SigninAttempt).where(func.lower(SigninAttempt.email) == email.lower()))
+    ok = await passwords.verify_password(user.password_hash if user else _DUMMY_HASH, password)
+    return ok and user is not None
+
+
+async def open_session(session: AsyncSession, user: User) -> str:
+    """A new session for a user whose password was checked; returns its cookie value."""
     token = secrets.token_urlsafe(32)
     session.add(UserSession(token_hash=digest(token), user_id=user.id, csrf_token=secrets.token_urlsafe(32),
                             expires_at=datetime.now(UTC) + SESSION_LIFETIME))
-    return token, user
+    return token
+
+
+async def end_other_sessions(session: AsyncSession, user_id: uuid.UUID, keep_cookie: str | None) -> None:
+    query = delete(UserSession).where(UserSession.user_id == user_id)
+    if keep_cookie:
+        query = query.where(UserSession.token_hash != digest(keep_cookie))
+    await session.execute(query)
+
+
+async def set_password(session: AsyncSession, user: User, password: str) -> None:
+    await session.execute(update(User).where(User.id == user.id)
+                          .values(password_hash=await passwords.hash_password(password)))
+
+
+async def issue_reset(session: AsyncSession, user: User, actor: str) -> str:
+    """A single-use reset link's secret, valid for RESET_LIFETIME; earlier unused links stop working."""
+    await session.execute(delete(PasswordReset).where(PasswordReset.user_id == user.id,
+                                                      PasswordReset.used_at.is_(None)))
+    token = secrets.token_urlsafe(32)
+    session.add(PasswordReset(token_hash=digest(token), user_id=user.id, created_by=actor,
+                              expires_at=datetime.now(UTC) + RESET_LIFETIME))
+    return token
+
+
+async def pending_reset(session: AsyncSession, token: str, *, lock: bool = False) -> tuple[PasswordReset, User] | None:
+    query = (select(PasswordReset, User).join(User, User.id == PasswordReset.user_id)
+             .where(PasswordReset.token_hash == digest(token), PasswordReset.used_at.is_(None),
+                    PasswordReset.expires_at > func.now(), User.active))
+    found = (await session.execute(query.with_for_update(of=PasswordReset) if lock else query)).first()
+    return None if found is None else (found[0], found[1])
 
 
 async def sign_out(session: AsyncSession, token: str) -> None:
@@ -206,7 +225,7 @@ async def sign_out(session: AsyncSession, token: str) -> None:
 
 async def create_user(session: AsyncSession, *, email: str, name: str, role: Role, password: str) -> User:
     user = User(email=email.strip(), name=name.strip() or email, role=role.value,
-                password_hash=hash_password(password))
+                password_hash=await passwords.hash_password(password))
     session.add(user)
     await session.flush()
     return user
@@ -216,4 +235,4 @@ def new_api_token() -> str:
     return TOKEN_PREFIX + secrets.token_urlsafe(32)
 
 
-_DUMMY_HASH = hash_password(secrets.token_urlsafe(16))
+_DUMMY_HASH = passwords.hasher.hash(secrets.token_urlsafe(16))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import BigInteger, Boolean, DateTime, ForeignKey, Identity, String, Text, Uuid, func
@@ -34,6 +34,9 @@ class UserSession(Base):
     csrf_token: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # Refreshed at most once a minute (not on every request); the session ends when it falls behind
+    # GATEWAY_SESSION_IDLE_MINUTES.
+    last_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
 class ApiToken(Base):
@@ -44,9 +47,27 @@ class ApiToken(Base):
     token_hash: Mapped[str] = mapped_column(Text, unique=True)
     scopes: Mapped[list[str]] = mapped_column(ARRAY(Text))
     created_by: Mapped[str] = mapped_column(Text)
+    # The admin who made it: the token is revoked when they are deactivated.
+    created_by_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey(f"{SCHEMA}.app_user.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True),
+                                                 default=lambda: datetime.now(UTC) + timedelta(days=365))
+    # Refreshed at most once a minute, so checking a token costs no write on most requests.
     last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class PasswordReset(Base):
+    """A single-use link an admin hands to someone who forgot their password."""
+
+    __tablename__ = "password_reset"
+
+    token_hash: Mapped[str] = mapped_column(Text, primary_key=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey(f"{SCHEMA}.app_user.id", ondelete="CASCADE"))
+    created_by: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class SigninAttempt(Base):

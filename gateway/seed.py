@@ -22,8 +22,18 @@ DEMO_TEAM: tuple[tuple[str, str, Role], ...] = (
 )
 
 
+def _production(settings: Settings) -> bool:
+    # Demo accounts with passwords in a file are a way in; a production deployment never gets them.
+    if settings.environment == "production":
+        logger.warning("ENVIRONMENT=production: no demo users or demo data are seeded")
+        return True
+    return False
+
+
 async def seed_team(settings: Settings) -> list[str]:
     """Demo users; their passwords are printed once and kept in the data directory for the demo."""
+    if _production(settings):
+        return []
     lines = []
     for email, name, role in DEMO_TEAM:
         password = new_password()
@@ -39,6 +49,9 @@ async def seed_team(settings: Settings) -> list[str]:
 
 
 async def seed(settings: Settings) -> int:
+    if _production(settings):
+        print("ENVIRONMENT=production: demo data not seeded", flush=True)
+        return 0
     await seed_team(settings)
     nc = await bus.connect(settings.nats_url, name="seed")
     try:

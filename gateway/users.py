@@ -43,7 +43,7 @@ def create_admin_cli(settings: Settings, argv: list[str]) -> None:
         password = secrets.token_urlsafe(12)
     elif not password:
         password = getpass.getpass("Password for the new admin: ")
-    problem = validate_password(password)
+    problem = validate_password(password, args.email)
     if problem:
         raise SystemExit(f"password {problem}")
     created = asyncio.run(ensure_user(settings, email=args.email, name=args.name or args.email, role=Role.admin,

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
-from pydantic import BaseModel, ConfigDict, Field, field_validator
-from sqlalchemy import func, select, update
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from gateway import audit
+from gateway import audit, auth
 from gateway.auth import SCOPES, Principal, Role, create_user, digest, new_api_token, require, validate_password
-from gateway.models import ApiToken, AuditEntry, User
+from gateway.models import ApiToken, AuditEntry, User, UserSession
 from gateway.state import sessions
 
 router = APIRouter(prefix="/api", tags=["access"])
@@ -34,6 +36,39 @@ class UserIn(BaseModel):
         if problem:
             raise ValueError(problem)
         return value
+
+    @model_validator(mode="after")
+    def _not_the_email(self) -> UserIn:
+        problem = validate_password(self.password, self.email)
+        if problem:
+            raise ValueError(f"password {problem}")
+        return self
+
+
+def _refuse_weak(password: str, email: str, field: str) -> None:
+    """422 naming the field when the password is too weak for this account."""
+    problem = validate_password(password, email)
+    if problem:
+        raise HTTPException(422, detail=[{"loc": ["body", field], "msg": f"password {problem}",
+                                          "type": "weak_password"}])
+
+
+class PasswordChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    current_password: str = Field(min_length=1, max_length=200)
+    new_password: str = Field(min_length=1, max_length=200)
+
+
+class ResetLink(BaseModel):
+    url: str = Field(description="Single use; hand it to the person privately. Shown once.")
+    expires_at: datetime
+
+
+class NewPassword(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    password: str = Field(min_length=1, max_length=200)
 
 
 class UserOut(BaseModel):
@@ -86,7 +121,9 @@ class TokenIn(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     name: str = Field(min_length=1, max_length=100)
-    scopes: list[str] = Field(min_length=1)
+    scopes: list[str] = Field(min_length=1, max_length=50)
+    expires_in_days: int = Field(default=90, ge=1, le=3650,
+                                 description="Every token expires; at most GATEWAY_TOKEN_MAX_DAYS.")
 
     @field_validator("scopes")
     @classmethod
@@ -103,6 +140,7 @@ class TokenOut(BaseModel):
     scopes: list[str]
     created_by: str
     created_at: datetime
+    expires_at: datetime
     last_used_at: datetime | None
     revoked_at: datetime | None
 
@@ -130,7 +168,7 @@ def _user_out(u: User) -> UserOut:
 
 def _token_out(t: ApiToken) -> TokenOut:
     return TokenOut(id=t.id, name=t.name, scopes=list(t.scopes), created_by=t.created_by, created_at=t.created_at,
-                    last_used_at=t.last_used_at, revoked_at=t.revoked_at)
+                    expires_at=t.expires_at, last_used_at=t.last_used_at, revoked_at=t.revoked_at)
 
 
 @router.get("/me", response_model=UserOut)
@@ -191,6 +229,8 @@ async def change_user(user_id: uuid.UUID, body: UserPatch, request: Request,
             user.role = body.role.value
         if body.active is not None:
             user.active = body.active
+        if body.active is False:
+            await _cut_off(session, user, principal)
         if body.time_zone is not None:
             user.time_zone = body.time_zone
         await session.flush()
@@ -198,6 +238,68 @@ async def change_user(user_id: uuid.UUID, body: UserPatch, request: Request,
         await audit.record(session, actor=principal.name, action="user.changed", entity="user", entity_id=user.id,
                            before=before, after=after)
     return after
+
+
+async def _cut_off(session: AsyncSession, user: User, principal: Principal) -> None:
+    """A deactivated person's sessions end and the API tokens they created are revoked with them."""
+    await session.execute(delete(UserSession).where(UserSession.user_id == user.id))
+    revoked = list(await session.scalars(
+        update(ApiToken).where(ApiToken.created_by_id == user.id, ApiToken.revoked_at.is_(None))
+        .values(revoked_at=func.now()).returning(ApiToken.id)))
+    for token_id in revoked:
+        await audit.record(session, actor=principal.name, action="token.revoked", entity="api_token",
+                           entity_id=token_id, before={"revoked": False},
+                           after={"revoked": True, "why": f"its creator {user.email} was deactivated"})
+
+
+@router.post("/me/password", status_code=204, responses={401: {"description": "the current password is wrong"}})
+async def change_password(body: PasswordChange, request: Request,
+                          principal: Annotated[Principal, Depends(require(Role.viewer))]) -> Response:
+    """Change your own password; every other session of yours ends (this one stays)."""
+    _refuse_weak(body.new_password, principal.name, "new_password")
+    async with sessions(request)() as session:
+        user = await session.get(User, uuid.UUID(principal.id))
+    if user is None or not await auth.check_password(user, body.current_password):
+        raise HTTPException(401, detail=[{"loc": ["body", "current_password"], "msg": "wrong password",
+                                          "type": "invalid"}])
+    async with sessions(request)() as session, session.begin():
+        await auth.set_password(session, user, body.new_password)
+        await auth.end_other_sessions(session, user.id, request.cookies.get(auth.SESSION_COOKIE))
+        await audit.record(session, actor=principal.name, action="user.password_changed", entity="user",
+                           entity_id=user.id, after={"other_sessions": "ended"})
+    return Response(status_code=204)
+
+
+@router.post("/users/{user_id}/password-reset", response_model=ResetLink, status_code=201)
+async def issue_password_reset(user_id: uuid.UUID, request: Request,
+                               principal: Annotated[Principal, Depends(require(Role.admin))]) -> ResetLink:
+    """A single-use link (24 hours) for someone who forgot their password; earlier links stop working."""
+    async with sessions(request)() as session, session.begin():
+        user = await session.get(User, user_id)
+        if user is None or not user.active:
+            raise HTTPException(404, detail=[{"loc": ["path", "user_id"], "msg": "no such active user",
+                                              "type": "not_found"}])
+        secret = await auth.issue_reset(session, user, principal.name)
+        await audit.record(session, actor=principal.name, action="user.password_reset_issued", entity="user",
+                           entity_id=user.id)
+    return ResetLink(url=f"/reset/{secret}", expires_at=datetime.now(UTC) + auth.RESET_LIFETIME)
+
+
+async def use_password_reset(request: Request, secret: str, password: str) -> User:
+    """Sets the password a reset link was issued for and ends every session of that person. Raises
+    404 for an unknown, used or expired link and 422 for a weak password (the link stays usable)."""
+    async with sessions(request)() as session, session.begin():
+        found = await auth.pending_reset(session, secret, lock=True)
+        if found is None:
+            raise HTTPException(404, detail="this reset link is unknown, used or expired; ask an admin for a new one")
+        reset, user = found
+        _refuse_weak(password, user.email, "password")
+        await auth.set_password(session, user, password)
+        reset.used_at = datetime.now(UTC)
+        await auth.end_other_sessions(session, user.id, None)
+        await audit.record(session, actor=user.email, action="user.password_reset", entity="user",
+                           entity_id=user.id, after={"sessions": "ended", "issued_by": reset.created_by})
+    return user
 
 
 @router.get("/tokens", response_model=list[TokenOut])
@@ -209,15 +311,30 @@ async def list_tokens(request: Request, _: Annotated[Principal, Depends(require(
 @router.post("/tokens", response_model=TokenCreated, status_code=201)
 async def create_token(body: TokenIn, request: Request,
                        principal: Annotated[Principal, Depends(require(Role.admin))]) -> TokenCreated:
+    max_days = request.app.state.settings.gateway_token_max_days
+    if body.expires_in_days > max_days:
+        raise HTTPException(422, detail=[{"loc": ["body", "expires_in_days"], "type": "too_long",
+                                          "msg": f"at most {max_days} days (GATEWAY_TOKEN_MAX_DAYS)"}])
     secret = new_api_token()
-    async with sessions(request)() as session, session.begin():
-        token = ApiToken(name=body.name, token_hash=digest(secret), scopes=body.scopes, created_by=principal.name)
-        session.add(token)
-        await session.flush()
-        await session.refresh(token)
-        out = _token_out(token)
-        await audit.record(session, actor=principal.name, action="token.created", entity="api_token",
-                           entity_id=token.id, after={"name": body.name, "scopes": body.scopes})
+    name_taken = HTTPException(409, detail=[{"loc": ["body", "name"], "type": "conflict",
+                                             "msg": "a live token has this name; pick another or revoke it"}])
+    try:
+        async with sessions(request)() as session, session.begin():
+            if await session.scalar(select(ApiToken.id).where(func.lower(ApiToken.name) == body.name.lower(),
+                                                              ApiToken.revoked_at.is_(None))):
+                raise name_taken
+            token = ApiToken(name=body.name, token_hash=digest(secret), scopes=body.scopes, created_by=principal.name,
+                             created_by_id=uuid.UUID(principal.id) if principal.kind == "user" else None,
+                             expires_at=datetime.now(UTC) + timedelta(days=body.expires_in_days))
+            session.add(token)
+            await session.flush()
+            await session.refresh(token)
+            out = _token_out(token)
+            await audit.record(session, actor=principal.name, action="token.created", entity="api_token",
+                               entity_id=token.id, after={"name": body.name, "scopes": body.scopes,
+                                                          "expires_at": out.expires_at.isoformat()})
+    except IntegrityError as exc:  # two admins naming a token at the same moment
+        raise name_taken from exc
     return TokenCreated(**out.model_dump(), token=secret)
 
 

@@ -18,6 +18,7 @@ from contracts import billing as bc
 from contracts import commissions as cc
 from contracts import pipeline as pc
 from contracts.base import CommandError, ErrorKind
+from gateway import audit
 from gateway.auth import Principal, Role, require
 from gateway.read_models import commissions as commission_models
 from gateway.state import bus, sessions
@@ -137,8 +138,10 @@ async def list_agreements(request: Request, principal: Reader, partner_id: UUID 
 async def create_agreement(body: AgreementIn, request: Request, principal: Writer) -> cc.Agreement:
     await _known_partner(request, body.partner_id, principal.name)
     fields = body.model_dump(exclude={"deal_models", "terms"})
-    return await send(bus(request), cc.CreateAgreement(**fields, terms=body.terms,
-                                                       deal_models=_models(body.deal_models), actor=principal.name))
+    agreement: cc.Agreement = await send(bus(request), cc.CreateAgreement(
+        **fields, terms=body.terms, deal_models=_models(body.deal_models), actor=principal.name))
+    await audit.record_change(request, principal.name, "agreement.created", entity_id=agreement.id, after=body)
+    return agreement
 
 
 @router.get("/agreements/{agreement_id}", response_model=cc.Agreement)
@@ -149,22 +152,29 @@ async def get_agreement(agreement_id: UUID, request: Request, principal: Reader)
 @router.patch("/agreements/{agreement_id}", response_model=cc.Agreement)
 async def update_agreement(agreement_id: UUID, body: AgreementPatch, request: Request,
                            principal: Writer) -> cc.Agreement:
-    return await send(bus(request), cc.UpdateAgreement(agreement_id=agreement_id, name=body.name,
-                                                       deal_models=_models(body.deal_models), actor=principal.name))
+    agreement: cc.Agreement = await send(bus(request), cc.UpdateAgreement(
+        agreement_id=agreement_id, name=body.name, deal_models=_models(body.deal_models), actor=principal.name))
+    await audit.record_change(request, principal.name, "agreement.updated", entity_id=agreement_id, after=body)
+    return agreement
 
 
 @router.post("/agreements/{agreement_id}/versions", status_code=201, response_model=cc.Agreement)
 async def add_version(agreement_id: UUID, body: VersionIn, request: Request, principal: Writer) -> cc.Agreement:
-    return await send(bus(request), cc.AddAgreementVersion(agreement_id=agreement_id, **body.model_dump(
-        exclude={"terms"}), terms=body.terms, actor=principal.name))
+    agreement: cc.Agreement = await send(bus(request), cc.AddAgreementVersion(
+        agreement_id=agreement_id, **body.model_dump(exclude={"terms"}), terms=body.terms, actor=principal.name))
+    await audit.record_change(request, principal.name, "agreement.version_added", entity_id=agreement_id, after=body)
+    return agreement
 
 
 @router.put("/agreements/{agreement_id}/versions/{version}", response_model=cc.Agreement)
 async def update_version(agreement_id: UUID, version: Annotated[int, Path(ge=1)], body: VersionIn, request: Request,
                          principal: Writer) -> cc.Agreement:
-    return await send(bus(request), cc.UpdateAgreementVersion(
+    agreement: cc.Agreement = await send(bus(request), cc.UpdateAgreementVersion(
         agreement_id=agreement_id, version=version, **body.model_dump(exclude={"terms"}), terms=body.terms,
         actor=principal.name))
+    await audit.record_change(request, principal.name, "agreement.version_updated", entity_id=agreement_id,
+                              after={"version": version, **body.model_dump(mode="json")})
+    return agreement
 
 
 @router.get("/agreements/{agreement_id}/audit", response_model=cc.AuditList)
@@ -174,14 +184,24 @@ async def agreement_audit(agreement_id: UUID, request: Request, principal: Reade
 
 @router.post("/agreements/{agreement_id}/recalculate", response_model=cc.RecalculationResult)
 async def recalculate(agreement_id: UUID, request: Request, principal: Approver) -> cc.RecalculationResult:
-    return await send(bus(request), cc.RecalculateAgreement(agreement_id=agreement_id, actor=principal.name),
-                      timeout=60)
+    result: cc.RecalculationResult = await send(
+        bus(request), cc.RecalculateAgreement(agreement_id=agreement_id, actor=principal.name), timeout=60)
+    await audit.record_change(request, principal.name, "agreement.recalculated", entity_id=agreement_id,
+                              after=result)
+    return result
 
 
 # ------------------------------------------------------------------------------------------ revenue
 
 
-def _recorded(result: cc.RevenueRecorded) -> JSONResponse:
+async def _recorded(request: Request, principal: Principal, result: cc.RevenueRecorded) -> JSONResponse:
+    if not result.duplicate:  # a duplicate changed nothing
+        e = result.event
+        await audit.record_change(request, principal.name, f"revenue.{e.kind.value}_recorded", entity="revenue",
+                                  entity_id=e.key, after={
+                                      "partner_id": e.partner_id, "customer": e.customer, "amount": e.amount,
+                                      "currency": e.currency, "occurred_at": e.occurred_at,
+                                      "entries": [x.id for x in result.entries]})
     return JSONResponse(result.model_dump(mode="json"), status_code=200 if result.duplicate else 201)
 
 
@@ -189,20 +209,22 @@ def _recorded(result: cc.RevenueRecorded) -> JSONResponse:
              responses={200: {"description": "already recorded (the same invoice): nothing changed"}})
 async def record_invoice(body: InvoiceIn, request: Request, principal: Writer) -> JSONResponse:
     data = body.model_dump(exclude={"deal_model"})
-    return _recorded(await send(bus(request), cc.RecordInvoicePaid(
+    return await _recorded(request, principal, await send(bus(request), cc.RecordInvoicePaid(
         **data, deal_model=body.deal_model.value if body.deal_model else None, actor=principal.name)))
 
 
 @router.post("/revenue/refunds", status_code=201, response_model=cc.RevenueRecorded,
              responses={200: {"description": "already recorded (the same refund): nothing changed"}})
 async def record_refund(body: RefundIn, request: Request, principal: Writer) -> JSONResponse:
-    return _recorded(await send(bus(request), cc.RecordRefund(**body.model_dump(), actor=principal.name)))
+    return await _recorded(request, principal, await send(bus(request), cc.RecordRefund(
+        **body.model_dump(), actor=principal.name)))
 
 
 @router.post("/revenue/churns", status_code=201, response_model=cc.RevenueRecorded,
              responses={200: {"description": "already recorded (the same churn): nothing changed"}})
 async def record_churn(body: ChurnIn, request: Request, principal: Writer) -> JSONResponse:
-    return _recorded(await send(bus(request), cc.RecordChurn(**body.model_dump(), actor=principal.name)))
+    return await _recorded(request, principal, await send(bus(request), cc.RecordChurn(
+        **body.model_dump(), actor=principal.name)))
 
 
 @router.get("/revenue", response_model=cc.RevenueEventList)
@@ -227,15 +249,28 @@ async def list_ledger(request: Request, principal: Reader, partner_id: UUID | No
         actor=principal.name))
 
 
+def second_approver(request: Request) -> bool:
+    return bool(request.app.state.settings.commissions_second_approver)
+
+
 @router.post("/ledger/approve", response_model=cc.ApprovalResult)
 async def approve(body: EntriesIn, request: Request, principal: Approver) -> cc.ApprovalResult:
-    return await send(bus(request), cc.ApproveEntries(entry_ids=body.entry_ids, actor=principal.name))
+    result: cc.ApprovalResult = await send(bus(request), cc.ApproveEntries(
+        entry_ids=body.entry_ids, actor=principal.name, second_approver=second_approver(request)))
+    if result.approved:
+        await audit.record_change(request, principal.name, "ledger.approved", entity="ledger_entry",
+                                  after={"entries": result.approved})
+    return result
 
 
 @router.post("/ledger/pay", status_code=201, response_model=cc.Payment)
 async def pay(body: PaymentIn, request: Request, principal: Approver) -> cc.Payment:
-    return await send(bus(request), cc.PayEntries(entry_ids=body.entry_ids, paid_on=body.paid_on,
-                                                  reference=body.reference, actor=principal.name))
+    payment: cc.Payment = await send(bus(request), cc.PayEntries(
+        entry_ids=body.entry_ids, paid_on=body.paid_on, reference=body.reference, actor=principal.name,
+        second_approver=second_approver(request)))
+    await audit.record_change(request, principal.name, "ledger.paid", entity="payment", entity_id=payment.id,
+                              after=payment)
+    return payment
 
 
 # --------------------------------------------------------------------------------------- statements

@@ -105,7 +105,9 @@ async def import_partners(request: Request, principal: Writer) -> JSONResponse:
 
 @router.post("/partners/tiers/recompute", response_model=pc.TierRecomputation, tags=["partners"])
 async def recompute_tiers(request: Request, principal: Manager) -> pc.TierRecomputation:
-    return await send(bus(request), pc.RecomputeTiers(actor=principal.name), timeout=120)
+    result: pc.TierRecomputation = await send(bus(request), pc.RecomputeTiers(actor=principal.name), timeout=120)
+    await audit.record_change(request, principal.name, "partner.tiers_recomputed", entity="partner", after=result)
+    return result
 
 
 @router.get("/partners/{partner_id}", response_model=pc.Partner, tags=["partners"])

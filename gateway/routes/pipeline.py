@@ -260,10 +260,17 @@ async def publish_external(
     if not getattr(request.app.state, _STREAM_READY, False):
         await runtime_bus.ensure_streams(js, [sync.STREAM])
         setattr(request.app.state, _STREAM_READY, True)
+    # correlation_id names the verified sender, not whatever the payload claimed.
+    body = [e.model_copy(update={"correlation_id": principal.name}) for e in body]
     await asyncio.gather(*(
         js.publish(e.subject, e.model_dump_json().encode(), headers={"Nats-Msg-Id": str(e.event_id)})
         for e in body
     ))
+    # Deals (and, once won, commission) arrive this way: who sent them is the token or person verified
+    # above, whatever the payload says.
+    await audit.record_change(request, principal.name, "opportunity.external_published", entity="opportunity",
+                              after={"events": [{"event_id": e.event_id, "source": e.source,
+                                                 "external_id": e.external_id} for e in body]})
     return Accepted(accepted=len(body), event_ids=[e.event_id for e in body])
 
 

@@ -26,7 +26,7 @@ router = APIRouter(include_in_schema=False)
 async def _admin_page(request: Request, *, user_errors: dict[str, str] | None = None,
                       user_form: dict[str, str] | None = None, token_errors: dict[str, str] | None = None,
                       token_form: dict[str, object] | None = None, new_token: access.TokenCreated | None = None,
-                      status_code: int = 200) -> Response:
+                      new_reset: tuple[str, access.ResetLink] | None = None, status_code: int = 200) -> Response:
     async with sessions(request)() as session:
         users = list(await session.scalars(select(User).order_by(User.email)))
         tokens = list(await session.scalars(select(ApiToken).order_by(ApiToken.created_at.desc())))
@@ -34,6 +34,7 @@ async def _admin_page(request: Request, *, user_errors: dict[str, str] | None = 
         "users": users, "tokens": tokens, "roles": list(Role), "scopes": SCOPES,
         "user_errors": user_errors or {}, "user_form": user_form or {},
         "token_errors": token_errors or {}, "token_form": token_form or {}, "new_token": new_token,
+        "new_reset": new_reset,
         "notice": request.query_params.get("notice"),
     }, status_code=status_code)
 
@@ -94,14 +95,31 @@ async def create_token_form(request: Request, principal: Admin) -> Response:
     form = await request.form()
     name = str(form.get("name", ""))
     scopes = [str(s) for s in form.getlist("scopes")]
-    token_form: dict[str, object] = {"name": name, "scopes": scopes}
+    days = str(form.get("expires_in_days", "") or "90")
+    token_form: dict[str, object] = {"name": name, "scopes": scopes, "expires_in_days": days}
     try:
-        created = await access.create_token(access.TokenIn(name=name, scopes=scopes), request, principal)
+        body = access.TokenIn(name=name, scopes=scopes, expires_in_days=days)  # type: ignore[arg-type]
+        created = await access.create_token(body, request, principal)
     except ValidationError as exc:
         return await _admin_page(request, token_errors=field_errors(exc, "name"), token_form=token_form,
                                  status_code=422)
+    except HTTPException as exc:
+        return await _admin_page(request, token_errors=_http_errors(exc), token_form=token_form,
+                                 status_code=exc.status_code)
     # Shown once, on this response only: it is never stored in the clear, so a reload cannot show it.
     return await _admin_page(request, new_token=created)
+
+
+@router.post("/admin/users/{user_id}/reset")
+async def reset_link_form(user_id: uuid.UUID, request: Request, principal: Admin) -> Response:
+    try:
+        link = await access.issue_password_reset(user_id, request, principal)
+    except HTTPException as exc:
+        return await _admin_page(request, user_errors=_http_errors(exc), status_code=exc.status_code)
+    async with sessions(request)() as session:
+        user = await session.get(User, user_id)
+    # Shown once, on this response only (no-store, like a new token).
+    return await _admin_page(request, new_reset=(user.email if user else str(user_id), link))
 
 
 @router.post("/admin/tokens/{token_id}/revoke")

@@ -19,8 +19,9 @@ from pydantic import ValidationError
 
 from contracts import commissions as cc
 from contracts import pipeline as pc
+from gateway import audit
 from gateway.read_models import commissions as commission_models
-from gateway.routes.commissions import AgreementIn, VersionIn
+from gateway.routes.commissions import AgreementIn, VersionIn, second_approver
 from gateway.state import bus, sessions
 from gateway.web.common import Manager, Member, Viewer, not_found, render
 from gateway.web.pipeline import partner_choices
@@ -220,6 +221,7 @@ async def create_agreement(request: Request, principal: Member) -> Response:
             deal_models=[m.value for m in body.deal_models] if body.deal_models else None, actor=principal.name))
     except (ValidationError, CommandFailed) as exc:
         return await _agreement_form(request, principal.name, form=form, errors=form_errors(exc), status_code=422)
+    await audit.record_change(request, principal.name, "agreement.created", entity_id=agreement.id, after=body)
     return RedirectResponse(f"/commissions/agreements/{agreement.id}?notice=Agreement+created.", status_code=303)
 
 
@@ -294,6 +296,9 @@ async def _save_version(agreement_id: UUID, version: int | None, request: Reques
     except (ValidationError, CommandFailed) as exc:
         return await _agreement_form(request, actor, form=form, errors=form_errors(exc), agreement=agreement,
                                      version=version, status_code=422)
+    await audit.record_change(request, actor, "agreement.version_added" if version is None else
+                              "agreement.version_updated", entity_id=agreement_id,
+                              after={"version": version, **body.model_dump(mode="json")})
     notice = "Version+added." if version is None else f"Version+{version}+corrected;+the+ledger+was+recalculated."
     return RedirectResponse(f"/commissions/agreements/{agreement_id}?notice={notice}", status_code=303)
 
@@ -348,9 +353,13 @@ async def approve(request: Request, principal: Manager) -> Response:
     if not ids:
         return _back(request, "Tick the entries to approve first.")
     try:
-        result = await send(bus(request), cc.ApproveEntries(entry_ids=ids, actor=principal.name))
+        result = await send(bus(request), cc.ApproveEntries(entry_ids=ids, actor=principal.name,
+                                                            second_approver=second_approver(request)))
     except CommandFailed as exc:
         return _back(request, exc.error.message)
+    if result.approved:
+        await audit.record_change(request, principal.name, "ledger.approved", entity="ledger_entry",
+                                  after={"entries": result.approved})
     return _back(request, f"{len(result.approved)} entries approved.")
 
 
@@ -364,11 +373,14 @@ async def pay(request: Request, principal: Manager) -> Response:
         return _back(request, "Tick the approved entries and give the payment's reference.")
     try:
         payment = await send(bus(request), cc.PayEntries(entry_ids=ids, paid_on=date.fromisoformat(paid_on),
-                                                         reference=reference, actor=principal.name))
+                                                         reference=reference, actor=principal.name,
+                                                         second_approver=second_approver(request)))
     except ValueError:
         return _back(request, "Give the payment date as YYYY-MM-DD.")
     except CommandFailed as exc:
         return _back(request, exc.error.message)
+    await audit.record_change(request, principal.name, "ledger.paid", entity="payment", entity_id=payment.id,
+                              after=payment)
     return _back(request, f"Payment of {payment.amount:,.2f} {payment.currency} recorded for {len(ids)} entries.")
 
 

@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from gateway import auth
+from gateway import auth, signin_throttle
 from gateway.state import sessions
 from gateway.web.common import Viewer, templates
 
@@ -28,15 +28,16 @@ def _safe_next(target: str | None) -> str:
 
 
 @router.get("/signin", response_class=HTMLResponse)
-async def signin_page(request: Request, next: str = "/") -> Response:
-    return _signin_form(request, next_url=_safe_next(next))
+async def signin_page(request: Request, next: str = "/", reset: bool = False) -> Response:
+    return _signin_form(request, next_url=_safe_next(next),
+                        notice="Your password was set. Sign in with it." if reset else None)
 
 
 def _signin_form(request: Request, *, next_url: str, error: str | None = None, email: str = "",
-                 status_code: int = 200) -> Response:
+                 status_code: int = 200, notice: str | None = None) -> Response:
     pre = request.cookies.get(auth.PRE_CSRF_COOKIE) or secrets.token_urlsafe(24)
     response = templates.TemplateResponse(
-        request, "signin.html", {"csrf_token": pre, "next": next_url, "error": error, "email": email},
+        request, "signin.html", {"csrf_token": pre, "next": next_url, "error": error, "email": email, "notice": notice},
         status_code=status_code,
     )
     response.set_cookie(auth.PRE_CSRF_COOKIE, pre, httponly=True, samesite="strict", secure=_secure(request))
@@ -56,21 +57,37 @@ async def signin(
     if not pre or not hmac.compare_digest(pre, csrf_token):
         return _signin_form(request, next_url=next_url, email=email, status_code=403,
                             error="Your sign-in form expired. Please try again.")
-    client = request.client.host if request.client else "unknown"
+    settings = request.app.state.settings
+    client = signin_throttle.client_key(request.client.host if request.client else None)
     async with sessions(request)() as session, session.begin():
-        if await auth.too_many_failures(session, email, client):
+        user = await auth.find_user(session, email)
+        known = signin_throttle.is_known_device(settings.secret_key,
+                                                request.cookies.get(signin_throttle.DEVICE_COOKIE),
+                                                user.id if user else None)
+        wait = await signin_throttle.wait_seconds(session, email, client, known_device=known)
+        if wait:
             response = _signin_form(request, next_url=next_url, email=email, status_code=429,
-                                    error="Too many failed attempts. Wait 15 minutes and try again.")
-            response.headers["Retry-After"] = str(int(auth.SIGNIN_WINDOW.total_seconds()))
+                                    error=f"Too many failed attempts. Wait {wait} seconds and try again.")
+            response.headers["Retry-After"] = str(wait)
             return response
-        result = await auth.sign_in(session, email, password, client)
-    if result is None:
+    # The password hash runs in a worker thread, outside any transaction.
+    ok = await auth.check_password(user, password)
+    async with sessions(request)() as session, session.begin():
+        if not ok or user is None:
+            signin_throttle.record_failure(session, email, client)
+            token = None
+        else:
+            token = await auth.open_session(session, user)
+    if token is None or user is None:
         return _signin_form(request, next_url=next_url, email=email, status_code=401,
                             error="Wrong email or password.")
-    token, _user = result
     response = RedirectResponse(next_url, status_code=303)
     response.set_cookie(auth.SESSION_COOKIE, token, httponly=True, samesite="lax", secure=_secure(request),
                         max_age=int(auth.SESSION_LIFETIME.total_seconds()))
+    # Lets this browser skip the email's sign-in wait next time (see gateway/signin_throttle.py).
+    response.set_cookie(signin_throttle.DEVICE_COOKIE, signin_throttle.device_cookie(settings.secret_key, user.id),
+                        httponly=True, samesite="strict", secure=_secure(request),
+                        max_age=int(signin_throttle.DEVICE_LIFETIME.total_seconds()))
     response.delete_cookie(auth.PRE_CSRF_COOKIE)
     return response
 

@@ -9,12 +9,13 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
+from sqlalchemy import select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts import billing as b
 from contracts import commissions as c
 from contracts.pipeline import PartnerTier
-from runtime.errors import Conflict, Invalid, NotFound
+from runtime.errors import Conflict, Forbidden, Invalid, NotFound
 from runtime.outbox import add_event
 from services.commissions import domain, engine
 from services.commissions.models import SCHEMA, Agreement, AgreementAudit, AgreementVersion, LedgerEntry, Payment
@@ -390,9 +391,24 @@ def _totals(rows: Sequence[LedgerEntry]) -> list[c.PeriodTotal]:
             for (p, t), v in sorted(totals.items())]
 
 
+async def _refuse_own(session: AsyncSession, rows: Sequence[LedgerEntry], cmd: c.ApproveEntries | c.PayEntries,
+                      doing: str) -> None:
+    """Four eyes: whoever recorded revenue by hand does not also approve or pay its commission."""
+    if not cmd.second_approver or not cmd.actor or not rows:
+        return
+    pairs = {tuple(e.revenue_key.split(":", 1)) for e in rows}
+    mine = set((await session.execute(select(RevenueRow.kind, RevenueRow.ref).where(
+        RevenueRow.actor == cmd.actor, tuple_(RevenueRow.kind, RevenueRow.ref).in_(pairs)))).tuples())
+    own = [e.id for e in rows if tuple(e.revenue_key.split(":", 1)) in mine]
+    if own:
+        raise Forbidden(f"entries {', '.join(map(str, own[:20]))} come from revenue you recorded; another manager "
+                        f"{doing} them", field="entry_ids")
+
+
 async def approve_entries(session: AsyncSession, cmd: c.ApproveEntries) -> c.ApprovalResult:
     ledger = LedgerRepository(session)
     rows = await _entries(ledger, cmd.entry_ids)
+    await _refuse_own(session, rows, cmd, "approves")
     paid = [e.id for e in rows if e.status == c.EntryStatus.paid]
     if paid:
         raise Conflict(f"entries {', '.join(map(str, paid[:20]))} are already paid", field="entry_ids")
@@ -412,6 +428,7 @@ async def approve_entries(session: AsyncSession, cmd: c.ApproveEntries) -> c.App
 async def pay_entries(session: AsyncSession, cmd: c.PayEntries) -> c.Payment:
     ledger = LedgerRepository(session)
     rows = await _entries(ledger, cmd.entry_ids)
+    await _refuse_own(session, rows, cmd, "pays")
     for e in rows:
         if e.status == c.EntryStatus.paid:
             raise Conflict(f"entry {e.id} was already paid (payment {e.payment_id})", field="entry_ids")

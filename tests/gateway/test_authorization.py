@@ -16,7 +16,8 @@ from gateway.auth import SCOPES, Role
 from tests.gateway.conftest import Gateway
 
 # Meant to be reachable without signing in.
-PUBLIC = {"/signin", "/healthz", "/livez", "/docs", "/redoc", "/openapi.json", "/asyncapi.json"}
+# /reset/{secret}: the single-use link itself is the credential (tests/gateway/test_accounts.py).
+PUBLIC = {"/signin", "/healthz", "/livez", "/docs", "/redoc", "/openapi.json", "/asyncapi.json", "/reset/{secret}"}
 PUBLIC_PREFIXES = ("/static",)
 # Signing out ends the caller's session, so each call gets a session of its own.
 ENDS_SESSION = {"/signout"}
