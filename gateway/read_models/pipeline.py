@@ -211,10 +211,9 @@ async def on_opportunities(session: AsyncSession, events: list[Event]) -> None:
         if o.id not in newest or newest[o.id].version < o.version:
             newest[o.id] = o
     ids = sorted(newest)
-    # Three consumers (created, updated, stage changed) may hold snapshots of one opportunity at once,
-    # and a row that does not exist yet cannot be locked: a lock per opportunity, taken in key order,
-    # makes each see the other's committed state before computing its deltas.
-    await session.execute(_LOCK, {"ids": [str(i) for i in ids]})
+    # The created, updated and stage-changed events of an opportunity come through one durable consumer
+    # (gateway__PIPELINE), one batch after the other, so no other transaction holds a snapshot of the
+    # same opportunity: the row lock below is enough (no per-opportunity advisory lock).
     stored = {r.id: _facts_and_version(r) for r in (await session.execute(
         select(*(OpportunityView.__table__.c[n] for n in ("id", "version", *_FACT_COLUMNS)))
         .where(OpportunityView.id.in_(ids)).order_by(OpportunityView.id).with_for_update()
@@ -375,12 +374,6 @@ _UPSERT_AGGREGATE = {
         + ", ".join(f"{v} = {model.__table__.name}.{v} + EXCLUDED.{v}" for v in vals))
     for name, (model, keys, vals) in AGGREGATES.items()
 }
-
-
-_LOCK = text(
-    "SELECT pg_advisory_xact_lock(k) FROM (SELECT DISTINCT hashtextextended('pipeline_opportunity:' || id, 0) AS k "
-    "FROM unnest(CAST(:ids AS text[])) AS id ORDER BY k) AS keys"
-)
 
 
 def _facts_and_version(row: Any) -> tuple[fc.OpportunityFacts, int]:

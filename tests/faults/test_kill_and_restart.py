@@ -5,19 +5,23 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
+import uuid
 from pathlib import Path
 
 import pytest
 
+from contracts import deadletters as dl
 from contracts.base import StreamSpec
-from runtime import database_setup
+from runtime import bus, database_setup, deadletter
 from runtime.db import create_engine
 from runtime.embedded import EmbeddedNats, EmbeddedPostgres
 from runtime.testing import ping_event, unique
-from tests.backbone.helpers import counters, eventually
+from tests.backbone.helpers import consumer_for, counters, eventually, letters_key, stop_task
 from tests.backbone.test_outbox_relay import write_events
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -26,8 +30,11 @@ N = 600
 
 
 @pytest.fixture
-async def world(tmp_path):
-    """A Postgres and a NATS of this test's own: they are about to be killed."""
+async def world():
+    """A Postgres and a NATS of this test's own: they are about to be killed. (In a directory of its own
+    under /tmp, not pytest's tmp_path: a pytest session starting meanwhile resets /tmp/pytest-of-<user> to
+    mode 0700, and the postgres system user could no longer reach its data directory.)"""
+    tmp_path = Path(tempfile.mkdtemp(prefix="po-faults-"))
     pg = await asyncio.to_thread(EmbeddedPostgres(base_dir=tmp_path / "pg").start)
     nats = await asyncio.to_thread(EmbeddedNats(store_dir=tmp_path / "nats").start)
     url = await database_setup.create_database(pg.url(), "faults")
@@ -52,6 +59,7 @@ async def world(tmp_path):
     await engine.dispose()
     nats.stop()
     pg.stop(mode="immediate")
+    shutil.rmtree(tmp_path, ignore_errors=True)
 
 
 def start_worker(w) -> subprocess.Popen:
@@ -109,3 +117,83 @@ async def test_every_event_is_applied_once_through_kills_of_worker_broker_and_da
 
 async def _at_least(coro, n: int) -> bool:
     return (await coro) >= n
+
+
+async def test_a_database_outage_longer_than_the_old_backoff_dead_letters_nothing(world):
+    """Events keep flowing while Postgres is down for many times the old retry budget (max_deliver x
+    backoff, here ~0.4 s): the consumer pauses holding its batch, raises its alert flag, and applies
+    everything after recovery — nothing dead-lettered, no delivery burned."""
+    w = world
+    Ping = ping_event(w["spec"])
+    nc = await bus.connect(w["nats"].url, name="outage-test")
+    js = nc.jetstream()
+    await bus.ensure_streams(js, [w["spec"], dl.STREAM])
+    consumer = consumer_for(js, w["engine"], w["schema"], (Ping,), max_deliver=3, backoff=(0.2,), ack_wait=2.0,
+                            alert_after=2.0, retry_cap=1.0, batch=32)
+    stop = asyncio.Event()
+    task = asyncio.create_task(consumer.run(stop))
+    sent: list[int] = []
+
+    async def send(n: int) -> None:
+        for _ in range(n):
+            i = len(sent)
+            await js.publish(Ping.subject, Ping(key=f"k{i % 5}", amount=i).model_dump_json().encode(),
+                             headers={"Nats-Msg-Id": str(uuid.uuid4())})
+            sent.append(i)
+            await asyncio.sleep(0.01)
+
+    try:
+        await send(50)
+        await eventually(lambda: _at_least(applied(w), 50), timeout=30, what="the first 50 applied")
+        await asyncio.to_thread(w["pg"].stop, mode="immediate")
+        await send(100)
+        await eventually(lambda: _is(consumer.stats.waiting_long), timeout=30, what="the long-wait alert")
+        await asyncio.sleep(5)  # the outage lasts ~10 s in all, with events arriving during it
+        assert consumer.stats.dead_lettered == 0 and consumer.alive()
+        await asyncio.to_thread(w["pg"].start)
+        await send(50)
+        await eventually(lambda: _at_least(applied(w), 200), timeout=90, what="every event applied")
+        await asyncio.sleep(1)
+    finally:
+        await stop_task(task, stop)
+    assert await deadletter.list_all(js, consumer=letters_key(consumer)) == []
+    assert consumer.stats.dead_lettered == 0 and consumer.stats.redelivered == 0
+    assert consumer.stats.retried > 0 and not consumer.stats.waiting_long  # cleared on resume
+    expected: dict[str, tuple[int, int]] = {}
+    for i in sent:
+        total, apps = expected.get(f"k{i % 5}", (0, 0))
+        expected[f"k{i % 5}"] = (total + i, apps + 1)
+    assert await counters(w["engine"], w["schema"]) == expected
+    await nc.close()
+
+
+async def test_a_service_whose_consumer_task_dies_exits_non_zero(world):
+    w = world
+    Ping = ping_event(w["spec"])
+    log = tempfile.TemporaryFile(mode="w+")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.faults.service_worker", w["schema"], w["spec"].name, w["tag"]],
+        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT), "DATABASE_URL": w["url"], "NATS_URL": w["nats"].url,
+                       "LOG_FORMAT": "text"},
+        stdout=log, stderr=subprocess.STDOUT, text=True)
+    nc = await bus.connect(w["nats"].url, name="death-test")
+    js = nc.jetstream()
+    try:
+        await bus.ensure_streams(js, [w["spec"], dl.STREAM])
+        await js.publish(Ping.subject, Ping(key="alive").model_dump_json().encode())
+        await eventually(lambda: _at_least(applied(w), 1), timeout=60, what="the service consuming")
+        assert proc.poll() is None
+        await js.publish(Ping.subject, Ping(key="die").model_dump_json().encode())
+        code = await asyncio.to_thread(proc.wait, 60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        await nc.close()
+    log.seek(0)
+    output = log.read()
+    assert code == 1, output
+    assert "consumer task" in output and "died" in output, output
+
+
+async def _is(value: bool) -> bool:
+    return value

@@ -1,9 +1,8 @@
-"""The gateway's pipeline read model: consumers racing on one opportunity, out-of-order snapshots,
+"""The gateway's pipeline read model: a burst of one opportunity's events in order, out-of-order snapshots,
 and a rebuild by replay that gives the same KPIs."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import uuid
 from datetime import UTC, datetime
@@ -40,40 +39,50 @@ async def open_by_stage(session, owner: str) -> dict[str, tuple[int, Decimal]]:
     return {s: (int(d), a) for s, d, a in rows.tuples() if d}
 
 
-class TestConcurrentConsumers:
-    async def test_two_consumers_on_one_new_opportunity_count_it_once(self, pipeline_db, gateway_app):
-        """The created and stage-changed consumers both see an opportunity that is not stored yet; the
-        second must wait for the first and subtract what it added."""
+class TestOrderPerAggregate:
+    async def test_a_burst_of_create_update_and_stage_change_events_is_applied_in_order(
+            self, pipeline_db, gateway_app, bus_client):
+        """The created, updated and stage-changed events of many opportunities, published back to back
+        on their three subjects, reach the read model through one durable consumer (gateway__PIPELINE) in
+        publish order: each opportunity ends at its last snapshot and is counted once (with a consumer
+        per subject and no lock, two of them raced on a new opportunity and counted it twice)."""
+        js = bus_client.jetstream()
+        info = await js.consumer_info(c.STREAM.name, "gateway__PIPELINE")
+        assert {c.OpportunityCreatedV1.subject, c.OpportunityUpdatedV1.subject,
+                c.OpportunityStageChangedV1.subject} <= set(info.config.filter_subjects or ())
+        owner = unique("burst-")
+        now = datetime.now(UTC)
+        ids = [uuid.uuid4() for _ in range(20)]
+        steps = [
+            lambda oid: c.OpportunityCreatedV1(opportunity=snapshot(1, "lead", owner, id=oid)),
+            lambda oid: c.OpportunityUpdatedV1(opportunity=snapshot(2, "lead", owner, id=oid, amount="1500.00")),
+            lambda oid: c.OpportunityStageChangedV1(opportunity=snapshot(3, "proposal", owner, id=oid,
+                                                                         amount="1500.00"),
+                                                    from_stage="lead", to_stage="proposal", changed_by="x",
+                                                    changed_at=now),
+            lambda oid: c.OpportunityUpdatedV1(opportunity=snapshot(4, "proposal", owner, id=oid, amount="2000.00")),
+            lambda oid: c.OpportunityStageChangedV1(opportunity=snapshot(5, "negotiation", owner, id=oid,
+                                                                         amount="2000.00"),
+                                                    from_stage="proposal", to_stage="negotiation", changed_by="x",
+                                                    changed_at=now),
+        ]
+        for step in steps:
+            for oid in ids:
+                event = step(oid)
+                await js.publish(event.subject, event.model_dump_json().encode(),
+                                 headers={"Nats-Msg-Id": str(event.event_id)})
         engine = create_engine(pipeline_db["gateway"], trace_sql=False)
         sessions = session_factory(engine)
-        owner, oid = unique("race-"), uuid.uuid4()
-        created = c.OpportunityCreatedV1(opportunity=snapshot(1, "lead", owner, id=oid))
-        moved = c.OpportunityStageChangedV1(opportunity=snapshot(2, "proposal", owner, id=oid), from_stage="lead",
-                                            to_stage="proposal", changed_by="x", changed_at=datetime.now(UTC))
         try:
-            first = sessions()
-            await first.begin()
-            await rm.on_opportunities(first, [created])
+            async def settled() -> bool:
+                async with sessions() as session:
+                    versions = (await session.scalars(select(rm.OpportunityView.version)
+                                                      .where(rm.OpportunityView.id.in_(ids)))).all()
+                return len(versions) == len(ids) and set(versions) == {5}
 
-            async def second() -> None:
-                async with sessions() as session, session.begin():
-                    await rm.on_opportunities(session, [moved])
-
-            task = asyncio.create_task(second())
-
-            async def second_is_waiting() -> bool:
-                async with engine.connect() as conn:
-                    waiting = await conn.scalar(text(
-                        "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
-                        "WHERE NOT l.granted AND a.datname = current_database()"))
-                return bool(waiting)
-
-            await eventually(second_is_waiting, what="the second consumer to wait for the first")
-            await first.commit()
-            await first.close()
-            await asyncio.wait_for(task, 20)
+            await eventually(settled, what="every opportunity at its last snapshot")
             async with sessions() as session:
-                assert await open_by_stage(session, owner) == {"proposal": (1, Decimal("1000.00"))}
+                assert await open_by_stage(session, owner) == {"negotiation": (20, Decimal("40000.00"))}
         finally:
             await engine.dispose()
 
