@@ -13,6 +13,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from contracts import pipeline as pc
 from contracts.base import Event
+from gateway.read_models import kpi_snapshots
 from gateway.read_models.base import Base
 from runtime.inbox import Subscription
 
@@ -37,6 +38,8 @@ async def _upsert(session: AsyncSession, values: dict[str, object]) -> None:
         set_={k: stmt.excluded[k] for k in values if k != "id"},
         where=PartnerView.version < stmt.excluded.version,
     ))
+    # Partners' names, types, owners and archiving show in everyone's KPIs (ARR).
+    await kpi_snapshots.changed(session, [kpi_snapshots.EVERYONE])
 
 
 async def on_partner_created(session: AsyncSession, event: Event) -> None:

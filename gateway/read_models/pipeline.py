@@ -11,6 +11,7 @@ rebuilds the same figures.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
@@ -46,6 +47,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from contracts import pipeline as pc
 from contracts.base import Event
 from gateway.read_models import forecast as fc
+from gateway.read_models import kpi_snapshots
 from gateway.read_models.base import SCHEMA, Base
 from gateway.read_models.partners import PartnerView
 from runtime.db import execute_many
@@ -240,6 +242,11 @@ async def on_opportunities(session: AsyncSession, events: list[Event]) -> None:
     won = [(key, vals) for (agg, key), vals in deltas.items() if agg == "partner_won" and vals[1]]
     if won:
         await _apply_arr(session, won)
+    owners = {r["owner"] for r in rows} | {stored[r["id"]][0].owner for r in rows if r["id"] in stored}
+    if won:  # an owner's ARR figures are their partners', whoever owns the deals
+        owners |= set(await session.scalars(select(PartnerView.owner).where(
+            PartnerView.id.in_(sorted({uuid.UUID(str(key[0])) for key, _ in won})))))
+    await kpis_changed(session, (o for o in owners if o is not None))
 
 
 # ------------------------------------------------------------------------- trailing-twelve-month ARR
@@ -348,6 +355,7 @@ async def _rebuild_arr(session: AsyncSession, first: date, last: date, settings:
     session.add(ArrWindow(id=1, first_month=first, last_month=last, reporting_currency=settings.reporting_currency,
                           rates=_rates_json(settings)))
     await session.flush()
+    await kpi_snapshots.changed(session, [kpi_snapshots.EVERYONE])
 
 
 # Plain SQL, compiled once: SQLAlchemy 2.0 cannot cache the Postgres dialect's INSERT ... ON CONFLICT
@@ -458,6 +466,7 @@ async def on_stage_set(session: AsyncSession, event: Event) -> None:
         dict(pipeline=s.key, stage=st.key, name=st.name, position=i, probability=st.probability,
              outcome=st.outcome.value, set_version=s.version) for i, st in enumerate(s.stages)
     ])
+    await kpi_snapshots.changed(session, [kpi_snapshots.EVERYONE])
 
 
 async def on_settings(session: AsyncSession, event: Event) -> None:
@@ -473,6 +482,7 @@ async def on_settings(session: AsyncSession, event: Event) -> None:
     settings = await settings_of(session)
     if window is not None and not _window_current(window, window.last_month, settings):
         await _rebuild_arr(session, window.first_month, window.last_month, settings)
+    await kpi_snapshots.changed(session, [kpi_snapshots.EVERYONE])
 
 
 SUBSCRIPTIONS: tuple[Subscription, ...] = (
@@ -487,7 +497,7 @@ SUBSCRIPTIONS: tuple[Subscription, ...] = (
 )
 READ_MODEL_TABLES = tuple(m.__table__ for m in (OpportunityView, StageView, SettingsView, OpenAgg, ClosedAgg,
                                                 PartnerWonAgg, LaunchAgg, StuckAgg, ArrWindow, PartnerArrCurrency,
-                                                PartnerArrTotal))
+                                                PartnerArrTotal)) + kpi_snapshots.TABLES
 
 # --------------------------------------------------------------------------------------- reading
 
@@ -769,3 +779,30 @@ async def _stuck(session: AsyncSession, as_of: date, after_days: int, owner: str
         StuckDeal(id=o.id, name=o.name, pipeline=o.pipeline, stage=o.stage, owner=o.owner, amount=o.amount,
                   currency=o.currency, in_stage_since=o.stage_entered_at,
                   days_in_stage=(as_of - fc.day_of(o.stage_entered_at)).days) for o in oldest])
+
+
+# ------------------------------------------------------------------------------------ KPI snapshots
+# The KPIs a request asks for most (today's, top ten; the department's or one owner's), kept ready
+# (gateway/read_models/kpi_snapshots.py).
+
+SNAPSHOT_TOP = 10
+_refresher = kpi_snapshots.Refresher()
+
+
+async def kpis_json(session: AsyncSession, *, as_of: date, owner: str | None) -> str:
+    return (await kpis(session, as_of=as_of, owner=owner, top=SNAPSHOT_TOP)).model_dump_json()
+
+
+def kpi_scope(owner: str | None) -> str:
+    return kpi_snapshots.DEPARTMENT if owner is None else kpi_snapshots.owner_scope(owner)
+
+
+async def kpis_changed(session: AsyncSession, owners: Iterable[str]) -> None:
+    """A batch changed these owners' deals (and so the department's figures): mark their snapshots
+    out of date and, at most every few hundred milliseconds, compute the department's afresh. Last in
+    the consumer's transaction: it sees the batch, and holds the generation rows only until commit."""
+    await kpi_snapshots.changed(session, [kpi_snapshots.DEPARTMENT, *(kpi_scope(o) for o in owners)])
+    if _refresher.due(kpi_snapshots.DEPARTMENT):
+        today = datetime.now(UTC).date()
+        await kpi_snapshots.compute_and_store(session, kpi_snapshots.DEPARTMENT, today,
+                                              lambda s: kpis_json(s, as_of=today, owner=None))

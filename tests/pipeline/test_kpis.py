@@ -4,6 +4,7 @@ figures from GET /api/kpis/pipeline. Dates are relative to today's fiscal quarte
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -138,3 +139,70 @@ class TestForecast:
 
 async def _arr_names(api, owner) -> list[str]:
     return [p["name"] for p in (await kpis(api, owner=owner))["arr_by_partner"]]
+
+
+class TestKeptKpis:
+    async def test_kept_kpis_equal_a_fresh_computation_and_follow_every_change(self, api, bus_client, pipeline_db,
+                                                                              monkeypatch):
+        """The KPIs a request gets from a snapshot are the figures computed afresh from the read model;
+        a change to the owner's deals, to a partner they own (even through somebody else's deal) or to
+        the partner itself shows in the next read; the department's KPIs are computed by the consumer."""
+        from gateway.read_models import kpi_snapshots
+        from gateway.read_models import pipeline as rm
+        from runtime.db import create_engine, session_factory
+
+        monkeypatch.setattr(rm._refresher, "every", 0)  # the consumer refreshes after every batch
+        owner, other = unique("kept-"), unique("kept-other-")
+        partner = await send(bus_client, c.CreatePartner(name=unique("Kept "), type="isv", owner=owner))
+        mine = await send(bus_client, c.CreateOpportunity(name="M", customer="C", amount="1000", owner=owner,
+                                                          partner_id=partner.id))
+        await send(bus_client, c.MoveOpportunity(opportunity_id=mine.id, stage="won"))
+
+        async def arr_is(names_and_amounts):
+            k = await kpis(api, owner=owner)
+            return [(p["name"], Decimal(p["arr"])) for p in k["arr_by_partner"]] == names_and_amounts and k
+
+        await eventually(lambda: arr_is([(partner.name, Decimal("1000.00"))]), what="the owner's won deal")
+        # Somebody else's deal with the owner's partner changes the owner's ARR.
+        theirs = await send(bus_client, c.CreateOpportunity(name="T", customer="C", amount="500", owner=other,
+                                                            partner_id=partner.id))
+        await send(bus_client, c.MoveOpportunity(opportunity_id=theirs.id, stage="won"))
+        await eventually(lambda: arr_is([(partner.name, Decimal("1500.00"))]), what="another owner's deal")
+        renamed = unique("Renamed ")
+        await send(bus_client, c.UpdatePartner(partner_id=partner.id, name=renamed))
+        await eventually(lambda: arr_is([(renamed, Decimal("1500.00"))]), what="the partner's new name")
+        # The last change is a deal's: the consumer computed the department's KPIs after its batch.
+        await send(bus_client, c.MoveOpportunity(opportunity_id=mine.id, stage="proposal"))
+        await eventually(lambda: arr_is([(renamed, Decimal("500.00"))]), what="the deal reopened")
+
+        engine = create_engine(pipeline_db["gateway"], trace_sql=False)
+        sessions = session_factory(engine)
+        today = datetime.now(UTC).date()
+        try:
+            async with sessions() as session:
+                department = await kpi_snapshots.current(session, kpi_snapshots.DEPARTMENT, today)
+                assert department is not None, "the consumer keeps the department's KPIs"
+                fresh = {o: json.loads(await rm.kpis_json(session, as_of=today, owner=o)) for o in (None, owner)}
+            assert json.loads(department) == fresh[None]
+            for o in (None, owner):
+                served = await kpis(api, **({"owner": o} if o else {}))
+                assert served == fresh[o]
+                # The same figures as the uncached path (another `top`) gives, apart from the top-N lists.
+                uncached = await kpis(api, top=11, **({"owner": o} if o else {}))
+                assert {k: v for k, v in served.items() if k not in ("arr_by_partner", "stuck")} == \
+                    {k: v for k, v in uncached.items() if k not in ("arr_by_partner", "stuck")}
+        finally:
+            await engine.dispose()
+
+    async def test_hostile_owners_and_days_are_refused_naming_the_field(self, api):
+        for params, field in (({"owner": "a\x00b"}, "owner"), ({"owner": "tab\there"}, "owner"),
+                              ({"owner": "x" * 201}, "owner"), ({"owner": ""}, "owner"),
+                              ({"as_of": "1989-12-31"}, "as_of"), ({"as_of": "99999-01-01"}, "as_of"),
+                              ({"top": "0"}, "top"), ({"top": "101"}, "top"), ({"top": "1e9"}, "top")):
+            r = await api.get("/api/kpis/pipeline", params=params)
+            assert r.status_code == 422, (params, r.text)
+            assert any(e["loc"][-1] == field for e in r.json()["detail"]), (params, r.text)
+        # Unusual but printable owners are just owners with no deals.
+        for owner in ("ü'\"; DROP TABLE x; --", "\u202e", "x" * 200):
+            k = await kpis(api, owner=owner)
+            assert (k["owner"], k["won"], k["pipeline_by_stage"]) == (owner, 0, [])

@@ -193,6 +193,8 @@ class TestPartnerArr:
                         "UPDATE gateway.pipeline_arr_window SET first_month = first_month - interval '1 month', "
                         "last_month = last_month - interval '1 month'"))
                     await session.execute(text("DELETE FROM gateway.pipeline_partner_arr"))
+                    # ... and it is a new day: the KPIs kept for "today" are yesterday's.
+                    await session.execute(text("UPDATE gateway.pipeline_kpi_snapshot SET as_of = as_of - 1"))
                 assert await arr() == Decimal("1429.26")
                 async with sessions() as session:
                     drift = await rm.aggregate_drift(session)

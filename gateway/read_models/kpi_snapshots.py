@@ -1,0 +1,120 @@
+"""Pipeline KPIs computed once and kept, so a request for them is one indexed read.
+
+The KPI figures depend on the opportunities (per owner, and all of them for the department), on the
+settings, stage sets and partners (everyone's figures), and on the day. Each of these has a
+generation: the consumers bump the generations a batch touches in the batch's own transaction
+(`changed`), in key order and as their last statement, so the hot rows are held only until commit.
+A snapshot is the KPIs' JSON for one scope (the department or an owner) and one day, stamped with the
+generations it was computed at; it answers a request only while both are current, so a request never
+sees figures older than the read model it would otherwise compute them from.
+
+Snapshots are computed by the consumers (the department's, after a batch, at most every
+`REFRESH_SECONDS` per process: the rest of a burst waits for the next refresh or the next read) and
+by the first request that finds none current (the owners' ones: only scopes somebody reads).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from datetime import date, datetime
+
+from sqlalchemy import BigInteger, Date, DateTime, Text, func, text
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Mapped, mapped_column
+
+from gateway.read_models.base import SCHEMA, Base
+
+DEPARTMENT = "department"
+EVERYONE = "everyone"  # settings, stage sets, partners: every scope's figures
+REFRESH_SECONDS = 0.2
+
+
+def owner_scope(owner: str) -> str:
+    return f"owner:{owner}"
+
+
+class KpiGeneration(Base):
+    __tablename__ = "pipeline_kpi_generation"
+
+    scope: Mapped[str] = mapped_column(Text, primary_key=True)
+    generation: Mapped[int] = mapped_column(BigInteger)
+
+
+class KpiSnapshot(Base):
+    __tablename__ = "pipeline_kpi_snapshot"
+
+    scope: Mapped[str] = mapped_column(Text, primary_key=True)
+    as_of: Mapped[date] = mapped_column(Date)
+    generation: Mapped[int] = mapped_column(BigInteger)
+    everyone_generation: Mapped[int] = mapped_column(BigInteger)
+    body: Mapped[str] = mapped_column(Text)  # the response's JSON, byte for byte
+    computed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+TABLES = (KpiGeneration.__table__, KpiSnapshot.__table__)
+
+_BUMP = text(
+    f"INSERT INTO {SCHEMA}.pipeline_kpi_generation AS g (scope, generation) "
+    "SELECT s, 1 FROM unnest(CAST(:scopes AS text[])) AS s ORDER BY s "
+    "ON CONFLICT (scope) DO UPDATE SET generation = g.generation + 1")
+
+# A snapshot, if it is of this day and both its generations are current (missing generations are 0).
+_CURRENT = text(
+    f"SELECT s.body FROM {SCHEMA}.pipeline_kpi_snapshot s "
+    f"LEFT JOIN {SCHEMA}.pipeline_kpi_generation g ON g.scope = s.scope "
+    f"LEFT JOIN {SCHEMA}.pipeline_kpi_generation e ON e.scope = '{EVERYONE}' "
+    "WHERE s.scope = :scope AND s.as_of = :as_of AND s.generation = coalesce(g.generation, 0) "
+    "AND s.everyone_generation = coalesce(e.generation, 0)")
+
+_GENERATIONS = text(
+    f"SELECT coalesce((SELECT generation FROM {SCHEMA}.pipeline_kpi_generation WHERE scope = :scope), 0), "
+    f"coalesce((SELECT generation FROM {SCHEMA}.pipeline_kpi_generation WHERE scope = '{EVERYONE}'), 0)")
+
+# Never replaces a snapshot computed at newer generations (a slow request racing a consumer).
+_STORE = text(
+    f"INSERT INTO {SCHEMA}.pipeline_kpi_snapshot AS s (scope, as_of, generation, everyone_generation, body) "
+    "VALUES (:scope, :as_of, :generation, :everyone, :body) ON CONFLICT (scope) DO UPDATE SET "
+    "as_of = EXCLUDED.as_of, generation = EXCLUDED.generation, everyone_generation = EXCLUDED.everyone_generation, "
+    "body = EXCLUDED.body, computed_at = now() "
+    "WHERE (s.as_of, s.everyone_generation, s.generation) <= (EXCLUDED.as_of, EXCLUDED.everyone_generation, "
+    "EXCLUDED.generation)")
+
+
+async def changed(session: AsyncSession, scopes: Iterable[str]) -> None:
+    """Mark these scopes' snapshots out of date, in the caller's transaction (call it last)."""
+    wanted = sorted(set(scopes))
+    if wanted:
+        await session.execute(_BUMP, {"scopes": wanted})
+
+
+async def current(session: AsyncSession, scope: str, as_of: date) -> str | None:
+    return await session.scalar(_CURRENT, {"scope": scope, "as_of": as_of})
+
+
+Compute = Callable[[AsyncSession], Awaitable[str]]
+
+
+async def compute_and_store(session: AsyncSession, scope: str, as_of: date, compute: Compute) -> str:
+    """Compute the scope's KPIs and keep them, stamped with the generations read *before* computing:
+    a change committed meanwhile makes the snapshot look older than it is, never newer."""
+    generation, everyone = (await session.execute(_GENERATIONS, {"scope": scope})).one()
+    body = await compute(session)
+    await session.execute(_STORE, {"scope": scope, "as_of": as_of, "generation": generation,
+                                   "everyone": everyone, "body": body})
+    return body
+
+
+class Refresher:
+    """Rate-limits the consumers' refreshes of one scope's snapshot (per process)."""
+
+    def __init__(self, every: float = REFRESH_SECONDS) -> None:
+        self.every = every
+        self._last: dict[str, float] = {}
+
+    def due(self, scope: str) -> bool:
+        now = time.monotonic()
+        if now - self._last.get(scope, float("-inf")) < self.every:
+            return False
+        self._last[scope] = now
+        return True
