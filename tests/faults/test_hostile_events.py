@@ -44,11 +44,9 @@ def _definitions() -> dict[str, ServiceDefinition]:
 
 @pytest.fixture(scope="module")
 async def services(private_db: dict[str, str], private_nats: str) -> AsyncIterator[dict[str, RunningService]]:
-    stop = asyncio.Event()
-    running = {name: await start(d, settings_for(private_db[name], private_nats), stop)
+    running = {name: await start(d, settings_for(private_db[name], private_nats), asyncio.Event())
                for name, d in _definitions().items()}
     yield running
-    stop.set()
     for r in running.values():
         await shutdown(r)
 
@@ -147,3 +145,26 @@ def _looks_structured(value: str) -> bool:
     except ValueError:
         pass
     return value[:4].isdigit() or value.isupper() or (value.islower() and value.isidentifier())
+
+
+async def test_health_reports_each_consumer_task_alive_with_its_lag(services):
+    for running in services.values():
+        report = await running.health()
+        assert report["consumers"], running.definition.name
+        for durable, c in report["consumers"].items():
+            assert durable.startswith(f"{running.definition.name}__") and durable.split("__")[1].isupper()
+            assert c["alive"] is True and c["lag"] == 0 and c["paused_seconds"] is None, (durable, c)
+        assert report["status"] == "ok", report
+
+
+async def test_a_nats_connection_closed_for_good_ends_the_service(services):
+    """(Last in this module: it takes the pipeline service down.) `main` then exits 1."""
+    running = services["pipeline"]
+    await running.nc.close()
+    await eventually(lambda: _true(running.fatal is not None), what="the service to give up")
+    assert "closed for good" in running.fatal and running.stop.is_set()
+    assert (await running.health())["status"] == "degraded"
+
+
+async def _true(value: bool) -> bool:
+    return value
