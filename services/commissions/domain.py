@@ -587,8 +587,10 @@ def facts_from_rows(rows: Iterable[PostedRow]) -> list[LineFact]:
             continue
         accrued = sum((r.amount for r in rs), ZERO)
         if accrued != 0:
-            facts[key] = LineFact(key=key, version=rs[-1].version, customer=rs[0].customer, at=rs[0].revenue_at,
-                                  basis_amount=rs[0].basis_amount, accrued=accrued, net=accrued)
+            # A corrected fact's adjusting entry carries the line as it is now (its revenue and basis), so
+            # a later refund's share is of the corrected amount, as in a fold from scratch.
+            facts[key] = LineFact(key=key, version=rs[-1].version, customer=rs[-1].customer, at=rs[-1].revenue_at,
+                                  basis_amount=rs[-1].basis_amount, accrued=accrued, net=accrued)
     for rs in by_line.values():
         target = facts.get(rs[0].reverses or "")
         if target is None:

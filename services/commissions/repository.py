@@ -437,11 +437,16 @@ ENTRY_COLUMNS = (LedgerEntry.id, LedgerEntry.line_key, LedgerEntry.entry_type, L
 
 
 _ENTRY_SELECT = ", ".join(f"e.{c.key}" for c in ENTRY_COLUMNS)
+# A line's entries are its original (the unique index of originals per line) and the adjustments of that
+# original (found through `adjusts_entry_id`): no index over every entry's line key is needed.
 _ROWS_FOR_LINES = text(f"""
     WITH k AS (SELECT * FROM unnest(CAST(:ka AS uuid[]), CAST(:kk AS text[])) AS k(agreement_id, key)),
-         c AS (SELECT * FROM unnest(CAST(:ca AS uuid[]), CAST(:cc AS text[])) AS c(agreement_id, customer))
-    SELECT e.agreement_id, {_ENTRY_SELECT} FROM k
-        JOIN {SCHEMA}.ledger_entry e ON e.agreement_id = k.agreement_id AND e.line_key = k.key
+         c AS (SELECT * FROM unnest(CAST(:ca AS uuid[]), CAST(:cc AS text[])) AS c(agreement_id, customer)),
+         o AS (SELECT e.* FROM k JOIN {SCHEMA}.ledger_entry e
+                 ON e.agreement_id = k.agreement_id AND e.line_key = k.key AND e.entry_type <> 'adjustment')
+    SELECT e.agreement_id, {_ENTRY_SELECT} FROM o AS e
+    UNION
+    SELECT e.agreement_id, {_ENTRY_SELECT} FROM o JOIN {SCHEMA}.ledger_entry e ON e.adjusts_entry_id = o.id
     UNION
     SELECT e.agreement_id, {_ENTRY_SELECT} FROM k
         JOIN {SCHEMA}.ledger_entry e ON e.agreement_id = k.agreement_id AND e.reverses_key = k.key
@@ -450,6 +455,8 @@ _ROWS_FOR_LINES = text(f"""
         JOIN {SCHEMA}.ledger_entry e ON e.agreement_id = c.agreement_id AND e.customer = c.customer
 """)
 _NEW_IDS = text(f"SELECT nextval(pg_get_serial_sequence('{SCHEMA}.ledger_entry', 'id')) FROM generate_series(1, :n)")
+_FIRST_IDS = text(f"SELECT line_key, id FROM {SCHEMA}.ledger_entry WHERE agreement_id = :a "
+                  f"AND line_key = ANY(CAST(:keys AS text[])) AND entry_type <> 'adjustment'")
 LEDGER_COLUMNS = ("id", "agreement_id", "partner_id", "direction", "currency", "entry_type", "amount", "basis_amount",
                   "period", "line_key", "reverses_key", "revenue_key", "revenue_at", "customer", "customer_name",
                   "version", "revision", "rule", "detail", "reverses_entry_id", "adjusts_entry_id")
@@ -493,10 +500,8 @@ class LedgerRepository:
         keys = list(set(keys))
         if not keys:
             return {}
-        rows = await self.session.execute(
-            select(LedgerEntry.line_key, func.min(LedgerEntry.id))
-            .where(LedgerEntry.agreement_id == agreement_id, LedgerEntry.line_key.in_(keys))
-            .group_by(LedgerEntry.line_key))
+        # A line's first entry is its original: the unique index of originals per line finds it.
+        rows = await self.session.execute(_FIRST_IDS, {"a": agreement_id, "keys": keys})
         return {k: i for k, i in rows}
 
     async def of_revenue(self, revenue_key: str) -> list[LedgerEntry]:

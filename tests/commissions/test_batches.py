@@ -305,3 +305,37 @@ def _net(p: dict[int, dict[str, list[tuple]]]) -> dict[int, dict[str, Decimal]]:
             sums[e[0]] += e[2]
         out[i] = {k: v for k, v in sums.items() if v != 0}
     return out
+
+
+class TestAdjustedLines:
+    async def test_a_refund_after_a_correction_reverses_what_the_line_holds_now(self, sessions):
+        """The entries of a line are its original and the adjustments of that original: a refund stepped on
+        in a later batch must see both (15 % of 1,000.00 corrected to 800.00, then fully refunded)."""
+        world = World()
+        await world.agreements(sessions)
+        partner = world.partners[1]  # flat 15 % lifetime on invoices, 90-day clawback
+        paid = START + timedelta(days=2)
+        invoice = service.invoice_incoming(
+            event_id=uuid.uuid4(), invoice_id=f"{world.tag}-corrected", customer="Adjusted Ltd", partner_id=partner,
+            opportunity_id=None, amount=D("1000.00"), currency="USD", paid_at=paid, customer_started_on=None,
+            deal_model="resale", source="test", actor=None, event_at=paid)
+        corrected = IncomingRevenue(**{**invoice.row(), "event_id": uuid.uuid4(), "amount": D("800.00"),
+                                       "event_occurred_at": paid + timedelta(hours=1)})
+        refund = service.refund_incoming(
+            event_id=uuid.uuid4(), refund_id=f"{world.tag}-corrected-r", invoice_id=invoice.ref, partner_id=None,
+            amount=D("800.00"), currency="USD", refunded_at=paid + timedelta(days=10), source="test", actor=None,
+            event_at=paid + timedelta(days=10))
+        other = service.invoice_incoming(
+            event_id=uuid.uuid4(), invoice_id=f"{world.tag}-other", customer="Other Ltd", partner_id=partner,
+            opportunity_id=None, amount=D("100.00"), currency="USD", paid_at=paid + timedelta(days=9),
+            customer_started_on=None, deal_model="resale", source="test", actor=None,
+            event_at=paid + timedelta(days=9))
+        await feed(sessions, [[invoice], [corrected], [other, refund]])
+        async with sessions() as s:
+            entries = (await s.scalars(select(LedgerEntry).where(LedgerEntry.partner_id == partner)
+                                       .order_by(LedgerEntry.id))).all()
+        kinds = [(e.entry_type, e.amount) for e in entries]
+        assert kinds == [("accrual", D("150.00")), ("adjustment", D("-30.00")), ("accrual", D("15.00")),
+                         ("clawback", D("-120.00"))]
+        assert entries[1].adjusts_entry_id == entries[0].id
+        assert entries[3].reverses_entry_id == entries[0].id
