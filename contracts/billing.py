@@ -11,14 +11,14 @@ A later event with the same natural key and a newer `occurred_at` corrects the e
 
 from __future__ import annotations
 
-from datetime import date
 from decimal import Decimal
 from typing import Annotated, ClassVar, Literal
 from uuid import UUID
 
-from pydantic import AwareDatetime, Field, model_validator
+from pydantic import Field, model_validator
 
 from contracts.base import Event, StreamSpec
+from contracts.fields import Currency, Day, Moment, line, text
 
 STREAM = StreamSpec(
     name="BILLING",
@@ -28,8 +28,7 @@ STREAM = StreamSpec(
 
 # Money on the wire is a decimal string or number with at most 2 decimal places; never a float in code.
 Amount = Annotated[Decimal, Field(gt=0, max_digits=16, decimal_places=2)]
-Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 code, e.g. USD")]
-Ref = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f]+$")]
+Ref = line(200, 1)
 
 
 class InvoicePaidV1(Event):
@@ -45,12 +44,12 @@ class InvoicePaidV1(Event):
     opportunity_id: UUID | None = Field(default=None, description="The won opportunity the invoice bills.")
     amount: Amount
     currency: Currency
-    paid_at: AwareDatetime
-    customer_started_on: date | None = Field(
+    paid_at: Moment
+    customer_started_on: Day | None = Field(
         default=None, description="When the customer's subscription started, if the billing system knows."
     )
-    deal_model: str | None = Field(default=None, max_length=40)
-    source: str = Field(default="billing", max_length=60)
+    deal_model: line(40) | None = None
+    source: line(60) = "billing"
 
     @model_validator(mode="after")
     def _attributable(self) -> InvoicePaidV1:
@@ -73,9 +72,9 @@ class InvoiceRefundedV1(Event):
     invoice_id: Ref
     amount: Amount
     currency: Currency
-    refunded_at: AwareDatetime
+    refunded_at: Moment
     partner_id: UUID | None = None
-    source: str = Field(default="billing", max_length=60)
+    source: line(60) = "billing"
 
     def aggregate_key(self) -> str:
         return f"invoice:{self.invoice_id}"
@@ -91,9 +90,9 @@ class CustomerChurnedV1(Event):
     customer: Ref
     partner_id: UUID | None = None
     opportunity_id: UUID | None = None
-    churned_at: AwareDatetime
-    reason: str | None = Field(default=None, max_length=500)
-    source: str = Field(default="billing", max_length=60)
+    churned_at: Moment
+    reason: text(500) | None = None
+    source: line(60) = "billing"
 
     @model_validator(mode="after")
     def _attributable(self) -> CustomerChurnedV1:

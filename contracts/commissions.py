@@ -14,10 +14,11 @@ from enum import StrEnum
 from typing import Annotated, ClassVar, Literal
 from uuid import UUID
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from contracts.base import Command, Event, StreamSpec
 from contracts.billing import Amount, Currency, Ref
+from contracts.fields import INT_MAX, Day, Moment, Name, Offset, PeriodName, RowId, line, text
 from contracts.pipeline import PartnerTier
 
 STREAM = StreamSpec(
@@ -28,8 +29,6 @@ STREAM = StreamSpec(
 
 Percent = Annotated[Decimal, Field(max_digits=9, decimal_places=4, description="percent: 12.5 means 12.5%")]
 Money = Annotated[Decimal, Field(max_digits=18, decimal_places=2)]
-PeriodName = Annotated[str, Field(pattern=r"^\d{4}-(0[1-9]|1[0-2]|Q[1-4])$",
-                                  description="a month (2026-11) or a quarter (2026-Q4)")]
 
 
 class Direction(StrEnum):
@@ -176,8 +175,8 @@ class AuditList(BaseModel):
 
 
 class _VersionFields(Command):
-    effective_from: date
-    effective_to: date | None = None
+    effective_from: Day
+    effective_to: Day | None = None
     retroactive: bool = Field(default=False, description="apply also to revenue of deals booked before "
                               "effective_from (from effective_from on); otherwise those keep their terms")
     terms: Terms
@@ -190,10 +189,10 @@ class CreateAgreement(_VersionFields):
     result: ClassVar[type[BaseModel]] = Agreement
 
     partner_id: UUID
-    name: str = Field(min_length=1, max_length=200)
+    name: Name
     direction: Direction
     currency: Currency
-    deal_models: list[Annotated[str, Field(min_length=1, max_length=40)]] | None = Field(
+    deal_models: list[line(40, 1)] | None = Field(
         default=None, max_length=10, description="only deals of these models; none = all")
 
 
@@ -204,8 +203,8 @@ class UpdateAgreement(Command):
     result: ClassVar[type[BaseModel]] = Agreement
 
     agreement_id: UUID
-    name: str = Field(min_length=1, max_length=200)
-    deal_models: list[Annotated[str, Field(min_length=1, max_length=40)]] | None = Field(default=None, max_length=10)
+    name: Name
+    deal_models: list[line(40, 1)] | None = Field(default=None, max_length=10)
 
 
 class AddAgreementVersion(_VersionFields):
@@ -225,7 +224,7 @@ class UpdateAgreementVersion(_VersionFields):
     result: ClassVar[type[BaseModel]] = Agreement
 
     agreement_id: UUID
-    version: int = Field(ge=1)
+    version: int = Field(ge=1, le=INT_MAX)
 
 
 class GetAgreement(Command):
@@ -244,7 +243,7 @@ class ListAgreements(Command):
     result: ClassVar[type[BaseModel]] = AgreementList
 
     partner_id: UUID | None = None
-    offset: int = Field(default=0, ge=0)
+    offset: Offset = 0
     limit: int = Field(default=50, ge=1, le=500)
 
 
@@ -330,9 +329,9 @@ class RecordInvoicePaid(Command):
     opportunity_id: UUID | None = None
     amount: Amount
     currency: Currency
-    paid_at: AwareDatetime
-    customer_started_on: date | None = None
-    deal_model: str | None = Field(default=None, max_length=40)
+    paid_at: Moment
+    customer_started_on: Day | None = None
+    deal_model: line(40) | None = None
 
 
 class RecordRefund(Command):
@@ -345,7 +344,7 @@ class RecordRefund(Command):
     invoice_id: Ref
     amount: Amount
     currency: Currency
-    refunded_at: AwareDatetime
+    refunded_at: Moment
 
 
 class RecordChurn(Command):
@@ -357,8 +356,8 @@ class RecordChurn(Command):
     customer: Ref
     partner_id: UUID | None = None
     opportunity_id: UUID | None = None
-    churned_at: AwareDatetime
-    reason: str | None = Field(default=None, max_length=500)
+    churned_at: Moment
+    reason: text(500) | None = None
 
 
 class RevenueEventList(BaseModel):
@@ -376,7 +375,7 @@ class ListRevenueEvents(Command):
 
     partner_id: UUID | None = None
     kind: RevenueKind | None = None
-    offset: int = Field(default=0, ge=0)
+    offset: Offset = 0
     limit: int = Field(default=50, ge=1, le=500)
 
 
@@ -400,11 +399,11 @@ class ListLedgerEntries(Command):
     agreement_id: UUID | None = None
     status: EntryStatus | None = None
     period: PeriodName | None = None
-    offset: int = Field(default=0, ge=0)
+    offset: Offset = 0
     limit: int = Field(default=100, ge=1, le=1000)
 
 
-EntryIds = Annotated[list[Annotated[int, Field(ge=1)]], Field(min_length=1, max_length=5000)]
+EntryIds = Annotated[list[RowId], Field(min_length=1, max_length=5000)]
 SECOND_APPROVER = ("refuse entries of revenue the actor recorded by hand: a second person approves and pays them "
                    "(the gateway sends its COMMISSIONS_SECOND_APPROVER setting; false for a team of one)")
 
@@ -444,8 +443,8 @@ class PayEntries(Command):
     result: ClassVar[type[BaseModel]] = Payment
 
     entry_ids: EntryIds
-    paid_on: date
-    reference: str = Field(min_length=1, max_length=200)
+    paid_on: Day
+    reference: line(200, 1)
     second_approver: bool = Field(default=True, description=SECOND_APPROVER)
 
 

@@ -15,6 +15,7 @@ from uuid import UUID
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from contracts.base import Command, Event, StreamSpec
+from contracts.fields import Currency, Day, Moment, Name, Offset, Person, Version, line, text, year_in_range
 
 STREAM = StreamSpec(
     name="PIPELINE",
@@ -24,32 +25,11 @@ STREAM = StreamSpec(
 
 # ------------------------------------------------------------------------------------------ values
 
-# Active ISO 4217 codes: a typo ("UDS") is an error, not a new currency.
-CURRENCIES = frozenset("""
-AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BHD BIF BMD BND BOB BRL BSD BTN BWP BYN BZD CAD CDF
-CHF CLP CNY COP CRC CUP CVE CZK DJF DKK DOP DZD EGP ERN ETB EUR FJD FKP GBP GEL GHS GIP GMD GNF GTQ GYD HKD
-HNL HTG HUF IDR ILS INR IQD IRR ISK JMD JOD JPY KES KGS KHR KMF KPW KRW KWD KYD KZT LAK LBP LKR LRD LSL LYD
-MAD MDL MGA MKD MMK MNT MOP MRU MUR MVR MWK MXN MYR MZN NAD NGN NIO NOK NPR NZD OMR PAB PEN PGK PHP PKR PLN
-PYG QAR RON RSD RUB RWF SAR SBD SCR SDG SEK SGD SHP SLE SOS SRD SSP STN SVC SYP SZL THB TJS TMT TND TOP TRY
-TTD TWD TZS UAH UGX USD UYU UZS VES VND VUV WST XAF XCD XOF XPF YER ZAR ZMW ZWL
-""".split())
-
-
-def _currency(value: str) -> str:
-    value = value.strip().upper()
-    if value not in CURRENCIES:
-        raise ValueError(f"{value!r} is not an ISO 4217 currency code (e.g. USD, EUR)")
-    return value
-
-
-Currency = Annotated[str, Field(min_length=3, max_length=3, examples=["USD"]), AfterValidator(_currency)]
 # Amounts: exact, non-negative, at most two decimal places, below 10^14.
 Amount = Annotated[Decimal, Field(ge=0, max_digits=16, decimal_places=2, examples=["12500.00"])]
 Percent = Annotated[int, Field(ge=0, le=100)]
 # A criterion of the scorecard: 0 (worst) to 10 (best), at most two decimals.
 Criterion = Annotated[Decimal, Field(ge=0, le=10, max_digits=4, decimal_places=2)]
-Name = Annotated[str, Field(min_length=1, max_length=200)]
-Person = Annotated[str, Field(min_length=1, max_length=200, description="A team member (email or handle).")]
 Key = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
 
 
@@ -143,11 +123,11 @@ class AceState(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     review_status: AceReviewStatus | None = None
-    reviewer_comments: str | None = Field(default=None, max_length=4000)
+    reviewer_comments: text(4000) | None = None
     # "Action Required" is a deadline: the date by which the partner must answer the reviewer.
-    action_due_date: date | None = None
-    next_steps: str | None = Field(default=None, max_length=255)
-    closed_lost_reason: str | None = Field(default=None, max_length=200)
+    action_due_date: Day | None = None
+    next_steps: text(255) | None = None
+    closed_lost_reason: line(200) | None = None
 
 
 class GcpState(BaseModel):
@@ -156,7 +136,7 @@ class GcpState(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     status: GcpStatus | None = None
-    stage: str | None = Field(default=None, max_length=100, description="GCP's own stage name, as sent.")
+    stage: line(100, description="GCP's own stage name, as sent.") | None = None
 
 
 # ------------------------------------------------------------------------------------- fiscal time
@@ -169,7 +149,7 @@ def parse_quarter(text: str) -> tuple[int, int]:
     m = _QUARTER.match(text.strip())
     if not m:
         raise ValueError(f"{text!r} is not a quarter; write it like 2026-Q3")
-    return int(m[1]), int(m[2])
+    return year_in_range(int(m[1])), int(m[2])
 
 
 def _valid_quarter(text: str) -> str:
@@ -445,7 +425,8 @@ class UpdatePartner(PartialCommand):
     result: ClassVar[type[BaseModel]] = Partner
 
     partner_id: UUID
-    expected_version: int | None = Field(default=None, description="Refuse (conflict) if the partner changed since.")
+    expected_version: Version | None = Field(default=None,
+                                             description="Refuse (conflict) if the partner changed since.")
     name: Name | None = None
     type: PartnerType | None = None
     tier: PartnerTier | None = None
@@ -501,10 +482,10 @@ class ListPartners(Command):
     tier: PartnerTier | None = None
     status: PartnerStatus | None = None
     owner: Person | None = None
-    q: str | None = Field(default=None, max_length=200, description="Part of the name.")
+    q: line(200, description="Part of the name.") | None = None
     include_archived: bool = False
     sort: PartnerSort = PartnerSort.created_desc
-    offset: int = Field(default=0, ge=0, le=10_000_000)
+    offset: Offset = 0
     limit: int = Field(default=50, ge=1, le=500)
 
 
@@ -672,15 +653,15 @@ class CreateOpportunity(Command):
     partner_id: UUID | None = None
     amount: Amount
     currency: Currency = "USD"
-    expected_close_date: date | None = None
+    expected_close_date: Day | None = None
     owner: Person | None = None
     deal_model: DealModel = DealModel.resale
     pipeline: Key | None = None
-    stage: str | None = Field(default=None, max_length=100)
+    stage: line(100) | None = None
     hyperscaler: Hyperscaler | None = None
     ace: AceState | None = None
     gcp: GcpState | None = None
-    created_at: AwareDatetime | None = Field(default=None, description="When the deal started, if recorded "
+    created_at: Moment | None = Field(default=None, description="When the deal started, if recorded "
                                                                        "afterwards (not in the future).")
 
 
@@ -691,13 +672,13 @@ class UpdateOpportunity(PartialCommand):
     result: ClassVar[type[BaseModel]] = Opportunity
 
     opportunity_id: UUID
-    expected_version: int | None = None
+    expected_version: Version | None = None
     name: Name | None = None
     customer: Name | None = None
     partner_id: UUID | None = None
     amount: Amount | None = None
     currency: Currency | None = None
-    expected_close_date: date | None = None
+    expected_close_date: Day | None = None
     owner: Person | None = None
     deal_model: DealModel | None = None
     hyperscaler: Hyperscaler | None = None
@@ -712,10 +693,10 @@ class MoveOpportunity(Command):
     result: ClassVar[type[BaseModel]] = Opportunity
 
     opportunity_id: UUID
-    stage: str = Field(min_length=1, max_length=100)
-    expected_version: int | None = None
-    closed_lost_reason: str | None = Field(default=None, max_length=200)
-    occurred_at: AwareDatetime | None = Field(default=None, description="When the move happened, if recorded "
+    stage: line(100, 1)
+    expected_version: Version | None = None
+    closed_lost_reason: line(200) | None = None
+    occurred_at: Moment | None = Field(default=None, description="When the move happened, if recorded "
                                               "afterwards: not in the future, not before the last stage change.")
 
 
@@ -758,14 +739,14 @@ class ListOpportunities(Command):
     owner: Person | None = None
     partner_id: UUID | None = None
     pipeline: Key | None = None
-    stage: str | None = Field(default=None, max_length=100)
+    stage: line(100) | None = None
     outcome: Outcome | None = None
     source: Source | None = None
     deal_model: DealModel | None = None
     quarter: Quarter | None = None
-    q: str | None = Field(default=None, max_length=200, description="Part of the name or customer.")
+    q: line(200, description="Part of the name or customer.") | None = None
     sort: OpportunitySort = OpportunitySort.created_desc
-    offset: int = Field(default=0, ge=0, le=10_000_000)
+    offset: Offset = 0
     limit: int = Field(default=50, ge=1, le=500)
 
 
@@ -833,7 +814,7 @@ class UpdatePipelineSettings(PartialCommand):
     subject: ClassVar[str] = "cmd.pipeline.settings.update"
     result: ClassVar[type[BaseModel]] = PipelineSettings
 
-    expected_version: int | None = None
+    expected_version: Version | None = None
     fiscal_year_start_month: int | None = Field(default=None, ge=1, le=12)
     reporting_currency: Currency | None = None
     quarterly_target: Amount | None = None
@@ -890,7 +871,7 @@ class BeginImport(Command):
     result: ClassVar[type[BaseModel]] = ImportBatch
 
     kind: ImportKind
-    columns: list[Annotated[str, Field(max_length=100)]] = Field(min_length=1, max_length=60)
+    columns: list[line(100)] = Field(min_length=1, max_length=60)
 
 
 class ImportRows(Command):
@@ -900,8 +881,8 @@ class ImportRows(Command):
     result: ClassVar[type[BaseModel]] = ImportProgress
 
     batch_id: UUID
-    first_row: int = Field(ge=2, description="File line of the first row (the header is line 1).")
-    rows: list[list[Annotated[str, Field(max_length=5000)]]] = Field(max_length=2000)
+    first_row: int = Field(ge=2, le=10_000_000, description="File line of the first row (the header is line 1).")
+    rows: list[list[text(5000)]] = Field(max_length=2000)
 
 
 class CommitImport(Command):

@@ -11,13 +11,13 @@ last-modified in the future, bad amount, ...) is dead-lettered with the reason.
 
 from __future__ import annotations
 
-from datetime import date
 from typing import ClassVar, Literal
 from uuid import UUID
 
-from pydantic import AwareDatetime, Field
+from pydantic import Field
 
 from contracts.base import Event, StreamSpec
+from contracts.fields import Day, Moment, line
 from contracts.pipeline import (
     COSELL,
     AceState,
@@ -48,16 +48,16 @@ class OpportunityExternalUpsertedV1(Event):
     source: ExternalSource
     external_id: str = Field(min_length=1, max_length=200, pattern=r"^[\x21-\x7e]+$",
                              description="The source's id, e.g. ACE's O1234567 (printable ASCII, no spaces).")
-    last_modified: AwareDatetime = Field(description="The source's last-modified time; newer wins.")
-    created_at: AwareDatetime | None = Field(default=None, description="When the source created it (cycle time).")
+    last_modified: Moment = Field(description="The source's last-modified time; newer wins.")
+    created_at: Moment | None = Field(default=None, description="When the source created it (cycle time).")
     name: Name
     customer: Name
-    stage: str = Field(min_length=1, max_length=100,
+    stage: line(100, 1,
                        description="A stage of `pipeline`, by key or name (ACE: 'Technical Validation').")
     pipeline: Key = COSELL
     amount: Amount
     currency: Currency = "USD"
-    expected_close_date: date | None = None
+    expected_close_date: Day | None = None
     deal_model: DealModel = DealModel.cosell
     partner_id: UUID | None = Field(default=None, description="Our partner, when the worker knows it; else kept.")
     owner: Person | None = Field(default=None, description="Our team member, when known; else kept.")

@@ -13,6 +13,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from contracts.fields import RowId, line
 from gateway import audit, auth
 from gateway.auth import SCOPES, Principal, Role, create_user, digest, new_api_token, require, validate_password
 from gateway.models import ApiToken, AuditEntry, User, UserSession
@@ -24,8 +25,8 @@ router = APIRouter(prefix="/api", tags=["access"])
 class UserIn(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    email: str = Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", max_length=320)
-    name: str = Field(default="", max_length=200)
+    email: str = Field(pattern=r"^[^@\s\x00-\x1f\x7f]+@[^@\s\x00-\x1f\x7f]+\.[^@\s\x00-\x1f\x7f]+$", max_length=320)
+    name: line(200) = ""
     role: Role
     password: str = Field(min_length=1, max_length=200)
 
@@ -120,7 +121,7 @@ class MePatch(BaseModel):
 class TokenIn(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    name: str = Field(min_length=1, max_length=100)
+    name: line(100, 1)
     scopes: list[str] = Field(min_length=1, max_length=50)
     expires_in_days: int = Field(default=90, ge=1, le=3650,
                                  description="Every token expires; at most GATEWAY_TOKEN_MAX_DAYS.")
@@ -358,9 +359,9 @@ async def revoke_token(token_id: uuid.UUID, request: Request,
 async def audit_log(
     request: Request,
     _: Annotated[Principal, Depends(require(Role.admin))],
-    entity: Annotated[str | None, Query(max_length=100)] = None,
+    entity: Annotated[line(100) | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    before_id: Annotated[int | None, Query(ge=1)] = None,
+    before_id: Annotated[RowId | None, Query()] = None,
 ) -> list[AuditOut]:
     query = select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit)
     if entity:

@@ -6,18 +6,19 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterator
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from contracts import billing as bc
 from contracts import commissions as cc
 from contracts import pipeline as pc
 from contracts.base import CommandError, ErrorKind
+from contracts.fields import INT_MAX, Day, Moment, Name, Offset, PeriodName, line, text
 from gateway import audit
 from gateway.auth import Principal, Role, require
 from gateway.read_models import commissions as commission_models
@@ -40,8 +41,8 @@ class _In(BaseModel):
 
 
 class VersionIn(_In):
-    effective_from: date
-    effective_to: date | None = Field(default=None, description="exclusive; none = until a later version starts")
+    effective_from: Day
+    effective_to: Day | None = Field(default=None, description="exclusive; none = until a later version starts")
     retroactive: bool = Field(default=False, description="apply also to revenue of deals booked before "
                               "effective_from (from effective_from on)")
     terms: cc.Terms
@@ -49,14 +50,14 @@ class VersionIn(_In):
 
 class AgreementIn(VersionIn):
     partner_id: UUID
-    name: str = Field(min_length=1, max_length=200)
+    name: Name
     direction: cc.Direction
     currency: bc.Currency = "USD"
     deal_models: DealModels = None
 
 
 class AgreementPatch(_In):
-    name: str = Field(min_length=1, max_length=200)
+    name: Name
     deal_models: DealModels = None
 
 
@@ -67,8 +68,8 @@ class InvoiceIn(_In):
     opportunity_id: UUID | None = None
     amount: bc.Amount
     currency: bc.Currency = "USD"
-    paid_at: AwareDatetime
-    customer_started_on: date | None = None
+    paid_at: Moment
+    customer_started_on: Day | None = None
     deal_model: pc.DealModel | None = None
 
 
@@ -77,15 +78,15 @@ class RefundIn(_In):
     invoice_id: bc.Ref
     amount: bc.Amount
     currency: bc.Currency = "USD"
-    refunded_at: AwareDatetime
+    refunded_at: Moment
 
 
 class ChurnIn(_In):
     customer: bc.Ref
     partner_id: UUID | None = None
     opportunity_id: UUID | None = None
-    churned_at: AwareDatetime
-    reason: str | None = Field(default=None, max_length=500)
+    churned_at: Moment
+    reason: text(500) | None = None
 
 
 class EntriesIn(_In):
@@ -93,8 +94,8 @@ class EntriesIn(_In):
 
 
 class PaymentIn(EntriesIn):
-    paid_on: date = Field(default_factory=lambda: datetime.now(UTC).date())
-    reference: str = Field(min_length=1, max_length=200, description="e.g. the bank transfer's reference")
+    paid_on: Day = Field(default_factory=lambda: datetime.now(UTC).date())
+    reference: line(200, 1, description="e.g. the bank transfer's reference")
 
 
 class KpiFigure(BaseModel):
@@ -128,7 +129,7 @@ async def _known_partner(request: Request, partner_id: UUID, actor: str) -> None
 
 @router.get("/agreements", response_model=cc.AgreementList)
 async def list_agreements(request: Request, principal: Reader, partner_id: UUID | None = None,
-                          offset: Annotated[int, Query(ge=0)] = 0,
+                          offset: Annotated[Offset, Query()] = 0,
                           limit: Annotated[int, Query(ge=1, le=500)] = 50) -> cc.AgreementList:
     return await send(bus(request), cc.ListAgreements(partner_id=partner_id, offset=offset, limit=limit,
                                                       actor=principal.name))
@@ -167,8 +168,8 @@ async def add_version(agreement_id: UUID, body: VersionIn, request: Request, pri
 
 
 @router.put("/agreements/{agreement_id}/versions/{version}", response_model=cc.Agreement)
-async def update_version(agreement_id: UUID, version: Annotated[int, Path(ge=1)], body: VersionIn, request: Request,
-                         principal: Writer) -> cc.Agreement:
+async def update_version(agreement_id: UUID, version: Annotated[int, Path(ge=1, le=INT_MAX)], body: VersionIn,
+                         request: Request, principal: Writer) -> cc.Agreement:
     agreement: cc.Agreement = await send(bus(request), cc.UpdateAgreementVersion(
         agreement_id=agreement_id, version=version, **body.model_dump(exclude={"terms"}), terms=body.terms,
         actor=principal.name))
@@ -229,7 +230,7 @@ async def record_churn(body: ChurnIn, request: Request, principal: Writer) -> JS
 
 @router.get("/revenue", response_model=cc.RevenueEventList)
 async def list_revenue(request: Request, principal: Reader, partner_id: UUID | None = None,
-                       kind: cc.RevenueKind | None = None, offset: Annotated[int, Query(ge=0)] = 0,
+                       kind: cc.RevenueKind | None = None, offset: Annotated[Offset, Query()] = 0,
                        limit: Annotated[int, Query(ge=1, le=500)] = 50) -> cc.RevenueEventList:
     return await send(bus(request), cc.ListRevenueEvents(partner_id=partner_id, kind=kind, offset=offset, limit=limit,
                                                          actor=principal.name))
@@ -241,8 +242,8 @@ async def list_revenue(request: Request, principal: Reader, partner_id: UUID | N
 @router.get("/ledger", response_model=cc.LedgerPage)
 async def list_ledger(request: Request, principal: Reader, partner_id: UUID | None = None,
                       agreement_id: UUID | None = None, status: cc.EntryStatus | None = None,
-                      period: Annotated[str | None, Query(pattern=r"^\d{4}-(0[1-9]|1[0-2]|Q[1-4])$")] = None,
-                      offset: Annotated[int, Query(ge=0)] = 0,
+                      period: Annotated[PeriodName | None, Query()] = None,
+                      offset: Annotated[Offset, Query()] = 0,
                       limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> cc.LedgerPage:
     return await send(bus(request), cc.ListLedgerEntries(
         partner_id=partner_id, agreement_id=agreement_id, status=status, period=period, offset=offset, limit=limit,
@@ -275,8 +276,7 @@ async def pay(body: PaymentIn, request: Request, principal: Approver) -> cc.Paym
 
 # --------------------------------------------------------------------------------------- statements
 
-PeriodPath = Annotated[str, Path(pattern=r"^\d{4}-(0[1-9]|1[0-2]|Q[1-4])$",
-                                 description="a month (2026-11) or a quarter (2026-Q4)")]
+PeriodPath = Annotated[PeriodName, Path(description="a month (2026-11) or a quarter (2026-Q4)")]
 
 
 CSV_COLUMNS = ("direction", "currency", "row", "date", "entry_id", "entry_type", "status", "agreement_id",

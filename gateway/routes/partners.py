@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from contracts import pipeline as pc
+from contracts.fields import Offset, line
 from gateway import audit, pipeline_csv
 from gateway.auth import Principal, Role, require
 from gateway.read_models import partners as partner_models
@@ -23,11 +24,11 @@ router = APIRouter(prefix="/api")
 class PartnerIn(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    name: str = Field(min_length=1, max_length=200)
+    name: pc.Name
     type: pc.PartnerType
     tier: pc.PartnerTier | None = Field(default=None, description="Pins the tier; leave out to follow revenue.")
     status: pc.PartnerStatus = pc.PartnerStatus.prospect
-    owner: str | None = Field(default=None, min_length=1, max_length=200)
+    owner: pc.Person | None = None
     scorecard: pc.Scorecard | None = None
 
 
@@ -36,13 +37,13 @@ class PartnerPatch(BaseModel):
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    expected_version: int | None = Field(default=None, description="Answer 409 if the partner changed since.")
-    name: str | None = Field(default=None, min_length=1, max_length=200)
+    expected_version: pc.Version | None = Field(default=None, description="Answer 409 if the partner changed since.")
+    name: pc.Name | None = None
     type: pc.PartnerType | None = None
     tier: pc.PartnerTier | None = None
     tier_auto: bool | None = None
     status: pc.PartnerStatus | None = None
-    owner: str | None = Field(default=None, min_length=1, max_length=200)
+    owner: pc.Person | None = None
     scorecard: pc.Scorecard | None = None
 
 
@@ -76,11 +77,11 @@ async def list_partners(
     type: Annotated[pc.PartnerType | None, Query()] = None,
     tier: Annotated[pc.PartnerTier | None, Query()] = None,
     status: Annotated[pc.PartnerStatus | None, Query()] = None,
-    owner: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
-    q: Annotated[str | None, Query(max_length=200, description="Part of the name.")] = None,
+    owner: Annotated[pc.Person | None, Query()] = None,
+    q: Annotated[line(200) | None, Query(description="Part of the name.")] = None,
     include_archived: bool = False,
     sort: pc.PartnerSort = pc.PartnerSort.created_desc,
-    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+    offset: Annotated[Offset, Query()] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> pc.PartnerList:
     return await send(bus(request), pc.ListPartners(

@@ -273,10 +273,19 @@ async def _recorded(session: AsyncSession, incoming: IncomingRevenue, result: en
                              duplicate=key in result.duplicates, entries=[entry_contract(e) for e in entries])
 
 
+async def _known_partner(session: AsyncSession, partner_id: uuid.UUID | None) -> None:
+    """Revenue entered by hand must name a partner this service knows (its copy of the pipeline's
+    partners): a mistyped id would otherwise be stored as revenue nobody can ever be paid for."""
+    if partner_id is not None and not await PipelineCopyRepository(session).partner_names([partner_id]):
+        raise Invalid(f"no partner with id {partner_id} (one created a moment ago arrives here within seconds)",
+                      field="partner_id")
+
+
 async def record_invoice(session: AsyncSession, cmd: c.RecordInvoicePaid) -> c.RevenueRecorded:
     if cmd.partner_id is None and cmd.opportunity_id is None:
         raise Invalid("give partner_id or opportunity_id, so the invoice can be attributed to a partner",
                       field="partner_id")
+    await _known_partner(session, cmd.partner_id)
     incoming = invoice_incoming(
         event_id=uuid.uuid4(), invoice_id=cmd.invoice_id, customer=cmd.customer, partner_id=cmd.partner_id,
         opportunity_id=cmd.opportunity_id, amount=cmd.amount, currency=cmd.currency, paid_at=cmd.paid_at,
@@ -313,6 +322,7 @@ async def record_churn(session: AsyncSession, cmd: c.RecordChurn) -> c.RevenueRe
     if cmd.partner_id is None and cmd.opportunity_id is None:
         raise Invalid("give partner_id or opportunity_id, so the churn can be attributed to a partner",
                       field="partner_id")
+    await _known_partner(session, cmd.partner_id)
     incoming = churn_incoming(
         event_id=uuid.uuid4(), customer=cmd.customer, partner_id=cmd.partner_id, opportunity_id=cmd.opportunity_id,
         churned_at=cmd.churned_at, source="api", actor=cmd.actor, event_at=datetime.now(UTC))

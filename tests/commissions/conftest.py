@@ -15,6 +15,7 @@ import pytest
 from nats.aio.client import Client as NATS
 
 from contracts import commissions as c
+from contracts import pipeline as p
 from contracts.base import Event
 from gateway.app import create_app
 from gateway.auth import Role
@@ -52,6 +53,15 @@ async def publish(nc: NATS, event: Event, *, data: bytes | None = None, msg_id: 
     await nc.jetstream().publish(subject or event.subject,
                                  data if data is not None else event.model_dump_json().encode(),
                                  headers={"Nats-Msg-Id": msg_id or str(event.event_id)})
+
+
+async def known_partner(nc: NATS, service: RunningService, name: str = "Known Partner") -> uuid.UUID:
+    """A partner the service's copy of the pipeline knows (revenue entered by hand must name one)."""
+    partner_id = uuid.uuid4()
+    await publish(nc, p.PartnerCreatedV1(partner_id=partner_id, name=name, type=p.PartnerType.referral,
+                                         tier=p.PartnerTier.bronze, status=p.PartnerStatus.active))
+    await settled(nc, service)
+    return partner_id
 
 
 async def settled(nc: NATS, service: RunningService, timeout: float = 20.0) -> None:
@@ -125,6 +135,14 @@ async def partner(g: Gateway, name: str | None = None) -> str:
     r = await call(g, Role.member, "POST", "/api/partners", {"name": name or f"P {uuid.uuid4().hex[:8]}",
                                                              "type": "referral", "status": "active"})
     assert r.status_code == 201, r.text
-    return r.json()["id"]
+    partner_id = r.json()["id"]
+    # Revenue entered by hand must name a partner the commissions service's copy knows: wait for it.
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        statement = await call(g, Role.viewer, "GET", f"/api/commissions/statements/{partner_id}/2026-Q4")
+        if statement.status_code == 200 and statement.json()["partner_name"]:
+            return partner_id
+        await asyncio.sleep(0.05)
+    raise AssertionError("the commissions service did not learn of the new partner in time")
 
 

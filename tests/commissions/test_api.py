@@ -57,7 +57,7 @@ class TestAgreementsApi:
          ["body", "terms", "rate", "tiers", "1", "from_amount"], "gap between tiers"),
         ({"terms": {**FLAT_INVOICE, "rate": {"kind": "flat", "rate": "ten"}}}, None, ""),
         ({"direction": "sideways"}, ["body", "direction"], ""),
-        ({"currency": "usd"}, ["body", "currency"], ""),
+        ({"currency": "XYZ"}, ["body", "currency"], "ISO 4217"),
         ({"partner_id": str(uuid.uuid4())}, ["body", "partner_id"], "no partner"),
         ({"effective_to": "2025-01-01"}, ["body", "effective_to"], "must be after"),
         ({"surprise": 1}, ["body", "surprise"], ""),

@@ -20,7 +20,7 @@ from runtime.commands import send
 from runtime.db import plain_dsn
 from runtime.errors import CommandFailed
 from services.commissions import engine
-from tests.commissions.conftest import flat_terms, ledger, make_agreement, publish, settled
+from tests.commissions.conftest import flat_terms, known_partner, ledger, make_agreement, publish, settled
 
 D = Decimal
 NOW = datetime(2026, 11, 15, 9, tzinfo=UTC)
@@ -292,8 +292,8 @@ class TestStatements:
 
 
 class TestRevenueThroughCommands:
-    async def test_an_invoice_entered_twice_is_one_invoice(self, bus_client):
-        partner = uuid.uuid4()
+    async def test_an_invoice_entered_twice_is_one_invoice(self, bus_client, service):
+        partner = await known_partner(bus_client, service)
         await make_agreement(bus_client, partner, flat_terms("10", basis=c.Basis.invoice, duration=c.Duration.lifetime))
         cmd = c.RecordInvoicePaid(invoice_id=ref(), customer="Acme", partner_id=partner, amount=D("999.99"),
                                   currency="USD", paid_at=at("2026-10-01"), actor="maria")
@@ -306,8 +306,8 @@ class TestRevenueThroughCommands:
         assert error.kind == "conflict" and "amount" in error.message
         assert len(await ledger(bus_client, partner)) == 1
 
-    async def test_refunds_are_checked_against_their_invoice(self, bus_client):
-        partner = uuid.uuid4()
+    async def test_refunds_are_checked_against_their_invoice(self, bus_client, service):
+        partner = await known_partner(bus_client, service)
         await make_agreement(bus_client, partner, flat_terms("10", basis=c.Basis.invoice, duration=c.Duration.lifetime,
                                                              clawback_days=30))
         inv = ref()
@@ -337,6 +337,17 @@ class TestRevenueThroughCommands:
         error = (await failure(send(bus_client, c.RecordChurn(customer="Acme", churned_at=at("2026-10-01"))))).error
         assert (error.kind, error.field) == ("invalid", "partner_id")
 
+    async def test_revenue_for_a_partner_nobody_knows_is_refused(self, bus_client, service):
+        stranger = uuid.uuid4()
+        for cmd in (c.RecordInvoicePaid(invoice_id=ref(), customer="Acme", partner_id=stranger, amount=D("10.00"),
+                                        currency="USD", paid_at=at("2026-10-01")),
+                    c.RecordChurn(customer="Acme", partner_id=stranger, churned_at=at("2026-10-01"))):
+            error = (await failure(send(bus_client, cmd))).error
+            assert (error.kind, error.field) == ("invalid", "partner_id"), error
+            assert str(stranger) in error.message
+        listed = await send(bus_client, c.ListRevenueEvents(partner_id=stranger))
+        assert listed.total == 0
+
 
 class TestConsumers:
     async def test_malformed_and_hostile_messages_go_to_the_dead_letters_with_a_reason(self, bus_client, service):
@@ -351,7 +362,7 @@ class TestConsumers:
             "not a number": json.dumps({**good, "amount": "NaN"}).encode(),
             "absurd amount": json.dumps({**good, "amount": "1e30"}).encode(),
             "no partner and no deal": json.dumps({**good, "partner_id": None}).encode(),
-            "lower-case currency": json.dumps({**good, "currency": "usd"}).encode(),
+            "invented currency": json.dumps({**good, "currency": "XYZ"}).encode(),
             "naive time": json.dumps({**good, "paid_at": "2026-10-01T00:00:00"}).encode(),
             "control characters": json.dumps({**good, "invoice_id": "a\u0000b"}).encode(),
             "a list": b"[1, 2, 3]",
