@@ -19,7 +19,7 @@ from fastapi.staticfiles import StaticFiles
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
 from contracts import pipeline as pc
-from gateway import asyncapi, errors, health, metrics, passwords, read_models, routes, web
+from gateway import asyncapi, errors, health, metrics, openapi, passwords, read_models, routes, web
 from gateway.auth import AuthRequired, Principal, Role, require
 from gateway.security_headers import SecurityHeaders
 from runtime.errors import CommandFailed
@@ -97,6 +97,7 @@ def create_app(settings: Settings | None = None, *, exit_on_fatal: bool = False)
     async def asyncapi_doc() -> JSONResponse:
         return JSONResponse(asyncapi.document())
 
+    openapi.declare_responses(app)
     FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,static")
     # Last added, so outermost of our middleware: error pages and redirects get the headers too.
     app.add_middleware(SecurityHeaders)
