@@ -46,9 +46,13 @@ def problems(name: str, report: dict[str, Any]) -> list[str]:
     consumers = report.get("consumers")
     if isinstance(consumers, dict):
         for durable, stats in consumers.items():
-            if isinstance(stats, dict) and (stats.get("alive") is False or stats.get("running") is False):
+            if not isinstance(stats, dict):
+                continue
+            if stats.get("alive") is False or stats.get("running") is False:
                 found.append(f"{name}: consumer {durable} is not running")
-    for key in ("reason", "error"):
+            if stats.get("waiting_long"):
+                found.append(f"{name}: consumer {durable} has been waiting long (the database or the bus is down?)")
+    for key in ("reason", "error", "fatal"):
         if isinstance(report.get(key), str):
             found.append(f"{name}: {report[key]}")
     if isinstance(report.get("reasons"), list):
