@@ -13,9 +13,10 @@ from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
-from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, ProgrammingError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from contracts.base import CommandError, ErrorKind
+from runtime import failures
 from runtime.errors import CommandFailed
 
 logger = logging.getLogger(__name__)
@@ -90,14 +91,17 @@ async def validation_error_handler(_request: Request, exc: Exception) -> JSONRes
 
 
 async def infrastructure_handler(request: Request, exc: Exception) -> JSONResponse:
-    if isinstance(exc, DataError):
+    """Errors of NATS or Postgres reaching a route, classified as the consumers classify them."""
+    kind = failures.classify(exc)
+    if kind is failures.Failure.PERMANENT:
         # A value Postgres refuses that validation let through: the caller's input, not an outage.
-        logger.warning("%s %s: the database refused a value: %s", request.method, request.url.path, exc.orig)
+        logger.warning("%s %s: the database refused a value: %s", request.method, request.url.path,
+                       failures.describe(exc))
         return JSONResponse(field_error(["body"], "a value cannot be stored (a control character or an "
                                                   "out-of-range number?)"), status_code=422)
     if isinstance(exc, IntegrityError):
         return JSONResponse(field_error(["body"], "conflicts with stored data", "conflict"), status_code=409)
-    if isinstance(exc, ProgrammingError):
+    if kind is failures.Failure.UNKNOWN and not isinstance(exc, nats.errors.Error):
         raise exc  # a bug, not an outage: the server error it is
     logger.warning("%s %s: unavailable: %s", request.method, request.url.path, exc.__class__.__name__)
     return JSONResponse({"detail": "the platform is unavailable for a moment (its message bus or database is "

@@ -22,7 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from contracts.base import Command, CommandError, ErrorKind
-from runtime import bus, telemetry
+from runtime import bus, failures, telemetry
 from runtime.errors import CommandFailed, DomainError
 
 logger = logging.getLogger(__name__)
@@ -78,7 +78,18 @@ class CommandServer:
         except IntegrityError as exc:
             logger.info("%s: integrity error: %s", command_cls.subject, exc.orig)
             return _error(CommandError(kind=ErrorKind.conflict, message="conflicts with stored data"))
-        except Exception:
+        except Exception as exc:
+            # Classified as the consumers classify it: the database down is an outage the caller may retry
+            # (503), a value Postgres refuses is the caller's input (422), anything else a bug (500).
+            kind = failures.classify(exc)
+            if kind is failures.Failure.TRANSIENT:
+                logger.warning("%s: unavailable: %s", command_cls.subject, failures.describe(exc))
+                return _error(CommandError(kind=ErrorKind.unavailable,
+                                           message="the service's database is unavailable for a moment; retry"))
+            if kind is failures.Failure.PERMANENT:
+                logger.info("%s: refused by the database: %s", command_cls.subject, failures.describe(exc))
+                return _error(CommandError(kind=ErrorKind.invalid, message="a value cannot be stored (a control "
+                                           "character or an out-of-range number?)"))
             logger.exception("%s failed", command_cls.subject)
             return _error(CommandError(kind=ErrorKind.internal, message="internal error; see the service log"))
         return json.dumps({"ok": True, "result": json.loads(result.model_dump_json())})
