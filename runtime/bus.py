@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import nats
 from faststream.nats import NatsBroker
@@ -23,8 +24,50 @@ logger = logging.getLogger(__name__)
 DUPLICATE_WINDOW_SECONDS = 120.0
 
 
+def redact(url: str) -> str:
+    """The URL (or comma-separated URLs) with any password replaced by `***`: the only form of a
+    server URL that may be logged or shown."""
+    out = []
+    for one in url.split(","):
+        parts = urlsplit(one.strip())
+        if "@" not in parts.netloc:
+            out.append(one.strip())
+            continue
+        user = parts.username or ""
+        host = parts.netloc.rpartition("@")[2]
+        out.append(urlunsplit((parts.scheme, f"{user}:***@{host}" if user else f"***@{host}",
+                               parts.path, parts.query, parts.fragment)))
+    return ",".join(out)
+
+
+def _callbacks(url: str, name: str) -> dict[str, Callable[..., Awaitable[None]]]:
+    """error_cb and disconnected_cb for nats-py. nats-py retries a refused login forever when
+    reconnecting is on; the error callback raising ends the first connect instead, with a clear
+    message. Once connected (a disconnect has been seen), a refusal (say, a rotated password) is only
+    logged and the client keeps trying, as for any other outage."""
+    was_connected = False
+
+    async def on_error(exc: Exception) -> None:
+        if not was_connected and _refused(exc):
+            raise PermissionError(f"NATS at {redact(url)} refused the login of {name!r}: {exc}")
+        await _log_error(exc)
+
+    async def on_disconnected() -> None:
+        nonlocal was_connected
+        was_connected = True
+        logger.info("%s: disconnected from NATS", name)
+
+    return {"error_cb": on_error, "disconnected_cb": on_disconnected}
+
+
+def _refused(exc: Exception) -> bool:
+    text = str(exc).lower()
+    return isinstance(exc, nats.errors.AuthorizationError) or "authorization violation" in text
+
+
 async def connect(url: str, name: str, *, attempts: int = 60) -> NATS:
-    """Connect, retrying while the server comes up; once connected, reconnect forever."""
+    """Connect, retrying while the server comes up; once connected, reconnect forever. A refused
+    login (wrong or missing credentials) raises PermissionError at once: it will not get better."""
     delay = 0.2
     for attempt in range(1, attempts + 1):
         try:
@@ -35,14 +78,13 @@ async def connect(url: str, name: str, *, attempts: int = 60) -> NATS:
                 max_reconnect_attempts=-1,
                 reconnect_time_wait=0.5,
                 connect_timeout=2,
-                error_cb=_log_error,
-                disconnected_cb=_log_event(f"{name}: disconnected from NATS"),
                 reconnected_cb=_log_event(f"{name}: reconnected to NATS"),
+                **_callbacks(url, name),
             )
         except (OSError, nats.errors.NoServersError, TimeoutError) as exc:
             if attempt == attempts:
                 raise
-            logger.info("waiting for NATS at %s (%s)", url, exc.__class__.__name__)
+            logger.info("waiting for NATS at %s (%s)", redact(url), exc.__class__.__name__)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 2.0)
     raise AssertionError("unreachable")
@@ -61,8 +103,8 @@ def broker(url: str, name: str, *, on_closed: Callable[[], Awaitable[None]] | No
     logging.getLogger("faststream.access").setLevel(logging.WARNING)
     return NatsBroker(
         url, name=name, allow_reconnect=True, max_reconnect_attempts=-1, reconnect_time_wait=0.5,  # type: ignore[arg-type]
-        connect_timeout=2, error_cb=_log_error, disconnected_cb=_log_event(f"{name}: disconnected from NATS"),
-        reconnected_cb=_log_event(f"{name}: reconnected to NATS"), closed_cb=closed,
+        connect_timeout=2, reconnected_cb=_log_event(f"{name}: reconnected to NATS"), closed_cb=closed,
+        **_callbacks(url, name),  # type: ignore[arg-type]
         # FastStream logs every message at INFO by default; the consumers log what matters themselves.
         log_level=logging.DEBUG, graceful_timeout=10.0,
     )

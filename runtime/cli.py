@@ -10,7 +10,8 @@ import subprocess
 import sys
 from datetime import datetime
 
-from runtime import bus, database_setup, deadletter, migrations, telemetry
+from contracts.registry import STREAMS
+from runtime import bus, bus_auth, database_setup, deadletter, migrations, telemetry
 from runtime.db import create_engine
 from runtime.outbox import OutboxRelay
 from runtime.settings import DATABASE_OWNERS, Settings, get_settings
@@ -88,9 +89,24 @@ def _migrate(settings: Settings) -> None:
         await database_setup.setup_roles_and_schemas(admin_url, DATABASE_OWNERS, secret)
         for owner in DATABASE_OWNERS:
             await migrations.upgrade_async(owner, database_setup.role_url(admin_url, owner, secret))
+        if settings.nats_url:
+            # As the operator: a service may create only the streams it produces (runtime/bus_auth.py).
+            nc = await bus.connect(settings.nats_url, name="cli", attempts=10)
+            try:
+                await bus.ensure_streams(nc.jetstream(), list(STREAMS))
+            finally:
+                await nc.close()
 
     asyncio.run(run())
-    print("migrated: " + ", ".join(DATABASE_OWNERS))
+    print("migrated: " + ", ".join(DATABASE_OWNERS) + (" (and the streams)" if settings.nats_url else ""))
+
+
+def _secrets() -> None:
+    """A fresh `.env` for docker compose: every secret random and independent of the others."""
+    names = ["SECRET_KEY", "POSTGRES_PASSWORD", *(f"DB_PASSWORD_{o.upper()}" for o in DATABASE_OWNERS),
+             *(bus_auth.password_variable(c) for c in bus_auth.COMPONENTS)]
+    for name in names:
+        print(f"{name}={bus_auth.new_password()}")
 
 
 def _gateway(command: str, settings: Settings) -> int:
@@ -117,7 +133,9 @@ def main(argv: list[str] | None = None) -> None:
     p_up = sub.add_parser("up", help="start the whole platform (embedded NATS and Postgres unless given)")
     p_up.add_argument("--no-seed", action="store_true", help="do not load demo data")
     p_up.add_argument("--port", type=int, help="gateway port (default 8000 or GATEWAY_PORT)")
-    sub.add_parser("migrate", help="create roles and schemas and run every service's migrations")
+    sub.add_parser("migrate", help="create roles and schemas, run every service's migrations, create the streams")
+    sub.add_parser("secrets", help="print a new random .env for docker compose (every secret it needs)")
+    sub.add_parser("nats-users", help="print deploy/nats-users.conf (the NATS users and permissions)")
     p_dl = sub.add_parser("deadletters", help="list or replay dead letters")
     p_dl.add_argument("action", choices=["list", "replay"])
     p_dl.add_argument("seq", nargs="*", type=int, help="dead-letter sequence numbers to replay")
@@ -147,6 +165,10 @@ def main(argv: list[str] | None = None) -> None:
     telemetry.setup("cli", fmt="text", level="WARNING")
     if args.cmd == "migrate":
         _migrate(settings)
+    elif args.cmd == "secrets":
+        _secrets()
+    elif args.cmd == "nats-users":
+        print(bus_auth.deploy_users_conf(), end="")
     elif args.cmd == "deadletters":
         asyncio.run(_deadletters(args, settings))
     elif args.cmd == "republish":

@@ -7,6 +7,7 @@ the system services on 4222/5432.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import pwd
 import re
@@ -18,6 +19,8 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from runtime import bus_auth
 
 # Postgres refuses to run as root; when we are root it runs as this system user.
 PG_SYSTEM_USER = "partnerops-pg"
@@ -60,23 +63,50 @@ def nats_binary() -> str:
 
 @dataclass
 class EmbeddedNats:
+    """A nats-server on 127.0.0.1 that runs with the permission table of runtime/bus_auth.py: every
+    connection must log in. `users` (name -> password) are the credentials; left out, random ones
+    are made for this server's life (tests). `url` is the operator's, `url_for(name)` a component's."""
+
     store_dir: Path
     port: int = 0
     proc: subprocess.Popen[bytes] | None = None
     log_file: Path | None = None
+    users: dict[str, str] | None = None
 
     @property
     def url(self) -> str:
+        return self.url_for(bus_auth.OPERATOR)
+
+    @property
+    def anonymous_url(self) -> str:
+        """No credentials: the server refuses it (tests show that)."""
         return f"nats://127.0.0.1:{self.port}"
+
+    def url_for(self, user: str) -> str:
+        """The URL a component connects with: its own user and password in it."""
+        assert self.users is not None, "start() the server first"
+        return bus_auth.url_with_user(f"nats://127.0.0.1:{self.port}", user, self.users[user])
+
+    @property
+    def config_file(self) -> Path:
+        return self.store_dir / "nats-server.conf"
+
+    def write_config(self) -> None:
+        text = (f"listen: \"127.0.0.1:{self.port}\"\n"
+                f"jetstream {{ store_dir: {json.dumps(str(self.store_dir))} }}\n")
+        text += bus_auth.authorization_block(self.users)
+        bus_auth.write_private(self.config_file, text)
 
     def start(self) -> EmbeddedNats:
         self.store_dir.mkdir(parents=True, exist_ok=True)
         if not self.port:
             self.port = free_port()
         self.log_file = self.store_dir / "nats-server.log"
+        if self.users is None:
+            self.users = {name: bus_auth.new_password() for name in bus_auth.COMPONENTS}
+        self.write_config()
         self.proc = subprocess.Popen(
-            [nats_binary(), "-a", "127.0.0.1", "-p", str(self.port), "-js", "-sd", str(self.store_dir),
-             "-l", str(self.log_file)],
+            [nats_binary(), "-c", str(self.config_file), "-l", str(self.log_file)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
         )
         wait_for_port(self.port, proc=self.proc)

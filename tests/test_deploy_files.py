@@ -23,7 +23,7 @@ import pytest
 import yaml
 from sqlalchemy.engine import make_url
 
-from runtime import cli, database_setup
+from runtime import bus_auth, cli, database_setup
 from runtime.settings import DATABASE_OWNERS, SERVICES, Settings
 from runtime.supervisor import DATABASE_NAME, PROCESSES
 
@@ -31,6 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "deploy" / "Dockerfile"
 NATS_CONF = ROOT / "deploy" / "nats.conf"
+NATS_USERS = ROOT / "deploy" / "nats-users.conf"
 
 REQUIRED_FOR_SERVICES = ("DATABASE_URL", "NATS_URL", "SECRET_KEY")
 REQUIRED_FOR_MIGRATE = ("DATABASE_ADMIN_URL", "SECRET_KEY")
@@ -402,6 +403,48 @@ def check_nats(compose: dict[str, Any], compose_dir: Path) -> list[str]:
     return problems
 
 
+def check_nats_logins(compose: dict[str, Any], compose_dir: Path) -> list[str]:
+    """The NATS users file is the one the code generates and is included and mounted; every process
+    of ours logs in as its own NATS user (migrate as the operator) with the very variable the nats
+    container gives that user's password from."""
+    services = compose["services"]
+    nats = services.get("nats") or {}
+    problems = []
+    mounts = {str(v).split(":")[1]: str(v).split(":")[0] for v in nats.get("volumes", [])}
+    conf_target = next((a for a in as_argv(nats.get("command")) if a.endswith(".conf")), "")
+    conf_path = compose_dir / mounts.get(conf_target, "missing")
+    include = re.search(r'^\s*include\s+"?([^"\s]+)"?', conf_path.read_text(), re.M) if conf_path.is_file() else None
+    if include is None:
+        return [f"nats: {conf_target} includes no users file (anonymous access)"]
+    users_target = str(Path(conf_target).parent / include.group(1))
+    if users_target not in mounts:
+        return [f"nats: the users file {users_target} is not mounted"]
+    if (compose_dir / mounts[users_target]).read_text() != bus_auth.deploy_users_conf():
+        problems.append(f"{mounts[users_target]} differs from runtime/bus_auth.py: "
+                        "run `partnerops nats-users > deploy/nats-users.conf`")
+    nats_env = environment(nats)
+    for component in bus_auth.COMPONENTS:
+        if bus_auth.password_variable(component) not in nats_env:
+            problems.append(f"nats: {bus_auth.password_variable(component)} is not set (user {component})")
+    for name, svc in services.items():
+        if not is_ours(svc):
+            continue
+        url = environment(svc).get("NATS_URL", "")
+        if not url:
+            continue
+        user = bus_auth.OPERATOR if is_migrate(svc) else name
+        userinfo = url.split("://", 1)[-1].rpartition("@")[0]
+        got_user, _, password = userinfo.partition(":")
+        if got_user != user:
+            problems.append(f"{name}.NATS_URL logs in as {got_user!r}, not {user!r}")
+            continue
+        variable = bus_auth.password_variable(user)
+        if referenced_variables(password) != referenced_variables(nats_env.get(variable, "")) or not password:
+            problems.append(f"{name}.NATS_URL password is not the one the nats container gives user {user}"
+                            f" ({variable})")
+    return problems
+
+
 def _dockerignore_excludes(patterns: list[str], path: str) -> bool:
     parts = Path(path).parts
     candidates = ["/".join(parts[: i + 1]) for i in range(len(parts))]
@@ -454,6 +497,7 @@ def all_problems(compose_path: Path = COMPOSE) -> list[str]:
         *check_database_logins(compose),
         *check_depends_on(compose),
         *check_nats(compose, compose_path.parent),
+        *check_nats_logins(compose, compose_path.parent),
     ]
 
 
@@ -479,6 +523,10 @@ def test_services_wait_for_migration_and_healthy_servers() -> None:
 
 def test_nats_is_durable_and_monitored() -> None:
     assert check_nats(load_compose(), ROOT) == []
+
+
+def test_every_process_logs_in_to_nats_as_itself() -> None:
+    assert check_nats_logins(load_compose(), ROOT) == []
 
 
 def test_dockerfile() -> None:
@@ -526,6 +574,7 @@ def _broken_compose(tmp_path: Path, edit: Any) -> Path:
     path.write_text(yaml.safe_dump(compose, sort_keys=False))
     (tmp_path / "deploy").mkdir()
     (tmp_path / "deploy" / "nats.conf").write_text(NATS_CONF.read_text())
+    (tmp_path / "deploy" / "nats-users.conf").write_text(NATS_USERS.read_text())
     return path
 
 
@@ -590,6 +639,26 @@ def test_catches_services_that_do_not_wait_and_lax_nats(tmp_path: Path) -> None:
     assert "pipeline: depends_on nats should be service_healthy, is service_started" in problems
     assert "postgres: no health check" in problems
     assert "jetstream sync_interval is not `always`" in problems
+
+
+def test_catches_borrowed_nats_logins_and_a_stale_users_file(tmp_path: Path) -> None:
+    def edit(services: dict[str, Any]) -> None:
+        env = services["commissions"]["environment"]
+        env["NATS_URL"] = env["NATS_URL"].replace("commissions:", "gateway:")  # borrows the gateway's user
+        env = services["pipeline"]["environment"]
+        env["NATS_URL"] = env["NATS_URL"].replace("NATS_PASSWORD_PIPELINE", "NATS_PASSWORD_BILLING")
+        del services["nats"]["environment"]["NATS_PASSWORD_GCP_SYNC"]
+
+    path = _broken_compose(tmp_path, edit)
+    users = tmp_path / "deploy" / "nats-users.conf"
+    users.write_text(users.read_text().replace('"cmd.>", ', '"cmd.>", "billing.>", '))
+    problems = "\n".join(all_problems(path))
+    assert "commissions.NATS_URL logs in as 'gateway', not 'commissions'" in problems
+    assert "pipeline.NATS_URL password is not the one the nats container gives user pipeline" in problems
+    assert "nats: NATS_PASSWORD_GCP_SYNC is not set" in problems
+    assert "differs from runtime/bus_auth.py" in problems
+    (tmp_path / "deploy" / "nats.conf").write_text(NATS_CONF.read_text().replace('include "nats-users.conf"', ""))
+    assert "includes no users file (anonymous access)" in "\n".join(all_problems(path))
 
 
 def test_catches_a_broken_dockerfile(tmp_path: Path) -> None:

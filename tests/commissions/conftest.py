@@ -22,6 +22,7 @@ from gateway.auth import Role
 from gateway.users import ensure_user
 from runtime import bus
 from runtime.commands import send
+from runtime.embedded import EmbeddedNats
 from runtime.service import RunningService, shutdown, start
 from runtime.settings import Settings
 from runtime.testing import TEST_SECRET
@@ -31,8 +32,9 @@ from tests.gateway.conftest import PASSWORD, Gateway, Person
 
 
 @pytest.fixture(scope="module")
-async def service(private_db: dict[str, str], private_nats: str) -> AsyncIterator[RunningService]:
-    settings = Settings(database_url=private_db["commissions"], nats_url=private_nats, bus_ack_wait_seconds=5,
+async def service(private_db: dict[str, str], private_bus: EmbeddedNats) -> AsyncIterator[RunningService]:
+    settings = Settings(database_url=private_db["commissions"], nats_url=private_bus.url_for("commissions"),
+                        bus_ack_wait_seconds=5,
                         bus_backoff_seconds=(0.1, 0.3, 0.5), bus_max_deliver=4, outbox_poll_seconds=0.5)
     stop = asyncio.Event()
     running = await start(commissions_definition, settings, stop)
@@ -100,13 +102,18 @@ async def ledger(nc: NATS, partner_id: uuid.UUID) -> list[c.LedgerEntry]:
 
 
 @pytest.fixture(scope="module")
-async def gw(private_db: dict[str, str], private_nats: str) -> AsyncIterator[Gateway]:
-    common = {"environment": "test", "secret_key": TEST_SECRET, "nats_url": private_nats,
+async def gw(private_db: dict[str, str], private_bus: EmbeddedNats) -> AsyncIterator[Gateway]:
+    common = {"environment": "test", "secret_key": TEST_SECRET,
               "outbox_poll_seconds": 0.2, "bus_ack_wait_seconds": 5.0}
+
+    def settings_of(owner: str) -> Settings:
+        # Each process logs in to NATS as itself, held to its grants by the server.
+        return Settings(database_url=private_db[owner], nats_url=private_bus.url_for(owner), **common)
+
     stop = asyncio.Event()
-    services = [await start(pipeline_definition, Settings(database_url=private_db["pipeline"], **common), stop),
-                await start(commissions_definition, Settings(database_url=private_db["commissions"], **common), stop)]
-    settings = Settings(database_url=private_db["gateway"], **common)
+    services = [await start(pipeline_definition, settings_of("pipeline"), stop),
+                await start(commissions_definition, settings_of("commissions"), stop)]
+    settings = settings_of("gateway")
     app = create_app(settings)
     try:
         async with app.router.lifespan_context(app):

@@ -18,7 +18,7 @@ from fastapi import FastAPI
 from gateway.app import create_app
 from gateway.auth import Role
 from gateway.users import ensure_user
-from runtime.embedded import free_port
+from runtime.embedded import EmbeddedNats, free_port
 from runtime.service import shutdown, start
 from runtime.settings import Settings
 from runtime.testing import TEST_SECRET
@@ -86,11 +86,13 @@ async def wait_until(predicate, what: str, timeout: float = 20.0):
 
 
 @pytest.fixture(scope="module")
-async def gateway(private_db: dict[str, str], private_nats: str) -> AsyncIterator[Gateway]:
-    common = {"environment": "test", "secret_key": TEST_SECRET, "nats_url": private_nats,
+async def gateway(private_db: dict[str, str], private_bus: EmbeddedNats) -> AsyncIterator[Gateway]:
+    common = {"environment": "test", "secret_key": TEST_SECRET,
               "outbox_poll_seconds": 0.2, "bus_ack_wait_seconds": 5.0}
-    pipeline_settings = Settings(database_url=private_db["pipeline"], **common)
-    settings = Settings(database_url=private_db["gateway"], **common)
+    # Each process logs in to NATS as itself, held to its grants by the server.
+    pipeline_settings = Settings(database_url=private_db["pipeline"], nats_url=private_bus.url_for("pipeline"),
+                                 **common)
+    settings = Settings(database_url=private_db["gateway"], nats_url=private_bus.url_for("gateway"), **common)
     stop = asyncio.Event()
     pipeline = await start(pipeline_definition, pipeline_settings, stop)
     app = create_app(settings)

@@ -17,7 +17,7 @@ from runtime import bus
 from runtime.embedded import EmbeddedNats
 from runtime.service import RunningService, shutdown, start
 from runtime.settings import Settings
-from runtime.testing import TEST_SECRET, TestServers, platform_database, unique
+from runtime.testing import TEST_SECRET, TestServers, platform_database, prepare_streams, unique
 from services.pipeline.handlers import definition
 
 
@@ -28,10 +28,19 @@ def settings_for(db_url: str, nats_url: str) -> Settings:
 
 
 @pytest.fixture(scope="package")
-def pipeline_nats(tmp_path_factory: pytest.TempPathFactory, servers: TestServers) -> Iterator[str]:
+def pipeline_bus(tmp_path_factory: pytest.TempPathFactory, servers: TestServers) -> Iterator[EmbeddedNats]:
     server = EmbeddedNats(store_dir=tmp_path_factory.mktemp("pipeline-nats")).start()
-    yield server.url
-    server.stop()
+    try:
+        prepare_streams(server.url)
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="package")
+def pipeline_nats(pipeline_bus: EmbeddedNats) -> str:
+    """The operator's login (tests publish as the sync worker or the billing system would)."""
+    return pipeline_bus.url
 
 
 @pytest.fixture(scope="package")
@@ -40,9 +49,9 @@ async def pipeline_db(servers: TestServers) -> dict[str, str]:
 
 
 @pytest.fixture(scope="package")
-async def pipeline_service(pipeline_db: dict[str, str], pipeline_nats: str) -> AsyncIterator[RunningService]:
+async def pipeline_service(pipeline_db: dict[str, str], pipeline_bus: EmbeddedNats) -> AsyncIterator[RunningService]:
     stop = asyncio.Event()
-    running = await start(definition, settings_for(pipeline_db["pipeline"], pipeline_nats), stop)
+    running = await start(definition, settings_for(pipeline_db["pipeline"], pipeline_bus.url_for("pipeline")), stop)
     yield running
     stop.set()
     await shutdown(running)
@@ -56,10 +65,10 @@ async def bus_client(pipeline_nats: str, pipeline_service: RunningService) -> As
 
 
 @pytest.fixture(scope="package")
-async def gateway_app(pipeline_db: dict[str, str], pipeline_nats: str, pipeline_service: RunningService):
+async def gateway_app(pipeline_db: dict[str, str], pipeline_bus: EmbeddedNats, pipeline_service: RunningService):
     from gateway.app import create_app
 
-    app = create_app(settings_for(pipeline_db["gateway"], pipeline_nats))
+    app = create_app(settings_for(pipeline_db["gateway"], pipeline_bus.url_for("gateway")))
     async with app.router.lifespan_context(app):
         yield app
 

@@ -1,0 +1,207 @@
+"""Who may do what on the bus: one NATS user per component, its permissions, and its password.
+
+The NATS server enforces this table, not our code: a component connecting with another's password,
+or publishing outside its grants, is refused by the server (`Permissions Violation`). The same table
+renders the embedded server's config (`partnerops up`, the test harness) and `deploy/nats-users.conf`
+(compose), so they cannot drift apart; docs/security.md prints it.
+
+What a grant means:
+- events: a service alone publishes its own stream's subjects (`pipeline.>` ...); only the sync
+  workers publish `sync.>` (plus the gateway, for the one subject its HTTP integration route
+  forwards on behalf of an API token with the publish scope); only the billing publisher `billing.>`.
+- commands: only the gateway and the CLI may publish `cmd.>`; a service subscribes to its own
+  `cmd.<service>.>` and answers through the requester's `_INBOX` (allow_responses).
+- JetStream: a component may create/update only the streams it produces, look up the streams it
+  reads, and create, look up and pull from consumers on the streams it reads (ack, nak and term go
+  to `$JS.ACK.<stream>.>`); every consumer may park messages in `deadletter.>`.
+- the CLI is the operator: it replays dead letters and re-publishes outboxes to any subject, so it
+  has every right. Its password is in the data directory next to the database superuser's.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote, urlsplit, urlunsplit
+
+from contracts import billing, commissions, deadletters, pipeline, sync
+
+OPERATOR = "cli"
+
+
+@dataclass(frozen=True)
+class Component:
+    name: str
+    # Event subjects it may publish (the streams it produces).
+    publishes: tuple[str, ...] = ()
+    # Streams it may create and update (the ones it produces).
+    owns_streams: tuple[str, ...] = ()
+    # Streams it reads through durable consumers.
+    consumes: tuple[str, ...] = ()
+    # Other streams it looks up (those it publishes into without owning them).
+    looks_up: tuple[str, ...] = ()
+    # Command subjects it answers (as a queue group).
+    answers: tuple[str, ...] = ()
+    # May send commands to any service (`cmd.>`).
+    sends_commands: bool = False
+    # Answers `health.<name>` and may ask every component's health (the gateway's /healthz).
+    asks_health: bool = False
+    # Everything (the operator).
+    superuser: bool = False
+    # A process that does not exist yet; its credentials are planned so the grant is in place.
+    planned: bool = False
+
+
+def _service(name: str, *, stream: str | None, consumes: tuple[str, ...] = ()) -> Component:
+    return Component(name=name, publishes=(f"{name}.>",), owns_streams=(stream,) if stream else (),
+                     consumes=consumes, answers=(f"cmd.{name}.>",))
+
+
+COMPONENTS: dict[str, Component] = {c.name: c for c in (
+    _service("pipeline", stream=pipeline.STREAM.name, consumes=(sync.STREAM.name,)),
+    _service("commissions", stream=commissions.STREAM.name, consumes=(pipeline.STREAM.name, billing.STREAM.name)),
+    _service("relationships", stream=None),
+    _service("notifications", stream=None),
+    Component(
+        name="gateway",
+        # POST /api/integrations/opportunities forwards this one contract for HTTP sync workers.
+        publishes=(sync.OpportunityExternalUpsertedV1.subject,),
+        consumes=(pipeline.STREAM.name, commissions.STREAM.name),
+        looks_up=(sync.STREAM.name,),
+        sends_commands=True, asks_health=True,
+    ),
+    Component(name="aws-sync", publishes=("sync.>",), owns_streams=(sync.STREAM.name,), planned=True),
+    Component(name="gcp-sync", publishes=("sync.>",), owns_streams=(sync.STREAM.name,), planned=True),
+    Component(name="billing", publishes=("billing.>",), owns_streams=(billing.STREAM.name,), planned=True),
+    Component(name=OPERATOR, superuser=True),
+)}
+
+
+def permissions(component: Component) -> dict[str, object]:
+    """The NATS `permissions` map of a component."""
+    if component.superuser:
+        return {"publish": {"allow": [">"]}, "subscribe": {"allow": [">"]}}
+    name = component.name
+    publish: list[str] = [*component.publishes]
+    subscribe: list[str] = ["_INBOX.>", f"health.{name}", f"health.{name}.>", *component.answers]
+    # The health probe (`python -m runtime.health <name> --local`) runs with the component's own URL.
+    publish += ["health.>"] if component.asks_health else [f"health.{name}", f"health.{name}.>"]
+    if component.sends_commands:
+        publish.append("cmd.>")
+    looked_up = {*component.owns_streams, *component.consumes, *component.looks_up}
+    if component.consumes:
+        looked_up.add(deadletters.STREAM.name)
+        publish.append("deadletter.>")
+    for stream in sorted(component.owns_streams):
+        publish += [f"$JS.API.STREAM.CREATE.{stream}", f"$JS.API.STREAM.UPDATE.{stream}"]
+    publish += [f"$JS.API.STREAM.INFO.{s}" for s in sorted(looked_up)]
+    for stream in component.consumes:
+        publish += [
+            f"$JS.API.CONSUMER.CREATE.{stream}", f"$JS.API.CONSUMER.CREATE.{stream}.>",
+            f"$JS.API.CONSUMER.DURABLE.CREATE.{stream}.>", f"$JS.API.CONSUMER.INFO.{stream}.>",
+            f"$JS.API.CONSUMER.MSG.NEXT.{stream}.>", f"$JS.ACK.{stream}.>",
+        ]
+        subscribe.append(f"$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{stream}.>")
+    return {
+        "publish": {"allow": publish},
+        "subscribe": {"allow": subscribe},
+        # Answers (commands, health) go to the asker's reply subject, whatever it is.
+        "allow_responses": True,
+    }
+
+
+# ------------------------------------------------------------------------------------- passwords
+
+
+def new_password() -> str:
+    # URL-safe, since it travels inside NATS_URL; 192 bits from the OS, independent per user.
+    return secrets.token_hex(24)
+
+
+def load_or_create(path: Path, names: list[str] | tuple[str, ...]) -> dict[str, str]:
+    """Random passwords for `names`, kept in `path` (mode 0600). Missing names get new ones;
+    existing ones are kept, so restarts and upgrades do not change them."""
+    found: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
+    missing = [n for n in names if not found.get(n)]
+    if missing or not path.exists():
+        found.update({n: new_password() for n in missing})
+        write_private(path, json.dumps(found, indent=2, sort_keys=True))
+    return {n: found[n] for n in names}
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write a file only its owner can read, never visible with wider permissions (not even briefly)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def nats_credentials(data_dir: Path) -> dict[str, str]:
+    return load_or_create(data_dir / "nats-users.json", list(COMPONENTS))
+
+
+# --------------------------------------------------------------------------------- server config
+
+
+def _conf_value(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{k}: {_conf_value(v)}" for k, v in value.items()) + " }"
+    if isinstance(value, list):
+        return "[" + ", ".join(_conf_value(v) for v in value) + "]"
+    return json.dumps(str(value))
+
+
+def authorization_block(passwords: dict[str, str] | None = None, *, indent: str = "  ") -> str:
+    """The server's `authorization { users = [...] }`. With `passwords` they are written in; without,
+    each is a reference to the environment variable NATS_PASSWORD_<NAME> (compose)."""
+    lines = ["authorization {", f"{indent}users = ["]
+    for name, component in COMPONENTS.items():
+        password = json.dumps(passwords[name]) if passwords is not None else f"${password_variable(name)}"
+        lines.append(f"{indent}{indent}{{ user: {json.dumps(name)}, password: {password},")
+        lines.append(f"{indent}{indent}{indent}permissions: {_conf_value(permissions(component))} }}")
+    lines += [f"{indent}]", "}"]
+    return "\n".join(lines) + "\n"
+
+
+def password_variable(name: str) -> str:
+    return "NATS_PASSWORD_" + name.upper().replace("-", "_")
+
+
+DEPLOY_HEADER = """\
+# GENERATED from runtime/bus_auth.py by `partnerops nats-users > deploy/nats-users.conf`; do not edit.
+# One NATS user per PartnerOps component and what it may publish and subscribe (docs/security.md).
+# Each password is the environment variable NATS_PASSWORD_<USER> of the nats container; the
+# component's NATS_URL carries the same value (docker-compose.yml). tests/test_deploy_files.py
+# fails when this file and the code disagree.
+"""
+
+
+def deploy_users_conf() -> str:
+    return DEPLOY_HEADER + authorization_block()
+
+
+# -------------------------------------------------------------------------------------------- URLs
+
+
+def url_with_user(url: str, user: str, password: str) -> str:
+    """`nats://host:port` with the user's credentials in it (each of a comma-separated list)."""
+    out = []
+    for one in url.split(","):
+        parts = urlsplit(one.strip())
+        host = parts.hostname or "127.0.0.1"
+        if ":" in host:
+            host = f"[{host}]"
+        netloc = f"{quote(user, safe='')}:{quote(password, safe='')}@{host}"
+        if parts.port:
+            netloc += f":{parts.port}"
+        out.append(urlunsplit((parts.scheme or "nats", netloc, parts.path, parts.query, parts.fragment)))
+    return ",".join(out)
