@@ -21,13 +21,12 @@ What a grant means:
 from __future__ import annotations
 
 import json
-import os
-import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from contracts import billing, commissions, deadletters, pipeline, sync
+from runtime import credentials
 
 OPERATOR = "cli"
 
@@ -91,9 +90,9 @@ def permissions(component: Component) -> dict[str, object]:
     publish += ["health.>"] if component.asks_health else [f"health.{name}", f"health.{name}.>"]
     if component.sends_commands:
         publish.append("cmd.>")
-    looked_up = {*component.owns_streams, *component.consumes, *component.looks_up}
+    # Every service process makes sure the dead-letter stream is there when it starts.
+    looked_up = {*component.owns_streams, *component.consumes, *component.looks_up, deadletters.STREAM.name}
     if component.consumes:
-        looked_up.add(deadletters.STREAM.name)
         publish.append("deadletter.>")
     for stream in sorted(component.owns_streams):
         publish += [f"$JS.API.STREAM.CREATE.{stream}", f"$JS.API.STREAM.UPDATE.{stream}"]
@@ -115,36 +114,13 @@ def permissions(component: Component) -> dict[str, object]:
 
 # ------------------------------------------------------------------------------------- passwords
 
-
-def new_password() -> str:
-    # URL-safe, since it travels inside NATS_URL; 192 bits from the OS, independent per user.
-    return secrets.token_hex(24)
-
-
-def load_or_create(path: Path, names: list[str] | tuple[str, ...]) -> dict[str, str]:
-    """Random passwords for `names`, kept in `path` (mode 0600). Missing names get new ones;
-    existing ones are kept, so restarts and upgrades do not change them."""
-    found: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
-    missing = [n for n in names if not found.get(n)]
-    if missing or not path.exists():
-        found.update({n: new_password() for n in missing})
-        write_private(path, json.dumps(found, indent=2, sort_keys=True))
-    return {n: found[n] for n in names}
-
-
-def write_private(path: Path, text: str) -> None:
-    """Write a file only its owner can read, never visible with wider permissions (not even briefly)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.unlink(missing_ok=True)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
+new_password = credentials.new_password
+write_private = credentials.write_private
 
 
 def nats_credentials(data_dir: Path) -> dict[str, str]:
-    return load_or_create(data_dir / "nats-users.json", list(COMPONENTS))
+    """Every component's NATS password, random and kept in <data_dir>/nats-users.json (0600)."""
+    return credentials.load_or_create(data_dir / "nats-users.json", list(COMPONENTS))
 
 
 # --------------------------------------------------------------------------------- server config

@@ -61,10 +61,8 @@ async def _republish(args: argparse.Namespace, settings: Settings) -> None:
     nats_url, admin_url = _servers(settings)
     if not admin_url:
         raise SystemExit("no database: set DATABASE_ADMIN_URL or start the platform with `partnerops up`")
-    from runtime.supervisor import secret_key
-
-    secret = secret_key(settings)
-    url = database_setup.role_url(admin_url, args.service, secret)
+    password = database_setup.role_passwords([args.service], settings.data_dir)[args.service]
+    url = database_setup.role_url(admin_url, args.service, password)
     engine = create_engine(url, trace_sql=False)
     nc = await bus.connect(nats_url, name="cli", attempts=3)
     try:
@@ -78,17 +76,17 @@ async def _republish(args: argparse.Namespace, settings: Settings) -> None:
 
 
 def _migrate(settings: Settings) -> None:
-    from runtime.supervisor import secret_key
-
     admin_url = settings.database_admin_url or settings.database_url
     if not admin_url:
         raise SystemExit("set DATABASE_ADMIN_URL (an owner login) to migrate")
-    secret = secret_key(settings)
+    # In production the passwords come from DB_PASSWORD_* only (a job has no data directory to keep them).
+    passwords = database_setup.role_passwords(
+        DATABASE_OWNERS, None if settings.environment == "production" else settings.data_dir)
 
     async def run() -> None:
-        await database_setup.setup_roles_and_schemas(admin_url, DATABASE_OWNERS, secret)
+        await database_setup.setup_roles_and_schemas(admin_url, passwords)
         for owner in DATABASE_OWNERS:
-            await migrations.upgrade_async(owner, database_setup.role_url(admin_url, owner, secret))
+            await migrations.upgrade_async(owner, database_setup.role_url(admin_url, owner, passwords[owner]))
         if settings.nats_url:
             # As the operator: a service may create only the streams it produces (runtime/bus_auth.py).
             nc = await bus.connect(settings.nats_url, name="cli", attempts=10)
@@ -114,8 +112,9 @@ def _gateway(command: str, settings: Settings) -> int:
     from runtime.supervisor import secret_key
 
     secret = secret_key(settings)
+    password = database_setup.role_passwords(["gateway"], settings.data_dir)["gateway"]
     env = {**os.environ, "NATS_URL": nats_url, "SECRET_KEY": secret,
-           "DATABASE_URL": database_setup.role_url(admin_url, "gateway", secret)}
+           "DATABASE_URL": database_setup.role_url(admin_url, "gateway", password)}
     return subprocess.call([sys.executable, "-m", "gateway", command], env=env)
 
 

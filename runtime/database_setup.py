@@ -6,27 +6,42 @@ no privilege on any other, so it cannot read another service's data.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
 
 import asyncpg
 from sqlalchemy.engine import make_url
 
+from runtime import credentials
 from runtime.db import plain_dsn
 
 ADMIN_SCHEMA = "partnerops_admin"
 
 
-def role_password(role: str, secret: str) -> str:
-    override = os.environ.get(f"DB_PASSWORD_{role.upper()}")
-    if override:
-        return override
-    return hmac.new(secret.encode(), f"db-role:{role}".encode(), hashlib.sha256).hexdigest()[:40]
+def password_variable(role: str) -> str:
+    return f"DB_PASSWORD_{role.upper()}"
 
 
-def role_url(admin_url: str, role: str, secret: str) -> str:
-    u = make_url(admin_url).set(username=role, password=role_password(role, secret))
+def role_passwords(roles: Iterable[str], data_dir: Path | None) -> dict[str, str]:
+    """Each role's login password: DB_PASSWORD_<ROLE> when set (compose, Kubernetes), else a random
+    one kept in <data_dir>/db-roles.json (mode 0600), made on first use. Independent of each other
+    and of SECRET_KEY, so one leaked password opens one schema. Without a data directory (a
+    production job) every variable must be set."""
+    roles = list(roles)
+    found = {r: os.environ[password_variable(r)] for r in roles if os.environ.get(password_variable(r))}
+    missing = [r for r in roles if r not in found]
+    if missing and data_dir is None:
+        raise SystemExit("set " + ", ".join(password_variable(r) for r in missing)
+                         + " (random, URL-safe; `partnerops secrets` prints a set)")
+    if missing:
+        assert data_dir is not None
+        found.update(credentials.load_or_create(data_dir / "db-roles.json", missing))
+    return found
+
+
+def role_url(admin_url: str, role: str, password: str) -> str:
+    u = make_url(admin_url).set(username=role, password=password)
     return u.render_as_string(hide_password=False)
 
 
@@ -47,7 +62,9 @@ async def create_database(admin_url: str, name: str) -> str:
     return make_url(admin_url).set(database=name).render_as_string(hide_password=False)
 
 
-async def setup_roles_and_schemas(admin_url: str, owners: tuple[str, ...], secret: str) -> None:
+async def setup_roles_and_schemas(admin_url: str, passwords: Mapping[str, str]) -> None:
+    """One login role and schema per owner (the keys of `passwords`), each role with its password."""
+    owners = tuple(passwords)
     conn = await asyncpg.connect(plain_dsn(admin_url))
     try:
         db = await conn.fetchval("SELECT current_database()")
@@ -68,7 +85,7 @@ async def setup_roles_and_schemas(admin_url: str, owners: tuple[str, ...], secre
                     await conn.execute(f"CREATE ROLE {r} LOGIN")
                 except asyncpg.DuplicateObjectError:
                     pass  # created by a setup of another database in the same cluster
-            pw = role_password(role, secret).replace("'", "''")
+            pw = passwords[role].replace("'", "''")
             await conn.execute(
                 f"ALTER ROLE {r} WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT PASSWORD '{pw}'"
             )

@@ -7,12 +7,15 @@ the system services on 4222/5432.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
+import logging
 import os
 import pwd
 import re
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -22,8 +25,12 @@ from pathlib import Path
 
 from runtime import bus_auth
 
+logger = logging.getLogger(__name__)
+
 # Postgres refuses to run as root; when we are root it runs as this system user.
 PG_SYSTEM_USER = "partnerops-pg"
+# Clusters whose project directory the system user cannot reach (a project under /root, say).
+PG_FALLBACK_ROOT = Path("/var/lib/partnerops-pg")
 MIN_NATS = (2, 10)
 
 
@@ -91,8 +98,13 @@ class EmbeddedNats:
     def config_file(self) -> Path:
         return self.store_dir / "nats-server.conf"
 
+    @property
+    def pid_file(self) -> Path:
+        return self.store_dir / "nats-server.pid"
+
     def write_config(self) -> None:
         text = (f"listen: \"127.0.0.1:{self.port}\"\n"
+                f"pid_file: {json.dumps(str(self.pid_file))}\n"
                 f"jetstream {{ store_dir: {json.dumps(str(self.store_dir))} }}\n")
         text += bus_auth.authorization_block(self.users)
         bus_auth.write_private(self.config_file, text)
@@ -102,6 +114,7 @@ class EmbeddedNats:
         if not self.port:
             self.port = free_port()
         self.log_file = self.store_dir / "nats-server.log"
+        self._stop_stale()
         if self.users is None:
             self.users = {name: bus_auth.new_password() for name in bus_auth.COMPONENTS}
         self.write_config()
@@ -111,6 +124,23 @@ class EmbeddedNats:
         )
         wait_for_port(self.port, proc=self.proc)
         return self
+
+    def alive(self) -> bool:
+        # poll() also reaps a server that died, so it never lingers as a zombie.
+        return self.proc is not None and self.proc.poll() is None
+
+    def _stop_stale(self) -> None:
+        """A nats-server left running on this store directory by a killed supervisor would share the
+        JetStream files with the new one: stop it. Anything else holding the directory is refused."""
+        pid = _read_pid(self.pid_file)
+        if pid is None or not pid_alive(pid) or (self.proc is not None and self.proc.pid == pid):
+            return
+        cmdline = _cmdline(pid)
+        if str(self.config_file) not in cmdline:
+            raise RuntimeError(f"another process (pid {pid}: {cmdline[:200]!r}) holds the NATS store "
+                               f"{self.store_dir}; stop it before starting PartnerOps on this data directory")
+        logger.warning("stopping nats-server pid %d left running on %s by an earlier supervisor", pid, self.store_dir)
+        _terminate(pid)
 
     def stop(self, *, kill: bool = False) -> None:
         if self.proc is None or self.proc.poll() is not None:
@@ -126,6 +156,40 @@ class EmbeddedNats:
             self.proc.wait()
 
 
+def _read_pid(path: Path) -> int | None:
+    try:
+        return int(path.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def pid_alive(pid: int) -> bool:
+    """A running process (a zombie, dead but not reaped, does not count)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in ("Z", "X")
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def _terminate(pid: int, timeout: float = 10.0) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while pid_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if pid_alive(pid):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
 def _pg_bin() -> Path:
     # Found without importing pgserver, whose import has side effects we do not want.
     import importlib.util
@@ -136,12 +200,10 @@ def _pg_bin() -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
 
 
-def _open_path_for(user: pwd.struct_passwd, path: Path) -> None:
-    """Let the postgres system user traverse to its data directory."""
-    for parent in [path, *path.parents]:
-        mode = parent.stat().st_mode
-        if not mode & 0o001:
-            parent.chmod(mode | 0o011)
+def _reachable_by(user: pwd.struct_passwd, *paths: Path) -> bool:
+    """Whether the system user can reach these paths as the directories are (we never widen them)."""
+    return all(subprocess.run(["test", "-e", str(p)], user=user.pw_name, capture_output=True).returncode == 0
+               for p in paths)
 
 
 def _ensure_system_user() -> pwd.struct_passwd:
@@ -160,14 +222,32 @@ class EmbeddedPostgres:
     superuser: str = "postgres"
     password: str = ""
     _run_as: pwd.struct_passwd | None = field(default=None, repr=False)
+    _cluster: Path | None = field(default=None, repr=False)
+
+    @property
+    def cluster_dir(self) -> Path:
+        """Where the cluster lives (data, socket, log): base_dir, unless we are root and the system
+        user cannot reach base_dir as the directories are; then a directory of its own under
+        /var/lib/partnerops-pg named for base_dir, so no parent directory is ever opened up."""
+        if self._cluster is None:
+            if self._run_as is None or _reachable_by(self._run_as, self.base_dir.parent):
+                self._cluster = self.base_dir
+            else:
+                digest = hashlib.sha256(str(self.base_dir.resolve()).encode()).hexdigest()[:20]
+                self._cluster = PG_FALLBACK_ROOT / digest
+        return self._cluster
 
     @property
     def data_dir(self) -> Path:
-        return self.base_dir / "data"
+        return self.cluster_dir / "data"
 
     @property
     def socket_dir(self) -> Path:
-        return self.base_dir / "run"
+        return self.cluster_dir / "run"
+
+    @property
+    def log_file(self) -> Path:
+        return self.cluster_dir / "postgres.log"
 
     def url(self, database: str = "postgres") -> str:
         return f"postgresql://{self.superuser}:{self.password}@127.0.0.1:{self.port}/{database}"
@@ -177,12 +257,28 @@ class EmbeddedPostgres:
         return subprocess.run(args, user=user, capture_output=True, text=True, **kw)  # type: ignore[call-overload]
 
     def start(self) -> EmbeddedPostgres:
+        """Every login needs a password (scram-sha-256, over the socket too), and the cluster's
+        directory (data, socket, log) is open to its own user only. Parent directories are left as
+        they are: when we are root and the system user cannot reach the directory, start refuses."""
         self.base_dir.mkdir(parents=True, exist_ok=True)
-        self.socket_dir.mkdir(parents=True, exist_ok=True)
+        self.base_dir.chmod(0o700)
         if os.geteuid() == 0:
             self._run_as = _ensure_system_user()
-            _open_path_for(self._run_as, self.base_dir)
-            for p in (self.base_dir, self.socket_dir):
+            self._cluster = None
+            if not _reachable_by(self._run_as, _pg_bin() / "postgres"):
+                raise RuntimeError(
+                    f"Postgres refuses to run as root, and its system user {PG_SYSTEM_USER} cannot reach the "
+                    f"Postgres binaries in {_pg_bin()}. PartnerOps does not open up parent directories: run "
+                    "as a normal user, or keep the virtualenv under directories others may traverse (o+x)."
+                )
+            if self.cluster_dir != self.base_dir:
+                PG_FALLBACK_ROOT.mkdir(parents=True, exist_ok=True)
+                PG_FALLBACK_ROOT.chmod(0o711)  # root's; the system user may enter only its own cluster
+        self.cluster_dir.mkdir(parents=True, exist_ok=True)
+        self.socket_dir.mkdir(parents=True, exist_ok=True)
+        for p in (self.cluster_dir, self.socket_dir):
+            p.chmod(0o700)
+            if self._run_as:
                 os.chown(p, self._run_as.pw_uid, self._run_as.pw_gid)
         pw_file = self.base_dir / "superuser-password"
         if not (self.data_dir / "PG_VERSION").exists():
@@ -190,32 +286,55 @@ class EmbeddedPostgres:
                 shutil.rmtree(self.data_dir)
             self.password = secrets.token_urlsafe(24)
             tmp_pw = self.socket_dir / "initdb-pw"
-            tmp_pw.write_text(self.password)
+            bus_auth.write_private(tmp_pw, self.password)
             if self._run_as:
                 os.chown(tmp_pw, self._run_as.pw_uid, self._run_as.pw_gid)
             res = self._run([str(_pg_bin() / "initdb"), "-D", str(self.data_dir), "-U", self.superuser,
-                             "--auth-local=trust", "--auth-host=scram-sha-256", f"--pwfile={tmp_pw}",
+                             "--auth-local=scram-sha-256", "--auth-host=scram-sha-256", f"--pwfile={tmp_pw}",
                              "-E", "UTF8", "--locale=C"])
             tmp_pw.unlink(missing_ok=True)
             if res.returncode != 0:
                 raise RuntimeError(f"initdb failed: {res.stderr}")
-            pw_file.write_text(self.password)
-            pw_file.chmod(0o600)
+            bus_auth.write_private(pw_file, self.password)
         else:
             self.password = pw_file.read_text().strip()
+        self._write_hba()
         self._stop_stale()
         if not self.port:
             self.port = free_port()
-        opts = (f"-p {self.port} -k {self.socket_dir} -c listen_addresses=127.0.0.1 "
+        opts = (f"-p {self.port} -k {self.socket_dir} -c unix_socket_permissions=0700 "
+                "-c listen_addresses=127.0.0.1 -c password_encryption=scram-sha-256 "
                 "-c max_connections=300 -c shared_buffers=256MB -c fsync=on "
                 "-c synchronous_commit=on -c log_min_messages=warning")
         res = self._run([str(_pg_bin() / "pg_ctl"), "-D", str(self.data_dir), "-l",
-                         str(self.base_dir / "postgres.log"), "-o", opts, "-w", "-t", "60", "start"])
+                         str(self.log_file), "-o", opts, "-w", "-t", "60", "start"])
         if res.returncode != 0:
-            log = (self.base_dir / "postgres.log")
+            log = self.log_file
             tail = log.read_text()[-2000:] if log.exists() else ""
             raise RuntimeError(f"postgres failed to start: {res.stderr}\n{tail}")
         return self
+
+    def _write_hba(self) -> None:
+        """Passwords for every connection, whatever an older version of this file said (clusters
+        made before this change trusted every local user)."""
+        hba = self.data_dir / "pg_hba.conf"
+        hba.write_text(
+            "# Written by PartnerOps (runtime/embedded.py) at every start: a password for every login.\n"
+            "local   all  all                 scram-sha-256\n"
+            "host    all  all  127.0.0.1/32   scram-sha-256\n"
+            "host    all  all  ::1/128        scram-sha-256\n"
+        )
+        if self._run_as:
+            os.chown(hba, self._run_as.pw_uid, self._run_as.pw_gid)
+        hba.chmod(0o600)
+
+    @property
+    def pid(self) -> int | None:
+        return _read_pid(self.data_dir / "postmaster.pid")
+
+    def alive(self) -> bool:
+        pid = self.pid
+        return pid is not None and pid_alive(pid)
 
     def _stop_stale(self) -> None:
         """A postmaster left running by a killed supervisor holds the data directory: stop it."""
@@ -227,3 +346,9 @@ class EmbeddedPostgres:
     def stop(self, *, mode: str = "fast") -> None:
         with contextlib.suppress(Exception):
             self._run([str(_pg_bin() / "pg_ctl"), "-D", str(self.data_dir), "-m", mode, "-w", "stop"])
+
+    def remove(self) -> None:
+        """Stop the server and delete its cluster (tests), wherever it lives."""
+        self.stop(mode="immediate")
+        shutil.rmtree(self.cluster_dir, ignore_errors=True)
+        shutil.rmtree(self.base_dir, ignore_errors=True)

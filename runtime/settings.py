@@ -59,10 +59,28 @@ class Settings(BaseSettings):
     outbox_retention_days: int = Field(default=14, ge=1)
 
     @model_validator(mode="after")
-    def _refuse_default_secret_in_production(self) -> Settings:
-        if self.environment == "production" and self.secret_key == DEV_SECRET:
-            raise ValueError("SECRET_KEY must be set to a real secret when ENVIRONMENT=production")
+    def _refuse_weak_secret_in_production(self) -> Settings:
+        if self.environment == "production":
+            problem = weak_secret(self.secret_key)
+            if problem:
+                raise ValueError(f"SECRET_KEY {problem} (ENVIRONMENT=production); "
+                                 "make one with `openssl rand -hex 32` or `partnerops secrets`")
         return self
+
+
+MIN_SECRET_LENGTH = 32
+
+
+def weak_secret(value: str) -> str | None:
+    """Why `value` is not a long random secret, or None. It signs sessions and CSRF tokens, so a
+    guessable one lets anyone sign in as anyone."""
+    if value == DEV_SECRET:
+        return "is the development default"
+    if len(value) < MIN_SECRET_LENGTH:
+        return f"is {len(value)} characters long; at least {MIN_SECRET_LENGTH} are needed"
+    if len(set(value)) < 12:
+        return f"uses only {len(set(value))} different characters; it does not look random"
+    return None
 
 
 @lru_cache

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import fcntl
 import json
 import os
 import secrets
@@ -17,6 +18,7 @@ import signal
 import sys
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import httpx
 
@@ -30,6 +32,7 @@ PROCESSES: tuple[tuple[str, list[str]], ...] = (
     ("gateway", ["-m", "gateway", "serve"]),
 )
 DATABASE_NAME = "partnerops"
+SECRET_PREFIXES = ("DB_PASSWORD_", "NATS_PASSWORD_")
 
 
 def _die_with_parent() -> None:
@@ -57,12 +60,14 @@ class Platform:
     nats_url: str = ""
     admin_url: str = ""
     secret: str = ""
+    db_passwords: dict[str, str] = field(default_factory=dict)
     nats: EmbeddedNats | None = None
     postgres: EmbeddedPostgres | None = None
 
     async def start(self) -> Platform:
         s = self.settings
         self.secret = secret_key(s)
+        self.db_passwords = database_setup.role_passwords(DATABASE_OWNERS, s.data_dir)
         if s.nats_url:
             self.nats_url = s.nats_url
         else:
@@ -77,7 +82,7 @@ class Platform:
         return self
 
     async def prepare(self) -> None:
-        await database_setup.setup_roles_and_schemas(self.admin_url, DATABASE_OWNERS, self.secret)
+        await database_setup.setup_roles_and_schemas(self.admin_url, self.db_passwords)
         for owner in DATABASE_OWNERS:
             await migrations.upgrade_async(owner, self.role_url(owner))
         nc = await bus.connect(self.nats_url, name="supervisor")
@@ -87,7 +92,7 @@ class Platform:
             await nc.close()
 
     def role_url(self, owner: str) -> str:
-        return database_setup.role_url(self.admin_url, owner, self.secret)
+        return database_setup.role_url(self.admin_url, owner, self.db_passwords[owner])
 
     def nats_url_for(self, component: str) -> str:
         """The component's own login on the embedded server; a given NATS_URL is shared as given."""
@@ -104,7 +109,10 @@ class Platform:
             "OTEL_SERVICE_NAME": owner,
             "PYTHONUNBUFFERED": "1",
         }
-        env.pop("DATABASE_ADMIN_URL", None)
+        # Each process gets its own logins only: none of the operator's secrets it was started with.
+        for name in list(env):
+            if name in ("DATABASE_ADMIN_URL", "POSTGRES_PASSWORD") or name.startswith(SECRET_PREFIXES):
+                env.pop(name)
         env.update(extra or {})
         return env
 
@@ -113,6 +121,17 @@ class Platform:
         path = self.settings.data_dir / "runtime.json"
         path.write_text(json.dumps({"nats_url": self.nats_url, "database_admin_url": self.admin_url}))
         path.chmod(0o600)
+
+    def servers(self) -> list[Server]:
+        """The embedded servers, for the supervisor to keep running."""
+        found: list[Server] = []
+        if self.nats:
+            found.append(Server("nats", self.nats))
+        if self.postgres:
+            found.append(Server("postgres", self.postgres))
+        for server in found:
+            server.backoff.started(time.monotonic())
+        return found
 
     def stop(self) -> None:
         if self.nats:
@@ -123,16 +142,88 @@ class Platform:
             (self.settings.data_dir / "runtime.json").unlink()
 
 
+# A process up this long since its last start is healthy again: its next failure restarts it after the
+# shortest pause rather than the longest.
+HEALTHY_AFTER_SECONDS = 60.0
+MAX_PAUSE_SECONDS = 30.0
+
+
 @dataclass
-class Child:
+class Backoff:
+    """Restart pauses of one supervised process: 1 s, 2 s, 4 s ... up to 30 s while it keeps failing,
+    back to 1 s once it has run HEALTHY_AFTER_SECONDS. Times are given, so it can be tested without
+    waiting."""
+
+    healthy_after: float = HEALTHY_AFTER_SECONDS
+    failures: int = 0
+    started_at: float = 0.0
+
+    def started(self, now: float) -> None:
+        self.started_at = now
+
+    def failed(self, now: float) -> float:
+        """The pause before the next start."""
+        if now - self.started_at >= self.healthy_after:
+            self.failures = 0
+        self.failures += 1
+        return min(2.0 ** (self.failures - 1), MAX_PAUSE_SECONDS)
+
+
+class Supervised:
+    """What `_watch` needs of a process it keeps running."""
+
+    name: str
+    backoff: Backoff
+    restart_at: float | None = None
+
+    def running(self) -> bool:
+        raise NotImplementedError
+
+    def exit_reason(self) -> str:
+        return "stopped"
+
+    async def start(self) -> None:
+        raise NotImplementedError
+
+
+@dataclass
+class Server(Supervised):
+    """An embedded NATS or Postgres: restarted on the same port with the same data when it dies."""
+
+    name: str
+    server: EmbeddedNats | EmbeddedPostgres
+    backoff: Backoff = field(default_factory=Backoff)
+    restart_at: float | None = None
+
+    def running(self) -> bool:
+        return self.server.alive()
+
+    def exit_reason(self) -> str:
+        return "is not running"
+
+    async def start(self) -> None:
+        await asyncio.to_thread(self.server.start)
+        self.backoff.started(time.monotonic())
+
+
+@dataclass
+class Child(Supervised):
     name: str
     args: list[str]
     env: dict[str, str]
     proc: asyncio.subprocess.Process | None = None
-    restarts: int = 0
+    backoff: Backoff = field(default_factory=Backoff)
+    restart_at: float | None = None
     pump: asyncio.Task[None] | None = field(default=None, repr=False)
 
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.returncode is None
+
+    def exit_reason(self) -> str:
+        return f"exited with {self.proc.returncode if self.proc else None}"
+
     async def start(self) -> None:
+        self.backoff.started(time.monotonic())
         self.proc = await asyncio.create_subprocess_exec(
             sys.executable, *self.args, env=self.env, stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT, start_new_session=True, preexec_fn=_die_with_parent,
@@ -177,7 +268,34 @@ def say(text: str) -> None:
     print(f"{'partnerops':<13}| {text}", flush=True)
 
 
+def lock_data_dir(data_dir: Path) -> int:
+    """Hold the data directory for this supervisor's life (the kernel drops the lock when the process
+    dies, however it dies). A second `up` on the same directory is refused: two NATS servers on one
+    JetStream directory corrupt each other's view of the streams."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    path = data_dir / "supervisor.lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.read(fd, 32).decode(errors="replace").strip() or "?"
+        os.close(fd)
+        raise SystemExit(f"another `partnerops up` (pid {holder}) is running on {data_dir.resolve()}; "
+                         "stop it first (Ctrl-C in its terminal), or use another DATA_DIR") from None
+    os.ftruncate(fd, 0)
+    os.write(fd, str(os.getpid()).encode())
+    return fd
+
+
 async def up(settings: Settings, *, seed: bool = True) -> int:
+    lock = lock_data_dir(settings.data_dir)
+    try:
+        return await _up(settings, seed=seed)
+    finally:
+        os.close(lock)
+
+
+async def _up(settings: Settings, *, seed: bool) -> int:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -209,7 +327,7 @@ async def up(settings: Settings, *, seed: bool = True) -> int:
                 say("demo seed failed; see its log above")
         if not stop.is_set():
             say(f"ready: open {url}  (Ctrl-C stops everything)")
-        await _watch(children, stop)
+        await _watch([*platform.servers(), *children], stop)
         return 0
     finally:
         say("stopping")
@@ -231,17 +349,25 @@ async def _until(coro: object, stop: asyncio.Event) -> None:
         task.cancel()
 
 
-async def _watch(children: list[Child], stop: asyncio.Event) -> None:
-    """Restart a child that dies, with a growing pause, until asked to stop."""
+async def _watch(processes: list[Supervised], stop: asyncio.Event) -> None:
+    """Restart whatever dies, each after its own growing pause (one process waiting never delays
+    another), until asked to stop. The servers come first in `processes`: the services reconnect."""
     while not stop.is_set():
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), 1.0)
-        for child in children:
-            if child.proc and child.proc.returncode is not None and not stop.is_set():
-                child.restarts += 1
-                pause = min(2 ** child.restarts, 30)
-                say(f"{child.name} exited with {child.proc.returncode}; restarting in {pause}s")
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), pause)
-                if not stop.is_set():
-                    await child.start()
+            await asyncio.wait_for(stop.wait(), 0.5)
+        for p in processes:
+            if stop.is_set() or p.running():
+                continue
+            now = time.monotonic()
+            if p.restart_at is None:
+                pause = p.backoff.failed(now)
+                p.restart_at = now + pause
+                say(f"{p.name} {p.exit_reason()}; restarting in {pause:.0f}s")
+            elif now >= p.restart_at:
+                p.restart_at = None
+                try:
+                    await p.start()
+                    say(f"{p.name} restarted")
+                except Exception as exc:
+                    # Counts as another failure: the next round schedules the next, longer pause.
+                    say(f"{p.name} failed to restart: {exc}")

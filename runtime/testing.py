@@ -25,11 +25,18 @@ from typing import Any, ClassVar, Literal
 
 from contracts.base import Event, StreamSpec
 from contracts.registry import STREAMS
-from runtime import bus, bus_auth, database_setup, migrations
+from runtime import bus, bus_auth, credentials, database_setup, migrations
 from runtime.embedded import EmbeddedNats, EmbeddedPostgres
 from runtime.settings import DATABASE_OWNERS
 
 TEST_SECRET = "test-secret-not-for-production"
+# One random password per role for the whole run. Roles belong to the cluster, not to a database, so
+# every platform database of the run shares them; they are in the environment so that a
+# `partnerops up` the tests start against the same cluster sets the same ones.
+TEST_ROLE_PASSWORDS = {
+    owner: os.environ.setdefault(database_setup.password_variable(owner), credentials.new_password())
+    for owner in DATABASE_OWNERS
+}
 
 
 @dataclass
@@ -125,17 +132,17 @@ def test_servers(data_dir: Path) -> Iterator[TestServers]:
                           nats_urls={name: nats.url_for(name) for name in bus_auth.COMPONENTS})
     finally:
         nats.stop()
-        pg.stop(mode="immediate")
+        pg.remove()
         shutil.rmtree(data_dir, ignore_errors=True)
 
 
 async def platform_database(admin_url: str, name: str) -> dict[str, str]:
     """A new database with every schema, role and migration; returns each owner's login URL."""
     db_admin = await database_setup.create_database(admin_url, name)
-    await database_setup.setup_roles_and_schemas(db_admin, DATABASE_OWNERS, TEST_SECRET)
+    await database_setup.setup_roles_and_schemas(db_admin, TEST_ROLE_PASSWORDS)
     urls = {"admin": db_admin}
     for owner in DATABASE_OWNERS:
-        urls[owner] = database_setup.role_url(db_admin, owner, TEST_SECRET)
+        urls[owner] = database_setup.role_url(db_admin, owner, TEST_ROLE_PASSWORDS[owner])
         await migrations.upgrade_async(owner, urls[owner])
     return urls
 

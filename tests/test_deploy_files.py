@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 import contextlib
 import fnmatch
+import hashlib
 import importlib.util
 import io
 import os
@@ -36,7 +37,7 @@ NATS_USERS = ROOT / "deploy" / "nats-users.conf"
 REQUIRED_FOR_SERVICES = ("DATABASE_URL", "NATS_URL", "SECRET_KEY")
 REQUIRED_FOR_MIGRATE = ("DATABASE_ADMIN_URL", "SECRET_KEY")
 # Read outside Settings: OpenTelemetry's standard variables (runtime/telemetry.py and the SDK), the
-# per-role password overrides (runtime/database_setup.role_password), and Python's own.
+# per-role password overrides (runtime/database_setup.role_passwords), and Python's own.
 EXTRA_PREFIXES = ("OTEL_",)
 EXTRA_NAMES = {"PYTHONUNBUFFERED", *(f"DB_PASSWORD_{owner.upper()}" for owner in DATABASE_OWNERS)}
 SECRET_NAMES = ("SECRET_KEY", "PASSWORD", "TOKEN", "DATABASE_URL", "DATABASE_ADMIN_URL")
@@ -71,7 +72,8 @@ def interpolate(value: str, variables: dict[str, str] | None = None) -> str:
         if op in (":-", "-") and missing:
             return arg
         if op in (":?", "?") and missing:
-            return f"stand-in-{name.lower().replace('_', '-')}"
+            # Long and varied like the real secrets (production refuses short ones), still per name.
+            return f"stand-in-{name.lower().replace('_', '-')}-{hashlib.sha256(name.encode()).hexdigest()[:32]}"
         if op in (":+", "+"):
             return "" if missing else arg
         return val or ""
@@ -339,8 +341,7 @@ def check_database_logins(compose: dict[str, Any]) -> list[str]:
         problems += _check_db_url(f"{owner}.DATABASE_URL", url, services)
         if url.username != owner:
             problems.append(f"{owner}.DATABASE_URL logs in as {url.username!r}, not its own role {owner!r}")
-        with mock.patch.dict(os.environ, migrate_env, clear=True):
-            expected = database_setup.role_password(owner, migrate_env.get("SECRET_KEY", ""))
+        expected = migrate_env.get(database_setup.password_variable(owner))
         if url.password != expected:
             problems.append(f"{owner}.DATABASE_URL password is not the one migrate sets for role {owner}"
                             f" (migrate needs DB_PASSWORD_{owner.upper()} from the same variable)")
@@ -551,7 +552,8 @@ def test_interpolation() -> None:
     assert interpolate("${A:-x}") == "x"
     assert interpolate("${A:-x}", {"A": "y"}) == "y"
     assert interpolate("a$${B}") == "a${B}"
-    assert interpolate("${PW:?set it}") == interpolate("${PW}", {"PW": "stand-in-pw"}) == "stand-in-pw"
+    stand_in = interpolate("${PW:?set it}")
+    assert stand_in.startswith("stand-in-pw-") and interpolate("${PW}", {"PW": stand_in}) == stand_in
     assert referenced_variables("u:${A:?}@h/${B:-d}") == {"A", "B"}
     assert referenced_variables("u:${A:?}@h/${B:-d}", required_only=True) == {"A"}
 

@@ -5,7 +5,7 @@ Each attack that worked against an open NATS port — a fake `billing.invoice.pa
 `sync.opportunity.external.upserted.v1` — is sent with no credentials and with every other
 component's credentials. The server refuses the login or the publish (its `Permissions Violation`
 reaches the client's error callback), no stream gains a message and no table changes. The same
-messages from the rightful component still work. The pipeline and commissions services run here with
+messages from the rightful component still work. Every service runs here with
 their own logins, so their grants are exercised too."""
 
 from __future__ import annotations
@@ -32,7 +32,9 @@ from runtime.service import RunningService, shutdown, start
 from runtime.settings import Settings
 from runtime.testing import TEST_SECRET
 from services.commissions.handlers import definition as commissions_definition
+from services.notifications.handlers import definition as notifications_definition
 from services.pipeline.handlers import definition as pipeline_definition
+from services.relationships.handlers import definition as relationships_definition
 from tests.pipeline.helpers import eventually, external
 
 COMPONENTS = [name for name in bus_auth.COMPONENTS if name != bus_auth.OPERATOR]
@@ -72,7 +74,8 @@ async def platform(private_db: dict[str, str], private_bus: EmbeddedNats) -> Asy
     running = [
         await start(definition, Settings(database_url=private_db[definition.name],
                                          nats_url=private_bus.url_for(definition.name), **common), stop)
-        for definition in (pipeline_definition, commissions_definition)
+        for definition in (pipeline_definition, commissions_definition, relationships_definition,
+                           notifications_definition)
     ]
     yield running
     stop.set()
@@ -227,3 +230,11 @@ async def nc_operator(private_bus: EmbeddedNats) -> AsyncIterator[NATS]:
     conn = await bus.connect(private_bus.url, name="test-operator", attempts=1)
     yield conn
     await conn.close()
+
+
+def test_the_security_doc_lists_every_nats_user() -> None:
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "security.md").read_text()
+    table = doc.split("## NATS users and permissions", 1)[1].split("\n## ", 1)[0]
+    assert [name for name in bus_auth.COMPONENTS if f"`{name}`" not in table] == []
