@@ -296,6 +296,15 @@ class InboxConsumer:
     async def process(self, msgs: list[Msg]) -> None:
         """Everything that happens to a fetched batch; every exception is handled per message."""
         self.stats.last_batch_at = time.monotonic()
+        # Redelivered without an ack or nak means a consumer stopped while holding them (a crash, a kill,
+        # a restart): take them one by one, so a message that kills the process is found. Processed in
+        # order, every message before it gets acked, so it heads the next redelivered batch; once it has
+        # come back more than max_deliver times it is parked instead of killing the process again.
+        isolate = any(m.metadata.num_delivered > 1 for m in msgs)
+        if msgs and msgs[0].metadata.num_delivered > max(self.max_deliver, 2):
+            head, msgs = msgs[0], msgs[1:]
+            await self._park(head, self._key_of(head), f"redelivered {head.metadata.num_delivered} times without "
+                             "an acknowledgement: the consumer kept stopping while handling it")
         items: list[_Item] = []
         for msg in msgs:
             if msg.metadata.num_delivered > 1:
@@ -307,7 +316,7 @@ class InboxConsumer:
                 await self._park(msg, self._key_of(msg), reason)
                 continue
             items.append(_Item(msg, sub, event))
-        if len(items) > 1:
+        if len(items) > 1 and not isolate:
             attempt = 0
             while True:
                 try:

@@ -178,3 +178,42 @@ async def _true(value: bool) -> bool:
     return value
 
 
+
+
+async def test_a_message_the_consumer_keeps_dying_on_is_parked_and_its_neighbours_applied(nc, scratch, stream):
+    """The process dies (not an exception: a BaseException, as an interpreter crash or a kill would) each
+    time it handles one message. After max_deliver redeliveries it is parked instead of killing the next
+    process too; the messages around it are applied once."""
+    from runtime.inbox import SimulatedCrash
+
+    schema, engine = scratch
+    js = nc.jetstream()
+    Ping = ping_event(stream)
+    count = counting_handler(schema)
+
+    async def handle(session, event) -> None:
+        if event.key == "die":
+            raise SimulatedCrash("the process dies on this message")
+        await count(session, event)
+
+    for key in ("a", "b", "die", "c", "d"):
+        await _publish(js, Ping(key=key))
+    restarts = 0
+    while True:
+        consumer = consumer_for(js, engine, schema, (Ping,), handle=handle, max_deliver=3, ack_wait=1.0)
+        stop = asyncio.Event()
+        task = asyncio.create_task(consumer.run(stop))
+        while not task.done() and consumer.stats.dead_lettered == 0:
+            await asyncio.sleep(0.05)
+        if consumer.stats.dead_lettered:
+            current = consumer
+            await eventually(lambda: _true(current.stats.applied >= 2), what="the rest applied")  # noqa: B023
+            await stop_task(task, stop)
+            break
+        with pytest.raises(SimulatedCrash):
+            await task
+        restarts += 1
+        assert restarts <= 6, "the message was never parked"
+    assert await counters(engine, schema) == {k: (1, 1) for k in ("a", "b", "c", "d")}
+    [letter] = await deadletter.list_all(js, consumer=letters_key(consumer))
+    assert "without an acknowledgement" in letter.reason and letter.deliveries > 3
