@@ -497,12 +497,15 @@ class InboxConsumer:
             return False
 
     # ------------------------------------------------------------------------ ack and park
-    async def _ack(self, items: list[_Item]) -> None:
+    def _resumed(self) -> None:
         st = self.stats
         if st.paused_since is not None:
             logger.warning("%s: resumed after %.1fs", self.durable, time.monotonic() - st.paused_since)
             st.paused_since = None
             st.waiting_long = False
+
+    async def _ack(self, items: list[_Item]) -> None:
+        self._resumed()
         msgs = [i.msg for i in items]
         if self.before_ack is not None:
             await self.before_ack(msgs)
@@ -526,6 +529,7 @@ class InboxConsumer:
                 pass
             return
         self.stats.dead_lettered += 1
+        self._resumed()
         logger.warning("%s: dead-lettered %s seq %d: %s", key, msg.subject, msg.metadata.sequence.stream,
                        reason[:500])
         try:
