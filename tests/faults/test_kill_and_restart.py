@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -30,11 +29,8 @@ N = 600
 
 
 @pytest.fixture
-async def world():
-    """A Postgres and a NATS of this test's own: they are about to be killed. (In a directory of its own
-    under /tmp, not pytest's tmp_path: a pytest session starting meanwhile resets /tmp/pytest-of-<user> to
-    mode 0700, and the postgres system user could no longer reach its data directory.)"""
-    tmp_path = Path(tempfile.mkdtemp(prefix="po-faults-"))
+async def world(tmp_path):
+    """A Postgres and a NATS of this test's own: they are about to be killed."""
     pg = await asyncio.to_thread(EmbeddedPostgres(base_dir=tmp_path / "pg").start)
     nats = await asyncio.to_thread(EmbeddedNats(store_dir=tmp_path / "nats").start)
     url = await database_setup.create_database(pg.url(), "faults")
@@ -59,7 +55,6 @@ async def world():
     await engine.dispose()
     nats.stop()
     pg.stop(mode="immediate")
-    shutil.rmtree(tmp_path, ignore_errors=True)
 
 
 def start_worker(w) -> subprocess.Popen:
