@@ -95,7 +95,7 @@ def broker(url: str, name: str, *, on_closed: Callable[[], Awaitable[None]] | No
     closed for good (the process should then exit so its supervisor restarts it)."""
 
     async def closed() -> None:
-        logger.error("%s: the NATS connection is closed for good", name)
+        # Also called when we close the connection ourselves on the way out: the callback decides.
         if on_closed is not None:
             await on_closed()
 

@@ -217,3 +217,25 @@ async def test_a_message_the_consumer_keeps_dying_on_is_parked_and_its_neighbour
     assert await counters(engine, schema) == {k: (1, 1) for k in ("a", "b", "c", "d")}
     [letter] = await deadletter.list_all(js, consumer=letters_key(consumer))
     assert "without an acknowledgement" in letter.reason and letter.deliveries > 3
+
+
+async def test_a_subscription_added_later_updates_the_durables_subjects(nc, scratch, stream):
+    schema, engine = scratch
+    js = nc.jetstream()
+    Ping = ping_event(stream)
+    Other = kinds(stream)[0]
+    first = InboxConsumer([Subscription("grow", (Ping,), counting_handler(schema))], js=js,
+                          sessions=session_factory(engine), schema=schema)
+    await first.ensure(js)
+    subs = [Subscription("grow", (Ping,), counting_handler(schema)),
+            Subscription("grow", (Other,), _count_other(schema))]
+    second = InboxConsumer(subs, js=js, sessions=session_factory(engine), schema=schema)
+    await _publish(js, Ping(key="p", amount=2))
+    await _publish(js, Other(key="o", n=3))
+    stop = asyncio.Event()
+    task = asyncio.create_task(second.run(stop))
+    await eventually(lambda: _true(second.stats.applied == 2), what="both kinds applied")
+    await stop_task(task, stop)
+    info = await js.consumer_info(stream.name, second.durable)
+    assert sorted(info.config.filter_subjects) == sorted([Ping.subject, Other.subject])
+    assert await counters(engine, schema) == {"p": (2, 1), "o": (3, 1)}
