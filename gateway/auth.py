@@ -21,7 +21,7 @@ from fastapi import HTTPException, Request
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gateway import passwords
+from gateway import passwords, people
 from gateway.models import ApiToken, PasswordReset, User, UserSession
 from gateway.state import sessions as db_sessions
 
@@ -150,6 +150,7 @@ def require(role: Role = Role.viewer, scope: str | None = None) -> Callable[[Req
             principal = await authenticate(request, session)
         if principal is None:
             raise AuthRequired()
+        await people.directory(request)  # owners' names for the pages; reloads at most every 30 s
         # Known from here on, even if refused below: a refusal page still shows who is signed in.
         request.state.principal = principal
         if principal.kind == "token":

@@ -14,6 +14,7 @@ import asyncio
 import logging
 import random
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -207,7 +208,7 @@ async def _won_deal_keys(nc: NATS) -> set[str]:
             return keys
 
 
-async def _ensure_won_this_quarter(nc: NATS, partner_id: uuid.UUID, quarter_start: date) -> None:
+async def _ensure_won_this_quarter(nc: NATS, partner_id: uuid.UUID, quarter_start: date, owner: str) -> None:
     """The retroactive correction below recalculates this quarter's deals; the demo pipeline is random
     and relative to today, so on some dates the partner has none. Give it one, once."""
     name = "Snowflake expansion (demo)"
@@ -218,7 +219,7 @@ async def _ensure_won_this_quarter(nc: NATS, partner_id: uuid.UUID, quarter_star
     won_at = max(start, min(start + timedelta(days=2), now - timedelta(minutes=5)))
     opp = await send(nc, pc.CreateOpportunity(
         name=name, customer="Initech", partner_id=partner_id, amount=D("36000.00"), currency="USD",
-        expected_close_date=won_at.date(), owner="maria", deal_model=pc.DealModel.resale,
+        expected_close_date=won_at.date(), owner=owner, deal_model=pc.DealModel.resale,
         created_at=won_at - timedelta(days=40), actor="maria"))
     await send(nc, pc.MoveOpportunity(opportunity_id=opp.id, stage="won", occurred_at=won_at, actor="maria"))
 
@@ -244,7 +245,9 @@ async def _pay_last_quarters(nc: NATS, agreements: dict[str, cc.Agreement], quar
     return paid
 
 
-async def seed_commissions(nc: NATS, *, today: date | None = None) -> dict[str, int]:
+async def seed_commissions(nc: NATS, *, today: date | None = None,
+                           owners: Mapping[str, str] | None = None) -> dict[str, int]:
+    owners = owners or {}
     today = today or datetime.now(UTC).date()
     quarter_start = date(today.year, (today.month - 1) // 3 * 3 + 1, 1)
     partners = await _partner_ids(nc)
@@ -252,7 +255,7 @@ async def seed_commissions(nc: NATS, *, today: date | None = None) -> dict[str, 
     js = nc.jetstream()
     await bus.ensure_streams(js, [bc.STREAM])
     if "Snowflake" in partners:
-        await _ensure_won_this_quarter(nc, partners["Snowflake"], quarter_start)
+        await _ensure_won_this_quarter(nc, partners["Snowflake"], quarter_start, owners.get("maria", "maria"))
     events = billing_events(partners, today)
     for e in events:
         await js.publish(e.subject, e.model_dump_json().encode(), headers={"Nats-Msg-Id": str(e.event_id)})

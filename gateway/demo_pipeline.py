@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -162,14 +163,14 @@ def plans(now: datetime, seed: int = 2026) -> list[Plan]:
     return out
 
 
-async def _partners(nc: NATS, rng: random.Random) -> tuple[dict[str, UUID], int]:
+async def _partners(nc: NATS, rng: random.Random, owners: Mapping[str, str]) -> tuple[dict[str, UUID], int]:
     ids: dict[str, UUID] = {}
     created = 0
     for name, kind, owner, size, tier in PARTNERS:
         card = pc.Scorecard(strategic_fit=Decimal(rng.randint(4, 10)), revenue_potential=Decimal(min(10, 3 + size)),
                             feasibility=Decimal(rng.randint(5, 10)), risk=Decimal(rng.randint(4, 9)))
         try:
-            partner = await send(nc, pc.CreatePartner(name=name, type=kind, owner=owner, tier=tier,
+            partner = await send(nc, pc.CreatePartner(name=name, type=kind, owner=owners.get(owner, owner), tier=tier,
                                                       status=pc.PartnerStatus.active, scorecard=card, actor=ACTOR))
             created += 1
         except CommandFailed as exc:
@@ -181,10 +182,11 @@ async def _partners(nc: NATS, rng: random.Random) -> tuple[dict[str, UUID], int]
     return ids, created
 
 
-async def _manual(nc: NATS, plan: Plan, partner_id: UUID) -> None:
+async def _manual(nc: NATS, plan: Plan, partner_id: UUID, owners: Mapping[str, str]) -> None:
     opp = await send(nc, pc.CreateOpportunity(
         name=plan.name, customer=plan.customer, partner_id=partner_id, amount=plan.amount, currency=plan.currency,
-        expected_close_date=plan.close, owner=plan.owner, deal_model=plan.deal_model, hyperscaler=plan.hyperscaler,
+        expected_close_date=plan.close, owner=owners.get(plan.owner, plan.owner), deal_model=plan.deal_model,
+        hyperscaler=plan.hyperscaler,
         created_at=plan.created, actor=plan.owner))
     for stage, at in plan.moves:
         reason = random.Random(str(opp.id)).choice(LOST_REASONS) if stage in ("lost", "closed_lost") else None
@@ -192,7 +194,8 @@ async def _manual(nc: NATS, plan: Plan, partner_id: UUID) -> None:
                                           closed_lost_reason=reason, actor=plan.owner))
 
 
-def _external(plan: Plan, partner_id: UUID, number: int, now: datetime) -> list[sync.OpportunityExternalUpsertedV1]:
+def _external(plan: Plan, partner_id: UUID, number: int, now: datetime,
+              owners: Mapping[str, str]) -> list[sync.OpportunityExternalUpsertedV1]:
     """A sync worker's view: one event per change it saw, each with the source's last-modified time."""
     rng = random.Random(number)
     source = pc.ExternalSource.aws if plan.hyperscaler == pc.Hyperscaler.aws else pc.ExternalSource.gcp
@@ -219,14 +222,19 @@ def _external(plan: Plan, partner_id: UUID, number: int, now: datetime) -> list[
         events.append(sync.OpportunityExternalUpsertedV1(
             source=source, external_id=external_id, last_modified=at, created_at=plan.created, name=plan.name,
             customer=plan.customer, stage=stage, amount=plan.amount, currency=plan.currency,
-            expected_close_date=plan.close, partner_id=partner_id, owner=plan.owner, ace=ace, gcp=gcp))
+            expected_close_date=plan.close, partner_id=partner_id, owner=owners.get(plan.owner, plan.owner), ace=ace,
+            gcp=gcp))
     return events
 
 
-async def seed_pipeline(nc: NATS, *, now: datetime | None = None) -> dict[str, int]:
+async def seed_pipeline(nc: NATS, *, now: datetime | None = None,
+                        owners: Mapping[str, str] | None = None) -> dict[str, int]:
+    """`owners` maps the demo's handles (maria, tom, ...) to the seeded users' ids: deals are owned by
+    user id (gateway/people.py). Without it the handles themselves are stored (service-level tests)."""
+    owners = owners or {}
     now = now or datetime.now(UTC)
     rng = random.Random(31)
-    ids, created = await _partners(nc, rng)
+    ids, created = await _partners(nc, rng, owners)
     if not created:
         logger.info("demo partners already there: opportunities not seeded again")
         return {"partners": 0, "opportunities": 0, "external": 0}
@@ -240,14 +248,14 @@ async def seed_pipeline(nc: NATS, *, now: datetime | None = None) -> dict[str, i
     for i, plan in enumerate(all_plans):
         # Most AWS and GCP co-sell comes from the partner portals, through the sync worker.
         if plan.hyperscaler in (pc.Hyperscaler.aws, pc.Hyperscaler.gcp) and i % 4:
-            external += _external(plan, ids[plan.partner], i, now)
+            external += _external(plan, ids[plan.partner], i, now, owners)
         else:
             manual.append(plan)
     slots = asyncio.Semaphore(8)
 
     async def one(plan: Plan) -> None:
         async with slots:
-            await _manual(nc, plan, ids[plan.partner])
+            await _manual(nc, plan, ids[plan.partner], owners)
 
     await asyncio.gather(*(one(p) for p in manual))
     # Oldest first, as the worker would have seen them.

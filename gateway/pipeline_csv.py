@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import uuid
 from collections.abc import AsyncIterator
 
 from fastapi import HTTPException, Request
@@ -12,9 +13,10 @@ from fastapi.responses import JSONResponse
 from nats.aio.client import Client as NATS
 
 from contracts import pipeline as pc
-from gateway import audit
+from gateway import audit, people
 from gateway.state import bus, sessions
 from runtime.commands import send
+from runtime.csv_cells import safe_row, unsafe_row
 
 CHUNK = 500
 MAX_BYTES = 50 * 1024 * 1024
@@ -59,12 +61,42 @@ def parse(text: str) -> tuple[list[str], list[list[str]]]:
         raise unprocessable(["body", "file"], f"not CSV: {exc}") from exc
     if not records or not any(cell.strip() for cell in records[0]):
         raise unprocessable(["body", "file"], "the file has no header row")
-    # Blank lines keep their row number (spreadsheets number them too) but carry no data.
-    return records[0], records[1:]
+    # Blank lines keep their row number (spreadsheets number them too) but carry no data. Cells our
+    # exports wrote formula-safe ('=...) come back as they were.
+    return records[0], [unsafe_row(r) for r in records[1:]]
+
+
+def _owner_column(header: list[str]) -> int | None:
+    names = [h.strip().lower() for h in header]
+    return names.index("owner") if "owner" in names else None
+
+
+def owners_to_ids(directory: people.Directory, kind: pc.ImportKind, header: list[str],
+                  rows: list[list[str]]) -> pc.ImportResult | None:
+    """Owners are written by email in files (or by user id); they are stored as user ids. Rewrites
+    the owner cells in place, or returns the refusal naming each row whose owner is not a team member."""
+    column = _owner_column(header)
+    if column is None:
+        return None
+    errors = []
+    for number, row in enumerate(rows, start=2):
+        if column < len(row) and row[column].strip():
+            member = directory.find(row[column])
+            if member is None:
+                errors.append(pc.RowError(row=number, field="owner", message=f"{row[column].strip()!r} is not a team "
+                                          "member; give their email"))
+            else:
+                row[column] = member.id
+    if not errors:
+        return None
+    return pc.ImportResult(batch_id=uuid.uuid4(), kind=kind, rows=len(rows), created=0, updated=0, errors=errors,
+                           stored=False)
 
 
 async def run_import(nc: NATS, kind: pc.ImportKind, header: list[str], rows: list[list[str]],
-                     actor: str) -> pc.ImportResult:
+                     actor: str, directory: people.Directory | None = None) -> pc.ImportResult:
+    if directory is not None and (refused := owners_to_ids(directory, kind, header, rows)):
+        return refused
     batch: pc.ImportBatch = await send(nc, pc.BeginImport(kind=kind, columns=header, actor=actor))
     for start in range(0, len(rows), CHUNK):
         chunk = [(start + i + 2, r) for i, r in enumerate(rows[start:start + CHUNK]) if any(c.strip() for c in r)]
@@ -92,7 +124,7 @@ def error_detail(result: pc.ImportResult) -> list[dict[str, object]]:
 async def import_response(request: Request, actor: str, kind: pc.ImportKind) -> JSONResponse:
     """200 with the counts when every row was stored; 422 with each bad row's number and field."""
     header, rows = await read_upload(request)
-    result = await run_import(bus(request), kind, header, rows, actor)
+    result = await run_import(bus(request), kind, header, rows, actor, await people.directory(request, fresh=True))
     if not result.stored:
         return JSONResponse({"detail": error_detail(result), "result": result.model_dump(mode="json")},
                             status_code=422)
@@ -102,17 +134,23 @@ async def import_response(request: Request, actor: str, kind: pc.ImportKind) -> 
     return JSONResponse(result.model_dump(mode="json"))
 
 
-async def export_lines(nc: NATS, kind: pc.ImportKind, actor: str) -> AsyncIterator[str]:
+async def export_lines(nc: NATS, kind: pc.ImportKind, actor: str,
+                       directory: people.Directory | None = None) -> AsyncIterator[str]:
+    """The CSV page by page; owners by email (so the file reads well and imports again)."""
     after = None
     first = True
     while True:
         page: pc.ExportPage = await send(nc, pc.ExportRows(kind=kind, after_id=after, actor=actor))
         buffer = io.StringIO()
         writer = csv.writer(buffer)
+        column = _owner_column(page.columns)
         if first:
             writer.writerow(page.columns)
             first = False
-        writer.writerows(page.rows)
+        for row in page.rows:
+            if directory is not None and column is not None and column < len(row) and row[column]:
+                row = [*row[:column], directory.email(row[column]), *row[column + 1:]]
+            writer.writerow(safe_row(row))
         yield buffer.getvalue()
         if page.next_after is None:
             return

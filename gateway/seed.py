@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import logging
 
+from gateway import people
 from gateway.auth import Role
 from gateway.demo_commissions import seed_commissions
 from gateway.demo_pipeline import seed_pipeline
 from gateway.users import ensure_user, new_password
 from runtime import bus
+from runtime.db import create_engine, session_factory
 from runtime.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -48,15 +50,31 @@ async def seed_team(settings: Settings) -> list[str]:
     return lines
 
 
+async def _owner_ids(settings: Settings) -> dict[str, str]:
+    """The demo's owner handles (maria, tom, ...) to the demo users' ids: deals are owned by user id."""
+    engine = create_engine(settings.database_url, trace_sql=False)
+    try:
+        async with session_factory(engine)() as session:
+            found = {}
+            for email, _name, _role in DEMO_TEAM:
+                user_id = await people.find_by_email(session, email)
+                if user_id is not None:
+                    found[email.split("@", 1)[0]] = str(user_id)
+            return found
+    finally:
+        await engine.dispose()
+
+
 async def seed(settings: Settings) -> int:
     if _production(settings):
         print("ENVIRONMENT=production: demo data not seeded", flush=True)
         return 0
     await seed_team(settings)
+    owners = await _owner_ids(settings)
     nc = await bus.connect(settings.nats_url, name="seed")
     try:
-        counts = await seed_pipeline(nc)
-        counts |= await seed_commissions(nc)
+        counts = await seed_pipeline(nc, owners=owners)
+        counts |= await seed_commissions(nc, owners=owners)
     finally:
         await nc.close()
     logger.info("demo seed: %s", counts)

@@ -63,9 +63,10 @@ async def _pressure(session: AsyncSession, column: object, value: str, since: da
     return int(count or 0), last
 
 
-async def wait_seconds(session: AsyncSession, email: str, client: str, *, known_device: bool) -> int:
+async def wait_seconds(session: AsyncSession, email: str, client: str, *, known_device: bool,
+                       now: datetime | None = None) -> int:
     """0 to go ahead; otherwise how long this attempt must wait."""
-    now = datetime.now(UTC)
+    now = now or datetime.now(UTC)
     since = now - WINDOW
     keys = [(SigninAttempt.client, client, ADDRESS_MAX_DELAY)]
     if not known_device:
@@ -78,8 +79,8 @@ async def wait_seconds(session: AsyncSession, email: str, client: str, *, known_
     return max(0, int(wait + 0.999))
 
 
-def record_failure(session: AsyncSession, email: str, client: str) -> None:
-    session.add(SigninAttempt(email=email.lower()[:320], client=client))
+def record_failure(session: AsyncSession, email: str, client: str, at: datetime | None = None) -> None:
+    session.add(SigninAttempt(email=email.lower()[:320], client=client, **({"at": at} if at else {})))
 
 
 def device_cookie(secret: str, user_id: uuid.UUID) -> str:

@@ -24,6 +24,7 @@ from gateway.auth import Principal, Role, require
 from gateway.read_models import commissions as commission_models
 from gateway.state import bus, sessions
 from runtime.commands import send
+from runtime.csv_cells import safe_row
 from runtime.errors import CommandFailed
 
 router = APIRouter(prefix="/api/commissions", tags=["commissions"])
@@ -283,12 +284,6 @@ CSV_COLUMNS = ("direction", "currency", "row", "date", "entry_id", "entry_type",
                "revenue", "customer", "version", "rule", "detail", "amount")
 
 
-def _cell(value: object) -> str:
-    """Text as a spreadsheet shows it, never as a formula (a customer named '=HYPERLINK(...)')."""
-    text = "" if value is None else str(value)
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
-
-
 def statement_csv(s: cc.Statement) -> Iterator[str]:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
@@ -296,7 +291,7 @@ def statement_csv(s: cc.Statement) -> Iterator[str]:
     def row(*cells: object) -> str:
         out.seek(0)
         out.truncate()
-        writer.writerow(cells)
+        writer.writerow(safe_row(cells))
         return out.getvalue()
 
     yield row(*CSV_COLUMNS)
@@ -305,9 +300,9 @@ def statement_csv(s: cc.Statement) -> Iterator[str]:
         yield row(*head, "opening balance", s.period_start, "", "", "", "", "", "", "", "", "", sec.opening_balance)
         for e in sec.lines:
             yield row(*head, "entry", e.period, e.id, e.entry_type.value, e.status.value, e.agreement_id,
-                      _cell(e.revenue_key), _cell(e.customer), e.version, e.rule, _cell(e.detail), e.amount)
+                      e.revenue_key, e.customer, e.version, e.rule, e.detail, e.amount)
         for p in sec.payment_lines:
-            yield row(*head, "payment", p.paid_on, "", "", "", "", "", "", "", "", _cell(p.reference), -p.amount)
+            yield row(*head, "payment", p.paid_on, "", "", "", "", "", "", "", "", p.reference, -p.amount)
         yield row(*head, "closing balance", s.period_end, "", "", "", "", "", "", "", "", "", sec.closing_balance)
 
 

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from contracts import pipeline as pc
 from contracts.fields import Offset, line
-from gateway import audit, pipeline_csv
+from gateway import audit, people, pipeline_csv
 from gateway.auth import Principal, Role, require
 from gateway.read_models import partners as partner_models
 from gateway.state import bus, sessions
@@ -28,7 +28,8 @@ class PartnerIn(BaseModel):
     type: pc.PartnerType
     tier: pc.PartnerTier | None = Field(default=None, description="Pins the tier; leave out to follow revenue.")
     status: pc.PartnerStatus = pc.PartnerStatus.prospect
-    owner: pc.Person | None = None
+    owner: pc.Person | None = Field(default=None, description="The team member who owns it: their email or user "
+                                    "id (stored as the id).")
     scorecard: pc.Scorecard | None = None
 
 
@@ -63,7 +64,8 @@ async def create_partner(body: PartnerIn, request: Request, principal: Writer) -
 
 
 async def add_partner(request: Request, principal: Principal, body: PartnerIn) -> pc.Partner:
-    partner: pc.Partner = await send(bus(request), pc.CreatePartner(**body.model_dump(), actor=principal.name))
+    fields = body.model_dump() | {"owner": await people.owner_id(request, body.owner)}
+    partner: pc.Partner = await send(bus(request), pc.CreatePartner(**fields, actor=principal.name))
     async with sessions(request)() as session, session.begin():
         await audit.record(session, actor=principal.name, action="partner.created", entity="partner",
                            entity_id=partner.id, after=partner)
@@ -84,6 +86,7 @@ async def list_partners(
     offset: Annotated[Offset, Query()] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> pc.PartnerList:
+    owner = await people.owner_filter(request, owner)
     return await send(bus(request), pc.ListPartners(
         type=type, tier=tier, status=status, owner=owner, q=q, include_archived=include_archived, sort=sort,
         offset=offset, limit=limit, actor=principal.name))
@@ -92,7 +95,8 @@ async def list_partners(
 @router.get("/partners/export.csv", tags=["partners"], response_class=StreamingResponse,
             responses={200: {"content": {"text/csv": {}}}})
 async def export_partners(request: Request, principal: Reader) -> StreamingResponse:
-    lines = pipeline_csv.export_lines(bus(request), pc.ImportKind.partners, principal.name)
+    lines = pipeline_csv.export_lines(bus(request), pc.ImportKind.partners, principal.name,
+                                      await people.directory(request, fresh=True))
     return StreamingResponse(lines, media_type="text/csv",
                              headers={"content-disposition": "attachment; filename=partners.csv"})
 
@@ -118,7 +122,10 @@ async def get_partner(partner_id: UUID, request: Request, principal: Reader) -> 
 
 @router.patch("/partners/{partner_id}", response_model=pc.Partner, tags=["partners"])
 async def update_partner(partner_id: UUID, body: PartnerPatch, request: Request, principal: Writer) -> pc.Partner:
-    command = pc.UpdatePartner(partner_id=partner_id, actor=principal.name, **body.model_dump(exclude_unset=True))
+    changes = body.model_dump(exclude_unset=True)
+    if changes.get("owner"):
+        changes["owner"] = await people.owner_id(request, changes["owner"])
+    command = pc.UpdatePartner(partner_id=partner_id, actor=principal.name, **changes)
     partner: pc.Partner = await send(bus(request), command)
     async with sessions(request)() as session, session.begin():
         await audit.record(session, actor=principal.name, action="partner.updated", entity="partner",

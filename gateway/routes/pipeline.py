@@ -10,14 +10,14 @@ from decimal import Decimal
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from contracts import pipeline as pc
 from contracts import sync
 from contracts.fields import Day, Moment, Offset, Version, line
-from gateway import audit, pipeline_csv
+from gateway import audit, people, pipeline_csv
 from gateway.auth import Principal, Role, require
 from gateway.read_models import kpi_snapshots
 from gateway.read_models import pipeline as pipeline_models
@@ -42,7 +42,8 @@ class OpportunityIn(BaseModel):
     amount: pc.Amount
     currency: pc.Currency = "USD"
     expected_close_date: Day | None = None
-    owner: pc.Person | None = None
+    owner: pc.Person | None = Field(default=None, description="The team member who owns it: their email or user id "
+                                    "(stored as the id). The creator, if left out, on the web form only.")
     deal_model: pc.DealModel = pc.DealModel.resale
     pipeline: pc.Key | None = Field(default=None, description="Defaults from the deal model (cosell or resale).")
     stage: line(100, description="Key or name; defaults to the first.") | None = None
@@ -114,8 +115,8 @@ class Accepted(BaseModel):
 
 @router.post("/opportunities", status_code=201, response_model=pc.Opportunity, tags=["opportunities"])
 async def create_opportunity(body: OpportunityIn, request: Request, principal: Writer) -> pc.Opportunity:
-    opportunity: pc.Opportunity = await send(bus(request), pc.CreateOpportunity(**body.model_dump(),
-                                                                                actor=principal.name))
+    fields = body.model_dump() | {"owner": await people.owner_id(request, body.owner)}
+    opportunity: pc.Opportunity = await send(bus(request), pc.CreateOpportunity(**fields, actor=principal.name))
     await _audit(request, principal, "opportunity.created", opportunity.id, opportunity)
     return opportunity
 
@@ -142,6 +143,7 @@ async def list_opportunities(
             pc.parse_quarter(quarter)
         except ValueError as exc:
             raise pipeline_csv.unprocessable(["query", "quarter"], str(exc)) from exc
+    owner = await people.owner_filter(request, owner)
     return await send(bus(request), pc.ListOpportunities(
         owner=owner, partner_id=partner_id, pipeline=pipeline, stage=stage, outcome=outcome, source=source,
         deal_model=deal_model, quarter=quarter, q=q, sort=sort, offset=offset, limit=limit, actor=principal.name))
@@ -150,7 +152,9 @@ async def list_opportunities(
 @router.get("/opportunities/export.csv", tags=["opportunities"], response_class=StreamingResponse,
             responses={200: {"content": {"text/csv": {}}}})
 async def export_opportunities(request: Request, principal: Reader) -> StreamingResponse:
-    return StreamingResponse(pipeline_csv.export_lines(bus(request), pc.ImportKind.opportunities, principal.name),
+    lines = pipeline_csv.export_lines(bus(request), pc.ImportKind.opportunities, principal.name,
+                                      await people.directory(request, fresh=True))
+    return StreamingResponse(lines,
                              media_type="text/csv",
                              headers={"content-disposition": "attachment; filename=opportunities.csv"})
 
@@ -171,6 +175,8 @@ async def get_opportunity(opportunity_id: UUID, request: Request, principal: Rea
 async def update_opportunity(opportunity_id: UUID, body: OpportunityPatch, request: Request,
                              principal: Writer) -> pc.Opportunity:
     changes = body.model_dump(exclude_unset=True)
+    if changes.get("owner"):
+        changes["owner"] = await people.owner_id(request, changes["owner"])
     opportunity: pc.Opportunity = await send(bus(request), pc.UpdateOpportunity(
         opportunity_id=opportunity_id, actor=principal.name, **changes))
     await _audit(request, principal, "opportunity.updated", opportunity_id, body.model_dump(mode="json",
@@ -224,12 +230,18 @@ async def update_settings(body: SettingsPatch, request: Request, principal: Mana
 @router.get("/kpis/pipeline", response_model=pipeline_models.PipelineKpis, tags=["kpis"])
 async def pipeline_kpis(
     request: Request,
-    _: KpiReader,
+    principal: KpiReader,
     as_of: Annotated[Day | None, Query(description="A day of the quarter to report on (default: today, UTC).")] = None,
-    owner: Annotated[pc.Person | None, Query(description="A team member: their deals, and the partners they own.")
-                     ] = None,
+    owner: Annotated[pc.Person | None, Query(
+        description="A team member (email or user id): their deals, and the partners they own. Members and "
+                    "viewers may ask only for themselves, as on the team page; managers, admins and tokens for "
+                    "anyone.")] = None,
     top: Annotated[int, Query(ge=1, le=100)] = 10,
 ) -> pipeline_models.PipelineKpis | Response:
+    owner = await people.owner_filter(request, owner)
+    if owner is not None and principal.kind == "user" and principal.role.rank < Role.manager.rank \
+            and owner != principal.id:
+        raise HTTPException(403, detail="you can see your own KPIs; managers see everyone's")
     today = datetime.now(UTC).date()
     day = as_of or today
     kept = day == today and top == pipeline_models.SNAPSHOT_TOP

@@ -10,9 +10,11 @@ from fastapi import Depends, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import Response
 from fastapi.templating import Jinja2Templates
+from jinja2 import pass_context
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from gateway import people
 from gateway.auth import Principal, Role, require
 from gateway.web import charts
 from gateway.web.formatting import FILTERS
@@ -60,6 +62,8 @@ def _base_context(request: Request) -> dict[str, Any]:
 
 templates = Jinja2Templates(directory=str(TEMPLATES_DIR), context_processors=[_base_context])
 templates.env.filters.update(FILTERS)
+# An owner's name from their user id (deals and partners are owned by id; gateway/people.py).
+templates.env.filters["person"] = pass_context(lambda context, owner: people.name_for(context.get("request"), owner))
 templates.env.globals["charts"] = charts
 
 Viewer = Annotated[Principal, Depends(require(Role.viewer))]

@@ -8,7 +8,7 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, Response
 
 from contracts import pipeline as pc
-from gateway import audit, pipeline_csv
+from gateway import audit, people, pipeline_csv
 from gateway.state import bus, sessions
 from gateway.web.common import Member, render
 
@@ -34,7 +34,8 @@ async def import_file(request: Request, principal: Member) -> Response:
     except HTTPException as exc:
         detail = exc.detail[0]["msg"] if isinstance(exc.detail, list) else str(exc.detail)
         return render(request, "import.html", {**context, "errors": {"file": detail}}, status_code=exc.status_code)
-    result = await pipeline_csv.run_import(bus(request), kind, header, rows, principal.name)
+    result = await pipeline_csv.run_import(bus(request), kind, header, rows, principal.name,
+                                           await people.directory(request, fresh=True))
     if result.stored:
         async with sessions(request)() as session, session.begin():
             await audit.record(session, actor=principal.name, action=f"{kind.value}.imported", entity=kind.value,

@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from sqlalchemy import select
 
 from contracts import pipeline as pc
-from gateway import audit
+from gateway import audit, people
 from gateway.auth import Principal
 from gateway.models import User
 from gateway.routes.pipeline import OpportunityPatch, update_opportunity
@@ -32,15 +32,11 @@ router = APIRouter(include_in_schema=False)
 COLUMN_LIMIT = 60
 
 
-def handle(email: str) -> str:
-    """Team members own deals by handle, the part of their email before the @ (as the demo data does)."""
-    return email.split("@", 1)[0]
-
-
 async def team_handles(request: Request) -> list[tuple[str, str]]:
+    """(user id, name) of everyone who can own a deal or partner (gateway/people.py)."""
     async with sessions(request)() as session:
         users = await session.scalars(select(User).where(User.active).order_by(User.name))
-        return [(handle(u.email), u.name) for u in users]
+        return [(str(u.id), u.name) for u in users]
 
 
 async def partner_choices(request: Request, actor: str) -> list[pc.Partner]:
@@ -113,12 +109,14 @@ async def load_board(request: Request, principal: Principal, filters: Filters) -
     # Closed columns show one quarter (this one unless filtered), or they would hold all history.
     closed_quarter = filters.quarter or pc.quarter_label(*pc.quarter_of(today, settings.fiscal_year_start_month))
     partner_id = _uuid(filters.partner)
+    found = (await people.directory(request)).find(filters.owner) if filters.owner else None
+    owner = found.id if found else (filters.owner or None)
     source = pc.Source(filters.source) if filters.source in set(pc.Source) else None
 
     async def column(stage: pc.StageDef) -> tuple[list[pc.Opportunity], int]:
         quarter = filters.quarter or (closed_quarter if stage.outcome != pc.Outcome.open else None)
         listing: pc.OpportunityList = await send(nc, pc.ListOpportunities(
-            pipeline=stage_set.key, stage=stage.key, owner=filters.owner or None, partner_id=partner_id,
+            pipeline=stage_set.key, stage=stage.key, owner=owner, partner_id=partner_id,
             source=source, quarter=quarter, sort=pc.OpportunitySort.amount_desc, limit=COLUMN_LIMIT, actor=actor))
         return listing.items, listing.total
 
@@ -230,7 +228,7 @@ async def _deal_form(request: Request, principal: Principal, *, form: dict[str, 
     partners, team, sets, settings = await asyncio.gather(
         partner_choices(request, principal.name), team_handles(request),
         send(nc, pc.ListStageSets(actor=principal.name)), send(nc, pc.GetPipelineSettings(actor=principal.name)))
-    form = {"currency": settings.reporting_currency, "owner": handle(principal.name), **form}
+    form = {"currency": settings.reporting_currency, "owner": principal.id, **form}
     return render(request, "deal_form.html", {
         "form": form, "errors": errors, "partners": partners, "team": team, "stage_sets": sets.items,
         "deal_models": list(pc.DealModel), "hyperscalers": list(pc.Hyperscaler),
@@ -249,6 +247,8 @@ async def create_deal_form(request: Request, principal: Member) -> Response:
     form = {name: str(raw.get(name, "")).strip() for name in DEAL_FIELDS}
     values: dict[str, Any] = {k: v for k, v in form.items() if v != ""}
     try:
+        if values.get("owner"):
+            values["owner"] = await people.owner_id(request, values["owner"])
         command = pc.CreateOpportunity(**values, actor=principal.name)
         created: pc.Opportunity = await send(bus(request), command)
     except (ValidationError, CommandFailed) as exc:

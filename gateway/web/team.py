@@ -1,7 +1,7 @@
 """The team and each member's own KPIs. A member sees their own page; managers and the VP see all.
 
 Figures come from the pipeline KPI read model narrowed to the deals a person owns (deals are owned
-by handle: the part of the email before the @)."""
+by user id, see gateway/people.py)."""
 
 from __future__ import annotations
 
@@ -21,7 +21,6 @@ from gateway.models import User
 from gateway.read_models import pipeline as pipeline_models
 from gateway.state import sessions
 from gateway.web.common import Viewer, not_found, render
-from gateway.web.pipeline import handle
 
 router = APIRouter(include_in_schema=False)
 ADVANCED_WINDOW = timedelta(days=7)
@@ -82,7 +81,7 @@ async def team(request: Request, principal: Viewer) -> Response:
     now = datetime.now(UTC)
     async with sessions(request)() as session:
         users = list(await session.scalars(query))
-        kpis = {str(u.id): await member_kpis(session, handle(u.email), now.date(), now) for u in users}
+        kpis = {str(u.id): await member_kpis(session, str(u.id), now.date(), now) for u in users}
     return render(request, "team.html", {"users": users, "kpis": kpis})
 
 
@@ -96,5 +95,5 @@ async def member(user_id: uuid.UUID, request: Request, principal: Viewer) -> Res
             return render(request, "forbidden.html",
                           {"detail": "You can see your own KPIs; managers see everyone's."}, status_code=403)
         now = datetime.now(UTC)
-        kpis = await member_kpis(session, handle(user.email), now.date(), now)
-    return render(request, "member.html", {"member": user, "kpis": kpis, "handle": handle(user.email)})
+        kpis = await member_kpis(session, str(user.id), now.date(), now)
+    return render(request, "member.html", {"member": user, "kpis": kpis})

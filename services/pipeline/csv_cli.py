@@ -23,6 +23,7 @@ from typing import TextIO
 from contracts import pipeline as c
 from runtime import bus
 from runtime.commands import send
+from runtime.csv_cells import safe_row, unsafe_row
 from runtime.errors import CommandFailed
 
 CHUNK = 500
@@ -59,7 +60,7 @@ def read_csv(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
         records = list(csv.reader(f))
     if not records:
         raise SystemExit(f"{path}: the file is empty")
-    rows = [(i + 2, r) for i, r in enumerate(records[1:]) if any(cell.strip() for cell in r)]
+    rows = [(i + 2, unsafe_row(r)) for i, r in enumerate(records[1:]) if any(cell.strip() for cell in r)]
     return records[0], rows
 
 
@@ -105,7 +106,7 @@ async def do_export(nc, kind: c.ImportKind, out: TextIO, *, progress: bool) -> i
         page: c.ExportPage = await send(nc, c.ExportRows(kind=kind, after_id=after, actor="cli"), timeout=60)
         if after is None:
             writer.writerow(page.columns)
-        writer.writerows(page.rows)
+        writer.writerows(safe_row(r) for r in page.rows)
         written += len(page.rows)
         bar.total = written
         bar.advance(len(page.rows))

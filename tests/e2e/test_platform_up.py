@@ -98,7 +98,7 @@ class TestPlatform:
         before = wait_for(lambda: (k := kpis(client))["partners_total"] >= 11 and k, 30, "demo partners counted")
 
         name = unique("Acme Data ")
-        created = client.post("/api/partners", json={"name": name, "type": "isv", "owner": "tom"},
+        created = client.post("/api/partners", json={"name": name, "type": "isv", "owner": "tom@example.com"},
                               headers={"x-csrf-token": csrf})
         assert created.status_code == 201, created.text
         wait_for(lambda: kpis(client)["partners_by_type"]["isv"] == before["partners_by_type"]["isv"] + 1, 30,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from gateway.auth import Role
-from gateway.signin_throttle import EMAIL_MAX_DELAY, FREE_FAILURES
+from gateway.signin_throttle import EMAIL_MAX_DELAY, FREE_FAILURES, record_failure
 from runtime.testing import unique
 from tests.gateway.conftest import PASSWORD, Gateway, csrf_from, new_address
 
@@ -50,6 +50,10 @@ class TestSignIn:
                 response = await client.post("/signin", data={"email": email, "password": "wrong password!",
                                                               "csrf_token": csrf_from(page.text)})
                 assert response.status_code == 401
+            # Five more failures just now (as fast as an attacker would): the next attempt waits 30 s.
+            async with gateway.app.state.running.sessions() as session, session.begin():
+                for _ in range(5):
+                    record_failure(session, email, "elsewhere")
             page = await client.get("/signin")
             response = await client.post("/signin", data={"email": email, "password": PASSWORD,
                                                           "csrf_token": csrf_from(page.text)})

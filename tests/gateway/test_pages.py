@@ -83,7 +83,7 @@ class TestDeals:
     async def test_a_deal_moves_on_the_board_and_the_move_is_audited(self, gateway: Gateway):
         partner = await _partner(gateway)
         name = unique("Board ")
-        deal_id = await _deal(gateway, name=name, partner_id=partner["id"], owner="member")
+        deal_id = await _deal(gateway, name=name, partner_id=partner["id"], owner="member@gateway.test")
         member = gateway.people[Role.member]
         board = await member.client.get("/pipeline?pipeline=resale", headers=HTML)
         assert board.status_code == 200
@@ -119,10 +119,10 @@ class TestDeals:
     async def test_board_filters_narrow_the_columns(self, gateway: Gateway):
         mine = unique("Mine ")
         theirs = unique("Theirs ")
-        await _deal(gateway, name=mine, owner="member")
-        await _deal(gateway, name=theirs, owner="manager")
+        await _deal(gateway, name=mine, owner="member@gateway.test")
+        await _deal(gateway, name=theirs, owner="manager@gateway.test")
         viewer = gateway.people[Role.viewer]
-        board = await viewer.client.get("/pipeline?owner=member", headers=HTML)
+        board = await viewer.client.get(f"/pipeline?owner={gateway.people[Role.member].id}", headers=HTML)
         assert mine in board.text and theirs not in board.text
         empty = await viewer.client.get(f"/pipeline?partner={'0' * 8}-0000-0000-0000-{'0' * 12}", headers=HTML)
         assert "No deals match these filters" in empty.text
@@ -172,7 +172,7 @@ class TestFiguresMatchTheService:
         close = (after - timedelta(days=1)).isoformat()
         for amount, stage in (("40000", "negotiation"), ("24000", "proposal"), ("36000", "won"), ("8000", "lost"),
                               ("12000", None)):
-            deal_id = await _deal(gateway, amount=amount, owner="member", expected_close_date=close)
+            deal_id = await _deal(gateway, amount=amount, owner="member@gateway.test", expected_close_date=close)
             if stage:
                 response = await member.client.post(f"/api/opportunities/{deal_id}/stage", json={"stage": stage},
                                                     headers={"x-csrf-token": member.csrf})
@@ -203,7 +203,7 @@ class TestFiguresMatchTheService:
         signal = "at-risk" if closed_won + weighted < Decimal(250000) else "on-track"
         assert f'data-testid="{signal}"' in page
 
-        mine = await service(owner="member")
+        mine = await service(owner="member@gateway.test")
         mine_open = [o for o in mine if o["outcome"] == "open"]
         mine_won = [o for o in mine if o["outcome"] == "won" and o["closed_at"] and
                     pc.quarter_label(*pc.quarter_of(datetime.fromisoformat(o["closed_at"]).date(), 1)) == quarter]
@@ -227,8 +227,8 @@ class TestPartnerEditing:
         member = gateway.people[Role.member]
         page = await member.client.get(f"/partners/{partner['id']}", headers=HTML)
         version = re.search(r'name="expected_version" value="(\d+)"', page.text)[1]
-        form = {"name": unique("Scored "), "type": "isv", "status": "active", "owner": "member", "tier": "gold",
-                "expected_version": version, "csrf_token": member.csrf}
+        form = {"name": unique("Scored "), "type": "isv", "status": "active", "owner": "member@gateway.test",
+                "tier": "gold", "expected_version": version, "csrf_token": member.csrf}
         bad = await member.client.post(f"/partners/{partner['id']}", headers=HTML,
                                        data={**form, "strategic_fit": "11", "revenue_potential": "8"})
         assert bad.status_code == 422
@@ -251,7 +251,7 @@ class TestImport:
     async def test_a_csv_with_a_bad_row_stores_nothing_and_names_the_line_then_imports_when_fixed(self, gateway):
         member = gateway.people[Role.member]
         first, second = unique("Csv one "), unique("Csv two ")
-        bad = f"name,type,owner\n{first},isv,member\n{second},spaceship,member\n"
+        bad = f"name,type,owner\n{first},isv,member@gateway.test\n{second},spaceship,member@gateway.test\n"
         response = await member.client.post("/import", headers=HTML, data={"kind": "partners",
                                                                             "csrf_token": member.csrf},
                                             files={"file": ("partners.csv", bad.encode(), "text/csv")})
@@ -279,13 +279,13 @@ class TestImport:
 
 class TestDealEditing:
     async def test_fields_and_the_ace_deadline_are_edited_with_errors_beside_fields(self, gateway: Gateway):
-        deal_id = await _deal(gateway, deal_model="cosell", hyperscaler="aws", owner="member")
+        deal_id = await _deal(gateway, deal_model="cosell", hyperscaler="aws", owner="member@gateway.test")
         member = gateway.people[Role.member]
         page = (await member.client.get(f"/opportunities/{deal_id}", headers=HTML)).text
         assert 'data-testid="deal-edit"' in page and 'name="review_status"' in page
         version = re.search(r'name="expected_version" value="(\d+)"', page)[1]
         form = {"name": unique("Edited "), "customer": "Globex", "amount": "64000", "currency": "USD",
-                "deal_model": "cosell", "hyperscaler": "aws", "owner": "member", "expected_close_date": "",
+                "deal_model": "cosell", "hyperscaler": "aws", "owner": "member@gateway.test", "expected_close_date": "",
                 "partner_id": "", "ace": "1", "review_status": "Action Required", "action_due_date": "2026-12-01",
                 "reviewer_comments": "Add the customer's use case", "next_steps": "Call the PDM",
                 "expected_version": version, "csrf_token": member.csrf}

@@ -95,15 +95,23 @@ class TestThrottling:
         async with gateway.client(address) as client:
             for _ in range(signin_throttle.FREE_FAILURES):
                 assert (await _attempt(client, await _new_user(gateway), "wrong password!")).status_code == 401
-            waits = []
-            for _ in range(3):
-                refused = await _attempt(client, await _new_user(gateway), "wrong password!")
-                assert refused.status_code == 429
-                waits.append(int(refused.headers["retry-after"]))
-                await _age_failures(gateway, waits[-1], client=address)  # the wait passes...
-                assert (await _attempt(client, await _new_user(gateway), "wrong password!")).status_code == 401
-            assert waits == [1, 2, 4]
-            assert signin_throttle.delay_after(100, signin_throttle.ADDRESS_MAX_DELAY) == 15 * 60
+        # The waits, read at the moment of the last failure (a fixed clock, not the test's speed).
+        sessions = gateway.app.state.running.sessions
+        t = datetime.now(UTC)
+        waits = []
+        async with sessions() as session, session.begin():
+            for _ in range(6):
+                t += timedelta(seconds=1)
+                signin_throttle.record_failure(session, f"{unique('x')}@gateway.test", address, at=t)
+                await session.flush()
+                waits.append(await signin_throttle.wait_seconds(session, "someone@else.test", address,
+                                                                known_device=False, now=t))
+        assert waits == [2, 4, 8, 16, 32, 64]  # failures 6..11 from one address
+        assert signin_throttle.delay_after(100, signin_throttle.ADDRESS_MAX_DELAY) == 15 * 60
+        # And over HTTP: the next attempt from that address waits, with a Retry-After to say how long.
+        async with gateway.client(address) as client:
+            refused = await _attempt(client, await _new_user(gateway), PASSWORD)
+            assert refused.status_code == 429 and 0 < int(refused.headers["retry-after"]) <= 64 + 6
 
     async def test_an_attack_on_an_account_does_not_lock_its_owner_out(self, gateway: Gateway):
         email = await _new_user(gateway)
@@ -176,19 +184,20 @@ class TestProxies:
 
     async def test_a_client_cannot_choose_the_address_it_is_counted_under(self, gateway: Gateway, served: Served):
         # Over real TCP from 127.0.0.1 with no proxy configured: X-Forwarded-For is ignored, so failures
-        # claiming five different addresses all count against the one the connection came from.
+        # claiming other addresses are all counted against the one the connection came from.
+        emails = [await _new_user(gateway) for _ in range(3)]
         async with served.client() as client:
-            for i in range(signin_throttle.FREE_FAILURES):
+            for i, email in enumerate(emails):
                 page = await client.get("/signin")
                 response = await client.post("/signin", headers={"x-forwarded-for": f"203.0.113.{i}"},
-                                             data={"email": await _new_user(gateway), "password": "wrong password!",
+                                             data={"email": email, "password": "wrong password!",
                                                    "csrf_token": csrf_from(page.text)})
                 assert response.status_code == 401
-            page = await client.get("/signin")
-            response = await client.post("/signin", headers={"x-forwarded-for": "203.0.113.99"},
-                                         data={"email": await _new_user(gateway), "password": PASSWORD,
-                                               "csrf_token": csrf_from(page.text)})
-            assert response.status_code == 429
+        async with gateway.app.state.running.sessions() as session:
+            rows = (await session.execute(text(
+                "SELECT client, count(*) FROM gateway.signin_attempt WHERE email = ANY(:e) GROUP BY client"),
+                {"e": emails})).all()
+        assert dict(rows) == {"127.0.0.1": 3}
         await _sql(gateway, "DELETE FROM gateway.signin_attempt WHERE client = '127.0.0.1'")
 
 

@@ -91,3 +91,23 @@ async def api(gateway_app, api_token: str) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(transport=transport, base_url="http://gateway",
                                  headers={"authorization": f"Bearer {api_token}"}) as client:
         yield client
+
+
+@pytest.fixture
+def new_owner(gateway_app):
+    """A new team member to own deals and partners (they are owned by user id): returns (email, id)."""
+    from sqlalchemy import select
+
+    from gateway.auth import Role
+    from gateway.models import User
+    from gateway.users import ensure_user
+    from runtime.testing import unique
+
+    async def make() -> tuple[str, str]:
+        email = f"{unique('owner')}@pipeline.test"
+        await ensure_user(gateway_app.state.settings, email=email, name=email, role=Role.member,
+                          password="owner password for tests")
+        async with gateway_app.state.running.sessions() as session:
+            return email, str(await session.scalar(select(User.id).where(User.email == email)))
+
+    return make

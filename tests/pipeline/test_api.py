@@ -54,11 +54,12 @@ async def scoped(gateway_app):
 
 
 class TestPartners:
-    async def test_create_read_change_archive(self, api):
-        owner = unique("owner-")
+    async def test_create_read_change_archive(self, api, new_owner):
+        owner, owner_id = await new_owner()
         p = await partner(api, owner=owner, scorecard={"strategic_fit": 8, "revenue_potential": 6,
                                                        "feasibility": 7, "risk": 5})
         assert p["score"] == "6.65" and p["tier"] == "bronze" and p["tier_auto"] is True
+        assert p["owner"] == owner_id  # named by email, owned by user id
         got = await api.get(f"/api/partners/{p['id']}")
         assert got.status_code == 200 and got.json()["rank"] >= 1
         patched = await api.patch(f"/api/partners/{p['id']}", json={"status": "active", "expected_version": 1})
@@ -72,10 +73,10 @@ class TestPartners:
         listed = await api.get("/api/partners", params={"owner": owner, "include_archived": "true"})
         assert listed.json()["total"] == 1
 
-    async def test_filters_sorting_paging(self, api):
-        owner = unique("owner-")
+    async def test_filters_sorting_paging(self, api, new_owner):
+        owner, _ = await new_owner()
         for name, tier in (("Beta", "gold"), ("alpha", None), ("Gamma", "platinum")):
-            await partner(api, name=f"{name} {owner}", owner=owner, **({"tier": tier} if tier else {}))
+            await partner(api, name=f"{name} {unique('')}", owner=owner, **({"tier": tier} if tier else {}))
         names = lambda r: [p["name"].split()[0] for p in r.json()["items"]]  # noqa: E731
         assert names(await api.get("/api/partners", params={"owner": owner, "sort": "name"})) == ["alpha", "Beta",
                                                                                                   "Gamma"]
@@ -123,9 +124,9 @@ class TestPartners:
 
 
 class TestOpportunities:
-    async def test_create_move_read_history(self, api):
+    async def test_create_move_read_history(self, api, new_owner):
         p = await partner(api)
-        o = await opportunity(api, partner_id=p["id"], owner="maria", expected_close_date="2026-12-31")
+        o = await opportunity(api, partner_id=p["id"], owner=(await new_owner())[0], expected_close_date="2026-12-31")
         for stage in ("Qualified", "proposal", "won"):
             moved = await api.post(f"/api/opportunities/{o['id']}/stage", json={"stage": stage})
             assert moved.status_code == 200, moved.text
@@ -134,8 +135,12 @@ class TestOpportunities:
         assert {h["changed_by"] for h in detail["stage_history"]} == {"token:pipeline-tests"}
         assert detail["outcome"] == "won" and detail["amount"] == "1000.00"
 
-    async def test_patch_and_conflicts(self, api):
-        o = await opportunity(api, owner="tom")
+    async def test_patch_and_conflicts(self, api, new_owner):
+        _, owner_id = await new_owner()
+        o = await opportunity(api, owner=owner_id)
+        assert o["owner"] == owner_id
+        nobody = await api.patch(f"/api/opportunities/{o['id']}", json={"owner": "tom"})
+        assert nobody.status_code == 422 and fields_of(nobody) == {"owner"}
         ok = await api.patch(f"/api/opportunities/{o['id']}", json={"amount": "2500.50", "owner": None,
                                                                     "expected_version": 1})
         assert ok.status_code == 200 and ok.json()["amount"] == "2500.50" and ok.json()["owner"] is None
@@ -160,8 +165,8 @@ class TestOpportunities:
         assert response.status_code == 422, response.text
         assert field in fields_of(response)
 
-    async def test_filters_sorting_paging(self, api):
-        owner = unique("owner-")
+    async def test_filters_sorting_paging(self, api, new_owner):
+        owner, _ = await new_owner()
         p = await partner(api)
         for amount, source_stage in (("300", "lead"), ("100", "won"), ("200", "proposal")):
             o = await opportunity(api, owner=owner, amount=amount, partner_id=p["id"], expected_close_date="2026-05-20")

