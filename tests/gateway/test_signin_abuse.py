@@ -157,6 +157,13 @@ class TestThrottling:
         for host in range(1, signin_throttle.FREE_FAILURES + 1):
             async with gateway.client(f"{net}::{host:x}") as client:
                 assert (await _attempt(client, await _new_user(gateway), "wrong password!")).status_code == 401
+        group = signin_throttle.client_key(f"{net}::1")
+        async with gateway.app.state.running.sessions() as session, session.begin():
+            counted = await session.scalar(text("SELECT count(*) FROM gateway.signin_attempt WHERE client = :c"),
+                                           {"c": group})
+            assert counted == signin_throttle.FREE_FAILURES  # five addresses, one group
+            for _ in range(5):  # and five more just now: the group's next attempt waits 32 s
+                signin_throttle.record_failure(session, f"{unique('x')}@gateway.test", group)
         async with gateway.client(f"{net}:ffff:ffff:ffff:ffff") as same_64:
             assert (await _attempt(same_64, await _new_user(gateway), PASSWORD)).status_code == 429
         async with gateway.client(f"{net[:-1]}8::1") as next_64:
