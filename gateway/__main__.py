@@ -1,4 +1,4 @@
-"""`python -m gateway [serve|rebuild|seed|create-admin]`."""
+"""`python -m gateway [serve|rebuild|seed|create-admin|owners-to-ids]`."""
 
 from __future__ import annotations
 
@@ -45,12 +45,16 @@ def main() -> None:
         from gateway.users import create_admin_cli
 
         create_admin_cli(settings, sys.argv[2:])
+    elif cmd == "owners-to-ids":
+        from gateway.owners_to_ids import main as owners_to_ids
+
+        print(json.dumps(owners_to_ids(settings)))
     elif cmd == "seed":
         from gateway.seed import seed
 
         asyncio.run(seed(settings))
     else:
-        raise SystemExit(f"unknown command {cmd!r}; use serve, rebuild, seed or create-admin")
+        raise SystemExit(f"unknown command {cmd!r}; use serve, rebuild, seed, create-admin or owners-to-ids")
 
 
 if __name__ == "__main__":

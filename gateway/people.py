@@ -103,3 +103,14 @@ async def owner_filter(request: Request, value: str | None) -> str | None:
 
 async def find_by_email(session: AsyncSession, email: str) -> uuid.UUID | None:
     return await session.scalar(select(User.id).where(func.lower(User.email) == email.lower()))
+
+
+def legacy_owner(members: list[Member], value: str) -> Member | None:
+    """The one active member an owner stored before ownership by id stands for: their email, or the
+    part of it before the @ (the old handle) when exactly one active member has it."""
+    value = value.strip().lower()
+    by_email = [m for m in members if m.email.lower() == value]
+    if by_email:
+        return by_email[0]
+    by_handle = [m for m in members if m.active and m.email.lower().split("@", 1)[0] == value]
+    return by_handle[0] if len(by_handle) == 1 else None

@@ -132,3 +132,31 @@ class TestKpiOwnerScope:
         assert (await member.client.get(f"/team/{member.id}", headers=html)).status_code == 200
         other = await member.client.get(f"/team/{gateway.people[Role.manager].id}", headers=html)
         assert other.status_code == 403
+
+
+class TestUpgrade:
+    async def test_owners_to_ids_moves_old_handles_and_emails_and_lists_the_rest(self, gateway: Gateway):
+        from contracts import pipeline as pc
+        from gateway.owners_to_ids import run
+        from runtime.commands import send
+
+        nc = gateway.app.state.running.nc
+        member = gateway.people[Role.member]
+        nobody = unique("nobody")
+        # As deals were stored before ownership by id: by handle, by email, by a handle nobody has.
+        by_handle = await send(nc, pc.CreateOpportunity(name=unique("Old "), customer="C", amount="10", owner="member",
+                                                        actor="t"))
+        by_email = await send(nc, pc.CreateOpportunity(name=unique("Old "), customer="C", amount="10",
+                                                       owner=member.email, actor="t"))
+        stray = await send(nc, pc.CreateOpportunity(name=unique("Old "), customer="C", amount="10", owner=nobody,
+                                                    actor="t"))
+        partner = await send(nc, pc.CreatePartner(name=unique("Old P "), type="isv", owner="member", actor="t"))
+        result = await run(gateway.settings)
+        assert result["left_as_they_are"].get(nobody) == 1
+        client, _ = _as(gateway, Role.manager)
+        for deal in (by_handle, by_email):
+            assert (await client.get(f"/api/opportunities/{deal.id}")).json()["owner"] == member.id
+        assert (await client.get(f"/api/opportunities/{stray.id}")).json()["owner"] == nobody
+        assert (await client.get(f"/api/partners/{partner.id}")).json()["owner"] == member.id
+        again = await run(gateway.settings)
+        assert again["moved"] == {}
