@@ -11,7 +11,9 @@ from typing import Any
 
 from faststream.nats import NatsBroker
 from faststream.specification import AsyncAPI
+from pydantic import BaseModel
 
+from contracts import commissions, pipeline
 from contracts.registry import EVENTS, STREAMS
 from runtime.commands import CommandServer
 from runtime.service import ServiceDefinition, consumers_for, register
@@ -58,4 +60,27 @@ def document() -> dict[str, Any]:
         broker, title="PartnerOps messaging", version="0.2.0", schema_version="3.0.0",
         description=DESCRIPTION + "; ".join(f"{s.name} ({', '.join(s.subjects)})" for s in STREAMS),
     )
-    return json.loads(spec.to_specification().to_json())
+    doc = json.loads(spec.to_specification().to_json())
+    _payload_schemas(doc)
+    return doc
+
+
+def _payload_schemas(doc: dict[str, Any]) -> None:
+    """Give every consumed event and every command its payload schema. FastStream takes a subscriber's
+    payload from its handler's body parameter; ours read the raw message (they check bounds before
+    decoding), so FastStream documents an empty payload, and the models are filled in here."""
+    schemas: dict[str, Any] = doc.setdefault("components", {}).setdefault("schemas", {})
+    messages: dict[str, Any] = doc["components"].get("messages", {})
+    models: dict[str, type[BaseModel]] = {e.subject: e for e in EVENTS}
+    for module in (pipeline, commissions):
+        models.update({c.subject: c for c in module.COMMANDS})
+    address_of = {ref["$ref"].rsplit("/", 1)[-1]: channel["address"] for channel in doc["channels"].values()
+                  for ref in channel.get("messages", {}).values()}
+    for name, message in messages.items():
+        model = models.get(address_of.get(name, ""))
+        if model is None or message.get("payload", {}).get("$ref") != "#/components/schemas/EmptyPayload":
+            continue
+        schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        schemas.update(schema.pop("$defs", {}))
+        schemas.setdefault(model.__name__, schema)
+        message["payload"] = {"$ref": f"#/components/schemas/{model.__name__}"}

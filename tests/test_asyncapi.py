@@ -45,3 +45,12 @@ def test_consumers_are_one_durable_per_producer_stream():
     consumers = {key.split(":")[0] for key in doc["channels"] if ":consume" in key}
     assert {"gateway__PIPELINE", "gateway__COMMISSIONS", "commissions__PIPELINE", "commissions__BILLING",
             "pipeline__SYNC"} <= consumers
+
+
+def test_every_message_has_its_payload_schema():
+    doc = document()
+    schemas = doc["components"]["schemas"]
+    for name, message in doc["components"]["messages"].items():
+        ref = message["payload"]["$ref"].rsplit("/", 1)[-1]
+        assert ref != "EmptyPayload" and ref in schemas, name
+    assert "name" in schemas["CreatePartner"]["properties"]
