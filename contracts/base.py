@@ -12,7 +12,9 @@ from enum import StrEnum
 from typing import Any, ClassVar, Generic, TypeVar
 from uuid import UUID, uuid4
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
+
+from contracts.fields import Moment
 
 
 def utc_now() -> datetime:
@@ -39,7 +41,7 @@ class Event(BaseModel):
     stream: ClassVar[StreamSpec]
 
     event_id: UUID = Field(default_factory=uuid4)
-    occurred_at: AwareDatetime = Field(default_factory=utc_now)
+    occurred_at: Moment = Field(default_factory=utc_now)
     correlation_id: str | None = None
     schema_version: int
 
