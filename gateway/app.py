@@ -17,6 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+from pydantic import ValidationError
 
 from contracts import pipeline as pc
 from gateway import asyncapi, errors, health, metrics, openapi, passwords, read_models, routes, web
@@ -65,6 +66,7 @@ def create_app(settings: Settings | None = None, *, exit_on_fatal: bool = False)
     )
     app.add_exception_handler(CommandFailed, errors.command_failed_handler)
     app.add_exception_handler(RequestValidationError, errors.validation_error_handler)
+    app.add_exception_handler(ValidationError, errors.model_validation_handler)
     for infrastructure_error in errors.INFRASTRUCTURE_ERRORS:
         app.add_exception_handler(infrastructure_error, errors.infrastructure_handler)
     app.add_exception_handler(HTTPException, web.http_error_page)

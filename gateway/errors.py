@@ -12,10 +12,10 @@ import nats.errors
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from contracts.base import CommandError, ErrorKind
+from contracts.base import Command, CommandError, ErrorKind
 from runtime import failures
 from runtime.errors import CommandFailed
 
@@ -87,6 +87,27 @@ async def validation_error_handler(_request: Request, exc: Exception) -> JSONRes
         if isinstance(e.get("ctx"), dict):
             entry["ctx"] = {str(k): _plain(v) for k, v in e["ctx"].items()}
         detail.append(entry)
+    return JSONResponse({"detail": detail}, status_code=422)
+
+
+def _command_names() -> set[str]:
+    found: set[str] = set()
+    todo = [Command]
+    while todo:
+        cls = todo.pop()
+        found.add(cls.__name__)
+        todo.extend(cls.__subclasses__())
+    return found
+
+
+async def model_validation_handler(_request: Request, exc: Exception) -> JSONResponse:
+    """A command the gateway builds from what it was sent (a CSV's cells, a form) that does not validate:
+    the sender's input, so a 422 naming where, never a 500."""
+    assert isinstance(exc, ValidationError)
+    if exc.title not in _command_names():
+        raise exc  # a model of our own making that does not validate is a bug: the server error it is
+    detail = [{"loc": ["body", *(_loc_part(p) for p in e.get("loc", ()))], "msg": str(e.get("msg", "")),
+               "type": str(e.get("type", ""))} for e in exc.errors()]
     return JSONResponse({"detail": detail}, status_code=422)
 
 

@@ -187,6 +187,17 @@ async def test_revenue_for_an_unknown_partner_is_refused(api: Api) -> None:
         assert listed.json()["total"] == 0
 
 
+async def test_nul_in_a_csv_import_is_refused_not_a_500(api: Api) -> None:
+    async with api.client() as client:
+        for csv_text in ("name,type\nAcme\x00Corp,isv\n", "na\x00me,type\nAcme,isv\n"):
+            r = await client.post("/api/partners/import", content=csv_text.encode(),
+                                  headers={"content-type": "text/csv"})
+            assert r.status_code == 422, r.text
+            assert "NUL" in r.text
+        listed = await client.get("/api/partners", params={"q": "Acme"})
+        assert all("\x00" not in p["name"] for p in listed.json()["items"])
+
+
 async def test_an_outage_answers_503_with_retry_after(api: Api) -> None:
     """Last in the module: NATS stops, then comes back."""
     external = {"source": "aws", "external_id": f"O{uuid.uuid4().hex[:8]}", "last_modified": "2026-10-01T00:00:00Z",
