@@ -501,9 +501,9 @@ async def make_token(urls: dict[str, str]) -> str:
     token = new_api_token()
     conn = await asyncpg.connect(plain_dsn(urls["gateway"]))
     try:
-        await conn.execute("INSERT INTO gateway.api_token (id, name, token_hash, scopes, created_by) "
-                           "VALUES ($1, 'bench', $2, $3, 'bench')", uuid.uuid4(), digest(token),
-                           ["kpis:read", "opportunities:read", "partners:read"])
+        await conn.execute("INSERT INTO gateway.api_token (id, name, token_hash, scopes, created_by, expires_at) "
+                           "VALUES ($1, 'bench', $2, $3, 'bench', now() + interval '1 day')", uuid.uuid4(),
+                           digest(token), ["kpis:read", "opportunities:read", "partners:read"])
     finally:
         await conn.close()
     return token

@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from datetime import date, datetime
 
 from sqlalchemy import BigInteger, Date, DateTime, Text, func, text
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from gateway.read_models.base import SCHEMA, Base
@@ -88,8 +88,11 @@ async def changed(session: AsyncSession, scopes: Iterable[str]) -> None:
         await session.execute(_BUMP, {"scopes": wanted})
 
 
-async def current(session: AsyncSession, scope: str, as_of: date) -> str | None:
-    return await session.scalar(_CURRENT, {"scope": scope, "as_of": as_of})
+async def current(engine: AsyncEngine, scope: str, as_of: date) -> str | None:
+    """The kept KPIs, if current: one statement outside a transaction (no BEGIN/ROLLBACK round trips)."""
+    async with engine.connect() as conn:
+        conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+        return await conn.scalar(_CURRENT, {"scope": scope, "as_of": as_of})
 
 
 Compute = Callable[[AsyncSession], Awaitable[str]]

@@ -247,8 +247,7 @@ async def pipeline_kpis(
     kept = day == today and top == pipeline_models.SNAPSHOT_TOP
     if kept:
         # Today's figures as the consumers (or an earlier request) computed them, if nothing changed since.
-        async with sessions(request)() as session:
-            body = await kpi_snapshots.current(session, pipeline_models.kpi_scope(owner), today)
+        body = await kpi_snapshots.current(running(request).engine, pipeline_models.kpi_scope(owner), today)
         if body is not None:
             return Response(body, media_type="application/json")
     async with sessions(request)() as session, session.begin():

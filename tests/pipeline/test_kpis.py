@@ -179,7 +179,7 @@ class TestKeptKpis:
         today = datetime.now(UTC).date()
         try:
             async with sessions() as session:
-                department = await kpi_snapshots.current(session, kpi_snapshots.DEPARTMENT, today)
+                department = await kpi_snapshots.current(engine, kpi_snapshots.DEPARTMENT, today)
                 assert department is not None, "the consumer keeps the department's KPIs"
                 fresh = {o: json.loads(await rm.kpis_json(session, as_of=today, owner=o)) for o in (None, owner)}
             assert json.loads(department) == fresh[None]

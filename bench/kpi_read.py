@@ -1,0 +1,242 @@
+"""KPI read benchmark: GET /api/kpis/pipeline with a million opportunities under concurrent clients,
+against a bare FastAPI endpoint serving the same JSON on the same machine in the same run.
+
+    .venv/bin/python -m bench.kpi_read [--opportunities 1000000] [--partners 10000] [--clients 16] [--seconds 15]
+
+The gateway runs as a process of its own (`python -m gateway serve`, as `partnerops up` runs it); the
+bare endpoints run in another uvicorn process with the same options. Servers: embedded NATS and
+Postgres under .data/bench-<random> (removed afterwards) unless TEST_DATABASE_URL and TEST_NATS_URL
+name existing servers. See bench/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import platform
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+
+from bench.harness import Servers, log, servers, wait_until
+from bench.pipeline_ingest import Process, env_for, load_scale, make_token, percentile, versions
+from contracts import pipeline as pc
+from contracts import sync
+from runtime import bus
+from runtime.db import plain_dsn
+from runtime.embedded import free_port
+from runtime.testing import platform_database, unique
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+
+# The bare endpoints: the gateway's JSON, read from a file, served by FastAPI with nothing else.
+# `/dict` is what an endpoint returning the figures as a dict costs (FastAPI encodes it per request);
+# `/bytes` returns the encoded JSON as it is (the least a FastAPI endpoint can do).
+BARE_APP = """
+import json, sys
+import uvicorn
+from fastapi import FastAPI, Response
+
+body = open(sys.argv[1], "rb").read()
+figures = json.loads(body)
+app = FastAPI()
+
+@app.get("/dict")
+async def as_dict():
+    return figures
+
+@app.get("/bytes")
+async def as_bytes():
+    return Response(body, media_type="application/json")
+
+uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[2]), log_config=None, access_log=False)
+"""
+
+
+@dataclass
+class Load:
+    requests: int
+    seconds: float
+    latencies_ms: list[float]
+    errors: int
+
+    def as_dict(self) -> dict[str, Any]:
+        lat = self.latencies_ms
+        return {"requests": self.requests, "seconds": round(self.seconds, 2),
+                "requests_per_second": round(self.requests / self.seconds, 1), "errors": self.errors,
+                "p50_ms": round(percentile(lat, 0.5), 2), "p99_ms": round(percentile(lat, 0.99), 2),
+                "max_ms": round(max(lat), 2)}
+
+
+async def _client(host: str, port: int, request: bytes, until: float, out: list[float],
+                  errors: list[int]) -> None:
+    """One keep-alive HTTP/1.1 connection sending requests back to back: a client costs next to
+    nothing, so the servers' rates, not the load generator's, are measured."""
+    reader, writer = await asyncio.open_connection(host, port)
+    try:
+        while time.perf_counter() < until:
+            t0 = time.perf_counter()
+            writer.write(request)
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = 0
+            for line in head.split(b"\r\n")[1:]:
+                name, _, value = line.partition(b":")
+                if name.strip().lower() == b"content-length":
+                    length = int(value)
+            await reader.readexactly(length)
+            out.append((time.perf_counter() - t0) * 1000)
+            if not head.startswith(b"HTTP/1.1 200"):
+                errors.append(1)
+    finally:
+        writer.close()
+        with contextlib.suppress(Exception):
+            await writer.wait_closed()
+
+
+async def load(url: str, path: str, headers: dict[str, str], clients: int, seconds: float) -> Load:
+    u = httpx.URL(url)
+    request = (f"GET {path} HTTP/1.1\r\nHost: {u.host}:{u.port}\r\n"
+               + "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n").encode()
+    # Warm up (connections, caches, the first computation) without timing.
+    warm: list[float] = []
+    await asyncio.gather(*(_client(u.host, u.port, request, time.perf_counter() + 1.0, warm, [])
+                           for _ in range(clients)))
+    latencies: list[float] = []
+    errors: list[int] = []
+    t0 = time.perf_counter()
+    await asyncio.gather(*(_client(u.host, u.port, request, t0 + seconds, latencies, errors)
+                           for _ in range(clients)))
+    return Load(len(latencies), time.perf_counter() - t0, latencies, len(errors))
+
+
+def loadavg() -> float:
+    return round(os.getloadavg()[0], 2)
+
+
+async def run(s: Servers, args: argparse.Namespace, data_dir: Path) -> dict[str, Any]:
+    urls = await platform_database(s.admin_url, unique("bench_kpi_"))
+    nc = await bus.connect(s.nats_url, name="bench-setup")
+    await bus.ensure_streams(nc.jetstream(), [pc.STREAM, sync.STREAM])
+    await nc.close()
+    port, bare_port = free_port(), free_port()
+    gateway_url, bare_url = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{bare_port}"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    gateway = Process("gateway", ["-m", "gateway", "serve"],
+                      env_for(urls, "gateway", s.nats_url, GATEWAY_PORT=str(port)), data_dir)
+    bare: Process | None = None
+    result: dict[str, Any] = {"servers": s.how, "versions": versions()}
+    try:
+        await gateway.start()
+        token = await make_token(urls)
+        auth = {"authorization": f"Bearer {token}"}
+
+        async def up(url: str, path: str, headers: dict[str, str]) -> int:
+            try:
+                async with httpx.AsyncClient(timeout=5, headers=headers) as client:
+                    return int((await client.get(f"{url}{path}")).status_code == 200)
+            except httpx.HTTPError:
+                return 0
+
+        await wait_until(lambda: up(gateway_url, "/api/kpis/pipeline", auth), 1, "gateway up", interval=0.2,
+                         stall=120.0)
+        if args.opportunities:
+            result["scale"] = await load_scale(args, urls)
+        async with httpx.AsyncClient(timeout=60, headers=auth) as client:
+            response = await client.get(f"{gateway_url}/api/kpis/pipeline")
+            response.raise_for_status()
+            body_file = data_dir / "kpis.json"
+            body_file.write_bytes(response.content)
+            sample = response.json()
+        result["response_bytes"] = len(response.content)
+        result["sample"] = {"won": sample["won"], "lost": sample["lost"], "stuck": sample["stuck"]["count"],
+                            "pipeline_by_stage": len(sample["pipeline_by_stage"])}
+        bare = Process("bare", ["-c", BARE_APP, str(body_file), str(bare_port)], dict(os.environ), data_dir)
+        await bare.start()
+        await wait_until(lambda: up(bare_url, "/bytes", {}), 1, "bare FastAPI up", interval=0.2, stall=60.0)
+        cases = [
+            ("bare FastAPI, the same JSON returned as a dict", bare_url, "/dict", {}),
+            ("bare FastAPI, the same JSON returned as bytes", bare_url, "/bytes", {}),
+            ("GET /api/kpis/pipeline (department)", gateway_url, "/api/kpis/pipeline", auth),
+            ("GET /api/kpis/pipeline?owner=owner07", gateway_url, "/api/kpis/pipeline?owner=owner07", auth),
+            ("GET /api/kpis/pipeline?top=11 (not kept: computed per request)", gateway_url,
+             "/api/kpis/pipeline?top=11", auth),
+        ]
+        figures: dict[str, Any] = {}
+        for name, url, path, headers in cases:
+            if args.only and args.only not in name and "bare" not in name:
+                continue
+            before = loadavg()
+            cpu_before = {p.name: p.cpu_seconds() for p in (gateway, bare)}
+            measured = await load(url, path, headers, args.clients, args.seconds)
+            cpu = {p.name: round(p.cpu_seconds() - cpu_before[p.name], 2) for p in (gateway, bare)}
+            figures[name] = {**measured.as_dict(), "load_before": before, "load_after": loadavg(),
+                             "server_cpu_seconds": cpu}
+            log(f"{name}: {figures[name]}")
+        result["cases"] = figures
+        rps = {name: f["requests_per_second"] for name, f in figures.items()}
+        result["ratios"] = {
+            f"{name} / bare (dict)": round(rps[name] / rps[cases[0][0]], 4) for name in rps if name.startswith("GET")
+        } | {
+            f"{name} / bare (bytes)": round(rps[name] / rps[cases[1][0]], 4) for name in rps if name.startswith("GET")
+        }
+    finally:
+        for p in (gateway, bare):
+            if p is not None:
+                await p.stop()
+        if s.how != "embedded":
+            with contextlib.suppress(Exception):
+                conn = await asyncpg.connect(plain_dsn(s.admin_url))
+                from sqlalchemy.engine import make_url
+
+                await conn.execute(f'DROP DATABASE "{make_url(urls["admin"]).database}" WITH (FORCE)')
+                await conn.close()
+    return result
+
+
+def print_table(result: dict[str, Any]) -> None:
+    rows = result.get("scale", {}).get("rows", {})
+    print(f"\nKPI reads — {rows.get('gateway.pipeline_opportunity', 0):,} opportunities, "
+          f"{result['clients']} clients, {result['machine']['cpus']} CPUs")
+    for name, f in result["cases"].items():
+        print(f"  {name}: {f['requests_per_second']:,.0f}/s, p50 {f['p50_ms']} ms, p99 {f['p99_ms']} ms "
+              f"(load {f['load_before']}→{f['load_after']}, errors {f['errors']})")
+    for name, value in result["ratios"].items():
+        print(f"  {name}: {value * 100:.1f} %")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.kpi_read", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--opportunities", type=int, default=1_000_000, help="opportunities in the read model")
+    parser.add_argument("--partners", type=int, default=10_000, help="partners")
+    parser.add_argument("--clients", type=int, default=16, help="concurrent keep-alive connections")
+    parser.add_argument("--seconds", type=float, default=15.0, help="timed seconds per case")
+    parser.add_argument("--only", default="", help="run only the gateway cases whose name contains this")
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args(argv)
+    started_at = datetime.now(UTC).isoformat(timespec="seconds")
+    tag = uuid.uuid4().hex[:10]
+    wall = time.perf_counter()
+    with servers(ROOT / ".data" / f"bench-{tag}") as s:
+        result = asyncio.run(run(s, args, ROOT / ".data" / f"bench-logs-{tag}"))
+    result.update(benchmark="kpi_read", started_at=started_at, clients=args.clients, seconds=args.seconds,
+                  machine={"cpus": os.cpu_count(), "platform": platform.platform()},
+                  wall_seconds=round(time.perf_counter() - wall, 1))
+    print_table(result)
+    out = args.out or RESULTS_DIR / f"kpi-read-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2, default=str) + "\n")
+    print(f"\nwall time {result['wall_seconds']}s; results written to {out}")
+
+
+if __name__ == "__main__":
+    main()
