@@ -799,7 +799,7 @@ def kpi_scope(owner: str | None) -> str:
 
 async def kpis_changed(session: AsyncSession, owners: Iterable[str]) -> None:
     """A batch changed these owners' deals (and so the department's figures): mark their snapshots
-    out of date and, at most every few hundred milliseconds, compute the department's afresh. Last in
+    out of date and, at most once a second, compute the department's afresh. Last in
     the consumer's transaction: it sees the batch, and holds the generation rows only until commit."""
     await kpi_snapshots.changed(session, [kpi_snapshots.DEPARTMENT, *(kpi_scope(o) for o in owners)])
     if _refresher.due(kpi_snapshots.DEPARTMENT):
