@@ -99,8 +99,8 @@ class RelayIncomplete(Exception):
     pass
 
 
-# One row in flight: its publish's ack future and the timer that gives up on it.
-_InFlight = tuple[Row[Any], asyncio.TimerHandle]
+# One row in flight: the row and the loop time its ack is given up at.
+_InFlight = tuple[Row[Any], float]
 
 
 class OutboxRelay:
@@ -240,22 +240,34 @@ class OutboxRelay:
                 while ready and len(in_flight) < self.max_in_flight:
                     row = queues[ready.popleft()].popleft()
                     try:
-                        future = await self.js.publish_async(
-                            row.subject, row.payload.encode(), headers=_headers(row),
-                            wait_stall=self.publish_timeout)
+                        # No wait_stall: our window is far below nats-py's own limit of pending acks, so
+                        # its semaphore never blocks (and a wait_stall costs a task and a timer per row).
+                        future = await self.js.publish_async(row.subject, row.payload.encode(),
+                                                             headers=_headers(row))
                     except Exception as exc:  # not even sent: the aggregate waits for the next round
                         error = error or exc
                         continue
-                    in_flight[future] = (row, loop.call_later(self.publish_timeout, future.cancel))
+                    in_flight[future] = (row, loop.time() + self.publish_timeout)
                     future.add_done_callback(on_done)
                 if not in_flight:
                     break
-                await wake.wait()
+                if not completed:
+                    # One timer per wait, not per row: rows are in flight in the order they were sent,
+                    # so the first one has the nearest deadline.
+                    deadline = next(iter(in_flight.values()))[1]
+                    try:
+                        await asyncio.wait_for(wake.wait(), max(0.0, deadline - loop.time()))
+                    except TimeoutError:
+                        now = loop.time()
+                        for future, (_row, due) in list(in_flight.items()):
+                            if due > now:
+                                break
+                            future.cancel()  # its done callback files it under `completed`
+                        await asyncio.sleep(0)  # let those callbacks run
                 wake.clear()
                 while completed:
                     future = completed.popleft()
-                    row, timer = in_flight.pop(future)
-                    timer.cancel()
+                    row, _due = in_flight.pop(future)
                     if future.cancelled():
                         error = error or TimeoutError(f"no ack for {row.event_id} in {self.publish_timeout}s")
                     elif (exc := future.exception()) is not None:
@@ -267,8 +279,7 @@ class OutboxRelay:
                     # A failed row ends its aggregate's chain: its successors must not overtake it.
         finally:
             # Cancelled (the relay stopping): give up the outstanding acks, freeing nats-py's slots.
-            for future, (_row, timer) in in_flight.items():
-                timer.cancel()
+            for future in in_flight:
                 future.cancel()
         if error is not None:
             logger.debug("outbox relay for %s: %d of %d acknowledged; first error: %r", self.schema,

@@ -196,7 +196,8 @@ class TestKeptKpis:
     async def test_hostile_owners_and_days_are_refused_naming_the_field(self, api):
         for params, field in (({"owner": "a\x00b"}, "owner"), ({"owner": "tab\there"}, "owner"),
                               ({"owner": "x" * 201}, "owner"), ({"owner": ""}, "owner"),
-                              ({"as_of": "1989-12-31"}, "as_of"), ({"as_of": "99999-01-01"}, "as_of"),
+                              ({"as_of": "1899-12-31"}, "as_of"), ({"as_of": "99999-01-01"}, "as_of"),
+                              ({"as_of": "20261201"}, "as_of"),
                               ({"top": "0"}, "top"), ({"top": "101"}, "top"), ({"top": "1e9"}, "top")):
             r = await api.get("/api/kpis/pipeline", params=params)
             assert r.status_code == 422, (params, r.text)
