@@ -23,7 +23,7 @@ from pathlib import Path
 import httpx
 
 from contracts.registry import STREAMS
-from runtime import bus, bus_auth, database_setup, migrations
+from runtime import bus, bus_auth, credentials, database_setup, migrations
 from runtime.embedded import EmbeddedNats, EmbeddedPostgres
 from runtime.settings import DATABASE_OWNERS, SERVICES, Settings
 
@@ -47,8 +47,7 @@ def secret_key(settings: Settings) -> str:
     path = settings.data_dir / "secret-key"
     if not path.exists():
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_urlsafe(32))
-        path.chmod(0o600)
+        credentials.write_private(path, secrets.token_urlsafe(32))
     return path.read_text().strip()
 
 
@@ -119,8 +118,7 @@ class Platform:
     def write_runtime_file(self) -> None:
         """Lets later CLI commands (deadletters, republish) find the embedded servers."""
         path = self.settings.data_dir / "runtime.json"
-        path.write_text(json.dumps({"nats_url": self.nats_url, "database_admin_url": self.admin_url}))
-        path.chmod(0o600)
+        credentials.write_private(path, json.dumps({"nats_url": self.nats_url, "database_admin_url": self.admin_url}))
 
     def servers(self) -> list[Server]:
         """The embedded servers, for the supervisor to keep running."""
@@ -272,6 +270,8 @@ def lock_data_dir(data_dir: Path) -> int:
     """Hold the data directory for this supervisor's life (the kernel drops the lock when the process
     dies, however it dies). A second `up` on the same directory is refused: two NATS servers on one
     JetStream directory corrupt each other's view of the streams."""
+    # Not 0700: when root, the Postgres system user must be able to reach data_dir/postgres; every file
+    # with a secret in it is 0600 on its own.
     data_dir.mkdir(parents=True, exist_ok=True)
     path = data_dir / "supervisor.lock"
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
