@@ -201,9 +201,27 @@ def _pg_bin() -> Path:
 
 
 def _reachable_by(user: pwd.struct_passwd, *paths: Path) -> bool:
-    """Whether the system user can reach these paths as the directories are (we never widen them)."""
-    return all(subprocess.run(["test", "-e", str(p)], user=user.pw_name, capture_output=True).returncode == 0
+    """Whether the system user may enter these directories (or run these programs) as the
+    directories are: every parent searchable and the path itself executable for that user. We never
+    widen them."""
+    return all(subprocess.run(["test", "-x", str(p)], user=user.pw_name, capture_output=True).returncode == 0
                for p in paths)
+
+
+def _collect_abandoned_clusters() -> None:
+    """Remove the relocated clusters whose project directory is gone (a deleted test directory, say),
+    so they do not pile up under /var/lib/partnerops-pg. A server still running on one is stopped."""
+    for cluster in PG_FALLBACK_ROOT.iterdir():
+        origin = cluster / "origin"
+        try:
+            if not origin.exists() or Path(origin.read_text().strip()).exists():
+                continue
+        except OSError:
+            continue
+        pid = _read_pid(cluster / "data" / "postmaster.pid")
+        if pid is not None and pid_alive(pid):
+            _terminate(pid)
+        shutil.rmtree(cluster, ignore_errors=True)
 
 
 def _ensure_system_user() -> pwd.struct_passwd:
@@ -274,6 +292,9 @@ class EmbeddedPostgres:
             if self.cluster_dir != self.base_dir:
                 PG_FALLBACK_ROOT.mkdir(parents=True, exist_ok=True)
                 PG_FALLBACK_ROOT.chmod(0o711)  # root's; the system user may enter only its own cluster
+                _collect_abandoned_clusters()
+                self.cluster_dir.mkdir(parents=True, exist_ok=True)
+                (self.cluster_dir / "origin").write_text(str(self.base_dir.resolve()))
         self.cluster_dir.mkdir(parents=True, exist_ok=True)
         self.socket_dir.mkdir(parents=True, exist_ok=True)
         for p in (self.cluster_dir, self.socket_dir):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import pwd
+import shutil
 import stat
 import subprocess
 import uuid
@@ -78,12 +79,19 @@ def test_starting_never_opens_up_a_parent_directory(tmp_path: Path) -> None:
     closed.mkdir(mode=0o700)
     modes = {p: stat.S_IMODE(p.stat().st_mode) for p in (closed, *closed.parents)}
     pg = EmbeddedPostgres(base_dir=closed / "postgres")
+    second = EmbeddedPostgres(base_dir=closed / "second")
     try:
         pg.start()
         assert pg.cluster_dir != pg.base_dir  # the cluster went where its user may go, not here
         assert {p: stat.S_IMODE(p.stat().st_mode) for p in modes} == modes
+        # A relocated cluster whose project directory is deleted is collected by the next start.
+        pg.stop()
+        shutil.rmtree(pg.base_dir)
+        second.start()
+        assert not pg.cluster_dir.exists() and second.cluster_dir.exists()
     finally:
         pg.remove()
+        second.remove()
 
 
 def test_role_passwords_are_random_independent_and_private(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
