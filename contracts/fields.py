@@ -61,7 +61,7 @@ def text(max_length: int, min_length: int = 0, **field: Any) -> Any:
 
 
 Name = line(200, 1)
-Person = line(200, 1, description="A team member (email or handle).")
+Person = line(200, 1, description="A team member: their user id (the gateway also takes their email).")
 
 # ------------------------------------------------------------------------------------- dates, times
 
