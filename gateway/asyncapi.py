@@ -13,7 +13,7 @@ from faststream.nats import NatsBroker
 from faststream.specification import AsyncAPI
 from pydantic import BaseModel
 
-from contracts import commissions, pipeline
+from contracts import commissions, pipeline, week
 from contracts.registry import EVENTS, STREAMS
 from runtime.commands import CommandServer
 from runtime.service import ServiceDefinition, consumers_for, register
@@ -72,7 +72,7 @@ def _payload_schemas(doc: dict[str, Any]) -> None:
     schemas: dict[str, Any] = doc.setdefault("components", {}).setdefault("schemas", {})
     messages: dict[str, Any] = doc["components"].get("messages", {})
     models: dict[str, type[BaseModel]] = {e.subject: e for e in EVENTS}
-    for module in (pipeline, commissions):
+    for module in (pipeline, commissions, week):
         models.update({c.subject: c for c in module.COMMANDS})
     address_of = {ref["$ref"].rsplit("/", 1)[-1]: channel["address"] for channel in doc["channels"].values()
                   for ref in channel.get("messages", {}).values()}

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
 
-from contracts import billing, commissions, deadletters, pipeline, sync
+from contracts import billing, commissions, deadletters, pipeline, relationships, sync
 from runtime import credentials
 
 OPERATOR = "cli"
@@ -62,13 +62,13 @@ def _service(name: str, *, stream: str | None, consumes: tuple[str, ...] = ()) -
 COMPONENTS: dict[str, Component] = {c.name: c for c in (
     _service("pipeline", stream=pipeline.STREAM.name, consumes=(sync.STREAM.name,)),
     _service("commissions", stream=commissions.STREAM.name, consumes=(pipeline.STREAM.name, billing.STREAM.name)),
-    _service("relationships", stream=None),
+    _service("relationships", stream=relationships.STREAM.name, consumes=(pipeline.STREAM.name,)),
     _service("notifications", stream=None),
     Component(
         name="gateway",
         # POST /api/integrations/opportunities forwards this one contract for HTTP sync workers.
         publishes=(sync.OpportunityExternalUpsertedV1.subject,),
-        consumes=(pipeline.STREAM.name, commissions.STREAM.name),
+        consumes=(pipeline.STREAM.name, commissions.STREAM.name, relationships.STREAM.name),
         looks_up=(sync.STREAM.name,),
         sends_commands=True, asks_health=True,
     ),

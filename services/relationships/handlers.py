@@ -1,5 +1,18 @@
-"""What the relationships service answers on the bus. For now: its schema, outbox relay and health check."""
+"""What the relationships service answers on the bus: a composition of its areas' commands and
+subscriptions (the team's week, contacts, funding), each from its own package, plus the copy of the
+pipeline they share. Thin: each area parses, calls its service, returns."""
 
+from contracts import relationships
 from runtime.service import ServiceDefinition
+from services.relationships import pipeline_copy, week
 
-definition = ServiceDefinition(name="relationships")
+definition = ServiceDefinition(
+    name="relationships",
+    publishes=(relationships.STREAM,),
+    subscriptions=(
+        *pipeline_copy.SUBSCRIPTIONS,
+    ),
+    commands=(
+        *week.COMMANDS,
+    ),
+)

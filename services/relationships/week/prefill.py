@@ -1,0 +1,59 @@
+"""What the platform already knows about a member's week, as suggested update lines: the deals they own
+that moved, close this quarter, are stuck or wait on an ACE Action Required answer, and their tasks due
+this week or overdue. Other areas of the service add their own sources (funding deadlines, cooling
+contacts) to SOURCES: each is `async (session, member, window) -> list[UpdateLine]`."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from contracts import week as w
+from services.relationships.week import domain
+from services.relationships.week.repository import WeekRepository
+
+Source = Callable[[AsyncSession, str, domain.Window], Awaitable[list[w.UpdateLine]]]
+
+
+async def deals(session: AsyncSession, member: str, window: domain.Window) -> list[w.UpdateLine]:
+    out = []
+    for deal, partner_name in await WeekRepository(session).deals_of(member, window.since):
+        reasons = domain.deal_reasons(domain.DealFacts(
+            owner=deal.owner, outcome=deal.outcome, stage_entered_at=deal.stage_entered_at,
+            created_at=deal.created_at, expected_close_date=deal.expected_close_date,
+            ace_review_status=deal.ace_review_status, ace_action_due_date=deal.ace_action_due_date), window)
+        if not reasons:
+            continue
+        label = f"{deal.name} — {deal.stage_name}"
+        if "action_required" in reasons and deal.ace_action_due_date:
+            label += f" (ACE answer due {deal.ace_action_due_date.isoformat()})"
+        out.append(w.UpdateLine(
+            key=f"deal:{deal.id}", kind=w.LineKind.deal, ref_id=deal.id, label=label[:300],
+            partner_id=deal.partner_id, partner_name=partner_name, reasons=reasons, suggested=True,
+            amount=str(deal.amount), currency=deal.currency,
+            status=w.LineStatus.done if deal.outcome == "won" else None,
+        ))
+    return out
+
+
+async def tasks(session: AsyncSession, member: str, window: domain.Window) -> list[w.UpdateLine]:
+    end_of_week = window.week + timedelta(days=7)
+    out = []
+    for t in await WeekRepository(session).open_tasks_due(member, end_of_week):
+        out.append(w.UpdateLine(
+            key=f"task:{t.id}", kind=w.LineKind.task, ref_id=t.id, label=t.title[:300],
+            reasons=["task_overdue" if t.due_date < window.today else "task_due"], suggested=True,
+        ))
+    return out
+
+
+SOURCES: tuple[Source, ...] = (deals, tasks)
+
+
+async def suggestions(session: AsyncSession, member: str, window: domain.Window) -> list[w.UpdateLine]:
+    out: list[w.UpdateLine] = []
+    for source in SOURCES:
+        out.extend(await source(session, member, window))
+    return out

@@ -1,0 +1,114 @@
+"""The relationships service running in-process against its own database schema and a NATS server of the
+test module's own, with helpers to feed it pipeline events and to send it week commands."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from nats.aio.client import Client as NATS
+
+from contracts import pipeline as p
+from contracts import week as w
+from contracts.base import Event
+from runtime import bus
+from runtime.commands import send
+from runtime.embedded import EmbeddedNats
+from runtime.service import RunningService, shutdown, start
+from runtime.settings import Settings
+from services.relationships.handlers import definition
+
+
+@pytest.fixture(scope="module")
+async def service(private_db: dict[str, str], private_bus: EmbeddedNats) -> AsyncIterator[RunningService]:
+    settings = Settings(database_url=private_db["relationships"], nats_url=private_bus.url_for("relationships"),
+                        bus_ack_wait_seconds=5, bus_backoff_seconds=(0.1, 0.3, 0.5), bus_max_deliver=4,
+                        outbox_poll_seconds=0.5)
+    stop = asyncio.Event()
+    running = await start(definition, settings, stop)
+    yield running
+    stop.set()
+    await shutdown(running)
+
+
+@pytest.fixture
+async def nc(service: RunningService, private_nats: str) -> AsyncIterator[NATS]:
+    conn = await bus.connect(private_nats, name="test-week")
+    yield conn
+    await conn.close()
+
+
+async def publish(nc: NATS, event: Event, *, data: bytes | None = None, msg_id: str | None = None,
+                  subject: str | None = None) -> None:
+    await nc.jetstream().publish(subject or event.subject,
+                                 data if data is not None else event.model_dump_json().encode(),
+                                 headers={"Nats-Msg-Id": msg_id or str(event.event_id)})
+
+
+async def settled(nc: NATS, service: RunningService, timeout: float = 30.0) -> None:
+    """Every consumer of the service has processed and acknowledged everything published so far."""
+    js = nc.jetstream()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        pending = 0
+        for consumer in service.consumers:
+            info = await js.consumer_info(consumer.stream, consumer.durable)
+            pending += info.num_pending + info.num_ack_pending
+        if pending == 0:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("the relationships service did not take in everything in time")
+
+
+def member() -> str:
+    return str(uuid.uuid4())
+
+
+def opportunity(owner: str | None, *, version: int = 1, stage: str = "Qualified", outcome: p.Outcome = p.Outcome.open,
+                created_at: datetime, stage_entered_at: datetime | None = None, close: date | None = None,
+                amount: str = "1000.00", partner_id: uuid.UUID | None = None, ace: p.AceState | None = None,
+                opportunity_id: uuid.UUID | None = None, name: str | None = None) -> p.Opportunity:
+    oid = opportunity_id or uuid.uuid4()
+    return p.Opportunity(
+        id=oid, version=version, name=name or f"deal {oid.hex[:6]}", pipeline="cosell", stage=stage.lower(),
+        stage_name=stage, probability=20, outcome=outcome, partner_id=partner_id, customer="Acme",
+        amount=Decimal(amount), currency="USD", expected_close_date=close, owner=owner,
+        deal_model=p.DealModel.cosell, source=p.Source.manual, ace=ace, created_at=created_at,
+        updated_at=stage_entered_at or created_at, stage_entered_at=stage_entered_at or created_at)
+
+
+async def open_week(nc: NATS, at: datetime | None = None, *, tz: str = "America/New_York",
+                    attendees: list[w.Attendee] | None = None) -> w.Meeting:
+    return await send(nc, w.OpenWeek(at=at, default_time_zone=tz, attendees=attendees or [], actor="tester"))
+
+
+def utc(*args: int) -> datetime:
+    return datetime(*args, tzinfo=UTC)
+
+
+def days(n: int) -> timedelta:
+    return timedelta(days=n)
+
+
+WEEK_TABLES = ("task_carry", "task", "update_revision", "update_line", "weekly_update", "meeting_decision",
+               "meeting_attendee", "meeting", "week_settings", "pipeline_deal_change", "pipeline_deal",
+               "pipeline_partner", "pipeline_settings")
+
+
+@pytest.fixture
+async def fresh(private_db: dict[str, str], service: RunningService) -> None:
+    """Weeks, tasks and the pipeline copy are the whole team's: each test starts from none of them."""
+    import asyncpg
+
+    from runtime.db import plain_dsn
+
+    conn = await asyncpg.connect(plain_dsn(private_db["admin"]))
+    try:
+        await conn.execute("TRUNCATE " + ", ".join(f"relationships.{t}" for t in WEEK_TABLES))
+    finally:
+        await conn.close()
