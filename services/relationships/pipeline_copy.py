@@ -49,6 +49,12 @@ class DealRow(Base):
     closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     ace_review_status: Mapped[str | None] = mapped_column(Text)
     ace_action_due_date: Mapped[date | None] = mapped_column(Date)
+    # What goals and funding count by (added with funding, relationships_0003).
+    hyperscaler: Mapped[str | None] = mapped_column(Text)
+    deal_model: Mapped[str | None] = mapped_column(Text)
+    pipeline: Mapped[str | None] = mapped_column(Text)
+    external_id: Mapped[str | None] = mapped_column(Text)
+    launched_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class PartnerRow(Base):
@@ -92,7 +98,7 @@ def _newer(table: Any, columns: list[str]):  # type: ignore[no-untyped-def]
 
 DEAL_COLUMNS = ["version", "name", "owner", "partner_id", "amount", "currency", "stage_name", "outcome",
                 "expected_close_date", "created_at", "stage_entered_at", "closed_at", "ace_review_status",
-                "ace_action_due_date"]
+                "ace_action_due_date", "hyperscaler", "deal_model", "pipeline", "external_id", "launched_at"]
 
 
 async def on_opportunity_snapshots(session: AsyncSession, events: Sequence[Event]) -> None:
@@ -115,6 +121,8 @@ async def on_opportunity_snapshots(session: AsyncSession, events: Sequence[Event
         "stage_entered_at": o.stage_entered_at, "closed_at": o.closed_at,
         "ace_review_status": o.ace.review_status.value if o.ace and o.ace.review_status else None,
         "ace_action_due_date": o.ace.action_due_date if o.ace else None,
+        "hyperscaler": o.hyperscaler.value if o.hyperscaler else None, "deal_model": o.deal_model.value,
+        "pipeline": o.pipeline, "external_id": o.external_id, "launched_at": o.launched_at,
     } for o in sorted(latest.values(), key=lambda o: o.id)]
     await execute_many(session, _newer(DealRow, DEAL_COLUMNS), rows)
     await _log(session, changes)

@@ -1,0 +1,91 @@
+"""The relationships service running in-process against a database and a NATS server of the test
+module's own (its stream and consumer names are fixed), plus helpers to publish pipeline events, wait
+until the service has taken them in, and read what it published."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from nats.aio.client import Client as NATS
+from nats.js.api import ConsumerConfig, DeliverPolicy
+
+from contracts.base import Event
+from runtime import bus
+from runtime.embedded import EmbeddedNats
+from runtime.service import RunningService, shutdown, start
+from runtime.settings import Settings
+from services.relationships.handlers import definition
+
+
+@pytest.fixture(scope="module")
+async def service(private_db: dict[str, str], private_bus: EmbeddedNats) -> AsyncIterator[RunningService]:
+    settings = Settings(database_url=private_db["relationships"], nats_url=private_bus.url_for("relationships"),
+                        bus_ack_wait_seconds=5, bus_backoff_seconds=(0.1, 0.3, 0.5), bus_max_deliver=4,
+                        outbox_poll_seconds=0.2)
+    stop = asyncio.Event()
+    running = await start(definition, settings, stop)
+    yield running
+    stop.set()
+    await shutdown(running)
+
+
+@pytest.fixture
+async def nc(service: RunningService, private_nats: str) -> AsyncIterator[NATS]:
+    conn = await bus.connect(private_nats, name="test-relationships")
+    yield conn
+    await conn.close()
+
+
+async def publish(nc: NATS, event: Event, *, data: bytes | None = None, msg_id: str | None = None,
+                  subject: str | None = None) -> None:
+    await nc.jetstream().publish(subject or event.subject,
+                                 data if data is not None else event.model_dump_json().encode(),
+                                 headers={"Nats-Msg-Id": msg_id or str(event.event_id)})
+
+
+async def settled(nc: NATS, service: RunningService, timeout: float = 30.0) -> None:
+    """Every consumer of the service has processed and acknowledged everything published so far."""
+    js = nc.jetstream()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        pending = 0
+        for consumer in service.consumers:
+            info = await js.consumer_info(consumer.stream, consumer.durable)
+            pending += info.num_pending + info.num_ack_pending
+        if pending == 0:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("the relationships service did not take in everything in time")
+
+
+async def published(nc: NATS, subject: str, *, where: Any = None, count: int = 1,
+                    timeout: float = 30.0) -> list[dict[str, Any]]:
+    """The bodies the service published on `subject` (read from the stream), once at least `count`
+    match `where` (a predicate on the body)."""
+    js = nc.jetstream()
+    deadline = time.monotonic() + timeout
+    found: list[dict[str, Any]] = []
+    while time.monotonic() < deadline:
+        sub = await js.subscribe(subject, ordered_consumer=True,
+                                 config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL))
+        found = []
+        try:
+            while True:
+                try:
+                    msg = await sub.next_msg(timeout=0.3)
+                except TimeoutError:
+                    break
+                body = json.loads(msg.data)
+                if where is None or where(body):
+                    found.append(body)
+        finally:
+            await sub.unsubscribe()
+        if len(found) >= count:
+            return found
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"expected {count} events on {subject}, found {len(found)}")
