@@ -13,7 +13,6 @@ from faststream.nats import NatsBroker
 from faststream.specification import AsyncAPI
 from pydantic import BaseModel
 
-from contracts import commissions, pipeline, week
 from contracts.registry import EVENTS, STREAMS
 from runtime.commands import CommandServer
 from runtime.service import ServiceDefinition, consumers_for, register
@@ -72,8 +71,9 @@ def _payload_schemas(doc: dict[str, Any]) -> None:
     schemas: dict[str, Any] = doc.setdefault("components", {}).setdefault("schemas", {})
     messages: dict[str, Any] = doc["components"].get("messages", {})
     models: dict[str, type[BaseModel]] = {e.subject: e for e in EVENTS}
-    for module in (pipeline, commissions, week):
-        models.update({c.subject: c for c in module.COMMANDS})
+    # Every command a service answers, from the same definitions the document is made of.
+    for definition in definitions():
+        models.update({command.subject: command for command, _ in definition.commands})
     address_of = {ref["$ref"].rsplit("/", 1)[-1]: channel["address"] for channel in doc["channels"].values()
                   for ref in channel.get("messages", {}).values()}
     for name, message in messages.items():
