@@ -7,6 +7,7 @@ the system services on 4222/5432.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import logging
@@ -19,6 +20,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -190,7 +192,22 @@ def _terminate(pid: int, timeout: float = 10.0) -> None:
             os.kill(pid, signal.SIGKILL)
 
 
+@functools.cache
 def _pg_bin() -> Path:
+    """The Postgres binaries to run. As root, Postgres runs as its system user, which may not be able to
+    reach a virtualenv under a private directory (a 0700 temporary directory, /root): then a root-owned,
+    read-only copy of pgserver's installation under /var/lib/partnerops-pg is used instead, made once per
+    installation, so no parent directory is ever opened up."""
+    installed = _installed_pg_bin()
+    if os.geteuid() != 0:
+        return installed
+    user = _ensure_system_user()
+    if _reachable_by(user, installed / "postgres"):
+        return installed
+    return _public_copy(installed.parent, user) / "bin"
+
+
+def _installed_pg_bin() -> Path:
     # Found without importing pgserver, whose import has side effects we do not want.
     import importlib.util
 
@@ -198,6 +215,32 @@ def _pg_bin() -> Path:
     if spec is None or not spec.submodule_search_locations:
         raise RuntimeError("pgserver is not installed: install the project (pip install -e .)")
     return Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
+
+
+def _public_copy(pginstall: Path, user: pwd.struct_passwd) -> Path:
+    version = (pginstall / "bin" / "postgres").stat()
+    digest = hashlib.sha256(f"{pginstall.resolve()}:{version.st_size}:{version.st_mtime_ns}".encode()).hexdigest()[:20]
+    target = PG_FALLBACK_ROOT / f"pginstall-{digest}"
+    if not (target / "bin" / "postgres").exists():
+        PG_FALLBACK_ROOT.mkdir(parents=True, exist_ok=True)
+        PG_FALLBACK_ROOT.chmod(0o711)
+        # Copied beside the target and renamed into place, so parallel starts never see half a copy.
+        staging = Path(tempfile.mkdtemp(prefix="pginstall-", dir=PG_FALLBACK_ROOT))
+        shutil.copytree(pginstall, staging / "tree", symlinks=True)
+        # Collected with the abandoned clusters once the virtualenv it came from is gone.
+        (staging / "tree" / "origin").write_text(str(pginstall.resolve()))
+        for d, _dirs, _files in os.walk(staging / "tree"):
+            os.chmod(d, 0o755)
+        try:
+            os.rename(staging / "tree", target)
+        except OSError:
+            if not (target / "bin" / "postgres").exists():
+                raise
+        shutil.rmtree(staging, ignore_errors=True)
+    if not _reachable_by(user, target / "bin" / "postgres"):
+        raise RuntimeError(f"Postgres refuses to run as root, and its system user {PG_SYSTEM_USER} cannot run "
+                           f"the copy of its binaries in {target}: check that directory's permissions.")
+    return target
 
 
 def _reachable_by(user: pwd.struct_passwd, *paths: Path) -> bool:
@@ -283,12 +326,6 @@ class EmbeddedPostgres:
         if os.geteuid() == 0:
             self._run_as = _ensure_system_user()
             self._cluster = None
-            if not _reachable_by(self._run_as, _pg_bin() / "postgres"):
-                raise RuntimeError(
-                    f"Postgres refuses to run as root, and its system user {PG_SYSTEM_USER} cannot reach the "
-                    f"Postgres binaries in {_pg_bin()}. PartnerOps does not open up parent directories: run "
-                    "as a normal user, or keep the virtualenv under directories others may traverse (o+x)."
-                )
             if self.cluster_dir != self.base_dir:
                 PG_FALLBACK_ROOT.mkdir(parents=True, exist_ok=True)
                 PG_FALLBACK_ROOT.chmod(0o711)  # root's; the system user may enter only its own cluster

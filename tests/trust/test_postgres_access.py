@@ -94,6 +94,33 @@ def test_starting_never_opens_up_a_parent_directory(tmp_path: Path) -> None:
         second.remove()
 
 
+def test_binaries_the_system_user_cannot_reach_run_from_a_root_owned_copy(tmp_path: Path) -> None:
+    """A virtualenv under a private directory (a 0700 temporary directory, as a fresh clone in CI gets):
+    Postgres runs from a read-only copy of its installation, and the private directory stays closed."""
+    if os.geteuid() != 0:
+        pytest.skip("only root runs Postgres as a system user")
+    from runtime.embedded import PG_FALLBACK_ROOT, _ensure_system_user, _installed_pg_bin, _public_copy
+
+    closed = tmp_path / "closed"
+    closed.mkdir(mode=0o700)
+    private = closed / "pginstall"
+    shutil.copytree(_installed_pg_bin().parent, private, symlinks=True)
+    user = _ensure_system_user()
+    copy = _public_copy(private, user)
+    try:
+        assert copy.parent == PG_FALLBACK_ROOT and stat.S_IMODE(closed.stat().st_mode) == 0o700
+        assert copy.stat().st_uid == 0 and not copy.stat().st_mode & stat.S_IWOTH
+        run = subprocess.run([str(copy / "bin" / "postgres"), "--version"], user=user.pw_name, capture_output=True,
+                             text=True, cwd="/")
+        assert run.returncode == 0 and "PostgreSQL" in run.stdout, run.stderr
+        assert _public_copy(private, user) == copy  # made once
+        with pytest.raises(PermissionError):  # the original stays out of its reach
+            subprocess.run([str(private / "bin" / "postgres"), "--version"], user=user.pw_name,
+                           capture_output=True, text=True, cwd="/")
+    finally:
+        shutil.rmtree(copy, ignore_errors=True)
+
+
 def test_role_passwords_are_random_independent_and_private(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     for owner in ("pipeline", "gateway"):
         monkeypatch.delenv(database_setup.password_variable(owner), raising=False)
