@@ -29,6 +29,8 @@ class StreamSpec(BaseModel):
     name: str
     subjects: tuple[str, ...]
     description: str = ""
+    # The stream holds JetStream message schedules (nats-server 2.12+): see contracts/schedules.py.
+    schedules: bool = False
 
 
 class Event(BaseModel):
@@ -48,6 +50,12 @@ class Event(BaseModel):
     def aggregate_key(self) -> str:
         """The key whose events must be published in order (overridden per event)."""
         return str(self.event_id)
+
+    @classmethod
+    def from_delivery(cls, raw: dict[str, Any], stored_at: datetime | None) -> dict[str, Any]:
+        """The body as the consumer validates it, given when the stream stored the message. Events
+        carry everything themselves; a schedule's tick (a body the bus repeats) takes its id from it."""
+        return raw
 
 
 class ErrorKind(StrEnum):

@@ -159,6 +159,7 @@ def stream_config(spec: StreamSpec, replicas: int = 1) -> StreamConfig:
         discard=DiscardPolicy.OLD,
         duplicate_window=DUPLICATE_WINDOW_SECONDS,
         num_replicas=replicas,
+        allow_msg_schedules=True if spec.schedules else None,
     )
 
 
@@ -177,5 +178,6 @@ async def ensure_streams(js: JetStreamContext, specs: tuple[StreamSpec, ...] | l
                 # Another process created it in between; that is the same stream.
                 await js.stream_info(spec.name)
             continue
-        if sorted(info.config.subjects or []) != sorted(spec.subjects) or (info.config.num_replicas or 1) != replicas:
+        if sorted(info.config.subjects or []) != sorted(spec.subjects) or (info.config.num_replicas or 1) != replicas \
+                or bool(info.config.allow_msg_schedules) != spec.schedules:
             await js.update_stream(config)

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
 
-from contracts import billing, commissions, deadletters, pipeline, relationships, sync
+from contracts import billing, commissions, deadletters, pipeline, relationships, schedules, sync
 from runtime import credentials
 
 OPERATOR = "cli"
@@ -60,15 +60,20 @@ def _service(name: str, *, stream: str | None, consumes: tuple[str, ...] = ()) -
 
 
 COMPONENTS: dict[str, Component] = {c.name: c for c in (
-    _service("pipeline", stream=pipeline.STREAM.name, consumes=(sync.STREAM.name,)),
+    # The pipeline also takes the daily tick of tier recomputation from the schedules.
+    _service("pipeline", stream=pipeline.STREAM.name, consumes=(sync.STREAM.name, schedules.STREAM.name)),
     _service("commissions", stream=commissions.STREAM.name, consumes=(pipeline.STREAM.name, billing.STREAM.name)),
     _service("relationships", stream=relationships.STREAM.name, consumes=(pipeline.STREAM.name,)),
-    _service("notifications", stream=None),
+    # Notifications reads the pipeline's facts for its rules and owns the schedules stream: it may publish
+    # only the plans (`schedule.plan.>`); the ticks are published by the server itself from the plans.
+    Component(name="notifications", publishes=(f"{schedules.PLAN_PREFIX}>",), owns_streams=(schedules.STREAM.name,),
+              consumes=(pipeline.STREAM.name, schedules.STREAM.name), answers=("cmd.notifications.>",)),
     Component(
         name="gateway",
         # POST /api/integrations/opportunities forwards this one contract for HTTP sync workers.
         publishes=(sync.OpportunityExternalUpsertedV1.subject,),
-        consumes=(pipeline.STREAM.name, commissions.STREAM.name, relationships.STREAM.name),
+        # SCHEDULES: the hourly housekeeping tick (expired sessions, sign-in attempts, the directory).
+        consumes=(pipeline.STREAM.name, commissions.STREAM.name, relationships.STREAM.name, schedules.STREAM.name),
         looks_up=(sync.STREAM.name,),
         sends_commands=True, asks_health=True,
     ),

@@ -26,6 +26,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from functools import cache
 from typing import Any
 
@@ -361,7 +362,7 @@ class InboxConsumer:
                 f"{sub.inbox_key} knows {sorted(by_version)}"
             )
         try:
-            return sub, model.model_validate(raw)
+            return sub, model.model_validate(model.from_delivery(raw, _stored_at(msg)))
         except ValidationError as exc:
             raise PermanentFailure(f"invalid {model.__name__}: {_summarise(exc)}") from exc
 
@@ -572,6 +573,13 @@ class _Fetcher(BatchPullStreamSubscriber):
                 continue
             if messages and self.running:
                 await self.consume(messages)  # type: ignore[arg-type]
+
+
+def _stored_at(msg: Msg) -> datetime | None:
+    try:
+        return msg.metadata.timestamp
+    except Exception:  # not a JetStream message (tests feeding the parser directly)
+        return None
 
 
 def _span_context(msg: Msg) -> trace.SpanContext:

@@ -41,6 +41,9 @@ class ServiceDefinition:
     publishes: tuple[StreamSpec, ...] = ()
     subscriptions: tuple[Subscription, ...] = ()
     commands: tuple[tuple[type[Command], Callable[[AsyncSession, Any], Awaitable[BaseModel]]], ...] = ()
+    # Long-running work of the service besides its consumers (an email sender, say), started once the
+    # broker runs and stopped with it; one ending while the service runs ends the process.
+    workers: tuple[Callable[[RunningService], Awaitable[None]], ...] = ()
 
     @property
     def schema(self) -> str:
@@ -192,6 +195,8 @@ async def start(definition: ServiceDefinition, settings: Settings, stop: asyncio
     holder.append(running)
     await broker.start()
     running.tasks.append(asyncio.create_task(relay.run(stop), name=f"{definition.name}-relay"))
+    for worker in definition.workers:
+        running.tasks.append(asyncio.create_task(worker(running), name=f"{definition.name}-{worker.__name__}"))
     running.tasks.append(asyncio.create_task(_watch(running), name=f"{definition.name}-watchdog"))
     logger.info("%s started", definition.name, extra={"fields": {"consumers": [c.durable for c in consumers]}})
     return running
@@ -201,7 +206,13 @@ async def _watch(running: RunningService) -> None:
     """A consumer or relay task that ends while the service runs leaves it deaf or mute: end the process
     (non-zero) so its supervisor starts a fresh one, rather than answer health checks while deaf."""
     relay_task = running.tasks[0]
+    workers = running.tasks[1:1 + len(running.definition.workers)]
     while not running.stop.is_set():
+        for task in workers:
+            if task.done():
+                exc = None if task.cancelled() else task.exception()
+                running.fail(f"worker task {task.get_name()} ended: {exc!r}")
+                return
         for consumer in running.consumers:
             exc = consumer.failure()
             if exc is not None or not consumer.alive():

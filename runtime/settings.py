@@ -58,6 +58,20 @@ class Settings(BaseSettings):
     outbox_poll_seconds: float = Field(default=2.0, gt=0)
     outbox_retention_days: int = Field(default=14, ge=1)
 
+    # Email (services/notifications). smtp://user:password@host:port (STARTTLS when the server offers it),
+    # smtps://... for TLS from the start. Unset: nothing is emailed (alerts still reach the in-app feed);
+    # `partnerops up` points it at its local mailbox (docs/notifications.md).
+    smtp_url: str = ""
+    mail_from: str = "PartnerOps <partnerops@localhost>"
+    # Where the links in emails point: the gateway as people reach it.
+    public_url: str = "http://127.0.0.1:8000"
+    # Delivery attempts of one email before it is marked failed (an admin can retry it).
+    smtp_max_attempts: int = Field(default=8, ge=1, le=100)
+    smtp_backoff_seconds: tuple[float, ...] = (5.0, 30.0, 120.0, 600.0, 1800.0, 3600.0)
+    smtp_poll_seconds: float = Field(default=2.0, gt=0)
+    # The local mailbox `partnerops up` runs (an SMTP sink); the admin page shows what it received.
+    mailbox_dir: Path | None = None
+
     @model_validator(mode="after")
     def _refuse_weak_secret_in_production(self) -> Settings:
         if self.environment == "production":

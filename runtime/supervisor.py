@@ -24,7 +24,7 @@ import httpx
 
 from contracts.registry import STREAMS
 from runtime import bus, bus_auth, credentials, database_setup, migrations
-from runtime.embedded import EmbeddedNats, EmbeddedPostgres
+from runtime.embedded import EmbeddedNats, EmbeddedPostgres, free_port
 from runtime.settings import DATABASE_OWNERS, SERVICES, Settings
 
 PROCESSES: tuple[tuple[str, list[str]], ...] = (
@@ -309,8 +309,12 @@ async def _up(settings: Settings, *, seed: bool) -> int:
         await platform.prepare()
         platform.write_runtime_file()
         url = f"http://{settings.gateway_host}:{settings.gateway_port}"
+        mail = await _local_mailbox(settings, url) if not settings.smtp_url else {}
+        if mail:
+            children.append(mail.pop("child"))  # type: ignore[arg-type]
         for name, args in PROCESSES:
-            extra = {"GATEWAY_PORT": str(settings.gateway_port), "GATEWAY_HOST": settings.gateway_host}
+            extra = {"GATEWAY_PORT": str(settings.gateway_port), "GATEWAY_HOST": settings.gateway_host,
+                     "PUBLIC_URL": settings.public_url if os.environ.get("PUBLIC_URL") else url, **mail}
             child = Child(name, args, platform.env_for(name, extra))
             await child.start()
             children.append(child)
@@ -336,6 +340,21 @@ async def _up(settings: Settings, *, seed: bool) -> int:
             await child.stop()
         platform.stop()
         say("stopped")
+
+
+async def _local_mailbox(settings: Settings, url: str) -> dict[str, object]:
+    """Without SMTP_URL, a local SMTP sink (runtime/mailbox.py) receives every email, kept in
+    <data_dir>/mailbox and shown to admins at /admin/mailbox: a new installation sees its alerts and the
+    weekly digest without a mail server."""
+    port = free_port()
+    directory = (settings.data_dir / "mailbox").resolve()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(SECRET_PREFIXES)
+           and k not in ("DATABASE_ADMIN_URL", "POSTGRES_PASSWORD", "SECRET_KEY")}
+    child = Child("mailbox", ["-m", "runtime.mailbox", "--dir", str(directory), "--port", str(port)],
+                  {**env, "PYTHONUNBUFFERED": "1"})
+    await child.start()
+    say(f"no SMTP_URL: emails go to the local mailbox (admins see it at {url}/admin/mailbox)")
+    return {"child": child, "SMTP_URL": f"smtp://127.0.0.1:{port}", "MAILBOX_DIR": str(directory)}
 
 
 async def _until(coro: object, stop: asyncio.Event) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts import pipeline as c
-from contracts import sync
+from contracts import schedules, sync
 from contracts.base import Event
 from runtime.inbox import Subscription
 from runtime.service import ServiceDefinition
@@ -25,12 +25,19 @@ async def on_external_upserted_many(session: AsyncSession, events: list[Event]) 
     await ingestion.apply_external(session, events)  # type: ignore[arg-type]
 
 
+async def on_tier_recomputation_due(session: AsyncSession, event: Event) -> None:
+    """The daily tick (contracts/schedules.py): tiers follow trailing revenue as won deals age out."""
+    await partners.recompute_tiers(session, c.RecomputeTiers(actor="schedule"))
+
+
 definition = ServiceDefinition(
     name="pipeline",
     publishes=(c.STREAM,),
     subscriptions=(
         Subscription(consumer="pipeline", models=(sync.OpportunityExternalUpsertedV1,), handle=on_external_upserted,
                      handle_many=on_external_upserted_many),
+        Subscription(consumer="pipeline", models=(schedules.TierRecomputationDueV1,),
+                     handle=on_tier_recomputation_due),
     ),
     commands=(
         (c.CreatePartner, partners.create_partner),

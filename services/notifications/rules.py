@@ -1,0 +1,178 @@
+"""The alert rules: one entry each. A rule says what triggers it (events, or the hourly scan), who
+receives it, how long the same alert stays quiet after it fired (its window), and turns its trigger
+into `Fired` verdicts that say why and link to the page to look at. Pure: no I/O.
+
+A new rule is one entry in RULES. An event-triggered rule also needs its event in `on` — the
+service subscribes to every event some rule names (handlers.py builds the subscriptions from here).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from contracts import pipeline as p
+from contracts.base import Event
+from runtime.formatting import money
+from services.notifications.domain import Audience, Fired, in_reporting_currency
+
+
+@dataclass(frozen=True)
+class DealView:
+    """What the scans know of an open deal."""
+
+    id: str
+    name: str
+    customer: str
+    stage: str
+    stage_name: str
+    amount: Decimal
+    currency: str
+    owner: str | None
+    stage_entered_at: datetime
+    ace_status: str | None
+    ace_due: date | None
+
+
+@dataclass(frozen=True)
+class ScanInput:
+    now: datetime
+    open_deals: Sequence[DealView]
+    settings: dict[str, Any]
+
+
+EventRule = Callable[[Event, dict[str, Any]], list[Fired]]
+ScanRule = Callable[[ScanInput], list[Fired]]
+
+
+@dataclass(frozen=True)
+class Rule:
+    key: str
+    title: str
+    description: str
+    audience: Audience
+    window: timedelta
+    on: tuple[type[Event], ...] = ()
+    on_event: EventRule | None = None
+    scan: ScanRule | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+def _deal_link(deal_id: object) -> str:
+    return f"/opportunities/{deal_id}"
+
+
+# ---------------------------------------------------------------------------------- the rules' logic
+
+BIG_DEAL = Decimal("50000")
+
+
+def big_deal_won(event: Event, settings: dict[str, Any]) -> list[Fired]:
+    assert isinstance(event, p.OpportunityWonV1)
+    reporting = settings.get("reporting_currency", "USD")
+    value = in_reporting_currency(event.amount, event.currency, settings)
+    threshold = Decimal(str(RULES_BY_KEY["big_deal_won"].params["threshold"]))
+    if value is None or value < threshold:
+        return []
+    converted = "" if event.currency == reporting else f" ({money(value, reporting)} in {reporting})"
+    return [Fired(
+        key=str(event.opportunity_id),
+        title=f"Big deal won: {event.customer} {money(event.amount, event.currency)}",
+        why=(f"{event.customer} was won for {money(event.amount, event.currency)}{converted} in the "
+             f"{event.pipeline} pipeline, at or above the big-deal line of {money(threshold, reporting)}."),
+        link=_deal_link(event.opportunity_id), owner=event.owner)]
+
+
+def ace_action_required(event: Event, settings: dict[str, Any]) -> list[Fired]:
+    assert isinstance(event, p.OpportunityCreatedV1 | p.OpportunityUpdatedV1 | p.OpportunityStageChangedV1)
+    o = event.opportunity
+    if o.ace is None or o.ace.review_status != p.AceReviewStatus.action_required or o.outcome != p.Outcome.open:
+        return []
+    due = o.ace.action_due_date
+    by = f"by {due.isoformat()}" if due else "(AWS gave no date)"
+    comment = f" The reviewer wrote: \u201c{o.ace.reviewer_comments[:300]}\u201d" if o.ace.reviewer_comments else ""
+    return [Fired(
+        key=f"{o.id}:{due or 'no-date'}",
+        title=f"ACE Action Required: {o.name}",
+        why=f"AWS marked the co-sell opportunity {o.name} ({o.customer}) Action Required; answer {by}.{comment}",
+        link=_deal_link(o.id), owner=o.owner)]
+
+
+def ace_deadline_near(scan: ScanInput) -> list[Fired]:
+    days = int(RULES_BY_KEY["ace_deadline_near"].params["days"])
+    today = scan.now.date()
+    fired = []
+    for d in scan.open_deals:
+        if d.ace_status != p.AceReviewStatus.action_required.value or d.ace_due is None:
+            continue
+        left = (d.ace_due - today).days
+        if left <= days:
+            when = "is overdue" if left < 0 else "is today" if left == 0 else f"is in {left} day{'s' * (left != 1)}"
+            fired.append(Fired(
+                key=f"{d.id}:{d.ace_due.isoformat()}",
+                title=f"ACE deadline {d.ace_due.isoformat()}: {d.name}",
+                why=f"The Action Required answer to AWS for {d.name} ({d.customer}) is due {d.ace_due.isoformat()}, "
+                    f"which {when}; a missed answer can get the opportunity rejected.",
+                link=_deal_link(d.id), owner=d.owner))
+    return fired
+
+
+def deal_stuck(scan: ScanInput) -> list[Fired]:
+    per_stage: dict[str, int] = RULES_BY_KEY["deal_stuck"].params["days_by_stage"]
+    default = int(scan.settings.get("stuck_after_days", 30))
+    fired = []
+    for d in scan.open_deals:
+        limit = int(per_stage.get(d.stage, default))
+        days = (scan.now - d.stage_entered_at).days
+        if days > limit:
+            fired.append(Fired(
+                key=f"{d.id}:{d.stage}:{d.stage_entered_at.date().isoformat()}",
+                title=f"Stuck in {d.stage_name}: {d.name}",
+                why=f"{d.name} ({d.customer}, {money(d.amount, d.currency)}) has been in {d.stage_name} for "
+                    f"{days} days, longer than the {limit} days a deal should stay there.",
+                link=_deal_link(d.id), owner=d.owner))
+    return fired
+
+
+# ---------------------------------------------------------------------------------------- the table
+
+RULES: tuple[Rule, ...] = (
+    Rule("deal_stuck", "Deal stuck in a stage",
+         "An open deal has stayed in its stage longer than the stage allows (the pipeline's stuck_after_days, "
+         "or a per-stage limit here); repeated weekly while it stays.",
+         Audience.owner_and_admins, timedelta(days=7), scan=deal_stuck,
+         params={"days_by_stage": {"negotiation": 21, "committed": 21}}),
+    Rule("ace_action_required", "ACE Action Required",
+         "AWS Partner Central asks for changes to a co-sell opportunity before its review goes on.",
+         Audience.owner_and_admins, timedelta(days=30),
+         on=(p.OpportunityCreatedV1, p.OpportunityUpdatedV1, p.OpportunityStageChangedV1),
+         on_event=ace_action_required),
+    Rule("ace_deadline_near", "ACE Action Required deadline approaching",
+         "The date by which AWS wants the Action Required answer is within a few days, or past.",
+         Audience.owner_and_admins, timedelta(days=30), scan=ace_deadline_near, params={"days": 3}),
+    Rule("big_deal_won", "Big deal won",
+         "A deal was won at or above the big-deal line (in the pipeline's reporting currency).",
+         Audience.leads, timedelta(days=365), on=(p.OpportunityWonV1,), on_event=big_deal_won,
+         params={"threshold": BIG_DEAL}),
+)
+
+RULES_BY_KEY: dict[str, Rule] = {r.key: r for r in RULES}
+
+# Rules other issues bring, each waiting for its event in contracts/ (docs/notifications.md):
+# quarterly target turned at risk (the forecast's owner publishing it), dead letters waiting,
+# crucial contact cooling, funding expiry / claim due, competency renewal, task carried three times.
+
+
+def event_rules(event_type: type[Event]) -> list[Rule]:
+    return [r for r in RULES if event_type in r.on]
+
+
+def triggering_events() -> list[type[Event]]:
+    seen: dict[str, type[Event]] = {}
+    for rule in RULES:
+        for event in rule.on:
+            seen.setdefault(event.subject, event)
+    return list(seen.values())

@@ -1,0 +1,144 @@
+"""The notifications service in-process against its own schema, a NATS server of the module's own, and
+a real SMTP server (runtime.mailbox, aiosmtpd) that keeps what it receives; helpers to publish the
+pipeline's events, tick the schedule and read feeds, deliveries and the mailbox."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from nats.aio.client import Client as NATS
+
+from contracts import notifications as n
+from contracts import pipeline as p
+from contracts import schedules as s
+from contracts.base import Event
+from runtime import bus
+from runtime.commands import send
+from runtime.embedded import EmbeddedNats
+from runtime.mailbox import LocalMailbox
+from runtime.service import RunningService, shutdown, start
+from runtime.settings import Settings
+from services.notifications.handlers import definition
+
+ADMIN = "u-admin"
+MANAGER = "u-manager"
+OWNER = "u-owner"
+MEMBER = "u-member"
+PEOPLE = [
+    n.Member(user_id=ADMIN, email="vp@example.test", name="Vera VP", role=n.Role.admin,
+             time_zone="America/Los_Angeles"),
+    n.Member(user_id=MANAGER, email="manager@example.test", name="Max Manager", role=n.Role.manager,
+             time_zone="Europe/Berlin"),
+    n.Member(user_id=OWNER, email="owner@example.test", name="Olga Owner", role=n.Role.member),
+    n.Member(user_id=MEMBER, email="member@example.test", name="Mo Member", role=n.Role.member),
+]
+
+
+def settings_for(db: dict[str, str], nats: EmbeddedNats, smtp_url: str, **kw: Any) -> Settings:
+    values: dict[str, Any] = {
+        "database_url": db["notifications"], "nats_url": nats.url_for("notifications"), "smtp_url": smtp_url,
+        "bus_ack_wait_seconds": 5, "bus_backoff_seconds": (0.1, 0.3, 0.5), "bus_max_deliver": 4,
+        "smtp_poll_seconds": 0.1, "smtp_backoff_seconds": (0.2, 0.4), "smtp_max_attempts": 4,
+        "public_url": "https://partnerops.example.test"}
+    return Settings(**(values | kw))
+
+
+@pytest.fixture(scope="module")
+async def mailbox() -> AsyncIterator[LocalMailbox]:
+    box = await LocalMailbox().start()
+    yield box
+    await box.stop()
+
+
+@pytest.fixture(scope="module")
+async def service(private_db: dict[str, str], private_bus: EmbeddedNats,
+                  mailbox: LocalMailbox) -> AsyncIterator[RunningService]:
+    stop = asyncio.Event()
+    running = await start(definition, settings_for(private_db, private_bus, mailbox.url), stop)
+    yield running
+    stop.set()
+    await shutdown(running)
+
+
+@pytest.fixture
+async def bus_client(service: RunningService, private_nats: str) -> AsyncIterator[NATS]:
+    conn = await bus.connect(private_nats, name="test-notifications")
+    await send(conn, n.SyncPeople(people=PEOPLE))
+    yield conn
+    await conn.close()
+
+
+async def publish(nc: NATS, event: Event, *, data: bytes | None = None, subject: str | None = None) -> None:
+    await nc.jetstream().publish(subject or event.subject,
+                                 data if data is not None else event.model_dump_json().encode(),
+                                 headers={"Nats-Msg-Id": str(uuid.uuid4())})
+
+
+async def settled(nc: NATS, service: RunningService, timeout: float = 30.0) -> None:
+    """Every consumer of the service has processed and acknowledged everything published so far."""
+    js = nc.jetstream()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        pending = 0
+        for consumer in service.consumers:
+            info = await js.consumer_info(consumer.stream, consumer.durable)
+            pending += info.num_pending + info.num_ack_pending
+        if pending == 0:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("the notifications service did not take in everything in time")
+
+
+async def eventually(check, what: str, timeout: float = 30.0) -> Any:
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = await check()
+        if last:
+            return last
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}; last: {last!r}")
+
+
+def deal(*, owner: str | None = OWNER, stage: str = "proposal", stage_name: str = "Proposal",
+         entered: datetime | None = None, amount: str = "12000.00", currency: str = "USD", version: int = 1,
+         ace: p.AceState | None = None, deal_id: uuid.UUID | None = None, name: str | None = None,
+         outcome: p.Outcome = p.Outcome.open) -> p.Opportunity:
+    at = entered or datetime.now(UTC)
+    return p.Opportunity(
+        id=deal_id or uuid.uuid4(), version=version, name=name or f"Deal {uuid.uuid4().hex[:6]}", pipeline="resale",
+        stage=stage, stage_name=stage_name, probability=50, outcome=outcome, partner_id=None,
+        customer=f"Customer {uuid.uuid4().hex[:4]}", amount=Decimal(amount), currency=currency,
+        expected_close_date=None, owner=owner, deal_model=p.DealModel.resale, source=p.Source.manual, ace=ace,
+        created_at=at, updated_at=at, stage_entered_at=at)
+
+
+def won(opportunity_id: uuid.UUID, amount: str, *, owner: str | None = OWNER, currency: str = "USD",
+        customer: str = "Acme Corp") -> p.OpportunityWonV1:
+    return p.OpportunityWonV1(opportunity_id=opportunity_id, partner_id=None, amount=Decimal(amount),
+                              currency=currency, deal_model=p.DealModel.resale, customer=customer, owner=owner,
+                              pipeline="resale", source=p.Source.manual, won_at=datetime.now(UTC))
+
+
+def tick(at: datetime) -> s.HourlyTickV1:
+    """A tick as the schedule would publish it at `at` (with the id the consumer would derive)."""
+    return s.HourlyTickV1.model_validate(s.HourlyTickV1.from_delivery({"schema_version": 1, "job": "hourly"}, at))
+
+
+async def feed(nc: NATS, user_id: str) -> n.Feed:
+    return await send(nc, n.ListFeed(user_id=user_id, limit=200))
+
+
+async def deliveries(nc: NATS, **kw: Any) -> list[n.Delivery]:
+    return (await send(nc, n.ListDeliveries(limit=200, **kw))).items
+
+
+def mails_about(box: LocalMailbox, text: str) -> list[Any]:
+    return [m for m in box.sink.messages if text in str(m["Subject"])]
