@@ -233,6 +233,3 @@ class RetryDelivery(Command):
 
     delivery_id: UUID
 
-
-COMMANDS: tuple[type[Command], ...] = (SyncPeople, ListRules, ListFeed, MarkAlertsRead, GetPreferences,
-                                       SetPreferences, ListDeliveries, RetryDelivery)
