@@ -159,6 +159,8 @@ class Milestone(BaseModel):
     claim_status: ClaimStatus
     received: Decimal = Field(description="What AWS paid on this claim.")
     claim_reference: str | None = None
+    next_claim_statuses: list[ClaimStatus] = Field(default_factory=list, description="What the claim may become "
+                                                   "now (nothing before the request is pre-approved).")
     updated_at: datetime
 
 

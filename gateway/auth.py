@@ -46,6 +46,9 @@ SCOPES: dict[str, str] = {
     "commissions:read": "read agreements, ledgers and statements",
     "commissions:write": "edit agreements and enter revenue events",
     "commissions:approve": "approve and pay ledger entries",
+    "funding:read": "read funding programs, fund requests, goals and competencies",
+    "funding:write": "create and move fund requests, goals and competencies",
+    "funding:configure": "configure funding programs",
     "metrics:read": "scrape /metrics (Prometheus)",
 }
 

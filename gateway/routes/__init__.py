@@ -2,6 +2,6 @@
 
 from fastapi import APIRouter
 
-from gateway.routes import access, commissions, partners, pipeline
+from gateway.routes import access, commissions, funding, partners, pipeline
 
-ROUTERS: tuple[APIRouter, ...] = (access.router, partners.router, pipeline.router, commissions.router)
+ROUTERS: tuple[APIRouter, ...] = (access.router, partners.router, pipeline.router, commissions.router, funding.router)

@@ -2,11 +2,23 @@
 
 from fastapi import APIRouter
 
-from gateway.web import account, admin, commissions, dashboard, docs, imports, partners, pipeline, session, team
+from gateway.web import (
+    account,
+    admin,
+    commissions,
+    dashboard,
+    docs,
+    funding,
+    imports,
+    partners,
+    pipeline,
+    session,
+    team,
+)
 from gateway.web.common import http_error_page
 
 router = APIRouter(include_in_schema=False)
-for _module in (session, account, dashboard, pipeline, partners, team, imports, admin, commissions):
+for _module in (session, account, dashboard, pipeline, partners, team, imports, admin, commissions, funding):
     router.include_router(_module.router)
 
 __all__ = ["docs", "http_error_page", "router"]

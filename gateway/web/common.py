@@ -27,6 +27,7 @@ NAV: tuple[tuple[str, str, Role], ...] = (
     ("/pipeline", "Pipeline", Role.viewer),
     ("/partners", "Partners", Role.viewer),
     ("/commissions", "Commissions", Role.viewer),
+    ("/funding", "Funding", Role.viewer),
     ("/team", "Team", Role.viewer),
     ("/admin", "Admin", Role.admin),
 )
@@ -35,7 +36,7 @@ NAV: tuple[tuple[str, str, Role], ...] = (
 def _active(path: str) -> str | None:
     if path.startswith("/opportunities"):
         return "/pipeline"
-    for href in ("/pipeline", "/partners", "/commissions", "/team", "/admin"):
+    for href in ("/pipeline", "/partners", "/commissions", "/funding", "/goals", "/team", "/admin"):
         if path == href or path.startswith(href + "/"):
             return href
     return "/" if path == "/" else None

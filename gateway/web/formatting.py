@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 
 from jinja2 import pass_context
 from jinja2.runtime import Context
+
+from contracts import deadlines
 
 # The formatters live in runtime so the notifications service's emails print figures the same way.
 from runtime.formatting import SYMBOLS, day, money, money_short, number_short, percent, when
@@ -44,6 +46,24 @@ def quarter_label(year: int, q: int) -> str:
     return f"Q{q} {year}"
 
 
+def days_left(deadline: object, now: datetime | None = None) -> int:
+    """Days until a deadline (contracts/deadlines.py: counted in the deadline's own time zone)."""
+    return deadlines.days_left(deadline.due_date, deadline.time_zone,  # type: ignore[attr-defined]
+                               now or datetime.now(UTC))
+
+
+def days_left_text(deadline: object) -> str:
+    """'in 7 days', 'due today', '3 days late' — the same words everywhere a deadline shows."""
+    n = days_left(deadline)
+    if n == 0:
+        return "due today"
+    if n == 1:
+        return "due tomorrow"
+    if n > 0:
+        return f"in {n} days"
+    return "1 day late" if n == -1 else f"{-n} days late"
+
+
 FILTERS = {
     "money": money,
     "money_short": money_short,
@@ -51,4 +71,6 @@ FILTERS = {
     "percent": percent,
     "day": day_for_viewer,
     "when": when_for_viewer,
+    "days_left": days_left,
+    "days_left_text": days_left_text,
 }

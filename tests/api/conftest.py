@@ -22,6 +22,7 @@ from runtime.settings import Settings
 from runtime.testing import TEST_SECRET, TestServers, platform_database, unique
 from services.commissions.handlers import definition as commissions_definition
 from services.pipeline.handlers import definition as pipeline_definition
+from services.relationships.handlers import definition as relationships_definition
 from tests.gateway.conftest import PASSWORD, Gateway, Person
 
 
@@ -56,7 +57,8 @@ async def api(servers: TestServers, api_nats: EmbeddedNats) -> AsyncIterator[Api
               "outbox_poll_seconds": 0.2, "bus_ack_wait_seconds": 5.0}
     stop = asyncio.Event()
     services = [await start(pipeline_definition, Settings(database_url=db["pipeline"], **common), stop),
-                await start(commissions_definition, Settings(database_url=db["commissions"], **common), stop)]
+                await start(commissions_definition, Settings(database_url=db["commissions"], **common), stop),
+                await start(relationships_definition, Settings(database_url=db["relationships"], **common), stop)]
     settings = Settings(database_url=db["gateway"], **common)
     app = create_app(settings)
     try:

@@ -10,16 +10,23 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+import httpx
 import pytest
 from nats.aio.client import Client as NATS
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from contracts.base import Event
+from gateway.app import create_app
+from gateway.auth import Role
+from gateway.users import ensure_user
 from runtime import bus
 from runtime.embedded import EmbeddedNats
 from runtime.service import RunningService, shutdown, start
 from runtime.settings import Settings
+from runtime.testing import TEST_SECRET
+from services.pipeline.handlers import definition as pipeline_definition
 from services.relationships.handlers import definition
+from tests.gateway.conftest import PASSWORD, Gateway, Person
 
 
 @pytest.fixture(scope="module")
@@ -89,3 +96,43 @@ async def published(nc: NATS, subject: str, *, where: Any = None, count: int = 1
             return found
         await asyncio.sleep(0.2)
     raise AssertionError(f"expected {count} events on {subject}, found {len(found)}")
+
+
+# ------------------------------------------------------------------------- the gateway in front of it
+
+
+@pytest.fixture(scope="module")
+async def gw(private_db: dict[str, str], private_bus: EmbeddedNats) -> AsyncIterator[Gateway]:
+    """The gateway with the pipeline and relationships services, people of every role signed in."""
+    common = {"environment": "test", "secret_key": TEST_SECRET, "outbox_poll_seconds": 0.2,
+              "bus_ack_wait_seconds": 5.0}
+
+    def settings_of(owner: str) -> Settings:
+        return Settings(database_url=private_db[owner], nats_url=private_bus.url_for(owner), **common)
+
+    stop = asyncio.Event()
+    services = [await start(pipeline_definition, settings_of("pipeline"), stop),
+                await start(definition, settings_of("relationships"), stop)]
+    settings = settings_of("gateway")
+    app = create_app(settings)
+    try:
+        async with app.router.lifespan_context(app):
+            g = Gateway(app=app, settings=settings)
+            for role in Role:
+                email = f"{role.value}@funding.test"
+                await ensure_user(settings, email=email, name=f"The {role.value}", role=role, password=PASSWORD)
+                client, csrf = await g.sign_in(email)
+                g.people[role] = Person(role=role, email=email, client=client, csrf=csrf)
+            yield g
+            for person in g.people.values():
+                await person.client.aclose()
+    finally:
+        stop.set()
+        for s in services:
+            await shutdown(s)
+
+
+async def call(g: Gateway, role: Role, method: str, url: str, body: object = None, **kw: Any) -> httpx.Response:
+    person = g.people[role]
+    return await person.client.request(method, url, json=body, headers={"x-csrf-token": person.csrf,
+                                                                          "accept": "application/json"}, **kw)

@@ -110,6 +110,12 @@ CLAIM_MOVES: dict[f.ClaimStatus, frozenset[f.ClaimStatus]] = {
 }
 
 
+def next_claims(stage: f.FundStage, current: f.ClaimStatus) -> list[f.ClaimStatus]:
+    if stage not in (S.pre_approved, S.cash_claim):
+        return []
+    return [c for c in f.ClaimStatus if c in CLAIM_MOVES[current]]
+
+
 def check_claim(stage: f.FundStage, current: f.ClaimStatus, to: f.ClaimStatus) -> None:
     if to not in CLAIM_MOVES[current]:
         allowed = ", ".join(sorted(CLAIM_MOVES[current])) or "nothing (it is paid)"

@@ -82,7 +82,8 @@ def _snapshot(r: FundRequest, prog: f.Program, moves: list[FundRequestMove], mil
         opportunities=[f.OpportunityLink.model_validate(x) for x in r.opportunities], description=r.description,
         milestones=[f.Milestone(id=m.id, name=m.name, end_date=m.end_date, amount=m.amount,
                                 claim_due_date=m.claim_due_date, claim_status=f.ClaimStatus(m.claim_status),
-                                received=m.received, claim_reference=m.claim_reference, updated_at=m.updated_at)
+                                received=m.received, claim_reference=m.claim_reference, updated_at=m.updated_at,
+                                next_claim_statuses=domain.next_claims(stage, f.ClaimStatus(m.claim_status)))
                     for m in milestones],
         history=[f.StageMove(from_stage=f.FundStage(m.from_stage) if m.from_stage else None,
                              to_stage=f.FundStage(m.to_stage), moved_by=m.moved_by, moved_at=m.moved_at, note=m.note)

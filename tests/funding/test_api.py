@@ -1,0 +1,111 @@
+"""The funding API and pages through the real gateway, pipeline and relationships services: who may do
+what, a request walked from draft to claim over HTTP with every change audited, illegal moves and
+hostile bodies answered 422 with the field named, and the pages rendering what the service holds."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from gateway.auth import Role
+from tests.funding.conftest import call
+
+DRAFT = {"program": "mdf", "title": "Re:Invent booth", "requested": "20000.00", "activity_start": "2026-11-01",
+         "activity_end": "2026-11-30"}
+
+
+async def test_roles_viewers_read_members_write_admins_configure(gw):
+    assert (await call(gw, Role.viewer, "GET", "/api/funding/requests")).status_code == 200
+    assert (await call(gw, Role.viewer, "POST", "/api/funding/requests", DRAFT)).status_code == 403
+    created = await call(gw, Role.member, "POST", "/api/funding/requests", DRAFT)
+    assert created.status_code == 201, created.text
+    programs = (await call(gw, Role.viewer, "GET", "/api/funding/programs")).json()["items"]
+    box = next(p for p in programs if p["key"] == "box") | {"typical_cap": "9000.00"}
+    assert (await call(gw, Role.manager, "PUT", "/api/funding/programs/box", box)).status_code == 403
+    saved = await call(gw, Role.admin, "PUT", "/api/funding/programs/box", box)
+    assert saved.status_code == 200 and saved.json()["typical_cap"] == "9000.00"
+    mismatch = await call(gw, Role.admin, "PUT", "/api/funding/programs/mdf", box)
+    assert mismatch.status_code == 422
+    audit = (await call(gw, Role.admin, "GET", "/api/audit?entity=funding_program")).json()
+    assert audit[0]["action"] == "funding_program.defined" and audit[0]["after"]["typical_cap"] == "9000.00"
+
+
+async def test_a_request_walks_to_its_claim_over_http_and_every_change_is_audited(gw):
+    r = (await call(gw, Role.member, "POST", "/api/funding/requests", DRAFT | {"title": "Walk"})).json()
+    rid = r["id"]
+    for stage in ("submitted", "business_approval", "finance_approval"):
+        moved = await call(gw, Role.member, "POST", f"/api/funding/requests/{rid}/moves", {"to_stage": stage})
+        assert moved.status_code == 200, moved.text
+    illegal = await call(gw, Role.member, "POST", f"/api/funding/requests/{rid}/moves", {"to_stage": "completed"})
+    assert illegal.status_code == 422
+    assert "from Finance Approval to Completed" in illegal.text
+    moved = await call(gw, Role.member, "POST", f"/api/funding/requests/{rid}/moves",
+                       {"to_stage": "pre_approved", "approved": "18000.50"})
+    assert moved.json()["approved"] == "18000.50"
+    added = await call(gw, Role.member, "POST", f"/api/funding/requests/{rid}/milestones",
+                       {"name": "Booth", "end_date": "2026-11-30", "amount": "18000.50"})
+    assert added.status_code == 201
+    milestone = added.json()["milestones"][0]
+    assert milestone["next_claim_statuses"] == ["submitted"]
+    claimed = await call(gw, Role.member, "POST", f"/api/funding/requests/{rid}/milestones/{milestone['id']}/claim",
+                         {"claim_status": "submitted"})
+    assert claimed.json()["stage"] == "cash_claim" and claimed.json()["claimed"] == "18000.50"
+    actions = [a["action"] for a in (await call(gw, Role.admin, "GET", "/api/audit?entity=fund_request&limit=500"))
+               .json() if a["entity_id"] == rid]
+    assert actions.count("fund_request.moved") == 4
+    assert {"fund_request.created", "fund_request.milestone_added", "fund_request.claim_changed"} <= set(actions)
+    # The actor is the verified principal, never a body field.
+    extra = await call(gw, Role.member, "POST", f"/api/funding/requests/{rid}/moves",
+                       {"to_stage": "completed", "actor": "someone@else"})
+    assert extra.status_code == 422
+
+
+async def test_an_unknown_partner_is_refused_by_field(gw):
+    r = await call(gw, Role.member, "POST", "/api/funding/requests", DRAFT | {"partner_id": str(uuid.uuid4())})
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"][-1] == "partner_id"
+
+
+@pytest.mark.parametrize("body", [
+    DRAFT | {"title": "nul\x00"}, DRAFT | {"requested": "-5"}, DRAFT | {"requested": "1e300"},
+    DRAFT | {"activity_start": 1700000000}, DRAFT | {"activity_end": "9999-12-31"}, DRAFT | {"program": "../x"},
+    DRAFT | {"opportunities": [{"ace_id": "x" * 65}]}, DRAFT | {"unknown": 1}, {"program": "map"},
+])
+async def test_hostile_bodies_are_422_never_500(gw, body):
+    r = await call(gw, Role.member, "POST", "/api/funding/requests", body)
+    assert r.status_code == 422, r.text
+
+
+async def test_missing_and_malformed_ids(gw):
+    assert (await call(gw, Role.viewer, "GET", f"/api/funding/requests/{uuid.uuid4()}")).status_code == 404
+    assert (await call(gw, Role.viewer, "GET", "/api/funding/requests/not-a-uuid")).status_code == 422
+    assert (await call(gw, Role.viewer, "GET", "/api/funding/requests?limit=100000")).status_code == 422
+
+
+async def test_the_tracker_and_request_pages(gw):
+    r = (await call(gw, Role.member, "POST", "/api/funding/requests", DRAFT | {"title": "Page test"})).json()
+    viewer = gw.people[Role.viewer].client
+    page = await viewer.get("/funding", headers={"accept": "text/html"})
+    assert page.status_code == 200 and "Page test" in page.text and "Created (draft)" in page.text
+    assert "New fund request" not in page.text  # viewers do not get the form
+    listing = await viewer.get("/funding?view=list", headers={"accept": "text/html"})
+    assert "Page test" in listing.text
+    detail = await viewer.get(f"/funding/{r['id']}", headers={"accept": "text/html"})
+    assert detail.status_code == 200 and "deadlines start when the request is pre-approved" in detail.text
+    missing = await viewer.get(f"/funding/{uuid.uuid4()}", headers={"accept": "text/html"})
+    assert missing.status_code == 404
+
+
+async def test_the_new_request_form_shows_errors_beside_fields(gw):
+    member = gw.people[Role.member]
+    r = await member.client.post("/funding", data={"csrf_token": member.csrf, "program": "map", "title": "",
+                                                   "requested": "abc", "activity_start": "2026-01-01",
+                                                   "activity_end": "2026-02-01"},
+                                 headers={"accept": "text/html"})
+    assert r.status_code == 422
+    assert 'data-field="title"' in r.text or 'data-field="requested"' in r.text
+    form = {"csrf_token": member.csrf, "program": "map", "title": "Form made", "phase": "assess",
+            "requested": "1000", "activity_start": "2026-01-01", "activity_end": "2026-02-01",
+            "opportunities": "O1234567"}
+    ok = await member.client.post("/funding", data=form, headers={"accept": "text/html"})
+    assert ok.status_code == 303 and ok.headers["location"].startswith("/funding/")
