@@ -64,10 +64,11 @@ COMPONENTS: dict[str, Component] = {c.name: c for c in (
     _service("pipeline", stream=pipeline.STREAM.name, consumes=(sync.STREAM.name, schedules.STREAM.name)),
     _service("commissions", stream=commissions.STREAM.name, consumes=(pipeline.STREAM.name, billing.STREAM.name)),
     _service("relationships", stream=relationships.STREAM.name, consumes=(pipeline.STREAM.name,)),
-    # Notifications reads the pipeline's facts for its rules and owns the schedules stream: it may publish
-    # only the plans (`schedule.plan.>`); the ticks are published by the server itself from the plans.
+    # Notifications reads the pipeline's and relationships' facts for its rules and owns the schedules stream:
+    # it may publish only the plans (`schedule.plan.>`); the server itself publishes the ticks from them.
     Component(name="notifications", publishes=(f"{schedules.PLAN_PREFIX}>",), owns_streams=(schedules.STREAM.name,),
-              consumes=(pipeline.STREAM.name, schedules.STREAM.name), answers=("cmd.notifications.>",)),
+              consumes=(pipeline.STREAM.name, relationships.STREAM.name, schedules.STREAM.name),
+              answers=("cmd.notifications.>",)),
     Component(
         name="gateway",
         # POST /api/integrations/opportunities forwards this one contract for HTTP sync workers.

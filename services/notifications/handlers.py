@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from contracts import deadlines as dl
 from contracts import notifications as n
 from contracts import pipeline as p
 from contracts import schedules as s
@@ -16,9 +17,9 @@ from services.notifications.rules import triggering_events
 
 CONSUMER = "notifications"
 
-# Events kept for the scans (deals, settings), whether or not a rule fires on them.
+# Events kept for the scans (deals, settings, deadlines), whether or not a rule fires on them.
 COPIED: tuple[type[Event], ...] = (p.OpportunityCreatedV1, p.OpportunityUpdatedV1, p.OpportunityStageChangedV1,
-                                   p.PipelineSettingsChangedV1)
+                                   p.PipelineSettingsChangedV1, dl.DeadlineChangedV1)
 
 
 async def _one(session: AsyncSession, event: Event) -> None:

@@ -82,6 +82,26 @@ class PipelineSettings(Base):
     settings: Mapped[dict[str, Any]] = mapped_column(JSONB)
 
 
+class DeadlineCopy(Base):
+    """A deadline another service published (newest version wins), for the deadline scans."""
+
+    __tablename__ = "deadline"
+
+    key: Mapped[str] = mapped_column(Text, primary_key=True)
+    version: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(40))
+    status: Mapped[str] = mapped_column(String(20))
+    title: Mapped[str] = mapped_column(Text)
+    due_date: Mapped[date] = mapped_column(Date)
+    time_zone: Mapped[str] = mapped_column(Text)
+    link: Mapped[str] = mapped_column(Text)
+    owner: Mapped[str | None] = mapped_column(Text)
+    amount_at_stake: Mapped[Decimal | None] = mapped_column(Numeric(18, 2))
+    currency: Mapped[str | None] = mapped_column(String(3))
+
+    __table_args__ = (Index("deadline_due_date_idx", "due_date", postgresql_where="status = 'open'"),)
+
+
 class Alert(Base):
     """One alert for one person: their in-app feed. (rule, key, user_id) fires once per rule window."""
 
@@ -129,4 +149,5 @@ class EmailDelivery(Base):
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
-    __table_args__ = (Index("delivery_due_idx", "next_attempt_at", postgresql_where="status = 'pending'"),)
+    __table_args__ = (Index("delivery_due_idx", "next_attempt_at", postgresql_where="status = 'pending'"),
+                      Index("delivery_created_idx", "created_at"))

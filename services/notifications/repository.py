@@ -10,10 +10,19 @@ from sqlalchemy import and_, func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from contracts import deadlines as dl
 from contracts import pipeline as p
 from services.notifications.domain import Recipient
-from services.notifications.models import Alert, Deal, EmailDelivery, Person, PipelineSettings, Preference
-from services.notifications.rules import DealView
+from services.notifications.models import (
+    Alert,
+    DeadlineCopy,
+    Deal,
+    EmailDelivery,
+    Person,
+    PipelineSettings,
+    Preference,
+)
+from services.notifications.rules import DeadlineView, DealView
 
 
 class PeopleRepository:
@@ -85,6 +94,22 @@ class PipelineCopyRepository:
                    Deal.owner, Deal.stage_entered_at, Deal.ace_status, Deal.ace_due)
             .where(Deal.outcome == "open").order_by(Deal.stage_entered_at, Deal.id))
         return [DealView(str(r[0]), *r[1:]) for r in rows]
+
+    async def upsert_deadline(self, d: dl.Deadline) -> None:
+        values = {"key": d.key, "version": d.version, "kind": d.kind.value, "status": d.status.value, "title": d.title,
+                  "due_date": d.due_date, "time_zone": d.time_zone, "link": d.link, "owner": d.owner,
+                  "amount_at_stake": d.amount_at_stake, "currency": d.currency}
+        stmt = insert(DeadlineCopy).values(values)
+        await self.session.execute(stmt.on_conflict_do_update(
+            index_elements=[DeadlineCopy.key], set_={k: stmt.excluded[k] for k in values if k != "key"},
+            where=DeadlineCopy.version < stmt.excluded.version))
+
+    async def open_deadlines(self) -> list[DeadlineView]:
+        rows = await self.session.scalars(select(DeadlineCopy).where(DeadlineCopy.status == "open")
+                                          .order_by(DeadlineCopy.due_date, DeadlineCopy.key))
+        return [DeadlineView(key=r.key, kind=r.kind, title=r.title, due_date=r.due_date, time_zone=r.time_zone,
+                             link=r.link, owner=r.owner, amount_at_stake=r.amount_at_stake, currency=r.currency)
+                for r in rows]
 
     async def put_settings(self, version: int, settings: dict[str, Any]) -> None:
         stmt = insert(PipelineSettings).values(id=1, version=version, settings=settings)

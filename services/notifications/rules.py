@@ -14,7 +14,9 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from contracts import deadlines as dl
 from contracts import pipeline as p
+from contracts import week as w
 from contracts.base import Event
 from runtime.formatting import money
 from services.notifications.domain import Audience, Fired, in_reporting_currency
@@ -38,10 +40,26 @@ class DealView:
 
 
 @dataclass(frozen=True)
+class DeadlineView:
+    """An open deadline another service published (contracts/deadlines.py), its latest state."""
+
+    key: str
+    kind: str
+    title: str
+    due_date: date
+    time_zone: str
+    link: str
+    owner: str | None
+    amount_at_stake: Decimal | None
+    currency: str | None
+
+
+@dataclass(frozen=True)
 class ScanInput:
     now: datetime
     open_deals: Sequence[DealView]
     settings: dict[str, Any]
+    open_deadlines: Sequence[DeadlineView] = ()
 
 
 EventRule = Callable[[Event, dict[str, Any]], list[Fired]]
@@ -137,6 +155,49 @@ def deal_stuck(scan: ScanInput) -> list[Fired]:
     return fired
 
 
+def _deadlines(rule_key: str, scan: ScanInput) -> list[Fired]:
+    """Reminders of open deadlines of the rule's kinds: once when the first lead time is reached, again at
+    each shorter one, and once when overdue (the key names the step, so each step fires once)."""
+    params = RULES_BY_KEY[rule_key].params
+    kinds: set[str] = set(params["kinds"])
+    steps: list[int] = sorted(params["days_before"], reverse=True)
+    fired = []
+    for d in scan.open_deadlines:
+        if d.kind not in kinds:
+            continue
+        left = dl.days_left(d.due_date, d.time_zone, scan.now)
+        reached = [s for s in steps if left <= s]
+        if not reached:
+            continue
+        step = "overdue" if left < 0 else f"{min(reached)}d"
+        when = (f"was due {d.due_date.isoformat()} ({-left} day{'s' * (left != -1)} ago)" if left < 0
+                else f"is due {d.due_date.isoformat()}" + (" (today)" if left == 0 else f", in {left} days"))
+        stake = f"; {money(d.amount_at_stake, d.currency)} at stake" if d.amount_at_stake and d.currency else ""
+        fired.append(Fired(key=f"{d.key}:{d.due_date.isoformat()}:{step}", title=f"{d.title}: due {d.due_date}",
+                           why=f"{d.title} {when} ({d.time_zone}){stake}.", link=d.link, owner=d.owner))
+    return fired
+
+
+def funding_deadline(scan: ScanInput) -> list[Fired]:
+    return _deadlines("funding_deadline", scan)
+
+
+def competency_renewal(scan: ScanInput) -> list[Fired]:
+    return _deadlines("competency_renewal", scan)
+
+
+def task_carried(event: Event, settings: dict[str, Any]) -> list[Fired]:
+    assert isinstance(event, w.TaskCarriedV1)
+    t = event.task
+    if t.carried < w.CARRIED_FLAG or t.status != w.TaskStatus.open:
+        return []
+    return [Fired(key=str(t.id), title=f"Carried {t.carried} times: {t.title}",
+                  why=f"“{t.title}” has been carried unfinished into {t.carried} weekly meetings since "
+                      f"the week of {t.first_week.isoformat()} (due {t.due_date.isoformat()}): finish it, hand it "
+                      "over or drop it.",
+                  link=f"/week?week={event.to_week.isoformat()}", owner=t.owner)]
+
+
 # ---------------------------------------------------------------------------------------- the table
 
 RULES: tuple[Rule, ...] = (
@@ -157,13 +218,25 @@ RULES: tuple[Rule, ...] = (
          "A deal was won at or above the big-deal line (in the pipeline's reporting currency).",
          Audience.leads, timedelta(days=365), on=(p.OpportunityWonV1,), on_event=big_deal_won,
          params={"threshold": BIG_DEAL}),
+    Rule("funding_deadline", "Funding deadline approaching",
+         "A fund request expires, or its cash claim or a milestone claim falls due, soon or already.",
+         Audience.owner_and_admins, timedelta(days=60), scan=funding_deadline,
+         params={"kinds": (dl.DeadlineKind.fund_request_expiry, dl.DeadlineKind.fund_claim_due,
+                           dl.DeadlineKind.milestone_claim_due), "days_before": (14, 3)}),
+    Rule("competency_renewal", "Competency renewal approaching",
+         "A hyperscaler competency lapses, or an item of its renewal checklist is due, soon or already.",
+         Audience.owner_and_admins, timedelta(days=90), scan=competency_renewal,
+         params={"kinds": (dl.DeadlineKind.competency_renewal, dl.DeadlineKind.competency_requirement_due),
+                 "days_before": (60, 14, 3)}),
+    Rule("task_carried", "Task carried three times",
+         "An open task has been carried unfinished into the weekly meeting three times or more.",
+         Audience.owner_and_admins, timedelta(days=365), on=(w.TaskCarriedV1,), on_event=task_carried),
 )
 
 RULES_BY_KEY: dict[str, Rule] = {r.key: r for r in RULES}
 
-# Rules other issues bring, each waiting for its event in contracts/ (docs/notifications.md):
-# quarterly target turned at risk (the forecast's owner publishing it), dead letters waiting,
-# crucial contact cooling, funding expiry / claim due, competency renewal, task carried three times.
+# Rules waiting for an event in contracts/ (docs/notifications.md): quarterly target turned at risk (the
+# forecast's owner publishing it), dead letters waiting, crucial contact cooling (issue 12).
 
 
 def event_rules(event_type: type[Event]) -> list[Rule]:

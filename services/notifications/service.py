@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from contracts import deadlines as dl
 from contracts import notifications as n
 from contracts import pipeline as p
 from contracts import schedules as s
@@ -89,6 +90,8 @@ async def on_events(session: AsyncSession, events: Sequence[Event]) -> None:
             await copy.upsert_deal(event.opportunity)
         elif isinstance(event, p.PipelineSettingsChangedV1):
             await copy.put_settings(event.settings.version, event.settings.model_dump(mode="json"))
+        elif isinstance(event, dl.DeadlineChangedV1):
+            await copy.upsert_deadline(event.deadline)
     settings = await copy.settings()
     cutoff = now() - EVENT_ALERT_MAX_AGE
     for event in events:
@@ -109,7 +112,8 @@ async def on_hourly(session: AsyncSession, events: Sequence[Event]) -> None:
 
 async def scan(session: AsyncSession, at: datetime) -> int:
     copy = PipelineCopyRepository(session)
-    view = ScanInput(now=at, open_deals=await copy.open_deals(), settings=await copy.settings())
+    view = ScanInput(now=at, open_deals=await copy.open_deals(), settings=await copy.settings(),
+                     open_deadlines=await copy.open_deadlines())
     raised = 0
     for rule in RULES:
         if rule.scan is not None:

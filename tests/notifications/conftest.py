@@ -8,16 +8,18 @@ import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import pytest
 from nats.aio.client import Client as NATS
 
+from contracts import deadlines as dl
 from contracts import notifications as n
 from contracts import pipeline as p
 from contracts import schedules as s
+from contracts import week as w
 from contracts.base import Event
 from runtime import bus
 from runtime.commands import send
@@ -125,6 +127,26 @@ def won(opportunity_id: uuid.UUID, amount: str, *, owner: str | None = OWNER, cu
     return p.OpportunityWonV1(opportunity_id=opportunity_id, partner_id=None, amount=Decimal(amount),
                               currency=currency, deal_model=p.DealModel.resale, customer=customer, owner=owner,
                               pipeline="resale", source=p.Source.manual, won_at=datetime.now(UTC))
+
+
+def deadline(*, due: date | None = None, kind: dl.DeadlineKind = dl.DeadlineKind.fund_claim_due, version: int = 1,
+             status: dl.DeadlineStatus = dl.DeadlineStatus.open, key: str | None = None,
+             owner: str | None = OWNER) -> dl.Deadline:
+    due = due or (datetime.now(UTC) + timedelta(days=2)).date()
+    request = uuid.uuid4()
+    return dl.Deadline(key=key or f"fund_request:{request}:{kind.value}", kind=kind, status=status,
+                       title=f"MAP claim {request.hex[:6]}", due_date=due, time_zone="America/Los_Angeles",
+                       due_at=dl.end_of_day(due, "America/Los_Angeles"), regarding=dl.Regarding.fund_request,
+                       regarding_id=request, link=f"/funding/{request}", owner=owner,
+                       amount_at_stake=Decimal("25000.00"), currency="USD", version=version)
+
+
+def carried(times: int, *, owner: str = OWNER) -> w.TaskCarriedV1:
+    task = w.Task(id=uuid.uuid4(), owner=owner, title=f"Send the MDF proposal {uuid.uuid4().hex[:4]}",
+                  due_date=date(2026, 11, 20), status=w.TaskStatus.open, week=date(2026, 11, 30),
+                  first_week=date(2026, 11, 9), carried=times, created_by=owner,
+                  created_at=datetime(2026, 11, 9, tzinfo=UTC), version=times + 1)
+    return w.TaskCarriedV1(task=task, from_week=date(2026, 11, 23), to_week=date(2026, 11, 30))
 
 
 def tick(at: datetime) -> s.HourlyTickV1:

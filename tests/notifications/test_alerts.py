@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
+from contracts import deadlines as dl
 from contracts import notifications as n
 from contracts import pipeline as p
 from runtime.commands import send
@@ -14,6 +15,8 @@ from tests.notifications.conftest import (
     MANAGER,
     MEMBER,
     OWNER,
+    carried,
+    deadline,
     deal,
     deliveries,
     eventually,
@@ -156,3 +159,35 @@ class TestFeed:
         finally:
             await send(bus_client, n.SetPreferences(user_id=MANAGER))
             await send(bus_client, n.SetPreferences(user_id=OWNER))
+
+
+class TestRelationshipsRules:
+    async def test_a_funding_deadline_fires_at_its_step_and_stops_once_met(self, service, bus_client):
+        now = datetime.now(UTC)
+        d = deadline(due=(now + timedelta(days=10)).date())
+        await publish(bus_client, dl.DeadlineChangedV1(deadline=d))
+        await settled(bus_client, service)
+        await publish(bus_client, tick(now))
+        await publish(bus_client, tick(now + timedelta(hours=1)))
+        await settled(bus_client, service)
+        mine = [a for a in (await feed(bus_client, OWNER)).items if a.link == d.link]
+        assert len(mine) == 1 and mine[0].rule == "funding_deadline" and "$25,000 at stake" in mine[0].why
+        # Met (a newer version), then an older version arrives late: no more reminders.
+        await publish(bus_client, dl.DeadlineChangedV1(deadline=d.model_copy(
+            update={"status": dl.DeadlineStatus.met, "version": 2})))
+        await publish(bus_client, dl.DeadlineChangedV1(deadline=d))
+        await settled(bus_client, service)
+        await publish(bus_client, tick(now + timedelta(days=8)))  # would be the 3-day step
+        await settled(bus_client, service)
+        assert len([a for a in (await feed(bus_client, OWNER)).items if a.link == d.link]) == 1
+
+    async def test_a_task_carried_a_third_time_alerts_its_owner_and_the_vp_once(self, service, bus_client):
+        event = carried(3)
+        await publish(bus_client, carried(2))
+        await publish(bus_client, event)
+        await publish(bus_client, event.model_copy(update={"event_id": uuid.uuid4()}))
+        await settled(bus_client, service)
+        for user in (OWNER, ADMIN):
+            mine = [a for a in (await feed(bus_client, user)).items if event.task.title in a.title]
+            assert len(mine) == 1 and mine[0].rule == "task_carried"
+        assert not [a for a in (await feed(bus_client, MANAGER)).items if event.task.title in a.title]

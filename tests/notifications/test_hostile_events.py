@@ -10,12 +10,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from contracts import deadlines as dl
 from contracts import pipeline as p
 from contracts import schedules as s
 from contracts.base import Event
 from runtime import deadletter
 from services.notifications.handlers import SUBSCRIPTIONS
-from tests.notifications.conftest import deal, publish, settled, tick, won
+from tests.notifications.conftest import carried, deadline, deal, publish, settled, tick, won
 
 MODELS = [sub.models[0] for sub in SUBSCRIPTIONS]
 
@@ -30,6 +31,8 @@ def sample(model: type[Event]) -> Event:
         p.PipelineSettingsChangedV1: p.PipelineSettingsChangedV1(settings=p.PipelineSettings(version=1)),
         p.OpportunityWonV1: won(uuid.uuid4(), "100.00"),
         s.HourlyTickV1: tick(datetime.now(UTC)),
+        dl.DeadlineChangedV1: dl.DeadlineChangedV1(deadline=deadline()),
+        carried(3).__class__: carried(3),
     }
     return by_model[model]
 
@@ -66,6 +69,10 @@ def _mangled(good: dict) -> dict:
             out[key] = "x" * 10_000
         elif key == "won_at":
             out[key] = "0001-01-01T00:00:00Z"
+        elif key == "deadline":
+            out[key] = {**value, "time_zone": "Mars/Olympus", "due_date": "99999-01-01"}
+        elif key == "task":
+            out[key] = {**value, "carried": "many", "title": None}
     return out or {"event_id": None}
 
 
