@@ -22,5 +22,24 @@ H_SHA256 = "PO-Original-Sha256"
 H_OMITTED = "PO-Body-Omitted"
 
 
-def subject_for(consumer: str) -> str:
-    return f"deadletter.{consumer}"
+def consumer_of(key: str) -> str:
+    """The consumer a dead-letter key belongs to: a subscription's inbox key is
+    `<consumer>__<subject>` and a durable's `<consumer>__<stream>` (runtime/inbox.py)."""
+    return key.split("__", 1)[0]
+
+
+def subject_for(key: str) -> str:
+    """Where the dead letters of `key` (an inbox key or a durable) are parked:
+    `deadletter.<consumer>.<key>`. The consumer's own token lets the NATS server confine each
+    component to its own consumers' letters (runtime/bus_auth.py)."""
+    return f"deadletter.{consumer_of(key)}.{key}"
+
+
+def subjects_of(consumer: str) -> str:
+    """Every dead letter of one consumer (all its keys)."""
+    return f"deadletter.{consumer}.>"
+
+
+def legacy_subject_for(key: str) -> str:
+    """Where letters were parked before the consumer token was added; still listed and replayed."""
+    return f"deadletter.{key}"

@@ -22,7 +22,7 @@ from pydantic import ValidationError
 from contracts import pipeline as pc
 from gateway import asyncapi, errors, health, metrics, openapi, passwords, read_models, routes, web
 from gateway.auth import AuthRequired, Principal, Role, require
-from gateway.security_headers import SecurityHeaders
+from gateway.security_headers import GatewayApp
 from runtime.errors import CommandFailed
 from runtime.service import RunningService, ServiceDefinition, shutdown, start
 from runtime.settings import Settings, get_settings
@@ -53,7 +53,7 @@ def create_app(settings: Settings | None = None, *, exit_on_fatal: bool = False)
             await shutdown(running)
             app.state.fatal = running.fatal
 
-    app = FastAPI(
+    app = GatewayApp(
         title="PartnerOps API",
         version="0.1.0",
         description="The partnerships department's pipeline, commissions, relationships and alerts.",
@@ -101,6 +101,4 @@ def create_app(settings: Settings | None = None, *, exit_on_fatal: bool = False)
 
     openapi.declare_responses(app)
     FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,static")
-    # Last added, so outermost of our middleware: error pages and redirects get the headers too.
-    app.add_middleware(SecurityHeaders)
     return app

@@ -1,10 +1,13 @@
-"""Security headers on every response the gateway sends (docs/security.md).
+"""Security headers on every response the gateway sends (docs/gateway-hardening.md).
 
 A pure ASGI middleware rather than `BaseHTTPMiddleware`, so streamed responses (CSV exports) pass
-through untouched and the headers are added to error pages, redirects and static files alike."""
+through untouched and the headers are added to error pages, redirects and static files alike. It
+wraps the whole application (`GatewayApp`), not only the routes: FastAPI's body limit answers 413
+and its ServerErrorMiddleware answers 500 outside every middleware `add_middleware` installs."""
 
 from __future__ import annotations
 
+from fastapi import FastAPI
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -57,3 +60,11 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+class GatewayApp(FastAPI):
+    """FastAPI with `SecurityHeaders` outside its whole middleware stack, so no response the
+    application sends (a 413 for a body past the limit, a 500) goes out without the headers."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return SecurityHeaders(super().build_middleware_stack())

@@ -6,7 +6,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import nats
 from faststream.nats import NatsBroker
@@ -16,6 +16,7 @@ from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfi
 from nats.js.errors import NotFoundError
 
 from contracts.base import StreamSpec
+from runtime import bus_auth
 from runtime.settings import get_settings
 
 logger = logging.getLogger(__name__)
@@ -38,6 +39,15 @@ def redact(url: str) -> str:
         out.append(urlunsplit((parts.scheme, f"{user}:***@{host}" if user else f"***@{host}",
                                parts.path, parts.query, parts.fragment)))
     return ",".join(out)
+
+
+def inbox_prefix(url: str) -> str:
+    """The reply-subject prefix of a connection to `url`: `_INBOX_<user>` for the NATS user in it.
+    The server lets each user subscribe only to its own prefix (runtime/bus_auth.py), so replies to
+    one component's requests (command answers, JetStream acks, pulled messages) cannot be read by
+    another. Every connection of ours takes its prefix from here."""
+    user = urlsplit(url.split(",")[0].strip()).username
+    return bus_auth.inbox_prefix(unquote(user)) if user else bus_auth.DEFAULT_INBOX
 
 
 def _callbacks(url: str, name: str) -> dict[str, Callable[..., Awaitable[None]]]:
@@ -78,6 +88,7 @@ async def connect(url: str, name: str, *, attempts: int = 60) -> NATS:
                 max_reconnect_attempts=-1,
                 reconnect_time_wait=0.5,
                 connect_timeout=2,
+                inbox_prefix=inbox_prefix(url),
                 reconnected_cb=_log_event(f"{name}: reconnected to NATS"),
                 **_callbacks(url, name),
             )
@@ -103,7 +114,8 @@ def broker(url: str, name: str, *, on_closed: Callable[[], Awaitable[None]] | No
     logging.getLogger("faststream.access").setLevel(logging.WARNING)
     return NatsBroker(
         url, name=name, allow_reconnect=True, max_reconnect_attempts=-1, reconnect_time_wait=0.5,  # type: ignore[arg-type]
-        connect_timeout=2, reconnected_cb=_log_event(f"{name}: reconnected to NATS"), closed_cb=closed,
+        connect_timeout=2, inbox_prefix=inbox_prefix(url),
+        reconnected_cb=_log_event(f"{name}: reconnected to NATS"), closed_cb=closed,
         **_callbacks(url, name),  # type: ignore[arg-type]
         # FastStream logs every message at INFO by default; the consumers log what matters themselves.
         log_level=logging.DEBUG, graceful_timeout=10.0,

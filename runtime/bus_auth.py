@@ -10,10 +10,14 @@ What a grant means:
   workers publish `sync.>` (plus the gateway, for the one subject its HTTP integration route
   forwards on behalf of an API token with the publish scope); only the billing publisher `billing.>`.
 - commands: only the gateway and the CLI may publish `cmd.>`; a service subscribes to its own
-  `cmd.<service>.>` and answers through the requester's `_INBOX` (allow_responses).
+  `cmd.<service>.>` and answers on the requester's reply subject (allow_responses).
+- replies: each user has an inbox prefix of its own, `_INBOX_<user>` (runtime/bus.inbox_prefix sets
+  it on every connection), and may subscribe to that one only, so no component reads the answers,
+  JetStream acks or pulled messages meant for another.
 - JetStream: a component may create/update only the streams it produces, look up the streams it
   reads, and create, look up and pull from consumers on the streams it reads (ack, nak and term go
-  to `$JS.ACK.<stream>.>`); every consumer may park messages in `deadletter.>`.
+  to `$JS.ACK.<stream>.>`); a consumer may park messages only under its own consumer names,
+  `deadletter.<consumer>.>` (contracts/deadletters.subject_for), so it cannot forge another's.
 - the CLI is the operator: it replays dead letters and re-publishes outboxes to any subject, so it
   has every right. Its password is in the data directory next to the database superuser's.
 """
@@ -29,6 +33,13 @@ from contracts import billing, commissions, deadletters, pipeline, relationships
 from runtime import credentials
 
 OPERATOR = "cli"
+# nats-py's reply prefix when a URL names no user (the server then refuses the login anyway).
+DEFAULT_INBOX = "_INBOX"
+
+
+def inbox_prefix(user: str) -> str:
+    """The reply-subject prefix of NATS user `user`; its only inbox subscription is `<prefix>.>`."""
+    return f"{DEFAULT_INBOX}_{user}"
 
 
 @dataclass(frozen=True)
@@ -52,6 +63,15 @@ class Component:
     superuser: bool = False
     # A process that does not exist yet; its credentials are planned so the grant is in place.
     planned: bool = False
+    # The `consumer` names of its subscriptions (runtime/inbox.Subscription), under which it parks
+    # dead letters; empty: its own name, if it consumes anything.
+    consumer_names: tuple[str, ...] = ()
+
+    @property
+    def dead_letter_consumers(self) -> tuple[str, ...]:
+        if self.consumer_names:
+            return self.consumer_names
+        return (self.name,) if self.consumes else ()
 
 
 def _service(name: str, *, stream: str | None, consumes: tuple[str, ...] = ()) -> Component:
@@ -91,15 +111,14 @@ def permissions(component: Component) -> dict[str, object]:
         return {"publish": {"allow": [">"]}, "subscribe": {"allow": [">"]}}
     name = component.name
     publish: list[str] = [*component.publishes]
-    subscribe: list[str] = ["_INBOX.>", f"health.{name}", f"health.{name}.>", *component.answers]
+    subscribe: list[str] = [f"{inbox_prefix(name)}.>", f"health.{name}", f"health.{name}.>", *component.answers]
     # The health probe (`python -m runtime.health <name> --local`) runs with the component's own URL.
     publish += ["health.>"] if component.asks_health else [f"health.{name}", f"health.{name}.>"]
     if component.sends_commands:
         publish.append("cmd.>")
     # Every service process makes sure the dead-letter stream is there when it starts.
     looked_up = {*component.owns_streams, *component.consumes, *component.looks_up, deadletters.STREAM.name}
-    if component.consumes:
-        publish.append("deadletter.>")
+    publish += [deadletters.subjects_of(consumer) for consumer in component.dead_letter_consumers]
     for stream in sorted(component.owns_streams):
         publish += [f"$JS.API.STREAM.CREATE.{stream}", f"$JS.API.STREAM.UPDATE.{stream}"]
     publish += [f"$JS.API.STREAM.INFO.{s}" for s in sorted(looked_up)]

@@ -45,14 +45,24 @@ async def _deadletters(args: argparse.Namespace, settings: Settings) -> None:
                 if args.verbose:
                     print(f"          body: {d.data[:500].decode(errors='replace')}")
         elif args.action == "replay":
+            refused: list[str] = []
             if args.all:
-                print(f"replayed {await deadletter.replay_all(js, consumer=args.consumer)} dead letters")
+                print(f"replayed {await deadletter.replay_all(js, consumer=args.consumer, refused=refused)}"
+                      " dead letters")
             elif args.seq:
                 for seq in args.seq:
-                    letter = await deadletter.replay(js, seq)
+                    try:
+                        letter = await deadletter.replay(js, seq)
+                    except ValueError as exc:
+                        refused.append(str(exc))
+                        continue
                     print(f"replayed {seq} to {letter.subject}")
             else:
                 raise SystemExit("replay needs sequence numbers or --all")
+            for reason in refused:
+                print(f"refused: {reason}", file=sys.stderr)
+            if refused:
+                raise SystemExit(1)
     finally:
         await nc.close()
 

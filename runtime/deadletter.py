@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
+from nats.js.api import RawStreamMsg
 from nats.js.errors import NotFoundError
 
 from contracts import deadletters as dl
@@ -103,17 +104,28 @@ async def list_all(js: JetStreamContext, *, consumer: str | None = None, limit: 
     except NotFoundError:
         return []
     out: list[DeadLetter] = []
-    # "Next message at or after seq on this subject" skips deleted (replayed) sequence numbers.
-    subject = dl.subject_for(consumer) if consumer else "deadletter.>"
-    seq = info.state.first_seq
-    while seq and seq <= info.state.last_seq and len(out) < limit:
-        try:
-            raw = await js.get_msg(dl.STREAM.name, seq=seq, subject=subject, next=True)
-        except NotFoundError:
-            break
-        out.append(_to_letter(raw.seq or seq, raw.headers or {}, raw.data or b""))
-        seq = (raw.seq or seq) + 1
-    return out
+    for subject in _subjects(consumer):
+        # "Next message at or after seq on this subject" skips deleted (replayed) sequence numbers.
+        seq = info.state.first_seq
+        while seq and seq <= info.state.last_seq and len(out) < limit:
+            try:
+                raw = await js.get_msg(dl.STREAM.name, seq=seq, subject=subject, next=True)
+            except NotFoundError:
+                break
+            out.append(_to_letter(raw.seq or seq, raw.headers or {}, raw.data or b""))
+            seq = (raw.seq or seq) + 1
+    return sorted(out, key=lambda d: d.seq)[:limit]
+
+
+def _subjects(consumer: str | None) -> list[str]:
+    """The subjects holding `consumer`'s letters: a consumer name (`commissions`) or one of its keys
+    (`commissions__pipeline_opportunity_created_v1`, also under the subject used before the
+    consumer token was added); None: all."""
+    if not consumer:
+        return [dl.STREAM.subjects[0]]
+    if dl.consumer_of(consumer) == consumer:
+        return [dl.subjects_of(consumer)]
+    return [dl.subject_for(consumer), dl.legacy_subject_for(consumer)]
 
 
 async def get(js: JetStreamContext, seq: int) -> DeadLetter:
@@ -125,17 +137,17 @@ async def replay(js: JetStreamContext, seq: int) -> DeadLetter:
     """Publish the original message again to its subject and remove the dead letter.
 
     Every consumer of that subject sees it again; those that already applied it skip it by their
-    inbox. A fresh Nats-Msg-Id keeps the broker's duplicate window from swallowing the replay."""
+    inbox. A fresh Nats-Msg-Id keeps the broker's duplicate window from swallowing the replay.
+
+    What is published is the original as its stream holds it (body and headers), never the
+    letter's copy: a dead letter is written by a consumer, not by the producer the server
+    authenticated, so a letter naming a subject, stream or sequence that does not hold exactly
+    the parked body (a forged letter, or one whose original was purged) is refused, not replayed
+    with the operator's rights."""
     letter = await get(js, seq)
-    data = letter.data
-    if dl.H_OMITTED in letter.headers:
-        # The body did not fit beside the dead-letter headers: take it from the original stream, and
-        # make sure it is the message that was parked.
-        raw = await js.get_msg(letter.headers[dl.H_STREAM], seq=int(letter.headers[dl.H_SEQ]))
-        data = raw.data or b""
-        if hashlib.sha256(data).hexdigest() != letter.headers.get(dl.H_SHA256):
-            raise ValueError(f"dead letter {seq}: the original in {letter.headers[dl.H_STREAM]} no longer matches")
-    headers = {k: v for k, v in letter.headers.items() if not k.startswith("PO-") and k != "Nats-Msg-Id"}
+    original = await _original(js, seq, letter)
+    headers = {k: v for k, v in (original.headers or {}).items() if not k.startswith("PO-") and k != "Nats-Msg-Id"}
+    data = original.data or b""
     headers["Nats-Msg-Id"] = f"replay:{seq}:{uuid.uuid4()}"
     headers["PO-Replayed-From"] = str(seq)
     await js.publish(letter.subject, data, headers=headers)
@@ -143,10 +155,32 @@ async def replay(js: JetStreamContext, seq: int) -> DeadLetter:
     return letter
 
 
-async def replay_all(js: JetStreamContext, *, consumer: str | None = None) -> int:
+async def _original(js: JetStreamContext, seq: int, letter: DeadLetter) -> RawStreamMsg:
+    stream, original_seq = letter.headers.get(dl.H_STREAM, ""), letter.headers.get(dl.H_SEQ, "")
+    if not stream or not original_seq.isdigit() or stream == dl.STREAM.name:
+        raise ValueError(f"dead letter {seq}: it names no original stream and sequence; not replayed")
+    try:
+        raw = await js.get_msg(stream, seq=int(original_seq))
+    except NotFoundError:
+        raise ValueError(f"dead letter {seq}: {stream} seq {original_seq} is gone; not replayed") from None
+    if raw.subject != letter.subject or hashlib.sha256(raw.data or b"").hexdigest() != letter.headers.get(dl.H_SHA256):
+        raise ValueError(f"dead letter {seq}: {stream} seq {original_seq} is not the message it names "
+                         f"({letter.subject}); not replayed")
+    return raw
+
+
+async def replay_all(js: JetStreamContext, *, consumer: str | None = None, refused: list[str] | None = None) -> int:
+    """Replay every letter (of `consumer`). A letter `replay` refuses is kept, and its reason added to
+    `refused` when given (else the refusal is raised)."""
     count = 0
     for letter in await list_all(js, consumer=consumer, limit=1_000_000):
-        await replay(js, letter.seq)
+        try:
+            await replay(js, letter.seq)
+        except ValueError as exc:
+            if refused is None:
+                raise
+            refused.append(str(exc))
+            continue
         count += 1
     return count
 

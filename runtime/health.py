@@ -24,6 +24,7 @@ from nats.aio.client import Client as NATS
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from runtime import bus
 from runtime.settings import get_settings
 
 # What a caller of /healthz may wait for an answer, at most (a Kubernetes probe's default timeout is 1 s,
@@ -112,7 +113,7 @@ async def check(nats_url: str, service: str, timeout: float = 3.0, *, local: boo
     """Connect, ask, close: for a probe outside any service process. Answers or raises within 2 x timeout."""
     async def connect_and_ask() -> dict[str, object]:
         nc = await nats.connect(nats_url, connect_timeout=timeout, allow_reconnect=False, max_reconnect_attempts=0,
-                                error_cb=_quiet)
+                                error_cb=_quiet, inbox_prefix=bus.inbox_prefix(nats_url))
         try:
             return await ask(nc, service, timeout, local=local)
         finally:

@@ -554,8 +554,11 @@ class _Fetcher(BatchPullStreamSubscriber):
     async def _create_subscription(self) -> None:
         if self.subscription:
             return
+        # FastStream passes nats-py the fixed prefix `_INBOX.`; without it nats-py uses the
+        # connection's own (runtime/bus.inbox_prefix), the only inbox this NATS user may subscribe to.
+        options = {k: v for k, v in self.extra_options.items() if k != "inbox_prefix"}
         self.subscription = await self.jetstream.pull_subscribe(
-            subject=self.subject.broker_address, config=self.config, **self.extra_options)
+            subject=self.subject.broker_address, config=self.config, **options)
         self.add_task(self._consume_pull, restart_on_failure=False)
 
     async def _consume_pull(self) -> None:

@@ -9,10 +9,11 @@ import json
 
 import httpx
 import pytest
+from fastapi import Request
 
 from gateway.auth import Role
 from gateway.pipeline_csv import MAX_BYTES as IMPORT_MAX_BYTES
-from gateway.security_headers import CSP
+from gateway.security_headers import CSP, GatewayApp
 from gateway.web.common import TEMPLATES_DIR
 from tests.gateway.conftest import Gateway, Served
 from tests.gateway.test_authorization import ROUTES, RouteCase, _call, _requirement
@@ -36,6 +37,12 @@ async def _raw(served: Served, head: str, body: bytes = b"", *, more: bytes | No
         writer.close()
 
 
+def _headers_of(raw: bytes) -> httpx.Headers:
+    """The response headers of a raw answer (what `_raw` read after the status line)."""
+    head = raw.split(b"\r\n\r\n", 1)[0].decode("latin-1")
+    return httpx.Headers([tuple(part.strip() for part in line.split(":", 1)) for line in head.splitlines() if ":" in line])
+
+
 def _head(method: str, path: str, *headers: str) -> str:
     return "\r\n".join((f"{method} {path} HTTP/1.1", "Host: 127.0.0.1", *headers)) + "\r\n"
 
@@ -57,29 +64,37 @@ class TestBodyLimit:
             assert accepted.status_code == 201, accepted.text
             refused = await client.post("/api/partners", content=at_limit + b" ", headers=headers)
             assert refused.status_code == 413, refused.text
+            _check_headers(refused, "413 past the limit")
+            assert refused.headers.get("cache-control") == "no-store"
             # Anonymous callers are refused by size too, before anything else is done with the body.
         async with served.client() as anonymous:
             assert (await anonymous.post("/api/partners", content=at_limit + b" ")).status_code == 413
 
     async def test_a_promised_body_past_the_limit_is_refused_before_it_is_sent(self, served: Served):
         # 100 MB promised, 10 bytes sent: an answer at all means the server did not wait for the body.
-        status, _ = await _raw(served, _head("POST", "/api/partners", "Content-Type: application/json",
-                                             f"Content-Length: {100 * LIMIT}"), b'{"name": "')
+        # FastAPI's body limit answers these outside every route and middleware of ours: the security
+        # headers are on them all the same (gateway.security_headers.GatewayApp).
+        status, rest = await _raw(served, _head("POST", "/api/partners", "Content-Type: application/json",
+                                                f"Content-Length: {100 * LIMIT}"), b'{"name": "')
         assert status == 413
-        status, _ = await _raw(served, _head("POST", "/signin", "Content-Type: application/x-www-form-urlencoded",
-                                             f"Content-Length: {LIMIT + 1}"), b"email=")
+        _check_headers_raw(rest, "413 for a promised JSON body")
+        status, rest = await _raw(served, _head("POST", "/signin", "Content-Type: application/x-www-form-urlencoded",
+                                                f"Content-Length: {LIMIT + 1}"), b"email=")
         assert status == 413
-        status, _ = await _raw(served, _head("POST", "/api/partners/import", "Content-Type: text/csv",
-                                             f"Content-Length: {IMPORT_MAX_BYTES + 1}"), b"name,type\n")
+        _check_headers_raw(rest, "413 at sign-in")
+        status, rest = await _raw(served, _head("POST", "/api/partners/import", "Content-Type: text/csv",
+                                                f"Content-Length: {IMPORT_MAX_BYTES + 1}"), b"name,type\n")
         assert status == 413
+        _check_headers_raw(rest, "413 of a CSV import")
 
     async def test_a_chunked_body_is_refused_as_soon_as_it_passes_the_limit(self, served: Served):
         # Chunks up to just past 1 MB, and then the connection stays open without the final chunk.
         piece = b" " * (64 * 1024)
         chunks = b"".join(_chunk(piece) for _ in range(LIMIT // len(piece) + 1))
-        status, _ = await _raw(served, _head("POST", "/api/partners", "Content-Type: application/json",
-                                             "Transfer-Encoding: chunked"), _chunk(b'{"name": "x"}') + chunks)
+        status, rest = await _raw(served, _head("POST", "/api/partners", "Content-Type: application/json",
+                                                "Transfer-Encoding: chunked"), _chunk(b'{"name": "x"}') + chunks)
         assert status == 413
+        _check_headers_raw(rest, "413 of a chunked body")
 
     async def test_a_chunked_body_under_the_limit_is_served(self, gateway: Gateway, served: Served):
         admin = gateway.people[Role.admin]
@@ -114,6 +129,12 @@ def _check_headers(response: httpx.Response, what: str) -> None:
     assert h.get("x-content-type-options") == "nosniff", what
     assert h.get("referrer-policy") == "same-origin", what
     assert h.get("x-frame-options") == "DENY", what
+
+
+def _check_headers_raw(raw: bytes, what: str) -> None:
+    headers = _headers_of(raw)
+    _check_headers(httpx.Response(200, headers=headers), what)
+    assert headers.get("cache-control") == "no-store", what
 
 
 def _cases() -> list[RouteCase]:
@@ -177,3 +198,30 @@ async def test_a_new_api_token_is_shown_with_no_store(gateway: Gateway):
                                        headers={"x-csrf-token": admin.csrf})
     assert response.status_code == 201 and response.json()["token"]
     assert response.headers["cache-control"] == "no-store"
+
+
+async def test_responses_sent_outside_the_routes_carry_the_headers_too():
+    """FastAPI answers a body past its limit (413) and an unhandled error (500) from middleware of its
+    own, outside anything `add_middleware` installs; the gateway's application class puts the headers
+    outside all of it. Shown on a bare app of that class with a route that fails."""
+    app = GatewayApp(max_body_size=16)
+
+    @app.post("/echo")
+    async def echo(request: Request) -> dict[str, int]:
+        return {"read": len(await request.body())}
+
+    @app.get("/boom")
+    async def boom() -> None:
+        raise RuntimeError("a bug")
+
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        assert (await client.post("/echo", content=b"x" * 16)).json() == {"read": 16}
+        for response in (await client.post("/echo", content=b"x" * 17),
+                         await client.post("/echo", content=b"x" * 17, headers={"content-length": "17"}),
+                         await client.get("/boom")):
+            assert response.status_code in (413, 500), response.text
+            _check_headers(response, f"{response.request.url.path} -> {response.status_code}")
+            assert response.headers.get("cache-control") == "no-store"
+        assert {(await client.post("/echo", content=b"x" * 17)).status_code, (await client.get("/boom")).status_code} \
+            == {413, 500}

@@ -111,7 +111,8 @@ class Client:
         async def on_error(exc: Exception) -> None:
             self.errors.append(str(exc))
 
-        self.nc = await nats.connect(url, error_cb=on_error, allow_reconnect=False, connect_timeout=2)
+        self.nc = await nats.connect(url, error_cb=on_error, allow_reconnect=False, connect_timeout=2,
+                                     inbox_prefix=bus.inbox_prefix(url))
         return self
 
     async def refused(self, subject: str) -> bool:
