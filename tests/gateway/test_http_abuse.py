@@ -40,7 +40,8 @@ async def _raw(served: Served, head: str, body: bytes = b"", *, more: bytes | No
 def _headers_of(raw: bytes) -> httpx.Headers:
     """The response headers of a raw answer (what `_raw` read after the status line)."""
     head = raw.split(b"\r\n\r\n", 1)[0].decode("latin-1")
-    return httpx.Headers([tuple(part.strip() for part in line.split(":", 1)) for line in head.splitlines() if ":" in line])
+    pairs = [line.split(":", 1) for line in head.splitlines() if ":" in line]
+    return httpx.Headers([(name.strip(), value.strip()) for name, value in pairs])
 
 
 def _head(method: str, path: str, *headers: str) -> str:
