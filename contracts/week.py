@@ -15,7 +15,7 @@ from enum import StrEnum
 from typing import ClassVar, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from contracts.base import Command, Event, StreamSpec
 from contracts.fields import Day, Moment, Offset, Version, line, text
@@ -326,14 +326,15 @@ class SaveUpdate(Command):
     anything_else: Note = ""
     submit: bool = False
 
-    @model_validator(mode="after")
-    def _unique_keys(self) -> SaveUpdate:
+    @field_validator("lines")
+    @classmethod
+    def _unique_keys(cls, lines: list[UpdateLineIn]) -> list[UpdateLineIn]:
         seen: set[str] = set()
-        for i, one in enumerate(self.lines):
+        for i, one in enumerate(lines):
             if one.key in seen:
                 raise ValueError(f"lines[{i}].key {one.key!r} appears twice")
             seen.add(one.key)
-        return self
+        return lines
 
 
 class GetUpdateHistory(Command):
@@ -372,6 +373,8 @@ class ChangeTask(Command):
     due_date: Day | None = None
     status: TaskStatus | None = None
     reason: Reason | None = None
+    as_owner: UserId | None = Field(default=None, description="set by the gateway for members: the task must "
+                                    "be this member's")
 
     @model_validator(mode="after")
     def _dropped_needs_reason(self) -> ChangeTask:

@@ -49,6 +49,8 @@ SCOPES: dict[str, str] = {
     "funding:read": "read funding programs, fund requests, goals and competencies",
     "funding:write": "create and move fund requests, goals and competencies",
     "funding:configure": "configure funding programs",
+    "week:read": "read meetings, updates and tasks",
+    "week:write": "create and change tasks",
     "metrics:read": "scrape /metrics (Prometheus)",
 }
 

@@ -2,6 +2,8 @@
 
 from fastapi import APIRouter
 
-from gateway.routes import access, commissions, funding, partners, pipeline
+from gateway import calendar_feed
+from gateway.routes import access, commissions, funding, partners, pipeline, week
 
-ROUTERS: tuple[APIRouter, ...] = (access.router, partners.router, pipeline.router, commissions.router, funding.router)
+ROUTERS: tuple[APIRouter, ...] = (access.router, partners.router, pipeline.router, commissions.router, funding.router,
+                                  week.router, calendar_feed.router)

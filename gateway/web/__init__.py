@@ -14,11 +14,13 @@ from gateway.web import (
     pipeline,
     session,
     team,
+    week,
 )
 from gateway.web.common import http_error_page
 
 router = APIRouter(include_in_schema=False)
-for _module in (session, account, dashboard, pipeline, partners, team, imports, admin, commissions, funding):
+for _module in (session, account, dashboard, pipeline, partners, team, imports, admin, commissions, funding,
+                week):
     router.include_router(_module.router)
 
 __all__ = ["docs", "http_error_page", "router"]

@@ -112,3 +112,56 @@ async def fresh(private_db: dict[str, str], service: RunningService) -> None:
         await conn.execute("TRUNCATE " + ", ".join(f"relationships.{t}" for t in WEEK_TABLES))
     finally:
         await conn.close()
+
+
+# ------------------------------------------------------------------------- the gateway in front of it
+
+
+@pytest.fixture(scope="module")
+async def gw(private_db: dict[str, str], private_bus: EmbeddedNats):
+    """The gateway in-process with the pipeline and relationships services, people of every role signed in."""
+    from gateway.app import create_app
+    from gateway.auth import Role
+    from gateway.users import ensure_user
+    from runtime.testing import TEST_SECRET
+    from services.pipeline.handlers import definition as pipeline_definition
+    from tests.gateway.conftest import PASSWORD, Gateway, Person
+
+    common = {"environment": "test", "secret_key": TEST_SECRET, "outbox_poll_seconds": 0.2,
+              "bus_ack_wait_seconds": 5.0}
+
+    def settings_of(owner: str) -> Settings:
+        return Settings(database_url=private_db[owner], nats_url=private_bus.url_for(owner), **common)
+
+    stop = asyncio.Event()
+    services = [await start(pipeline_definition, settings_of("pipeline"), stop),
+                await start(definition, settings_of("relationships"), stop)]
+    settings = settings_of("gateway")
+    app = create_app(settings)
+    try:
+        async with app.router.lifespan_context(app):
+            g = Gateway(app=app, settings=settings)
+            for role in Role:
+                email = f"{role.value}@week.test"
+                await ensure_user(settings, email=email, name=f"The {role.value}", role=role, password=PASSWORD)
+                client, csrf = await g.sign_in(email)
+                me = (await client.get("/api/me")).json()
+                g.people[role] = Person(role=role, email=email, client=client, csrf=csrf, id=me["id"])
+            email = "member2@week.test"
+            await ensure_user(settings, email=email, name="Second member", role=Role.member, password=PASSWORD)
+            client, csrf = await g.sign_in(email)
+            me = (await client.get("/api/me")).json()
+            g.people["member2"] = Person(role=Role.member, email=email, client=client, csrf=csrf, id=me["id"])  # type: ignore[index]
+            yield g
+            for person in g.people.values():
+                await person.client.aclose()
+    finally:
+        stop.set()
+        for s in services:
+            await shutdown(s)
+
+
+async def call(g, who, method: str, url: str, body: object = None):
+    person = g.people[who]
+    return await person.client.request(method, url, json=body, headers={"x-csrf-token": person.csrf,
+                                                                          "accept": "application/json"})

@@ -8,7 +8,7 @@ from datetime import date
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts import week as w
-from runtime.errors import Conflict, Invalid, NotFound
+from runtime.errors import Conflict, Forbidden, Invalid, NotFound
 from runtime.outbox import add_event
 from services.relationships.week import service, views
 from services.relationships.week.models import SCHEMA, TaskRow
@@ -53,6 +53,8 @@ async def change_task(session: AsyncSession, cmd: w.ChangeTask) -> w.Task:
     row = await repo.task(cmd.task_id, lock=True)
     if row is None:
         raise NotFound(f"no task {cmd.task_id}", field="task_id")
+    if cmd.as_owner is not None and row.owner != cmd.as_owner:
+        raise Forbidden("members change their own tasks; managers anyone's", field="task_id")
     if row.version != cmd.version:
         raise Conflict(f"the task changed since version {cmd.version} (now {row.version}); reload it",
                        field="version")
