@@ -204,7 +204,7 @@ def _pg_bin() -> Path:
     user = _ensure_system_user()
     if _reachable_by(user, installed / "postgres"):
         return installed
-    return _public_copy(installed.parent, user) / "bin"
+    return _public_copy(installed.parent, user) / "pgserver" / "pginstall" / "bin"
 
 
 def _installed_pg_bin() -> Path:
@@ -220,13 +220,19 @@ def _installed_pg_bin() -> Path:
 def _public_copy(pginstall: Path, user: pwd.struct_passwd) -> Path:
     version = (pginstall / "bin" / "postgres").stat()
     digest = hashlib.sha256(f"{pginstall.resolve()}:{version.st_size}:{version.st_mtime_ns}".encode()).hexdigest()[:20]
-    target = PG_FALLBACK_ROOT / f"pginstall-{digest}"
-    if not (target / "bin" / "postgres").exists():
+    target = PG_FALLBACK_ROOT / f"pgserver-{digest}"
+    binaries = target / "pgserver" / "pginstall" / "bin"
+    if not (binaries / "initdb").exists():
         PG_FALLBACK_ROOT.mkdir(parents=True, exist_ok=True)
         PG_FALLBACK_ROOT.chmod(0o711)
         # Copied beside the target and renamed into place, so parallel starts never see half a copy.
         staging = Path(tempfile.mkdtemp(prefix="pginstall-", dir=PG_FALLBACK_ROOT))
-        shutil.copytree(pginstall, staging / "tree", symlinks=True)
+        # The binaries find their shared libraries by a relative rpath ($ORIGIN/../../../pgserver.libs,
+        # the wheel's layout): the copy keeps that layout.
+        shutil.copytree(pginstall, staging / "tree" / "pgserver" / "pginstall", symlinks=True)
+        libs = pginstall.parent.parent / "pgserver.libs"
+        if libs.is_dir():
+            shutil.copytree(libs, staging / "tree" / "pgserver.libs", symlinks=True)
         # Collected with the abandoned clusters once the virtualenv it came from is gone.
         (staging / "tree" / "origin").write_text(str(pginstall.resolve()))
         for d, _dirs, _files in os.walk(staging / "tree"):
@@ -234,10 +240,10 @@ def _public_copy(pginstall: Path, user: pwd.struct_passwd) -> Path:
         try:
             os.rename(staging / "tree", target)
         except OSError:
-            if not (target / "bin" / "postgres").exists():
+            if not (binaries / "initdb").exists():
                 raise
         shutil.rmtree(staging, ignore_errors=True)
-    if not _reachable_by(user, target / "bin" / "postgres"):
+    if not _reachable_by(user, binaries / "postgres"):
         raise RuntimeError(f"Postgres refuses to run as root, and its system user {PG_SYSTEM_USER} cannot run "
                            f"the copy of its binaries in {target}: check that directory's permissions.")
     return target

@@ -103,16 +103,20 @@ def test_binaries_the_system_user_cannot_reach_run_from_a_root_owned_copy(tmp_pa
 
     closed = tmp_path / "closed"
     closed.mkdir(mode=0o700)
-    private = closed / "pginstall"
-    shutil.copytree(_installed_pg_bin().parent, private, symlinks=True)
+    installed = _installed_pg_bin().parent  # site-packages/pgserver/pginstall, libraries in pgserver.libs
+    private = closed / "pgserver" / "pginstall"
+    shutil.copytree(installed, private, symlinks=True)
+    if (installed.parent.parent / "pgserver.libs").is_dir():
+        shutil.copytree(installed.parent.parent / "pgserver.libs", closed / "pgserver.libs", symlinks=True)
     user = _ensure_system_user()
     copy = _public_copy(private, user)
     try:
         assert copy.parent == PG_FALLBACK_ROOT and stat.S_IMODE(closed.stat().st_mode) == 0o700
         assert copy.stat().st_uid == 0 and not copy.stat().st_mode & stat.S_IWOTH
-        run = subprocess.run([str(copy / "bin" / "postgres"), "--version"], user=user.pw_name, capture_output=True,
-                             text=True, cwd="/")
-        assert run.returncode == 0 and "PostgreSQL" in run.stdout, run.stderr
+        for program in ("postgres", "initdb", "pg_ctl", "psql"):  # initdb and psql need the shared libpq
+            run = subprocess.run([str(copy / "pgserver" / "pginstall" / "bin" / program), "--version"],
+                                 user=user.pw_name, capture_output=True, text=True, cwd="/")
+            assert run.returncode == 0 and "PostgreSQL" in run.stdout, run.stderr
         assert _public_copy(private, user) == copy  # made once
         with pytest.raises(PermissionError):  # the original stays out of its reach
             subprocess.run([str(private / "bin" / "postgres"), "--version"], user=user.pw_name,
