@@ -69,6 +69,19 @@ class HousekeepingDueV1(_Tick):
     subject: ClassVar[str] = "schedule.housekeeping.v1"
 
 
+class AwsPullDueV1(_Tick):
+    """Sent by the bus every 15 minutes: the AWS Partner Central sync pulls the opportunities changed
+    since its cursor (EventBridge events are best-effort; this is the floor)."""
+
+    subject: ClassVar[str] = "schedule.aws_pull.v1"
+
+
+class AwsReconciliationDueV1(_Tick):
+    """Sent by the bus every 6 hours: the AWS Partner Central sync compares every opportunity again."""
+
+    subject: ClassVar[str] = "schedule.aws_reconcile.v1"
+
+
 @dataclass(frozen=True)
 class Plan:
     """One job's schedule: a six-field cron (seconds first), in UTC unless `time_zone` is given."""
@@ -99,6 +112,9 @@ PLANS: tuple[Plan, ...] = (
     Plan(HourlyTickV1, "0 0 * * * *"),
     Plan(TierRecomputationDueV1, "0 15 3 * * *"),
     Plan(HousekeepingDueV1, "0 30 * * * *"),
+    Plan(AwsPullDueV1, "0 */15 * * * *"),
+    Plan(AwsReconciliationDueV1, "0 5 */6 * * *"),
 )
 
-EVENTS: tuple[type[Event], ...] = (HourlyTickV1, TierRecomputationDueV1, HousekeepingDueV1)
+EVENTS: tuple[type[Event], ...] = (HourlyTickV1, TierRecomputationDueV1, HousekeepingDueV1, AwsPullDueV1,
+                                   AwsReconciliationDueV1)

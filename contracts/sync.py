@@ -11,13 +11,13 @@ last-modified in the future, bad amount, ...) is dead-lettered with the reason.
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 from uuid import UUID
 
-from pydantic import Field
+from pydantic import BaseModel, Field
 
-from contracts.base import Event, StreamSpec
-from contracts.fields import Day, Moment, line
+from contracts.base import Command, Event, StreamSpec
+from contracts.fields import Day, Moment, line, text
 from contracts.pipeline import (
     COSELL,
     AceState,
@@ -69,3 +69,68 @@ class OpportunityExternalUpsertedV1(Event):
 
 
 EVENTS: tuple[type[Event], ...] = (OpportunityExternalUpsertedV1,)
+
+# ------------------------------------------------------------------------ commands to the AWS worker
+
+AceCatalog = Literal["AWS", "Sandbox"]
+AceOpportunityId = Annotated[str, Field(pattern=r"^O[0-9]{1,19}$", max_length=20, examples=["O1234567"],
+                                        description="An ACE opportunity identifier.")]
+
+
+class RefreshQueued(BaseModel):
+    opportunity_id: str
+    queued: bool = Field(description="False when a refresh of it was waiting already (the two are one).")
+
+
+class RefreshAceOpportunity(Command):
+    """Fetch an ACE opportunity again soon and publish its state: an EventBridge event said it changed."""
+
+    subject: ClassVar[str] = "cmd.aws-sync.opportunity.refresh"
+    result: ClassVar[type[BaseModel]] = RefreshQueued
+
+    catalog: AceCatalog
+    opportunity_id: AceOpportunityId
+    reason: line(100, 1) = "EventBridge"
+
+
+class SyncRunView(BaseModel):
+    kind: str = Field(description="incremental (changes since the cursor), reconcile (everything), refresh (one)")
+    started_at: Moment
+    finished_at: Moment | None
+    ok: bool | None = Field(description="None while it runs")
+    seen: int
+    published: int
+    unchanged: int
+    failed: int
+    error: str | None
+
+
+class SyncProblemView(BaseModel):
+    external_id: str
+    reason: text(2000)
+    at: Moment
+
+
+class SyncStatus(BaseModel):
+    """The health of one source's sync, as its worker sees it."""
+
+    source: str
+    catalog: str
+    watermark: Moment | None = Field(description="The newest last-modified time read from the source.")
+    last_success_at: Moment | None
+    lag_seconds: int | None = Field(description="Seconds since the last successful run ended.")
+    published_24h: int = Field(description="Opportunity versions published into the platform in 24 hours.")
+    sent_24h: int = Field(description="Changes sent to the source in 24 hours.")
+    queued_edits: int = Field(description="Outbound edits waiting (the source has the record locked).")
+    pending_refreshes: int
+    last_reconciliation_due_at: Moment | None = Field(description="When the bus last asked for a reconciliation.")
+    schedule: str = Field(description="When passes run, in words (contracts/schedules.py).")
+    runs: list[SyncRunView]
+    problems: list[SyncProblemView] = Field(description="Records that could not be synced, newest first.")
+
+
+class GetSyncStatus(Command):
+    """The AWS Partner Central sync's status: last runs, lag, counts, problems."""
+
+    subject: ClassVar[str] = "cmd.aws-sync.status.get"
+    result: ClassVar[type[BaseModel]] = SyncStatus

@@ -30,12 +30,13 @@ DESCRIPTION = (
 def definitions() -> list[ServiceDefinition]:
     # Imported here: the document is the only place the gateway needs every service's definition.
     from gateway.app import definition as gateway
+    from integrations.aws_partner_central.handlers import definition as aws_sync
     from services.commissions.handlers import definition as commissions
     from services.notifications.handlers import definition as notifications
     from services.pipeline.handlers import definition as pipeline
     from services.relationships.handlers import definition as relationships
 
-    return [pipeline, commissions, relationships, notifications, gateway]
+    return [pipeline, commissions, relationships, notifications, gateway, aws_sync]
 
 
 @cache

@@ -7,8 +7,9 @@ renders the embedded server's config (`partnerops up`, the test harness) and `de
 
 What a grant means:
 - events: a service alone publishes its own stream's subjects (`pipeline.>` ...); only the sync
-  workers publish `sync.>` (plus the gateway, for the one subject its HTTP integration route
-  forwards on behalf of an API token with the publish scope); only the billing publisher `billing.>`.
+  workers publish into `SYNC`, and only the opportunity contract (plus the gateway, for the one
+  subject its HTTP integration route forwards on behalf of an API token with the publish scope);
+  only the billing publisher `billing.>`.
 - commands: only the gateway and the CLI may publish `cmd.>`; a service subscribes to its own
   `cmd.<service>.>` and answers on the requester's reply subject (allow_responses).
 - replies: each user has an inbox prefix of its own, `_INBOX_<user>` (runtime/bus.inbox_prefix sets
@@ -98,8 +99,12 @@ COMPONENTS: dict[str, Component] = {c.name: c for c in (
         looks_up=(sync.STREAM.name,),
         sends_commands=True, asks_health=True,
     ),
-    Component(name="aws-sync", publishes=("sync.>",), owns_streams=(sync.STREAM.name,), planned=True),
-    Component(name="gcp-sync", publishes=("sync.>",), owns_streams=(sync.STREAM.name,), planned=True),
+    # The AWS worker: its opportunities, the ticks of its passes (from the schedules), and the
+    # commands the gateway sends it (an EventBridge event to refresh, the status of the sync).
+    Component(name="aws-sync", publishes=(sync.OpportunityExternalUpsertedV1.subject,),
+              owns_streams=(sync.STREAM.name,), consumes=(schedules.STREAM.name,), answers=("cmd.aws-sync.>",)),
+    # The Google Cloud import (`partnerops gcp-import`): the one contract subject, nothing else.
+    Component(name="gcp-sync", publishes=(sync.OpportunityExternalUpsertedV1.subject,), looks_up=(sync.STREAM.name,)),
     Component(name="billing", publishes=("billing.>",), owns_streams=(billing.STREAM.name,), planned=True),
     Component(name=OPERATOR, superuser=True),
 )}

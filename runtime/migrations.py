@@ -17,10 +17,11 @@ from sqlalchemy import pool
 from sqlalchemy.ext.asyncio import async_engine_from_config
 
 from runtime.db import async_url
+from runtime.settings import INTEGRATIONS
 
 
 def migrations_dir(owner: str) -> Path:
-    package = "gateway" if owner == "gateway" else f"services.{owner}"
+    package = "gateway" if owner == "gateway" else INTEGRATIONS.get(owner, f"services.{owner}")
     module = importlib.import_module(package)
     return Path(module.__file__).parent / "migrations"  # type: ignore[arg-type]
 

@@ -44,10 +44,12 @@ class ServiceDefinition:
     # Long-running work of the service besides its consumers (an email sender, say), started once the
     # broker runs and stopped with it; one ending while the service runs ends the process.
     workers: tuple[Callable[[RunningService], Awaitable[None]], ...] = ()
+    # The Postgres schema, when the name (the NATS user, e.g. `aws-sync`) is not an identifier.
+    db_schema: str | None = None
 
     @property
     def schema(self) -> str:
-        return self.name
+        return self.db_schema or self.name
 
 
 @dataclass

@@ -10,8 +10,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_SECRET = "dev-only-insecure-secret-change-me"
 SERVICES: tuple[str, ...] = ("pipeline", "commissions", "relationships", "notifications")
+# Sync workers that keep state (cursors, their outbox): schema/role name -> the package with its migrations.
+INTEGRATIONS: dict[str, str] = {"aws_sync": "integrations.aws_partner_central"}
 # The gateway owns a schema too (its read models, users and audit log), so it gets a role of its own.
-DATABASE_OWNERS: tuple[str, ...] = (*SERVICES, "gateway")
+DATABASE_OWNERS: tuple[str, ...] = (*SERVICES, "gateway", *INTEGRATIONS)
 
 
 class Settings(BaseSettings):
@@ -57,6 +59,9 @@ class Settings(BaseSettings):
     outbox_batch: int = Field(default=500, ge=1, le=10000)
     outbox_poll_seconds: float = Field(default=2.0, gt=0)
     outbox_retention_days: int = Field(default=14, ge=1)
+    # Run the AWS Partner Central sync worker (integrations/aws_partner_central; docs/integrations.md).
+    # Off by default: a fresh clone has no AWS account. Its own settings are AWS_PARTNER_CENTRAL_*.
+    aws_partner_central_sync: bool = False
 
     # Email (services/notifications). smtp://user:password@host:port (STARTTLS when the server offers it),
     # smtps://... for TLS from the start. Unset: nothing is emailed (alerts still reach the in-app feed);

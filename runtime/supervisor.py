@@ -31,8 +31,14 @@ PROCESSES: tuple[tuple[str, list[str]], ...] = (
     *((name, ["-m", f"services.{name}"]) for name in SERVICES),
     ("gateway", ["-m", "gateway", "serve"]),
 )
+# Sync workers run only when configured (a fresh clone has no AWS account): (name, database owner,
+# arguments, the setting that turns it on).
+WORKERS: tuple[tuple[str, str, list[str], str], ...] = (
+    ("aws-sync", "aws_sync", ["-m", "integrations.aws_partner_central"], "aws_partner_central_sync"),
+)
 DATABASE_NAME = "partnerops"
-SECRET_PREFIXES = ("DB_PASSWORD_", "NATS_PASSWORD_")
+# AWS credentials reach the AWS worker alone.
+SECRET_PREFIXES = ("DB_PASSWORD_", "NATS_PASSWORD_", "AWS_")
 
 
 def _die_with_parent() -> None:
@@ -316,6 +322,14 @@ async def _up(settings: Settings, *, seed: bool) -> int:
             extra = {"GATEWAY_PORT": str(settings.gateway_port), "GATEWAY_HOST": settings.gateway_host,
                      "PUBLIC_URL": settings.public_url if os.environ.get("PUBLIC_URL") else url, **mail}
             child = Child(name, args, platform.env_for(name, extra))
+            await child.start()
+            children.append(child)
+        for name, owner, args, setting in WORKERS:
+            if not getattr(settings, setting):
+                say(f"{name}: not configured (set {setting.upper()}=true; docs/integrations.md)")
+                continue
+            extra = {k: v for k, v in os.environ.items() if k.startswith("AWS_")} | {"SERVICE_NAME": name}
+            child = Child(name, args, platform.env_for(owner, extra, nats_user=name))
             await child.start()
             children.append(child)
         await _until(wait_healthy(url), stop)

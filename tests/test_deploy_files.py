@@ -38,11 +38,13 @@ REQUIRED_FOR_SERVICES = ("DATABASE_URL", "NATS_URL", "SECRET_KEY")
 REQUIRED_FOR_MIGRATE = ("DATABASE_ADMIN_URL", "SECRET_KEY")
 # Read outside Settings: OpenTelemetry's standard variables (runtime/telemetry.py and the SDK), the
 # per-role password overrides (runtime/database_setup.role_passwords), and Python's own.
-EXTRA_PREFIXES = ("OTEL_",)
+# The AWS worker's own settings (AWS_PARTNER_CENTRAL_*, integrations/aws_partner_central/settings.py)
+# and the AWS SDK's standard credential variables.
+EXTRA_PREFIXES = ("OTEL_", "AWS_")
 EXTRA_NAMES = {"PYTHONUNBUFFERED", *(f"DB_PASSWORD_{owner.upper()}" for owner in DATABASE_OWNERS)}
 SECRET_NAMES = ("SECRET_KEY", "PASSWORD", "TOKEN", "DATABASE_URL", "DATABASE_ADMIN_URL")
 # Arguments a module accepts that are not string literals in its own source.
-MODULE_ARGUMENTS: dict[str, set[str]] = {"runtime.health": {*DATABASE_OWNERS, "--local"}}
+MODULE_ARGUMENTS: dict[str, set[str]] = {"runtime.health": {*DATABASE_OWNERS, *bus_auth.COMPONENTS, "--local"}}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -262,8 +264,10 @@ def check_compose_commands(compose: dict[str, Any]) -> list[str]:
             problems.append(f"{name}: no health check")
         elif hc:
             problems += check_argv(hc, f"{name}.healthcheck")
-            if hc[1:3] == ["-m", "runtime.health"] and hc[3:] != [name, "--local"]:
-                problems.append(f"{name}.healthcheck: checks {hc[3:]} instead of its own instance ({name} --local)")
+            # A process's name on the bus is its SERVICE_NAME (the AWS worker: service aws_sync, user aws-sync).
+            own = environment(svc).get("SERVICE_NAME", name)
+            if hc[1:3] == ["-m", "runtime.health"] and hc[3:] != [own, "--local"]:
+                problems.append(f"{name}.healthcheck: checks {hc[3:]} instead of its own instance ({own} --local)")
     # The compose file runs what the supervisor runs, under the same names.
     for owner, args in PROCESSES:
         svc = compose["services"].get(owner)
@@ -433,7 +437,7 @@ def check_nats_logins(compose: dict[str, Any], compose_dir: Path) -> list[str]:
         url = environment(svc).get("NATS_URL", "")
         if not url:
             continue
-        user = bus_auth.OPERATOR if is_migrate(svc) else name
+        user = bus_auth.OPERATOR if is_migrate(svc) else environment(svc).get("SERVICE_NAME", name)
         userinfo = url.split("://", 1)[-1].rpartition("@")[0]
         got_user, _, password = userinfo.partition(":")
         if got_user != user:

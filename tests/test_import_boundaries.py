@@ -20,7 +20,7 @@ def test_the_linter_would_catch_a_service_importing_another(tmp_path):
     # Proves the check can fail: a copy of the tree with one forbidden import is rejected.
     import shutil
 
-    for name in ("contracts", "runtime", "services", "gateway"):
+    for name in ("contracts", "runtime", "services", "gateway", "integrations"):
         shutil.copytree(ROOT / name, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
     target = tmp_path / "services" / "notifications" / "handlers.py"
@@ -29,3 +29,17 @@ def test_the_linter_would_catch_a_service_importing_another(tmp_path):
     result = subprocess.run([str(lint), "--no-cache"], cwd=tmp_path, capture_output=True, text=True, timeout=120,
                             env={"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin"})
     assert result.returncode != 0 and "BROKEN" in result.stdout
+
+
+def test_the_linter_would_catch_a_sync_worker_importing_a_service(tmp_path):
+    import shutil
+
+    for name in ("contracts", "runtime", "services", "gateway", "integrations"):
+        shutil.copytree(ROOT / name, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
+    target = tmp_path / "integrations" / "aws_partner_central" / "mapping.py"
+    target.write_text("import services.pipeline.ingestion.service  # noqa\n" + target.read_text())
+    lint = Path(sys.executable).parent / "lint-imports"
+    result = subprocess.run([str(lint), "--no-cache"], cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                            env={"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin"})
+    assert result.returncode != 0 and "Sync workers import contracts and runtime only BROKEN" in result.stdout

@@ -22,7 +22,7 @@ import nats
 import pytest
 from nats.aio.client import Client as NATS
 
-from contracts import billing, sync
+from contracts import billing, schedules, sync
 from contracts import commissions as cc
 from contracts.registry import STREAMS
 from runtime import bus, bus_auth
@@ -63,6 +63,11 @@ FORGERIES = [
     # The gateway holds this one subject: its HTTP integration route forwards it for API tokens.
     ("sync", sync.OpportunityExternalUpsertedV1.subject, lambda: forged_sync().model_dump_json().encode(),
      {"aws-sync", "gcp-sync", "gateway"}),
+    # The AWS worker's passes are ticked by the server from the plans alone; nobody else can tick them.
+    ("aws tick", schedules.AwsReconciliationDueV1.subject, lambda: b'{"schema_version": 1, "job": "aws_reconcile"}',
+     set()),
+    ("aws refresh", sync.RefreshAceOpportunity.subject,
+     lambda: sync.RefreshAceOpportunity(catalog="AWS", opportunity_id="O1").model_dump_json().encode(), {"gateway"}),
 ]
 
 

@@ -1,0 +1,93 @@
+"""What the AWS worker answers and consumes on the bus: the ticks of its passes (contracts/schedules.py),
+a refresh of one opportunity (the gateway forwards an EventBridge event) and the status of the sync
+(the gateway's sync health page). Each only records the work asked for; the driver does it."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from contracts import schedules, sync
+from contracts.base import Event
+from integrations.aws_partner_central.driver import driver
+from integrations.aws_partner_central.models import SCHEMA
+from integrations.aws_partner_central.repository import PASS_KEY, SyncRepository
+from integrations.aws_partner_central.settings import get_aws_settings
+from runtime.errors import Invalid
+from runtime.inbox import Subscription
+from runtime.service import ServiceDefinition
+
+NAME = "aws-sync"
+CONSUMER = NAME  # its dead letters go under deadletter.aws-sync.>, the only ones it may park
+_PLANS = {p.tick: p for p in schedules.PLANS}
+
+
+def schedule_in_words() -> str:
+    pull, reconcile = _PLANS[schedules.AwsPullDueV1], _PLANS[schedules.AwsReconciliationDueV1]
+    return (f"changes pulled at cron `{pull.cron}`, everything reconciled at cron `{reconcile.cron}` "
+            f"({pull.time_zone or 'UTC'}), and a refresh on every EventBridge event")
+
+
+async def on_pull_due(session: AsyncSession, event: Event) -> None:
+    repo = SyncRepository(session, get_aws_settings().catalog)
+    await repo.request("incremental", PASS_KEY, "schedule")
+    await repo.wake_driver()
+
+
+async def on_reconciliation_due(session: AsyncSession, event: Event) -> None:
+    repo = SyncRepository(session, get_aws_settings().catalog)
+    await repo.request("reconcile", PASS_KEY, "schedule")
+    await repo.advance(reconcile_due_at=event.occurred_at)
+    await repo.wake_driver()
+
+
+async def refresh_opportunity(session: AsyncSession, command: sync.RefreshAceOpportunity) -> sync.RefreshQueued:
+    catalog = get_aws_settings().catalog
+    if command.catalog != catalog:
+        # An event from the other catalog (Sandbox vs AWS) names a record this worker must not touch.
+        raise Invalid(f"this worker syncs the {catalog} catalog, not {command.catalog}", field="catalog")
+    repo = SyncRepository(session, catalog)
+    queued = await repo.request("refresh", command.opportunity_id, command.reason)
+    await repo.wake_driver()
+    return sync.RefreshQueued(opportunity_id=command.opportunity_id, queued=queued)
+
+
+async def status(session: AsyncSession, command: sync.GetSyncStatus) -> sync.SyncStatus:
+    catalog = get_aws_settings().catalog
+    repo = SyncRepository(session, catalog)
+    now = datetime.now(UTC)
+    cursor = await repo.cursor()
+    last_success = await repo.last_success()
+    return sync.SyncStatus(
+        source="aws", catalog=catalog,
+        watermark=cursor.watermark if cursor else None,
+        last_success_at=last_success,
+        lag_seconds=int((now - last_success).total_seconds()) if last_success else None,
+        published_24h=await repo.published_since(now - timedelta(hours=24)),
+        sent_24h=0, queued_edits=0,
+        pending_refreshes=await repo.pending("refresh"),
+        last_reconciliation_due_at=cursor.reconcile_due_at if cursor else None,
+        schedule=schedule_in_words(),
+        runs=[sync.SyncRunView(kind=r.kind, started_at=r.started_at, finished_at=r.finished_at, ok=r.ok, seen=r.seen,
+                               published=r.published, unchanged=r.unchanged, failed=r.failed, error=r.error)
+              for r in await repo.runs()],
+        problems=[sync.SyncProblemView(external_id=p.opportunity_id, reason=p.reason, at=p.at)
+                  for p in await repo.problems()],
+    )
+
+
+definition = ServiceDefinition(
+    name=NAME,
+    db_schema=SCHEMA,
+    publishes=(sync.STREAM,),
+    subscriptions=(
+        Subscription(consumer=CONSUMER, models=(schedules.AwsPullDueV1,), handle=on_pull_due),
+        Subscription(consumer=CONSUMER, models=(schedules.AwsReconciliationDueV1,), handle=on_reconciliation_due),
+    ),
+    commands=(
+        (sync.RefreshAceOpportunity, refresh_opportunity),
+        (sync.GetSyncStatus, status),
+    ),
+    workers=(driver(),),
+)

@@ -1,0 +1,87 @@
+"""The AWS sync's own schema: where it is in the source (cursor), what it has published, the work it
+was asked to do, its runs and the records it could not sync. Kept in Postgres rather than a NATS
+key-value bucket so that advancing the cursor, recording a version and staging its event in the
+outbox is one transaction: a worker killed anywhere neither loses nor doubles an opportunity."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import BigInteger, Boolean, DateTime, Identity, Integer, Text, Uuid, func
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from runtime.db import make_metadata
+
+SCHEMA = "aws_sync"
+
+
+class Base(DeclarativeBase):
+    metadata = make_metadata(SCHEMA)
+
+
+class Cursor(Base):
+    """Per catalog: the newest LastModifiedDate read in list order (changes since it are pulled next)."""
+
+    __tablename__ = "cursor"
+
+    catalog: Mapped[str] = mapped_column(Text, primary_key=True)
+    watermark: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    reconcile_due_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class SyncedOpportunity(Base):
+    """The version of each ACE opportunity last published into the platform."""
+
+    __tablename__ = "synced_opportunity"
+
+    catalog: Mapped[str] = mapped_column(Text, primary_key=True)
+    opportunity_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    last_modified: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    event_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    review_status: Mapped[str | None] = mapped_column(Text)
+    published_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class SyncRequest(Base):
+    """Work asked for and not done yet: a pass (incremental or reconcile, key '') or the refresh of one
+    opportunity (key = its id). Asking twice is one request."""
+
+    __tablename__ = "sync_request"
+
+    kind: Mapped[str] = mapped_column(Text, primary_key=True)
+    key: Mapped[str] = mapped_column(Text, primary_key=True)
+    reason: Mapped[str] = mapped_column(Text)
+    requested_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    attempts: Mapped[int] = mapped_column(Integer, server_default="0")
+    not_before: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class SyncRun(Base):
+    __tablename__ = "sync_run"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    catalog: Mapped[str] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(Text)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    ok: Mapped[bool | None] = mapped_column(Boolean)
+    seen: Mapped[int] = mapped_column(Integer, server_default="0")
+    published: Mapped[int] = mapped_column(Integer, server_default="0")
+    unchanged: Mapped[int] = mapped_column(Integer, server_default="0")
+    failed: Mapped[int] = mapped_column(Integer, server_default="0")
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class SyncProblem(Base):
+    """An opportunity that could not be mapped onto the contract, with the reason; cleared when a later
+    version of it is published."""
+
+    __tablename__ = "sync_problem"
+
+    catalog: Mapped[str] = mapped_column(Text, primary_key=True)
+    opportunity_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    last_modified: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    reason: Mapped[str] = mapped_column(Text)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
