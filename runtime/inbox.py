@@ -21,6 +21,7 @@ aggregate therefore arrive in publish order. It is a FastStream batch pull subsc
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -483,7 +484,8 @@ class InboxConsumer:
         tick = max(self.ack_wait / 3, 0.1)
         while (left := deadline - time.monotonic()) > 0:
             await asyncio.sleep(min(left, tick))
-            for m in msgs:
+            ahead = self.subscriber.ahead if isinstance(self.subscriber, _Fetcher) else []
+            for m in (*msgs, *ahead):
                 try:
                     await m.in_progress()
                 except Exception:  # NATS away: the server redelivers later; the inbox absorbs it
@@ -511,7 +513,8 @@ class InboxConsumer:
         if self.before_ack is not None:
             await self.before_ack(msgs)
         try:
-            await asyncio.gather(*(m.ack() for m in msgs))
+            for m in msgs:  # each a publish into the connection's buffer: no task per message
+                await m.ack()
         except Exception as exc:  # the effect is committed; a redelivery finds the inbox row
             logger.warning("%s: ack failed (%s); the redelivery will be skipped by the inbox", self.durable,
                            exc.__class__.__name__)
@@ -540,16 +543,27 @@ class InboxConsumer:
 
 
 class _Fetcher(BatchPullStreamSubscriber):
-    """FastStream's batch pull subscriber with one change to its fetch loop.
+    """FastStream's batch pull subscriber with a different fetch loop.
 
     FastStream's loop (faststream/nats/subscriber/usecases/stream_pull_subscriber.py,
     `BatchPullStreamSubscriber._consume_pull`) keeps fetching until the batch is full or the timeout has
-    passed, so a single event waits up to the whole timeout; and its task is restarted by FastStream's
-    supervisor when it dies. Here each fetch is handed on at once (nats-py returns what is there), NATS
-    being away is waited out, and the task is not restarted: a dead consumer task is seen by the
-    service's watchdog, which exits the process so its supervisor starts a fresh one."""
+    passed, so a single event waits up to the whole timeout; it fetches only after the previous batch
+    is handled; and its task is restarted by FastStream's supervisor when it dies. Here:
+
+    - each fetch is handed on at once (nats-py returns what is there);
+    - the next batch is fetched while the current one is applied: a fetch is a round trip to NATS and
+      then one wake-up per message, and a batch's transaction is a dozen round trips to Postgres; on
+      a busy machine each of those waits for a CPU, so doing them one after the other made the
+      consumer wait for most of its time (bench.event_latency, docs/benchmarks.md). Order is kept:
+      batches are applied one at a time, in the order they were fetched, and only one fetch is ever
+      outstanding. The batch fetched ahead is held like the current one while the consumer waits out
+      a transient failure (`ahead`, `InboxConsumer._hold`), so it is not redelivered meanwhile;
+    - NATS being away is waited out, and the task is not restarted: a dead consumer task is seen by
+      the service's watchdog, which exits the process so its supervisor starts a fresh one."""
 
     __slots__ = ()
+    # The messages of the batch fetched ahead, once it is in (set per instance by `_consume_pull`).
+    ahead: list[Msg] = []
 
     async def _create_subscription(self) -> None:
         if self.subscription:
@@ -561,21 +575,40 @@ class _Fetcher(BatchPullStreamSubscriber):
             subject=self.subject.broker_address, config=self.config, **options)
         self.add_task(self._consume_pull, restart_on_failure=False)
 
-    async def _consume_pull(self) -> None:
+    async def _fetch(self) -> list[Msg]:
         assert self.subscription
-        while self.running:
-            try:
-                messages = await self.subscription.fetch(batch=self.pull_sub.batch_size,
-                                                         timeout=self.pull_sub.timeout)
-            except (nats.errors.TimeoutError, TimeoutError):
-                continue
-            except (nats.errors.ConnectionClosedError, nats.errors.ConnectionReconnectingError,
-                    nats.errors.NoRespondersError, ServiceUnavailableError) as exc:
-                logger.info("%s: waiting for NATS (%s)", self.config.durable_name, exc.__class__.__name__)
-                await asyncio.sleep(0.5)
-                continue
-            if messages and self.running:
+        try:
+            messages = await self.subscription.fetch(batch=self.pull_sub.batch_size, timeout=self.pull_sub.timeout)
+        except (nats.errors.TimeoutError, TimeoutError):
+            return []
+        except (nats.errors.ConnectionClosedError, nats.errors.ConnectionReconnectingError,
+                nats.errors.NoRespondersError, ServiceUnavailableError) as exc:
+            logger.info("%s: waiting for NATS (%s)", self.config.durable_name, exc.__class__.__name__)
+            await asyncio.sleep(0.5)
+            return []
+        self.ahead = messages
+        return messages
+
+    async def _consume_pull(self) -> None:
+        next_batch: asyncio.Task[list[Msg]] | None = None
+        try:
+            while self.running:
+                if next_batch is None:
+                    next_batch = asyncio.ensure_future(self._fetch())
+                messages = await next_batch
+                next_batch = None
+                self.ahead = []
+                if not messages or not self.running:
+                    continue
+                next_batch = asyncio.ensure_future(self._fetch())
                 await self.consume(messages)  # type: ignore[arg-type]
+        finally:
+            if next_batch is not None:
+                # Stopping (or dying): what was fetched ahead is redelivered after ack_wait.
+                next_batch.cancel()
+                with contextlib.suppress(BaseException):
+                    await next_batch
+            self.ahead = []
 
 
 def _stored_at(msg: Msg) -> datetime | None:

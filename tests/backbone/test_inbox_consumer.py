@@ -105,6 +105,51 @@ class TestTransientFailure:
         assert "LockNotAvailable" in (consumer.stats.last_error or "")
 
 
+    async def test_the_batch_fetched_ahead_is_held_while_a_pause_outlasts_ack_wait(self, nc, scratch, stream):
+        """The consumer fetches the next batch while it applies the current one. When the current one
+        waits out a transient failure for longer than ack_wait, the batch fetched ahead is kept in
+        progress too: nothing is redelivered, and both apply in order once the lock is gone."""
+        schema, engine = scratch
+        js = nc.jetstream()
+        Ping = ping_event(stream)
+        async with engine.begin() as conn:
+            await conn.execute(text(f"INSERT INTO {schema}.counter VALUES ('c', 0, 0)"))
+        applied: list[str] = []
+
+        async def short_lock_timeout(session) -> None:
+            await session.execute(text("SET LOCAL lock_timeout = '100ms'"))
+
+        counting = counting_handler(schema, before=short_lock_timeout)
+
+        async def handle(session, event) -> None:
+            await counting(session, event)
+            applied.append(event.key)
+
+        consumer = consumer_for(js, engine, schema, (Ping,), handle=handle, batch=1, ack_wait=1.0)
+        blocker = await engine.connect()
+        try:
+            txn = await blocker.begin()
+            await blocker.execute(text(f"SELECT * FROM {schema}.counter WHERE key = 'c' FOR UPDATE"))
+            await publish(js, Ping(key="c", amount=3))
+            await publish(js, Ping(key="e", amount=4))
+            stop = asyncio.Event()
+            task = asyncio.create_task(consumer.run(stop))
+            await eventually(lambda: _true(consumer.subscriber is not None and len(consumer.subscriber.ahead) == 1),
+                             what="the second event fetched ahead")
+            # Retries wait 0.2 + 0.4 + 0.8 s: the pause has outlasted ack_wait (1 s) by then.
+            await eventually(lambda: _true(consumer.stats.retried >= 4), what="a pause longer than ack_wait")
+            await txn.rollback()
+        finally:
+            await blocker.close()
+        await eventually(lambda: _done(consumer, 2), what="both applied")
+        info = await js.consumer_info(stream.name, consumer.durable)
+        await stop_task(task, stop)
+        assert applied == ["c", "e"]
+        assert await counters(engine, schema) == {"c": (3, 1), "e": (4, 1)}
+        assert consumer.stats.redelivered == 0 and consumer.stats.duplicates == 0
+        assert info.num_redelivered == 0 and info.num_ack_pending == 0
+
+
 class TestDeadLetters:
     async def test_poison_messages_are_parked_with_reasons_and_replay_applies_after_fix(self, nc, scratch, stream):
         schema, engine = scratch
