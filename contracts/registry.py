@@ -3,9 +3,11 @@
 from contracts import (
     billing,
     commissions,
+    competencies,
     deadletters,
     deadlines,
     funding,
+    goals,
     pipeline,
     relationships,
     schedules,
@@ -17,4 +19,5 @@ from contracts.base import Event, StreamSpec
 STREAMS: tuple[StreamSpec, ...] = (pipeline.STREAM, sync.STREAM, commissions.STREAM, relationships.STREAM,
                                    billing.STREAM, schedules.STREAM, deadletters.STREAM)
 EVENTS: tuple[type[Event], ...] = (*pipeline.EVENTS, *sync.EVENTS, *commissions.EVENTS, *week.EVENTS,
-                                   *funding.EVENTS, *deadlines.EVENTS, *billing.EVENTS, *schedules.EVENTS)
+                                   *funding.EVENTS, *goals.EVENTS,
+                                   *competencies.EVENTS, *deadlines.EVENTS, *billing.EVENTS, *schedules.EVENTS)

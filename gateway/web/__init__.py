@@ -9,6 +9,7 @@ from gateway.web import (
     dashboard,
     docs,
     funding,
+    goals,
     imports,
     partners,
     pipeline,
@@ -20,7 +21,7 @@ from gateway.web.common import http_error_page
 
 router = APIRouter(include_in_schema=False)
 for _module in (session, account, dashboard, pipeline, partners, team, imports, admin, commissions, funding,
-                week):
+                goals, week):
     router.include_router(_module.router)
 
 __all__ = ["docs", "http_error_page", "router"]

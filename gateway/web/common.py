@@ -28,6 +28,7 @@ NAV: tuple[tuple[str, str, Role], ...] = (
     ("/partners", "Partners", Role.viewer),
     ("/commissions", "Commissions", Role.viewer),
     ("/funding", "Funding", Role.viewer),
+    ("/goals", "Goals", Role.viewer),
     ("/week", "Week", Role.viewer),
     ("/team", "Team", Role.viewer),
     ("/admin", "Admin", Role.admin),
@@ -37,6 +38,8 @@ NAV: tuple[tuple[str, str, Role], ...] = (
 def _active(path: str) -> str | None:
     if path.startswith("/opportunities"):
         return "/pipeline"
+    if path.startswith("/competencies"):
+        return "/goals"
     for href in ("/pipeline", "/partners", "/commissions", "/funding", "/goals", "/week", "/team", "/admin"):
         if path == href or path.startswith(href + "/"):
             return href

@@ -4,7 +4,7 @@ pipeline they share. Thin: each area parses, calls its service, returns."""
 
 from contracts import relationships
 from runtime.service import ServiceDefinition
-from services.relationships import funding, pipeline_copy, week
+from services.relationships import competencies, funding, goals, pipeline_copy, week
 
 definition = ServiceDefinition(
     name="relationships",
@@ -15,5 +15,7 @@ definition = ServiceDefinition(
     commands=(
         *week.COMMANDS,
         *funding.COMMANDS,
+        *goals.COMMANDS,
+        *competencies.COMMANDS,
     ),
 )

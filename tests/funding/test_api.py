@@ -4,7 +4,10 @@ hostile bodies answered 422 with the field named, and the pages rendering what t
 
 from __future__ import annotations
 
+import asyncio
+import time
 import uuid
+from datetime import UTC, datetime
 
 import pytest
 
@@ -109,3 +112,59 @@ async def test_the_new_request_form_shows_errors_beside_fields(gw):
             "opportunities": "O1234567"}
     ok = await member.client.post("/funding", data=form, headers={"accept": "text/html"})
     assert ok.status_code == 303 and ok.headers["location"].startswith("/funding/")
+
+
+# ------------------------------------------------------------------------------ goals, competencies
+
+
+async def test_a_launched_co_sell_deal_counts_toward_its_goal_end_to_end(gw):
+    year = datetime.now(UTC).year
+    q = (datetime.now(UTC).month - 1) // 3 + 1
+    goal = await call(gw, Role.member, "POST", "/api/goals", {"hyperscaler": "aws", "period": f"{year}-Q{q}",
+                                                               "metric": "launched_opportunities", "target": "3"})
+    assert goal.status_code == 201, goal.text
+    gid = goal.json()["id"]
+    deal = await call(gw, Role.member, "POST", "/api/opportunities", {
+        "name": "Launch me", "customer": "Acme", "amount": "50000", "deal_model": "cosell", "hyperscaler": "aws"})
+    assert deal.status_code == 201, deal.text
+    moved = await call(gw, Role.member, "POST", f"/api/opportunities/{deal.json()['id']}/stage", {"stage": "launched"})
+    assert moved.status_code == 200, moved.text
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        detail = (await call(gw, Role.viewer, "GET", f"/api/goals/{gid}")).json()
+        if detail["progress"] == "1":
+            break
+        await asyncio.sleep(0.1)
+    assert detail["progress"] == "1", detail
+    assert [c["name"] for c in detail["contributions"]] == ["Launch me"]
+    page = await gw.people[Role.viewer].client.get(f"/goals/{gid}", headers={"accept": "text/html"})
+    assert page.status_code == 200 and "Launch me" in page.text and "launched in the period" in page.text
+    board = await gw.people[Role.viewer].client.get("/goals", headers={"accept": "text/html"})
+    assert 'data-testid="goals-aws"' in board.text
+
+
+async def test_goal_and_competency_writes_need_members_and_are_audited(gw):
+    body = {"hyperscaler": "gcp", "period": "2026", "metric": "certifications", "target": "12",
+            "manual_progress": "4"}
+    assert (await call(gw, Role.viewer, "POST", "/api/goals", body)).status_code == 403
+    goal = (await call(gw, Role.member, "POST", "/api/goals", body)).json()
+    patched = await call(gw, Role.member, "PATCH", f"/api/goals/{goal['id']}", {"manual_progress": "5"})
+    assert patched.json()["progress"] == "5"
+    bad = await call(gw, Role.member, "POST", "/api/goals", body | {"period": "2026-Q9"})
+    assert bad.status_code == 422
+    c = await call(gw, Role.member, "POST", "/api/competencies", {
+        "hyperscaler": "gcp", "name": "Data Analytics", "kind": "specialization", "renewal_date": "2027-06-30"})
+    assert c.status_code == 201, c.text
+    cid = c.json()["id"]
+    item = await call(gw, Role.member, "POST", f"/api/competencies/{cid}/requirements",
+                      {"kind": "customer_reference", "title": "3 references", "required": 3, "due_date": "2027-03-01"})
+    rid = item.json()["requirements"][0]["id"]
+    done = await call(gw, Role.member, "PATCH", f"/api/competencies/{cid}/requirements/{rid}", {"done": 3})
+    assert done.json()["complete_items"] == 1
+    too_many = await call(gw, Role.member, "PATCH", f"/api/competencies/{cid}/requirements/{rid}", {"done": 4})
+    assert too_many.status_code == 422
+    actions = {a["action"] for a in (await call(gw, Role.admin, "GET", "/api/audit?limit=500")).json()}
+    assert {"goal.created", "goal.updated", "competency.created", "competency.requirement_added",
+            "competency.requirement_changed"} <= actions
+    page = await gw.people[Role.viewer].client.get(f"/competencies/{cid}", headers={"accept": "text/html"})
+    assert page.status_code == 200 and "3 references" in page.text and "1 of 1 done" in page.text

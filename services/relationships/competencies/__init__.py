@@ -1,0 +1,5 @@
+"""Competencies with renewal dates and requirement checklists; renewals and items are deadlines."""
+
+from services.relationships.competencies.handlers import COMMANDS
+
+__all__ = ["COMMANDS"]

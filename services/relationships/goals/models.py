@@ -1,0 +1,35 @@
+"""Goal commitments. Their progress is not stored: it is counted from the pipeline copy when read, so it
+always equals a recount."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy import Boolean, DateTime, Integer, Numeric, String, Text, Uuid
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from runtime.db import make_metadata
+
+
+class Base(DeclarativeBase):
+    metadata = make_metadata("relationships")
+
+
+class GoalRow(Base):
+    __tablename__ = "goal"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    version: Mapped[int] = mapped_column(Integer)
+    hyperscaler: Mapped[str] = mapped_column(String(20))
+    period: Mapped[str] = mapped_column(String(7))
+    metric: Mapped[str] = mapped_column(String(40))
+    name: Mapped[str] = mapped_column(Text)
+    target: Mapped[Decimal] = mapped_column(Numeric(16, 2))
+    currency: Mapped[str | None] = mapped_column(String(3))
+    manual_progress: Mapped[Decimal | None] = mapped_column(Numeric(16, 2))
+    owner: Mapped[str | None] = mapped_column(Text)
+    archived: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
