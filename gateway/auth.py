@@ -52,6 +52,7 @@ SCOPES: dict[str, str] = {
     "week:read": "read meetings, updates and tasks",
     "week:write": "create and change tasks",
     "metrics:read": "scrape /metrics (Prometheus)",
+    "sync:read": "read the health of the AWS and Google Cloud syncs",
 }
 
 class Role(StrEnum):

@@ -14,6 +14,7 @@ from gateway.web import (
     partners,
     pipeline,
     session,
+    sync,
     team,
     week,
 )
@@ -21,7 +22,7 @@ from gateway.web.common import http_error_page
 
 router = APIRouter(include_in_schema=False)
 for _module in (session, account, dashboard, pipeline, partners, team, imports, admin, commissions, funding,
-                goals, week):
+                goals, week, sync):
     router.include_router(_module.router)
 
 __all__ = ["docs", "http_error_page", "router"]

@@ -31,6 +31,7 @@ NAV: tuple[tuple[str, str, Role], ...] = (
     ("/goals", "Goals", Role.viewer),
     ("/week", "Week", Role.viewer),
     ("/team", "Team", Role.viewer),
+    ("/sync", "Syncs", Role.viewer),
     ("/admin", "Admin", Role.admin),
 )
 
@@ -40,7 +41,7 @@ def _active(path: str) -> str | None:
         return "/pipeline"
     if path.startswith("/competencies"):
         return "/goals"
-    for href in ("/pipeline", "/partners", "/commissions", "/funding", "/goals", "/week", "/team", "/admin"):
+    for href in ("/pipeline", "/partners", "/commissions", "/funding", "/goals", "/week", "/team", "/sync", "/admin"):
         if path == href or path.startswith(href + "/"):
             return href
     return "/" if path == "/" else None

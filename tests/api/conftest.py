@@ -6,6 +6,7 @@ in through the real sign-in form (session cookie + CSRF token)."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 
@@ -16,6 +17,7 @@ from gateway.app import create_app
 from gateway.auth import SCOPES, Role, digest, new_api_token
 from gateway.models import ApiToken
 from gateway.users import ensure_user
+from integrations.aws_partner_central.handlers import definition as aws_sync_definition
 from runtime.embedded import EmbeddedNats
 from runtime.service import shutdown, start
 from runtime.settings import Settings
@@ -58,7 +60,10 @@ async def api(servers: TestServers, api_nats: EmbeddedNats) -> AsyncIterator[Api
     stop = asyncio.Event()
     services = [await start(pipeline_definition, Settings(database_url=db["pipeline"], **common), stop),
                 await start(commissions_definition, Settings(database_url=db["commissions"], **common), stop),
-                await start(relationships_definition, Settings(database_url=db["relationships"], **common), stop)]
+                await start(relationships_definition, Settings(database_url=db["relationships"], **common), stop),
+                # The AWS sync worker's commands (its driver, which would call AWS, is left out).
+                await start(dataclasses.replace(aws_sync_definition, workers=()),
+                            Settings(database_url=db["aws_sync"], **common), stop)]
     settings = Settings(database_url=db["gateway"], **common)
     app = create_app(settings)
     try:

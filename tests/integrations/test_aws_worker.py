@@ -149,3 +149,174 @@ async def _no_requests(db) -> bool:
 
 async def _waiting(db) -> list:
     return [r for r in await pending(db) if r["key"] == "O777" and r["waiting"]]
+
+
+# ------------------------------------------------------------------------------ the gateway's side
+
+
+@pytest.fixture(scope="module")
+async def edge(worker, worker_db, private_bus: EmbeddedNats) -> AsyncIterator:
+    """The gateway on the worker's bus, with a token of the sync worker's kind (events:publish) and one
+    that may only read the syncs' health, and a signed-in viewer."""
+    from gateway.app import create_app
+    from gateway.auth import Role, digest, new_api_token
+    from gateway.models import ApiToken
+    from gateway.users import ensure_user
+    from runtime.settings import Settings
+    from runtime.testing import TEST_SECRET
+    from tests.gateway.conftest import PASSWORD, Gateway
+
+    settings = Settings(environment="test", secret_key=TEST_SECRET, database_url=worker_db["gateway"],
+                        nats_url=private_bus.url_for("gateway"), outbox_poll_seconds=0.2)
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        tokens = {}
+        async with app.state.running.sessions() as session, session.begin():
+            for name, scopes in (("eventbridge", ["events:publish"]), ("reader", ["sync:read"])):
+                tokens[name] = new_api_token()
+                session.add(ApiToken(name=f"{name}-{unique('')}", token_hash=digest(tokens[name]), scopes=scopes,
+                                     created_by="tests"))
+        g = Gateway(app=app, settings=settings)
+        await ensure_user(settings, email="viewer@sync.test", name="Vi Ewer", role=Role.viewer, password=PASSWORD)
+        viewer, _ = await g.sign_in("viewer@sync.test")
+        yield g, tokens, viewer
+        await viewer.aclose()
+
+
+def eventbridge(opportunity_id: str = "O123", *, detail_type: str = "Opportunity Updated", catalog: str = CATALOG,
+                **extra) -> dict:
+    return {"version": "0", "id": "6a7e8feb-b491-4cf7-a9f1-bf3703467718", "detail-type": detail_type,
+            "source": "aws.partnercentral-selling", "account": "123456789012", "time": "2026-11-30T12:00:00Z",
+            "region": "us-east-1", "resources": [],
+            "detail": {"schemaVersion": "1", "catalog": catalog, "opportunity": {"identifier": opportunity_id}},
+            **extra}
+
+
+async def post_event(edge, body, token: str = "eventbridge"):
+    g, tokens, _ = edge
+    async with g.client() as client:
+        return await client.post("/api/integrations/aws/events", json=body,
+                                 headers={"authorization": f"Bearer {tokens[token]}"})
+
+
+class TestEventBridge:
+    async def test_an_opportunity_event_refreshes_that_opportunity(self, edge, worker_db, aws):
+        _, stubber = aws
+        opp = opportunity(stage="Business Validation")
+        detail(stubber, CATALOG, opp)
+        response = await post_event(edge, eventbridge(opp["Id"]))
+        assert response.status_code == 202, response.text
+        assert response.json() == {"action": "refresh_queued", "opportunity_id": opp["Id"],
+                                   "detail": "the worker reads it from AWS and publishes it if it changed"}
+        found = await landed(worker_db, [opp])
+        assert found[opp["Id"]]["stage"] == "business_validation"
+
+    async def test_other_detail_types_are_accepted_and_left_to_the_next_pass(self, edge, worker_db):
+        response = await post_event(edge, eventbridge(detail_type="Engagement Invitation Created"))
+        assert response.status_code == 202 and response.json()["action"] == "ignored"
+        assert await pending(worker_db) == []
+
+    @pytest.mark.parametrize("body", [
+        eventbridge(source="aws.evil"),
+        eventbridge(catalog="Prod"),
+        eventbridge("O1; DROP TABLE"),
+        eventbridge("../O1"),
+        eventbridge("O" + "1" * 20),
+        eventbridge("o123"),
+        eventbridge("O12\u0000"),
+        eventbridge(detail_type="Opportunity Deleted"),
+        eventbridge(detail={"catalog": CATALOG}),
+        eventbridge(detail={"catalog": CATALOG, "opportunity": {"identifier": 123}}),
+        eventbridge(detail={"catalog": CATALOG, "opportunity": [{"identifier": "O1"}]}),
+        {"detail-type": "Opportunity Updated"},
+        eventbridge(time="1e10"),
+        eventbridge(time="9999-12-31T00:00:00Z"),
+        eventbridge(detail={"catalog": CATALOG, "opportunity": {"identifier": "O1", "nested": [[[[[[[[[[[]]]]]]]]]]]}},
+                    id="x" * 101),
+        [eventbridge()],
+        "Opportunity Updated",
+    ], ids=lambda b: str(b)[:40])
+    async def test_a_malformed_or_hostile_event_is_refused_and_refreshes_nothing(self, edge, worker_db, body):
+        response = await post_event(edge, body)
+        assert response.status_code == 422, response.text
+        assert await pending(worker_db) == []
+
+    async def test_an_event_of_the_catalog_the_worker_does_not_sync_is_refused_by_the_worker(self, edge, worker_db):
+        response = await post_event(edge, eventbridge(catalog="AWS"))
+        assert response.status_code == 422 and "Sandbox catalog" in response.text
+        assert await pending(worker_db) == []
+
+    async def test_only_a_token_with_the_publish_scope_may_send_events(self, edge, worker_db):
+        assert (await post_event(edge, eventbridge(), token="reader")).status_code == 403
+        g, _, _ = edge
+        async with g.client() as anonymous:
+            assert (await anonymous.post("/api/integrations/aws/events", json=eventbridge())).status_code == 401
+        assert await pending(worker_db) == []
+
+
+class TestSyncHealth:
+    async def test_the_api_shows_the_aws_sync(self, edge):
+        g, tokens, _ = edge
+        async with g.client() as client:
+            response = await client.get("/api/sync", headers={"authorization": f"Bearer {tokens['reader']}"})
+        assert response.status_code == 200, response.text
+        [aws_sync] = response.json()
+        assert aws_sync["source"] == "aws" and aws_sync["state"] in ("ok", "failing")
+        assert aws_sync["status"]["catalog"] == CATALOG and aws_sync["status"]["runs"]
+
+    async def test_the_page_shows_runs_and_problems(self, edge, worker_db):
+        await sql(worker_db, "INSERT INTO aws_sync.sync_problem (catalog, opportunity_id, reason) VALUES "
+                             "($1, 'O999', 'title: must not contain a NUL character')", CATALOG)
+        _, _, viewer = edge
+        page = await viewer.get("/sync", headers={"accept": "text/html"})
+        assert page.status_code == 200
+        assert 'data-testid="sync-aws"' in page.text and "O999" in page.text and "NUL character" in page.text
+        assert "Syncs" in page.text and 'data-testid="sync-runs"' in page.text
+
+    async def test_a_worker_that_does_not_answer_is_shown_as_not_running(self, edge, worker_db, tmp_path):
+        from gateway.app import create_app
+        from runtime.testing import prepare_streams
+        from tests.gateway.conftest import Gateway
+
+        g, tokens, _ = edge
+        # The same gateway database on a bus where no AWS worker runs (not configured, or down).
+        lonely = EmbeddedNats(store_dir=tmp_path / "nats").start()
+        try:
+            prepare_streams(lonely.url)
+            settings = g.settings.model_copy(update={"nats_url": lonely.url_for("gateway")})
+            app = create_app(settings)
+            async with app.router.lifespan_context(app):
+                other = Gateway(app=app, settings=settings)
+                viewer, _ = await other.sign_in("viewer@sync.test")
+                page = await viewer.get("/sync", headers={"accept": "text/html"})
+                await viewer.aclose()
+                async with other.client() as client:
+                    api = await client.get("/api/sync", headers={"authorization": f"Bearer {tokens['reader']}"})
+        finally:
+            lonely.stop()
+        assert page.status_code == 200 and "not running" in page.text and "AWS_PARTNER_CENTRAL_SYNC" in page.text
+        assert api.status_code == 200 and api.json()[0]["state"] == "not running" and api.json()[0]["status"] is None
+
+
+class TestAssessment:
+    def test_a_sync_is_ok_stale_failing_or_never_run(self):
+        from gateway.routes.sync import STALE_AFTER, assess
+
+        now = datetime.now(UTC)
+
+        def status(last_success, *runs):
+            return sync.SyncStatus(source="aws", catalog=CATALOG, watermark=None, last_success_at=last_success,
+                                   lag_seconds=None, published_24h=0, sent_24h=0, queued_edits=0, pending_refreshes=0,
+                                   last_reconciliation_due_at=None, schedule="", problems=[], runs=list(runs))
+
+        def run(kind, ok, error=None):
+            return sync.SyncRunView(kind=kind, started_at=now, finished_at=now, ok=ok, seen=0, published=0,
+                                    unchanged=0, failed=0, error=error)
+
+        assert assess(status(None), now)[0] == "never run"
+        assert assess(status(now, run("incremental", True)), now) == ("ok", None)
+        assert assess(status(now - STALE_AFTER - timedelta(minutes=1)), now)[0] == "stale"
+        # A failed refresh of one record does not make the sync failing; a failed pass does.
+        assert assess(status(now, run("refresh", False, "x"), run("incremental", True)), now)[0] == "ok"
+        assert assess(status(now, run("reconcile", False, "ThrottlingException")), now) == (
+            "failing", "ThrottlingException")

@@ -1,0 +1,127 @@
+"""The sync workers at the edge: AWS Partner Central's EventBridge events in (each names an opportunity
+the AWS worker then refreshes), and the health of every sync out.
+
+EventBridge reaches this route through an API destination (an HTTPS endpoint with an API key: the
+connection sends `Authorization: Bearer po_…`, a token with the `events:publish` scope). Events are
+best-effort on AWS's side, so the worker also reconciles on a schedule; a refused event here is never
+a refresh of some other record: the catalog, the detail type and the opportunity id are checked
+before anything is asked of the worker, and the worker refuses a catalog it does not sync.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from contracts import sync
+from contracts.base import CommandError, ErrorKind
+from contracts.fields import Moment, line
+from gateway.auth import Principal, Role, require
+from gateway.state import bus
+from runtime.commands import send
+from runtime.errors import CommandFailed
+
+router = APIRouter(prefix="/api", tags=["integrations"])
+
+Publisher = Annotated[Principal, Depends(require(Role.manager, scope="events:publish"))]
+SyncReader = Annotated[Principal, Depends(require(Role.viewer, scope="sync:read"))]
+
+EVENT_SOURCE = "aws.partnercentral-selling"
+# The detail types Partner Central sends (EventBridge reference, "AWS Partner Central Selling events").
+OPPORTUNITY_EVENTS = ("Opportunity Created", "Opportunity Updated", "Opportunity Accepted", "Opportunity Rejected")
+OTHER_EVENTS = ("Engagement Invitation Created", "Engagement Invitation Accepted", "Engagement Invitation Rejected",
+                "Engagement Invitation Expired", "Engagement Member Joined", "Engagement Member Added",
+                "Resource Snapshot Created", "Engagement Resource Snapshot Created")
+# A sync whose last good pass ended longer ago than this is stale (four missed 15-minute pulls).
+STALE_AFTER = timedelta(hours=1)
+
+
+class AceEventOpportunity(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    identifier: sync.AceOpportunityId
+
+
+class AceEventDetail(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    catalog: sync.AceCatalog
+    opportunity: AceEventOpportunity | None = None
+
+
+class PartnerCentralEvent(BaseModel):
+    """An EventBridge event from AWS Partner Central, as EventBridge delivers it."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    id: line(100) | None = None
+    source: Literal["aws.partnercentral-selling"]
+    detail_type: Literal[OPPORTUNITY_EVENTS + OTHER_EVENTS] = Field(alias="detail-type")  # type: ignore[valid-type]
+    time: Moment | None = None
+    detail: AceEventDetail
+
+
+class AceEventAccepted(BaseModel):
+    action: Literal["refresh_queued", "already_queued", "ignored"]
+    opportunity_id: str | None = None
+    detail: str
+
+
+@router.post("/integrations/aws/events", status_code=202, response_model=AceEventAccepted)
+async def aws_event(event: PartnerCentralEvent, request: Request, principal: Publisher) -> AceEventAccepted:
+    """Receive an AWS Partner Central event from EventBridge (an API destination). An opportunity event
+    queues a refresh of that opportunity in the AWS worker; the others are read at its next pass.
+    503 while the worker is not running: EventBridge retries."""
+    if event.detail_type not in OPPORTUNITY_EVENTS:
+        return AceEventAccepted(action="ignored", detail=f"{event.detail_type}: read at the next pass")
+    if event.detail.opportunity is None:
+        raise CommandFailed(CommandError(kind=ErrorKind.invalid, field="detail.opportunity",
+                                              message=f"a {event.detail_type} event names its opportunity"))
+    ident = event.detail.opportunity.identifier
+    queued = await send(bus(request), sync.RefreshAceOpportunity(
+        catalog=event.detail.catalog, opportunity_id=ident, reason=event.detail_type, actor=principal.name))
+    return AceEventAccepted(action="refresh_queued" if queued.queued else "already_queued", opportunity_id=ident,
+                            detail="the worker reads it from AWS and publishes it if it changed")
+
+
+class SyncHealth(BaseModel):
+    source: str
+    name: str
+    state: Literal["ok", "stale", "failing", "never run", "not running"] = Field(
+        description="not running: the worker does not answer (not configured, or down)")
+    reason: str | None = None
+    status: sync.SyncStatus | None = None
+
+
+def assess(status: sync.SyncStatus, now: datetime) -> tuple[str, str | None]:
+    """One word and a reason for a sync's status: the one place the page and the API take it from."""
+    passes = [r for r in status.runs if r.kind != "refresh" and r.ok is not None]
+    if passes and passes[0].ok is False:
+        return "failing", passes[0].error
+    if status.last_success_at is None:
+        return "never run", "no pass has finished yet"
+    if now - status.last_success_at > STALE_AFTER:
+        return "stale", f"no good pass for {int((now - status.last_success_at).total_seconds() // 60)} minutes"
+    return "ok", None
+
+
+async def aws_health(request: Request) -> SyncHealth:
+    name = "AWS Partner Central"
+    try:
+        status = await send(bus(request), sync.GetSyncStatus(), timeout=5)
+    except CommandFailed as exc:
+        if exc.error.kind is ErrorKind.unavailable:
+            return SyncHealth(source="aws", name=name, state="not running",
+                              reason="the AWS sync worker does not answer: not configured "
+                                     "(AWS_PARTNER_CENTRAL_SYNC=true), or down")
+        raise
+    state, reason = assess(status, datetime.now(UTC))
+    return SyncHealth(source="aws", name=name, state=state, reason=reason, status=status)  # type: ignore[arg-type]
+
+
+@router.get("/sync", response_model=list[SyncHealth], tags=["integrations"])
+async def sync_health(request: Request, _: SyncReader) -> list[SyncHealth]:
+    """The health of every sync: last successful pass, lag, items in and out, queued edits, problems
+    with their reasons, the schedule. A worker that is not running says so (200, state `not running`)."""
+    return [await aws_health(request)]
