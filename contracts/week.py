@@ -325,6 +325,8 @@ class SaveUpdate(Command):
     lines: list[UpdateLineIn] = Field(default=[], max_length=100)
     anything_else: Note = ""
     submit: bool = False
+    at: Moment | None = Field(default=None, description="when it was written; only demo seeding sets it (the "
+                              "HTTP API never does), otherwise now")
 
     @field_validator("lines")
     @classmethod
@@ -375,6 +377,7 @@ class ChangeTask(Command):
     reason: Reason | None = None
     as_owner: UserId | None = Field(default=None, description="set by the gateway for members: the task must "
                                     "be this member's")
+    at: Moment | None = Field(default=None, description="when it was done; only demo seeding sets it, otherwise now")
 
     @model_validator(mode="after")
     def _dropped_needs_reason(self) -> ChangeTask:

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import logging
 
+from sqlalchemy import select
+
 from gateway import people
 from gateway.auth import Role
 from gateway.demo_commissions import seed_commissions
 from gateway.demo_pipeline import seed_pipeline
+from gateway.demo_week import seed_week
+from gateway.models import User
 from gateway.users import ensure_user, new_password
 from runtime import bus
 from runtime.db import create_engine, session_factory
@@ -65,6 +69,17 @@ async def _owner_ids(settings: Settings) -> dict[str, str]:
         await engine.dispose()
 
 
+async def _vp_zone(settings: Settings) -> str:
+    """The team's time zone for the demo week: the VP's (the first demo user, the admin)."""
+    engine = create_engine(settings.database_url, trace_sql=False)
+    try:
+        async with session_factory(engine)() as session:
+            zone = await session.scalar(select(User.time_zone).where(User.email == DEMO_TEAM[0][0]))
+            return zone or "UTC"
+    finally:
+        await engine.dispose()
+
+
 async def seed(settings: Settings) -> int:
     if _production(settings):
         print("ENVIRONMENT=production: demo data not seeded", flush=True)
@@ -75,6 +90,9 @@ async def seed(settings: Settings) -> int:
     try:
         counts = await seed_pipeline(nc, owners=owners)
         counts |= await seed_commissions(nc, owners=owners)
+        names = {owners[email.split("@", 1)[0]]: name for email, name, _ in DEMO_TEAM
+                 if email.split("@", 1)[0] in owners}
+        counts |= await seed_week(nc, owners=owners, names=names, time_zone=await _vp_zone(settings))
     finally:
         await nc.close()
     logger.info("demo seed: %s", counts)

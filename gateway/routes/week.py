@@ -16,8 +16,9 @@ from contracts import week as w
 from contracts.fields import Day, Offset, Version, line
 from gateway import audit, calendar_feed, people
 from gateway.auth import Principal, Role, require
-from gateway.state import bus
-from gateway.week_team import minutes_markdown, open_current_week
+from gateway.read_models import week as week_models
+from gateway.state import bus, sessions
+from gateway.week_team import minutes_markdown, open_current_week, team
 from runtime.commands import send
 
 router = APIRouter(prefix="/api", tags=["week"])
@@ -239,3 +240,34 @@ async def revoke_feed(request: Request, principal: Person) -> Response:
     await calendar_feed.revoke(request, principal.id)
     await audit.record_change(request, principal.name, "calendar_feed.revoked", entity_id=principal.id)
     return Response(status_code=204)
+
+
+# ------------------------------------------------------------------------------------------------ KPIs
+
+
+class MemberWeekKpi(BaseModel):
+    member: str
+    name: str
+    overdue_tasks: int = Field(description="open tasks past their due date on the team's calendar")
+    open_tasks: int
+    updates_on_time: int = Field(description="updates submitted by their due time in the last `weeks` meetings")
+    weeks: int
+
+
+class WeekKpis(BaseModel):
+    today: date = Field(description="today on the team's calendar")
+    weeks: int = Field(description="meetings counted for on-time updates (this week's and the ones before)")
+    members: list[MemberWeekKpi]
+
+
+@router.get("/week/kpis", response_model=WeekKpis, summary="Overdue tasks and on-time updates per member")
+async def week_kpis(request: Request, principal: Reader) -> WeekKpis:
+    attendees, _ = await team(request)
+    async with sessions(request)() as session:
+        today = await week_models.team_today(session)
+        figures = await week_models.member_weeks(session, [a.user_id for a in attendees])
+    weeks = max((f.weeks for f in figures.values()), default=0)
+    return WeekKpis(today=today, weeks=weeks, members=[MemberWeekKpi(
+        member=a.user_id, name=a.name, overdue_tasks=figures[a.user_id].overdue_tasks,
+        open_tasks=figures[a.user_id].open_tasks, updates_on_time=figures[a.user_id].on_time,
+        weeks=figures[a.user_id].weeks) for a in attendees])

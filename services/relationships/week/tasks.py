@@ -66,7 +66,7 @@ async def change_task(session: AsyncSession, cmd: w.ChangeTask) -> w.Task:
             changed = True
     if cmd.status is not None and cmd.status.value != row.status:
         row.status = cmd.status.value
-        row.closed_at = None if cmd.status == w.TaskStatus.open else service.now()
+        row.closed_at = None if cmd.status == w.TaskStatus.open else (cmd.at or service.now())
         row.reason = cmd.reason if cmd.status == w.TaskStatus.dropped else None
         changed = True
     if changed:

@@ -26,11 +26,16 @@ async def window_of(session: AsyncSession, meeting: MeetingRow) -> domain.Window
 
 
 async def decorate(session: AsyncSession, lines: list[w.UpdateLine]) -> list[w.UpdateLine]:
-    """Stored lines with what the pipeline knows now: the deal's partner and amount."""
-    deals = await WeekRepository(session).deals([ln.ref_id for ln in lines if ln.kind == w.LineKind.deal and ln.ref_id])
+    """Stored lines with what the pipeline knows now: the deal's partner and amount, the partner's name."""
+    repo = WeekRepository(session)
+    deals = await repo.deals([ln.ref_id for ln in lines if ln.kind == w.LineKind.deal and ln.ref_id])
+    partners = await repo.partners([ln.ref_id for ln in lines if ln.kind == w.LineKind.partner and ln.ref_id])
     out = []
     for ln in lines:
         found = deals.get(ln.ref_id) if ln.ref_id else None
+        partner = partners.get(ln.ref_id) if ln.ref_id and ln.kind == w.LineKind.partner else None
+        if partner is not None:
+            ln = ln.model_copy(update={"partner_id": partner.id, "partner_name": partner.name})
         if found is not None:
             deal, partner_name = found
             ln = ln.model_copy(update={"partner_id": deal.partner_id, "partner_name": partner_name,
@@ -100,7 +105,7 @@ async def save_update(session: AsyncSession, cmd: w.SaveUpdate) -> w.Update:
     old = {r.key: r for r in await repo.lines([row.id])}
     suggested = {s.key: s for s in await prefill.suggestions(session, cmd.member, await window_of(session, meeting))}
     rows = [_line_row(row.id, i, ln, old.get(ln.key), suggested.get(ln.key)) for i, ln in enumerate(cmd.lines)]
-    at = service.now()
+    at = cmd.at or service.now()
     row.anything_else, row.version, row.updated_at = cmd.anything_else, row.version + 1, at
     if cmd.submit:
         await _submit(session, meeting, row, cmd, rows, at)
