@@ -20,8 +20,10 @@ from gateway.read_models import commissions as commission_models
 from gateway.read_models import forecast as fc
 from gateway.read_models import partners as partner_models
 from gateway.read_models import pipeline as pipeline_models
+from gateway.read_models import week as week_models
 from gateway.state import bus, sessions
 from gateway.web.common import Viewer, render
+from gateway.week_team import team
 from runtime.commands import send
 from runtime.errors import CommandFailed
 
@@ -87,6 +89,10 @@ class Dashboard:
     commissions: list[commission_models.Figure] | None = None
     commissions_quarter: str = ""
     relationships: list[tuple[str, int]] | None = None
+    # The team's week: (member's name, their figures), and how many meetings on-time updates count.
+    week: list[tuple[str, week_models.MemberWeek]] | None = None
+    week_meetings: int = 0
+    week_overdue: list[tuple[str, int]] = field(default_factory=list)
 
 
 async def _has_opportunities(session: AsyncSession) -> bool:
@@ -149,6 +155,7 @@ async def _stage_names(request: Request, movers: list[Mover], names: dict[tuple[
 async def load(request: Request, actor: str, today: date | None = None) -> Dashboard:
     now = datetime.now(UTC)
     today = today or now.date()
+    members, _ = await team(request)
     async with sessions(request)() as session:
         counts = await partner_models.partner_counts(session)
         k = await pipeline_models.kpis(session, as_of=today)
@@ -158,12 +165,17 @@ async def load(request: Request, actor: str, today: date | None = None) -> Dashb
         trend = await _quarter_trend(session, settings, k.forecast.starts_on, today) if has_deals else None
         movers = await _movers(session, now) if has_deals else []
         commissions = await commission_models.kpis(session, today)
+        weeks = await week_models.member_weeks(session, [m.user_id for m in members])
     f = k.forecast
     d = Dashboard(quarter_label=f.quarter, days_left=f.days_left, currency=k.currency, pipeline_ready=has_deals)
     d.partners_by_type = [(t, n) for t, n in counts.items() if n]
     d.partners_total = sum(counts.values())
     d.commissions = list(commissions.figures) or None
     d.commissions_quarter = commissions.quarter
+    d.week_meetings = max((w.weeks for w in weeks.values()), default=0)
+    if d.week_meetings or any(w.open_tasks for w in weeks.values()):
+        d.week = [(m.name, weeks[m.user_id]) for m in members]
+        d.week_overdue = [(name, w.overdue_tasks) for name, w in d.week]
     if not has_deals:
         return d
     d.attainment = Attainment(currency=f.currency, target=f.target, closed=f.closed_won, projected=f.projected,

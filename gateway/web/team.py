@@ -19,6 +19,7 @@ from contracts import pipeline as pc
 from gateway.auth import Role
 from gateway.models import User
 from gateway.read_models import pipeline as pipeline_models
+from gateway.read_models import week as week_models
 from gateway.state import sessions
 from gateway.web.common import Viewer, not_found, render
 
@@ -82,7 +83,8 @@ async def team(request: Request, principal: Viewer) -> Response:
     async with sessions(request)() as session:
         users = list(await session.scalars(query))
         kpis = {str(u.id): await member_kpis(session, str(u.id), now.date(), now) for u in users}
-    return render(request, "team.html", {"users": users, "kpis": kpis})
+        weeks = await week_models.member_weeks(session, [str(u.id) for u in users])
+    return render(request, "team.html", {"users": users, "kpis": kpis, "weeks": weeks})
 
 
 @router.get("/team/{user_id}", response_class=HTMLResponse)
@@ -96,4 +98,5 @@ async def member(user_id: uuid.UUID, request: Request, principal: Viewer) -> Res
                           {"detail": "You can see your own KPIs; managers see everyone's."}, status_code=403)
         now = datetime.now(UTC)
         kpis = await member_kpis(session, str(user.id), now.date(), now)
-    return render(request, "member.html", {"member": user, "kpis": kpis})
+        week = (await week_models.member_weeks(session, [str(user.id)]))[str(user.id)]
+    return render(request, "member.html", {"member": user, "kpis": kpis, "week": week})
