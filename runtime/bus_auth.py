@@ -3,7 +3,8 @@
 The NATS server enforces this table, not our code: a component connecting with another's password,
 or publishing outside its grants, is refused by the server (`Permissions Violation`). The same table
 renders the embedded server's config (`partnerops up`, the test harness) and `deploy/nats-users.conf`
-(compose), so they cannot drift apart; docs/security.md prints it.
+and compose's users file (`partnerops secrets`), so they cannot drift apart; docs/security.md
+prints it.
 
 What a grant means:
 - events: a service alone publishes its own stream's subjects (`pipeline.>` ...); only the sync
@@ -167,8 +168,9 @@ def _conf_value(value: object) -> str:
 
 
 def authorization_block(passwords: dict[str, str] | None = None, *, indent: str = "  ") -> str:
-    """The server's `authorization { users = [...] }`. With `passwords` they are written in; without,
-    each is a reference to the environment variable NATS_PASSWORD_<NAME> (compose)."""
+    """The server's `authorization { users = [...] }`. With `passwords` they are written in (the
+    embedded server, compose's secret file); without, each is a reference to the environment
+    variable NATS_PASSWORD_<NAME> (deploy/nats-users.conf)."""
     lines = ["authorization {", f"{indent}users = ["]
     for name, component in COMPONENTS.items():
         password = json.dumps(passwords[name]) if passwords is not None else f"${password_variable(name)}"
@@ -185,9 +187,10 @@ def password_variable(name: str) -> str:
 DEPLOY_HEADER = """\
 # GENERATED from runtime/bus_auth.py by `partnerops nats-users > deploy/nats-users.conf`; do not edit.
 # One NATS user per PartnerOps component and what it may publish and subscribe (docs/security.md).
-# Each password is the environment variable NATS_PASSWORD_<USER> of the nats container; the
-# component's NATS_URL carries the same value (docker-compose.yml). tests/test_deploy_files.py
-# fails when this file and the code disagree.
+# This is the form for a NATS server that takes each password from its environment variable
+# NATS_PASSWORD_<USER> (Kubernetes and the like). Docker compose does not use it: it mounts the
+# same table with the passwords written in, which `partnerops secrets` writes (docs/deploy.md).
+# tests/test_deploy_files.py fails when this file and the code disagree.
 """
 
 

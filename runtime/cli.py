@@ -9,12 +9,13 @@ import os
 import subprocess
 import sys
 from datetime import datetime
+from pathlib import Path
 
 from contracts.registry import STREAMS
-from runtime import bus, bus_auth, database_setup, deadletter, migrations, telemetry
+from runtime import bus, bus_auth, compose_secrets, database_setup, deadletter, migrations, telemetry
 from runtime.db import create_engine
 from runtime.outbox import OutboxRelay
-from runtime.settings import DATABASE_OWNERS, Settings, get_settings
+from runtime.settings import DATABASE_OWNERS, Settings, child_environment, get_settings
 
 
 def _servers(settings: Settings) -> tuple[str, str]:
@@ -109,12 +110,13 @@ def _migrate(settings: Settings) -> None:
     print("migrated: " + ", ".join(DATABASE_OWNERS) + (" (and the streams)" if settings.nats_url else ""))
 
 
-def _secrets() -> None:
-    """A fresh `.env` for docker compose: every secret random and independent of the others."""
-    names = ["SECRET_KEY", "POSTGRES_PASSWORD", *(f"DB_PASSWORD_{o.upper()}" for o in DATABASE_OWNERS),
-             *(bus_auth.password_variable(c) for c in bus_auth.COMPONENTS)]
-    for name in names:
-        print(f"{name}={bus_auth.new_password()}")
+def _secrets(directory: Path) -> None:
+    """The secret files docker compose mounts (runtime/compose_secrets.py): missing ones are made,
+    existing ones kept, the NATS users file rewritten from them. Values are never printed."""
+    created = compose_secrets.write(directory)
+    kept = [n for n in compose_secrets.names() if n not in created]
+    print(f"{directory}/ (0700): made {', '.join(created) or 'nothing'}"
+          + (f"; kept {len(kept)} existing files (rewrote {compose_secrets.NATS_USERS})" if kept else ""))
 
 
 def _gateway(command: str, settings: Settings) -> int:
@@ -123,8 +125,8 @@ def _gateway(command: str, settings: Settings) -> int:
 
     secret = secret_key(settings)
     password = database_setup.role_passwords(["gateway"], settings.data_dir)["gateway"]
-    env = {**os.environ, "NATS_URL": nats_url, "SECRET_KEY": secret,
-           "DATABASE_URL": database_setup.role_url(admin_url, "gateway", password)}
+    env = child_environment({"NATS_URL": nats_url, "SECRET_KEY": secret,
+                             "DATABASE_URL": database_setup.role_url(admin_url, "gateway", password)})
     return subprocess.call([sys.executable, "-m", "gateway", command], env=env)
 
 
@@ -132,7 +134,7 @@ def _pipeline_csv(verb: str, rest: list[str], settings: Settings) -> int:
     # The pipeline owns its CSV format; runtime only finds the bus and hands over.
     env = dict(os.environ)
     if not {"-h", "--help"} & set(rest):
-        env["NATS_URL"] = _servers(settings)[0]
+        env = child_environment({"NATS_URL": _servers(settings)[0]})
     return subprocess.call([sys.executable, "-m", "services.pipeline.csv_cli", verb, *rest], env=env)
 
 
@@ -143,7 +145,9 @@ def main(argv: list[str] | None = None) -> None:
     p_up.add_argument("--no-seed", action="store_true", help="do not load demo data")
     p_up.add_argument("--port", type=int, help="gateway port (default 8000 or GATEWAY_PORT)")
     sub.add_parser("migrate", help="create roles and schemas, run every service's migrations, create the streams")
-    sub.add_parser("secrets", help="print a new random .env for docker compose (every secret it needs)")
+    p_secrets = sub.add_parser("secrets", help="write the secret files docker compose mounts (missing ones are made)")
+    p_secrets.add_argument("directory", nargs="?", type=Path, default=compose_secrets.DIRECTORY,
+                           help="where (default: ./secrets, beside docker-compose.yml)")
     sub.add_parser("nats-users", help="print deploy/nats-users.conf (the NATS users and permissions)")
     p_dl = sub.add_parser("deadletters", help="list or replay dead letters")
     p_dl.add_argument("action", choices=["list", "replay"])
@@ -175,7 +179,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.cmd == "migrate":
         _migrate(settings)
     elif args.cmd == "secrets":
-        _secrets()
+        _secrets(args.directory)
     elif args.cmd == "nats-users":
         print(bus_auth.deploy_users_conf(), end="")
     elif args.cmd == "deadletters":

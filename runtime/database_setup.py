@@ -6,7 +6,6 @@ no privilege on any other, so it cannot read another service's data.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from sqlalchemy.engine import make_url
 
 from runtime import credentials
 from runtime.db import plain_dsn
+from runtime.settings import secret_environment
 
 ADMIN_SCHEMA = "partnerops_admin"
 
@@ -24,16 +24,17 @@ def password_variable(role: str) -> str:
 
 
 def role_passwords(roles: Iterable[str], data_dir: Path | None) -> dict[str, str]:
-    """Each role's login password: DB_PASSWORD_<ROLE> when set (compose, Kubernetes), else a random
-    one kept in <data_dir>/db-roles.json (mode 0600), made on first use. Independent of each other
-    and of SECRET_KEY, so one leaked password opens one schema. Without a data directory (a
-    production job) every variable must be set."""
+    """Each role's login password: DB_PASSWORD_<ROLE> (or the file DB_PASSWORD_<ROLE>_FILE names:
+    compose, Kubernetes) when set, else a random one kept in <data_dir>/db-roles.json (mode 0600),
+    made on first use. Independent of each other and of SECRET_KEY, so one leaked password opens
+    one schema. Without a data directory (a production job) every variable must be set."""
     roles = list(roles)
-    found = {r: os.environ[password_variable(r)] for r in roles if os.environ.get(password_variable(r))}
+    environ = secret_environment()  # DB_PASSWORD_<ROLE>_FILE too (Docker secrets)
+    found = {r: environ[password_variable(r)] for r in roles if environ.get(password_variable(r))}
     missing = [r for r in roles if r not in found]
     if missing and data_dir is None:
         raise SystemExit("set " + ", ".join(password_variable(r) for r in missing)
-                         + " (random, URL-safe; `partnerops secrets` prints a set)")
+                         + " or their _FILE variants (random, URL-safe; `partnerops secrets` writes a set)")
     if missing:
         assert data_dir is not None
         found.update(credentials.load_or_create(data_dir / "db-roles.json", missing))

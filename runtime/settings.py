@@ -1,12 +1,23 @@
-"""Settings from the environment. Every name here is an environment variable (upper case)."""
+"""Settings from the environment. Every name here is an environment variable (upper case).
+
+Secrets may come from files instead (Docker and Kubernetes secrets), read here and nowhere else
+(`secret_environment`): `<NAME>_FILE=/run/secrets/x` gives NAME the file's content, for any name
+(`SECRET_KEY_FILE`, `DB_PASSWORD_PIPELINE_FILE`); `<URL>_PASSWORD_FILE` puts the file's content as
+the password into the URL variable URL (`DATABASE_URL`, `DATABASE_ADMIN_URL`, `NATS_URL`,
+`SMTP_URL`), so the URL itself stays in the plain environment and the password only in the file.
+Setting a name both ways is refused."""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from pydantic import Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings.sources.utils import parse_env_vars
 
 DEV_SECRET = "dev-only-insecure-secret-change-me"
 SERVICES: tuple[str, ...] = ("pipeline", "commissions", "relationships", "notifications")
@@ -77,6 +88,14 @@ class Settings(BaseSettings):
     # The local mailbox `partnerops up` runs (an SMTP sink); the admin page shows what it received.
     mailbox_dir: Path | None = None
 
+    @classmethod
+    def settings_customise_sources(
+        cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, _EnvWithSecretFiles(settings_cls), dotenv_settings, file_secret_settings)
+
     @model_validator(mode="after")
     def _refuse_weak_secret_in_production(self) -> Settings:
         if self.environment == "production":
@@ -105,3 +124,90 @@ def weak_secret(value: str) -> str | None:
 @lru_cache
 def get_settings() -> Settings:
     return Settings()
+
+
+# ------------------------------------------------------------------------------ secrets in files
+
+FILE_SUFFIX = "_FILE"
+URL_PASSWORD_SUFFIX = "_PASSWORD_FILE"
+# The settings that are URLs and may carry a password (`<NAME>_PASSWORD_FILE`).
+URL_VARIABLES: tuple[str, ...] = tuple(name.upper() for name in Settings.model_fields if name.endswith("_url"))
+# The names a `<NAME>_FILE` may give: every setting, and the role passwords `partnerops migrate` reads
+# (runtime/database_setup.role_passwords). Other programs' `_FILE` variables are left alone.
+SECRET_FILE_PREFIXES = ("DB_PASSWORD_",)
+
+
+def _reads_files(name: str) -> bool:
+    return name.lower() in Settings.model_fields or name.startswith(SECRET_FILE_PREFIXES)
+
+
+class SecretFileError(ValueError):
+    """A `_FILE` variable that cannot be used; the message names the variable and the path, never a value."""
+
+
+def secret_environment(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment (`os.environ` unless given) with every secret file read in (see the module's
+    docstring); the `_FILE` variables read are left out of the result."""
+    env = dict(os.environ if environ is None else environ)
+    out = dict(env)
+    for variable, path in env.items():
+        if not variable.endswith(FILE_SUFFIX):
+            continue
+        base, name = variable[: -len(URL_PASSWORD_SUFFIX)], variable[: -len(FILE_SUFFIX)]
+        if variable.endswith(URL_PASSWORD_SUFFIX) and base in URL_VARIABLES:
+            del out[variable]
+            out[base] = _with_password(env.get(base, ""), _read_secret(variable, path), base, variable)
+            continue
+        if not _reads_files(name):
+            continue
+        del out[variable]
+        if env.get(name):
+            raise SecretFileError(f"both {name} and {variable} are set; set one")
+        out[name] = _read_secret(variable, path)
+    return out
+
+
+def child_environment(overrides: Mapping[str, str], environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment for a child process that is given `overrides` outright: the `_FILE` variables
+    of those names are dropped, so the child does not find a name set both ways."""
+    env = dict(os.environ if environ is None else environ)
+    for name in overrides:
+        env.pop(name + FILE_SUFFIX, None)
+        env.pop(name + URL_PASSWORD_SUFFIX, None)
+    return {**env, **overrides}
+
+
+def _read_secret(variable: str, path: str) -> str:
+    try:
+        text = Path(path).read_text()
+    except OSError as exc:
+        raise SecretFileError(f"{variable}: cannot read {path} ({exc.strerror or exc.__class__.__name__})") from None
+    # Files written by editors and `echo` end with a newline that is not part of the secret.
+    value = text.rstrip("\r\n")
+    if not value:
+        raise SecretFileError(f"{variable}: {path} is empty")
+    return value
+
+
+def _with_password(url: str, password: str, name: str, variable: str) -> str:
+    """`url` (or each of a comma-separated list) with `password` for the user it names."""
+    out = []
+    for one in url.split(","):
+        parts = urlsplit(one.strip())
+        if not parts.username:
+            raise SecretFileError(f"{variable} is set, but {name} ({'unset' if not url else 'no user in it'}) "
+                                  "names no user to give the password to")
+        if parts.password is not None:
+            raise SecretFileError(f"{variable} is set, but {name} has a password in it already; set one")
+        userinfo, _, host = parts.netloc.rpartition("@")
+        netloc = f"{userinfo}:{quote(password, safe='')}@{host}"
+        out.append(urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment)))
+    return ",".join(out)
+
+
+class _EnvWithSecretFiles(EnvSettingsSource):
+    """The environment source, reading the `_FILE` variables in (`secret_environment`)."""
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        return parse_env_vars(secret_environment(), self.case_sensitive, self.env_ignore_empty,
+                              self.env_parse_none_str)

@@ -25,7 +25,15 @@ import httpx
 from contracts.registry import STREAMS
 from runtime import bus, bus_auth, credentials, database_setup, migrations
 from runtime.embedded import EmbeddedNats, EmbeddedPostgres, free_port
-from runtime.settings import DATABASE_OWNERS, SERVICES, Settings
+from runtime.settings import (
+    DATABASE_OWNERS,
+    FILE_SUFFIX,
+    SERVICES,
+    URL_PASSWORD_SUFFIX,
+    Settings,
+    child_environment,
+    secret_environment,
+)
 
 PROCESSES: tuple[tuple[str, list[str]], ...] = (
     *((name, ["-m", f"services.{name}"]) for name in SERVICES),
@@ -47,8 +55,14 @@ def _die_with_parent() -> None:
         ctypes.CDLL("libc.so.6").prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
+def _operator_only(name: str) -> bool:
+    """A secret of the operator's that no child process gets (nor the file variable naming it)."""
+    names = {name, *(name[: -len(suffix)] for suffix in (FILE_SUFFIX, URL_PASSWORD_SUFFIX) if name.endswith(suffix))}
+    return any(n in ("DATABASE_ADMIN_URL", "POSTGRES_PASSWORD") or n.startswith(SECRET_PREFIXES) for n in names)
+
+
 def secret_key(settings: Settings) -> str:
-    if os.environ.get("SECRET_KEY"):
+    if secret_environment().get("SECRET_KEY"):
         return settings.secret_key
     path = settings.data_dir / "secret-key"
     if not path.exists():
@@ -105,18 +119,17 @@ class Platform:
 
     def env_for(self, owner: str, extra: dict[str, str] | None = None, *,
                 nats_user: str | None = None) -> dict[str, str]:
-        env = {
-            **os.environ,
+        env = child_environment({
             "DATABASE_URL": self.role_url(owner),
             "NATS_URL": self.nats_url_for(nats_user or owner),
             "SERVICE_NAME": owner,
             "SECRET_KEY": self.secret,
             "OTEL_SERVICE_NAME": owner,
             "PYTHONUNBUFFERED": "1",
-        }
+        })
         # Each process gets its own logins only: none of the operator's secrets it was started with.
         for name in list(env):
-            if name in ("DATABASE_ADMIN_URL", "POSTGRES_PASSWORD") or name.startswith(SECRET_PREFIXES):
+            if _operator_only(name):
                 env.pop(name)
         env.update(extra or {})
         return env
@@ -362,8 +375,7 @@ async def _local_mailbox(settings: Settings, url: str) -> dict[str, object]:
     weekly digest without a mail server."""
     port = free_port()
     directory = (settings.data_dir / "mailbox").resolve()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(SECRET_PREFIXES)
-           and k not in ("DATABASE_ADMIN_URL", "POSTGRES_PASSWORD", "SECRET_KEY")}
+    env = {k: v for k, v in os.environ.items() if not _operator_only(k) and k not in ("SECRET_KEY", "SECRET_KEY_FILE")}
     child = Child("mailbox", ["-m", "runtime.mailbox", "--dir", str(directory), "--port", str(port)],
                   {**env, "PYTHONUNBUFFERED": "1"})
     await child.start()

@@ -1,32 +1,51 @@
 """The deployment files agree with the code: commands and health checks name real entry points, every
-environment variable set is one the settings read, passwords line up between the migration and the
-services, and the Dockerfile copies paths that exist. No Docker engine or server is needed: the
-files are read as text/YAML and checked against the importable code. Each checker returns a list
-of problems, and the last tests feed it deliberately broken copies to show it catches them."""
+environment variable set is one the settings read, no password or SECRET_KEY is in any `environment:`
+entry (each is a Docker secret, and each container gets only its own), passwords line up between
+the migration and the services, NATS runs with the users file `partnerops secrets` writes, and the
+Dockerfile copies paths that exist. No Docker engine is needed: the files are read as text/YAML
+and checked against the importable code, the secrets are the files `partnerops secrets` really
+writes (in a temporary directory), read the way each process reads them, and the compose NATS
+config is run by a real nats-server. Each checker returns a list of problems, and the last tests
+feed it deliberately broken copies to show it catches them."""
 
 from __future__ import annotations
 
 import ast
 import contextlib
 import fnmatch
+import functools
 import hashlib
 import importlib.util
 import io
 import os
 import re
 import shlex
+import subprocess
+import tempfile
 import tomllib
 from pathlib import Path
 from typing import Any
 from unittest import mock
 
+import nats
 import pytest
 import yaml
 from sqlalchemy.engine import make_url
 
-from runtime import bus_auth, cli, database_setup
-from runtime.settings import DATABASE_OWNERS, SERVICES, Settings
+from runtime import bus, bus_auth, cli, compose_secrets, database_setup
+from runtime.embedded import free_port, nats_binary, wait_for_port
+from runtime.settings import (
+    DATABASE_OWNERS,
+    FILE_SUFFIX,
+    SERVICES,
+    URL_PASSWORD_SUFFIX,
+    URL_VARIABLES,
+    SecretFileError,
+    Settings,
+    secret_environment,
+)
 from runtime.supervisor import DATABASE_NAME, PROCESSES
+from tests.pipeline.helpers import eventually
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = ROOT / "docker-compose.yml"
@@ -42,6 +61,8 @@ REQUIRED_FOR_MIGRATE = ("DATABASE_ADMIN_URL", "SECRET_KEY")
 # and the AWS SDK's standard credential variables.
 EXTRA_PREFIXES = ("OTEL_", "AWS_")
 EXTRA_NAMES = {"PYTHONUNBUFFERED", *(f"DB_PASSWORD_{owner.upper()}" for owner in DATABASE_OWNERS)}
+# A variable whose name says it holds a secret; it must not be set in an `environment:` entry.
+SECRET_WORDS = ("SECRET", "PASSWORD", "TOKEN")
 SECRET_NAMES = ("SECRET_KEY", "PASSWORD", "TOKEN", "DATABASE_URL", "DATABASE_ADMIN_URL")
 # Arguments a module accepts that are not string literals in its own source.
 MODULE_ARGUMENTS: dict[str, set[str]] = {"runtime.health": {*DATABASE_OWNERS, *bus_auth.COMPONENTS, "--local"}}
@@ -281,6 +302,10 @@ def check_compose_commands(compose: dict[str, Any]) -> list[str]:
 
 
 def _allowed(var: str, settings_names: set[str]) -> bool:
+    if var.endswith(URL_PASSWORD_SUFFIX) and var[: -len(URL_PASSWORD_SUFFIX)] in URL_VARIABLES:
+        return True
+    if var.endswith(FILE_SUFFIX):
+        var = var[: -len(FILE_SUFFIX)]
     return var in settings_names or var in EXTRA_NAMES or var.startswith(EXTRA_PREFIXES)
 
 
@@ -297,11 +322,13 @@ def check_compose_environment(compose: dict[str, Any]) -> list[str]:
         problems += [f"{name}: {var} is read by nothing (not a Settings field nor a documented extra)"
                      for var in env if not _allowed(var, settings_names)]
         required = REQUIRED_FOR_MIGRATE if is_migrate(svc) else REQUIRED_FOR_SERVICES
-        problems += [f"{name}: {var} is not set" for var in required if var not in env]
-        for var, value in env.items():
-            if any(word in var for word in SECRET_NAMES) and not _secret_from_variable(var, value):
-                problems.append(f"{name}: {var} has a literal secret; take it from a variable (${{...}})")
-        resolved = {k: interpolate(v) for k, v in env.items()}
+        problems += [f"{name}: {var} is not set" for var in required
+                     if var not in env and var + FILE_SUFFIX not in env]
+        try:
+            resolved = resolved_environment(svc, compose)
+        except SecretFileError as exc:
+            problems.append(f"{name}: {exc}")
+            continue
         with mock.patch.dict(os.environ, resolved, clear=True):
             try:
                 Settings()
@@ -310,45 +337,162 @@ def check_compose_environment(compose: dict[str, Any]) -> list[str]:
     return problems
 
 
-def _secret_from_variable(var: str, value: str) -> bool:
-    """The value (or, for a URL, its password) is a single ${VARIABLE}, not a literal."""
-    if var.endswith("_URL"):
-        userinfo = value.split("://", 1)[-1].rpartition("@")[0]
-        _, has_password, password = userinfo.partition(":")
-        return not has_password or bool(_VAR.fullmatch(password))
-    return bool(_VAR.fullmatch(value))
+# ---------------------------------------------------------------------------------------------
+# Secrets
+
+
+@functools.cache
+def generated_secrets() -> Path:
+    """The files `partnerops secrets` writes, in a directory of their own (random, as in a real run)."""
+    directory = Path(tempfile.mkdtemp(prefix="po-deploy-")) / "secrets"
+    compose_secrets.write(directory)
+    return directory
+
+
+def secret_files(compose: dict[str, Any]) -> dict[str, str]:
+    """Each top-level secret's file name (compose keeps them in ./secrets)."""
+    return {name: Path(str((spec or {}).get("file", ""))).name for name, spec in (compose.get("secrets") or {}).items()}
+
+
+def mounted_secrets(service: dict[str, Any]) -> dict[str, str]:
+    """Where each secret the service lists appears in its container -> the secret's name."""
+    out = {}
+    for item in service.get("secrets") or []:
+        if isinstance(item, str):
+            source = target = item
+        else:
+            source, target = item["source"], item.get("target") or item["source"]
+        out[target if target.startswith("/") else f"/run/secrets/{target}"] = source
+    return out
+
+
+def resolved_environment(service: dict[str, Any], compose: dict[str, Any]) -> dict[str, str]:
+    """The environment the service's process works with: variables interpolated, and each `_FILE`
+    variable read from the secret compose mounts at that path (the files `partnerops secrets`
+    writes). A path where no secret is mounted cannot be read (SecretFileError, as in the container).
+    Our processes read them with runtime/settings.secret_environment itself; other images (Postgres)
+    read `NAME_FILE` as NAME."""
+    files = secret_files(compose)
+    paths = {path: generated_secrets() / files.get(secret, f"no-such-secret-{secret}")
+             for path, secret in mounted_secrets(service).items()}
+    env = {k: interpolate(v) for k, v in environment(service).items()}
+    env = {k: str(paths.get(v, Path("/nonexistent") / v.lstrip("/"))) if k.endswith(FILE_SUFFIX) else v
+           for k, v in env.items()}
+    if is_ours(service):
+        return secret_environment(env)
+    out = {k: v for k, v in env.items() if not k.endswith(FILE_SUFFIX)}
+    for k, v in env.items():
+        if k.endswith(FILE_SUFFIX):
+            if not Path(v).is_file():
+                raise SecretFileError(f"{k}: cannot read {v}")
+            out[k[: -len(FILE_SUFFIX)]] = Path(v).read_text().rstrip("\r\n")
+    return out
+
+
+def image_of(service: dict[str, Any]) -> str:
+    return str(service.get("image", "")).split(":")[0].rsplit("/", 1)[-1]
+
+
+def needed_secrets(name: str, service: dict[str, Any]) -> set[str]:
+    """The secret files a container needs, and so the only ones it may get."""
+    if is_migrate(service):
+        # Roles and schemas (the superuser, each role's password), the streams (the NATS operator).
+        return {compose_secrets.SECRET_KEY, compose_secrets.POSTGRES_PASSWORD,
+                compose_secrets.nats_password(bus_auth.OPERATOR), *map(compose_secrets.db_password, DATABASE_OWNERS)}
+    if is_ours(service):
+        user = environment(service).get("SERVICE_NAME", name)  # its NATS user (aws_sync runs as aws-sync)
+        return {compose_secrets.SECRET_KEY, compose_secrets.nats_password(user),
+                *([compose_secrets.db_password(name)] if name in DATABASE_OWNERS else []),
+                # The AWS credentials reach the AWS worker alone.
+                *([compose_secrets.AWS_CREDENTIALS] if user == "aws-sync" else [])}
+    servers = {"nats": {compose_secrets.NATS_USERS}, "postgres": {compose_secrets.POSTGRES_PASSWORD}}
+    return servers.get(image_of(service), set())
+
+
+# The file variables whose secret does not depend on who reads it (the others are checked by the
+# logins they make: check_database_logins, check_nats_logins).
+FIXED_SECRET_FILES = {
+    "SECRET_KEY_FILE": compose_secrets.SECRET_KEY,
+    "POSTGRES_PASSWORD_FILE": compose_secrets.POSTGRES_PASSWORD,
+    "DATABASE_ADMIN_URL_PASSWORD_FILE": compose_secrets.POSTGRES_PASSWORD,
+}
+
+
+def check_secrets(compose: dict[str, Any]) -> list[str]:
+    """No secret in any `environment:` entry of any container (nor taken from the host's environment
+    by interpolation); every secret is a file `partnerops secrets` writes; each container gets
+    exactly the secrets it needs."""
+    problems = []
+    files = secret_files(compose)
+    known = set(compose_secrets.names())
+    problems += [f"secret {n}: {f!r} is not a file `partnerops secrets` writes"
+                 for n, f in files.items() if f not in known]
+    for name, svc in compose["services"].items():
+        for var, value in environment(svc).items():
+            if any(word in var for word in SECRET_WORDS) and not var.endswith(FILE_SUFFIX):
+                problems.append(f"{name}: {var} puts a secret in the environment; mount it as a Docker secret"
+                                f" ({var}{FILE_SUFFIX})")
+            hidden = {v for v in referenced_variables(value) if any(word in v for word in SECRET_WORDS)}
+            if hidden:
+                problems.append(f"{name}: {var} takes {', '.join(sorted(hidden))} from the host's environment;"
+                                " mount a Docker secret instead")
+            if "://" in value and ":" in value.split("://", 1)[1].rpartition("@")[0]:
+                problems.append(f"{name}: {var} has a password in its URL; use {var}{URL_PASSWORD_SUFFIX}")
+        for var, secret in FIXED_SECRET_FILES.items():
+            path = environment(svc).get(var)
+            if path is not None and files.get(mounted_secrets(svc).get(path, ""), "") != secret:
+                problems.append(f"{name}: {var} is {path}, not the secret {secret}")
+        given = {files.get(s, s) for s in mounted_secrets(svc).values()}
+        needed = needed_secrets(name, svc)
+        if given - needed:
+            problems.append(f"{name}: gets secrets it does not need: {', '.join(sorted(given - needed))}")
+        if needed - given:
+            problems.append(f"{name}: lacks secrets: {', '.join(sorted(needed - given))}")
+        problems += [f"{name}: secret {s} is not defined at the top level" for s in mounted_secrets(svc).values()
+                     if s not in files]
+    return problems
+
+
+def _resolved(name: str, svc: dict[str, Any], compose: dict[str, Any], problems: list[str]) -> dict[str, str]:
+    try:
+        return resolved_environment(svc, compose)
+    except SecretFileError as exc:
+        problems.append(f"{name}: {exc}")
+        return {k: v for k, v in environment(svc).items() if not k.endswith(FILE_SUFFIX)}
 
 
 def check_database_logins(compose: dict[str, Any]) -> list[str]:
     """Each owner's DATABASE_URL logs in as its own role with the password migrate gives that role,
-    to the database the platform uses, on the compose Postgres."""
+    to the database the platform uses, on the compose Postgres (passwords as each process reads them
+    from its secrets)."""
     services = compose["services"]
-    migrate = next((s for s in services.values() if is_migrate(s)), None)
-    if migrate is None:
+    migrate_name = next((n for n, s in services.items() if is_migrate(s)), None)
+    if migrate_name is None:
         return ["no migrate service"]
-    migrate_env = {k: interpolate(v) for k, v in environment(migrate).items()}
-    problems = []
+    problems: list[str] = []
+    migrate_env = _resolved(migrate_name, services[migrate_name], compose, problems)
     admin = make_url(migrate_env.get("DATABASE_ADMIN_URL", "postgresql://"))
     problems += _check_db_url("migrate.DATABASE_ADMIN_URL", admin, services)
     postgres = services.get(admin.host or "", {})
-    pg_env = {k: interpolate(v) for k, v in environment(postgres).items()}
+    pg_env = _resolved(admin.host or "postgres", postgres, compose, problems)
     if pg_env.get("POSTGRES_DB") != DATABASE_NAME:
         problems.append(f"{admin.host}: POSTGRES_DB is {pg_env.get('POSTGRES_DB')!r}, not {DATABASE_NAME!r}")
-    if (admin.username, admin.password) != (pg_env.get("POSTGRES_USER", "postgres"), pg_env.get("POSTGRES_PASSWORD")):
+    if (admin.username, admin.password) != (pg_env.get("POSTGRES_USER", "postgres"), pg_env.get("POSTGRES_PASSWORD")) \
+            or not admin.password:
         problems.append("migrate.DATABASE_ADMIN_URL does not log in as the Postgres superuser with its password")
     for owner in DATABASE_OWNERS:
         svc = services.get(owner)
         if svc is None:
             problems.append(f"no compose service for database owner {owner}")
             continue
-        url = make_url(interpolate(environment(svc).get("DATABASE_URL", "postgresql://")))
+        url = make_url(_resolved(owner, svc, compose, problems).get("DATABASE_URL", "postgresql://"))
         problems += _check_db_url(f"{owner}.DATABASE_URL", url, services)
         if url.username != owner:
             problems.append(f"{owner}.DATABASE_URL logs in as {url.username!r}, not its own role {owner!r}")
         expected = migrate_env.get(database_setup.password_variable(owner))
-        if url.password != expected:
+        if url.password != expected or not expected:
             problems.append(f"{owner}.DATABASE_URL password is not the one migrate sets for role {owner}"
-                            f" (migrate needs DB_PASSWORD_{owner.upper()} from the same variable)")
+                            f" (both need the secret {compose_secrets.db_password(owner)})")
     return problems
 
 
@@ -409,9 +553,9 @@ def check_nats(compose: dict[str, Any], compose_dir: Path) -> list[str]:
 
 
 def check_nats_logins(compose: dict[str, Any], compose_dir: Path) -> list[str]:
-    """The NATS users file is the one the code generates and is included and mounted; every process
-    of ours logs in as its own NATS user (migrate as the operator) with the very variable the nats
-    container gives that user's password from."""
+    """NATS runs with the users file `partnerops secrets` writes (the secret, mounted where the config
+    includes it); every process of ours logs in as its own NATS user (migrate as the operator) with
+    the password that file gives that user."""
     services = compose["services"]
     nats = services.get("nats") or {}
     problems = []
@@ -421,20 +565,18 @@ def check_nats_logins(compose: dict[str, Any], compose_dir: Path) -> list[str]:
     include = re.search(r'^\s*include\s+"?([^"\s]+)"?', conf_path.read_text(), re.M) if conf_path.is_file() else None
     if include is None:
         return [f"nats: {conf_target} includes no users file (anonymous access)"]
+    # nats-server resolves an include relative to the including file.
     users_target = str(Path(conf_target).parent / include.group(1))
-    if users_target not in mounts:
-        return [f"nats: the users file {users_target} is not mounted"]
-    if (compose_dir / mounts[users_target]).read_text() != bus_auth.deploy_users_conf():
-        problems.append(f"{mounts[users_target]} differs from runtime/bus_auth.py: "
-                        "run `partnerops nats-users > deploy/nats-users.conf`")
-    nats_env = environment(nats)
-    for component in bus_auth.COMPONENTS:
-        if bus_auth.password_variable(component) not in nats_env:
-            problems.append(f"nats: {bus_auth.password_variable(component)} is not set (user {component})")
+    secret = mounted_secrets(nats).get(users_target)
+    if secret is None:
+        where = f"mounted from {mounts[users_target]}" if users_target in mounts else "not mounted"
+        return [f"nats: the users file {users_target} is {where}, not the secret `partnerops secrets` writes"]
+    if secret_files(compose).get(secret) != compose_secrets.NATS_USERS:
+        problems.append(f"nats: {users_target} is the secret {secret}, not {compose_secrets.NATS_USERS}")
     for name, svc in services.items():
         if not is_ours(svc):
             continue
-        url = environment(svc).get("NATS_URL", "")
+        url = _resolved(name, svc, compose, problems).get("NATS_URL", "")
         if not url:
             continue
         user = bus_auth.OPERATOR if is_migrate(svc) else environment(svc).get("SERVICE_NAME", name)
@@ -443,10 +585,10 @@ def check_nats_logins(compose: dict[str, Any], compose_dir: Path) -> list[str]:
         if got_user != user:
             problems.append(f"{name}.NATS_URL logs in as {got_user!r}, not {user!r}")
             continue
-        variable = bus_auth.password_variable(user)
-        if referenced_variables(password) != referenced_variables(nats_env.get(variable, "")) or not password:
-            problems.append(f"{name}.NATS_URL password is not the one the nats container gives user {user}"
-                            f" ({variable})")
+        expected = (generated_secrets() / compose_secrets.nats_password(user)).read_text().strip()
+        if password != expected:
+            problems.append(f"{name}.NATS_URL password is not user {user}'s "
+                            f"(the secret {compose_secrets.nats_password(user)})")
     return problems
 
 
@@ -499,6 +641,7 @@ def all_problems(compose_path: Path = COMPOSE) -> list[str]:
     return [
         *check_compose_commands(compose),
         *check_compose_environment(compose),
+        *check_secrets(compose),
         *check_database_logins(compose),
         *check_depends_on(compose),
         *check_nats(compose, compose_path.parent),
@@ -534,6 +677,62 @@ def test_every_process_logs_in_to_nats_as_itself() -> None:
     assert check_nats_logins(load_compose(), ROOT) == []
 
 
+def test_no_secret_is_in_any_environment_and_each_container_gets_only_its_own() -> None:
+    assert check_secrets(load_compose()) == []
+    # What that means for the files as they are: no container's environment holds a value from a
+    # secret file, and each container can read only the files it needs.
+    compose = load_compose()
+    values = {p.read_text().strip() for p in generated_secrets().iterdir() if p.name != compose_secrets.NATS_USERS}
+    for name, svc in compose["services"].items():
+        env = " ".join(f"{k}={interpolate(v)}" for k, v in environment(svc).items())
+        assert not [v for v in values if v in env], name
+        assert {secret_files(compose)[s] for s in mounted_secrets(svc).values()} == needed_secrets(name, svc)
+
+
+def test_the_nats_users_template_is_what_the_code_generates() -> None:
+    assert NATS_USERS.read_text() == bus_auth.deploy_users_conf(), \
+        "run `partnerops nats-users > deploy/nats-users.conf`"
+
+
+async def test_the_compose_nats_config_runs_with_the_secrets_and_takes_every_process_s_login(tmp_path: Path) -> None:
+    """deploy/nats.conf as compose runs it, with the users file `partnerops secrets` wrote beside it
+    (where compose mounts it), on a real nats-server: each process's NATS_URL, resolved from its own
+    secrets, logs in as its user; a wrong password and no password are refused; the permission
+    table is in force (the pipeline may not publish billing events)."""
+    compose = load_compose()
+    port = free_port()
+    conf = NATS_CONF.read_text()
+    conf = re.sub(r"^listen:.*$", f"listen: 127.0.0.1:{port}", conf, flags=re.M)
+    conf = re.sub(r"^http_port:.*$", "", conf, flags=re.M)
+    conf = re.sub(r'store_dir:\s*"[^"]*"', f"store_dir: {json_string(tmp_path / 'data')}", conf)
+    (tmp_path / "nats.conf").write_text(conf)
+    (tmp_path / "nats-users.conf").write_text((generated_secrets() / compose_secrets.NATS_USERS).read_text())
+    proc = subprocess.Popen([nats_binary(), "-c", str(tmp_path / "nats.conf"), "-l", str(tmp_path / "nats.log")],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for_port(port, proc=proc)
+        logged_in = []
+        for name, svc in compose["services"].items():
+            url = resolved_environment(svc, compose).get("NATS_URL")
+            if not url:
+                continue
+            url = url.replace("@nats:4222", f"@127.0.0.1:{port}")
+            nc = await bus.connect(url, name=name, attempts=1)
+            await nc.flush()
+            await nc.close()
+            logged_in.append(name)
+            if name == "pipeline":
+                await _refused_billing_event(url)
+        assert sorted(logged_in) == sorted(n for n, svc in compose["services"].items() if is_ours(svc))
+        assert {*PROCESSES_BY_NAME, "migrate"} <= set(logged_in)
+        for url in (f"nats://127.0.0.1:{port}", f"nats://pipeline:wrong@127.0.0.1:{port}"):
+            with pytest.raises(PermissionError):
+                await bus.connect(url, name="intruder", attempts=1)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
 def test_dockerfile() -> None:
     assert check_dockerfile(DOCKERFILE, ROOT) == []
 
@@ -562,11 +761,35 @@ def test_interpolation() -> None:
     assert referenced_variables("u:${A:?}@h/${B:-d}", required_only=True) == {"A"}
 
 
-def test_every_required_variable_is_documented() -> None:
-    required = referenced_variables(COMPOSE.read_text(), required_only=True)
-    assert required >= {"SECRET_KEY", "POSTGRES_PASSWORD"}
+def test_every_secret_is_documented() -> None:
     doc = (ROOT / "docs" / "deploy.md").read_text()
-    assert sorted(v for v in required if v not in doc) == []
+    assert sorted(n for n in compose_secrets.names() if n not in doc) == []
+    assert sorted(n for n in secret_files(load_compose()) if f"`{n}`" not in doc) == []
+
+
+def json_string(path: Path) -> str:
+    return '"' + str(path).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+PROCESSES_BY_NAME = [owner for owner, _ in PROCESSES]
+
+
+async def _refused_billing_event(url: str) -> None:
+    errors: list[str] = []
+
+    async def on_error(exc: Exception) -> None:
+        errors.append(str(exc).lower())
+
+    async def refused() -> bool:
+        return any('permissions violation for publish to "billing.invoice.paid.v1"' in e for e in errors)
+
+    nc = await nats.connect(url, error_cb=on_error, allow_reconnect=False, inbox_prefix=bus.inbox_prefix(url))
+    try:
+        await nc.publish("billing.invoice.paid.v1", b"{}")
+        await nc.flush()
+        await eventually(refused, timeout=10, what="the pipeline's billing event refused")
+    finally:
+        await nc.close()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -580,7 +803,6 @@ def _broken_compose(tmp_path: Path, edit: Any) -> Path:
     path.write_text(yaml.safe_dump(compose, sort_keys=False))
     (tmp_path / "deploy").mkdir()
     (tmp_path / "deploy" / "nats.conf").write_text(NATS_CONF.read_text())
-    (tmp_path / "deploy" / "nats-users.conf").write_text(NATS_USERS.read_text())
     return path
 
 
@@ -606,30 +828,62 @@ def test_catches_unread_and_missing_environment(tmp_path: Path) -> None:
     def edit(services: dict[str, Any]) -> None:
         env = services["notifications"]["environment"]
         env["NATS_ULR"] = env.pop("NATS_URL")
-        del services["commissions"]["environment"]["SECRET_KEY"]
-        services["gateway"]["environment"]["SECRET_KEY"] = "hunter2-but-longer"
+        del services["commissions"]["environment"]["SECRET_KEY_FILE"]
         services["pipeline"]["environment"]["LOG_FORMAT"] = "xml"
+        services["relationships"]["environment"]["SECRET_KEY_FILE"] = "/run/secrets/db_password_relationships"
 
     problems = "\n".join(all_problems(_broken_compose(tmp_path, edit)))
     assert "notifications: NATS_ULR is read by nothing" in problems
     assert "notifications: NATS_URL is not set" in problems
     assert "commissions: SECRET_KEY is not set" in problems
-    assert "gateway: SECRET_KEY has a literal secret" in problems
     assert "pipeline: its environment is rejected by Settings" in problems
+    assert "relationships: SECRET_KEY_FILE is /run/secrets/db_password_relationships, not the secret secret_key" \
+        in problems
+
+
+def test_catches_secrets_in_the_environment_and_secrets_given_to_the_wrong_container(tmp_path: Path) -> None:
+    def edit(services: dict[str, Any]) -> None:
+        services["gateway"]["environment"]["SECRET_KEY"] = "hunter2-but-much-longer-than-32-characters!"
+        services["postgres"]["environment"]["POSTGRES_PASSWORD"] = "${POSTGRES_PASSWORD:?set it}"
+        env = services["pipeline"]["environment"]
+        env["NATS_URL"] = "nats://pipeline:${NATS_PASSWORD_PIPELINE}@nats:4222"
+        del env["NATS_URL_PASSWORD_FILE"]
+        services["commissions"]["environment"]["DATABASE_URL"] = "postgresql://commissions:hunter2@postgres:5432/partnerops"
+        services["gateway"]["secrets"].append("db_password_pipeline")
+        services["notifications"]["secrets"].remove("nats_password_notifications")
+        services["relationships"]["secrets"].remove("secret_key")
+
+    problems = "\n".join(all_problems(_broken_compose(tmp_path, edit)))
+    assert "gateway: SECRET_KEY puts a secret in the environment" in problems
+    assert "postgres: POSTGRES_PASSWORD puts a secret in the environment" in problems
+    assert "postgres: POSTGRES_PASSWORD takes POSTGRES_PASSWORD from the host's environment" in problems
+    assert "pipeline: NATS_URL takes NATS_PASSWORD_PIPELINE from the host's environment" in problems
+    assert "pipeline: NATS_URL has a password in its URL" in problems
+    assert "commissions: DATABASE_URL has a password in its URL" in problems
+    assert "gateway: gets secrets it does not need: db_password_pipeline" in problems
+    assert "notifications: lacks secrets: nats_password_notifications" in problems
+    # The variable names a file the container does not have: the process could not start.
+    assert "notifications: NATS_URL_PASSWORD_FILE: cannot read /nonexistent/run/secrets/nats_password_notifications" \
+        in problems
+    assert "relationships: lacks secrets: secret_key" in problems
+    assert "relationships: SECRET_KEY_FILE: cannot read" in problems
 
 
 def test_catches_mismatched_database_logins(tmp_path: Path) -> None:
     def edit(services: dict[str, Any]) -> None:
-        del services["migrate"]["environment"]["DB_PASSWORD_GATEWAY"]  # would fall back to the derived one
+        del services["migrate"]["environment"]["DB_PASSWORD_GATEWAY_FILE"]  # migrate would make up its own
         env = services["commissions"]["environment"]
-        env["DATABASE_URL"] = env["DATABASE_URL"].replace("commissions:", "pipeline:").replace("/partnerops", "/app")
+        env["DATABASE_URL"] = env["DATABASE_URL"].replace("commissions@", "pipeline@").replace("/partnerops", "/app")
         services["postgres"]["environment"]["POSTGRES_DB"] = "postgres"
+        # The admin login with the wrong secret (one migrate does have).
+        services["migrate"]["environment"]["DATABASE_ADMIN_URL_PASSWORD_FILE"] = "/run/secrets/db_password_gateway"
 
     problems = "\n".join(all_problems(_broken_compose(tmp_path, edit)))
-    assert "gateway.DATABASE_URL password is not the one migrate sets" in problems
+    assert "gateway.DATABASE_URL password is not the one migrate sets for role gateway" in problems
     assert "commissions.DATABASE_URL logs in as 'pipeline'" in problems
     assert "commissions.DATABASE_URL: database 'app'" in problems
     assert "POSTGRES_DB is 'postgres'" in problems
+    assert "migrate.DATABASE_ADMIN_URL does not log in as the Postgres superuser with its password" in problems
 
 
 def test_catches_services_that_do_not_wait_and_lax_nats(tmp_path: Path) -> None:
@@ -647,22 +901,33 @@ def test_catches_services_that_do_not_wait_and_lax_nats(tmp_path: Path) -> None:
     assert "jetstream sync_interval is not `always`" in problems
 
 
-def test_catches_borrowed_nats_logins_and_a_stale_users_file(tmp_path: Path) -> None:
+def test_catches_borrowed_nats_logins_and_a_users_file_that_is_not_the_secret(tmp_path: Path) -> None:
     def edit(services: dict[str, Any]) -> None:
         env = services["commissions"]["environment"]
-        env["NATS_URL"] = env["NATS_URL"].replace("commissions:", "gateway:")  # borrows the gateway's user
-        env = services["pipeline"]["environment"]
-        env["NATS_URL"] = env["NATS_URL"].replace("NATS_PASSWORD_PIPELINE", "NATS_PASSWORD_BILLING")
-        del services["nats"]["environment"]["NATS_PASSWORD_GCP_SYNC"]
+        env["NATS_URL"] = env["NATS_URL"].replace("commissions@", "gateway@")  # borrows the gateway's user
+        # The pipeline given the billing publisher's password (mounted, so it can read it).
+        services["pipeline"]["environment"]["NATS_URL_PASSWORD_FILE"] = "/run/secrets/nats_password_billing"
+        services["pipeline"]["secrets"].append("nats_password_billing")
 
     path = _broken_compose(tmp_path, edit)
-    users = tmp_path / "deploy" / "nats-users.conf"
-    users.write_text(users.read_text().replace('"cmd.>", ', '"cmd.>", "billing.>", '))
+    compose = yaml.safe_load(path.read_text())
+    compose["secrets"]["nats_password_billing"] = {"file": "./secrets/nats_password_billing"}
+    path.write_text(yaml.safe_dump(compose, sort_keys=False))
     problems = "\n".join(all_problems(path))
     assert "commissions.NATS_URL logs in as 'gateway', not 'commissions'" in problems
-    assert "pipeline.NATS_URL password is not the one the nats container gives user pipeline" in problems
-    assert "nats: NATS_PASSWORD_GCP_SYNC is not set" in problems
-    assert "differs from runtime/bus_auth.py" in problems
+    assert "pipeline.NATS_URL password is not user pipeline's (the secret nats_password_pipeline)" in problems
+    assert "pipeline: gets secrets it does not need: nats_password_billing" in problems
+
+    # The committed template (passwords from variables the nats container no longer has) mounted
+    # instead of the secret.
+    nats = compose["services"]["nats"]
+    del nats["secrets"]
+    nats["volumes"].append("./deploy/nats-users.conf:/etc/nats/nats-users.conf:ro")
+    path.write_text(yaml.safe_dump(compose, sort_keys=False))
+    problems = "\n".join(all_problems(path))
+    assert "nats: the users file /etc/nats/nats-users.conf is mounted from ./deploy/nats-users.conf, not the secret" \
+        in problems
+    assert "nats: lacks secrets: nats-users.conf" in problems
     (tmp_path / "deploy" / "nats.conf").write_text(NATS_CONF.read_text().replace('include "nats-users.conf"', ""))
     assert "includes no users file (anonymous access)" in "\n".join(all_problems(path))
 
