@@ -51,6 +51,12 @@ STAGE_LABELS: dict[FundStage, str] = {
     FundStage.cash_claim: "Cash Claim", FundStage.completed: "Completed", FundStage.rejected: "Rejected",
     FundStage.terminated: "Terminated", FundStage.expired: "Expired",
 }
+# Requests that count in funding figures (roll-ups, the dashboard): sent to the hyperscaler and not
+# withdrawn or refused. Expired ones count: they were approved, and the money lost is the point.
+COUNTED_STAGES: frozenset[FundStage] = frozenset({
+    FundStage.submitted, FundStage.aws_review, FundStage.technical_approval, FundStage.business_approval,
+    FundStage.finance_approval, FundStage.pre_approved, FundStage.cash_claim, FundStage.completed, FundStage.expired})
+COUNTED_SCOPE = "fund requests sent to the hyperscaler (not drafts, rejected or terminated)"
 # The optional review stages a program may use, in order.
 REVIEW_STAGES: tuple[FundStage, ...] = (FundStage.aws_review, FundStage.technical_approval)
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 from sqlalchemy import Table, delete, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gateway.read_models import commissions, partners, pipeline, week
+from gateway.read_models import commissions, funding, partners, pipeline, week
 from gateway.read_models.base import SCHEMA
 from runtime.inbox import Subscription, inbox_table
 
-FEATURES = (partners, pipeline, commissions, week)
+FEATURES = (partners, pipeline, commissions, week, funding)
 
 SUBSCRIPTIONS: tuple[Subscription, ...] = tuple(s for f in FEATURES for s in f.SUBSCRIPTIONS)
 READ_MODEL_TABLES: tuple[Table, ...] = tuple(t for f in FEATURES for t in f.READ_MODEL_TABLES)

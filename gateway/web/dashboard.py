@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from contracts import pipeline as pc
 from gateway.read_models import commissions as commission_models
 from gateway.read_models import forecast as fc
+from gateway.read_models import funding as funding_models
 from gateway.read_models import partners as partner_models
 from gateway.read_models import pipeline as pipeline_models
 from gateway.read_models import week as week_models
@@ -93,6 +94,8 @@ class Dashboard:
     week: list[tuple[str, week_models.MemberWeek]] | None = None
     week_meetings: int = 0
     week_overdue: list[tuple[str, int]] = field(default_factory=list)
+    funding: funding_models.Funding | None = None
+    goals: list[funding_models.GoalFigure] = field(default_factory=list)
 
 
 async def _has_opportunities(session: AsyncSession) -> bool:
@@ -166,6 +169,8 @@ async def load(request: Request, actor: str, today: date | None = None) -> Dashb
         movers = await _movers(session, now) if has_deals else []
         commissions = await commission_models.kpis(session, today)
         weeks = await week_models.member_weeks(session, [m.user_id for m in members])
+        funding = await funding_models.funding(session, today.year)
+        goals = await funding_models.goals(session, today)
     f = k.forecast
     d = Dashboard(quarter_label=f.quarter, days_left=f.days_left, currency=k.currency, pipeline_ready=has_deals)
     d.partners_by_type = [(t, n) for t, n in counts.items() if n]
@@ -176,6 +181,8 @@ async def load(request: Request, actor: str, today: date | None = None) -> Dashb
     if d.week_meetings or any(w.open_tasks for w in weeks.values()):
         d.week = [(m.name, weeks[m.user_id]) for m in members]
         d.week_overdue = [(name, w.overdue_tasks) for name, w in d.week]
+    d.funding = funding if funding.figures or funding.deadlines else None
+    d.goals = goals
     if not has_deals:
         return d
     d.attainment = Attainment(currency=f.currency, target=f.target, closed=f.closed_won, projected=f.projected,

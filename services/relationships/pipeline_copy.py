@@ -126,6 +126,11 @@ async def on_opportunity_snapshots(session: AsyncSession, events: Sequence[Event
     } for o in sorted(latest.values(), key=lambda o: o.id)]
     await execute_many(session, _newer(DealRow, DEAL_COLUMNS), rows)
     await _log(session, changes)
+    if any(o.hyperscaler is not None for o in latest.values()):
+        # Goals count launches and co-sell deals by hyperscaler (imported here: goals reads this module).
+        from services.relationships.goals.service import recount
+
+        await recount(session)
 
 
 def _change(event_id: uuid.UUID, opportunity_id: uuid.UUID, kind: str, at: datetime, from_stage: str | None,

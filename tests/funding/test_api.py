@@ -7,10 +7,11 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
+from contracts.deadlines import days_left
 from gateway.auth import Role
 from tests.funding.conftest import call
 
@@ -168,3 +169,27 @@ async def test_goal_and_competency_writes_need_members_and_are_audited(gw):
             "competency.requirement_changed"} <= actions
     page = await gw.people[Role.viewer].client.get(f"/competencies/{cid}", headers={"accept": "text/html"})
     assert page.status_code == 200 and "3 references" in page.text and "1 of 1 done" in page.text
+
+
+async def test_the_dashboard_cards_follow_the_relationships_events(gw):
+    year = datetime.now(UTC).year
+    end = datetime.now(UTC).date().isoformat()
+    r = (await call(gw, Role.member, "POST", "/api/funding/requests", DRAFT | {
+        "title": "Dashboard MDF", "activity_start": f"{year}-01-01", "activity_end": end})).json()
+    for stage in ("submitted", "business_approval", "finance_approval", "pre_approved"):
+        await call(gw, Role.member, "POST", f"/api/funding/requests/{r['id']}/moves", {"to_stage": stage})
+    await call(gw, Role.member, "POST", "/api/goals", {"hyperscaler": "gcp", "period": str(year),
+                                                        "metric": "custom", "target": "4", "manual_progress": "1",
+                                                        "name": "Joint webinars"})
+    viewer = gw.people[Role.viewer].client
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        page = (await viewer.get("/", headers={"accept": "text/html"})).text
+        if "Dashboard MDF" in page and "Joint webinars" in page:
+            break
+        await asyncio.sleep(0.2)
+    # It expires 30 days after the activity ends (today, UTC), counted in Los Angeles (the program's zone).
+    left = days_left(date.fromisoformat(end) + timedelta(days=30), "America/Los_Angeles", datetime.now(UTC))
+    assert "Dashboard MDF" in page and f"in {left} days" in page
+    assert f"created in calendar {year} (UTC)" in page
+    assert "Joint webinars" in page

@@ -5,6 +5,7 @@ and checklist deadlines."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 import uuid
@@ -80,6 +81,15 @@ async def test_a_launch_goal_equals_a_recount_of_launched_deals_whatever_the_ord
     assert sorted(c.opportunity_id for c in detail.contributions) == sorted(
         o for o, s in final.items() if s.hyperscaler == "azure" and s.launched_at and Q_START <= s.launched_at < q_end)
     assert detail.source == "events" and detail.period_label == f"calendar quarter {YEAR}-Q1 (UTC)"
+    # Each change of its progress was published (the dashboard's read model follows these).
+    last = None
+    for _ in range(100):
+        changed = await published(nc, g.GoalChangedV1.subject, where=lambda b: b["goal"]["id"] == str(goal.id))
+        last = max(changed, key=lambda b: b["goal"]["version"])["goal"]
+        if Decimal(last["progress"]) == recount:
+            break
+        await asyncio.sleep(0.1)
+    assert last is not None and Decimal(last["progress"]) == recount
 
 
 async def test_sourced_pipeline_counts_co_sell_deals_created_in_the_period_in_the_goals_currency(nc, service):

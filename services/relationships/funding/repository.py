@@ -15,9 +15,7 @@ from services.relationships.deadlines.models import Deadline
 from services.relationships.funding.models import FundingProgram, FundMilestone, FundRequest, FundRequestMove
 from services.relationships.pipeline_copy import DealRow
 
-# Requests that count in roll-ups: sent to the hyperscaler and not withdrawn or refused.
-COUNTED = ("submitted", "aws_review", "technical_approval", "business_approval", "finance_approval",
-           "pre_approved", "cash_claim", "completed", "expired")
+COUNTED = sorted(s.value for s in f.COUNTED_STAGES)
 
 
 class ProgramRepository:

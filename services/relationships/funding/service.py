@@ -331,9 +331,8 @@ async def rollup(session: AsyncSession, c: f.GetFundingRollup) -> f.FundingRollu
     by_partner = group(lambda r: str(r["partner_id"]) if r["partner_id"] else None, lambda k: k)
     by_quarter = group(lambda r: _quarter(r["created_at"]), lambda k: f"calendar {k}")
     roi = await _roi(session, rows)
-    scope = ("fund requests sent to the hyperscaler (not drafts, rejected or terminated)"
-             + (f", created in calendar {c.year}" if c.year else "") + "; quarters are calendar quarters of "
-             "creation (UTC); each currency on its own, nothing converted")
+    scope = (f.COUNTED_SCOPE + (f", created in calendar {c.year}" if c.year else "")
+             + "; quarters are calendar quarters of creation (UTC); each currency on its own, nothing converted")
     return f.FundingRollup(scope=scope, by_program=by_program, by_partner=by_partner, by_quarter=by_quarter, roi=roi)
 
 

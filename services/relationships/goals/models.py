@@ -29,6 +29,8 @@ class GoalRow(Base):
     target: Mapped[Decimal] = mapped_column(Numeric(16, 2))
     currency: Mapped[str | None] = mapped_column(String(3))
     manual_progress: Mapped[Decimal | None] = mapped_column(Numeric(16, 2))
+    # The progress last published (GoalChangedV1); counted goals publish again when it changes.
+    progress: Mapped[Decimal | None] = mapped_column(Numeric(16, 2))
     owner: Mapped[str | None] = mapped_column(Text)
     archived: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

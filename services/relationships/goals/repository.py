@@ -45,3 +45,10 @@ async def counted_deals(session: AsyncSession, goal: GoalRow) -> list[DealRow]:
         query = query.where(DealRow.deal_model == "cosell", DealRow.created_at >= _utc(start),
                             DealRow.created_at < _utc(end)).order_by(DealRow.created_at)
     return list((await session.scalars(query)).all())
+
+
+async def counted_goals(session: AsyncSession) -> list[GoalRow]:
+    """Goals counted from the pipeline that are not archived, locked (two consumers' batches recount in turn)."""
+    return list((await session.scalars(select(GoalRow).where(
+        GoalRow.metric.in_([m.value for m in g.COUNTED_FROM_EVENTS]), GoalRow.archived.is_(False))
+        .order_by(GoalRow.id).with_for_update())).all())

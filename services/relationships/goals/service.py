@@ -75,8 +75,20 @@ async def _read(session: AsyncSession, goal: GoalRow) -> tuple[g.Goal, list[g.Co
 async def _publish(session: AsyncSession, goal: GoalRow) -> g.Goal:
     await session.flush()
     snapshot, _ = await _read(session, goal)
+    goal.progress = snapshot.progress
     await add_events(session, SCHEMA, [g.GoalChangedV1(goal=snapshot)])
     return snapshot
+
+
+async def recount(session: AsyncSession) -> None:
+    """After the pipeline copy changed: every goal counted from events whose progress moved is published
+    again (a new version), so read models of goals follow launches and new co-sell deals."""
+    for goal in await repository.counted_goals(session):
+        snapshot, _ = await _read(session, goal)
+        if goal.progress is None or Decimal(goal.progress) != snapshot.progress:
+            goal.version += 1
+            goal.updated_at = utc_now()
+            await _publish(session, goal)
 
 
 async def create_goal(session: AsyncSession, c: g.CreateGoal) -> g.Goal:
