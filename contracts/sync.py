@@ -111,6 +111,17 @@ class SyncProblemView(BaseModel):
     at: Moment
 
 
+class OutboundEditView(BaseModel):
+    external_id: str
+    deal_id: UUID
+    fields: dict[str, str | None] = Field(description="The wanted values, by PartnerOps field.")
+    status: str = Field(description="queued, held (the source has it locked), sent, superseded "
+                                    "(the source's newer version kept), failed")
+    reason: str | None
+    edited_at: Moment
+    sent_at: Moment | None
+
+
 class SyncStatus(BaseModel):
     """The health of one source's sync, as its worker sees it."""
 
@@ -127,6 +138,7 @@ class SyncStatus(BaseModel):
     schedule: str = Field(description="When passes run, in words (contracts/schedules.py).")
     runs: list[SyncRunView]
     problems: list[SyncProblemView] = Field(description="Records that could not be synced, newest first.")
+    edits: list[OutboundEditView] = Field(default_factory=list, description="Edits going out, newest first.")
 
 
 class GetSyncStatus(Command):

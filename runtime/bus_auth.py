@@ -100,10 +100,12 @@ COMPONENTS: dict[str, Component] = {c.name: c for c in (
         looks_up=(sync.STREAM.name,),
         sends_commands=True, asks_health=True,
     ),
-    # The AWS worker: its opportunities, the ticks of its passes (from the schedules), and the
-    # commands the gateway sends it (an EventBridge event to refresh, the status of the sync).
+    # The AWS worker: its opportunities, the ticks of its passes (from the schedules), the pipeline's
+    # deals (edits made in PartnerOps go out to ACE), and the commands the gateway sends it (an
+    # EventBridge event to refresh, the status of the sync).
     Component(name="aws-sync", publishes=(sync.OpportunityExternalUpsertedV1.subject,),
-              owns_streams=(sync.STREAM.name,), consumes=(schedules.STREAM.name,), answers=("cmd.aws-sync.>",)),
+              owns_streams=(sync.STREAM.name,), consumes=(schedules.STREAM.name, pipeline.STREAM.name),
+              answers=("cmd.aws-sync.>",)),
     # The Google Cloud import (`partnerops gcp-import`): the one contract subject, nothing else.
     Component(name="gcp-sync", publishes=(sync.OpportunityExternalUpsertedV1.subject,), looks_up=(sync.STREAM.name,)),
     Component(name="billing", publishes=("billing.>",), owns_streams=(billing.STREAM.name,), planned=True),

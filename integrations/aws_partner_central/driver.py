@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from integrations.aws_partner_central.client import AwsRefused, AwsUnavailable, PartnerCentral, make_client
 from integrations.aws_partner_central.inbound import Inbound
 from integrations.aws_partner_central.models import SyncRequest
+from integrations.aws_partner_central.outbound import HOLD_PAUSE, Held, Outbound
 from integrations.aws_partner_central.repository import PASS_KEY, WORK_CHANNEL, SyncRepository
 from integrations.aws_partner_central.settings import AwsSyncSettings, get_aws_settings
 from runtime.db import plain_dsn
@@ -40,6 +41,7 @@ class Driver:
     dsn: str
     settings: AwsSyncSettings
     inbound: Inbound
+    outbound: Outbound
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     is_leader: bool = False
 
@@ -93,8 +95,14 @@ class Driver:
         try:
             if taken.kind == "refresh":
                 await self.inbound.refresh(taken.key)
+            elif taken.kind == "push":
+                await self.outbound.push(taken.key)
             elif taken.kind in PASS_KINDS:
                 await self.inbound.run_pass(taken.kind)
+        except Held:
+            async with self.sessions.begin() as session:
+                await self.repo(session).later(taken, HOLD_PAUSE)
+            return True
         except (AwsUnavailable, AwsRefused) as exc:
             delay = pause_after(taken.attempts)
             logger.warning("aws-sync %s %s: %s; tried again in %s", taken.kind, taken.key or "pass", exc, delay)
@@ -125,6 +133,7 @@ def driver(aws: PartnerCentral | None = None,
         s = settings or get_aws_settings()
         client = aws or PartnerCentral(make_client(s), s.catalog)
         inbound = Inbound(running.sessions, client, page_size=s.page_size, overlap=timedelta(seconds=s.overlap_seconds))
-        await Driver(running.sessions, plain_dsn(running.settings.database_url), s, inbound).run(running.stop)
+        outbound = Outbound(running.sessions, client)
+        await Driver(running.sessions, plain_dsn(running.settings.database_url), s, inbound, outbound).run(running.stop)
 
     return aws_driver

@@ -8,8 +8,10 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from contracts import pipeline as pc
 from contracts import schedules, sync
 from contracts.base import Event
+from integrations.aws_partner_central import outbound_rules
 from integrations.aws_partner_central.driver import driver
 from integrations.aws_partner_central.models import SCHEMA
 from integrations.aws_partner_central.repository import PASS_KEY, SyncRepository
@@ -42,6 +44,28 @@ async def on_reconciliation_due(session: AsyncSession, event: Event) -> None:
     await repo.wake_driver()
 
 
+async def on_deal_changed(session: AsyncSession, event: Event) -> None:
+    """A deal changed in the pipeline. When it is an ACE opportunity this worker synced and it no longer
+    holds what the sync last published, someone edited it in PartnerOps: the edit goes out."""
+    assert isinstance(event, pc.OpportunityUpdatedV1 | pc.OpportunityStageChangedV1)
+    deal = event.opportunity
+    if deal.source is not pc.Source.aws or not deal.external_id:
+        return
+    repo = SyncRepository(session, get_aws_settings().catalog)
+    published = await repo.published(deal.external_id)
+    if published is None or published[0] is None:
+        return  # not a record of this worker's catalog, or an old version without its fields
+    fields, last_modified = published
+    if deal.source_modified_at is None or deal.source_modified_at < last_modified:
+        return  # the deal has not caught up with the newest version published: an older echo
+    edit = outbound_rules.changed(fields, outbound_rules.fields_of_deal(deal))
+    if not edit:
+        return  # the deal holds what ACE sent: the echo of an inbound change
+    await repo.queue_edit(deal.external_id, deal.id, edit, fields, deal.updated_at)
+    await repo.request("push", deal.external_id, "edited in PartnerOps")
+    await repo.wake_driver()
+
+
 async def refresh_opportunity(session: AsyncSession, command: sync.RefreshAceOpportunity) -> sync.RefreshQueued:
     catalog = get_aws_settings().catalog
     if command.catalog != catalog:
@@ -65,7 +89,8 @@ async def status(session: AsyncSession, command: sync.GetSyncStatus) -> sync.Syn
         last_success_at=last_success,
         lag_seconds=int((now - last_success).total_seconds()) if last_success else None,
         published_24h=await repo.published_since(now - timedelta(hours=24)),
-        sent_24h=0, queued_edits=0,
+        sent_24h=await repo.sent_since(now - timedelta(hours=24)),
+        queued_edits=await repo.waiting_edits(),
         pending_refreshes=await repo.pending("refresh"),
         last_reconciliation_due_at=cursor.reconcile_due_at if cursor else None,
         schedule=schedule_in_words(),
@@ -74,6 +99,9 @@ async def status(session: AsyncSession, command: sync.GetSyncStatus) -> sync.Syn
               for r in await repo.runs()],
         problems=[sync.SyncProblemView(external_id=p.opportunity_id, reason=p.reason, at=p.at)
                   for p in await repo.problems()],
+        edits=[sync.OutboundEditView(external_id=e.opportunity_id, deal_id=e.deal_id, fields=e.fields, status=e.status,
+                                     reason=e.reason, edited_at=e.edited_at, sent_at=e.sent_at)
+               for e in await repo.edits()],
     )
 
 
@@ -84,6 +112,8 @@ definition = ServiceDefinition(
     subscriptions=(
         Subscription(consumer=CONSUMER, models=(schedules.AwsPullDueV1,), handle=on_pull_due),
         Subscription(consumer=CONSUMER, models=(schedules.AwsReconciliationDueV1,), handle=on_reconciliation_due),
+        Subscription(consumer=CONSUMER, models=(pc.OpportunityUpdatedV1,), handle=on_deal_changed),
+        Subscription(consumer=CONSUMER, models=(pc.OpportunityStageChangedV1,), handle=on_deal_changed),
     ),
     commands=(
         (sync.RefreshAceOpportunity, refresh_opportunity),

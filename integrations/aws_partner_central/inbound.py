@@ -19,10 +19,10 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from integrations.aws_partner_central import mapping
+from integrations.aws_partner_central import mapping, outbound_rules
 from integrations.aws_partner_central.client import AwsRefused, AwsUnavailable, PartnerCentral
 from integrations.aws_partner_central.models import SCHEMA
-from integrations.aws_partner_central.repository import SyncRepository
+from integrations.aws_partner_central.repository import WAITING, SyncRepository
 from runtime import outbox
 
 logger = logging.getLogger(__name__)
@@ -137,8 +137,14 @@ class Inbound:
                 await repo.record_problem(ident, listed, f"AWS answered with another opportunity ({event.external_id})")
                 return "failed"
             review = event.ace.review_status.value if event.ace and event.ace.review_status else None
-            if not await repo.record_version(ident, event.last_modified, event.event_id, review):
+            if not await repo.record_version(ident, event.last_modified, event.event_id, review,
+                                             outbound_rules.fields_of_event(event)):
                 return "unchanged"
             await outbox.add_event(session, SCHEMA, event)
             await repo.clear_problem(ident)
+            waiting = await repo.edit(ident)
+            if waiting is not None and waiting.status in WAITING:
+                # A new version (a review ended?): the waiting edit is looked at again now.
+                await repo.request("push", ident, "a new version came in")
+                await repo.due_now("push", ident)
         return "published"

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import BigInteger, Boolean, DateTime, Identity, Integer, Text, Uuid, func
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from runtime.db import make_metadata
@@ -42,6 +44,11 @@ class SyncedOpportunity(Base):
     event_id: Mapped[uuid.UUID] = mapped_column(Uuid)
     review_status: Mapped[str | None] = mapped_column(Text)
     published_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    # The deal's fields as that version set them (outbound_rules.fields_of_event): a deal that still
+    # holds them was not edited in PartnerOps.
+    fields: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    # Our deal, once the pipeline has told us of it (its events carry our id and ACE's).
+    deal_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
 
 
 class SyncRequest(Base):
@@ -85,3 +92,23 @@ class SyncProblem(Base):
     last_modified: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     reason: Mapped[str] = mapped_column(Text)
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class OutboundEdit(Base):
+    """An edit made in PartnerOps to a deal that lives in ACE, on its way out: the newest wanted values
+    per opportunity (later edits merge into a waiting one)."""
+
+    __tablename__ = "outbound_edit"
+
+    catalog: Mapped[str] = mapped_column(Text, primary_key=True)
+    opportunity_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    deal_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    fields: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    # What the deal held from ACE when it was edited: a field AWS changed since is a conflict.
+    base: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    edited_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # queued (to send) | held (ACE has it locked) | sent | superseded (AWS's newer version kept) | failed
+    status: Mapped[str] = mapped_column(Text)
+    reason: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -4,14 +4,24 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from integrations.aws_partner_central.models import Cursor, SyncedOpportunity, SyncProblem, SyncRequest, SyncRun
+from integrations.aws_partner_central.models import (
+    Cursor,
+    OutboundEdit,
+    SyncedOpportunity,
+    SyncProblem,
+    SyncRequest,
+    SyncRun,
+)
 
 PASS_KEY = ""
+# Outbound edits not sent yet: to send, or held while ACE has the record locked.
+WAITING = ("queued", "held")
 # NOTIFY channel the driver listens on: work was asked for.
 WORK_CHANNEL = "aws_sync_work"
 
@@ -49,19 +59,75 @@ class SyncRepository:
         return {r.opportunity_id: r.last_modified for r in rows}
 
     async def record_version(self, opportunity_id: str, last_modified: datetime, event_id: uuid.UUID,
-                             review_status: str | None) -> bool:
+                             review_status: str | None, fields: dict[str, Any] | None = None) -> bool:
         """Record a version as published unless an equal or newer one was; True when it is new (the
         caller then stages its event in the same transaction)."""
         stmt = insert(SyncedOpportunity).values(
             catalog=self.catalog, opportunity_id=opportunity_id, last_modified=last_modified, event_id=event_id,
-            review_status=review_status)
+            review_status=review_status, fields=fields)
         stmt = stmt.on_conflict_do_update(
             index_elements=[SyncedOpportunity.catalog, SyncedOpportunity.opportunity_id],
             set_={"last_modified": stmt.excluded.last_modified, "event_id": stmt.excluded.event_id,
-                  "review_status": stmt.excluded.review_status, "published_at": func.now()},
+                  "review_status": stmt.excluded.review_status, "fields": stmt.excluded.fields,
+                  "published_at": func.now()},
             where=SyncedOpportunity.last_modified < stmt.excluded.last_modified,
         ).returning(SyncedOpportunity.opportunity_id)
         return (await self.session.execute(stmt)).first() is not None
+
+    async def published(self, opportunity_id: str) -> tuple[dict[str, Any] | None, datetime] | None:
+        """The fields and last-modified time of the version last published, if any."""
+        row = (await self.session.execute(
+            select(SyncedOpportunity.fields, SyncedOpportunity.last_modified).where(
+                SyncedOpportunity.catalog == self.catalog, SyncedOpportunity.opportunity_id == opportunity_id))).first()
+        return (row.fields, row.last_modified) if row else None
+
+    # ------------------------------------------------------------------------------ outbound edits
+
+    async def queue_edit(self, opportunity_id: str, deal_id: uuid.UUID, fields: dict[str, Any],
+                         base: dict[str, Any], edited_at: datetime) -> None:
+        """The newest wanted values of a deal; a later edit merges into one still waiting (keeping what
+        the deal held when each field was first edited)."""
+        waiting = await self.edit(opportunity_id, lock=True)
+        if waiting is not None and waiting.status in WAITING:
+            waiting.fields = {**waiting.fields, **fields}
+            waiting.base = {**base, **waiting.base}
+            waiting.edited_at = max(waiting.edited_at, edited_at)
+            waiting.status, waiting.reason, waiting.updated_at = "queued", None, func.now()
+            return
+        stmt = insert(OutboundEdit).values(catalog=self.catalog, opportunity_id=opportunity_id, deal_id=deal_id,
+                                           fields=fields, base=base, edited_at=edited_at, status="queued")
+        await self.session.execute(stmt.on_conflict_do_update(
+            index_elements=[OutboundEdit.catalog, OutboundEdit.opportunity_id],
+            set_={"deal_id": stmt.excluded.deal_id, "fields": stmt.excluded.fields, "base": stmt.excluded.base,
+                  "edited_at": stmt.excluded.edited_at, "status": "queued", "reason": None, "updated_at": func.now(),
+                  "sent_at": None}))
+
+    async def edit(self, opportunity_id: str, *, lock: bool = False) -> OutboundEdit | None:
+        query = select(OutboundEdit).where(OutboundEdit.catalog == self.catalog,
+                                           OutboundEdit.opportunity_id == opportunity_id)
+        return await self.session.scalar(query.with_for_update() if lock else query)
+
+    async def set_edit(self, opportunity_id: str, status: str, reason: str | None = None, *,
+                       sent: bool = False) -> None:
+        values: dict[str, Any] = {"status": status, "reason": reason[:2000] if reason else None,
+                                  "updated_at": func.now()}
+        if sent:
+            values["sent_at"] = func.now()
+        await self.session.execute(update(OutboundEdit).where(
+            OutboundEdit.catalog == self.catalog, OutboundEdit.opportunity_id == opportunity_id).values(**values))
+
+    async def waiting_edits(self) -> int:
+        return int(await self.session.scalar(select(func.count()).select_from(OutboundEdit).where(
+            OutboundEdit.catalog == self.catalog, OutboundEdit.status.in_(WAITING))) or 0)
+
+    async def sent_since(self, since: datetime) -> int:
+        return int(await self.session.scalar(select(func.count()).select_from(OutboundEdit).where(
+            OutboundEdit.catalog == self.catalog, OutboundEdit.sent_at >= since)) or 0)
+
+    async def edits(self, limit: int = 50) -> list[OutboundEdit]:
+        return list(await self.session.scalars(
+            select(OutboundEdit).where(OutboundEdit.catalog == self.catalog)
+            .order_by(OutboundEdit.updated_at.desc()).limit(limit)))
 
     # --------------------------------------------------------------------------------- problems
 
@@ -88,16 +154,22 @@ class SyncRepository:
         stmt = insert(SyncRequest).values(kind=kind, key=key, reason=reason[:200]).on_conflict_do_nothing()
         return bool((await self.session.execute(stmt.returning(SyncRequest.kind))).first())
 
+    async def due_now(self, kind: str, key: str) -> None:
+        """A waiting request is due at once (something it waits for may have changed)."""
+        await self.session.execute(update(SyncRequest).where(SyncRequest.kind == kind, SyncRequest.key == key)
+                                   .values(not_before=func.now()))
+
     async def wake_driver(self) -> None:
         # Delivered when the transaction commits: the driver then looks for work at once.
         await self.session.execute(text("SELECT pg_notify(:ch, '')"), {"ch": WORK_CHANNEL})
 
     async def next_request(self) -> SyncRequest | None:
-        """The next due request: refreshes of one record before whole passes (they are what a person is
-        waiting for), oldest first."""
+        """The next due request: refreshes of one record, then edits going out, then whole passes (the
+        first two are what a person is waiting for), oldest first."""
         return await self.session.scalar(
             select(SyncRequest).where(SyncRequest.not_before <= func.now())
-            .order_by(text("kind = 'refresh' DESC"), SyncRequest.requested_at).limit(1)
+            .order_by(text("CASE kind WHEN 'refresh' THEN 0 WHEN 'push' THEN 1 ELSE 2 END"), SyncRequest.requested_at)
+            .limit(1)
             .with_for_update(skip_locked=True))
 
     async def done(self, request: SyncRequest) -> None:

@@ -320,3 +320,76 @@ class TestAssessment:
         assert assess(status(now, run("refresh", False, "x"), run("incremental", True)), now)[0] == "ok"
         assert assess(status(now, run("reconcile", False, "ThrottlingException")), now) == (
             "failing", "ThrottlingException")
+
+
+# ------------------------------------------------------------------------------------- outbound
+
+
+async def edit_row(db, ident: str) -> dict | None:
+    rows = await sql(db, "SELECT status, reason, fields, sent_at FROM aws_sync.outbound_edit WHERE opportunity_id = $1",
+                     ident)
+    return dict(rows[0]) if rows else None
+
+
+async def deal_of(db, ident: str) -> dict | None:
+    rows = await sql(db, "SELECT id, stage, source_modified_at FROM pipeline.opportunity WHERE external_id = $1", ident)
+    return dict(rows[0]) if rows else None
+
+
+class TestOutbound:
+    async def test_an_edit_waits_while_ace_reviews_and_goes_out_when_the_review_ends(self, worker, worker_db, aws,
+                                                                                       gateway_nc):
+        from botocore.stub import ANY
+
+        from contracts import pipeline as pc
+
+        _, stubber = aws
+        t0 = datetime.now(UTC) - timedelta(hours=2)
+        reviewing = opportunity(modified=t0, stage="Qualified", review="In review")
+        detail(stubber, CATALOG, reviewing)
+        await send(gateway_nc, sync.RefreshAceOpportunity(catalog=CATALOG, opportunity_id=reviewing["Id"]))
+        await landed(worker_db, [reviewing])
+        deal = await deal_of(worker_db, reviewing["Id"])
+
+        # Someone moves the deal in PartnerOps while AWS reviews it: the worker reads the record, finds it
+        # locked and sends nothing (an UpdateOpportunity call here would find no stubbed answer).
+        stubber.add_response("get_opportunity", {**reviewing, "Catalog": CATALOG},
+                             {"Catalog": CATALOG, "Identifier": reviewing["Id"]})
+        await send(gateway_nc, pc.MoveOpportunity(opportunity_id=deal["id"], stage="committed"))
+        held = await eventually(lambda: _with_status(worker_db, reviewing["Id"], "held"), what="the edit held")
+        assert "In review" in held["reason"] and json.loads(held["fields"]) == {"stage": "committed"}
+        status = await send(gateway_nc, sync.GetSyncStatus())
+        assert status.queued_edits == 1 and status.edits[0].status == "held"
+
+        # AWS approves it (a new version, its fields as before): the edit goes out, with the stage only
+        # changed and nothing read-only sent back, against the LastModifiedDate just read.
+        approved = {**reviewing, "LastModifiedDate": t0 + timedelta(minutes=30),
+                    "LifeCycle": {"Stage": "Qualified", "ReviewStatus": "Approved"}}
+        detail(stubber, CATALOG, approved)  # the refresh an EventBridge event asks for
+        stubber.add_response("get_opportunity", {**approved, "Catalog": CATALOG},
+                             {"Catalog": CATALOG, "Identifier": reviewing["Id"]})
+        stubber.add_response(
+            "update_opportunity", {"Id": reviewing["Id"], "LastModifiedDate": datetime.now(UTC)},
+            {"Catalog": CATALOG, "Identifier": reviewing["Id"], "LastModifiedDate": approved["LastModifiedDate"],
+             "Customer": ANY, "Project": ANY, "LifeCycle": {"Stage": "Committed"}})
+        committed = {**approved, "LastModifiedDate": datetime.now(UTC) - timedelta(seconds=1),
+                     "LifeCycle": {"Stage": "Committed", "ReviewStatus": "Approved"}}
+        detail(stubber, CATALOG, committed)  # the refresh after the send
+        await send(gateway_nc, sync.RefreshAceOpportunity(catalog=CATALOG, opportunity_id=reviewing["Id"]))
+        sent = await eventually(lambda: _with_status(worker_db, reviewing["Id"], "sent"), what="the edit sent")
+        assert sent["sent_at"] is not None
+        final = await eventually(lambda: _caught_up(worker_db, committed), what="ACE's new version in the pipeline")
+        assert final["stage"] == "committed"
+        await eventually(lambda: asyncio.sleep(0, not stubber._queue), what="every stubbed call made")
+        status = await send(gateway_nc, sync.GetSyncStatus())
+        assert status.queued_edits == 0 and status.sent_24h >= 1
+
+
+async def _with_status(db, ident: str, status: str) -> dict | None:
+    row = await edit_row(db, ident)
+    return row if row and row["status"] == status else None
+
+
+async def _caught_up(db, opp: dict) -> dict | None:
+    row = await deal_of(db, opp["Id"])
+    return row if row and row["source_modified_at"] == opp["LastModifiedDate"] else None
