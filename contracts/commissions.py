@@ -304,7 +304,10 @@ class RevenueEvent(BaseModel):
     amount: Decimal | None
     currency: str | None
     occurred_at: datetime
-    source: str
+    source: str = Field(description="Where it came from, as its producer labels it: api, pipeline, billing...")
+    recorded_by: str | None = Field(
+        default=None, description="Who recorded it: the person or API token that entered it by hand, or "
+        "bus:<user> for an event, the one NATS user the server lets publish it (docs/security.md).")
     received_at: datetime
     entries: int = 0
     commission: dict[str, Decimal] = Field(default_factory=dict, description="net commission by currency")

@@ -114,7 +114,9 @@ async def calendar(token: str = Path(max_length=100), *, request: Request) -> Re
             .where(CalendarFeed.token_hash == digest(token), User.active))).first()
     if found is None:
         raise HTTPException(status_code=404, detail="no such calendar feed")
-    tasks: w.TaskList = await send(bus(request), w.ListTasks(owner=str(found.id), status=w.TaskStatus.open,
-                                                              limit=1000))
+    # The feed's secret URL is the credential: the principal is the member it belongs to.
+    principal = str(found.id)
+    tasks: w.TaskList = await send(bus(request), w.ListTasks(owner=principal, status=w.TaskStatus.open,
+                                                              limit=1000, actor=principal))
     return Response(ical(tasks.items, found.name), media_type="text/calendar; charset=utf-8",
                     headers={"Cache-Control": "private, max-age=300"})

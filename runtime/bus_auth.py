@@ -26,6 +26,7 @@ What a grant means:
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -143,6 +144,32 @@ def permissions(component: Component) -> dict[str, object]:
         # Answers (commands, health) go to the asker's reply subject, whatever it is.
         "allow_responses": True,
     }
+
+
+def subject_matches(pattern: str, subject: str) -> bool:
+    """NATS wildcard matching: `*` is one token, a final `>` one or more."""
+    want, got = pattern.split("."), subject.split(".")
+    for i, token in enumerate(want):
+        if token == ">":
+            return len(got) > i
+        if i >= len(got) or (token != "*" and token != got[i]):
+            return False
+    return len(want) == len(got)
+
+
+def producers(subject: str) -> tuple[str, ...]:
+    """The components the server lets publish `subject` (the operator aside, who may publish anything)."""
+    return tuple(name for name, c in COMPONENTS.items() if not c.superuser
+                 and any(subject_matches(p, subject) for p in permissions(c)["publish"]["allow"]))  # type: ignore[index]
+
+
+@functools.cache
+def authenticated_producer(subject: str) -> str:
+    """Who sent an event on `subject`, as far as the server vouches for it: `bus:<user>` for the one
+    NATS user allowed to publish it (`bus:aws-sync|gcp-sync|gateway` when several are). Recorded as
+    the actor of what an event changes, instead of any name the payload gives itself."""
+    found = producers(subject)
+    return "bus:" + ("|".join(found) if found else OPERATOR)
 
 
 # ------------------------------------------------------------------------------------- passwords

@@ -109,7 +109,7 @@ def assess(status: sync.SyncStatus, now: datetime) -> tuple[str, str | None]:
 async def aws_health(request: Request) -> SyncHealth:
     name = "AWS Partner Central"
     try:
-        status = await send(bus(request), sync.GetSyncStatus(), timeout=5)
+        status = await send(bus(request), sync.GetSyncStatus(actor=request.state.principal.name), timeout=5)
     except CommandFailed as exc:
         if exc.error.kind is ErrorKind.unavailable:
             return SyncHealth(source="aws", name=name, state="not running",

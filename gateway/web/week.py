@@ -65,7 +65,7 @@ async def _week_page(request: Request, principal: Principal, new_feed: str | Non
         return RedirectResponse(f"/week/meeting?week={meeting.week}", status_code=303)
     update, tasks = await asyncio.gather(
         send(bus(request), w.GetUpdate(week=meeting.week, member=principal.id, actor=principal.id)),
-        send(bus(request), w.ListTasks(owner=principal.id, status=w.TaskStatus.open, limit=200)))
+        send(bus(request), w.ListTasks(owner=principal.id, status=w.TaskStatus.open, limit=200, actor=principal.id)))
     return render(request, "week.html", {
         "meeting": meeting, "update": update, "tasks": tasks.items, "shortcuts": SHORTCUTS,
         "reason_labels": REASON_LABELS, "statuses": STATUS_LABELS, "new_feed": new_feed,
@@ -108,7 +108,7 @@ async def meeting_page(request: Request, principal: Viewer, week: str | None = N
 async def meetings_page(request: Request, principal: Viewer, offset: int = 0) -> Response:
     await open_current_week(request, principal.id)
     offset = max(0, min(offset, 1_000_000))
-    meetings: w.MeetingList = await send(bus(request), w.ListMeetings(offset=offset, limit=20))
+    meetings: w.MeetingList = await send(bus(request), w.ListMeetings(offset=offset, limit=20, actor=principal.id))
     return render(request, "week_meetings.html", {"meetings": meetings, "offset": offset})
 
 

@@ -14,7 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts import billing as b
 from contracts import commissions as c
-from contracts.pipeline import PartnerTier
+from contracts.pipeline import OpportunityWonV1, PartnerTier
+from runtime import bus_auth
 from runtime.errors import Conflict, Forbidden, Invalid, NotFound
 from runtime.outbox import add_event
 from services.commissions import domain, engine
@@ -243,7 +244,8 @@ def deal_incoming(*, event_id: uuid.UUID, opportunity_id: uuid.UUID, partner_id:
         opportunity_id=None, customer=domain.customer_key(customer), customer_name=customer, amount=amount,
         currency=currency, occurred_at=utc(won_at), invoice_ref=None,
         deal_model=deal_model.lower() if deal_model else None, customer_started_on=None, void=False,
-        source="pipeline", actor=None, event_occurred_at=utc(event_at))
+        source="pipeline", actor=bus_auth.authenticated_producer(OpportunityWonV1.subject),
+        event_occurred_at=utc(event_at))
 
 
 def revenue_contract(r: RevenueRow, commission: list[tuple[str, int, Decimal]], notes: list[str]) -> c.RevenueEvent:
@@ -256,7 +258,7 @@ def revenue_contract(r: RevenueRow, commission: list[tuple[str, int, Decimal]], 
     return c.RevenueEvent(
         key=f"{r.kind}:{r.ref}", kind=c.RevenueKind(r.kind), partner_id=r.partner_id,
         customer=r.customer_name or r.customer or None, amount=r.amount, currency=r.currency,
-        occurred_at=r.occurred_at, source=r.source, received_at=r.received_at,
+        occurred_at=r.occurred_at, source=r.source, recorded_by=r.actor, received_at=r.received_at,
         entries=sum(n for _, n, _ in commission), commission={cur: total for cur, _, total in commission},
         notes=waiting + notes)
 
@@ -341,27 +343,29 @@ async def list_revenue(session: AsyncSession, cmd: c.ListRevenueEvents) -> c.Rev
         total=total, offset=cmd.offset, limit=cmd.limit)
 
 
-# bus events → revenue facts
+# bus events → revenue facts. Their actor is the producer the NATS server authenticated (only the
+# billing user may publish billing.>): `source` is the producer's own label and proves nothing.
 
 async def on_invoices_paid(session: AsyncSession, events: Sequence[b.InvoicePaidV1]) -> None:
     await engine.ingest(session, [invoice_incoming(
         event_id=e.event_id, invoice_id=e.invoice_id, customer=e.customer, partner_id=e.partner_id,
         opportunity_id=e.opportunity_id, amount=e.amount, currency=e.currency, paid_at=e.paid_at,
-        customer_started_on=e.customer_started_on, deal_model=e.deal_model, source=e.source, actor=None,
-        event_at=e.occurred_at) for e in events])
+        customer_started_on=e.customer_started_on, deal_model=e.deal_model, source=e.source,
+        actor=bus_auth.authenticated_producer(e.subject), event_at=e.occurred_at) for e in events])
 
 
 async def on_invoices_refunded(session: AsyncSession, events: Sequence[b.InvoiceRefundedV1]) -> None:
     await engine.ingest(session, [refund_incoming(
         event_id=e.event_id, refund_id=e.refund_id, invoice_id=e.invoice_id, partner_id=e.partner_id, amount=e.amount,
-        currency=e.currency, refunded_at=e.refunded_at, source=e.source, actor=None, event_at=e.occurred_at)
-        for e in events])
+        currency=e.currency, refunded_at=e.refunded_at, source=e.source,
+        actor=bus_auth.authenticated_producer(e.subject), event_at=e.occurred_at) for e in events])
 
 
 async def on_customers_churned(session: AsyncSession, events: Sequence[b.CustomerChurnedV1]) -> None:
     await engine.ingest(session, [churn_incoming(
         event_id=e.event_id, customer=e.customer, partner_id=e.partner_id, opportunity_id=e.opportunity_id,
-        churned_at=e.churned_at, source=e.source, actor=None, event_at=e.occurred_at) for e in events])
+        churned_at=e.churned_at, source=e.source, actor=bus_auth.authenticated_producer(e.subject),
+        event_at=e.occurred_at) for e in events])
 
 
 # -------------------------------------------------------------------------------------------- ledger

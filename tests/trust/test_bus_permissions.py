@@ -206,6 +206,14 @@ async def test_the_rightful_component_s_messages_still_work(
                                          headers={"Nats-Msg-Id": str(paid.event_id)})
     await billing_nc.close()
     await eventually(lambda: in_inbox("commissions", paid.event_id), what="the invoice consumed")
+    # What it changed is recorded as done by the producer the server authenticated, not by any name
+    # in the payload (its `source` label is the producer's own claim).
+    conn = await asyncpg.connect(plain_dsn(admin))
+    try:
+        assert await conn.fetchval("SELECT actor FROM commissions.revenue_event WHERE event_id = $1",
+                                   paid.event_id) == "bus:billing"
+    finally:
+        await conn.close()
 
     # A sync worker's opportunity reaches the pipeline.
     for worker in ("aws-sync", "gcp-sync"):
@@ -236,6 +244,24 @@ async def nc_operator(private_bus: EmbeddedNats) -> AsyncIterator[NATS]:
     conn = await bus.connect(private_bus.url, name="test-operator", attempts=1)
     yield conn
     await conn.close()
+
+
+def test_the_authenticated_producer_of_each_stream_is_the_one_user_that_may_publish_it() -> None:
+    from contracts.registry import EVENTS
+
+    alone = {"PIPELINE": "pipeline", "COMMISSIONS": "commissions", "BILLING": "billing",
+             "RELATIONSHIPS": "relationships"}
+    for event in EVENTS:
+        if event.stream.name == schedules.STREAM.name:
+            continue  # ticks the NATS server fires itself, from plans (contracts/schedules.py)
+        found = bus_auth.producers(event.subject)
+        assert found, f"no component may publish {event.subject}"
+        if event.stream.name in alone:
+            assert bus_auth.authenticated_producer(event.subject) == f"bus:{alone[event.stream.name]}", event.subject
+    # The one shared subject: the sync workers and the gateway's integration route (which audits the token).
+    assert set(bus_auth.producers(sync.OpportunityExternalUpsertedV1.subject)) == {"aws-sync", "gcp-sync", "gateway"}
+    assert bus_auth.subject_matches("a.>", "a.b.c") and not bus_auth.subject_matches("a.>", "a")
+    assert bus_auth.subject_matches("a.*.c", "a.b.c") and not bus_auth.subject_matches("a.*", "a.b.c")
 
 
 def test_the_security_doc_lists_every_nats_user() -> None:
