@@ -107,7 +107,7 @@ COMPONENTS: dict[str, Component] = {c.name: c for c in (
     Component(name="aws-sync", publishes=(sync.OpportunityExternalUpsertedV1.subject,),
               owns_streams=(sync.STREAM.name,), consumes=(schedules.STREAM.name, pipeline.STREAM.name),
               answers=("cmd.aws-sync.>",)),
-    # The Google Cloud import (`partnerops gcp-import`): the one contract subject, nothing else.
+    # The Google Cloud import (`python -m integrations.gcp import FILE.csv`): the one contract subject.
     Component(name="gcp-sync", publishes=(sync.OpportunityExternalUpsertedV1.subject,), looks_up=(sync.STREAM.name,)),
     Component(name="billing", publishes=("billing.>",), owns_streams=(billing.STREAM.name,), planned=True),
     Component(name=OPERATOR, superuser=True),
