@@ -85,7 +85,7 @@ def create_app(settings: Settings | None = None, *, exit_on_fatal: bool = False)
     app.mount("/static", StaticFiles(directory=str(Path(__file__).parent / "static")), name="static")
 
     app.include_router(health.router)
-    app.middleware("http")(metrics.middleware)
+    app.add_middleware(metrics.RequestMetrics)
 
     @app.get("/metrics", tags=["health"], response_class=PlainTextResponse)
     async def prometheus_metrics(

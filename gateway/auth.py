@@ -19,11 +19,11 @@ from typing import Literal
 
 from fastapi import HTTPException, Request
 from sqlalchemy import delete, func, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from gateway import passwords, people
 from gateway.models import ApiToken, PasswordReset, User, UserSession
-from gateway.state import sessions as db_sessions
+from gateway.state import running
 
 SESSION_COOKIE = "po_session"
 PRE_CSRF_COOKIE = "po_csrf"
@@ -98,36 +98,47 @@ def _idle(request: Request) -> timedelta:
     return timedelta(minutes=settings.gateway_session_idle_minutes) if settings else DEFAULT_IDLE
 
 
-async def authenticate(request: Request, session: AsyncSession) -> Principal | None:
+async def authenticate(request: Request, conn: AsyncConnection) -> Principal | None:
+    """The verified caller, or None without credentials. `conn` is in autocommit: the look-up is one
+    statement with no transaction around it, and the rare last-used/last-seen touch (at most once a
+    minute per token or session) is a statement of its own."""
     now = datetime.now(UTC)
     header = request.headers.get("authorization", "")
     if header.lower().startswith("bearer "):
         token = header[7:].strip()
-        row = await session.scalar(select(ApiToken).where(ApiToken.token_hash == digest(token),
-                                                          ApiToken.revoked_at.is_(None), ApiToken.expires_at > now))
+        t = ApiToken.__table__
+        row = (await conn.execute(
+            select(t.c.id, t.c.name, t.c.scopes, t.c.last_used_at)
+            .where(t.c.token_hash == digest(token), t.c.revoked_at.is_(None), t.c.expires_at > now))).first()
         if row is None:
             raise HTTPException(status_code=401, detail="unknown, expired or revoked API token",
                                 headers={"WWW-Authenticate": "Bearer"})
         if row.last_used_at is None or now - row.last_used_at >= TOUCH_EVERY:
-            await session.execute(update(ApiToken).where(ApiToken.id == row.id).values(last_used_at=now))
+            await conn.execute(update(t).where(t.c.id == row.id).values(last_used_at=now))
         return Principal(id=str(row.id), name=f"token:{row.name}", role=Role.viewer, kind="token",
                          scopes=frozenset(row.scopes))
     cookie = request.cookies.get(SESSION_COOKIE)
     if not cookie:
         return None
-    found = (await session.execute(
-        select(UserSession, User).join(User, User.id == UserSession.user_id)
-        .where(UserSession.token_hash == digest(cookie), UserSession.expires_at > now,
-               UserSession.last_seen_at > now - _idle(request), User.active)
+    s, u = UserSession.__table__, User.__table__
+    found = (await conn.execute(
+        select(s.c.token_hash, s.c.csrf_token, s.c.last_seen_at, u.c.id, u.c.email, u.c.role, u.c.time_zone)
+        .join(u, u.c.id == s.c.user_id)
+        .where(s.c.token_hash == digest(cookie), s.c.expires_at > now, s.c.last_seen_at > now - _idle(request),
+               u.c.active)
     )).first()
     if found is None:
         return None
-    user_session, user = found
-    if now - user_session.last_seen_at >= TOUCH_EVERY:
-        await session.execute(update(UserSession).where(UserSession.token_hash == user_session.token_hash)
-                              .values(last_seen_at=now))
-    return Principal(id=str(user.id), name=user.email, role=Role(user.role), kind="user",
-                     csrf_token=user_session.csrf_token, time_zone=user.time_zone)
+    if now - found.last_seen_at >= TOUCH_EVERY:
+        await conn.execute(update(s).where(s.c.token_hash == found.token_hash).values(last_seen_at=now))
+    return Principal(id=str(found.id), name=found.email, role=Role(found.role), kind="user",
+                     csrf_token=found.csrf_token, time_zone=found.time_zone)
+
+
+async def _authenticate(request: Request) -> Principal | None:
+    async with running(request).engine.connect() as conn:
+        conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+        return await authenticate(request, conn)
 
 
 async def check_csrf(request: Request, principal: Principal) -> None:
@@ -152,8 +163,7 @@ def require(role: Role = Role.viewer, scope: str | None = None) -> Callable[[Req
         raise ValueError(f"unknown scope {scope!r}")
 
     async def dependency(request: Request) -> Principal:
-        async with db_sessions(request)() as session, session.begin():
-            principal = await authenticate(request, session)
+        principal = await _authenticate(request)
         if principal is None:
             raise AuthRequired()
         await people.directory(request)  # owners' names for the pages; reloads at most every 30 s
@@ -174,8 +184,7 @@ def require(role: Role = Role.viewer, scope: str | None = None) -> Callable[[Req
 
 
 async def optional_principal(request: Request) -> Principal | None:
-    async with db_sessions(request)() as session, session.begin():
-        return await authenticate(request, session)
+    return await _authenticate(request)
 
 
 async def find_user(session: AsyncSession, email: str) -> User | None:

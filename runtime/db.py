@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Executable, MetaData
+from sqlalchemy import Executable, MetaData, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 NAMING_CONVENTION = {
@@ -50,14 +52,47 @@ def plain_dsn(url: str) -> str:
     return u.render_as_string(hide_password=False)
 
 
+# A pooled connection idle for longer than this is checked before it is handed out (a Postgres
+# restart meanwhile would have closed it); one in steady use is not. SQLAlchemy's pool_pre_ping checks
+# every checkout, and for asyncpg that is three round trips (BEGIN, ";", ROLLBACK): on a busy machine
+# each waits for a CPU, and they were a quarter of a consumer batch's round trips and most of a KPI
+# read's (docs/benchmarks.md). A connection that died while in steady use fails its statement instead;
+# SQLAlchemy then replaces every pooled connection, consumers wait the failure out, and a request
+# gets a 503 it may retry.
+PING_WHEN_IDLE_SECONDS = 2.0
+
+
 def create_engine(url: str, *, pool_size: int = 10, trace_sql: bool = True) -> AsyncEngine:
-    engine = create_async_engine(async_url(url), pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True,
+    """Up to `pool_size` connections are kept open once opened, and half as many more may be opened for
+    a burst (closed as soon as they are given back to a full pool, so size the pool for the process's
+    steady concurrency: DATABASE_POOL_SIZE)."""
+    engine = create_async_engine(async_url(url), pool_size=pool_size, max_overflow=max(pool_size // 2, 1),
                                  connect_args={"server_settings": dict(SESSION_SETTINGS)})
+    _ping_when_idle(engine)
     if trace_sql:
         from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
 
         SQLAlchemyInstrumentor().instrument(engine=engine.sync_engine, enable_commenter=False)
     return engine
+
+
+def _ping_when_idle(engine: AsyncEngine) -> None:
+    pool = engine.sync_engine.pool
+
+    @event.listens_for(pool, "checkin")
+    def given_back(_dbapi_connection: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(pool, "checkout")
+    def handed_out(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.get("idle_since")
+        if since is None or time.monotonic() - since < PING_WHEN_IDLE_SECONDS:
+            return
+        try:
+            dbapi_connection.ping()
+        except Exception as exc:
+            # The pool discards this connection and hands out another (a fresh one if need be).
+            raise DisconnectionError(f"pooled connection is gone: {exc!r}") from exc
 
 
 async def execute_many(session: AsyncSession, statement: Executable, rows: Sequence[Mapping[str, Any]]) -> None:

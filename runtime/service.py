@@ -161,7 +161,7 @@ def register(broker: NatsBroker, definition: ServiceDefinition, consumers: list[
 
 async def start(definition: ServiceDefinition, settings: Settings, stop: asyncio.Event, *,
                 on_fatal: Callable[[str], None] | None = None) -> RunningService:
-    engine = create_engine(settings.database_url)
+    engine = create_engine(settings.database_url, pool_size=settings.database_pool_size)
     sessions = session_factory(engine)
     holder: list[RunningService] = []
 

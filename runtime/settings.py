@@ -42,6 +42,11 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_format: str = Field(default="json", pattern="^(json|text)$")
 
+    # Database connections each process keeps open (half as many more for bursts, closed afterwards). The
+    # gateway needs about one per request it serves at once (plus its consumers): below that, a busy
+    # gateway opens and closes connections all the time.
+    database_pool_size: int = Field(default=20, ge=1, le=200)
+
     gateway_host: str = "127.0.0.1"
     gateway_port: int = 8000
     # The gateway under abuse (docs/security.md). Request bodies above this are refused with 413

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import text
 
+from runtime import db
 from runtime.db import create_engine, execute_many, session_factory
 from runtime.testing import unique
 
@@ -42,3 +43,27 @@ async def test_execute_many_runs_nothing_for_an_empty_batch(platform_db: dict[st
                 (1, "a"), (2, "b")]
     finally:
         await engine.dispose()
+
+
+async def test_a_pooled_connection_closed_by_the_server_while_idle_is_replaced_not_handed_out(
+        platform_db: dict[str, str], monkeypatch) -> None:
+    """Connections are checked on checkout only once idle for PING_WHEN_IDLE_SECONDS (not on every
+    checkout): one the server closed meanwhile (a restart, an idle timeout) is replaced unseen."""
+    engine = create_engine(platform_db["pipeline"], pool_size=1, trace_sql=False)
+    admin = create_engine(platform_db["admin"], pool_size=1, trace_sql=False)
+    try:
+        async with engine.connect() as conn:
+            first = await conn.scalar(text("SELECT pg_backend_pid()"))
+        async with admin.connect() as conn:
+            assert await conn.scalar(text("SELECT pg_terminate_backend(:pid)"), {"pid": first})
+        monkeypatch.setattr(db, "PING_WHEN_IDLE_SECONDS", 0.0)
+        async with engine.connect() as conn:
+            second = await conn.scalar(text("SELECT pg_backend_pid()"))
+        assert second != first
+        # In steady use it is not checked again: the same connection comes back.
+        monkeypatch.setattr(db, "PING_WHEN_IDLE_SECONDS", 3600.0)
+        async with engine.connect() as conn:
+            assert await conn.scalar(text("SELECT pg_backend_pid()")) == second
+    finally:
+        await engine.dispose()
+        await admin.dispose()
