@@ -37,6 +37,11 @@ async def open_current_week(request: Request, actor: str) -> w.Meeting:
     return await send(bus(request), w.OpenWeek(default_time_zone=zone, attendees=attendees, actor=actor))
 
 
+def said_something(line: w.UpdateLine) -> bool:
+    """A line the member filled in (a pre-filled line left as it was tells the meeting nothing new)."""
+    return bool(line.status or line.note or line.next_step or line.kind == w.LineKind.free)
+
+
 def _md(text: str) -> str:
     """One line of Markdown that cannot break the document's structure (no headings, tables, HTML)."""
     flat = " ".join(text.split())
@@ -59,7 +64,7 @@ def minutes_markdown(request: Request | None, view: w.MeetingView) -> str:
             state += " on time" if u.on_time else " late"
         out += [f"### {_md(u.name)} — {state}", ""]
         groups: dict[str, list[w.UpdateLine]] = defaultdict(list)
-        for ln in u.lines:
+        for ln in filter(said_something, u.lines):
             groups[ln.partner_name or "Other"].append(ln)
         for partner, lines in groups.items():
             out.append(f"- **{_md(partner)}**")

@@ -17,6 +17,7 @@
   var anything = document.getElementById("anything-else");
   var submitButton = document.getElementById("submit-update");
   var version = data.version, status = data.status, inFlight = false, dirty = false, freeCount = 0;
+  var submitWanted = false;  // Ctrl+Enter while a draft save is on its way: submit right after it
   var STATUSES = [["", "—"], ["on_track", "on track"], ["at_risk", "at risk"], ["blocked", "blocked"], ["done", "done"]];
   var REASONS = JSON.parse(document.getElementById("reason-labels").textContent);
 
@@ -39,7 +40,7 @@
     } else {
       if (line.partner_name) head.appendChild(el("strong", {"class": "partner"}, line.partner_name));
       head.appendChild(el("span", {"class": "label", "data-label": line.label}, line.label));
-      if (line.amount) head.appendChild(el("span", {"class": "muted amount"}, " " + line.amount + " " + line.currency));
+      if (line.amount) head.appendChild(el("span", {"class": "muted amount"}, " " + money(line.amount, line.currency)));
       (line.reasons || []).forEach(function (r) { head.appendChild(el("span", {"class": "reason reason-" + r}, REASONS[r] || r)); });
     }
     li.appendChild(head);
@@ -51,13 +52,18 @@
     note.value = line.note || "";
     var step = el("input", {"class": "f-step", "aria-label": "Next step", "placeholder": "Next step (becomes a task)", "maxlength": "300"});
     step.value = line.next_step || "";
-    var due = el("input", {"class": "f-due", "aria-label": "Next step due", "placeholder": "due: fri, +3, 2026-12-04", "size": "12"});
+    var due = el("input", {"class": "f-due", "aria-label": "Next step due", "placeholder": "fri, +3", "size": "10", "title": "2026-12-04, mon…sun, tomorrow, +3"});
     due.value = line.next_step_due || "";
     fields.appendChild(note); fields.appendChild(step); fields.appendChild(due);
     li.appendChild(fields);
     li.appendChild(el("div", {"class": "line-error", "role": "alert"}));
     if (line.task_id) li.dataset.task = line.task_id;
     return li;
+  }
+
+  function money(amount, currency) {
+    try { return new Intl.NumberFormat("en-US", {style: "currency", currency: currency, maximumFractionDigits: 0}).format(Number(amount)); }
+    catch (e) { return amount + " " + currency; }
   }
 
   function iso(d) { return d.toISOString().slice(0, 10); }
@@ -123,7 +129,8 @@
 
   function save(submit) {
     if (closed) return;
-    if (inFlight) { dirty = true; return; }
+    if (inFlight) { dirty = true; if (submit) submitWanted = true; return; }
+    if (submitWanted) { submit = true; submitWanted = false; }
     inFlight = true; dirty = false;
     say(submit ? "Submitting…" : "Saving…");
     var sent = body(submit);
@@ -148,11 +155,13 @@
           }
           submitButton.textContent = status === "submitted" ? "Submit amendment" : "Submit update";
           root.dataset.status = status;
-          if (dirty) save(false);
+          if (dirty || submitWanted) save(submitWanted);
         } else if (res.status === 409) {
+          submitWanted = false;
           say("Changed elsewhere (another tab or device): reload the page to see the latest version.", "bad");
           showErrors(res.json.detail);
         } else if (res.status === 422) {
+          submitWanted = false;
           say("Not saved: see the highlighted field.", "bad");
           showErrors(res.json.detail);
         } else {

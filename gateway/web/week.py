@@ -21,7 +21,7 @@ from gateway.auth import Principal
 from gateway.routes.week import TaskIn
 from gateway.state import bus
 from gateway.web.common import Manager, Member, Viewer, field_errors, not_found, render
-from gateway.week_team import STATUS_LABELS, open_current_week, team
+from gateway.week_team import STATUS_LABELS, open_current_week, said_something, team
 from runtime.commands import send
 from runtime.errors import CommandFailed
 
@@ -75,8 +75,10 @@ async def _week_page(request: Request, principal: Principal, new_feed: str | Non
 
 
 def _grouped(lines: list[w.UpdateLine]) -> list[tuple[str, list[w.UpdateLine]]]:
+    """The lines the member said something about, by partner (pre-filled lines left untouched are counted
+    on the page, not listed: they say nothing the pipeline does not)."""
     groups: dict[str, list[w.UpdateLine]] = defaultdict(list)
-    for ln in lines:
+    for ln in filter(said_something, lines):
         groups[ln.partner_name or "Other"].append(ln)
     return sorted(groups.items(), key=lambda kv: (kv[0] == "Other", kv[0].lower()))
 
@@ -97,6 +99,7 @@ async def meeting_page(request: Request, principal: Viewer, week: str | None = N
     attendees, _ = await team(request)
     return render(request, "week_meeting.html", {
         "view": view, "m": view.meeting, "grouped": {u.member: _grouped(u.lines) for u in view.updates},
+        "untouched": {u.member: sum(1 for ln in u.lines if not said_something(ln)) for u in view.updates},
         "statuses": STATUS_LABELS, "reason_labels": REASON_LABELS, "members": attendees, "error": error,
         "submitted": sum(1 for u in view.updates if u.status == w.UpdateStatus.submitted),
         "previous": view.meeting.week - timedelta(days=7), "next": view.meeting.week + timedelta(days=7),

@@ -8,6 +8,7 @@ import json
 import re
 
 import pytest
+from playwright.async_api import expect
 
 from tests.browser.conftest import Platform, shot, sign_in
 
@@ -83,8 +84,7 @@ class TestTheWeek:
             await keys.press("Tab")
         await keys.press("Control+Enter")
         state = page.get_by_test_id("save-state")
-        await page.wait_for_function(
-            "document.querySelector('[data-testid=save-state]').textContent.startsWith('Submitted')")
+        await expect(state).to_have_text(re.compile(r"^Submitted"), timeout=30_000)
         assert len(keys.presses) <= KEY_BUDGET, keys.presses
         print(f"\nweekly update, five lines by keyboard: {len(keys.presses)} key presses besides typed text "
               f"(budget {KEY_BUDGET}): {' '.join(keys.presses)}")

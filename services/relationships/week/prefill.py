@@ -19,12 +19,17 @@ Source = Callable[[AsyncSession, str, domain.Window], Awaitable[list[w.UpdateLin
 
 async def deals(session: AsyncSession, member: str, window: domain.Window) -> list[w.UpdateLine]:
     out = []
+    # Deals that are only stuck are many in a quiet quarter; one line per partner keeps the form short.
+    stuck: dict[tuple[str, object], list[str]] = {}
     for deal, partner_name in await WeekRepository(session).deals_of(member, window.since):
         reasons = domain.deal_reasons(domain.DealFacts(
             owner=deal.owner, outcome=deal.outcome, stage_entered_at=deal.stage_entered_at,
             created_at=deal.created_at, expected_close_date=deal.expected_close_date,
             ace_review_status=deal.ace_review_status, ace_action_due_date=deal.ace_action_due_date), window)
         if not reasons:
+            continue
+        if reasons == ["stuck"] and deal.partner_id is not None:
+            stuck.setdefault((partner_name or "", deal.partner_id), []).append(deal.name)
             continue
         label = f"{deal.name} — {deal.stage_name}"
         if "action_required" in reasons and deal.ace_action_due_date:
@@ -35,6 +40,11 @@ async def deals(session: AsyncSession, member: str, window: domain.Window) -> li
             amount=str(deal.amount), currency=deal.currency,
             status=w.LineStatus.done if deal.outcome == "won" else None,
         ))
+    for (partner_name, partner_id), names in sorted(stuck.items()):
+        label = f"{len(names)} stuck deal{'s' if len(names) > 1 else ''}: {', '.join(names)}"
+        out.append(w.UpdateLine(
+            key=f"partner:{partner_id}", kind=w.LineKind.partner, ref_id=partner_id, label=label[:300],  # type: ignore[arg-type]
+            partner_id=partner_id, partner_name=partner_name, reasons=["stuck"], suggested=True))  # type: ignore[arg-type]
     return out
 
 
@@ -50,10 +60,18 @@ async def tasks(session: AsyncSession, member: str, window: domain.Window) -> li
 
 
 SOURCES: tuple[Source, ...] = (deals, tasks)
+# What needs the member first: deadlines, then money this quarter, then news, then the rest.
+PRIORITY = ("action_required", "task_overdue", "past_close_date", "funding_deadline", "closing_this_quarter",
+            "moved", "task_due", "cooling_contact", "created", "stuck")
+
+
+def _rank(line: w.UpdateLine) -> tuple[int, str, str]:
+    best = min((PRIORITY.index(r) if r in PRIORITY else len(PRIORITY) for r in line.reasons), default=len(PRIORITY))
+    return best, (line.partner_name or "~").lower(), line.label.lower()
 
 
 async def suggestions(session: AsyncSession, member: str, window: domain.Window) -> list[w.UpdateLine]:
     out: list[w.UpdateLine] = []
     for source in SOURCES:
         out.extend(await source(session, member, window))
-    return out
+    return sorted(out, key=_rank)
