@@ -94,11 +94,14 @@
     return out;
   }
 
+  var sentRows = [];  // the rows of the last body, in order: the server's lines.N errors point into it
   function body(submit) {
-    var lines = Array.prototype.map.call(list.querySelectorAll("li.line"), lineData).filter(function (l) {
+    var rows = Array.prototype.filter.call(list.querySelectorAll("li.line"), function (li) {
+      var l = lineData(li);
       return !(l.kind === "free" && !l.label && !l.note && !l.next_step && !l.status);
     });
-    return {version: version, lines: lines, anything_else: anything.value, submit: !!submit};
+    sentRows = rows;
+    return {version: version, lines: rows.map(lineData), anything_else: anything.value, submit: !!submit};
   }
 
   function remember() {
@@ -114,7 +117,7 @@
     errorBox.textContent = "";
     (Array.isArray(detail) ? detail : [{loc: [], msg: String(detail)}]).forEach(function (d) {
       var loc = (d.loc || []).filter(function (p) { return p !== "body"; });
-      var rows = list.querySelectorAll("li.line");
+      var rows = sentRows;
       var idx = parseInt(loc[1], 10);
       if (loc[0] === "lines" && rows[idx]) {
         var field = {note: ".f-note", next_step: ".f-step", next_step_due: ".f-due", label: ".f-label", status: ".f-status"}[loc[2]];

@@ -10,7 +10,7 @@ import re
 import pytest
 from playwright.async_api import expect
 
-from tests.browser.conftest import Platform, shot, sign_in
+from tests.browser.conftest import ARTIFACTS, Platform, shot, sign_in
 
 pytestmark = pytest.mark.timeout(600)
 KEY_BUDGET = 40
@@ -52,6 +52,7 @@ class TestTheWeek:
         assert suggested >= 3, "the demo member's deals and tasks pre-fill the form"
         assert await page.get_by_test_id("shortcuts").inner_text()
         await shot(page, "week-update-prefilled")
+        await page.screenshot(path=str(ARTIFACTS / "week-update-prefilled-top.png"))
         assert await _focused(page) == "f-status", "the first field has the focus on arrival"
 
         keys = Keys(page)
@@ -138,6 +139,7 @@ class TestTheWeek:
         assert await flagged.count() >= 2, "tasks carried three times or more are flagged"
         assert "carried 4" in await flagged.first.inner_text()
         await shot(page, "week-meeting-view")
+        await page.screenshot(path=str(ARTIFACTS / "week-meeting-view-top.png"))  # what the VP sees first
         await page.emulate_media(media="print")
         assert not await page.locator("header.topbar").is_visible()
         await shot(page, "week-meeting-view-print")

@@ -97,7 +97,7 @@ def days(n: int) -> timedelta:
 
 WEEK_TABLES = ("task_carry", "task", "update_revision", "update_line", "weekly_update", "meeting_decision",
                "meeting_attendee", "meeting", "week_settings", "pipeline_deal_change", "pipeline_deal",
-               "pipeline_partner", "pipeline_settings")
+               "pipeline_partner", "pipeline_settings", "deadline")
 
 
 @pytest.fixture

@@ -293,3 +293,33 @@ class TestHostileInput:
         assert (stale.error.kind, stale.error.field) == ("conflict", "version")
         after = await get(nc, meeting, alice)
         assert (after.version, [ln.note for ln in after.lines if not ln.suggested]) == (saved.version, ["keep me"])
+
+
+class TestFundingPrefill:
+    async def test_a_fund_request_deadline_within_three_weeks_is_on_its_owners_form(self, nc, private_db):
+        import asyncpg
+
+        from runtime.db import plain_dsn
+
+        alice, bob = member(), member()
+        meeting = await this_week(nc, alice, bob)
+        soon, later, bobs = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+        conn = await asyncpg.connect(plain_dsn(private_db["admin"]))
+        try:
+            for rid, owner, due, status in ((soon, alice, meeting.week + timedelta(days=10), "open"),
+                                            (later, alice, meeting.week + timedelta(days=60), "open"),
+                                            (bobs, bob, meeting.week + timedelta(days=2), "open"),
+                                            (uuid.uuid4(), alice, meeting.week, "met")):
+                await conn.execute(
+                    "INSERT INTO relationships.deadline (key, kind, status, title, due_date, time_zone, due_at, "
+                    "regarding, regarding_id, link, owner, amount_at_stake, currency, version) VALUES ($1, "
+                    "'fund_request_expiry', $2, 'MAP request expires', $3, 'UTC', now(), 'fund_request', $4, '/x', $5, "
+                    "25000, 'USD', 1) ON CONFLICT DO NOTHING", f"fund_request:{rid}:expiry", status, due, rid, owner)
+            lines = {ln.ref_id: ln for ln in (await get(nc, meeting, alice)).lines}
+        finally:
+            await conn.execute("DELETE FROM relationships.deadline WHERE regarding_id = ANY($1::uuid[])",
+                               [soon, later, bobs])
+            await conn.close()
+        assert lines[soon].reasons == ["funding_deadline"] and lines[soon].kind == w.LineKind.funding
+        assert lines[soon].amount == "25000.00" and "MAP request expires" in lines[soon].label
+        assert later not in lines and bobs not in lines

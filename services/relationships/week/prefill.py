@@ -59,7 +59,27 @@ async def tasks(session: AsyncSession, member: str, window: domain.Window) -> li
     return out
 
 
-SOURCES: tuple[Source, ...] = (deals, tasks)
+# How far ahead a fund request's deadline puts it on the update: money is lost when one is missed.
+FUNDING_HORIZON = timedelta(days=21)
+
+
+async def funding(session: AsyncSession, member: str, window: domain.Window) -> list[w.UpdateLine]:
+    """One line per fund request of the member with an open deadline within three weeks of the week's end
+    (or already past), named by its earliest one."""
+    first: dict[object, w.UpdateLine] = {}
+    horizon = window.week + timedelta(days=7) + FUNDING_HORIZON
+    for d in await WeekRepository(session).fund_request_deadlines(member, horizon):
+        if d.regarding_id in first:
+            continue
+        label = f"{d.title} — due {d.due_date.isoformat()}"
+        first[d.regarding_id] = w.UpdateLine(
+            key=f"funding:{d.regarding_id}", kind=w.LineKind.funding, ref_id=d.regarding_id, label=label[:300],
+            reasons=["funding_deadline"], suggested=True,
+            amount=str(d.amount_at_stake) if d.amount_at_stake is not None else None, currency=d.currency)
+    return list(first.values())
+
+
+SOURCES: tuple[Source, ...] = (deals, tasks, funding)
 # What needs the member first: deadlines, then money this quarter, then news, then the rest.
 PRIORITY = ("action_required", "task_overdue", "past_close_date", "funding_deadline", "closing_this_quarter",
             "moved", "task_due", "cooling_contact", "created", "stuck")

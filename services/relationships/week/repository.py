@@ -12,6 +12,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from runtime.db import execute_many
+from services.relationships.deadlines.models import Deadline
 from services.relationships.pipeline_copy import DealChangeRow, DealRow, PartnerRow, PipelineSettingsRow
 from services.relationships.week.models import (
     SCHEMA,
@@ -226,6 +227,15 @@ class WeekRepository:
     async def bump_task(self, task_id: uuid.UUID, values: dict[str, Any]) -> None:
         await self.session.execute(update(TaskRow).where(TaskRow.id == task_id)
                                    .values(**values, version=TaskRow.version + 1))
+
+    # ------------------------------------------------------------------------------------ funding
+
+    async def fund_request_deadlines(self, owner: str, before: date) -> list[Deadline]:
+        """Open deadlines of the member's fund requests due before `before` (the funding area keeps them)."""
+        return list((await self.session.execute(
+            select(Deadline).where(Deadline.owner == owner, Deadline.status == "open",
+                                   Deadline.regarding == "fund_request", Deadline.due_date < before)
+            .order_by(Deadline.due_date, Deadline.key))).scalars())
 
     # ------------------------------------------------------------------------------------ pipeline
 
