@@ -8,27 +8,32 @@ A snapshot is the KPIs' JSON for one scope (the department or an owner) and one 
 generations it was computed at; it answers a request only while both are current, so a request never
 sees figures older than the read model it would otherwise compute them from.
 
-Snapshots are computed by the consumers (the department's, after a batch, at most every
-`REFRESH_SECONDS` per process: the rest of a burst waits for the next refresh or the next read) and
-by the first request that finds none current (the owners' ones: only scopes somebody reads).
+Snapshots are computed for the consumers (the department's, once a batch has committed, in a
+transaction of its own, at most every `REFRESH_SECONDS` per process: the rest of a burst waits for
+the next refresh or the next read) and by the first request that finds none current (the owners'
+ones: only scopes somebody reads).
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 
-from sqlalchemy import BigInteger, Date, DateTime, Text, func, text
+from sqlalchemy import BigInteger, Date, DateTime, Text, event, func, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from gateway.read_models.base import SCHEMA, Base
 
+logger = logging.getLogger(__name__)
+
 DEPARTMENT = "department"
 EVERYONE = "everyone"  # settings, stage sets, partners: every scope's figures
-# The refresh runs inside a consumer's transaction, so it delays that batch's commit (by ~40 ms at p50
-# on a busy 2-core machine, bench.event_latency): once a second keeps most batches free of it.
+# The consumers' refresh of a snapshot runs after their batch commits, at most once a second per
+# process: a burst of batches costs one computation a second, not one per batch.
 REFRESH_SECONDS = 1.0
 
 
@@ -111,11 +116,17 @@ async def compute_and_store(session: AsyncSession, scope: str, as_of: date, comp
 
 
 class Refresher:
-    """Rate-limits the consumers' refreshes of one scope's snapshot (per process)."""
+    """Keeps one scope's snapshot fresh from the consumers: after a batch that changed its inputs has
+    committed, computes it afresh in a transaction of its own, at most every `every` seconds per
+    process (a batch committed meanwhile is covered by the next run). Off the consumer's path: the
+    computation is a dozen statements, which, inside the batch's transaction, held up every batch
+    that ran it (by ~40 ms idle and hundreds of ms on a busy 2-core machine, bench.event_latency)."""
 
     def __init__(self, every: float = REFRESH_SECONDS) -> None:
         self.every = every
         self._last: dict[str, float] = {}
+        self._running: dict[str, asyncio.Task[None]] = {}
+        self._again: set[str] = set()
 
     def due(self, scope: str) -> bool:
         now = time.monotonic()
@@ -123,3 +134,35 @@ class Refresher:
             return False
         self._last[scope] = now
         return True
+
+    def after_commit(self, session: AsyncSession, scope: str, compute: Callable[[date], Compute]) -> None:
+        """Refresh `scope` (today's, UTC) once `session`'s transaction has committed (not if it rolls back)."""
+        engine = session.bind
+        assert isinstance(engine, AsyncEngine)
+
+        def committed(_session: object) -> None:
+            if scope in self._running:
+                self._again.add(scope)  # the run under way read before this commit: go once more
+                return
+            task = asyncio.get_running_loop().create_task(self._refresh(engine, scope, compute))
+            self._running[scope] = task
+            task.add_done_callback(lambda _t: self._running.pop(scope, None))
+
+        event.listen(session.sync_session, "after_commit", committed, once=True)
+
+    async def _refresh(self, engine: AsyncEngine, scope: str, compute: Callable[[date], Compute]) -> None:
+        while True:
+            wait = self._last.get(scope, float("-inf")) + self.every - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            self._again.discard(scope)
+            self.due(scope)
+            try:
+                today = datetime.now(UTC).date()
+                async with AsyncSession(engine) as session, session.begin():
+                    await compute_and_store(session, scope, today, compute(today))
+            except Exception:  # the next batch or the next request computes it
+                logger.warning("refreshing the %s KPIs failed", scope, exc_info=True)
+                return
+            if scope not in self._again:
+                return

@@ -799,10 +799,8 @@ def kpi_scope(owner: str | None) -> str:
 
 async def kpis_changed(session: AsyncSession, owners: Iterable[str]) -> None:
     """A batch changed these owners' deals (and so the department's figures): mark their snapshots
-    out of date and, at most once a second, compute the department's afresh. Last in
-    the consumer's transaction: it sees the batch, and holds the generation rows only until commit."""
+    out of date (last in the consumer's transaction: it holds the generation rows only until commit)
+    and, once the batch has committed, compute the department's afresh (at most once a second)."""
     await kpi_snapshots.changed(session, [kpi_snapshots.DEPARTMENT, *(kpi_scope(o) for o in owners)])
-    if _refresher.due(kpi_snapshots.DEPARTMENT):
-        today = datetime.now(UTC).date()
-        await kpi_snapshots.compute_and_store(session, kpi_snapshots.DEPARTMENT, today,
-                                              lambda s: kpis_json(s, as_of=today, owner=None))
+    _refresher.after_commit(session, kpi_snapshots.DEPARTMENT,
+                            lambda day: lambda s: kpis_json(s, as_of=day, owner=None))

@@ -178,6 +178,9 @@ class TestKeptKpis:
         sessions = session_factory(engine)
         today = datetime.now(UTC).date()
         try:
+            # Computed for the consumer once its batch has committed, in a transaction of its own.
+            await eventually(lambda: kpi_snapshots.current(engine, kpi_snapshots.DEPARTMENT, today),
+                             what="the department's KPIs kept after the last batch")
             async with sessions() as session:
                 department = await kpi_snapshots.current(engine, kpi_snapshots.DEPARTMENT, today)
                 assert department is not None, "the consumer keeps the department's KPIs"
