@@ -117,6 +117,17 @@ class GcpStatus(StrEnum):
     not_accepted = "Not Accepted"
 
 
+class ExternalContact(BaseModel):
+    """A person at the hyperscaler named on a co-sell opportunity (ACE's AWS opportunity team, the GCP
+    account owner). The relationships service makes each a contact linked to the deal."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    email: str = Field(max_length=254, pattern=r"^[^@\s\x00-\x1f\x7f]+@[^@\s\x00-\x1f\x7f]+\.[^@\s\x00-\x1f\x7f]+$")
+    name: line(200) | None = None
+    role: line(100, description="As the source spells it (ACE's BusinessTitle: PDM, AWSAccountOwner).") | None = None
+
+
 class AceState(BaseModel):
     """The AWS ACE side of a co-sell opportunity."""
 
@@ -128,6 +139,8 @@ class AceState(BaseModel):
     action_due_date: Day | None = None
     next_steps: text(255) | None = None
     closed_lost_reason: line(200) | None = None
+    team: tuple[ExternalContact, ...] = Field(default=(), max_length=50,
+                                              description="AWS people on the opportunity (AwsOpportunityTeam).")
 
 
 class GcpState(BaseModel):
@@ -137,6 +150,8 @@ class GcpState(BaseModel):
 
     status: GcpStatus | None = None
     stage: line(100, description="GCP's own stage name, as sent.") | None = None
+    team: tuple[ExternalContact, ...] = Field(default=(), max_length=50,
+                                              description="Google people on the opportunity (the account owner).")
 
 
 # ------------------------------------------------------------------------------------- fiscal time

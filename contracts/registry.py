@@ -4,6 +4,7 @@ from contracts import (
     billing,
     commissions,
     competencies,
+    contacts,
     deadletters,
     deadlines,
     funding,
@@ -20,4 +21,5 @@ STREAMS: tuple[StreamSpec, ...] = (pipeline.STREAM, sync.STREAM, commissions.STR
                                    billing.STREAM, schedules.STREAM, deadletters.STREAM)
 EVENTS: tuple[type[Event], ...] = (*pipeline.EVENTS, *sync.EVENTS, *commissions.EVENTS, *week.EVENTS,
                                    *funding.EVENTS, *goals.EVENTS,
-                                   *competencies.EVENTS, *deadlines.EVENTS, *billing.EVENTS, *schedules.EVENTS)
+                                   *competencies.EVENTS, *deadlines.EVENTS, *contacts.EVENTS, *billing.EVENTS,
+                                   *schedules.EVENTS)

@@ -51,6 +51,9 @@ SCOPES: dict[str, str] = {
     "funding:configure": "configure funding programs",
     "week:read": "read meetings, updates and tasks",
     "week:write": "create and change tasks",
+    "relationships:read": "read contacts, interactions, the heatmap and the attention list",
+    "relationships:write": "add contacts, log interactions, import contacts and calendars",
+    "relationships:admin": "change how relationship strength is computed; run the cooling scan",
     "metrics:read": "scrape /metrics (Prometheus)",
     "sync:read": "read the health of the AWS and Google Cloud syncs",
 }

@@ -6,6 +6,7 @@ from gateway.web import (
     account,
     admin,
     commissions,
+    contacts,
     dashboard,
     docs,
     funding,
@@ -22,7 +23,7 @@ from gateway.web.common import http_error_page
 
 router = APIRouter(include_in_schema=False)
 for _module in (session, account, dashboard, pipeline, partners, team, imports, admin, commissions, funding,
-                goals, week, sync):
+                goals, week, sync, contacts):
     router.include_router(_module.router)
 
 __all__ = ["docs", "http_error_page", "router"]

@@ -26,6 +26,8 @@ NAV: tuple[tuple[str, str, Role], ...] = (
     ("/", "Dashboard", Role.viewer),
     ("/pipeline", "Pipeline", Role.viewer),
     ("/partners", "Partners", Role.viewer),
+    ("/relationships", "Relationships", Role.viewer),
+    ("/attention", "Attention", Role.viewer),
     ("/commissions", "Commissions", Role.viewer),
     ("/funding", "Funding", Role.viewer),
     ("/goals", "Goals", Role.viewer),
@@ -41,7 +43,10 @@ def _active(path: str) -> str | None:
         return "/pipeline"
     if path.startswith("/competencies"):
         return "/goals"
-    for href in ("/pipeline", "/partners", "/commissions", "/funding", "/goals", "/week", "/team", "/sync", "/admin"):
+    if path.startswith("/contacts"):
+        return "/relationships"
+    for href in ("/pipeline", "/partners", "/relationships", "/attention", "/commissions", "/funding", "/goals",
+                 "/week", "/team", "/sync", "/admin"):
         if path == href or path.startswith(href + "/"):
             return href
     return "/" if path == "/" else None

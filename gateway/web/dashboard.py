@@ -15,6 +15,7 @@ from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from contracts import contacts as cc
 from contracts import pipeline as pc
 from gateway.read_models import commissions as commission_models
 from gateway.read_models import forecast as fc
@@ -96,6 +97,7 @@ class Dashboard:
     week_overdue: list[tuple[str, int]] = field(default_factory=list)
     funding: funding_models.Funding | None = None
     goals: list[funding_models.GoalFigure] = field(default_factory=list)
+    relationship_health: cc.Health | None = None
 
 
 async def _has_opportunities(session: AsyncSession) -> bool:
@@ -155,6 +157,15 @@ async def _stage_names(request: Request, movers: list[Mover], names: dict[tuple[
     await asyncio.gather(*(one(m) for m in movers))
 
 
+async def _relationship_health(request: Request, actor: str) -> cc.Health | None:
+    """Relationship health from the relationships service (strength is a function of the time, so it is
+    asked, not kept); without the service the card shows that it is unavailable, never a made-up number."""
+    with contextlib.suppress(CommandFailed, TimeoutError):
+        health: cc.Health = await send(bus(request), cc.GetRelationshipHealth(actor=actor), timeout=3)
+        return health
+    return None
+
+
 async def load(request: Request, actor: str, today: date | None = None) -> Dashboard:
     now = datetime.now(UTC)
     today = today or now.date()
@@ -183,6 +194,9 @@ async def load(request: Request, actor: str, today: date | None = None) -> Dashb
         d.week_overdue = [(name, w.overdue_tasks) for name, w in d.week]
     d.funding = funding if funding.figures or funding.deadlines else None
     d.goals = goals
+    d.relationship_health = await _relationship_health(request, actor)
+    if d.relationship_health and d.relationship_health.contacts:
+        d.relationships = list(d.relationship_health.distribution)
     if not has_deals:
         return d
     d.attainment = Attainment(currency=f.currency, target=f.target, closed=f.closed_won, projected=f.projected,

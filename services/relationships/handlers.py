@@ -5,6 +5,7 @@ pipeline they share. Thin: each area parses, calls its service, returns."""
 from contracts import relationships
 from runtime.service import ServiceDefinition
 from services.relationships import competencies, funding, goals, pipeline_copy, week
+from services.relationships.contacts import handlers as contacts
 
 definition = ServiceDefinition(
     name="relationships",
@@ -17,5 +18,6 @@ definition = ServiceDefinition(
         *funding.COMMANDS,
         *goals.COMMANDS,
         *competencies.COMMANDS,
+        *contacts.COMMANDS,
     ),
 )

@@ -17,7 +17,7 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Boolean, Date, DateTime, Integer, Numeric, SmallInteger, Text, Uuid
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -86,6 +86,9 @@ class PipelineSettingsRow(Base):
     id: Mapped[int] = mapped_column(SmallInteger, primary_key=True, default=1)
     fiscal_year_start_month: Mapped[int] = mapped_column(SmallInteger)
     stuck_after_days: Mapped[int] = mapped_column(Integer)
+    # What value at stake is counted in (added with contacts, relationships_0005).
+    reporting_currency: Mapped[str] = mapped_column(Text, default="USD")
+    fx_rates: Mapped[dict[str, str]] = mapped_column(JSONB, default=dict)
     version: Mapped[int] = mapped_column(Integer)
 
 
@@ -131,6 +134,11 @@ async def on_opportunity_snapshots(session: AsyncSession, events: Sequence[Event
         from services.relationships.goals.service import recount
 
         await recount(session)
+    # The hyperscaler's people named on co-sell deals become contacts (imported here, not at the top:
+    # the contacts area reads this module's tables).
+    from services.relationships.contacts.team import on_deals
+
+    await on_deals(session, list(latest.values()))
 
 
 def _change(event_id: uuid.UUID, opportunity_id: uuid.UUID, kind: str, at: datetime, from_stage: str | None,
@@ -177,9 +185,11 @@ async def on_settings(session: AsyncSession, events: Sequence[Event]) -> None:
     for e in events:
         assert isinstance(e, p.PipelineSettingsChangedV1)
         s = e.settings
-        stmt = _newer(PipelineSettingsRow, ["fiscal_year_start_month", "stuck_after_days", "version"])
+        stmt = _newer(PipelineSettingsRow, ["fiscal_year_start_month", "stuck_after_days", "reporting_currency",
+                                            "fx_rates", "version"])
         await session.execute(stmt, {"id": 1, "fiscal_year_start_month": s.fiscal_year_start_month,
-                                     "stuck_after_days": s.stuck_after_days, "version": s.version})
+                                     "stuck_after_days": s.stuck_after_days, "reporting_currency": s.reporting_currency,
+                                     "fx_rates": {k: str(v) for k, v in s.fx_rates.items()}, "version": s.version})
 
 
 def _subscription(models: tuple[type[Event], ...], many) -> Subscription:  # type: ignore[no-untyped-def]

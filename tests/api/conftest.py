@@ -1,5 +1,5 @@
 """The whole HTTP API in front of real services: the gateway app with its real lifespan, the pipeline
-and commissions services in-process, on a NATS server and a database of this package's own (the
+commissions and relationships services in-process, on a NATS server and a database of this package's own (the
 tests may stop that NATS server); an API token holding every scope and people of every role signed
 in through the real sign-in form (session cookie + CSRF token)."""
 
