@@ -116,6 +116,7 @@ class Efforts(BaseModel):
     touch: Hours = Decimal("0.5")
     crucial_touch: Hours = Decimal(1)
     ace_action: Hours = Decimal(1)
+    deadline: Hours = Field(default=Decimal(2), description="A funding claim or competency item due.")
 
 
 class RelationshipSettings(BaseModel):
@@ -528,6 +529,7 @@ class GetHeatmap(Command):
 class ActionKind(StrEnum):
     touch = "touch"
     ace_action = "ace_action"
+    deadline = "deadline"  # a funding or competency deadline (contracts/deadlines.py)
 
 
 class AttentionItem(BaseModel):
@@ -549,6 +551,7 @@ class AttentionItem(BaseModel):
     what: str = Field(default="", description="For a deadline: what is due.")
     contact_id: UUID | None = None
     opportunity_id: UUID | None = None
+    deadline_key: str | None = None
 
 
 class MemberWeek(BaseModel):

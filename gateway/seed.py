@@ -10,6 +10,7 @@ from gateway import people
 from gateway.auth import Role
 from gateway.demo_commissions import seed_commissions
 from gateway.demo_pipeline import seed_pipeline
+from gateway.demo_relationships import seed_relationships
 from gateway.demo_week import seed_week
 from gateway.models import User
 from gateway.users import ensure_user, new_password
@@ -93,6 +94,7 @@ async def seed(settings: Settings) -> int:
         names = {owners[email.split("@", 1)[0]]: name for email, name, _ in DEMO_TEAM
                  if email.split("@", 1)[0] in owners}
         counts |= await seed_week(nc, owners=owners, names=names, time_zone=await _vp_zone(settings))
+        counts |= await seed_relationships(nc, owners=owners)
     finally:
         await nc.close()
     logger.info("demo seed: %s", counts)

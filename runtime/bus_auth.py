@@ -86,7 +86,8 @@ COMPONENTS: dict[str, Component] = {c.name: c for c in (
     # The pipeline also takes the daily tick of tier recomputation from the schedules.
     _service("pipeline", stream=pipeline.STREAM.name, consumes=(sync.STREAM.name, schedules.STREAM.name)),
     _service("commissions", stream=commissions.STREAM.name, consumes=(pipeline.STREAM.name, billing.STREAM.name)),
-    _service("relationships", stream=relationships.STREAM.name, consumes=(pipeline.STREAM.name,)),
+    # The relationships service also takes the hourly tick: contacts announce the cooling due (issue 12).
+    _service("relationships", stream=relationships.STREAM.name, consumes=(pipeline.STREAM.name, schedules.STREAM.name)),
     # Notifications reads the pipeline's and relationships' facts for its rules and owns the schedules stream:
     # it may publish only the plans (`schedule.plan.>`); the server itself publishes the ticks from them.
     Component(name="notifications", publishes=(f"{schedules.PLAN_PREFIX}>",), owns_streams=(schedules.STREAM.name,),

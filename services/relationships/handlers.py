@@ -12,6 +12,7 @@ definition = ServiceDefinition(
     publishes=(relationships.STREAM,),
     subscriptions=(
         *pipeline_copy.SUBSCRIPTIONS,
+        *contacts.SUBSCRIPTIONS,
     ),
     commands=(
         *week.COMMANDS,

@@ -425,3 +425,49 @@ async def test_hostile_pipeline_events_are_dead_lettered_and_the_rest_applied(nc
     await settled(nc, rel_service)
     await asyncio.sleep(0)
     assert (await send(nc, c.GetContact(contact_id=x.id))).contact.value_at_stake == Decimal("700.00")
+
+
+async def test_the_hourly_tick_runs_the_cooling_scan(nc, rel_service):
+    """The bus's hourly tick (a schedule's firing, contracts/schedules.py) announces what came due without
+    any write to the contact: here a wider warning window brings a crucial contact into it."""
+    from contracts import schedules
+
+    org = await organisation(nc, rel_service)
+    x = await contact(nc, org, crucial=True)
+    await log(nc, [x.id], NOW - timedelta(days=25))            # cold in ~19 days: outside the 14-day window
+    assert await cooling_events(nc, x.id, 0, timeout=1) == []
+    before = await send(nc, c.GetRelationshipSettings())
+    wider = before.model_copy(update={"strength": before.strength.model_copy(update={"warning_days": 30})})
+    await send(nc, c.UpdateRelationshipSettings(settings=wider))
+    try:
+        tick = schedules.HourlyTickV1(job="hourly")
+        await publish(nc, tick)
+        await publish(nc, tick)                                  # redelivered: applied once
+        await settled(nc, rel_service)
+        [event] = await cooling_events(nc, x.id, 1)
+        assert 17 <= event["days_until_cold"] <= 20
+    finally:
+        await send(nc, c.UpdateRelationshipSettings(settings=before))
+
+
+async def test_funding_and_competency_deadlines_join_the_week(nc, rel_service):
+    """Deadlines the funding and competency areas keep (services/relationships/deadlines) are ranked too."""
+    from services.relationships.deadlines.models import Deadline
+
+    owner = f"funder-{uuid.uuid4().hex[:6]}"
+    due = date.today() + timedelta(days=5)
+    async with rel_service.sessions() as session, session.begin():
+        session.add(Deadline(key=f"fund:{uuid.uuid4()}:claim", kind="fund_claim_due", status="open",
+                             title="MAP claim for Acme migration", due_date=due, time_zone="UTC",
+                             due_at=datetime.combine(due, datetime.max.time(), tzinfo=UTC), regarding="fund_request",
+                             regarding_id=uuid.uuid4(), link="/funding/x", owner=owner,
+                             amount_at_stake=Decimal("40000.00"), currency="USD", version=1))
+        session.add(Deadline(key=f"fund:{uuid.uuid4()}:met", kind="fund_claim_due", status="met", title="Done",
+                             due_date=due, time_zone="UTC",
+                             due_at=datetime.combine(due, datetime.max.time(), tzinfo=UTC),
+                             regarding="fund_request", regarding_id=uuid.uuid4(), link="/funding/y", owner=owner,
+                             amount_at_stake=None, currency=None, version=1))
+    [member] = (await send(nc, c.GetAttention(owner=owner))).members
+    [item] = member.items
+    assert (item.kind, item.title, item.value_at_stake, item.due_in_days, item.what, item.effort_hours) == (
+        c.ActionKind.deadline, "MAP claim for Acme migration", Decimal("40000.00"), 5, "Funding claim", Decimal(2))

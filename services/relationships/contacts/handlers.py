@@ -1,6 +1,6 @@
-"""What the contacts area answers on the bus: thin — parse, call, return. It consumes nothing of its own:
-the service's shared pipeline copy (services/relationships/pipeline_copy.py) keeps the deals, partners
-and rates it reads, and hands co-sell deals' people to contacts.team."""
+"""What the contacts area answers on the bus: thin — parse, call, return. Of events it takes only the
+hourly tick (the cooling scan): the service's shared pipeline copy (services/relationships/pipeline_copy.py)
+keeps the deals, partners and rates it reads, and hands co-sell deals' people to contacts.team."""
 
 from __future__ import annotations
 
@@ -10,7 +10,23 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts import contacts as c
+from contracts import schedules
+from contracts.base import Event
+from runtime.inbox import Subscription
 from services.relationships.contacts import cooling, imports, insight, service
+
+
+async def on_hourly_tick(session: AsyncSession, event: Event) -> None:
+    """The bus's hourly tick (contracts/schedules.py): announce the crucial contacts that entered their
+    warning window since the last hour (an index read of the contacts near cold, never every contact)."""
+    await cooling.scan_cooling(session, c.ScanCooling(as_of=event.occurred_at, actor="schedule"))
+
+
+# Its own durable on the schedules stream (relationships_contacts__SCHEDULES), so another area of the
+# service may take the same tick for its own work without sharing an inbox key.
+SUBSCRIPTIONS: tuple[Subscription, ...] = (
+    Subscription(consumer="relationships_contacts", models=(schedules.HourlyTickV1,), handle=on_hourly_tick),
+)
 
 COMMANDS: tuple[tuple[type[Any], Callable[[AsyncSession, Any], Awaitable[Any]]], ...] = (
     (c.CreateContact, service.create_contact),

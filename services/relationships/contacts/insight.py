@@ -20,6 +20,9 @@ from services.relationships.contacts.service import to_contract
 CENT = Decimal("0.01")
 BANDS = ("0-19", "20-39", "40-59", "60-79", "80-100")
 COOLING_ON_DASHBOARD = 5
+DEADLINE_WORDS = {"fund_request_expiry": "Fund request expiry", "fund_claim_due": "Funding claim",
+                  "milestone_claim_due": "Milestone claim", "competency_renewal": "Competency renewal",
+                  "competency_requirement_due": "Competency requirement"}
 
 
 @dataclass
@@ -138,6 +141,15 @@ async def attention(session: AsyncSession, cmd: c.GetAttention) -> c.Attention:
             kind=c.ActionKind.ace_action, key=f"deal:{d.id}", owner=d.owner, title=f"Answer AWS on {d.name}",
             link=f"/opportunities/{d.id}", stake=Decimal(values.get(d.id, 0)).quantize(CENT), effort=efforts.ace_action,
             due_in_days=(d.ace_action_due_date - now.date()).days, what="ACE Action Required"))
+    rates = await repo.rates()
+    for dl in await repo.open_deadlines(horizon.date()):
+        stake = Decimal(0)
+        if dl.amount_at_stake is not None and dl.currency in rates:
+            stake = (dl.amount_at_stake * rates[dl.currency]).quantize(CENT)
+        candidates.append(ranking.Candidate(
+            kind=c.ActionKind.deadline, key=f"deadline:{dl.key}", owner=dl.owner, title=dl.title, link=dl.link,
+            stake=stake, effort=efforts.deadline, due_in_days=(dl.due_date - now.date()).days,
+            what=DEADLINE_WORDS.get(dl.kind, "Deadline")))
     if cmd.owner is not None:
         candidates = [x for x in candidates if x.owner == cmd.owner]
     capacities = await repo.capacities()
@@ -154,7 +166,8 @@ async def attention(session: AsyncSession, cmd: c.GetAttention) -> c.Attention:
             days_until_cold=x.days_until_cold, last_touch_days=x.last_touch_days, due_in_days=x.due_in_days,
             what=x.what,
             contact_id=uuid.UUID(x.key.split(":", 1)[1]) if x.kind == c.ActionKind.touch else None,
-            opportunity_id=uuid.UUID(x.key.split(":", 1)[1]) if x.kind == c.ActionKind.ace_action else None)
+            opportunity_id=uuid.UUID(x.key.split(":", 1)[1]) if x.kind == c.ActionKind.ace_action else None,
+            deadline_key=x.key.split(":", 1)[1] if x.kind == c.ActionKind.deadline else None)
 
     return c.Attention(as_of=now, currency=currency, members=[
         c.MemberWeek(owner=w.owner, capacity_hours=w.capacity, planned_hours=w.planned_hours,

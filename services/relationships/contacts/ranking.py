@@ -8,8 +8,8 @@ Each candidate action gets a priority
   deal from drowning everything else ($0 → 1, $9K → 2, $99K → 3, $999K → 4);
 - urgency for a touch: 1 / (1 + days until cold / 7) — cold already (or never touched) is 1, cold in a
   week 0.5, in a month 0.19;
-- urgency for a deadline (ACE Action Required): 1 / (1 + days until due / 7), and 1.5 once overdue,
-  because a missed review deadline costs the deal.
+- urgency for a deadline (ACE Action Required; a funding claim, fund request expiry or competency
+  renewal): 1 / (1 + days until due / 7), and 1.5 once overdue, because a missed deadline costs money.
 
 The words that explain a line ("$95K at stake; strength 38, cold in 6 days; last touch 41 days ago") are
 the gateway's (gateway/attention_words.py), from the figures each item carries.

@@ -21,6 +21,7 @@ from services.relationships.contacts.models import (
     InteractionContact,
     MemberCapacity,
 )
+from services.relationships.deadlines.models import Deadline
 from services.relationships.pipeline_copy import DealRow, PartnerRow, PipelineSettingsRow
 
 # Rates to the reporting currency (USD with no rates until the pipeline's settings are known); open
@@ -293,6 +294,16 @@ class ContactRepository:
             DealRow.outcome == "open", DealRow.ace_action_due_date.is_not(None),
             DealRow.ace_action_due_date <= until, DealRow.ace_review_status == "Action Required"))
         return list(rows.all())
+
+    async def open_deadlines(self, until: date) -> list[Deadline]:
+        """Funding and competency deadlines still to be met by `until` (services/relationships/deadlines)."""
+        rows = await self.session.scalars(select(Deadline).where(Deadline.status == "open", Deadline.due_date <= until))
+        return list(rows.all())
+
+    async def rates(self) -> dict[str, Decimal]:
+        """1 unit of each currency in the reporting currency (the pipeline's settings)."""
+        rows = await self.session.execute(text(f"WITH {_RATES} SELECT currency, rate FROM rate"))
+        return {currency: Decimal(rate) for currency, rate in rows.tuples()}
 
     async def deal_values(self, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Decimal]:
         if not ids:
