@@ -86,7 +86,7 @@ class PipelineSettingsRow(Base):
     id: Mapped[int] = mapped_column(SmallInteger, primary_key=True, default=1)
     fiscal_year_start_month: Mapped[int] = mapped_column(SmallInteger)
     stuck_after_days: Mapped[int] = mapped_column(Integer)
-    # What value at stake is counted in (added with contacts, relationships_0005).
+    # What value at stake is counted in (added with contacts, relationships_0006).
     reporting_currency: Mapped[str] = mapped_column(Text, default="USD")
     fx_rates: Mapped[dict[str, str]] = mapped_column(JSONB, default=dict)
     version: Mapped[int] = mapped_column(Integer)

@@ -1,8 +1,8 @@
 """Contacts, interactions, their links to deals, settings and capacities; the shared pipeline copy
 learns the reporting currency and exchange rates (value at stake is counted in them).
 
-Revision ID: relationships_0005
-Revises: relationships_0004
+Revision ID: relationships_0006
+Revises: relationships_0005
 Create Date: 2026-12-01
 """
 
@@ -10,8 +10,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects.postgresql import JSONB
 
-revision = "relationships_0005"
-down_revision = "relationships_0004"
+revision = "relationships_0006"
+down_revision = "relationships_0005"
 branch_labels = None
 depends_on = None
 
