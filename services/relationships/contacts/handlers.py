@@ -22,10 +22,10 @@ async def on_hourly_tick(session: AsyncSession, event: Event) -> None:
     await cooling.scan_cooling(session, c.ScanCooling(as_of=event.occurred_at, actor="schedule"))
 
 
-# Its own durable on the schedules stream (relationships_contacts__SCHEDULES), so another area of the
-# service may take the same tick for its own work without sharing an inbox key.
+# The service's durable on the schedules stream (relationships__SCHEDULES). One subscription per subject
+# and consumer (the inbox key): another area wanting the hourly tick adds its work to this handler.
 SUBSCRIPTIONS: tuple[Subscription, ...] = (
-    Subscription(consumer="relationships_contacts", models=(schedules.HourlyTickV1,), handle=on_hourly_tick),
+    Subscription(consumer="relationships", models=(schedules.HourlyTickV1,), handle=on_hourly_tick),
 )
 
 COMMANDS: tuple[tuple[type[Any], Callable[[AsyncSession, Any], Awaitable[Any]]], ...] = (
