@@ -7,8 +7,12 @@ and its ServerErrorMiddleware answers 500 outside every middleware `add_middlewa
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import PlainTextResponse, Response
 from starlette.datastructures import MutableHeaders
+from starlette.middleware.errors import ServerErrorMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 # No inline script anywhere (the pages' scripts are files under /static), so script-src is 'self'
@@ -63,8 +67,26 @@ class SecurityHeaders:
 
 
 class GatewayApp(FastAPI):
-    """FastAPI with `SecurityHeaders` outside its whole middleware stack, so no response the
-    application sends (a 413 for a body past the limit, a 500) goes out without the headers."""
+    """FastAPI whose every response carries the headers. `SecurityHeaders` goes just inside the
+    outermost ServerErrorMiddleware, so it covers FastAPI's body limit (its 413s) and everything
+    after it; OpenTelemetry's instrumentation, which expects ServerErrorMiddleware outermost, still
+    applies. The 500 that ServerErrorMiddleware itself answers comes from `server_error`, with the
+    headers set."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.add_exception_handler(Exception, server_error)
 
     def build_middleware_stack(self) -> ASGIApp:
-        return SecurityHeaders(super().build_middleware_stack())
+        stack = super().build_middleware_stack()
+        if not isinstance(stack, ServerErrorMiddleware):
+            raise TypeError(f"FastAPI's middleware stack starts with {type(stack).__name__}; "
+                            "put SecurityHeaders where it covers every response")
+        stack.app = SecurityHeaders(stack.app)
+        return stack
+
+
+async def server_error(request: Request, exc: Exception) -> Response:
+    """The answer to an unhandled error (logged by the server), with the headers every response has."""
+    return PlainTextResponse("Internal Server Error", status_code=500,
+                             headers={**dict(ALWAYS), "cache-control": "no-store"})

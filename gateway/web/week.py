@@ -70,7 +70,7 @@ async def _week_page(request: Request, principal: Principal, new_feed: str | Non
         "meeting": meeting, "update": update, "tasks": tasks.items, "shortcuts": SHORTCUTS,
         "reason_labels": REASON_LABELS, "statuses": STATUS_LABELS, "new_feed": new_feed,
         "feed": await calendar_feed.feed_url(request, principal.id),
-        "update_json": update.model_dump_json(),
+        "update_json": update.model_dump(mode="json"),
     })
 
 

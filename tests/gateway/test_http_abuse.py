@@ -10,6 +10,7 @@ import json
 import httpx
 import pytest
 from fastapi import Request
+from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
 from gateway.auth import Role
 from gateway.pipeline_csv import MAX_BYTES as IMPORT_MAX_BYTES
@@ -187,7 +188,14 @@ async def test_no_page_has_an_inline_script_or_event_handler(gateway: Gateway):
 
 def _no_inline_script(html: str, what: str) -> None:
     for tag in html.split("<script")[1:]:
-        assert " src=" in tag.split(">", 1)[0], f"{what}: inline <script{tag[:80]}"
+        attributes, _, body = tag.partition(">")
+        if 'type="application/json"' in attributes:
+            # A JSON data block is never run; it must only be unable to close itself early: `tojson`
+            # escapes <, > and & (a `|safe` string with `</script>` in it would end the block).
+            content = body.split("</script>", 1)[0]
+            assert "|safe" not in content and "<" not in content, f"{what}: unescaped JSON block <script{tag[:80]}"
+            continue
+        assert " src=" in attributes, f"{what}: inline <script{tag[:80]}"
     lowered = html.lower()
     for handler in (" onchange=", " onclick=", " onload=", " onsubmit=", " oninput=", "javascript:"):
         assert handler not in lowered, f"{what}: {handler}"
@@ -226,3 +234,11 @@ async def test_responses_sent_outside_the_routes_carry_the_headers_too():
             assert response.headers.get("cache-control") == "no-store"
         assert {(await client.post("/echo", content=b"x" * 17)).status_code, (await client.get("/boom")).status_code} \
             == {413, 500}
+    # OpenTelemetry's FastAPI instrumentation still wraps the stack (it refuses a stack that does not
+    # start with FastAPI's ServerErrorMiddleware, and then traces nothing).
+    FastAPIInstrumentor.instrument_app(app)
+    try:
+        stack = app.build_middleware_stack()  # ServerErrorMiddleware(OpenTelemetryMiddleware(...)) when it applies
+        assert type(getattr(stack, "app", None)).__name__ == "OpenTelemetryMiddleware"
+    finally:
+        FastAPIInstrumentor.uninstrument_app(app)

@@ -23,6 +23,7 @@ from nats.aio.msg import Msg
 from contracts import billing
 from contracts import deadletters as dl
 from gateway import read_models
+from integrations.aws_partner_central.handlers import definition as aws_definition
 from runtime import bus, bus_auth, deadletter
 from runtime.embedded import EmbeddedNats
 from services.commissions.handlers import definition as commissions_definition
@@ -123,7 +124,7 @@ async def test_no_component_can_read_another_s_replies(private_bus: EmbeddedNats
 def test_every_subscription_parks_under_a_consumer_its_user_may_publish() -> None:
     """The runtime parks a subscription's letters under `deadletter.<consumer>.<key>`: the process
     running it must hold that consumer's grant, else its dead letters would be refused."""
-    owners = {"gateway": read_models.SUBSCRIPTIONS,
+    owners = {"gateway": read_models.SUBSCRIPTIONS, "aws-sync": aws_definition.subscriptions,
               **{d.name: d.subscriptions for d in (pipeline_definition, commissions_definition,
                                                    relationships_definition, notifications_definition)}}
     for owner, subscriptions in owners.items():
