@@ -297,6 +297,8 @@ class EmbeddedPostgres:
         user cannot reach base_dir as the directories are; then a directory of its own under
         /var/lib/partnerops-pg named for base_dir, so no parent directory is ever opened up."""
         if self._cluster is None:
+            if self._run_as is None and os.geteuid() == 0:  # asked before start (to find a running server)
+                self._run_as = _ensure_system_user()
             if self._run_as is None or _reachable_by(self._run_as, self.base_dir.parent):
                 self._cluster = self.base_dir
             else:

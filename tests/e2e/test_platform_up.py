@@ -49,7 +49,9 @@ async def platform(servers, private_nats, tmp_path_factory):
                             stderr=subprocess.STDOUT, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     try:
-        wait_for(lambda: "ready: open" in log_path.read_text() or proc.poll() is not None, 120, "platform ready")
+        # Generous: a wait, not a measure (under a loaded CI machine the demo-free start still migrates
+        # five schemas and starts eight processes).
+        wait_for(lambda: "ready: open" in log_path.read_text() or proc.poll() is not None, 600, "platform ready")
         assert proc.poll() is None, log_path.read_text()[-4000:]
         yield {"proc": proc, "base": base, "log": log_path, "data_dir": data_dir, "env": env}
     finally:

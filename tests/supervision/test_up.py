@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from runtime.embedded import _read_pid, free_port, pid_alive
+from runtime.embedded import EmbeddedPostgres, _read_pid, free_port, pid_alive
 from runtime.supervisor import MAX_PAUSE_SECONDS, Backoff
 from runtime.testing import unique
 
@@ -83,7 +83,9 @@ class Up:
         return _read_pid(self.data_dir / "nats" / "nats-server.pid")
 
     def postgres_pid(self) -> int | None:
-        return _read_pid(self.data_dir / "postgres" / "data" / "postmaster.pid")
+        # Where the cluster really is: under /var/lib/partnerops-pg when the checkout's directories
+        # are closed to Postgres's system user (a fresh clone in a 0700 temporary directory).
+        return EmbeddedPostgres(base_dir=self.data_dir / "postgres").pid
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
