@@ -52,12 +52,14 @@ def _ident(name: str) -> str:
     return f'"{name}"'
 
 
-async def create_database(admin_url: str, name: str) -> str:
-    """Create database `name` if missing; returns the admin URL pointing at it."""
+async def create_database(admin_url: str, name: str, *, template: str | None = None) -> str:
+    """Create database `name` if missing (a copy of `template` when given: its schemas, tables and rows,
+    but not its database-level grants and settings); returns the admin URL pointing at it."""
     conn = await asyncpg.connect(plain_dsn(admin_url))
     try:
         if not await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
-            await conn.execute(f"CREATE DATABASE {_ident(name)}")
+            copy = f" TEMPLATE {_ident(template)}" if template else ""
+            await conn.execute(f"CREATE DATABASE {_ident(name)}{copy}")
     finally:
         await conn.close()
     return make_url(admin_url).set(database=name).render_as_string(hide_password=False)

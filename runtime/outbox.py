@@ -145,11 +145,11 @@ class OutboxRelay:
         self.table = outbox_table(schema)
         self.published = 0
         self.is_leader = False
+        self.failures = 0  # failed rounds in a row (NATS or Postgres unreachable); 0 after a good round
 
     async def run(self, stop: asyncio.Event) -> None:
         """Relay until `stop` is set. One relay per service is active (an advisory lock); the others
         wait, so events of one aggregate are never published out of order by two relays."""
-        failures = 0
         while not stop.is_set():
             listener: asyncpg.Connection | None = None
             try:
@@ -162,7 +162,7 @@ class OutboxRelay:
                 while not stop.is_set():
                     self._wake.clear()
                     count = await self.relay_once()
-                    failures = 0
+                    self.failures = 0
                     if (now := datetime.now()) - last_purge > timedelta(hours=1):
                         await self.purge_sent()
                         last_purge = now
@@ -171,8 +171,8 @@ class OutboxRelay:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                failures += 1
-                delay = min(0.2 * 2**failures, 5.0)
+                self.failures += 1
+                delay = min(0.2 * 2**self.failures, 5.0)
                 logger.warning("outbox relay for %s: %s; retrying in %.1fs", self.schema, exc, delay)
                 await _wait_any(None, stop, delay)
             finally:

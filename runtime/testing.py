@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import os
 import shutil
 import subprocess
 import threading
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -136,15 +138,70 @@ def test_servers(data_dir: Path) -> Iterator[TestServers]:
         shutil.rmtree(data_dir, ignore_errors=True)
 
 
+# One migrated database per Postgres server and run, copied for every platform database the tests ask for.
+_templates: dict[str, str] = {}
+
+
 async def platform_database(admin_url: str, name: str) -> dict[str, str]:
-    """A new database with every schema, role and migration; returns each owner's login URL."""
-    db_admin = await database_setup.create_database(admin_url, name)
+    """A new database with every schema, role and migration; returns each owner's login URL.
+
+    The run's first call builds it with the real migrations and keeps it as a template; later calls copy
+    that template (CREATE DATABASE ... TEMPLATE, a fraction of a second instead of every migration
+    again) and re-apply what a copy does not carry: the database-level grants and role settings."""
+    template = _templates.get(admin_url)
+    if template is None:
+        template = unique("tpl_")
+        db_admin = await database_setup.create_database(admin_url, template)
+        await database_setup.setup_roles_and_schemas(db_admin, TEST_ROLE_PASSWORDS)
+        for owner in DATABASE_OWNERS:
+            await migrations.upgrade_async(
+                owner, database_setup.role_url(db_admin, owner, TEST_ROLE_PASSWORDS[owner]))
+        _templates[admin_url] = template
+    db_admin = await database_setup.create_database(admin_url, name, template=template)
     await database_setup.setup_roles_and_schemas(db_admin, TEST_ROLE_PASSWORDS)
     urls = {"admin": db_admin}
     for owner in DATABASE_OWNERS:
         urls[owner] = database_setup.role_url(db_admin, owner, TEST_ROLE_PASSWORDS[owner])
-        await migrations.upgrade_async(owner, urls[owner])
     return urls
+
+
+# How long a test waits for something that happens asynchronously before it fails. Generous on purpose:
+# waits end as soon as the condition holds, and a loaded CI machine is slow, not wrong.
+PATIENCE = float(os.environ.get("TEST_PATIENCE_SECONDS", "30"))
+
+
+def _timed_out(what: str, check: object, timeout: float, last: object) -> AssertionError:
+    return AssertionError(f"timed out after {timeout:.0f}s waiting for {what or check}; last: {last!r}")
+
+
+async def eventually(check: Callable[[], Any], what: str = "", *, timeout: float = PATIENCE,
+                     interval: float = 0.05) -> Any:
+    """Poll `check` (a plain or an async callable) until it returns something truthy, and return that.
+    The one way tests wait for what happens asynchronously: no fixed sleeps, no timing thresholds.
+    It checks once more after the deadline, so a slow check is never cut short by its own duration."""
+    deadline = time.monotonic() + timeout
+    while True:
+        last = check()
+        if inspect.isawaitable(last):
+            last = await last
+        if last:
+            return last
+        if time.monotonic() > deadline:
+            raise _timed_out(what, check, timeout, last)
+        await asyncio.sleep(interval)
+
+
+def eventually_blocking(check: Callable[[], Any], what: str = "", *, timeout: float = PATIENCE,
+                        interval: float = 0.25) -> Any:
+    """`eventually` for code outside an event loop (tests that drive processes)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        last = check()
+        if last:
+            return last
+        if time.monotonic() > deadline:
+            raise _timed_out(what, check, timeout, last)
+        time.sleep(interval)
 
 
 def unique(prefix: str = "t") -> str:

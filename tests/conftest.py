@@ -1,5 +1,11 @@
 """Real Postgres and real NATS for the whole run (see runtime/testing.py), plus per-test isolation:
-each test gets its own scratch schema and stream where it needs one."""
+each test gets its own scratch schema and stream where it needs one.
+
+Every test is of one kind, a marker (pyproject.toml lists them): `unit` needs no server and runs in
+seconds (`./partnerops test -m unit`); `integration` runs against the real Postgres and NATS;
+`browser`, `e2e` and `faults` drive Chromium, whole platforms and killed servers. The kind follows
+from the folder or from whether the test uses the servers; a module states it (`pytestmark`) only
+where it starts servers of its own."""
 
 from __future__ import annotations
 
@@ -17,6 +23,26 @@ from runtime.embedded import EmbeddedNats
 from runtime.testing import TestServers, platform_database, prepare_streams, test_servers, unique
 
 ROOT = Path(__file__).resolve().parent.parent
+TESTS = ROOT / "tests"
+KINDS = ("unit", "integration", "browser", "e2e", "faults")
+KIND_OF_FOLDER = {"browser": "browser", "e2e": "e2e", "supervision": "e2e", "faults": "faults"}
+# Folders whose servers are package- or session-scoped: under pytest-xdist all their tests go to one worker
+# (`--dist loadgroup`), so the servers start once. Everywhere else a module is the unit of distribution:
+# module-scoped servers (private_bus, private_db) isolate it.
+ONE_WORKER_FOLDERS = {"pipeline", "api", "browser"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    distributed = config.pluginmanager.hasplugin("xdist")
+    for item in items:
+        parts = item.path.relative_to(TESTS).parts
+        folder = parts[0] if len(parts) > 1 else ""
+        if not any(item.get_closest_marker(kind) for kind in KINDS):
+            kind = KIND_OF_FOLDER.get(folder) or ("integration" if "servers" in item.fixturenames else "unit")
+            item.add_marker(kind)
+        if distributed:
+            group = folder if folder in ONE_WORKER_FOLDERS else "/".join(parts)
+            item.add_marker(pytest.mark.xdist_group(group))
 
 
 @pytest.fixture(scope="session")

@@ -1,9 +1,8 @@
-"""Shared pieces of the backbone tests: a counting handler, consumers on scratch streams, waiting."""
+"""Shared pieces of the backbone tests: a counting handler, consumers on scratch streams."""
 
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Awaitable, Callable
 
 from sqlalchemy import text
@@ -12,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from contracts.base import Event
 from runtime.db import session_factory
 from runtime.inbox import InboxConsumer, Subscription
+from runtime.outbox import add_events
 
 
 def counting_handler(schema: str, *, before: Callable[[AsyncSession], Awaitable[None]] | None = None):
@@ -49,14 +49,6 @@ async def counters(engine: AsyncEngine, schema: str) -> dict[str, tuple[int, int
         return {r.key: (r.total, r.applications) for r in rows}
 
 
-async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 20.0, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if await check():
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what or check}")
-
 
 async def stop_task(task: asyncio.Task, stop: asyncio.Event) -> None:
     stop.set()
@@ -64,3 +56,17 @@ async def stop_task(task: asyncio.Task, stop: asyncio.Event) -> None:
         await asyncio.wait_for(task, 10)
     except BaseException:
         task.cancel()
+
+
+async def drained(js, consumer: InboxConsumer) -> bool:
+    """The broker has nothing left to deliver to the consumer and nothing awaiting its ack: any
+    redelivery or duplicate would have arrived by now. What tests wait for instead of a fixed pause."""
+    info = await js.consumer_info(consumer.stream, consumer.durable)
+    return info.num_pending == 0 and info.num_ack_pending == 0
+
+
+async def write_events(engine, schema, events, per_txn: int = 50) -> None:
+    sessions = session_factory(engine)
+    for i in range(0, len(events), per_txn):
+        async with sessions() as session, session.begin():
+            await add_events(session, schema, events[i:i + per_txn])

@@ -13,8 +13,8 @@ from sqlalchemy import text
 from contracts import deadletters as dl
 from runtime import bus, deadletter
 from runtime.inbox import SimulatedCrash
-from runtime.testing import ping_event, scratch_stream
-from tests.backbone.helpers import consumer_for, counters, counting_handler, eventually, letters_key, stop_task
+from runtime.testing import eventually, ping_event, scratch_stream
+from tests.backbone.helpers import consumer_for, counters, counting_handler, letters_key, stop_task
 
 
 @pytest.fixture

@@ -16,24 +16,17 @@ from sqlalchemy import text
 
 from contracts import deadletters as dl
 from runtime import bus, telemetry
-from runtime.db import plain_dsn, session_factory
+from runtime.db import plain_dsn
 from runtime.embedded import EmbeddedNats, free_port
-from runtime.outbox import OutboxRelay, RelayIncomplete, add_events
-from runtime.testing import ping_event, scratch_stream, unique
-from tests.backbone.helpers import consumer_for, counters, eventually, stop_task
+from runtime.outbox import OutboxRelay, RelayIncomplete
+from runtime.testing import eventually, ping_event, scratch_stream, unique
+from tests.backbone.helpers import consumer_for, counters, drained, stop_task, write_events
 
 
 def make_relay(engine, schema, js, **kw) -> OutboxRelay:
     kw.setdefault("poll_seconds", 0.5)
     return OutboxRelay(engine=engine, dsn=plain_dsn(engine.url.render_as_string(hide_password=False)),
                        schema=schema, js=js, publish_timeout=1.0, **kw)
-
-
-async def write_events(engine, schema, events, per_txn: int = 50) -> None:
-    sessions = session_factory(engine)
-    for i in range(0, len(events), per_txn):
-        async with sessions() as session, session.begin():
-            await add_events(session, schema, events[i:i + per_txn])
 
 
 async def unsent(engine, schema) -> int:
@@ -87,14 +80,15 @@ class TestRelay:
         spec = scratch_stream()
         await bus.ensure_streams(js, [spec])
         Ping = ping_event(spec)
-        relay = make_relay(engine, schema, js, poll_seconds=60)
+        # An hour's poll: within the test only the NOTIFY on commit can get the second event out.
+        relay = make_relay(engine, schema, js, poll_seconds=3600)
         stop = asyncio.Event()
         task = asyncio.create_task(relay.run(stop))
-        await eventually(lambda: _is_true(relay.is_leader), what="relay listening")
-        await asyncio.sleep(0.3)
+        await write_events(engine, schema, [Ping(key="first")])
+        # Sent by the relay's first pass (or its NOTIFY): the relay has listened and polled once.
+        await eventually(lambda: _is(unsent(engine, schema), 0), what="the first event sent")
         await write_events(engine, schema, [Ping(key="n")])
-        # With a 60 s poll, only the NOTIFY on commit can get this out within a few seconds.
-        await eventually(lambda: _is(unsent(engine, schema), 0), timeout=5, what="notified relay")
+        await eventually(lambda: _is(unsent(engine, schema), 0), what="notified relay")
         await stop_task(task, stop)
 
     async def test_only_one_relay_per_service_is_active(self, nc, scratch):
@@ -103,8 +97,8 @@ class TestRelay:
         a, b = make_relay(engine, schema, js), make_relay(engine, schema, js)
         stop = asyncio.Event()
         tasks = [asyncio.create_task(a.run(stop)), asyncio.create_task(b.run(stop))]
-        await eventually(lambda: _is_true(a.is_leader or b.is_leader), what="a leader")
-        await asyncio.sleep(0.5)
+        # The leader's last statement is its LISTEN; the other's, a refused try for the lock.
+        await eventually(lambda: _leader_and_refused(engine, a, b), what="a leader, and the other refused")
         assert a.is_leader != b.is_leader
         for t in tasks:
             await stop_task(t, stop)
@@ -124,7 +118,7 @@ class TestRelay:
         stop = asyncio.Event()
         task = asyncio.create_task(consumer.run(stop))
         await eventually(lambda: _is_true(consumer.stats.applied == 20), what="20 applied")
-        await asyncio.sleep(0.5)
+        await eventually(lambda: drained(js, consumer), what="nothing more to deliver")
         await stop_task(task, stop)
         assert await counters(engine, schema) == {"r": (20, 20)}
 
@@ -243,21 +237,31 @@ class TestNatsOutage:
             await eventually(lambda: _is_true(consumer.stats.applied == 50), what="events before outage")
 
             server.stop(kill=True)
+            published = relay.published
             await write_events(engine, schema, [Ping(key="during", amount=1) for _ in range(200)])
-            await asyncio.sleep(2)
-            assert await unsent(engine, schema) > 0, "nothing can be sent while NATS is down"
+            await eventually(lambda: _is_true(relay.failures > 0), what="the relay to fail to publish")
+            assert relay.published == published and await unsent(engine, schema) == 200, \
+                "nothing can be sent while NATS is down"
 
             server.start()
-            await eventually(lambda: _is(unsent(engine, schema), 0), timeout=30, what="outbox drained")
-            await eventually(lambda: _is_true(consumer.stats.applied == 250), timeout=30,
-                             what="every event applied once")
-            await asyncio.sleep(1)
+            await eventually(lambda: _is(unsent(engine, schema), 0), what="outbox drained")
+            await eventually(lambda: _is_true(consumer.stats.applied == 250), what="every event applied once")
+            await eventually(lambda: drained(js, consumer), what="nothing more to deliver")
         finally:
             for t in tasks:
                 await stop_task(t, stop)
             await nc.close()
             server.stop()
         assert await counters(engine, schema) == {"before": (50, 50), "during": (200, 200)}
+
+
+async def _leader_and_refused(engine, a: OutboxRelay, b: OutboxRelay) -> bool:
+    if a.is_leader == b.is_leader:
+        return False
+    async with engine.connect() as conn:
+        last = set((await conn.execute(text(
+            "SELECT query FROM pg_stat_activity WHERE datname = current_database() AND state = 'idle'"))).scalars())
+    return any(q.startswith("LISTEN") for q in last) and any("pg_try_advisory_lock" in q for q in last)
 
 
 async def _is(coro, value) -> bool:

@@ -17,8 +17,8 @@ from contracts.base import Event, StreamSpec
 from runtime import bus, deadletter
 from runtime.db import session_factory
 from runtime.inbox import InboxConsumer, Subscription
-from runtime.testing import ping_event, scratch_stream
-from tests.backbone.helpers import consumer_for, counters, counting_handler, eventually, letters_key, stop_task
+from runtime.testing import eventually, ping_event, scratch_stream
+from tests.backbone.helpers import consumer_for, counters, counting_handler, drained, letters_key, stop_task
 
 
 @pytest.fixture
@@ -129,7 +129,7 @@ async def test_per_subject_durables_of_earlier_versions_are_replaced_without_los
     stop = asyncio.Event()
     task = asyncio.create_task(consumer.run(stop))
     await eventually(lambda: _true(consumer.stats.applied == 5 + 7), what="the 12 not yet applied")
-    await asyncio.sleep(0.5)
+    await eventually(lambda: drained(js, consumer), what="nothing more to deliver")
     await stop_task(task, stop)
     assert await counters(engine, schema) == {"p": (sum(range(1, 21)), 20), "o": (sum(range(10)), 10)}
     names = [c.name async for c in _consumers(js, stream.name)]

@@ -1,90 +1,35 @@
 """Browser tests: the real platform (`partnerops up` against the test servers, as tests/e2e does)
-driven by Playwright in Debian's Chromium. The setup installs Chromium with apt-get when it is
-missing, and skips — loudly — only where that is impossible."""
+driven by Playwright in Debian's Chromium, which the setup installs (`./partnerops setup`)."""
 
 from __future__ import annotations
 
 import os
-import re
-import shutil
 import signal
 import subprocess
 import sys
-import time
 import warnings
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
-from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
 from runtime.database_setup import create_database
 from runtime.embedded import free_port
-from runtime.testing import TEST_SECRET, unique
-
-ROOT = Path(__file__).resolve().parents[2]
-ARTIFACTS = ROOT / "test-artifacts"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-LAPTOP = {"width": 1366, "height": 900}
-TABLET = {"width": 820, "height": 1180}
-
-
-def _apt_install() -> str:
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    log = []
-    # Without package lists (a fresh machine) the first install fails fast; then update and try again.
-    for step in (["apt-get", "install", "-y", "chromium"], ["apt-get", "update"],
-                 ["apt-get", "install", "-y", "chromium"]):
-        if step[1] == "update" and os.path.exists(CHROMIUM):
-            break
-        done = subprocess.run(step, env=env, capture_output=True, text=True, timeout=900)
-        log.append(f"$ {' '.join(step)} -> {done.returncode}\n{done.stderr[-1500:]}")
-    return "\n".join(log)
+from runtime.testing import TEST_SECRET, eventually_blocking, unique
+from tests.browser.helpers import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, LAPTOP, ROOT, Platform, shot
 
 
 @pytest.fixture(scope="session")
 def chromium() -> str:
+    # Installed by the setup (`./partnerops test` and `./partnerops setup` install it when missing), not
+    # here: a test run does not install system packages behind the developer's back.
     if os.path.exists(CHROMIUM):
         return CHROMIUM
-    why = ""
-    if shutil.which("apt-get") is None:
-        why = "apt-get is not available on this machine"
-    elif os.geteuid() != 0:
-        why = "installing it needs root (apt-get install chromium)"
-    else:
-        why = _apt_install()
-        if os.path.exists(CHROMIUM):
-            return CHROMIUM
-    message = f"BROWSER TESTS SKIPPED: {CHROMIUM} is missing and could not be installed: {why}"
+    message = (f"BROWSER TESTS SKIPPED: {CHROMIUM} is missing. `./partnerops setup` installs it (Debian's "
+               "chromium package, as root); `./partnerops test` does so before running the tests.")
     warnings.warn(message, stacklevel=1)
     print("\n" + "!" * 100 + "\n" + message + "\n" + "!" * 100, file=sys.stderr)
     pytest.skip(message)
-
-
-def _wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.25)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-@dataclass
-class Platform:
-    base: str
-    data_dir: Path
-    log: Path
-
-    def credentials(self) -> dict[str, tuple[str, str]]:
-        out: dict[str, tuple[str, str]] = {}
-        for line in (self.data_dir / "demo-credentials.txt").read_text().splitlines():
-            role, email, password = line.split()
-            out.setdefault(role, (email, password))
-        return out
 
 
 @pytest.fixture(scope="session")
@@ -104,7 +49,8 @@ async def platform(servers, tmp_path_factory) -> AsyncIterator[Platform]:
                             stderr=subprocess.STDOUT, start_new_session=True)
     try:
         # Generous: demo seeding on a loaded two-core machine takes minutes; a fast one is ready in seconds.
-        _wait_for(lambda: "ready: open" in log_path.read_text() or proc.poll() is not None, 420, "platform ready")
+        eventually_blocking(lambda: "ready: open" in log_path.read_text() or proc.poll() is not None, "platform ready",
+                            timeout=420)
         assert proc.poll() is None, log_path.read_text()[-4000:]
         yield Platform(base=f"http://127.0.0.1:{port}", data_dir=data_dir, log=log_path)
     finally:
@@ -148,27 +94,6 @@ def pytest_runtest_makereport(item, call):
     outcome = yield
     report = outcome.get_result()
     setattr(item, f"rep_{report.when}", report)
-
-
-async def shot(page, name: str) -> Path:
-    """A full-page screenshot in test-artifacts/ (kept by CI; ignored by git)."""
-    ARTIFACTS.mkdir(exist_ok=True)
-    path = ARTIFACTS / f"{re.sub(r'[^A-Za-z0-9_.-]+', '-', name)}.png"
-    await page.screenshot(path=str(path), full_page=True)
-    return path
-
-
-async def sign_in(page, email: str, password: str) -> None:
-    await page.goto("/signin")
-    await page.get_by_label("Email").fill(email)
-    await page.get_by_label("Password").fill(password)
-    await page.get_by_role("button", name="Sign in").click()
-    await page.wait_for_url(re.compile(r".*/$"))
-
-
-def money(text: str) -> Decimal:
-    """'$48,000' -> Decimal('48000')."""
-    return Decimal(re.sub(r"[^0-9.\-]", "", text) or "0")
 
 
 @pytest.fixture(scope="session")

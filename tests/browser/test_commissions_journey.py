@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 import pytest
 
 from runtime.testing import unique
-from tests.browser.conftest import Platform, shot, sign_in
+from tests.browser.helpers import Platform, shot, sign_in
 
 pytestmark = pytest.mark.timeout(600)
 

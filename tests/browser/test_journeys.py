@@ -10,7 +10,7 @@ from decimal import Decimal
 import pytest
 
 from runtime.testing import unique
-from tests.browser.conftest import TABLET, Platform, money, shot, sign_in
+from tests.browser.helpers import TABLET, Platform, money, shot, sign_in
 
 pytestmark = pytest.mark.timeout(600)
 

@@ -11,8 +11,8 @@ from decimal import Decimal
 import pytest
 
 from gateway.auth import Role
-from tests.commissions.conftest import call, partner
-from tests.gateway.conftest import wait_until
+from runtime.testing import eventually
+from tests.commissions.helpers import call, partner
 
 D = Decimal
 API = "/api/commissions"
@@ -141,7 +141,7 @@ class TestRevenueLedgerAndStatementsApi:
             paid = [f for f in k["figures"] if f["direction"] == "payable" and f["label"].startswith("Unpaid")]
             return k if paid and D(paid[0]["amount"]) == 0 else None
 
-        kpis = await wait_until(earned, "the KPI read model to take in the posted, approved and paid entries")
+        kpis = await eventually(earned, "the KPI read model to take in the posted, approved and paid entries")
         assert any(f["label"].startswith("Earned this quarter") for f in kpis["figures"])
         a_id = a["id"]
         assert (await call(gw, Role.member, "POST", f"{API}/agreements/{a_id}/recalculate")).status_code == 403

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
@@ -17,46 +16,7 @@ from contracts.base import Event
 from runtime import deadletter
 from runtime.commands import send
 from services.commissions.handlers import SUBSCRIPTIONS
-from tests.commissions.conftest import flat_terms, ledger, make_agreement, publish, settled
-
-NOW = datetime(2026, 10, 1, 12, tzinfo=UTC)
-
-
-def sample(model: type[Event], partner_id: uuid.UUID) -> Event:
-    """A valid event of each kind the service consumes."""
-    opp = uuid.uuid4()
-    snapshot = p.Opportunity(
-        id=opp, version=1, name="deal", pipeline="resale", stage="lead", stage_name="Lead", probability=10,
-        outcome=p.Outcome.open, partner_id=partner_id, customer="Acme", amount=Decimal("100.00"), currency="USD",
-        expected_close_date=None, owner=None, deal_model=p.DealModel.resale, source=p.Source.manual, created_at=NOW,
-        updated_at=NOW, stage_entered_at=NOW)
-    partner = p.Partner(id=partner_id, name="Hostile Partner", type=p.PartnerType.isv, tier=p.PartnerTier.gold,
-                        status=p.PartnerStatus.active, owner=None, created_at=NOW, version=2)
-    outcome = {"opportunity_id": opp, "partner_id": partner_id, "amount": Decimal("100.00"), "currency": "USD",
-               "deal_model": p.DealModel.resale, "customer": "Acme", "owner": None, "pipeline": "resale",
-               "source": p.Source.manual}
-    by_model: dict[type[Event], Event] = {
-        b.InvoicePaidV1: b.InvoicePaidV1(invoice_id=f"I-{opp.hex[:8]}", customer="Acme", partner_id=partner_id,
-                                         amount=Decimal("100.00"), currency="USD", paid_at=NOW),
-        b.InvoiceRefundedV1: b.InvoiceRefundedV1(refund_id=f"R-{opp.hex[:8]}", invoice_id="I-unknown",
-                                                 amount=Decimal("1.00"), currency="USD", refunded_at=NOW),
-        b.CustomerChurnedV1: b.CustomerChurnedV1(customer="Acme", partner_id=partner_id, churned_at=NOW),
-        p.OpportunityWonV1: p.OpportunityWonV1(**outcome, won_at=NOW),
-        p.OpportunityReopenedV1: p.OpportunityReopenedV1(**outcome, previous_outcome=p.Outcome.won, reopened_at=NOW),
-        p.OpportunityLostV1: p.OpportunityLostV1(**outcome, lost_at=NOW),
-        p.OpportunityCreatedV1: p.OpportunityCreatedV1(opportunity=snapshot),
-        p.OpportunityUpdatedV1: p.OpportunityUpdatedV1(opportunity=snapshot),
-        p.OpportunityStageChangedV1: p.OpportunityStageChangedV1(opportunity=snapshot, from_stage="lead",
-                                                                 to_stage="lead", changed_by=None, changed_at=NOW),
-        p.PartnerCreatedV1: p.PartnerCreatedV1(partner_id=partner_id, name="Hostile Partner", type=p.PartnerType.isv,
-                                               tier=p.PartnerTier.gold, status=p.PartnerStatus.active),
-        p.PartnerUpdatedV1: p.PartnerUpdatedV1(partner=partner),
-        p.PartnerTierChangedV1: p.PartnerTierChangedV1(partner=partner, from_tier=p.PartnerTier.silver,
-                                                       to_tier=p.PartnerTier.gold, trailing_revenue=Decimal("1"),
-                                                       currency="USD"),
-    }
-    return by_model[model]
-
+from tests.commissions.helpers import NOW, flat_terms, ledger, make_agreement, publish, sample, settled
 
 SUBJECTS = [s.models[0] for s in SUBSCRIPTIONS]
 

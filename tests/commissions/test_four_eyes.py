@@ -11,7 +11,7 @@ from contracts import commissions as c
 from gateway.auth import Role
 from runtime.commands import send
 from runtime.errors import CommandFailed
-from tests.commissions.conftest import call, partner
+from tests.commissions.helpers import call, partner
 from tests.commissions.test_api import API, agreement_body
 
 EMAIL = {role: f"{role.value}@commissions.test" for role in Role}

@@ -8,7 +8,7 @@ import re
 import uuid
 
 from gateway.auth import Role
-from tests.commissions.conftest import call, partner
+from tests.commissions.helpers import call, partner
 
 FORM = {"name": "Referral fee", "direction": "payable", "currency": "USD", "effective_from": "2026-01-01",
         "rate_kind": "flat", "rate": "10", "basis": "invoice", "duration": "lifetime", "period": "quarter",

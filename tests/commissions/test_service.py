@@ -20,7 +20,7 @@ from runtime.commands import send
 from runtime.db import plain_dsn
 from runtime.errors import CommandFailed
 from services.commissions import engine
-from tests.commissions.conftest import flat_terms, known_partner, ledger, make_agreement, publish, settled
+from tests.commissions.helpers import flat_terms, known_partner, ledger, make_agreement, publish, settled
 
 D = Decimal
 NOW = datetime(2026, 11, 15, 9, tzinfo=UTC)

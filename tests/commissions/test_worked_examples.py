@@ -15,8 +15,8 @@ from contracts import commissions as c
 from contracts import pipeline as p
 from contracts.base import Event
 from runtime.commands import send
-from tests.commissions.conftest import ledger, publish, settled
 from tests.commissions.examples import EXAMPLES, Ev, Example, at
+from tests.commissions.helpers import ledger, publish, settled
 
 D = Decimal
 

@@ -10,7 +10,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from collections import defaultdict
 from pathlib import Path
 
@@ -19,20 +18,10 @@ import pytest
 
 from runtime.database_setup import create_database
 from runtime.embedded import free_port
-from runtime.testing import TEST_SECRET, unique
+from runtime.testing import TEST_SECRET, eventually_blocking, unique
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.timeout(240)
-
-
-def wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.25)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +40,8 @@ async def platform(servers, private_nats, tmp_path_factory):
     try:
         # Generous: a wait, not a measure (under a loaded CI machine the demo-free start still migrates
         # five schemas and starts eight processes).
-        wait_for(lambda: "ready: open" in log_path.read_text() or proc.poll() is not None, 600, "platform ready")
+        eventually_blocking(lambda: "ready: open" in log_path.read_text() or proc.poll() is not None, "platform ready",
+                            timeout=600)
         assert proc.poll() is None, log_path.read_text()[-4000:]
         yield {"proc": proc, "base": base, "log": log_path, "data_dir": data_dir, "env": env}
     finally:
@@ -97,14 +87,14 @@ class TestPlatform:
         assert httpx.get(f"{base}/").status_code == 401
         email, password = credentials(data_dir)["admin"]
         client, csrf = signed_in(base, email, password)
-        before = wait_for(lambda: (k := kpis(client))["partners_total"] >= 11 and k, 30, "demo partners counted")
+        before = eventually_blocking(lambda: (k := kpis(client))["partners_total"] >= 11 and k, "demo partners counted")
 
         name = unique("Acme Data ")
         created = client.post("/api/partners", json={"name": name, "type": "isv", "owner": "tom@example.com"},
                               headers={"x-csrf-token": csrf})
         assert created.status_code == 201, created.text
-        wait_for(lambda: kpis(client)["partners_by_type"]["isv"] == before["partners_by_type"]["isv"] + 1, 30,
-                 "the new partner counted")
+        eventually_blocking(lambda: kpis(client)["partners_by_type"]["isv"] == before["partners_by_type"]["isv"] + 1,
+                            "the new partner counted")
         page = client.get("/")
         assert page.status_code == 200 and 'data-testid="partners-total"' in page.text
         assert f">{before['partners_total'] + 1}<" in page.text
@@ -155,7 +145,7 @@ class TestPlatform:
                         return spans
             return None
 
-        spans = wait_for(the_trace, 30, f"one trace for partner {partner_id} across gateway and pipeline")
+        spans = eventually_blocking(the_trace, f"one trace for partner {partner_id} across gateway and pipeline")
         assert any(w == "gateway" and n.startswith(("INSERT", "SELECT")) for w, n in spans)
 
     def test_metrics_show_consumer_lag_and_http_counts_to_admins_only(self, platform):
@@ -187,9 +177,8 @@ class TestPlatform:
         assert len(pids) >= 5, "gateway and four services run as processes of their own"
         proc.send_signal(signal.SIGINT)
         assert proc.wait(60) == 0
-        time.sleep(0.5)
-        alive = [p for p in pids if _alive(p)]
-        assert alive == [], f"still running after Ctrl-C: {alive}"
+        # Processes whose parent has gone are reaped by init a moment later: wait for that, not a fixed time.
+        eventually_blocking(lambda: not [p for p in pids if _alive(p)], "every process to stop after Ctrl-C")
         assert "stopped" in platform["log"].read_text()
 
 

@@ -21,8 +21,8 @@ from contracts.base import Event
 from runtime import bus, deadletter
 from runtime.service import RunningService, ServiceDefinition, shutdown, start
 from runtime.settings import Settings
-from tests.backbone.helpers import eventually
-from tests.commissions.test_consumers import sample
+from runtime.testing import eventually
+from tests.commissions.helpers import sample
 from tests.pipeline.helpers import external
 
 pytestmark = pytest.mark.timeout(240)

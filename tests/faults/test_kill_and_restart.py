@@ -19,9 +19,8 @@ from contracts.base import StreamSpec
 from runtime import bus, database_setup, deadletter
 from runtime.db import create_engine
 from runtime.embedded import EmbeddedNats, EmbeddedPostgres
-from runtime.testing import ping_event, unique
-from tests.backbone.helpers import consumer_for, counters, eventually, letters_key, stop_task
-from tests.backbone.test_outbox_relay import write_events
+from runtime.testing import eventually, ping_event, unique
+from tests.backbone.helpers import consumer_for, counters, drained, letters_key, stop_task, write_events
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.timeout(180)
@@ -95,7 +94,14 @@ async def test_every_event_is_applied_once_through_kills_of_worker_broker_and_da
         await asyncio.sleep(1)
         await asyncio.to_thread(w["pg"].start)
         await eventually(lambda: _at_least(applied(w), N), timeout=90, what="every event applied")
-        await asyncio.sleep(3)  # let any late redelivery arrive: it must change nothing
+        # Any late redelivery must change nothing: wait until the broker has none left to make.
+        nc = await bus.connect(w["nats"].url, name="fault-probe")
+        try:
+            js = nc.jetstream()
+            same = consumer_for(js, w["engine"], w["schema"], (Ping,))  # the worker's durable, by name
+            await eventually(lambda: drained(js, same), what="nothing more to deliver to the worker")
+        finally:
+            await nc.close()
     finally:
         worker.send_signal(signal.SIGTERM)
         try:
@@ -143,12 +149,13 @@ async def test_a_database_outage_longer_than_the_old_backoff_dead_letters_nothin
         await asyncio.to_thread(w["pg"].stop, mode="immediate")
         await send(100)
         await eventually(lambda: _is(consumer.stats.waiting_long), timeout=30, what="the long-wait alert")
-        await asyncio.sleep(5)  # the outage lasts ~10 s in all, with events arriving during it
+        # The outage itself (not a wait for something): ~10 s in all, with events arriving during it.
+        await asyncio.sleep(5)
         assert consumer.stats.dead_lettered == 0 and consumer.alive()
         await asyncio.to_thread(w["pg"].start)
         await send(50)
         await eventually(lambda: _at_least(applied(w), 200), timeout=90, what="every event applied")
-        await asyncio.sleep(1)
+        await eventually(lambda: drained(js, consumer), what="nothing more to deliver")
     finally:
         await stop_task(task, stop)
     assert await deadletter.list_all(js, consumer=letters_key(consumer)) == []

@@ -7,7 +7,7 @@ import re
 from gateway.auth import Role
 from gateway.signin_throttle import EMAIL_MAX_DELAY, FREE_FAILURES, record_failure
 from runtime.testing import unique
-from tests.gateway.conftest import PASSWORD, Gateway, csrf_from, new_address
+from tests.support.gateway import PASSWORD, Gateway, csrf_from, new_address
 
 
 async def _form_post(gateway: Gateway, client, path: str, data: dict[str, str]):

@@ -17,7 +17,7 @@ from gateway.seed import seed, seed_team
 from gateway.users import ensure_user
 from runtime.settings import Settings
 from runtime.testing import TEST_SECRET, unique
-from tests.gateway.conftest import PASSWORD, Gateway, csrf_from
+from tests.support.gateway import PASSWORD, Gateway, csrf_from
 
 NEW_PASSWORD = "tangerine submarine orchestra"
 

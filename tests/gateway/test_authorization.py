@@ -13,7 +13,7 @@ import pytest
 from fastapi.routing import APIRoute, iter_route_contexts
 
 from gateway.auth import SCOPES, Role
-from tests.gateway.conftest import Gateway
+from tests.support.gateway import Gateway
 
 # Meant to be reachable without signing in.
 # /reset/{secret}: the single-use link itself is the credential (tests/gateway/test_accounts.py).

@@ -3,7 +3,9 @@ service that never answers, NATS stopped, Postgres stopped. The gateway and the 
 in-process on a NATS and a Postgres of this module's own, so the tests can stop them.
 
 No timing thresholds: "answers" means "before a 10 s client timeout", where the old /healthz waited
-for as long as NATS stayed down."""
+for as long as NATS stayed down. What a part reports is waited for, never assumed after a pause: on a
+loaded machine an in-process service can miss /healthz's one-second bound now and then, and is then
+rightly reported down for that one answer."""
 
 from __future__ import annotations
 
@@ -29,10 +31,12 @@ from runtime.embedded import EmbeddedNats, EmbeddedPostgres, free_port
 from runtime.errors import CommandFailed
 from runtime.service import RunningService, shutdown, start
 from runtime.settings import Settings
-from runtime.testing import TEST_SECRET, platform_database, unique
+from runtime.testing import TEST_SECRET, eventually, platform_database, unique
 from services.pipeline.handlers import definition as pipeline_definition
 
 CLIENT_TIMEOUT = 10.0
+# These tests start a NATS and a Postgres of their own rather than use the run's servers.
+pytestmark = pytest.mark.integration
 
 
 @dataclass
@@ -79,12 +83,25 @@ async def healthz(platform: Platform) -> httpx.Response:
         return await client.get("/healthz")
 
 
+async def healthz_once(platform: Platform, condition) -> dict:
+    """The first /healthz body for which `condition(body)` holds; every answer on the way must arrive."""
+
+    async def check() -> dict | None:
+        body = (await healthz(platform)).json()
+        return body if condition(body) else None
+
+    return await eventually(check, "a /healthz answer that shows it")
+
+
+def pipeline_ok(body: dict) -> bool:
+    return body["services"]["pipeline"]["status"] == "ok" and body["gateway"]["status"] == "ok"
+
+
 async def test_reports_each_service_as_it_answers_and_names_the_missing_ones(platform: Platform) -> None:
-    response = await healthz(platform)
-    body = response.json()
+    body = await healthz_once(platform, pipeline_ok)
     # Only the pipeline runs here: the other services are missing, so the platform is not ready.
-    assert response.status_code == 503, body
     assert body["status"] == "degraded"
+    assert (await healthz(platform)).status_code == 503
     assert body["gateway"]["status"] == "ok"
     assert body["gateway"]["database"] is True and body["gateway"]["nats"] is True
     pipeline = body["services"]["pipeline"]
@@ -100,13 +117,14 @@ async def test_reports_each_service_as_it_answers_and_names_the_missing_ones(pla
 async def test_a_service_that_never_answers_is_reported_down_not_waited_for(platform: Platform) -> None:
     conn = await bus.connect(platform.nats.url, name="silent-commissions")
     silent = await conn.subscribe("health.commissions")  # takes the request, never answers
+    await conn.flush()  # the server knows of the subscriber before the gateway asks
     try:
-        response = await healthz(platform)
+        body = await healthz_once(platform, lambda body: pipeline_ok(body) and any(
+            r.startswith("commissions: no answer") for r in body["reasons"]))
     finally:
         await silent.unsubscribe()
         await conn.close()
-    body = response.json()
-    assert response.status_code == 503
+    assert body["status"] == "degraded"
     assert body["services"]["commissions"]["status"] == "down"
     assert any(r.startswith("commissions: no answer") for r in body["reasons"]), body["reasons"]
     assert body["services"]["pipeline"]["status"] == "ok"
@@ -122,10 +140,10 @@ async def test_livez_answers_without_asking_anyone(platform: Platform) -> None:
 async def test_nats_down_answers_503_with_the_reason(platform: Platform) -> None:
     platform.nats.stop()
     try:
-        response = await healthz(platform)  # the client's 10 s timeout would raise if it hung
-        body = response.json()
-        assert response.status_code == 503
-        assert "gateway: NATS is not connected" in body["reasons"], body["reasons"]
+        # Every answer arrives (the client's 10 s timeout would raise if one hung); the gateway's client
+        # notices the lost connection a moment after the server is gone.
+        body = await healthz_once(platform, lambda body: "gateway: NATS is not connected" in body["reasons"])
+        assert body["status"] == "degraded"
         assert {s["status"] for s in body["services"].values()} == {"down"}
         # /metrics asks the same services and must not hang either (its auth answers first: 401).
         async with platform.client() as client:
@@ -133,29 +151,17 @@ async def test_nats_down_answers_503_with_the_reason(platform: Platform) -> None
     finally:
         platform.nats.start()
     # Back up: the gateway and the pipeline reconnect on their own.
-    for _ in range(100):
-        body = (await healthz(platform)).json()
-        if body["gateway"]["nats"] and body["services"]["pipeline"]["status"] == "ok":
-            break
-        await asyncio.sleep(0.2)
-    else:
-        raise AssertionError(f"not reconnected: {body['reasons']}")
+    await healthz_once(platform, lambda body: body["gateway"]["nats"] and pipeline_ok(body))
 
 
 async def test_postgres_down_answers_503_with_the_reason(platform: Platform) -> None:
     # The last test of the module: Postgres stays down (the fixtures' teardown copes with that).
     platform.postgres.stop(mode="immediate")
     # Every answer arrives (the client's timeout would raise); the first may still come from a connection
-    # the server had not closed yet.
-    for _ in range(50):
-        response = await healthz(platform)
-        body = response.json()
-        assert response.status_code == 503
-        if "gateway: the database does not answer" in body["reasons"]:
-            break
-        await asyncio.sleep(0.2)
-    assert "gateway: the database does not answer" in body["reasons"], body["reasons"]
-    assert "pipeline: the database does not answer" in body["reasons"], body["reasons"]
+    # the server had not closed yet, and the pipeline's own answer may miss its bound under load.
+    body = await healthz_once(platform, lambda body: {"gateway: the database does not answer",
+                                                      "pipeline: the database does not answer"} <= set(body["reasons"]))
+    assert body["status"] == "degraded"
     # An API call needs the database to authenticate: a 503 the caller can retry, not a 500.
     async with platform.client() as client:
         api = await client.get("/api/partners", headers={"authorization": "Bearer po_whatever"})

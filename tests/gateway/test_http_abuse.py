@@ -16,8 +16,8 @@ from gateway.auth import Role
 from gateway.pipeline_csv import MAX_BYTES as IMPORT_MAX_BYTES
 from gateway.security_headers import CSP, GatewayApp
 from gateway.web.common import TEMPLATES_DIR
-from tests.gateway.conftest import Gateway, Served
 from tests.gateway.test_authorization import ROUTES, RouteCase, _call, _requirement
+from tests.support.gateway import Gateway, Served
 
 LIMIT = 1024 * 1024
 

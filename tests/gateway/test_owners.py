@@ -12,8 +12,8 @@ from sqlalchemy import select
 from gateway.auth import Role
 from gateway.models import User
 from gateway.users import ensure_user
-from runtime.testing import unique
-from tests.gateway.conftest import PASSWORD, Gateway, wait_until
+from runtime.testing import eventually, unique
+from tests.support.gateway import PASSWORD, Gateway
 
 
 def _as(gateway: Gateway, role: Role):
@@ -68,7 +68,7 @@ class TestOwnedById:
             k = (await manager.get("/api/kpis/pipeline", params={"owner": email})).json()
             return sum(s["deals"] for s in k["pipeline_by_stage"])
 
-        await wait_until(lambda: _positive(counted(first)), "the deal in its owner's KPIs")
+        await eventually(lambda: _positive(counted(first)), "the deal in its owner's KPIs")
         assert await counted(second) == 0
         assert deal["owner"] != second
 

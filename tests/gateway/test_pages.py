@@ -9,8 +9,8 @@ from decimal import Decimal
 
 from contracts import pipeline as pc
 from gateway.auth import Role
-from runtime.testing import unique
-from tests.gateway.conftest import Gateway, wait_until
+from runtime.testing import eventually, unique
+from tests.support.gateway import Gateway
 
 HTML = {"accept": "text/html"}
 
@@ -194,7 +194,7 @@ class TestFiguresMatchTheService:
             k = (await member.client.get("/api/kpis/pipeline")).json()
             return Decimal(k["forecast"]["closed_won"]) == closed_won and \
                 Decimal(k["forecast"]["weighted_pipeline"]) == weighted
-        await wait_until(caught_up, "the read model to catch up with the service")
+        await eventually(caught_up, "the read model to catch up with the service")
 
         page = (await member.client.get("/", headers=HTML)).text
         assert _money(page, "closed-won") == closed_won

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from gateway.auth import Role
-from tests.gateway.conftest import Gateway
+from tests.support.gateway import Gateway
 
 
 class TestTimeZone:

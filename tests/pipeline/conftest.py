@@ -16,15 +16,9 @@ from nats.aio.client import Client as NATS
 from runtime import bus
 from runtime.embedded import EmbeddedNats
 from runtime.service import RunningService, shutdown, start
-from runtime.settings import Settings
-from runtime.testing import TEST_SECRET, TestServers, platform_database, prepare_streams, unique
+from runtime.testing import TestServers, platform_database, prepare_streams, unique
 from services.pipeline.handlers import definition
-
-
-def settings_for(db_url: str, nats_url: str) -> Settings:
-    return Settings(environment="test", secret_key=TEST_SECRET, database_url=db_url, nats_url=nats_url,
-                    log_format="text", bus_ack_wait_seconds=5, bus_backoff_seconds=(0.1, 0.2, 0.5),
-                    bus_max_deliver=4, outbox_poll_seconds=0.2, bus_fetch_batch=64)
+from tests.pipeline.helpers import settings_for
 
 
 @pytest.fixture(scope="package")

@@ -1,12 +1,9 @@
-"""Shared pieces of the pipeline tests: waiting, the events a service staged, external events."""
+"""Shared pieces of the pipeline tests: settings, the events a service staged, external events."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-import time
 import uuid
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,17 +11,8 @@ import asyncpg
 
 from contracts import sync
 from runtime.db import plain_dsn
-
-
-async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 20.0, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = await check()
-        if last:
-            return last
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what or check}; last: {last!r}")
+from runtime.settings import Settings
+from runtime.testing import TEST_SECRET
 
 
 async def staged_events(db: dict[str, str], aggregate: str) -> list[tuple[str, dict[str, Any]]]:
@@ -67,3 +55,9 @@ async def publish(js: Any, event: sync.OpportunityExternalUpsertedV1 | None = No
     body = data if data is not None else event.model_dump_json().encode()  # type: ignore[union-attr]
     await js.publish(sync.OpportunityExternalUpsertedV1.subject, body,
                      headers={"Nats-Msg-Id": msg_id or (str(event.event_id) if event else str(uuid.uuid4()))})
+
+
+def settings_for(db_url: str, nats_url: str) -> Settings:
+    return Settings(environment="test", secret_key=TEST_SECRET, database_url=db_url, nats_url=nats_url,
+                    log_format="text", bus_ack_wait_seconds=5, bus_backoff_seconds=(0.1, 0.2, 0.5),
+                    bus_max_deliver=4, outbox_poll_seconds=0.2, bus_fetch_batch=64)

@@ -13,8 +13,8 @@ import pytest
 from contracts import pipeline as c
 from gateway.auth import digest, new_api_token
 from gateway.models import ApiToken
-from runtime.testing import unique
-from tests.pipeline.helpers import eventually, external
+from runtime.testing import eventually, unique
+from tests.pipeline.helpers import external
 
 
 def fields_of(response: httpx.Response) -> set[str]:

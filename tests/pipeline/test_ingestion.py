@@ -16,8 +16,8 @@ from contracts import pipeline as c
 from contracts import sync
 from runtime import deadletter
 from runtime.commands import send
-from runtime.testing import unique
-from tests.pipeline.helpers import eventually, external, publish, sql
+from runtime.testing import eventually, unique
+from tests.pipeline.helpers import external, publish, sql
 
 DURABLE = "pipeline__sync_opportunity_external_upserted_v1"
 

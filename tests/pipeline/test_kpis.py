@@ -10,8 +10,8 @@ from decimal import Decimal
 
 from contracts import pipeline as c
 from runtime.commands import send
-from runtime.testing import unique
-from tests.pipeline.helpers import eventually, external, publish
+from runtime.testing import eventually, unique
+from tests.pipeline.helpers import external, publish
 
 FISCAL_START = 4  # April: a fiscal year that is not the calendar year
 

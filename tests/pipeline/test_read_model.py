@@ -16,9 +16,8 @@ from gateway.rebuild import rebuild
 from runtime import deadletter
 from runtime.commands import send
 from runtime.db import create_engine, session_factory
-from runtime.testing import unique
-from tests.pipeline.conftest import settings_for
-from tests.pipeline.helpers import eventually
+from runtime.testing import eventually, unique
+from tests.pipeline.helpers import settings_for
 
 
 def snapshot(version: int, stage: str, owner: str, **kw) -> c.Opportunity:

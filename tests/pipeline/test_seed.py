@@ -8,7 +8,8 @@ from datetime import UTC, datetime, timedelta
 from contracts import pipeline as c
 from gateway.demo_pipeline import seed_pipeline
 from runtime.commands import send
-from tests.pipeline.helpers import eventually, sql
+from runtime.testing import eventually
+from tests.pipeline.helpers import sql
 
 
 async def test_the_demo_seed_makes_a_living_pipeline(bus_client, pipeline_db, api):

@@ -10,8 +10,7 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -19,7 +18,7 @@ import pytest
 
 from runtime.embedded import EmbeddedPostgres, _read_pid, free_port, pid_alive
 from runtime.supervisor import MAX_PAUSE_SECONDS, Backoff
-from runtime.testing import unique
+from runtime.testing import eventually_blocking, unique
 
 ROOT = Path(__file__).resolve().parents[2]
 # Generous: the machine is shared, and `up` runs initdb, migrations and five processes.
@@ -42,16 +41,6 @@ def test_backoff_grows_while_failing_and_resets_after_a_healthy_period() -> None
     assert backoff.failed(2000.0 + 60.0) == 1.0  # ran a healthy minute: back to the shortest pause
     backoff.started(2061.0)
     assert backoff.failed(2061.5) == 2.0  # and grows again if it keeps failing
-
-
-def wait_until(check: Callable[[], object], what: str, timeout: float = PATIENCE) -> object:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(0.25)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
 class Up:
@@ -121,7 +110,7 @@ def test_up_restarts_its_servers_refuses_a_second_up_and_cleans_up_after_a_kille
 ) -> None:
     up = Up(data_dir, free_port(), tmp_path / "up.log").start()
     try:
-        wait_until(up.healthy, "the platform to be healthy")
+        eventually_blocking(up.healthy, "the platform to be healthy", timeout=PATIENCE)
 
         # A second `up` on the same directory is refused, and the first keeps running.
         second = subprocess.run(Up(data_dir, free_port(), tmp_path / "second.log").argv(), env=up.env, cwd=ROOT,
@@ -134,16 +123,17 @@ def test_up_restarts_its_servers_refuses_a_second_up_and_cleans_up_after_a_kille
         nats_pid = up.nats_pid()
         assert nats_pid and pid_alive(nats_pid)
         os.kill(nats_pid, signal.SIGKILL)
-        wait_until(lambda: up.nats_pid() not in (None, nats_pid) and pid_alive(up.nats_pid() or 0), "NATS restarted")
-        wait_until(up.healthy, "healthy after NATS came back")
+        eventually_blocking(lambda: up.nats_pid() not in (None, nats_pid) and pid_alive(up.nats_pid() or 0),
+                            "NATS restarted", timeout=PATIENCE)
+        eventually_blocking(up.healthy, "healthy after NATS came back", timeout=PATIENCE)
 
         # Postgres killed: restarted on the same port with the same data.
         pg_pid = up.postgres_pid()
         assert pg_pid and pid_alive(pg_pid)
         os.kill(pg_pid, signal.SIGKILL)
-        wait_until(lambda: up.postgres_pid() not in (None, pg_pid) and pid_alive(up.postgres_pid() or 0),
-                   "Postgres restarted")
-        wait_until(up.healthy, "healthy after Postgres came back")
+        eventually_blocking(lambda: up.postgres_pid() not in (None, pg_pid) and pid_alive(up.postgres_pid() or 0),
+                            "Postgres restarted", timeout=PATIENCE)
+        eventually_blocking(up.healthy, "healthy after Postgres came back", timeout=PATIENCE)
 
         # The supervisor itself killed: its services die with it; NATS and Postgres are left behind...
         nats_pid, pg_pid = up.nats_pid(), up.postgres_pid()
@@ -153,7 +143,7 @@ def test_up_restarts_its_servers_refuses_a_second_up_and_cleans_up_after_a_kille
         assert nats_pid and pid_alive(nats_pid) and pg_pid and pid_alive(pg_pid)
         # ...and the next `up` stops them and starts its own on the same data.
         up = Up(data_dir, up.port, tmp_path / "third.log").start()
-        wait_until(up.healthy, "healthy after the orphans were cleaned up")
+        eventually_blocking(up.healthy, "healthy after the orphans were cleaned up", timeout=PATIENCE)
         assert not pid_alive(nats_pid) and not pid_alive(pg_pid)
         assert up.nats_pid() != nats_pid and up.postgres_pid() != pg_pid
     finally:

@@ -30,12 +30,12 @@ from runtime.db import plain_dsn
 from runtime.embedded import EmbeddedNats
 from runtime.service import RunningService, shutdown, start
 from runtime.settings import Settings
-from runtime.testing import TEST_SECRET
+from runtime.testing import TEST_SECRET, eventually
 from services.commissions.handlers import definition as commissions_definition
 from services.notifications.handlers import definition as notifications_definition
 from services.pipeline.handlers import definition as pipeline_definition
 from services.relationships.handlers import definition as relationships_definition
-from tests.pipeline.helpers import eventually, external
+from tests.pipeline.helpers import external
 
 COMPONENTS = [name for name in bus_auth.COMPONENTS if name != bus_auth.OPERATOR]
 

@@ -72,6 +72,7 @@ def test_the_socket_directory_is_the_server_user_s_alone(servers: TestServers) -
         line for line in (pg.data_dir / "pg_hba.conf").read_text().splitlines() if not line.startswith("#"))
 
 
+@pytest.mark.integration  # starts a Postgres of its own
 def test_starting_never_opens_up_a_parent_directory(tmp_path: Path) -> None:
     if os.geteuid() != 0:
         pytest.skip("only root runs Postgres as a system user")

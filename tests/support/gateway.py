@@ -1,0 +1,114 @@
+"""The gateway in-process in front of real services, with one person of every role signed in through
+the real sign-in form (session cookie + CSRF token)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import re
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
+
+import httpx
+from fastapi import FastAPI
+
+from gateway.app import create_app
+from gateway.auth import Role
+from gateway.users import ensure_user
+from runtime.service import ServiceDefinition, shutdown, start
+from runtime.settings import Settings
+
+PASSWORD = "correct horse battery staple"
+_addresses = itertools.count(10)
+
+
+def new_address() -> str:
+    """A client address of its own: sign-in rate limiting counts failures per address too."""
+    n = next(_addresses)
+    return f"10.9.{n // 250}.{n % 250 + 1}"
+
+
+def csrf_from(html: str) -> str:
+    found = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert found, "no CSRF token on the page"
+    return found[1]
+
+
+@dataclass
+class Person:
+    role: Role
+    email: str
+    client: httpx.AsyncClient
+    csrf: str
+    id: str = ""
+
+
+@dataclass
+class Gateway:
+    app: FastAPI
+    settings: Settings
+    people: dict[Role, Person] = field(default_factory=dict)
+
+    def client(self, address: str | None = None) -> httpx.AsyncClient:
+        transport = httpx.ASGITransport(app=self.app, client=(address or new_address(), 40000))
+        return httpx.AsyncClient(transport=transport, base_url="http://testserver", follow_redirects=False,
+                                 timeout=20)
+
+    async def sign_in(self, email: str, password: str = PASSWORD, *, address: str | None = None,
+                      ) -> tuple[httpx.AsyncClient, str]:
+        client = self.client(address)
+        page = await client.get("/signin")
+        response = await client.post("/signin", data={"email": email, "password": password,
+                                                      "csrf_token": csrf_from(page.text), "next": "/"})
+        assert response.status_code == 303, response.text
+        home = await client.get("/", headers={"accept": "text/html"})
+        assert home.status_code == 200, home.text
+        return client, csrf_from(home.text)
+
+
+@dataclass
+class Served:
+    """The gateway behind a real uvicorn server on a local port (HTTP over TCP, as in production)."""
+
+    base: str
+    host: str
+    port: int
+
+    def client(self, **kwargs: object) -> httpx.AsyncClient:
+        return httpx.AsyncClient(base_url=self.base, follow_redirects=False, timeout=30, **kwargs)  # type: ignore[arg-type]
+
+
+TEST_SETTINGS = {"environment": "test", "outbox_poll_seconds": 0.2, "bus_ack_wait_seconds": 5.0}
+
+
+@contextlib.asynccontextmanager
+async def gateway_with_services(settings_of: Callable[[str], Settings], services: Sequence[ServiceDefinition],
+                                domain: str) -> AsyncIterator[Gateway]:
+    """The given services and the gateway (its real lifespan: read-model consumers, command client), each
+    with the settings `settings_of(owner)` gives (`owner`: its database schema and role, as in
+    runtime.settings.DATABASE_OWNERS); a person of every role, `<role>@<domain>`, signed in."""
+    stop = asyncio.Event()
+    running = []
+    try:
+        for definition in services:
+            running.append(await start(definition, settings_of(definition.schema), stop))
+        settings = settings_of("gateway")
+        app = create_app(settings)
+        async with app.router.lifespan_context(app):
+            g = Gateway(app=app, settings=settings)
+            for role in Role:
+                email = f"{role.value}@{domain}"
+                await ensure_user(settings, email=email, name=f"The {role.value}", role=role, password=PASSWORD)
+                client, csrf = await g.sign_in(email)
+                me = (await client.get("/api/me")).json()
+                g.people[role] = Person(role=role, email=email, client=client, csrf=csrf, id=me["id"])
+            try:
+                yield g
+            finally:
+                for person in g.people.values():
+                    await person.client.aclose()
+    finally:
+        stop.set()
+        for s in running:
+            await shutdown(s)
