@@ -168,6 +168,9 @@ async def platform_database(admin_url: str, name: str) -> dict[str, str]:
 # How long a test waits for something that happens asynchronously before it fails. Generous on purpose:
 # waits end as soon as the condition holds, and a loaded CI machine is slow, not wrong.
 PATIENCE = float(os.environ.get("TEST_PATIENCE_SECONDS", "30"))
+# A whole platform starting (`partnerops up`: servers, migrations, every process, the demo seed): minutes
+# on a loaded two-core machine.
+STARTUP_PATIENCE = 20 * PATIENCE
 
 
 def _timed_out(what: str, check: object, timeout: float, last: object) -> AssertionError:

@@ -30,6 +30,10 @@ KIND_OF_FOLDER = {"browser": "browser", "e2e": "e2e", "supervision": "e2e", "fau
 # (`--dist loadgroup`), so the servers start once. Everywhere else a module is the unit of distribution:
 # module-scoped servers (private_bus, private_db) isolate it.
 ONE_WORKER_FOLDERS = {"pipeline", "api", "browser"}
+# Kinds whose tests start whole platforms or kill servers: a longer bound than pyproject's 180 s, which is
+# there to stop a hung test, not to time one.
+SLOW_KINDS = {"browser", "e2e", "faults"}
+SLOW_TIMEOUT = 900
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -37,9 +41,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         parts = item.path.relative_to(TESTS).parts
         folder = parts[0] if len(parts) > 1 else ""
-        if not any(item.get_closest_marker(kind) for kind in KINDS):
+        kind = next((k for k in KINDS if item.get_closest_marker(k)), None)
+        if kind is None:
             kind = KIND_OF_FOLDER.get(folder) or ("integration" if "servers" in item.fixturenames else "unit")
             item.add_marker(kind)
+        if kind in SLOW_KINDS and not item.get_closest_marker("timeout"):
+            item.add_marker(pytest.mark.timeout(SLOW_TIMEOUT))
         if distributed:
             group = folder if folder in ONE_WORKER_FOLDERS else "/".join(parts)
             item.add_marker(pytest.mark.xdist_group(group))

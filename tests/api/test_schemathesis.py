@@ -32,7 +32,9 @@ from tests.api.conftest import Api
 
 EXAMPLES = int(os.environ.get("SCHEMATHESIS_EXAMPLES", "5"))
 # schemathesis's strategies use `random` inside (hypothesis warns); not ours to fix.
-pytestmark = pytest.mark.filterwarnings("ignore::hypothesis.errors.HypothesisDeprecationWarning")
+# Every route, every example: minutes on a loaded machine; the default bound is for hung tests.
+pytestmark = [pytest.mark.filterwarnings("ignore::hypothesis.errors.HypothesisDeprecationWarning"),
+              pytest.mark.timeout(600)]
 BASE_URL = "http://gateway"
 
 

@@ -15,7 +15,7 @@ import pytest
 
 from runtime.database_setup import create_database
 from runtime.embedded import free_port
-from runtime.testing import TEST_SECRET, eventually_blocking, unique
+from runtime.testing import STARTUP_PATIENCE, TEST_SECRET, eventually_blocking, unique
 from tests.browser.helpers import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, LAPTOP, ROOT, Platform, shot
 
 
@@ -50,7 +50,7 @@ async def platform(servers, tmp_path_factory) -> AsyncIterator[Platform]:
     try:
         # Generous: demo seeding on a loaded two-core machine takes minutes; a fast one is ready in seconds.
         eventually_blocking(lambda: "ready: open" in log_path.read_text() or proc.poll() is not None, "platform ready",
-                            timeout=420)
+                            timeout=STARTUP_PATIENCE)
         assert proc.poll() is None, log_path.read_text()[-4000:]
         yield Platform(base=f"http://127.0.0.1:{port}", data_dir=data_dir, log=log_path)
     finally:

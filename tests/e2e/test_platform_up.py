@@ -18,10 +18,9 @@ import pytest
 
 from runtime.database_setup import create_database
 from runtime.embedded import free_port
-from runtime.testing import TEST_SECRET, eventually_blocking, unique
+from runtime.testing import STARTUP_PATIENCE, TEST_SECRET, eventually_blocking, unique
 
 ROOT = Path(__file__).resolve().parents[2]
-pytestmark = pytest.mark.timeout(240)
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +40,7 @@ async def platform(servers, private_nats, tmp_path_factory):
         # Generous: a wait, not a measure (under a loaded CI machine the demo-free start still migrates
         # five schemas and starts eight processes).
         eventually_blocking(lambda: "ready: open" in log_path.read_text() or proc.poll() is not None, "platform ready",
-                            timeout=600)
+                            timeout=STARTUP_PATIENCE)
         assert proc.poll() is None, log_path.read_text()[-4000:]
         yield {"proc": proc, "base": base, "log": log_path, "data_dir": data_dir, "env": env}
     finally:
