@@ -19,7 +19,6 @@ from runtime.service import RunningService
 from runtime.testing import eventually
 from tests.support.gateway import Gateway
 
-
 # (server, stream, subject, sequence) of everything the tests published, so `settled` knows what must have
 # been seen (each test module has a NATS server of its own).
 _published: list[tuple[str, str, str, int]] = []
