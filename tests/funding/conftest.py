@@ -26,7 +26,7 @@ from runtime.settings import Settings
 from runtime.testing import TEST_SECRET
 from services.pipeline.handlers import definition as pipeline_definition
 from services.relationships.handlers import definition
-from tests.gateway.conftest import PASSWORD, Gateway, Person
+from tests.support.gateway import PASSWORD, Gateway, Person
 
 
 @pytest.fixture(scope="module")

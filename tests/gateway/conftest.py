@@ -13,9 +13,11 @@ import uvicorn
 from runtime.embedded import EmbeddedNats, free_port
 from runtime.settings import Settings
 from runtime.testing import TEST_SECRET, eventually
+from runtime.testing import eventually as wait_until  # noqa: F401
 from services.pipeline.handlers import definition as pipeline_definition
 
-# Test modules import these from tests.support.gateway; they stay here for older imports.
+# Tests import these from tests.support.gateway (never from this conftest); the names stay here, with
+# wait_until (now runtime.testing.eventually), only so work written before the move still runs.
 from tests.support.gateway import (  # noqa: F401
     PASSWORD,
     TEST_SETTINGS,

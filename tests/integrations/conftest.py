@@ -18,7 +18,7 @@ from runtime.embedded import EmbeddedNats
 from runtime.service import RunningService, shutdown, start
 from runtime.testing import TestServers, platform_database, prepare_streams, unique
 from services.pipeline.handlers import definition as pipeline_definition
-from tests.pipeline.conftest import settings_for
+from tests.pipeline.helpers import settings_for
 
 CATALOG = "Sandbox"
 

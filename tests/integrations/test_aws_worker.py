@@ -30,8 +30,7 @@ from services.pipeline.handlers import definition as pipeline_definition
 from tests.integrations.ace import opportunity
 from tests.integrations.conftest import CATALOG, aws_settings, stubbed
 from tests.integrations.test_aws_inbound import SORT, detail, landed
-from tests.pipeline.conftest import settings_for
-from tests.pipeline.helpers import eventually, sql
+from tests.pipeline.helpers import eventually, settings_for, sql
 
 pytestmark = pytest.mark.usefixtures("catalog_env")
 
@@ -164,7 +163,7 @@ async def edge(worker, worker_db, private_bus: EmbeddedNats) -> AsyncIterator:
     from gateway.users import ensure_user
     from runtime.settings import Settings
     from runtime.testing import TEST_SECRET
-    from tests.gateway.conftest import PASSWORD, Gateway
+    from tests.support.gateway import PASSWORD, Gateway
 
     settings = Settings(environment="test", secret_key=TEST_SECRET, database_url=worker_db["gateway"],
                         nats_url=private_bus.url_for("gateway"), outbox_poll_seconds=0.2)
@@ -276,7 +275,7 @@ class TestSyncHealth:
     async def test_a_worker_that_does_not_answer_is_shown_as_not_running(self, edge, worker_db, tmp_path):
         from gateway.app import create_app
         from runtime.testing import prepare_streams
-        from tests.gateway.conftest import Gateway
+        from tests.support.gateway import Gateway
 
         g, tokens, _ = edge
         # The same gateway database on a bus where no AWS worker runs (not configured, or down).

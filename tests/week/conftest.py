@@ -125,7 +125,7 @@ async def gw(private_db: dict[str, str], private_bus: EmbeddedNats):
     from gateway.users import ensure_user
     from runtime.testing import TEST_SECRET
     from services.pipeline.handlers import definition as pipeline_definition
-    from tests.gateway.conftest import PASSWORD, Gateway, Person
+    from tests.support.gateway import PASSWORD, Gateway, Person
 
     common = {"environment": "test", "secret_key": TEST_SECRET, "outbox_poll_seconds": 0.2,
               "bus_ack_wait_seconds": 5.0}

@@ -9,7 +9,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from gateway.auth import Role
-from tests.gateway.conftest import wait_until
+from runtime.testing import eventually
 from tests.week.conftest import call
 
 pytestmark = pytest.mark.usefixtures("fresh")
@@ -45,7 +45,7 @@ class TestUpdateApi:
             r = await call(gw, Role.member, "GET", f"/api/week/meetings/{week}/updates/me")
             return r.json() if any(ln["ref_id"] == mine["id"] for ln in r.json()["lines"]) else None
 
-        update = await wait_until(prefilled, "the deal to reach the member's form")
+        update = await eventually(prefilled, "the deal to reach the member's form")
         assert theirs["id"] not in {ln["ref_id"] for ln in update["lines"]}
         lines = [
             {**{k: ln[k] for k in ("key", "kind", "ref_id", "label")}, "status": "at_risk", "note": "legal review"}

@@ -13,7 +13,7 @@ from gateway.auth import Role
 from gateway.demo_week import seed_week
 from runtime import bus
 from runtime.commands import send
-from tests.gateway.conftest import wait_until
+from runtime.testing import eventually
 
 pytestmark = pytest.mark.usefixtures("fresh")
 
@@ -53,7 +53,7 @@ async def test_four_past_weeks_and_this_one(gw, private_nats):
             r = await gw.people[Role.admin].client.get("/api/week/kpis")
             return r.json() if r.status_code == 200 and r.json()["members"] else None
 
-        kpis = await wait_until(overdue, "the week's KPIs")
+        kpis = await eventually(overdue, "the week's KPIs")
         tom = next(m for m in kpis["members"] if m["member"] == owners["tom"])
         # Tom left last week's next step and the HashiCorp addendum open (both due on past Fridays); of the last
         # four meetings (this week's and the three before) he submitted on time one and three weeks back.
