@@ -45,7 +45,7 @@ from runtime.settings import (
     secret_environment,
 )
 from runtime.supervisor import DATABASE_NAME, PROCESSES
-from tests.pipeline.helpers import eventually
+from runtime.testing import eventually
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = ROOT / "docker-compose.yml"

@@ -12,6 +12,7 @@ from contracts.base import Event
 from runtime.db import session_factory
 from runtime.inbox import InboxConsumer, Subscription
 from runtime.outbox import add_events
+from runtime.testing import eventually  # noqa: F401  (waits live in runtime.testing; kept for older imports)
 
 
 def counting_handler(schema: str, *, before: Callable[[AsyncSession], Awaitable[None]] | None = None):

@@ -14,9 +14,10 @@ from integrations.aws_partner_central import mapping
 from integrations.aws_partner_central.client import AwsUnavailable, PartnerCentral
 from integrations.aws_partner_central.inbound import Inbound
 from runtime.service import RunningService
+from runtime.testing import eventually
 from tests.integrations.ace import aws_summary, new_id, opportunity, summary_of
 from tests.integrations.conftest import stubbed
-from tests.pipeline.helpers import eventually, sql
+from tests.pipeline.helpers import sql
 
 SORT = {"SortBy": "LastModifiedDate", "SortOrder": "ASCENDING"}
 

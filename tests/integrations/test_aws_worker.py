@@ -25,12 +25,12 @@ from runtime.commands import send
 from runtime.embedded import EmbeddedNats
 from runtime.errors import CommandFailed
 from runtime.service import RunningService, shutdown, start
-from runtime.testing import platform_database, unique
+from runtime.testing import eventually, platform_database, unique
 from services.pipeline.handlers import definition as pipeline_definition
 from tests.integrations.ace import opportunity
 from tests.integrations.conftest import CATALOG, aws_settings, stubbed
 from tests.integrations.test_aws_inbound import SORT, detail, landed
-from tests.pipeline.helpers import eventually, settings_for, sql
+from tests.pipeline.helpers import settings_for, sql
 
 pytestmark = pytest.mark.usefixtures("catalog_env")
 

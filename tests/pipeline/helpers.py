@@ -12,7 +12,10 @@ import asyncpg
 from contracts import sync
 from runtime.db import plain_dsn
 from runtime.settings import Settings
-from runtime.testing import TEST_SECRET
+from runtime.testing import (
+    TEST_SECRET,
+    eventually,  # noqa: F401  (waits live in runtime.testing; kept for older imports)
+)
 
 
 async def staged_events(db: dict[str, str], aggregate: str) -> list[tuple[str, dict[str, Any]]]:

@@ -26,11 +26,11 @@ from gateway import read_models
 from integrations.aws_partner_central.handlers import definition as aws_definition
 from runtime import bus, bus_auth, deadletter
 from runtime.embedded import EmbeddedNats
+from runtime.testing import eventually
 from services.commissions.handlers import definition as commissions_definition
 from services.notifications.handlers import definition as notifications_definition
 from services.pipeline.handlers import definition as pipeline_definition
 from services.relationships.handlers import definition as relationships_definition
-from tests.pipeline.helpers import eventually
 
 COMPONENTS = [name for name in bus_auth.COMPONENTS if name != bus_auth.OPERATOR]
 
