@@ -16,7 +16,20 @@ import pytest
 from runtime.database_setup import create_database
 from runtime.embedded import free_port
 from runtime.testing import STARTUP_PATIENCE, TEST_SECRET, eventually_blocking, unique
-from tests.browser.helpers import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, LAPTOP, ROOT, Platform, shot
+
+# Tests import these from tests.browser.helpers; they stay reachable here for work written before the move.
+from tests.browser.helpers import (  # noqa: F401
+    ARTIFACTS,
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    LAPTOP,
+    ROOT,
+    TABLET,
+    Platform,
+    money,
+    shot,
+    sign_in,
+)
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,7 @@ import re
 import pytest
 from playwright.async_api import expect
 
-from tests.browser.conftest import ARTIFACTS, Platform, shot, sign_in
+from tests.browser.helpers import ARTIFACTS, Platform, shot, sign_in
 
 pytestmark = pytest.mark.timeout(600)
 KEY_BUDGET = 40

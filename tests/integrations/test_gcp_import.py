@@ -15,7 +15,8 @@ import pytest
 from integrations.gcp import mapping
 from integrations.gcp.__main__ import publish
 from integrations.gcp.client import CsvExport
-from tests.pipeline.helpers import eventually, sql
+from runtime.testing import eventually
+from tests.pipeline.helpers import sql
 
 HEADER = "Opportunity ID,Opportunity Name,Customer Name,Stage,Status,Deal Size,Currency,Expected Close Date," \
          "Last Modified Date,Created Date\n"
