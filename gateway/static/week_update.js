@@ -105,7 +105,8 @@
   }
 
   function remember() {
-    try { localStorage.setItem(storeKey, JSON.stringify({version: version, body: body(false)})); } catch (e) { /* private mode */ }
+    // `inflight`: a save was on its way, so the server may be one version ahead with part of this text.
+    try { localStorage.setItem(storeKey, JSON.stringify({version: version, inflight: inFlight, body: body(false)})); } catch (e) { /* private mode */ }
   }
   function forget() { try { localStorage.removeItem(storeKey); } catch (e) { /* private mode */ } }
 
@@ -199,12 +200,14 @@
   // A copy the server never got (the tab closed mid-save): put it back and save it now.
   try {
     var kept = JSON.parse(localStorage.getItem(storeKey) || "null");
-    if (kept && kept.version === version && !closed && JSON.stringify(kept.body) !== JSON.stringify(body(false))) {
+    var ours = kept && (kept.version === version || (kept.inflight && kept.version + 1 === version));
+    if (ours && !closed && JSON.stringify(kept.body.lines) !== JSON.stringify(body(false).lines)
+        || ours && !closed && kept.body.anything_else !== anything.value) {
       list.innerHTML = "";
       kept.body.lines.forEach(function (l) { list.appendChild(row(l)); });
       anything.value = kept.body.anything_else || "";
       save(false);
-    } else if (kept && kept.version !== version) {
+    } else if (kept && !ours) {
       forget();
     }
   } catch (e) { forget(); }

@@ -108,13 +108,13 @@ class TestTheWeek:
         member = [line.split() for line in (platform.data_dir / "demo-credentials.txt").read_text().splitlines()
                   if line.startswith("member")][1]
         await sign_in(page, member[1], member[2])
-        await page.goto("/week")
-        await page.get_by_test_id("line").first.wait_for()
-        note = page.locator("li.line .f-note").first
-        await note.click()
-        await page.keyboard.type("typed just before the tab closed")
         context = page.context
-        await page.close()
+        tab = await context.new_page()
+        await tab.goto("/week")
+        await tab.get_by_test_id("line").first.wait_for()
+        await tab.locator("li.line .f-note").first.click()
+        await tab.keyboard.type("typed just before the tab closed")
+        await tab.close()  # at once: the last saves may still be on their way, or never sent
         again = await context.new_page()
         await again.goto("/week")
         await again.get_by_test_id("line").first.wait_for()

@@ -199,3 +199,21 @@ class TestPages:
         assert past.status_code == 200 and week in past.text
         bad = await gw.people[Role.viewer].client.get("/week/meeting?week=2026-12-02", headers={"accept": "text/html"})
         assert bad.status_code == 404
+
+
+class TestSettingsApi:
+    async def test_only_admins_change_the_week_with_a_valid_zone_and_the_current_version(self, gw):
+        await this_week(gw)
+        current = (await call(gw, Role.viewer, "GET", "/api/week/settings")).json()
+        body = {"time_zone": "Europe/Berlin", "updates_due_weekday": 0, "updates_due_hour": 10,
+                "version": current["version"]}
+        assert (await call(gw, Role.manager, "PUT", "/api/week/settings", body)).status_code == 403
+        for bad, field in (({"time_zone": "Mars/Olympus"}, "time_zone"), ({"updates_due_hour": 24}, "updates_due_hour"),
+                           ({"time_zone": "x" * 65}, "time_zone")):
+            r = await call(gw, Role.admin, "PUT", "/api/week/settings", {**body, **bad})
+            assert r.status_code == 422 and r.json()["detail"][0]["loc"][-1] == field, r.text
+        stale = await call(gw, Role.admin, "PUT", "/api/week/settings", {**body, "version": current["version"] + 5})
+        assert stale.status_code == 409
+        assert (await call(gw, Role.viewer, "GET", "/api/week/settings")).json() == current
+        changed = await call(gw, Role.admin, "PUT", "/api/week/settings", body)
+        assert changed.status_code == 200 and changed.json()["time_zone"] == "Europe/Berlin"
