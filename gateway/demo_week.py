@@ -18,6 +18,7 @@ from runtime.commands import send
 from runtime.errors import CommandFailed
 
 ACTOR = "demo-seed"
+TEAM = ("vp", "maria", "tom", "aisha")
 STATUSES = (w.LineStatus.on_track, w.LineStatus.at_risk, w.LineStatus.on_track, w.LineStatus.blocked,
             w.LineStatus.done, w.LineStatus.on_track)
 NOTES = ("joint pipeline review booked", "procurement waiting on legal", "PDM asked for a case study",
@@ -58,7 +59,9 @@ async def seed_week(nc: NATS, *, owners: Mapping[str, str], names: Mapping[str, 
     """`owners`: demo handles (maria, tom, ...) to user ids; `names`: user ids to names."""
     now = now or datetime.now(UTC)
     tz = ZoneInfo(time_zone)
-    attendees = [w.Attendee(user_id=uid, name=names.get(uid, handle)[:200]) for handle, uid in owners.items()]
+    # The team: the VP and the members (the board observer reads the pages but does not attend).
+    attendees = [w.Attendee(user_id=uid, name=names.get(uid, handle)[:200]) for handle, uid in owners.items()
+                 if handle in TEAM]
     partners = await _partners(nc)
     members = [h for h in ("maria", "tom", "aisha") if h in owners]
     by_member = {h: [name for name, (_, owner) in partners.items() if owner == owners[h]][:3] for h in members}

@@ -22,7 +22,8 @@ async def test_four_past_weeks_and_this_one(gw, private_nats):
     nc = await bus.connect(private_nats, name="test-demo-week")
     try:
         owners = {"vp": gw.people[Role.admin].id, "maria": gw.people[Role.manager].id,
-                  "tom": gw.people[Role.member].id, "aisha": gw.people["member2"].id}
+                  "tom": gw.people[Role.member].id, "aisha": gw.people["member2"].id,
+                  "board": gw.people[Role.viewer].id}
         for name, handle in (("Snowflake", "maria"), ("HashiCorp", "tom"), ("Okta", "aisha"), ("Elastic", "tom")):
             await send(nc, pc.CreatePartner(name=f"{name}", type=pc.PartnerType.isv, owner=owners[handle]))
         now = datetime.now(UTC)
@@ -31,6 +32,8 @@ async def test_four_past_weeks_and_this_one(gw, private_nats):
         assert counts["meetings"] == 4 and counts["updates"] == 11 and counts["decisions"] == 4
 
         meetings = (await send(nc, w.ListMeetings())).items
+        attendees = {a.user_id for a in (await send(nc, w.GetMeetingView(week=meetings[0].week))).meeting.attendees}
+        assert owners["vp"] in attendees and owners["board"] not in attendees
         assert len(meetings) == 5 and meetings[0].status == w.MeetingStatus.open
         assert all(m.status == w.MeetingStatus.closed for m in meetings[1:])
         current = await send(nc, w.GetMeetingView(week=meetings[0].week))
