@@ -9,6 +9,7 @@ from sqlalchemy import select
 from gateway import people
 from gateway.auth import Role
 from gateway.demo_commissions import seed_commissions
+from gateway.demo_funding import seed_funding
 from gateway.demo_pipeline import seed_pipeline
 from gateway.demo_relationships import seed_relationships
 from gateway.demo_week import seed_week
@@ -95,6 +96,7 @@ async def seed(settings: Settings) -> int:
                  if email.split("@", 1)[0] in owners}
         counts |= await seed_week(nc, owners=owners, names=names, time_zone=await _vp_zone(settings))
         counts |= await seed_relationships(nc, owners=owners)
+        counts |= await seed_funding(nc, owners=owners)
     finally:
         await nc.close()
     logger.info("demo seed: %s", counts)
