@@ -6,6 +6,7 @@ fund requests exist)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta
@@ -103,21 +104,26 @@ async def seed_funding(nc: NATS, *, owners: Mapping[str, str] | None = None,
                                                actor=ACTOR))).items
     deals = (await send(nc, pc.ListOpportunities(pipeline=pc.COSELL, outcome=pc.Outcome.won, limit=20,
                                                  actor=ACTOR))).items
-    made = 0
-    for i, (program, title, requested, start, end, stage, owner) in enumerate(REQUESTS):
+    slots = asyncio.Semaphore(6)
+
+    async def one(i: int, program: str, title: str, requested: str, start: int, end: int, stage: fc.FundStage,
+                  owner: str) -> None:
         links = [fc.OpportunityLink(opportunity_id=deals[i].id, ace_id=deals[i].external_id
                                     if deals[i].external_id and deals[i].source == pc.Source.aws else None)] \
             if i < len(deals) else []
-        r = await send(nc, fc.CreateFundRequest(
-            program=program, title=title, requested=D(requested), phase=title.rsplit("— ", 1)[-1]
-            if program == "map" else None, partner_id=partners[i % len(partners)].id if partners else None,
-            owner=owners.get(owner, owner), aws_fund_request_id=f"FR-DEMO-{1000 + i}" if stage != S.draft else None,
-            activity_start=today + timedelta(days=start), activity_end=today + timedelta(days=end),
-            opportunities=links, actor=ACTOR))
-        await _walk(nc, r, stage)
-        made += 1
-    goals = await _goals(nc, today, owners)
-    competencies = await _competencies(nc, today, owners)
+        async with slots:
+            r = await send(nc, fc.CreateFundRequest(
+                program=program, title=title, requested=D(requested), phase=title.rsplit("— ", 1)[-1]
+                if program == "map" else None, partner_id=partners[i % len(partners)].id if partners else None,
+                owner=owners.get(owner, owner), aws_fund_request_id=f"FR-DEMO-{1000 + i}" if stage != S.draft
+                else None, activity_start=today + timedelta(days=start), activity_end=today + timedelta(days=end),
+                opportunities=links, actor=ACTOR))
+            await _walk(nc, r, stage)
+
+    # Requests side by side (each one's moves in order): the demo is seeded while a person waits for `up`.
+    await asyncio.gather(*(one(i, *plan) for i, plan in enumerate(REQUESTS)))
+    made = len(REQUESTS)
+    goals, competencies = await asyncio.gather(_goals(nc, today, owners), _competencies(nc, today, owners))
     return {"fund_requests": made, "goals": goals, "competencies": competencies}
 
 
