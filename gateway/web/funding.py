@@ -53,11 +53,12 @@ def _links_text(links: list[fc.OpportunityLink]) -> str:
 async def _tracker(request: Request, *, program: str | None, view: str, errors: dict[str, str] | None = None,
                    form: dict[str, str] | None = None, status_code: int = 200) -> Response:
     actor = request.state.principal.name
-    listing, programs, partners, team = await asyncio.gather(
+    listing, programs, partners, team, rollup = await asyncio.gather(
         send(bus(request), fc.ListFundRequests(program=program, sort=fc.FundRequestSort.next_deadline, limit=500,
                                                 actor=actor)),
         send(bus(request), fc.ListPrograms(include_inactive=False, actor=actor)),
-        partner_choices(request, actor), team_handles(request))
+        partner_choices(request, actor), team_handles(request),
+        send(bus(request), fc.GetFundingRollup(actor=actor)))
     columns = [(stage, fc.STAGE_LABELS[stage], [r for r in listing.items if r.stage == stage]) for stage in BOARD]
     closed = [r for r in listing.items if r.stage in CLOSED]
     deadlines = sorted(((d, r) for r in listing.items for d in r.deadlines if d.status == "open"),
@@ -66,7 +67,8 @@ async def _tracker(request: Request, *, program: str | None, view: str, errors: 
         "requests": listing, "columns": columns, "closed": closed, "deadlines": deadlines, "programs": programs.items,
         "program": program, "view": view, "partners": partners, "partner_names": {p.id: p.name for p in partners},
         "team": team, "errors": errors or {}, "form": form or {}, "labels": fc.STAGE_LABELS,
-        "program_options": [(p.key, p.name) for p in programs.items], "partner_options": partner_options(partners),
+        "rollup": rollup, "program_options": [(p.key, p.name) for p in programs.items],
+        "partner_options": partner_options(partners),
         "notice": request.query_params.get("notice"),
     }, status_code=status_code)
 

@@ -201,3 +201,44 @@ async def test_programs_are_seeded_and_configurable(nc):
     assert again.time_zone == "Europe/Berlin"
     err = await failure(send(nc, f.DefineProgram(program=changed.model_copy(update={"time_zone": "Mars/Olympus"}))))
     assert err.error.kind == ErrorKind.invalid
+
+
+async def test_the_rollup_counts_sent_requests_per_currency_and_roi_from_linked_won_deals(nc, service):
+    from datetime import UTC, datetime
+
+    from contracts import pipeline as p
+    from tests.funding.conftest import publish, settled
+
+    partner = uuid.uuid4()
+    won_id, ace = uuid.uuid4(), f"O{uuid.uuid4().int % 10**7:07d}"
+    at = datetime(2026, 3, 1, tzinfo=UTC)
+    deal = p.Opportunity(
+        id=won_id, version=2, name="won co-sell", pipeline="cosell", stage="launched", stage_name="Launched",
+        probability=100, outcome=p.Outcome.won, partner_id=partner, customer="Acme", amount=Decimal("90000.00"),
+        currency="USD", expected_close_date=None, owner=None, deal_model="cosell", source=p.Source.aws,
+        external_id=ace, hyperscaler="aws", created_at=at, updated_at=at, stage_entered_at=at, closed_at=at,
+        launched_at=at)
+    await publish(nc, p.OpportunityStageChangedV1(opportunity=deal, from_stage="committed", to_stage="launched",
+                                                  changed_by=None, changed_at=at))
+    await settled(nc, service)
+    # Linked twice (by id and by ACE id on another request): the deal counts once.
+    r = await make(nc, program="mdf", partner_id=partner, requested=Decimal("30000.00"),
+                   opportunities=[f.OpportunityLink(opportunity_id=won_id)])
+    other = await make(nc, program="mdf", partner_id=partner, requested=Decimal("1000.00"),
+                       opportunities=[f.OpportunityLink(ace_id=ace)])
+    draft = await make(nc, program="mdf", partner_id=partner, requested=Decimal("5.00"))
+    for stage in (S.submitted, S.business_approval, S.finance_approval, S.pre_approved):
+        r = await move(nc, r, stage)
+        other = await move(nc, other, stage)
+    r = await send(nc, f.AddMilestone(request_id=r.id, name="all", end_date=date(2026, 1, 31),
+                                      amount=Decimal("30000.00")))
+    for status in ("submitted", "approved", "paid"):
+        r = await send(nc, f.UpdateMilestoneClaim(request_id=r.id, milestone_id=r.milestones[0].id,
+                                                  claim_status=status))
+    rollup = await send(nc, f.GetFundingRollup())
+    mine = [x for x in rollup.by_partner if x.group == str(partner)]
+    assert [(x.currency, x.requests, x.requested, x.received) for x in mine] == [
+        ("USD", 2, Decimal("31000.00"), Decimal("30000.00"))]  # the draft is not counted
+    roi = next(x for x in rollup.roi if x.partner_id == partner)
+    assert (roi.won_revenue, roi.won_deals, roi.roi) == (Decimal("90000.00"), 1, Decimal("3.00"))
+    assert "not drafts" in rollup.scope and draft.stage == S.draft
