@@ -27,6 +27,7 @@ class TestFunding:
         assert "expires without a claim" in await page.get_by_test_id("funding-deadlines").inner_text()
         await shot(page, "funding-tracker")
 
+        await page.get_by_text("New fund request").click()
         form = page.get_by_test_id("funding-form")
         await form.locator("#f-program").select_option(value="mdf")
         await form.locator("#f-requested").fill("12500.50")

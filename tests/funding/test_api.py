@@ -5,6 +5,7 @@ hostile bodies answered 422 with the field named, and the pages rendering what t
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import uuid
 from datetime import UTC, date, datetime, timedelta
@@ -193,3 +194,39 @@ async def test_the_dashboard_cards_follow_the_relationships_events(gw):
     assert "Dashboard MDF" in page and f"in {left} days" in page
     assert f"created in calendar {year} (UTC)" in page
     assert "Joint webinars" in page
+
+
+async def test_the_read_model_keeps_the_newest_snapshot_whatever_the_order(gw, private_nats):
+    """Fund request events twice and out of order, and a hostile one, into the gateway's read model."""
+    from contracts import funding as fc
+    from gateway.read_models.funding import FundingRequestView
+    from runtime import bus, deadletter
+    from tests.funding.conftest import publish
+
+    r = (await call(gw, Role.member, "POST", "/api/funding/requests", DRAFT | {"title": "Ordering v1"})).json()
+    snapshot = fc.FundRequest.model_validate(r)
+    newer = snapshot.model_copy(update={"version": 50, "title": "Ordering v50"})
+    older = snapshot.model_copy(update={"version": 40, "title": "Ordering v40"})
+    nc = await bus.connect(private_nats, name="test-read-model")
+    try:
+        first = fc.FundRequestUpdatedV1(fund_request=newer)
+        await publish(nc, first)
+        await publish(nc, first, msg_id=str(uuid.uuid4()))  # the same event again, past the broker's de-duplication
+        await publish(nc, fc.FundRequestUpdatedV1(fund_request=older))
+        # Newest by version, so it is not just outranked: an amount no column holds.
+        hostile = json.loads(fc.FundRequestUpdatedV1(fund_request=older).model_dump_json())
+        hostile["fund_request"] |= {"requested": "-1e400", "version": 60}
+        await publish(nc, fc.FundRequestUpdatedV1(fund_request=older), data=json.dumps(hostile).encode(),
+                      msg_id=str(uuid.uuid4()))
+        deadline = time.monotonic() + 30
+        parked: list = []
+        while time.monotonic() < deadline and not parked:
+            parked = [x for x in await deadletter.list_all(nc.jetstream(), consumer=None)
+                      if x.consumer == "gateway__relationships_fund_request_updated_v1"]
+            await asyncio.sleep(0.2)
+        assert parked, "the hostile event is parked with its reason"
+        async with gw.app.state.running.sessions() as session:
+            row = await session.get(FundingRequestView, snapshot.id)
+        assert row is not None and (row.version, row.title) == (50, "Ordering v50")
+    finally:
+        await nc.close()
