@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from contracts import funding as fc
 from gateway.routes import funding as api
 from gateway.state import bus
-from gateway.web.common import Member, Viewer, field_errors, not_found, render
+from gateway.web.common import Admin, Member, Viewer, field_errors, not_found, render
 from gateway.web.pipeline import partner_choices, team_handles
 from runtime.commands import send
 from runtime.errors import CommandFailed
@@ -91,7 +91,8 @@ async def create_form(request: Request, principal: Member) -> Response:
              "activity_start", "activity_end", "opportunities", "description")
     form = {n: str(raw.get(n, "")).strip() for n in names}
     try:
-        body = api.FundRequestIn(**{k: _blank(v) for k, v in form.items() if k != "opportunities"},
+        # Blank fields are left out, so a required one reads "Required." beside it.
+        body = api.FundRequestIn(**{k: v for k, v in form.items() if v and k != "opportunities"},
                                  opportunities=_links(form["opportunities"]))
         created = await api.create(request, principal, body)
     except (ValidationError, CommandFailed) as exc:
@@ -100,6 +101,45 @@ async def create_form(request: Request, principal: Member) -> Response:
         return await _tracker(request, program=None, view="board", errors=field_errors(exc, "title"), form=form,
                               status_code=422)
     return RedirectResponse(f"/funding/{created.id}?notice=Fund+request+created+as+a+draft.", status_code=303)
+
+
+# ------------------------------------------------------------------------------------------ programs
+
+
+async def _programs_page(request: Request, *, errors: dict[str, str] | None = None, edit: str | None = None,
+                         status_code: int = 200) -> Response:
+    programs = await send(bus(request), fc.ListPrograms(actor=request.state.principal.name))
+    editing = next((p for p in programs.items if p.key == edit), None)
+    return render(request, "funding_programs.html", {
+        "programs": programs.items, "errors": errors or {}, "editing": editing,
+        "notice": request.query_params.get("notice")}, status_code=status_code)
+
+
+# Declared before /funding/{request_id}, which would otherwise take "programs" for an id.
+@router.get("/funding/programs", response_class=HTMLResponse)
+async def programs_page(request: Request, _: Viewer,
+                        edit: Annotated[str | None, Query(pattern=r"^[a-z][a-z0-9_]{0,39}$")] = None) -> Response:
+    return await _programs_page(request, edit=edit)
+
+
+@router.post("/funding/programs/{key}")
+async def program_form(key: api.ProgramKey, request: Request, principal: Admin) -> Response:
+    raw = await request.form()
+    programs = {p.key: p for p in (await send(bus(request), fc.ListPrograms(actor=principal.name))).items}
+    if key not in programs:
+        return not_found(request, "funding program")
+    changes: dict[str, Any] = {k: _blank(raw.get(k)) for k in ("typical_cap", "expires_days_after_end",
+                                                                "claim_due_months_after_end", "milestone_claim_days",
+                                                                "time_zone")}
+    changes["active"] = raw.get("active") == "on"
+    try:
+        body = fc.Program.model_validate(programs[key].model_dump() | changes)
+        await api.define_program(key, body, request, principal)
+    except (ValidationError, CommandFailed) as exc:
+        if isinstance(exc, CommandFailed) and exc.error.kind not in FORM_ERRORS:
+            raise
+        return await _programs_page(request, errors=field_errors(exc, "typical_cap"), edit=key, status_code=422)
+    return RedirectResponse(f"/funding/programs?notice={programs[key].name}+saved.", status_code=303)
 
 
 async def _request_page(request: Request, request_id: UUID, *, errors: dict[str, str] | None = None,
@@ -195,4 +235,5 @@ async def claim_form(request_id: UUID, milestone_id: UUID, request: Request, pri
     except (ValidationError, CommandFailed) as exc:
         return await _fail(request, request_id, exc, "claim_status")
     return RedirectResponse(f"/funding/{request_id}?notice=Claim+updated.#milestones", status_code=303)
+
 

@@ -9,6 +9,7 @@ import json
 import time
 import uuid
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 
 import pytest
 
@@ -230,3 +231,27 @@ async def test_the_read_model_keeps_the_newest_snapshot_whatever_the_order(gw, p
         assert row is not None and (row.version, row.title) == (50, "Ordering v50")
     finally:
         await nc.close()
+
+
+async def test_the_programs_page_admins_edit_others_read(gw):
+    viewer = gw.people[Role.viewer].client
+    page = await viewer.get("/funding/programs", headers={"accept": "text/html"})
+    assert page.status_code == 200 and "AWS Migration Acceleration Program (MAP)" in page.text
+    assert "Edit</a>" not in page.text
+    admin = gw.people[Role.admin]
+    form = (await admin.client.get("/funding/programs?edit=poa", headers={"accept": "text/html"})).text
+    assert 'data-testid="program-form"' in form
+    bad = await admin.client.post("/funding/programs/poa", data={"csrf_token": admin.csrf, "time_zone": "Nowhere/X",
+                                                                 "active": "on"}, headers={"accept": "text/html"})
+    assert bad.status_code == 422 and "not an IANA time zone" in bad.text
+    ok = await admin.client.post("/funding/programs/poa", data={"csrf_token": admin.csrf, "typical_cap": "30000",
+                                                                "expires_days_after_end": "45", "time_zone": "UTC",
+                                                                "active": "on"}, headers={"accept": "text/html"})
+    assert ok.status_code == 303
+    poa = next(p for p in (await call(gw, Role.viewer, "GET", "/api/funding/programs")).json()["items"]
+               if p["key"] == "poa")
+    assert (Decimal(poa["typical_cap"]), poa["expires_days_after_end"], poa["time_zone"]) == (30000, 45, "UTC")
+    member = gw.people[Role.member]
+    denied = await member.client.post("/funding/programs/poa", data={"csrf_token": member.csrf},
+                                      headers={"accept": "text/html"})
+    assert denied.status_code == 403
