@@ -33,7 +33,6 @@ from sqlalchemy import (
     Uuid,
     delete,
     func,
-    insert,
     select,
     text,
 )
@@ -75,24 +74,30 @@ async def add_event(session: AsyncSession, schema: str, event: Event) -> None:
 
 
 async def add_events(session: AsyncSession, schema: str, events: Sequence[Event]) -> None:
+    """Stage events (in this order) in the caller's transaction, and wake the relay when it commits:
+    one statement, one round trip, for any number of events."""
     if not events:
         return
-    headers = telemetry.inject_headers()
-    await session.execute(
-        insert(outbox_table(schema)),
-        [
-            {
-                "event_id": e.event_id,
-                "subject": e.subject,
-                "aggregate": e.aggregate_key(),
-                "payload": e.model_dump_json(),
-                "headers": headers,
-            }
-            for e in events
-        ],
-    )
-    # Delivered to the relay's LISTEN only when this transaction commits.
-    await session.execute(text("SELECT pg_notify(:ch, '')"), {"ch": channel(schema)})
+    await session.execute(_add_events(schema), {
+        "ids": [e.event_id for e in events],
+        "subjects": [e.subject for e in events],
+        "aggregates": [e.aggregate_key() for e in events],
+        "payloads": [e.model_dump_json() for e in events],
+        "headers": json.dumps(telemetry.inject_headers()),
+        "channel": channel(schema),
+    })
+
+
+@cache
+def _add_events(schema: str) -> Any:
+    # The rows get their ids (the publish order) in the order of the arrays. The NOTIFY is delivered
+    # to the relay's LISTEN only when the transaction commits.
+    return text(
+        f"WITH added AS (INSERT INTO {schema}.outbox (event_id, subject, aggregate, payload, headers) "
+        "SELECT e.id, e.subject, e.aggregate, e.payload, CAST(:headers AS jsonb) "
+        "FROM unnest(CAST(:ids AS uuid[]), CAST(:subjects AS text[]), CAST(:aggregates AS text[]), "
+        "CAST(:payloads AS text[])) WITH ORDINALITY AS e(id, subject, aggregate, payload, n) ORDER BY e.n) "
+        "SELECT pg_notify(:channel, '')")
 
 
 class RelayIncomplete(Exception):

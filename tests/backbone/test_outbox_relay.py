@@ -58,6 +58,9 @@ class TestRelay:
         with telemetry.tracer(__name__).start_as_current_span("command") as span:  # as a service writes them
             await write_events(engine, schema, events)
         trace_id = format(span.get_span_context().trace_id, "032x")
+        async with engine.connect() as conn:  # staged in one statement per transaction, ids in the given order
+            staged = (await conn.scalars(text(f"SELECT event_id FROM {schema}.outbox ORDER BY id"))).all()
+        assert staged == [e.event_id for e in events]
         relay = make_relay(engine, schema, js, batch=64)
         stop = asyncio.Event()
         task = asyncio.create_task(relay.run(stop))
