@@ -122,6 +122,21 @@ class OutboundEditView(BaseModel):
     sent_at: Moment | None
 
 
+class InvitationView(BaseModel):
+    invitation_id: str
+    title: str | None
+    sender: str | None
+    status: str = Field(description="PENDING, ACCEPTED, REJECTED or EXPIRED, as AWS says")
+    invited_at: Moment | None
+    expires_at: Moment | None
+    decision: str | None = Field(description="Our answer: accept or reject")
+    decided_by: str | None
+    reason: str | None
+    decision_state: str | None = Field(description="queued, sent or failed")
+    decision_error: str | None
+    opportunity_id: str | None = Field(description="The ACE opportunity accepting it made")
+
+
 class SyncStatus(BaseModel):
     """The health of one source's sync, as its worker sees it."""
 
@@ -139,6 +154,8 @@ class SyncStatus(BaseModel):
     runs: list[SyncRunView]
     problems: list[SyncProblemView] = Field(description="Records that could not be synced, newest first.")
     edits: list[OutboundEditView] = Field(default_factory=list, description="Edits going out, newest first.")
+    invitations: list[InvitationView] = Field(default_factory=list,
+                                              description="Engagement invitations (AWS referrals), pending first.")
 
 
 class GetSyncStatus(Command):
@@ -146,3 +163,33 @@ class GetSyncStatus(Command):
 
     subject: ClassVar[str] = "cmd.aws-sync.status.get"
     result: ClassVar[type[BaseModel]] = SyncStatus
+
+
+class InvitationsQueued(BaseModel):
+    queued: bool
+
+
+class RefreshAceInvitations(Command):
+    """Read the engagement invitations AWS sent us again soon (an EventBridge event said one changed)."""
+
+    subject: ClassVar[str] = "cmd.aws-sync.invitations.refresh"
+    result: ClassVar[type[BaseModel]] = InvitationsQueued
+
+    catalog: AceCatalog
+
+
+# RejectionReason's pattern in the model: 1 to 80 printable characters.
+InvitationReason = Annotated[str, Field(min_length=1, max_length=80,
+                                        pattern=r"^[\u0020-\u007E\u00A0-\uD7FF\uE000-\uFFFD]+$",
+                                        description="Why (sent to AWS with a rejection).")]
+
+
+class DecideAceInvitation(Command):
+    """Accept or reject an engagement invitation (an AWS referral); the worker sends the answer to AWS."""
+
+    subject: ClassVar[str] = "cmd.aws-sync.invitation.decide"
+    result: ClassVar[type[BaseModel]] = InvitationView
+
+    invitation_id: Annotated[str, Field(pattern=r"^engi-[0-9a-z]{13}$", examples=["engi-0123456789abc"])]
+    decision: Literal["accept", "reject"]
+    reason: InvitationReason | None = None

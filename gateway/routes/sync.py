@@ -13,12 +13,13 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Path, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from contracts import sync
 from contracts.base import CommandError, ErrorKind
 from contracts.fields import Moment, line
+from gateway import audit
 from gateway.auth import Principal, Role, require
 from gateway.state import bus
 from runtime.commands import send
@@ -32,9 +33,10 @@ SyncReader = Annotated[Principal, Depends(require(Role.viewer, scope="sync:read"
 EVENT_SOURCE = "aws.partnercentral-selling"
 # The detail types Partner Central sends (EventBridge reference, "AWS Partner Central Selling events").
 OPPORTUNITY_EVENTS = ("Opportunity Created", "Opportunity Updated", "Opportunity Accepted", "Opportunity Rejected")
-OTHER_EVENTS = ("Engagement Invitation Created", "Engagement Invitation Accepted", "Engagement Invitation Rejected",
-                "Engagement Invitation Expired", "Engagement Member Joined", "Engagement Member Added",
-                "Resource Snapshot Created", "Engagement Resource Snapshot Created")
+INVITATION_EVENTS = ("Engagement Invitation Created", "Engagement Invitation Accepted",
+                     "Engagement Invitation Rejected", "Engagement Invitation Expired")
+OTHER_EVENTS = (*INVITATION_EVENTS, "Engagement Member Joined", "Engagement Member Added", "Resource Snapshot Created",
+                "Engagement Resource Snapshot Created")
 # A sync whose last good pass ended longer ago than this is stale (four missed 15-minute pulls).
 STALE_AFTER = timedelta(hours=1)
 
@@ -63,7 +65,7 @@ class PartnerCentralEvent(BaseModel):
 
 
 class AceEventAccepted(BaseModel):
-    action: Literal["refresh_queued", "already_queued", "ignored"]
+    action: Literal["refresh_queued", "already_queued", "invitations_queued", "ignored"]
     opportunity_id: str | None = None
     detail: str
 
@@ -73,6 +75,9 @@ async def aws_event(event: PartnerCentralEvent, request: Request, principal: Pub
     """Receive an AWS Partner Central event from EventBridge (an API destination). An opportunity event
     queues a refresh of that opportunity in the AWS worker; the others are read at its next pass.
     503 while the worker is not running: EventBridge retries."""
+    if event.detail_type in INVITATION_EVENTS:
+        await send(bus(request), sync.RefreshAceInvitations(catalog=event.detail.catalog, actor=principal.name))
+        return AceEventAccepted(action="invitations_queued", detail="the worker reads the invitations again")
     if event.detail_type not in OPPORTUNITY_EVENTS:
         return AceEventAccepted(action="ignored", detail=f"{event.detail_type}: read at the next pass")
     if event.detail.opportunity is None:
@@ -83,6 +88,36 @@ async def aws_event(event: PartnerCentralEvent, request: Request, principal: Pub
         catalog=event.detail.catalog, opportunity_id=ident, reason=event.detail_type, actor=principal.name))
     return AceEventAccepted(action="refresh_queued" if queued.queued else "already_queued", opportunity_id=ident,
                             detail="the worker reads it from AWS and publishes it if it changed")
+
+
+class InvitationDecision(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    decision: Literal["accept", "reject"]
+    reason: sync.InvitationReason | None = None
+
+
+InvitationId = Annotated[str, Path(pattern=r"^engi-[0-9a-z]{13}$", examples=["engi-0123456789abc"])]
+Decider = Annotated[Principal, Depends(require(Role.manager, scope="opportunities:write"))]
+
+
+async def decide(request: Request, principal: Principal, invitation_id: str,
+                 body: InvitationDecision) -> sync.InvitationView:
+    """Record an answer to an invitation in the AWS worker (which sends it to AWS) and audit it."""
+    view = await send(bus(request), sync.DecideAceInvitation(
+        invitation_id=invitation_id, decision=body.decision, reason=body.reason, actor=principal.name))
+    await audit.record_change(request, principal.name, f"invitation.{body.decision}", entity="aws_invitation",
+                              entity_id=invitation_id, after={"decision": body.decision, "reason": body.reason})
+    return view
+
+
+@router.post("/integrations/aws/invitations/{invitation_id}/decision", status_code=202,
+             response_model=sync.InvitationView)
+async def invitation_decision(invitation_id: InvitationId, body: InvitationDecision, request: Request,
+                              principal: Decider) -> sync.InvitationView:
+    """Accept or reject an engagement invitation (an AWS referral). Accepting makes the ACE opportunity
+    the next pass brings in as a co-sell deal; a rejection's reason is sent to AWS. 409 when it is no
+    longer pending (answered, expired)."""
+    return await decide(request, principal, invitation_id, body)
 
 
 class SyncHealth(BaseModel):

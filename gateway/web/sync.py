@@ -1,18 +1,50 @@
 """The sync health page: each sync worker's state, last good pass, lag, counts, schedule, its recent
-runs and the records it could not sync, with their reasons (gateway/routes/sync.py assesses them)."""
+runs, the edits going out, the engagement invitations to answer and the records it could not sync,
+with their reasons (gateway/routes/sync.py assesses them)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, Response
+from typing import Annotated
 
-from gateway.routes.sync import STALE_AFTER, aws_health
-from gateway.web.common import Viewer, render
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from pydantic import ValidationError
+
+from gateway.routes.sync import STALE_AFTER, InvitationDecision, aws_health, decide
+from gateway.web.common import Manager, Viewer, render
+from runtime.errors import CommandFailed
 
 router = APIRouter(include_in_schema=False)
 
 
+async def _page(request: Request, *, error: str | None = None, status_code: int = 200) -> Response:
+    syncs = [await aws_health(request)]
+    return render(request, "sync.html", {"syncs": syncs, "stale_minutes": int(STALE_AFTER.total_seconds() // 60),
+                                         "error": error, "notice": request.query_params.get("notice")},
+                  status_code=status_code)
+
+
 @router.get("/sync", response_class=HTMLResponse)
 async def sync_page(request: Request, _: Viewer) -> Response:
-    syncs = [await aws_health(request)]
-    return render(request, "sync.html", {"syncs": syncs, "stale_minutes": int(STALE_AFTER.total_seconds() // 60)})
+    return await _page(request)
+
+
+@router.post("/sync/invitations/{invitation_id}")
+async def invitation_form(
+    invitation_id: str,
+    request: Request,
+    principal: Manager,
+    decision: Annotated[str, Form(max_length=10)] = "",
+    reason: Annotated[str, Form(max_length=200)] = "",
+) -> Response:
+    try:
+        body = InvitationDecision(decision=decision, reason=reason.strip() or None)  # type: ignore[arg-type]
+        view = await decide(request, principal, invitation_id, body)
+    except ValidationError as exc:
+        message = "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors())
+        return await _page(request, error=f"{invitation_id}: {message}", status_code=422)
+    except CommandFailed as exc:
+        status = {"not_found": 404, "conflict": 409, "invalid": 422}.get(exc.error.kind.value, 503)
+        return await _page(request, error=f"{invitation_id}: {exc.error.message}", status_code=status)
+    verb = "accepted" if view.decision == "accept" else "rejected"
+    return RedirectResponse(f"/sync?notice=Invitation+{invitation_id}+{verb}:+sent+to+AWS+shortly", status_code=303)

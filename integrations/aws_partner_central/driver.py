@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from integrations.aws_partner_central.client import AwsRefused, AwsUnavailable, PartnerCentral, make_client
 from integrations.aws_partner_central.inbound import Inbound
+from integrations.aws_partner_central.invitations import Invitations
 from integrations.aws_partner_central.models import SyncRequest
 from integrations.aws_partner_central.outbound import HOLD_PAUSE, Held, Outbound
 from integrations.aws_partner_central.repository import PASS_KEY, WORK_CHANNEL, SyncRepository
@@ -42,6 +43,7 @@ class Driver:
     settings: AwsSyncSettings
     inbound: Inbound
     outbound: Outbound
+    invitations: Invitations
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     is_leader: bool = False
 
@@ -97,6 +99,10 @@ class Driver:
                 await self.inbound.refresh(taken.key)
             elif taken.kind == "push":
                 await self.outbound.push(taken.key)
+            elif taken.kind == "invitations":
+                await self.invitations.refresh()
+            elif taken.kind == "decide":
+                await self.invitations.decide(taken.key)
             elif taken.kind in PASS_KINDS:
                 await self.inbound.run_pass(taken.kind)
         except Held:
@@ -134,6 +140,8 @@ def driver(aws: PartnerCentral | None = None,
         client = aws or PartnerCentral(make_client(s), s.catalog)
         inbound = Inbound(running.sessions, client, page_size=s.page_size, overlap=timedelta(seconds=s.overlap_seconds))
         outbound = Outbound(running.sessions, client)
-        await Driver(running.sessions, plain_dsn(running.settings.database_url), s, inbound, outbound).run(running.stop)
+        invitations = Invitations(running.sessions, client, page_size=s.page_size)
+        await Driver(running.sessions, plain_dsn(running.settings.database_url), s, inbound, outbound,
+                     invitations).run(running.stop)
 
     return aws_driver

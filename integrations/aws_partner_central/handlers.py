@@ -13,10 +13,10 @@ from contracts import schedules, sync
 from contracts.base import Event
 from integrations.aws_partner_central import outbound_rules
 from integrations.aws_partner_central.driver import driver
-from integrations.aws_partner_central.models import SCHEMA
+from integrations.aws_partner_central.models import SCHEMA, Invitation
 from integrations.aws_partner_central.repository import PASS_KEY, SyncRepository
 from integrations.aws_partner_central.settings import get_aws_settings
-from runtime.errors import Invalid
+from runtime.errors import Conflict, Invalid, NotFound
 from runtime.inbox import Subscription
 from runtime.service import ServiceDefinition
 
@@ -34,6 +34,7 @@ def schedule_in_words() -> str:
 async def on_pull_due(session: AsyncSession, event: Event) -> None:
     repo = SyncRepository(session, get_aws_settings().catalog)
     await repo.request("incremental", PASS_KEY, "schedule")
+    await repo.request("invitations", PASS_KEY, "schedule")
     await repo.wake_driver()
 
 
@@ -77,6 +78,42 @@ async def refresh_opportunity(session: AsyncSession, command: sync.RefreshAceOpp
     return sync.RefreshQueued(opportunity_id=command.opportunity_id, queued=queued)
 
 
+async def refresh_invitations(session: AsyncSession, command: sync.RefreshAceInvitations) -> sync.InvitationsQueued:
+    catalog = get_aws_settings().catalog
+    if command.catalog != catalog:
+        raise Invalid(f"this worker syncs the {catalog} catalog, not {command.catalog}", field="catalog")
+    repo = SyncRepository(session, catalog)
+    queued = await repo.request("invitations", PASS_KEY, "EventBridge")
+    await repo.wake_driver()
+    return sync.InvitationsQueued(queued=queued)
+
+
+def invitation_view(i: Invitation) -> sync.InvitationView:
+    return sync.InvitationView(
+        invitation_id=i.invitation_id, title=i.title, sender=i.sender, status=i.status, invited_at=i.invited_at,
+        expires_at=i.expires_at, decision=i.decision, decided_by=i.decided_by, reason=i.reason,
+        decision_state=i.decision_state, decision_error=i.decision_error, opportunity_id=i.opportunity_id)
+
+
+async def decide_invitation(session: AsyncSession, command: sync.DecideAceInvitation) -> sync.InvitationView:
+    """Record an answer to an invitation (who gave it comes from the gateway's verified principal)."""
+    repo = SyncRepository(session, get_aws_settings().catalog)
+    invitation = await repo.invitation(command.invitation_id, lock=True)
+    if invitation is None:
+        raise NotFound(f"no engagement invitation {command.invitation_id}")
+    if invitation.status != "PENDING" or invitation.decision_state in ("queued", "sent"):
+        raise Conflict(f"invitation {command.invitation_id} is {invitation.status.lower()}"
+                       + (f" and was answered ({invitation.decision})" if invitation.decision else "")
+                       + ": it cannot be answered now")
+    if invitation.expires_at is not None and invitation.expires_at <= datetime.now(UTC):
+        raise Conflict(f"invitation {command.invitation_id} expired at {invitation.expires_at.isoformat()}")
+    invitation.decision, invitation.reason = command.decision, command.reason
+    invitation.decided_by, invitation.decision_state, invitation.decision_error = command.actor, "queued", None
+    await repo.request("decide", command.invitation_id, f"{command.decision} by {command.actor}")
+    await repo.wake_driver()
+    return invitation_view(invitation)
+
+
 async def status(session: AsyncSession, command: sync.GetSyncStatus) -> sync.SyncStatus:
     catalog = get_aws_settings().catalog
     repo = SyncRepository(session, catalog)
@@ -102,6 +139,7 @@ async def status(session: AsyncSession, command: sync.GetSyncStatus) -> sync.Syn
         edits=[sync.OutboundEditView(external_id=e.opportunity_id, deal_id=e.deal_id, fields=e.fields, status=e.status,
                                      reason=e.reason, edited_at=e.edited_at, sent_at=e.sent_at)
                for e in await repo.edits()],
+        invitations=[invitation_view(i) for i in await repo.invitations()],
     )
 
 
@@ -118,6 +156,8 @@ definition = ServiceDefinition(
     commands=(
         (sync.RefreshAceOpportunity, refresh_opportunity),
         (sync.GetSyncStatus, status),
+        (sync.RefreshAceInvitations, refresh_invitations),
+        (sync.DecideAceInvitation, decide_invitation),
     ),
     workers=(driver(),),
 )

@@ -112,3 +112,25 @@ class OutboundEdit(Base):
     reason: Mapped[str | None] = mapped_column(Text)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Invitation(Base):
+    """An engagement invitation AWS sent us (an AWS referral): a deal to accept or reject."""
+
+    __tablename__ = "invitation"
+
+    catalog: Mapped[str] = mapped_column(Text, primary_key=True)
+    invitation_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    title: Mapped[str | None] = mapped_column(Text)
+    sender: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(Text)  # PENDING | ACCEPTED | REJECTED | EXPIRED, as AWS says
+    invited_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Our answer: accept | reject, who gave it and why, and how sending it went (queued | sent | failed).
+    decision: Mapped[str | None] = mapped_column(Text)
+    decided_by: Mapped[str | None] = mapped_column(Text)
+    reason: Mapped[str | None] = mapped_column(Text)
+    decision_state: Mapped[str | None] = mapped_column(Text)
+    decision_error: Mapped[str | None] = mapped_column(Text)
+    opportunity_id: Mapped[str | None] = mapped_column(Text)
+    seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from integrations.aws_partner_central.models import (
     Cursor,
+    Invitation,
     OutboundEdit,
     SyncedOpportunity,
     SyncProblem,
@@ -129,6 +130,25 @@ class SyncRepository:
             select(OutboundEdit).where(OutboundEdit.catalog == self.catalog)
             .order_by(OutboundEdit.updated_at.desc()).limit(limit)))
 
+    # ---------------------------------------------------------------------------------- invitations
+
+    async def upsert_invitation(self, invitation_id: str, **values: Any) -> None:
+        stmt = insert(Invitation).values(catalog=self.catalog, invitation_id=invitation_id, **values)
+        await self.session.execute(stmt.on_conflict_do_update(
+            index_elements=[Invitation.catalog, Invitation.invitation_id],
+            set_={**{k: getattr(stmt.excluded, k) for k in values}, "seen_at": func.now()}))
+
+    async def invitation(self, invitation_id: str, *, lock: bool = False) -> Invitation | None:
+        query = select(Invitation).where(Invitation.catalog == self.catalog,
+                                         Invitation.invitation_id == invitation_id)
+        return await self.session.scalar(query.with_for_update() if lock else query)
+
+    async def invitations(self, limit: int = 50) -> list[Invitation]:
+        # Those waiting for an answer first, then the newest.
+        return list(await self.session.scalars(
+            select(Invitation).where(Invitation.catalog == self.catalog)
+            .order_by(text("status = 'PENDING' DESC"), Invitation.invited_at.desc().nulls_last()).limit(limit)))
+
     # --------------------------------------------------------------------------------- problems
 
     async def record_problem(self, opportunity_id: str, last_modified: datetime | None, reason: str) -> None:
@@ -168,7 +188,8 @@ class SyncRepository:
         first two are what a person is waiting for), oldest first."""
         return await self.session.scalar(
             select(SyncRequest).where(SyncRequest.not_before <= func.now())
-            .order_by(text("CASE kind WHEN 'refresh' THEN 0 WHEN 'push' THEN 1 ELSE 2 END"), SyncRequest.requested_at)
+            .order_by(text("CASE kind WHEN 'refresh' THEN 0 WHEN 'push' THEN 1 WHEN 'decide' THEN 1 ELSE 2 END"),
+                      SyncRequest.requested_at)
             .limit(1)
             .with_for_update(skip_locked=True))
 

@@ -171,15 +171,20 @@ async def edge(worker, worker_db, private_bus: EmbeddedNats) -> AsyncIterator:
     async with app.router.lifespan_context(app):
         tokens = {}
         async with app.state.running.sessions() as session, session.begin():
-            for name, scopes in (("eventbridge", ["events:publish"]), ("reader", ["sync:read"])):
+            for name, scopes in (("eventbridge", ["events:publish"]), ("reader", ["sync:read"]),
+                                 ("decider", ["opportunities:write"])):
                 tokens[name] = new_api_token()
                 session.add(ApiToken(name=f"{name}-{unique('')}", token_hash=digest(tokens[name]), scopes=scopes,
                                      created_by="tests"))
         g = Gateway(app=app, settings=settings)
         await ensure_user(settings, email="viewer@sync.test", name="Vi Ewer", role=Role.viewer, password=PASSWORD)
         viewer, _ = await g.sign_in("viewer@sync.test")
+        await ensure_user(settings, email="manager@sync.test", name="Man Ager", role=Role.manager, password=PASSWORD)
+        manager, csrf = await g.sign_in("manager@sync.test")
+        g.people[Role.manager] = (manager, csrf)  # type: ignore[assignment]
         yield g, tokens, viewer
         await viewer.aclose()
+        await manager.aclose()
 
 
 def eventbridge(opportunity_id: str = "O123", *, detail_type: str = "Opportunity Updated", catalog: str = CATALOG,
@@ -211,7 +216,7 @@ class TestEventBridge:
         assert found[opp["Id"]]["stage"] == "business_validation"
 
     async def test_other_detail_types_are_accepted_and_left_to_the_next_pass(self, edge, worker_db):
-        response = await post_event(edge, eventbridge(detail_type="Engagement Invitation Created"))
+        response = await post_event(edge, eventbridge(detail_type="Engagement Member Joined"))
         assert response.status_code == 202 and response.json()["action"] == "ignored"
         assert await pending(worker_db) == []
 
@@ -392,3 +397,93 @@ async def _with_status(db, ident: str, status: str) -> dict | None:
 async def _caught_up(db, opp: dict) -> dict | None:
     row = await deal_of(db, opp["Id"])
     return row if row and row["source_modified_at"] == opp["LastModifiedDate"] else None
+
+
+# ---------------------------------------------------------------------------------- invitations
+
+
+def invitation_summary(ident: str, *, status: str = "PENDING", title: str = "Data lake for Initech") -> dict:
+    now = datetime.now(UTC)
+    return {"Catalog": CATALOG, "Id": ident, "PayloadType": "OpportunityInvitation", "EngagementTitle": title,
+            "Status": status, "InvitationDate": now - timedelta(days=1), "ExpirationDate": now + timedelta(days=14),
+            "SenderCompanyName": "Amazon Web Services", "ParticipantType": "RECEIVER"}
+
+
+LIST_INVITATIONS = {"Catalog": CATALOG, "ParticipantType": "RECEIVER", "PayloadType": ["OpportunityInvitation"],
+                    "MaxResults": 2, "Sort": {"SortBy": "InvitationDate", "SortOrder": "DESCENDING"}}
+
+
+async def invitation_row(db, ident: str) -> dict | None:
+    rows = await sql(db, "SELECT * FROM aws_sync.invitation WHERE invitation_id = $1", ident)
+    return dict(rows[0]) if rows else None
+
+
+class TestInvitations:
+    async def test_an_invitation_event_brings_the_invitations_in_and_a_manager_accepts_one(
+            self, edge, worker_db, aws):
+        from gateway.auth import Role
+
+        _, stubber = aws
+        accept_id, reject_id = "engi-" + unique("")[:13].ljust(13, "0"), "engi-" + unique("")[:13].ljust(13, "1")
+        stubber.add_response("list_engagement_invitations", {"EngagementInvitationSummaries": [
+            invitation_summary(accept_id), invitation_summary(reject_id, title="Bad\x00title"),
+            {**invitation_summary("engi-0000000000000"), "Status": "PENDING", "Id": "arn:aws:evil"}]},
+            LIST_INVITATIONS)
+        response = await post_event(edge, eventbridge(detail_type="Engagement Invitation Created"))
+        assert response.status_code == 202 and response.json()["action"] == "invitations_queued"
+        row = await eventually(lambda: invitation_row(worker_db, reject_id), what="the invitations read")
+        assert row["status"] == "PENDING" and row["title"] == "Bad title"  # control characters never stored
+        assert await sql(worker_db, "SELECT 1 FROM aws_sync.sync_problem WHERE opportunity_id LIKE 'arn:aws:evil%'")
+
+        g, tokens, viewer = edge
+        page = await viewer.get("/sync", headers={"accept": "text/html"})
+        assert f'data-testid="invitation-{accept_id}"' in page.text and "a manager answers it" in page.text
+
+        # A manager's token accepts it: AWS is asked to start the engagement (idempotent by its token),
+        # and a pass is asked for so the opportunity it makes comes in.
+        stubber.add_response("start_engagement_by_accepting_invitation_task",
+                             {"TaskId": "task-1", "OpportunityId": "O424242", "TaskStatus": "COMPLETE"},
+                             {"Catalog": CATALOG, "Identifier": accept_id, "ClientToken": f"partnerops-{accept_id}"})
+        stubber.add_response("list_opportunities", {"OpportunitySummaries": []}, None)
+        async with g.client() as client:
+            answer = await client.post(f"/api/integrations/aws/invitations/{accept_id}/decision",
+                                       json={"decision": "accept"},
+                                       headers={"authorization": f"Bearer {tokens['decider']}"})
+        assert answer.status_code == 202, answer.text
+        assert answer.json()["decision"] == "accept" and answer.json()["decided_by"].startswith("token:")
+        sent = await eventually(lambda: _decision(worker_db, accept_id, "sent"), what="the acceptance sent")
+        assert sent["opportunity_id"] == "O424242" and sent["status"] == "ACCEPTED"
+        await eventually(lambda: asyncio.sleep(0, not stubber._queue), what="the pass after accepting")
+        audit = await sql(worker_db, "SELECT actor, action FROM gateway.audit_log WHERE entity_id = $1", accept_id)
+        assert [(a["action"]) for a in audit] == ["invitation.accept"]
+
+        # A manager in the browser rejects the other with a reason; AWS gets the reason.
+        stubber.add_response("reject_engagement_invitation", {},
+                             {"Catalog": CATALOG, "Identifier": reject_id, "RejectionReason": "Not our market"})
+        manager, csrf = g.people[Role.manager]  # type: ignore[misc]
+        form = await manager.post(f"/sync/invitations/{reject_id}", headers={"accept": "text/html"},
+                                  data={"decision": "reject", "reason": "Not our market", "csrf_token": csrf})
+        assert form.status_code == 303, form.text
+        await eventually(lambda: _decision(worker_db, reject_id, "sent"), what="the rejection sent")
+
+        # Answered already: refused, nothing sent again.
+        async with g.client() as client:
+            again = await client.post(f"/api/integrations/aws/invitations/{accept_id}/decision",
+                                      json={"decision": "reject"},
+                                      headers={"authorization": f"Bearer {tokens['decider']}"})
+            missing = await client.post("/api/integrations/aws/invitations/engi-zzzzzzzzzzzzz/decision",
+                                        json={"decision": "accept"},
+                                        headers={"authorization": f"Bearer {tokens['decider']}"})
+            hostile = await client.post("/api/integrations/aws/invitations/engi-0000000000000/decision",
+                                        json={"decision": "reject", "reason": "x" * 81},
+                                        headers={"authorization": f"Bearer {tokens['decider']}"})
+            viewer_try = await viewer.post(f"/api/integrations/aws/invitations/{reject_id}/decision",
+                                           json={"decision": "accept"})
+        assert again.status_code == 409 and missing.status_code == 404 and hostile.status_code == 422
+        assert viewer_try.status_code == 403
+        assert await _decision(worker_db, accept_id, "sent")
+
+
+async def _decision(db, ident: str, state: str) -> dict | None:
+    row = await invitation_row(db, ident)
+    return row if row and row["decision_state"] == state else None
