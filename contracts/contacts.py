@@ -559,7 +559,8 @@ class MemberWeek(BaseModel):
     capacity_hours: Decimal
     planned_hours: Decimal
     items: list[AttentionItem]
-    outside: list[AttentionItem]
+    outside: list[AttentionItem] = Field(description="The highest ranked of what does not fit (at most 25).")
+    outside_total: int = 0
 
 
 class Attention(BaseModel):

@@ -92,7 +92,9 @@ class MemberWeekOut(BaseModel):
     capacity_hours: Decimal
     planned_hours: Decimal
     items: list[AttentionLine]
-    outside: list[AttentionLine] = Field(description="Ranked, but beyond the member's capacity this week.")
+    outside: list[AttentionLine] = Field(description="Ranked, but beyond the member's capacity this week (the "
+                                         "highest 25).")
+    outside_total: int = 0
 
 
 class AttentionOut(BaseModel):
@@ -279,7 +281,7 @@ async def attention_for(request: Request, principal: Principal, owner: str | Non
         MemberWeekOut(owner=w.owner, owner_name=directory.name(w.owner) or "Unassigned",
                       capacity_hours=w.capacity_hours,
                       planned_hours=w.planned_hours, items=[line_of(i) for i in w.items],
-                      outside=[line_of(i) for i in w.outside])
+                      outside=[line_of(i) for i in w.outside], outside_total=w.outside_total)
         for w in result.members])
 
 

@@ -20,6 +20,8 @@ from services.relationships.contacts.service import to_contract
 CENT = Decimal("0.01")
 BANDS = ("0-19", "20-39", "40-59", "60-79", "80-100")
 COOLING_ON_DASHBOARD = 5
+# What falls outside a member's capacity is listed up to this many (the count says how many more).
+MAX_OUTSIDE = 25
 DEADLINE_WORDS = {"fund_request_expiry": "Fund request expiry", "fund_claim_due": "Funding claim",
                   "milestone_claim_due": "Milestone claim", "competency_renewal": "Competency renewal",
                   "competency_requirement_due": "Competency requirement"}
@@ -112,26 +114,16 @@ async def attention(session: AsyncSession, cmd: c.GetAttention) -> c.Attention:
     now = cmd.as_of or datetime.now(UTC)
     currency = await repo.reporting_currency()
     horizon = now + timedelta(days=settings.horizon_days)
-    ids = [r[0] for r in await repo.near_cold(horizon, crucial_only=False)]
-    ids += await repo.untouched_crucial()
-    contacts = await repo.many(ids)
-    stakes = await repo.stakes(ids)
-    orgs = await repo.orgs([x.partner_id for x in contacts])
     efforts = settings.efforts
     candidates: list[ranking.Candidate] = []
-    for x in contacts:
-        stake = stakes.get(x.id, Decimal(0))
-        if not x.crucial and stake <= 0:
-            continue  # nothing at stake and not crucial: not this week's business
-        owner = x.owner or (orgs[x.partner_id].owner if x.partner_id in orgs else None)
+    for x in await repo.attention_candidates(horizon, cmd.owner):
         energy = domain.Energy(x.energy, x.last_touch_at, x.touches)
         score = domain.display(domain.strength(settings.strength, energy, now, c.Seniority(x.seniority)))
-        org_name = orgs[x.partner_id].name if x.partner_id in orgs else "?"
         candidates.append(ranking.Candidate(
-            kind=c.ActionKind.touch, key=f"contact:{x.id}", owner=owner, title=f"Touch {x.name} ({org_name})",
-            link=f"/contacts/{x.id}", stake=stake, effort=efforts.crucial_touch if x.crucial else efforts.touch,
-            crucial=x.crucial, score=score if x.last_touch_at else None,
-            days_until_cold=domain.days_until(x.cold_at, now),
+            kind=c.ActionKind.touch, key=f"contact:{x.id}", owner=x.owner, title=f"Touch {x.name} ({x.org_name})",
+            link=f"/contacts/{x.id}", stake=Decimal(x.stake).quantize(CENT),
+            effort=efforts.crucial_touch if x.crucial else efforts.touch, crucial=x.crucial,
+            score=score if x.last_touch_at else None, days_until_cold=domain.days_until(x.cold_at, now),
             last_touch_days=(now - x.last_touch_at).days if x.last_touch_at else None))
     deals = await repo.action_deadlines(horizon.date())
     values = await repo.deal_values([d.id for d in deals])
@@ -171,7 +163,8 @@ async def attention(session: AsyncSession, cmd: c.GetAttention) -> c.Attention:
 
     return c.Attention(as_of=now, currency=currency, members=[
         c.MemberWeek(owner=w.owner, capacity_hours=w.capacity, planned_hours=w.planned_hours,
-                     items=[item(r, True) for r in w.planned], outside=[item(r, False) for r in w.outside])
+                     items=[item(r, True) for r in w.planned],
+                     outside=[item(r, False) for r in w.outside[:MAX_OUTSIDE]], outside_total=len(w.outside))
         for w in weeks])
 
 

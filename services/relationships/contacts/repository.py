@@ -199,6 +199,23 @@ class ContactRepository:
             ORDER BY 1"""))
         return list(rows)
 
+    async def attention_candidates(self, until: datetime, owner: str | None) -> list[Row[Any]]:
+        """In one read: the active contacts that go cold by `until` (or are crucial and never touched),
+        crucial or with pipeline at stake, with their organisation and stake; one owner's (the contact's
+        owner, else the organisation's) when given."""
+        mine = "AND coalesce(c.owner, org.owner) = :owner" if owner is not None else ""
+        rows = await self.session.execute(text(f"""{_STAKE}
+            SELECT c.id, c.name, c.partner_id, coalesce(org.name, '?') AS org_name,
+                   coalesce(c.owner, org.owner) AS owner, c.crucial, c.seniority, c.energy, c.last_touch_at,
+                   c.touches, c.cold_at, coalesce(l.value, 0) + coalesce(u.value, 0) AS stake
+            FROM {SCHEMA}.contact c LEFT JOIN {SCHEMA}.pipeline_partner org ON org.id = c.partner_id
+            LEFT JOIN linked l ON l.contact_id = c.id LEFT JOIN unlinked u ON u.partner_id = c.partner_id
+            WHERE c.archived_at IS NULL {mine}
+              AND (c.cold_at <= :until OR (c.crucial AND c.last_touch_at IS NULL))
+              AND (c.crucial OR coalesce(l.value, 0) + coalesce(u.value, 0) > 0)"""),
+            {"until": until, **({"owner": owner} if owner is not None else {})})
+        return list(rows.all())
+
     async def near_cold(self, until: datetime, *, crucial_only: bool) -> list[Row[Any]]:
         """Active contacts whose cold date is before `until` (read through the cold_at index)."""
         crucial = "AND c.crucial" if crucial_only else ""
