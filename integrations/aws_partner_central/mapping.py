@@ -122,6 +122,24 @@ def _day(value: Any) -> date | None:
         raise Unmappable(f"TargetCloseDate {str(value)[:20]!r} is not a date") from None
 
 
+def aws_team(summary: Mapping[str, Any] | None) -> tuple[pc.ExternalContact, ...]:
+    """AWS's people on the opportunity (GetAwsOpportunitySummary's OpportunityTeam): the relationships
+    service makes each a contact linked to the deal. A member whose email cannot be read is left out
+    rather than losing the opportunity."""
+    out: list[pc.ExternalContact] = []
+    for member in ((summary or {}).get("OpportunityTeam") or [])[:50]:
+        if not isinstance(member, Mapping):
+            continue
+        name = " ".join(p for p in (_one_line(member.get("FirstName"), 100), _one_line(member.get("LastName"), 100))
+                        if p)
+        try:
+            out.append(pc.ExternalContact(email=str(member.get("Email") or ""), name=name[:200] or None,
+                                          role=_one_line(member.get("BusinessTitle"), 100)))
+        except ValidationError:
+            continue
+    return tuple(out)
+
+
 def _moment(value: Any, what: str) -> datetime:
     if not isinstance(value, datetime):
         raise Unmappable(f"{what} is missing or not a time")
@@ -153,6 +171,7 @@ def to_event(opportunity: Mapping[str, Any], summary: Mapping[str, Any] | None, 
             reviewer_comments=_clip("\n".join(str(c) for c in comments), COMMENTS_MAX) if comments else None,
             next_steps=_clip(life.get("NextSteps") or aws_life.get("NextSteps"), 255),
             closed_lost_reason=_one_line(life.get("ClosedLostReason") or aws_life.get("ClosedLostReason"), 200),
+            team=aws_team(summary),
         )
         return OpportunityExternalUpsertedV1(
             event_id=event_id(ident, modified),

@@ -30,8 +30,10 @@ class TestPriority:
     @pytest.mark.parametrize(("candidate", "expected"), [
         (touch("cold, nothing at stake", "0", 0), 1.0),
         (touch("cold in a week, $9K", "9000", 7), 1.0),          # (1 + log10(10)) x 1/2
-        (touch("cold now, $99K", "99000", -3), 3.0),
-        (touch("cold now, $99K, crucial", "99000", -3, crucial=True), 4.5),
+        (touch("cold today, $99K", "99000", 0), 3.0),
+        (touch("cold today, $99K, crucial", "99000", 0, crucial=True), 4.5),
+        (touch("cold for 30 days, $99K", "99000", -30), 1.5),    # fading once cold
+        (touch("cold for 120 days, $99K", "99000", -120), 0.6),
         (touch("never touched", "0", None, score=None, last=None), 1.0),
         (deadline("due in 7 days, $0", "0", 7), 0.5),
         (deadline("overdue, $999K", "999000", -1), 6.0),
@@ -42,6 +44,10 @@ class TestPriority:
     def test_more_at_stake_ranks_higher_with_the_same_urgency(self) -> None:
         ranked = ranking.rank([touch("a", "1000", 5), touch("b", "50000", 5)])
         assert [r.candidate.key for r in ranked] == ["b", "a"]
+
+    def test_about_to_go_cold_ranks_above_long_cold(self) -> None:
+        ranked = ranking.rank([touch("long cold", "1000", -200), touch("cold in 3 days", "1000", 3)])
+        assert [r.candidate.key for r in ranked] == ["cold in 3 days", "long cold"]
 
     def test_sooner_cold_ranks_higher_with_the_same_stake(self) -> None:
         ranked = ranking.rank([touch("later", "1000", 20), touch("sooner", "1000", 2)])

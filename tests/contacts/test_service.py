@@ -209,6 +209,7 @@ class TestValueAtStake:
         assert (await send(nc, c.GetContact(contact_id=x.id))).contact.value_at_stake == Decimal("2500.50")
 
     async def test_a_linked_deal_counts_for_its_contacts_not_the_whole_organisation(self, nc, rel_service):
+        """Stakes are shares: each deal counted once across the contacts it depends on."""
         org = await organisation(nc, rel_service)
         a, b = await contact(nc, org), await contact(nc, org)
         deal = opportunity(org, "80000.00")
@@ -217,7 +218,8 @@ class TestValueAtStake:
         await settled(nc, rel_service)
         await log(nc, [a.id], NOW, opportunity_id=deal.id)
         stakes = [(await send(nc, c.GetContact(contact_id=i))).contact.value_at_stake for i in (a.id, b.id)]
-        assert stakes == [Decimal("81000.00"), Decimal("1000.00")]
+        # The linked deal is a's; the organisation's other deal is shared by its two contacts.
+        assert stakes == [Decimal("80500.00"), Decimal("500.00")]
 
     async def test_deals_in_a_currency_without_a_rate_count_toward_nothing(self, nc, rel_service):
         org = await organisation(nc, rel_service)
@@ -243,7 +245,7 @@ class TestCoSellTeams:
             ("Pat PDM", "PDM", "owner-1"), (f"ao{email}".split("@")[0], "Account manager", "owner-1")])
         detail = await send(nc, c.GetContact(contact_id=next(x.id for x in found if x.name == "Pat PDM")))
         assert [(d.opportunity_id, d.via) for d in detail.deals] == [(deal.id, "linked")]
-        assert detail.contact.value_at_stake == Decimal("120000.00")
+        assert detail.contact.value_at_stake == Decimal("60000.00")  # the deal's two AWS people share it
 
     async def test_a_deal_without_a_known_organisation_makes_no_contacts(self, nc, rel_service):
         ace = p.AceState(team=(p.ExternalContact(email=f"{uuid.uuid4().hex}@amazon.example"),))
@@ -299,13 +301,13 @@ class TestAttention:
         week = await send(nc, c.GetAttention(owner=owner))
         [member] = week.members
         assert (member.owner, member.capacity_hours, member.planned_hours) == (owner, Decimal("2.00"), Decimal("2.00"))
-        # Priorities (docs/contacts.md): Never 4.65 (crucial, never touched), Soon 2.96 (crucial, cold in
-        # 4 days), the ACE answer 1.94 (due in 2 days, $30K), Later 0.84 (cold in 19 days); $125K at stake
-        # for each contact (the organisation's deals no contact is linked to).
+        # Priorities (docs/contacts.md): Never 3.95 (crucial, never touched), Soon 2.51 (crucial, cold in
+        # 4 days), the ACE answer 1.94 (due in 2 days, $30K), Later 0.71 (cold in 19 days); each contact
+        # has a third of the organisation's $125K that no contact is linked to.
         assert [i.title.split(" (")[0] for i in member.items] == ["Touch Never", "Touch Soon"]
         assert [i.title.split(" (")[0] for i in member.outside] == [f"Answer AWS on {deadline.name}", "Touch Later"]
         assert [i.rank for i in [*member.items, *member.outside]] == [1, 2, 3, 4]
-        assert [i.value_at_stake for i in member.items] == [Decimal("125000.00")] * 2
+        assert [i.value_at_stake for i in member.items] == [Decimal("41666.67")] * 2
         assert (member.items[1].score, member.items[1].days_until_cold, member.items[1].last_touch_days) == (32, 4, 40)
 
     async def test_the_same_data_gives_the_same_list(self, nc, rel_service):

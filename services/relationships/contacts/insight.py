@@ -65,36 +65,23 @@ async def heatmap(session: AsyncSession, cmd: c.GetHeatmap) -> c.Heatmap:
     settings = await settings_of(session)
     now = datetime.now(UTC)
     rows = _rows(await repo.all_for_map(cmd.crucial_only), settings.strength, now)
-    by_partner = await repo.open_value_by_partner()
-    linked = await repo.open_deals_of_contacts()
-    unlinked = await repo.unlinked_value_by_partner()
     groups: dict[str, list[Row]] = {}
     labels: dict[str, str] = {}
     for r in rows:
         key = str(r.partner_id) if cmd.group_by == c.HeatmapGroup.organisation else (r.owner or "")
         groups.setdefault(key, []).append(r)
         labels[key] = r.org_name if cmd.group_by == c.HeatmapGroup.organisation else (r.owner or "")
-    # A group's value at stake counts each open deal once: the organisation's deals, and for a team
-    # member the deals linked to their contacts plus the unlinked deals of their contacts' organisations.
-    deal_value: dict[uuid.UUID, Decimal] = {}
-    deals_of_contact: dict[uuid.UUID, set[uuid.UUID]] = {}
-    for contact_id, deal_id, value in linked:
-        deal_value[deal_id] = Decimal(value)
-        deals_of_contact.setdefault(contact_id, set()).add(deal_id)
 
-    def group_value(key: str, members: list[Row]) -> Decimal:
-        if cmd.group_by == c.HeatmapGroup.organisation:
-            return Decimal(by_partner.get(uuid.UUID(key), 0))
-        deals = set().union(*(deals_of_contact.get(m.id, set()) for m in members))
-        orgs = {m.partner_id for m in members}
-        return (sum((deal_value[d] for d in deals), Decimal(0))
-                + sum((Decimal(unlinked.get(o, 0)) for o in orgs), Decimal(0)))
+    # Contacts' stakes are shares of the pipeline (each deal once across all contacts), so a group's
+    # value at stake is the sum of its contacts'.
+    def group_value(members: list[Row]) -> Decimal:
+        return sum((m.stake for m in members), Decimal(0))
 
     out = []
     for key, members in groups.items():
         members.sort(key=lambda m: (-m.stake, -m.score, m.name.lower(), m.id))
         out.append(c.HeatRow(
-            key=key, label=labels[key], value_at_stake=group_value(key, members).quantize(CENT), contacts=len(members),
+            key=key, label=labels[key], value_at_stake=group_value(members).quantize(CENT), contacts=len(members),
             average_score=domain.display(sum(m.score for m in members) / len(members)),
             cells=[c.HeatCell(contact_id=m.id, name=m.name, role=m.role, score=domain.display(m.score),
                               band=domain.band(settings.strength, m.score, m.touched), crucial=m.crucial,

@@ -6,8 +6,9 @@ Each candidate action gets a priority
 
 - stake: the open pipeline value (reporting currency) that depends on it; the logarithm keeps one huge
   deal from drowning everything else ($0 → 1, $9K → 2, $99K → 3, $999K → 4);
-- urgency for a touch: 1 / (1 + days until cold / 7) — cold already (or never touched) is 1, cold in a
-  week 0.5, in a month 0.19;
+- urgency for a touch: 1 / (1 + days until cold / 7) — cold today (or never touched) is 1, cold in a
+  week 0.5, in a month 0.19; once cold it fades again, 1 / (1 + days cold / 30), because the point is
+  to act before a relationship goes cold (cold for a month 0.5, for four months 0.2);
 - urgency for a deadline (ACE Action Required; a funding claim, fund request expiry or competency
   renewal): 1 / (1 + days until due / 7), and 1.5 once overdue, because a missed deadline costs money.
 
@@ -71,7 +72,7 @@ class Week:
 def urgency(c: Candidate) -> float:
     if c.kind == ActionKind.touch:
         days = c.days_until_cold if c.days_until_cold is not None else 0
-        return 1.0 / (1.0 + max(days, 0) / 7.0)
+        return 1.0 / (1.0 + days / 7.0) if days >= 0 else 1.0 / (1.0 + -days / 30.0)
     days = c.due_in_days if c.due_in_days is not None else 0
     return OVERDUE_URGENCY if days < 0 else 1.0 / (1.0 + days / 7.0)
 

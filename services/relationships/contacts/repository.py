@@ -39,18 +39,32 @@ _RATES = f"""
         WHERE d.outcome = 'open'
     )"""
 
-# A contact's value at stake: its linked open deals, plus its organisation's open deals that no
-# contact is linked to (those depend on the relationship with the organisation as a whole).
+# A contact's value at stake: the open pipeline shared out among the contacts it depends on, so each
+# deal is counted once however many contacts it has (docs/contacts.md). A deal linked to contacts
+# (named on it, or touched about it) is shared among them; an organisation's deals no active contact is
+# linked to depend on the relationship with the organisation as a whole: shared among its contacts.
 _STAKE = f"""
     WITH {_RATES},
+    active_link AS (
+        SELECT cd.contact_id, cd.opportunity_id FROM {SCHEMA}.contact_deal cd
+        JOIN {SCHEMA}.contact c ON c.id = cd.contact_id AND c.archived_at IS NULL
+    ),
+    link_count AS (SELECT opportunity_id, count(*) AS n FROM active_link GROUP BY opportunity_id),
     linked AS (
-        SELECT cd.contact_id, sum(o.value) AS value FROM {SCHEMA}.contact_deal cd
-        JOIN open_deal o ON o.id = cd.opportunity_id GROUP BY cd.contact_id
+        SELECT al.contact_id, sum(o.value / lc.n) AS value FROM active_link al
+        JOIN open_deal o ON o.id = al.opportunity_id JOIN link_count lc ON lc.opportunity_id = o.id
+        GROUP BY al.contact_id
+    ),
+    unlinked_total AS (
+        SELECT o.partner_id, sum(o.value) AS value FROM open_deal o
+        WHERE NOT EXISTS (SELECT 1 FROM link_count lc WHERE lc.opportunity_id = o.id)
+        GROUP BY o.partner_id
+    ),
+    org_size AS (
+        SELECT partner_id, count(*) AS n FROM {SCHEMA}.contact WHERE archived_at IS NULL GROUP BY partner_id
     ),
     unlinked AS (
-        SELECT o.partner_id, sum(o.value) AS value FROM open_deal o
-        WHERE NOT EXISTS (SELECT 1 FROM {SCHEMA}.contact_deal cd WHERE cd.opportunity_id = o.id)
-        GROUP BY o.partner_id
+        SELECT t.partner_id, t.value / s.n AS value FROM unlinked_total t JOIN org_size s USING (partner_id)
     )"""
 
 
@@ -181,11 +195,11 @@ class ContactRepository:
         return dict(rows.tuples().all())
 
     async def unlinked_value_by_partner(self) -> dict[uuid.UUID | None, Decimal]:
-        rows = await self.session.execute(text(f"""{_STAKE} SELECT partner_id, value FROM unlinked"""))
+        rows = await self.session.execute(text(f"""{_STAKE} SELECT partner_id, value FROM unlinked_total"""))
         return dict(rows.tuples().all())
 
     async def open_deals_of_contacts(self) -> list[tuple[uuid.UUID, uuid.UUID, Decimal]]:
-        """(contact, deal, value) for every open deal linked to an active contact."""
+        """(contact, deal, the deal's whole value) for every open deal linked to an active contact."""
         rows = await self.session.execute(text(f"""WITH {_RATES}
             SELECT cd.contact_id, o.id, o.value
             FROM {SCHEMA}.contact_deal cd JOIN open_deal o ON o.id = cd.opportunity_id

@@ -20,7 +20,8 @@ logger = logging.getLogger(__name__)
 
 # ACE's business titles and the roles they are (the rest are kept as the contact's title).
 ROLE_ALIASES = {"awsaccountowner": "account manager", "accountowner": "account manager",
-                "account owner": "account manager", "partner development manager": "pdm",
+                "account owner": "account manager", "awssalesrep": "account manager", "wwpspdm": "pdm",
+                "isvsm": "isv success", "partner development manager": "pdm",
                 "partner solutions architect": "solution architect", "psa": "solution architect"}
 
 
