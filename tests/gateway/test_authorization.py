@@ -17,7 +17,9 @@ from tests.support.gateway import Gateway
 
 # Meant to be reachable without signing in.
 # /reset/{secret}: the single-use link itself is the credential (tests/gateway/test_accounts.py).
-PUBLIC = {"/signin", "/healthz", "/livez", "/docs", "/redoc", "/openapi.json", "/asyncapi.json", "/reset/{secret}"}
+# /calendar/{token}.ics: the feed's secret address is its credential, revocable (tests/week/test_api.py).
+PUBLIC = {"/signin", "/healthz", "/livez", "/docs", "/redoc", "/openapi.json", "/asyncapi.json", "/reset/{secret}",
+          "/calendar/{token}.ics"}
 PUBLIC_PREFIXES = ("/static",)
 # Signing out ends the caller's session, so each call gets a session of its own.
 ENDS_SESSION = {"/signout"}
