@@ -17,6 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import ValidationError
 
 from contracts import pipeline as pc
@@ -85,15 +86,15 @@ def create_app(settings: Settings | None = None, *, exit_on_fatal: bool = False)
     app.mount("/static", StaticFiles(directory=str(Path(__file__).parent / "static")), name="static")
 
     app.include_router(health.router)
-    app.add_middleware(metrics.RequestMetrics)
+    app.state.metrics = metrics.GatewayMetrics(app.state)
+    app.add_middleware(metrics.RequestMetrics, metrics=app.state.metrics)
 
     @app.get("/metrics", tags=["health"], response_class=PlainTextResponse)
     async def prometheus_metrics(
         request: Request, _: Annotated[Principal, Depends(require(Role.admin, scope="metrics:read"))]
-    ) -> PlainTextResponse:
-        own = await request.app.state.running.health()
-        return PlainTextResponse(await metrics.render(request.app.state.running.nc, own),
-                                 media_type="text/plain; version=0.0.4")
+    ) -> Response:
+        """This process's metrics only (each service answers its own scrape on METRICS_PORT)."""
+        return Response(await request.app.state.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/asyncapi.json", tags=["docs"])
     async def asyncapi_doc() -> JSONResponse:

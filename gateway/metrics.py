@@ -1,20 +1,32 @@
-"""Prometheus text metrics: HTTP requests at the gateway, and every consumer's lag, redeliveries
-and dead letters as each service reports them in its health reply."""
+"""The gateway's Prometheus metrics (prometheus_client; runtime/metrics.py has what every process
+exports: process metrics, its consumers' counters and lag): HTTP requests by method, route template
+and status, and how long they took."""
 
 from __future__ import annotations
 
 import time
-from collections import Counter
+from typing import Any
 
-from nats.aio.client import Client as NATS
+from prometheus_client import Counter, Histogram
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from runtime import health
-from runtime.settings import SERVICES
+from runtime.metrics import ProcessMetrics
 
-_requests: Counter[tuple[str, str, str]] = Counter()
-_seconds: Counter[tuple[str, str]] = Counter()
+
+class GatewayMetrics(ProcessMetrics):
+    """The gateway process's registry; its consumers are known once the lifespan has started them."""
+
+    def __init__(self, state: Any) -> None:
+        def running() -> Any:
+            return getattr(state, "running", None)
+
+        super().__init__("gateway", consumers=lambda: running().consumers if running() else (),
+                         nc=lambda: running().nc if running() else None)
+        self.requests = Counter("partnerops_http_requests", "HTTP requests answered, by method, route and status.",
+                                ["method", "route", "status"], registry=self.registry)
+        self.seconds = Histogram("partnerops_http_request_duration_seconds", "Time to answer, by method and route.",
+                                 ["method", "route"], registry=self.registry)
 
 
 class RequestMetrics:
@@ -23,8 +35,9 @@ class RequestMetrics:
     task of its own behind memory streams, which cost a noticeable share of a cheap request's CPU
     (bench.kpi_read)."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, metrics: GatewayMetrics) -> None:
         self.app = app
+        self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -43,8 +56,8 @@ class RequestMetrics:
             await self.app(scope, receive, send_and_note)
         finally:
             route = _route_template(scope)
-            _requests[(scope["method"], route, str(status))] += 1
-            _seconds[(scope["method"], route)] += time.perf_counter() - start
+            self.metrics.requests.labels(scope["method"], route, str(status)).inc()
+            self.metrics.seconds.labels(scope["method"], route).observe(time.perf_counter() - start)
 
 
 def _route_template(scope: Scope) -> str:
@@ -58,44 +71,3 @@ def _route_template(scope: Scope) -> str:
         if match == Match.FULL and getattr(route, "path", None):
             return str(route.path)
     return "unmatched"
-
-
-def _line(name: str, labels: dict[str, str], value: float) -> str:
-    inner = ",".join(f'{k}="{v}"' for k, v in labels.items())
-    return f"{name}{{{inner}}} {value}"
-
-
-async def render(nc: NATS, own: dict[str, object]) -> str:
-    lines = [
-        "# HELP partnerops_http_requests_total HTTP requests by method, route and status.",
-        "# TYPE partnerops_http_requests_total counter",
-        *(_line("partnerops_http_requests_total", {"method": m, "route": r, "status": s}, n)
-          for (m, r, s), n in sorted(_requests.items())),
-        "# HELP partnerops_http_request_seconds_sum Time spent answering, by method and route.",
-        "# TYPE partnerops_http_request_seconds_sum counter",
-        *(_line("partnerops_http_request_seconds_sum", {"method": m, "route": r}, round(v, 6))
-          for (m, r), v in sorted(_seconds.items())),
-    ]
-    reports: dict[str, dict[str, object]] = {"gateway": own, **await health.ask_all(nc, SERVICES)}
-    gauges = {
-        "pending": ("partnerops_consumer_pending", "Messages not yet delivered to the consumer (lag)."),
-        "ack_pending": ("partnerops_consumer_ack_pending", "Delivered messages not yet acknowledged."),
-        "applied": ("partnerops_consumer_applied_total", "Events applied since the process started."),
-        "duplicates": ("partnerops_consumer_duplicates_total", "Duplicates skipped by the inbox."),
-        "redelivered": ("partnerops_consumer_redelivered_total", "Redeliveries seen."),
-        "dead_lettered": ("partnerops_consumer_dead_lettered_total", "Messages parked on the dead letters."),
-    }
-    lines += ["# HELP partnerops_service_up 1 when the service answers its health check healthy.",
-              "# TYPE partnerops_service_up gauge"]
-    lines += [_line("partnerops_service_up", {"service": s}, 1 if r.get("status") == "ok" else 0)
-              for s, r in reports.items()]
-    for key, (metric, help_text) in gauges.items():
-        lines += [f"# HELP {metric} {help_text}", f"# TYPE {metric} gauge"]
-        for service, report in reports.items():
-            consumers = report.get("consumers") or {}
-            assert isinstance(consumers, dict)
-            for durable, stats in consumers.items():
-                value = stats.get(key) if isinstance(stats, dict) else None
-                if isinstance(value, int | float):
-                    lines.append(_line(metric, {"service": service, "consumer": durable}, value))
-    return "\n".join(lines) + "\n"

@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from contracts import deadletters
 from contracts.base import Command, StreamSpec
 from contracts.registry import EVENTS
-from runtime import bus, telemetry
+from runtime import bus, metrics, telemetry
 from runtime.commands import CommandServer
 from runtime.db import create_engine, plain_dsn, session_factory
 from runtime.health import database_ok
@@ -253,7 +253,14 @@ def main(definition: ServiceDefinition) -> None:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         running = await start(definition, settings, stop)
+        scrape = None
+        if settings.metrics_port is not None:
+            process = metrics.ProcessMetrics(definition.name, consumers=lambda: running.consumers,
+                                             nc=lambda: running.nc)
+            scrape = await metrics.serve(process, settings.metrics_host, settings.metrics_port)
         await stop.wait()
+        if scrape is not None:
+            scrape.close()
         try:
             await asyncio.wait_for(shutdown(running), timeout=30)
         except (TimeoutError, Exception):

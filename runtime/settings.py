@@ -90,6 +90,10 @@ class Settings(BaseSettings):
     smtp_max_attempts: int = Field(default=8, ge=1, le=100)
     smtp_backoff_seconds: tuple[float, ...] = (5.0, 30.0, 120.0, 600.0, 1800.0, 3600.0)
     smtp_poll_seconds: float = Field(default=2.0, gt=0)
+    # Prometheus: a service answers GET /metrics on this port (unset: no endpoint; the gateway serves its
+    # own at /metrics). Bound to METRICS_HOST, the loopback by default: the endpoint has no sign-in.
+    metrics_port: int | None = Field(default=None, ge=0, le=65535)
+    metrics_host: str = "127.0.0.1"
     # The local mailbox `partnerops up` runs (an SMTP sink); the admin page shows what it received.
     mailbox_dir: Path | None = None
 

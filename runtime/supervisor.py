@@ -334,6 +334,9 @@ async def _up(settings: Settings, *, seed: bool) -> int:
         for name, args in PROCESSES:
             extra = {"GATEWAY_PORT": str(settings.gateway_port), "GATEWAY_HOST": settings.gateway_host,
                      "PUBLIC_URL": settings.public_url if os.environ.get("PUBLIC_URL") else url, **mail}
+            if name != "gateway":  # the gateway serves its metrics at /metrics; a service on a port of its own
+                extra["METRICS_PORT"] = str(free_port())
+                say(f"{name}: Prometheus metrics at http://{settings.metrics_host}:{extra['METRICS_PORT']}/metrics")
             child = Child(name, args, platform.env_for(name, extra))
             await child.start()
             children.append(child)

@@ -154,9 +154,14 @@ class TestPlatform:
         assert viewer.get("/metrics").status_code == 403
         admin, _ = signed_in(base, *credentials(data_dir)["admin"])
         text = admin.get("/metrics").text
-        lag = 'partnerops_consumer_pending{service="gateway",consumer="gateway__PIPELINE"} 0'
+        lag = 'partnerops_consumer_pending{consumer="gateway__PIPELINE",service="gateway"} 0.0'
         assert lag in text, text
-        assert 'partnerops_service_up{service="pipeline"} 1' in text
+        assert "process_cpu_seconds_total" in text
+        # Each service answers its own scrape, on the port `up` printed for it.
+        found = re.search(r"pipeline: Prometheus metrics at (http://\S+/metrics)", platform["log"].read_text())
+        assert found, "up names each service's metrics endpoint"
+        service = httpx.get(found[1], timeout=10).text
+        assert 'partnerops_consumer_applied_total{consumer="pipeline__' in service, service
         assert 'partnerops_http_requests_total{method="GET",route="/api/kpis",status="200"}' in text, text
 
     def test_read_model_rebuilds_by_replay_to_the_same_counts(self, platform):
