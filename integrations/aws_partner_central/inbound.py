@@ -7,6 +7,11 @@ version, stages its event in the outbox and moves the cursor to that record's pl
 pass that fails halfway (AWS still throttling after botocore's retries, a 500 mid-page, the worker
 killed) therefore resumes from the last record it finished: nothing lost, nothing published twice
 (and a version read twice is the same event, `mapping.event_id`).
+
+A record modified while the list is being read moves to the end of it, and the records after its old
+place move up: one of them can slip past a page boundary unseen. So once a pass sees such a change
+the cursor stops moving for the rest of the pass (a pass killed then resumes from before the shift),
+and the pass reads the list again from the cursor, up to MAX_SWEEPS times.
 """
 
 from __future__ import annotations
@@ -26,6 +31,10 @@ from integrations.aws_partner_central.repository import WAITING, SyncRepository
 from runtime import outbox
 
 logger = logging.getLogger(__name__)
+
+# A pass reads the list again (from the frozen cursor) at most this often when records keep changing
+# while it reads; what is still unseen then comes with the next pass or the reconciliation.
+MAX_SWEEPS = 3
 
 
 def utc_now() -> datetime:
@@ -49,6 +58,9 @@ class Inbound:
         self.page_size = page_size
         self.overlap = overlap
         self.clock = clock
+        # While a pass runs: when it began, and whether the cursor is frozen (see _page).
+        self._started: datetime | None = None
+        self._frozen = False
 
     def repo(self, session: AsyncSession) -> SyncRepository:
         return SyncRepository(session, self.catalog)
@@ -62,7 +74,16 @@ class Inbound:
         counts = Counts()
         error: str | None = None
         try:
-            await self._pages(after, counts)
+            for _sweep in range(MAX_SWEEPS):
+                self._started, self._frozen = self.clock(), False
+                await self._pages(after, counts)
+                if not self._frozen:
+                    break
+                # A record changed while the list was read: it moved to the end, and the records after
+                # its old place may have moved up a page unseen. Read again from the frozen cursor.
+                async with self.sessions() as session:
+                    cursor = await self.repo(session).cursor()
+                after = cursor.watermark - self.overlap if cursor and cursor.watermark else None
         except (AwsUnavailable, AwsRefused) as exc:
             error = str(exc)
             raise
@@ -98,13 +119,15 @@ class Inbound:
             if not isinstance(ident, str) or not isinstance(listed, datetime):
                 counts.failed += 1
                 continue
+            if self._started is not None and listed > self._started:
+                self._frozen = True
             if ident in known and known[ident] >= listed:
                 counts.unchanged += 1
                 skipped_to = listed
                 continue
             outcome = await self.refresh(ident, listed=listed)
             setattr(counts, outcome, getattr(counts, outcome) + 1)
-        if skipped_to is not None:
+        if skipped_to is not None and not self._frozen:
             async with self.sessions.begin() as session:
                 await self.repo(session).advance(min(skipped_to, self.clock() + mapping.CLOCK_SKEW))
 
@@ -118,19 +141,22 @@ class Inbound:
         except AwsRefused as exc:
             async with self.sessions.begin() as session:
                 await self.repo(session).record_problem(ident, listed, f"AWS refused to read it: {exc}")
-                if listed is not None:
+                if listed is not None and not self._frozen:
                     await self.repo(session).advance(min(listed, self.clock() + mapping.CLOCK_SKEW))
             return "failed"
         now = self.clock()
+        modified = opportunity.get("LastModifiedDate")
+        if listed is not None and isinstance(modified, datetime) and modified > listed:
+            # Changed since it was listed: the list has moved under us (see _page); the cursor stays.
+            self._frozen = True
         async with self.sessions.begin() as session:
             repo = self.repo(session)
-            if listed is not None:
+            if listed is not None and not self._frozen:
                 # Its place in the list is done whatever happens below.
                 await repo.advance(min(listed, now + mapping.CLOCK_SKEW))
             try:
                 event = mapping.to_event(opportunity, summary, now=now)
             except mapping.Unmappable as exc:
-                modified = opportunity.get("LastModifiedDate")
                 await repo.record_problem(ident, modified if isinstance(modified, datetime) else listed, str(exc))
                 return "failed"
             if event.external_id != ident:

@@ -25,7 +25,8 @@ PREFIX = "AWSPartnerCentralSelling."
 
 def _json(value: Any) -> Any:
     if isinstance(value, datetime):
-        return value.timestamp()
+        # ISO 8601 keeps the microseconds exact (epoch seconds as a float would round them).
+        return value.isoformat()
     if isinstance(value, dict):
         return {k: _json(v) for k, v in value.items()}
     if isinstance(value, list):
@@ -73,7 +74,10 @@ class Fake:
         with self.lock:
             items = sorted(self.opportunities.values(), key=lambda o: (o["LastModifiedDate"], o["Id"]))
         if after is not None:
-            items = [o for o in items if o["LastModifiedDate"].timestamp() > float(after)]
+            # The model's timestamps travel as ISO 8601 text (or epoch seconds).
+            bound = datetime.fromisoformat(after.replace("Z", "+00:00")) if isinstance(after, str) \
+                else datetime.fromtimestamp(float(after), UTC)
+            items = [o for o in items if o["LastModifiedDate"] > bound]
         start = int(params.get("NextToken") or 0)
         size = int(params.get("MaxResults") or 20)
         page = items[start:start + size]

@@ -106,7 +106,26 @@ async def test_killed_mid_page_and_restarted_nothing_lost_nothing_doubled(proces
                 newest = {i: o["LastModifiedDate"] for i, o in fake.opportunities.items()}
             return len(rows) == COUNT and all(r["source_modified_at"] == newest[r["external_id"]] for r in rows)
 
-        await eventually(all_in, timeout=120, what="every opportunity in the pipeline at its newest version")
+        try:
+            await eventually(all_in, timeout=120, what="every opportunity in the pipeline at its newest version")
+        except AssertionError as exc:
+            rows = await sql(process_db, "SELECT external_id, source_modified_at FROM pipeline.opportunity "
+                                         "WHERE external_id = ANY($1)", ids)
+            have = {r["external_id"]: r["source_modified_at"] for r in rows}
+            with fake.lock:
+                off = {i: (have.get(i), o["LastModifiedDate"]) for i, o in fake.opportunities.items()
+                       if have.get(i) != o["LastModifiedDate"]}
+            letters = await sql(process_db, "SELECT count(*) AS n FROM aws_sync.outbox WHERE sent_at IS NULL")
+            from runtime import bus as rbus
+            from runtime import deadletter
+            nc = await rbus.connect(private_bus.url, name="peek")
+            dead = [(d.subject, d.reason[:200]) for d in await deadletter.list_all(nc.jetstream())]
+            await nc.close()
+            outbox_of = await sql(process_db, "SELECT aggregate, sent_at FROM aws_sync.outbox WHERE aggregate = ANY($1)",
+                                  [f"external:aws:{i}" for i in off])
+            off = {**off, "dead": dead, "outbox": [dict(r) for r in outbox_of]}
+            raise AssertionError(f"{exc}\nnot in the pipeline as in AWS: {off}\nunsent: {letters[0]['n']}\n"
+                                 f"worker log:\n{log.read_text()[-2000:]}") from None
     finally:
         release.set()
         worker.send_signal(signal.SIGTERM)
