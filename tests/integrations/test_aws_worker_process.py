@@ -121,8 +121,8 @@ async def test_killed_mid_page_and_restarted_nothing_lost_nothing_doubled(proces
             nc = await rbus.connect(private_bus.url, name="peek")
             dead = [(d.subject, d.reason[:200]) for d in await deadletter.list_all(nc.jetstream())]
             await nc.close()
-            outbox_of = await sql(process_db, "SELECT aggregate, sent_at FROM aws_sync.outbox WHERE aggregate = ANY($1)",
-                                  [f"external:aws:{i}" for i in off])
+            outbox_of = await sql(process_db, "SELECT aggregate, sent_at FROM aws_sync.outbox "
+                                              "WHERE aggregate = ANY($1)", [f"external:aws:{i}" for i in off])
             off = {**off, "dead": dead, "outbox": [dict(r) for r in outbox_of]}
             raise AssertionError(f"{exc}\nnot in the pipeline as in AWS: {off}\nunsent: {letters[0]['n']}\n"
                                  f"worker log:\n{log.read_text()[-2000:]}") from None
