@@ -21,14 +21,29 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import ValidationError
 
 from contracts import pipeline as pc
-from gateway import asyncapi, errors, health, metrics, openapi, passwords, read_models, routes, web
+from gateway import (
+    asyncapi,
+    directory_sync,
+    errors,
+    health,
+    housekeeping,
+    metrics,
+    openapi,
+    passwords,
+    read_models,
+    routes,
+    web,
+)
 from gateway.auth import AuthRequired, Principal, Role, require
 from gateway.security_headers import GatewayApp
 from runtime.errors import CommandFailed
 from runtime.service import RunningService, ServiceDefinition, shutdown, start
 from runtime.settings import Settings, get_settings
 
-definition = ServiceDefinition(name="gateway", publishes=(pc.STREAM,), subscriptions=read_models.SUBSCRIPTIONS)
+# Besides the read models: the hourly housekeeping tick, and the directory sent to notifications.
+definition = ServiceDefinition(name="gateway", publishes=(pc.STREAM,),
+                               subscriptions=(*read_models.SUBSCRIPTIONS, *housekeeping.SUBSCRIPTIONS),
+                               workers=(directory_sync.directory_pusher,))
 
 
 def create_app(settings: Settings | None = None, *, exit_on_fatal: bool = False) -> FastAPI:

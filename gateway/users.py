@@ -9,7 +9,7 @@ import secrets
 
 from sqlalchemy import func, select
 
-from gateway import audit
+from gateway import audit, directory_sync
 from gateway.auth import Role, create_user, validate_password
 from gateway.models import User
 from runtime.db import create_engine, session_factory
@@ -26,7 +26,8 @@ async def ensure_user(settings: Settings, *, email: str, name: str, role: Role, 
             user = await create_user(session, email=email, name=name, role=role, password=password)
             await audit.record(session, actor="cli", action="user.created", entity="user", entity_id=user.id,
                                after={"email": email, "role": role.value})
-            return True
+        directory_sync.changed()  # a gateway in this process sends the directory on (others: the hourly tick)
+        return True
     finally:
         await engine.dispose()
 

@@ -33,7 +33,11 @@ class Sink:
 
     def __init__(self, directory: Path | None = None) -> None:
         self.directory = directory
-        self.box = mailbox.Maildir(directory, create=True) if directory is not None else None
+        self.box: mailbox.Maildir | None = None
+        if directory is not None:
+            for sub in ("tmp", "new", "cur"):  # Maildir(create=True) skips them when the directory exists
+                (directory / sub).mkdir(parents=True, exist_ok=True)
+            self.box = mailbox.Maildir(directory, create=False)
         self.messages: list[EmailMessage] = []
         self.refuse_next = 0
         self.refused = 0

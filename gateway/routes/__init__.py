@@ -3,7 +3,8 @@
 from fastapi import APIRouter
 
 from gateway import calendar_feed
-from gateway.routes import access, commissions, contacts, funding, goals, partners, pipeline, sync, week
+from gateway.routes import access, alerts, commissions, contacts, funding, goals, partners, pipeline, sync, week
 
 ROUTERS: tuple[APIRouter, ...] = (access.router, partners.router, pipeline.router, commissions.router, funding.router,
-                                  goals.router, week.router, calendar_feed.router, sync.router, contacts.router)
+                                  goals.router, week.router, calendar_feed.router, sync.router, contacts.router,
+                                  alerts.router)

@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.fields import RowId, line
-from gateway import audit, auth
+from gateway import audit, auth, directory_sync
 from gateway.auth import SCOPES, Principal, Role, create_user, digest, new_api_token, require, validate_password
 from gateway.models import ApiToken, AuditEntry, User, UserSession
 from gateway.state import sessions
@@ -192,6 +192,7 @@ async def change_me(body: MePatch, request: Request,
         after = _user_out(user)
         await audit.record(session, actor=principal.name, action="user.changed", entity="user", entity_id=user.id,
                            before=before, after=after)
+    directory_sync.changed()
     return after
 
 
@@ -212,6 +213,7 @@ async def add_user(body: UserIn, request: Request,
         out = _user_out(user)
         await audit.record(session, actor=principal.name, action="user.created", entity="user", entity_id=user.id,
                            after=out)
+    directory_sync.changed()
     return out
 
 
@@ -238,6 +240,7 @@ async def change_user(user_id: uuid.UUID, body: UserPatch, request: Request,
         after = _user_out(user)
         await audit.record(session, actor=principal.name, action="user.changed", entity="user", entity_id=user.id,
                            before=before, after=after)
+    directory_sync.changed()
     return after
 
 

@@ -5,6 +5,7 @@ from fastapi import APIRouter
 from gateway.web import (
     account,
     admin,
+    alerts,
     commissions,
     contacts,
     dashboard,
@@ -23,7 +24,7 @@ from gateway.web.common import http_error_page
 
 router = APIRouter(include_in_schema=False)
 for _module in (session, account, dashboard, pipeline, partners, team, imports, admin, commissions, funding,
-                goals, week, sync, contacts):
+                goals, week, sync, contacts, alerts):
     router.include_router(_module.router)
 
 __all__ = ["docs", "http_error_page", "router"]
