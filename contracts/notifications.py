@@ -184,6 +184,20 @@ class SetPreferences(Command):
     muted_rules: list[RuleKey] = Field(default_factory=list, max_length=50)
 
 
+class DigestQueued(BaseModel):
+    to: str
+    week: str
+
+
+class SendDigestNow(Command):
+    """Email a person this week's digest now, to them only (to see it without waiting for Monday)."""
+
+    subject: ClassVar[str] = "cmd.notifications.digest.send_now"
+    result: ClassVar[type[BaseModel]] = DigestQueued
+
+    user_id: UserId
+
+
 # --------------------------------------------------------------------------------------- deliveries
 
 

@@ -71,6 +71,12 @@ async def set_preferences(body: PreferencesIn, request: Request, principal: Pers
         user_id=principal.id, **body.model_dump()))
 
 
+@router.post("/alerts/digest", response_model=nc.DigestQueued, status_code=202)
+async def digest_now(request: Request, principal: Person) -> nc.DigestQueued:
+    """Email yourself this week's digest now (it otherwise comes Monday 08:00 in your time zone)."""
+    return await send(bus(request), nc.SendDigestNow(user_id=principal.id))  # type: ignore[no-any-return]
+
+
 @router.get("/admin/deliveries", response_model=nc.DeliveryList)
 async def deliveries(request: Request, _: Admin, status: nc.DeliveryStatus | None = None, offset: Offset = 0,
                      limit: Annotated[int, Query(ge=1, le=200)] = 50) -> nc.DeliveryList:

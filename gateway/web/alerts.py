@@ -12,6 +12,7 @@ from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import quote
 
 from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -87,6 +88,16 @@ async def preferences_form(request: Request, principal: Viewer) -> Response:
     return RedirectResponse("/alerts/preferences?notice=Saved", status_code=303)
 
 
+@router.post("/alerts/digest")
+async def digest_now_form(request: Request, principal: Viewer) -> Response:
+    try:
+        queued = await send(bus(request), nc.SendDigestNow(user_id=principal.id))
+    except CommandFailed as exc:
+        return RedirectResponse(f"/alerts/preferences?notice={quote(exc.error.message)}", status_code=303)
+    notice = quote(f"The digest of {queued.week} is on its way to {queued.to}")
+    return RedirectResponse(f"/alerts/preferences?notice={notice}", status_code=303)
+
+
 @router.get("/admin/deliveries", response_class=HTMLResponse)
 async def deliveries_page(request: Request, _: Admin, status: nc.DeliveryStatus | None = None) -> Response:
     page = await send(bus(request), nc.ListDeliveries(status=status, limit=200))
@@ -100,7 +111,7 @@ async def retry_form(delivery_id: uuid.UUID, request: Request, principal: Admin)
     try:
         result = await send(bus(request), nc.RetryDelivery(delivery_id=delivery_id))
     except CommandFailed as exc:
-        return RedirectResponse(f"/admin/deliveries?notice={exc.error.message}", status_code=303)
+        return RedirectResponse(f"/admin/deliveries?notice={quote(exc.error.message)}", status_code=303)
     await audit.record_change(request, principal.name, "delivery.retried", entity_id=delivery_id,
                               after={"to": result.to, "subject": result.subject})
     return RedirectResponse("/admin/deliveries?notice=Queued+again", status_code=303)

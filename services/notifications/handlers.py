@@ -55,6 +55,7 @@ definition = ServiceDefinition(
         (n.SetPreferences, service.set_preferences),
         (n.ListDeliveries, service.list_deliveries),
         (n.RetryDelivery, service.retry_delivery),
+        (n.SendDigestNow, service.send_digest_now),
     ),
     workers=(delivery.sender, schedules.publish_plans),
 )

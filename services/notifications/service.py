@@ -18,7 +18,7 @@ from contracts import schedules as s
 from contracts.base import Event
 from runtime.errors import Conflict, Invalid, NotFound
 from services.notifications import digest, emails
-from services.notifications.domain import Fired, Recipient, digest_week, quiet_until, recipients
+from services.notifications.domain import Fired, Recipient, digest_week, quiet_until, recipients, zone
 from services.notifications.models import Alert, EmailDelivery, Preference
 from services.notifications.repository import (
     AlertRepository,
@@ -143,6 +143,24 @@ async def send_digests(session: AsyncSession, at: datetime) -> int:
                                  "next_attempt_at": None}):
             queued += 1
     return queued
+
+
+async def send_digest_now(session: AsyncSession, cmd: n.SendDigestNow) -> n.DigestQueued:
+    """This week's digest to one person now, outside the Monday schedule (at most once a minute)."""
+    person = next((x for x in await PeopleRepository(session).active() if x.user_id == cmd.user_id), None)
+    if person is None:
+        raise NotFound("the notifications service does not know you yet; try again in a minute", field="user_id")
+    at = now()
+    year, week_number, _ = at.astimezone(zone(person.time_zone)).isocalendar()
+    week = f"{year}-W{week_number:02d}"
+    mail = emails.digest_email(await digest.gather(session, at), person, week)
+    queued = await DeliveryRepository(session).add({
+        "kind": "digest", "rule": None, "alert_id": None, "user_id": person.user_id, "to": person.email,
+        "dedupe_key": f"digest-now:{person.user_id}:{at.isoformat(timespec='minutes')}", **mail,
+        "next_attempt_at": None})
+    if not queued:
+        raise Conflict("a digest was queued for you a moment ago")
+    return n.DigestQueued(to=person.email, week=week)
 
 
 # ---------------------------------------------------------------------------------------- commands

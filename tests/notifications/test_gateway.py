@@ -178,6 +178,23 @@ class TestPreferences:
         assert bad.status_code == 422 and "quiet hours" in bad.text
 
 
+class TestDigestNow:
+    async def test_a_person_emails_themselves_the_digest_now_once_a_minute(self, gw, mail_dir):
+        from runtime.mailbox import read
+
+        r = await call(gw, Role.manager, "POST", "/api/alerts/digest")
+        assert r.status_code == 202, r.text
+        assert r.json()["to"] == "manager@alerts.test" and "-W" in r.json()["week"]
+
+        async def arrived():
+            return [m for m in read(mail_dir) if "Your week" in m["subject"] and m["to"] == "manager@alerts.test"]
+
+        mails = await eventually(arrived, "the digest in the mailbox")
+        assert "Where open deals moved" in mails[0]["html"] and "WON THIS WEEK" in mails[0]["text"]
+        again = await call(gw, Role.manager, "POST", "/api/alerts/digest")
+        assert again.status_code in (202, 409)  # 409 within the same minute
+
+
 class TestHousekeeping:
     async def test_the_tick_purges_expired_sessions_and_old_sign_in_attempts(self, gw, private_db, private_nats):
         conn = await asyncpg.connect(plain_dsn(private_db["admin"]))
