@@ -11,12 +11,15 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from contracts import deadlines as dl
 from runtime.formatting import money
 from services.notifications import charts
 from services.notifications.repository import AlertRepository, PipelineCopyRepository
 from services.notifications.rules import RULES_BY_KEY, ScanInput, deal_stuck
 
 WEEK = timedelta(days=7)
+# Deadlines (funding, competencies) shown when due within this many days, or already late.
+DEADLINE_HORIZON_DAYS = 30
 
 
 async def gather(session: AsyncSession, at: datetime) -> dict[str, Any]:
@@ -33,6 +36,13 @@ async def gather(session: AsyncSession, at: datetime) -> dict[str, Any]:
     images = {}
     if moved:
         images["moved"] = base64.b64encode(charts.bars([float(m["amount"]) for m in moved])).decode()
+    deadlines = []
+    for d in await copy.open_deadlines():
+        left = dl.days_left(d.due_date, d.time_zone, at)
+        if left <= DEADLINE_HORIZON_DAYS:
+            deadlines.append({"title": d.title, "due": d.due_date.isoformat(), "left": left, "link": d.link,
+                              "stake": money(d.amount_at_stake, d.currency) if d.amount_at_stake and d.currency
+                              else None})
     alerts = [{"rule": RULES_BY_KEY[rule].title if rule in RULES_BY_KEY else rule, "count": count}
               for rule, count in await AlertRepository(session).counts_since(since)]
     return {
@@ -45,6 +55,7 @@ async def gather(session: AsyncSession, at: datetime) -> dict[str, Any]:
                  "due": r.ace_due.isoformat() if r.ace_due else None} for r in week["ace"]],
         "stuck": [{"title": f.title, "why": f.why, "link": f.link} for f in stuck[:10]],
         "stuck_total": len(stuck),
+        "deadlines": deadlines,
         "alerts": alerts,
         "images": images,
     }

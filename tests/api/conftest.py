@@ -19,6 +19,7 @@ from runtime.embedded import EmbeddedNats
 from runtime.settings import Settings
 from runtime.testing import TEST_SECRET, TestServers, platform_database, unique
 from services.commissions.handlers import definition as commissions_definition
+from services.notifications.handlers import definition as notifications_definition
 from services.pipeline.handlers import definition as pipeline_definition
 from services.relationships.handlers import definition as relationships_definition
 from tests.support.gateway import TEST_SETTINGS, Gateway, Person, gateway_with_services
@@ -55,7 +56,8 @@ async def api(servers: TestServers, api_nats: EmbeddedNats) -> AsyncIterator[Api
     def settings_of(owner: str) -> Settings:
         return Settings(database_url=db[owner], nats_url=api_nats.url, secret_key=TEST_SECRET, **TEST_SETTINGS)
 
-    services = [pipeline_definition, commissions_definition, relationships_definition,
+    # notifications: alerts, preferences and deliveries answer for real (no SMTP: emails wait as pending).
+    services = [pipeline_definition, commissions_definition, relationships_definition, notifications_definition,
                 # The AWS sync worker's commands (its driver, which would call AWS, is left out).
                 dataclasses.replace(aws_sync_definition, workers=())]
     async with gateway_with_services(settings_of, services, "api.test") as g:

@@ -8,12 +8,14 @@ import base64
 import uuid
 from datetime import UTC, datetime, timedelta
 
+from contracts import deadlines as dl
 from contracts import notifications as n
 from contracts import pipeline as p
 from runtime.commands import send
 from tests.browser.conftest import CHROMIUM_ARGS, chromium, shot  # noqa: F401  (chromium is a fixture)
 from tests.notifications.conftest import (
     MANAGER,
+    deadline,
     deal,
     deliveries,
     eventually,
@@ -53,6 +55,8 @@ async def test_monday_08_00_local_in_los_angeles_and_berlin_across_dst(service, 
              entered=monday - timedelta(days=2)),
     ):
         await publish(bus_client, p.OpportunityCreatedV1(opportunity=o))
+    claim = deadline(due=datetime(2026, 11, 12, tzinfo=UTC).date(), owner=None)
+    await publish(bus_client, dl.DeadlineChangedV1(deadline=claim))
     await settled(bus_client, service)
 
     queued_at: dict[tuple[str, str], datetime] = {}
@@ -75,7 +79,8 @@ async def test_monday_08_00_local_in_los_angeles_and_berlin_across_dst(service, 
     got = await eventually(lambda: _mail(mailbox, subject, "vp@example.test"), "the VP's digest in the mailbox")
     text = got.get_body(preferencelist=("plain",)).get_content()
     for expected in ("Negotiation: 1 deal, $120,000", "Proposal: 2 deals, $82,000", "Umbrella co-sell",
-                     "Action Required, answer due 2026-11-06", "Initech renewal", "Globex", "$82,000"):
+                     "Action Required, answer due 2026-11-06", "Initech renewal", "Globex", "$82,000",
+                     f"{claim.title}: due 2026-11-12 (in 10 days), $25,000 at stake"):
         assert expected in text, expected
     html_part = got.get_body(preferencelist=("html",))
     html = html_part.get_content()
@@ -111,7 +116,8 @@ async def test_the_digest_renders_in_chromium(chromium):  # noqa: F811
             assert await chart.evaluate("img => img.complete && img.naturalWidth === 360")
             headings = await page.locator("h2").all_inner_texts()
             assert [h.split(" ·")[0] for h in headings] == ["Won this week", "Where open deals moved",
-                                                           "Co-sell waiting on AWS", "Stuck deals (1)",
+                                                           "Co-sell waiting on AWS", "Deadlines that cost money",
+                                                           "Stuck deals (1)",
                                                            "Alerts this week"]
             await shot(page, f"digest-{uuid.uuid4().hex[:0]}weekly")
         finally:
