@@ -34,12 +34,16 @@ def changed() -> None:
     _event().set()
 
 
-async def push(running: RunningService) -> n.PeopleSynced:
+# Not a request: the gateway process itself sends its directory, so the actor names it (no input involved).
+SELF = "system:gateway-directory"
+
+
+async def push(running: RunningService, actor: str = SELF) -> n.PeopleSynced:
     async with running.sessions() as session:
         users = list(await session.scalars(select(User).order_by(User.email)))
     people = [n.Member(user_id=str(u.id), email=u.email, name=u.name, role=n.Role(u.role), active=u.active,
                        time_zone=u.time_zone) for u in users]
-    return await send(running.nc, n.SyncPeople(people=people), timeout=10)  # type: ignore[no-any-return]
+    return await send(running.nc, n.SyncPeople(people=people, actor=actor), timeout=10)  # type: ignore[no-any-return]
 
 
 async def directory_pusher(running: RunningService) -> None:

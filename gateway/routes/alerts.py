@@ -44,51 +44,51 @@ class PreferencesIn(_In):
 async def list_alerts(request: Request, principal: Person, unread_only: bool = False, offset: Offset = 0,
                       limit: Annotated[int, Query(ge=0, le=200)] = 50) -> nc.Feed:
     """Your alerts, newest first, with the number unread (limit=0 for the counts alone)."""
-    return await send(bus(request), nc.ListFeed(user_id=principal.id, unread_only=unread_only, offset=offset,
-                                                limit=limit))  # type: ignore[no-any-return]
+    return await send(bus(request), nc.ListFeed(  # type: ignore[no-any-return]
+        actor=principal.name, user_id=principal.id, unread_only=unread_only, offset=offset, limit=limit))
 
 
 @router.post("/alerts/read", response_model=nc.MarkedRead)
 async def mark_read(body: ReadIn, request: Request, principal: Person) -> nc.MarkedRead:
-    return await send(bus(request), nc.MarkAlertsRead(user_id=principal.id,  # type: ignore[no-any-return]
+    return await send(bus(request), nc.MarkAlertsRead(actor=principal.name, user_id=principal.id,  # type: ignore[no-any-return]
                                                       alert_ids=body.alert_ids))
 
 
 @router.get("/alerts/rules", response_model=nc.RuleList)
-async def rules(request: Request, _: Person) -> nc.RuleList:
-    return await send(bus(request), nc.ListRules())  # type: ignore[no-any-return]
+async def rules(request: Request, principal: Person) -> nc.RuleList:
+    return await send(bus(request), nc.ListRules(actor=principal.name))  # type: ignore[no-any-return]
 
 
 @router.get("/alerts/preferences", response_model=nc.Preferences)
 async def preferences(request: Request, principal: Person) -> nc.Preferences:
-    return await send(bus(request), nc.GetPreferences(user_id=principal.id))  # type: ignore[no-any-return]
+    return await send(bus(request), nc.GetPreferences(actor=principal.name, user_id=principal.id))  # type: ignore[no-any-return]
 
 
 @router.put("/alerts/preferences", response_model=nc.Preferences)
 async def set_preferences(body: PreferencesIn, request: Request, principal: Person) -> nc.Preferences:
     """Replace your preferences. Your time zone is the one on your account (PATCH /api/me)."""
-    return await send(bus(request), nc.SetPreferences(  # type: ignore[no-any-return]
+    return await send(bus(request), nc.SetPreferences(actor=principal.name,   # type: ignore[no-any-return]
         user_id=principal.id, **body.model_dump()))
 
 
 @router.post("/alerts/digest", response_model=nc.DigestQueued, status_code=202)
 async def digest_now(request: Request, principal: Person) -> nc.DigestQueued:
     """Email yourself this week's digest now (it otherwise comes Monday 08:00 in your time zone)."""
-    return await send(bus(request), nc.SendDigestNow(user_id=principal.id))  # type: ignore[no-any-return]
+    return await send(bus(request), nc.SendDigestNow(actor=principal.name, user_id=principal.id))  # type: ignore[no-any-return]
 
 
 @router.get("/admin/deliveries", response_model=nc.DeliveryList)
-async def deliveries(request: Request, _: Admin, status: nc.DeliveryStatus | None = None, offset: Offset = 0,
+async def deliveries(request: Request, principal: Admin, status: nc.DeliveryStatus | None = None, offset: Offset = 0,
                      limit: Annotated[int, Query(ge=1, le=200)] = 50) -> nc.DeliveryList:
     """Emails sent, waiting (with their next attempt) or failed (with the last error)."""
-    return await send(bus(request), nc.ListDeliveries(status=status, offset=offset,  # type: ignore[no-any-return]
+    return await send(bus(request), nc.ListDeliveries(actor=principal.name, status=status, offset=offset,  # type: ignore[no-any-return]
                                                       limit=limit))
 
 
 @router.post("/admin/deliveries/{delivery_id}/retry", response_model=nc.Delivery)
 async def retry(delivery_id: UUID, request: Request, principal: Admin) -> nc.Delivery:
     """Try a failed email again now (audited)."""
-    result: nc.Delivery = await send(bus(request), nc.RetryDelivery(delivery_id=delivery_id))
+    result: nc.Delivery = await send(bus(request), nc.RetryDelivery(actor=principal.name, delivery_id=delivery_id))
     await audit.record_change(request, principal.name, "delivery.retried", entity_id=delivery_id,
                               after={"to": result.to, "subject": result.subject})
     return result

@@ -35,8 +35,9 @@ MAIL_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; sandbo
 
 @router.get("/alerts", response_class=HTMLResponse)
 async def alerts_page(request: Request, principal: Viewer, unread: bool = False) -> Response:
-    feed = await send(bus(request), nc.ListFeed(user_id=principal.id, unread_only=unread, limit=100))
-    rules = {r.key: r.title for r in (await send(bus(request), nc.ListRules())).items}
+    feed = await send(bus(request), nc.ListFeed(actor=principal.name, user_id=principal.id, unread_only=unread,
+                                                limit=100))
+    rules = {r.key: r.title for r in (await send(bus(request), nc.ListRules(actor=principal.name))).items}
     return render(request, "alerts.html", {"feed": feed, "rules": rules, "unread_only": unread,
                                            "notice": request.query_params.get("notice")})
 
@@ -50,14 +51,14 @@ async def mark_read_form(request: Request, principal: Viewer,
             ids = [uuid.UUID(alert_id)]
         except ValueError as exc:
             raise HTTPException(422, detail="not an alert id") from exc
-    await send(bus(request), nc.MarkAlertsRead(user_id=principal.id, alert_ids=ids))
+    await send(bus(request), nc.MarkAlertsRead(actor=principal.name, user_id=principal.id, alert_ids=ids))
     return RedirectResponse("/alerts", status_code=303)
 
 
 async def _preferences_page(request: Request, principal: Viewer, *, errors: dict[str, str] | None = None,
                             form: nc.Preferences | None = None, status_code: int = 200) -> Response:
-    prefs = form or await send(bus(request), nc.GetPreferences(user_id=principal.id))
-    rules = (await send(bus(request), nc.ListRules())).items
+    prefs = form or await send(bus(request), nc.GetPreferences(actor=principal.name, user_id=principal.id))
+    rules = (await send(bus(request), nc.ListRules(actor=principal.name))).items
     return render(request, "alerts_preferences.html", {
         "prefs": prefs, "rules": rules, "errors": errors or {}, "hours": list(range(24)),
         "notice": request.query_params.get("notice")}, status_code=status_code)
@@ -73,7 +74,7 @@ async def preferences_form(request: Request, principal: Viewer) -> Response:
     form = await request.form()
     # A rule left unticked is muted (the form lists every rule with a box).
     received = {str(v) for v in form.getlist("on")}
-    rules = [r.key for r in (await send(bus(request), nc.ListRules())).items]
+    rules = [r.key for r in (await send(bus(request), nc.ListRules(actor=principal.name))).items]
     values = {
         "user_id": principal.id, "email": form.get("email") == "on", "digest": form.get("digest") == "on",
         "quiet_from": str(form.get("quiet_from") or "") or None,
@@ -81,7 +82,7 @@ async def preferences_form(request: Request, principal: Viewer) -> Response:
         "muted_rules": [key for key in rules if key not in received],
     }
     try:
-        await send(bus(request), nc.SetPreferences.model_validate(values))
+        await send(bus(request), nc.SetPreferences.model_validate({**values, "actor": principal.name}))
     except (ValidationError, CommandFailed) as exc:
         shown = nc.Preferences.model_construct(**{**values, "quiet_from": None, "quiet_until": None})
         return await _preferences_page(request, principal, errors=field_errors(exc), form=shown, status_code=422)
@@ -91,7 +92,7 @@ async def preferences_form(request: Request, principal: Viewer) -> Response:
 @router.post("/alerts/digest")
 async def digest_now_form(request: Request, principal: Viewer) -> Response:
     try:
-        queued = await send(bus(request), nc.SendDigestNow(user_id=principal.id))
+        queued = await send(bus(request), nc.SendDigestNow(actor=principal.name, user_id=principal.id))
     except CommandFailed as exc:
         return RedirectResponse(f"/alerts/preferences?notice={quote(exc.error.message)}", status_code=303)
     notice = quote(f"The digest of {queued.week} is on its way to {queued.to}")
@@ -99,8 +100,8 @@ async def digest_now_form(request: Request, principal: Viewer) -> Response:
 
 
 @router.get("/admin/deliveries", response_class=HTMLResponse)
-async def deliveries_page(request: Request, _: Admin, status: nc.DeliveryStatus | None = None) -> Response:
-    page = await send(bus(request), nc.ListDeliveries(status=status, limit=200))
+async def deliveries_page(request: Request, principal: Admin, status: nc.DeliveryStatus | None = None) -> Response:
+    page = await send(bus(request), nc.ListDeliveries(actor=principal.name, status=status, limit=200))
     return render(request, "admin_deliveries.html", {
         "page": page, "status": status.value if status else "", "statuses": [s.value for s in nc.DeliveryStatus],
         "smtp": bool(request.app.state.settings.smtp_url), "notice": request.query_params.get("notice")})
@@ -109,7 +110,7 @@ async def deliveries_page(request: Request, _: Admin, status: nc.DeliveryStatus 
 @router.post("/admin/deliveries/{delivery_id}/retry")
 async def retry_form(delivery_id: uuid.UUID, request: Request, principal: Admin) -> Response:
     try:
-        result = await send(bus(request), nc.RetryDelivery(delivery_id=delivery_id))
+        result = await send(bus(request), nc.RetryDelivery(actor=principal.name, delivery_id=delivery_id))
     except CommandFailed as exc:
         return RedirectResponse(f"/admin/deliveries?notice={quote(exc.error.message)}", status_code=303)
     await audit.record_change(request, principal.name, "delivery.retried", entity_id=delivery_id,
