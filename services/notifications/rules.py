@@ -14,6 +14,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from contracts import contacts as ct
 from contracts import deadlines as dl
 from contracts import pipeline as p
 from contracts import week as w
@@ -198,6 +199,22 @@ def task_carried(event: Event, settings: dict[str, Any]) -> list[Fired]:
                   link=f"/week?week={event.to_week.isoformat()}", owner=t.owner)]
 
 
+def contact_cooling(event: Event, settings: dict[str, Any]) -> list[Fired]:
+    assert isinstance(event, ct.ContactCoolingV1)
+    days = event.days_until_cold
+    when = ("has gone cold" if days <= 0 else f"goes cold in {days} day{'s' * (days != 1)} "
+            f"({event.cold_at.date().isoformat()})")
+    touch = (f"last touched {event.last_touch_at.date().isoformat()}" if event.last_touch_at
+             else "never touched")
+    stake = f"; {money(event.value_at_stake, event.currency)} of open pipeline depends on them" \
+        if event.value_at_stake else ""
+    return [Fired(key=f"{event.contact_id}:{event.cold_at.date().isoformat()}",
+                  title=f"Crucial contact cooling: {event.contact_name} ({event.partner_name})",
+                  why=f"{event.contact_name} at {event.partner_name}, a crucial contact, {when}: strength "
+                      f"{event.score} against a cold line of {event.cold_threshold}, {touch}{stake}.",
+                  link=event.link, owner=event.owner)]
+
+
 # ---------------------------------------------------------------------------------------- the table
 
 RULES: tuple[Rule, ...] = (
@@ -228,6 +245,10 @@ RULES: tuple[Rule, ...] = (
          Audience.owner_and_admins, timedelta(days=90), scan=competency_renewal,
          params={"kinds": (dl.DeadlineKind.competency_renewal, dl.DeadlineKind.competency_requirement_due),
                  "days_before": (60, 14, 3)}),
+    Rule("contact_cooling", "Crucial contact cooling",
+         "A contact marked crucial will go cold within the warning window (or has), as the relationships "
+         "service computes strength.",
+         Audience.owner_and_admins, timedelta(days=14), on=(ct.ContactCoolingV1,), on_event=contact_cooling),
     Rule("task_carried", "Task carried three times",
          "An open task has been carried unfinished into the weekly meeting three times or more.",
          Audience.owner_and_admins, timedelta(days=365), on=(w.TaskCarriedV1,), on_event=task_carried),
@@ -236,7 +257,7 @@ RULES: tuple[Rule, ...] = (
 RULES_BY_KEY: dict[str, Rule] = {r.key: r for r in RULES}
 
 # Rules waiting for an event in contracts/ (docs/notifications.md): quarterly target turned at risk (the
-# forecast's owner publishing it), dead letters waiting, crucial contact cooling (issue 12).
+# forecast's owner publishing it), dead letters waiting.
 
 
 def event_rules(event_type: type[Event]) -> list[Rule]:

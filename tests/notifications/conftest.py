@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from nats.aio.client import Client as NATS
 
+from contracts import contacts as ct
 from contracts import deadlines as dl
 from contracts import notifications as n
 from contracts import pipeline as p
@@ -147,6 +148,16 @@ def carried(times: int, *, owner: str = OWNER) -> w.TaskCarriedV1:
                   first_week=date(2026, 11, 9), carried=times, created_by=owner,
                   created_at=datetime(2026, 11, 9, tzinfo=UTC), version=times + 1)
     return w.TaskCarriedV1(task=task, from_week=date(2026, 11, 23), to_week=date(2026, 11, 30))
+
+
+def cooling(days: int = 5, *, owner: str | None = OWNER, contact_id: uuid.UUID | None = None) -> ct.ContactCoolingV1:
+    contact_id = contact_id or uuid.uuid4()
+    now = datetime.now(UTC)
+    return ct.ContactCoolingV1(contact_id=contact_id, contact_name=f"Pat PDM {contact_id.hex[:4]}",
+                               partner_id=uuid.uuid4(), partner_name="AWS", owner=owner, score=42, cold_threshold=30,
+                               cold_at=now + timedelta(days=days), days_until_cold=days,
+                               last_touch_at=now - timedelta(days=40), value_at_stake=Decimal("180000.00"),
+                               currency="USD", link=f"/contacts/{contact_id}")
 
 
 def tick(at: datetime) -> s.HourlyTickV1:

@@ -16,6 +16,7 @@ from tests.notifications.conftest import (
     MEMBER,
     OWNER,
     carried,
+    cooling,
     deadline,
     deal,
     deliveries,
@@ -191,3 +192,13 @@ class TestRelationshipsRules:
             mine = [a for a in (await feed(bus_client, user)).items if event.task.title in a.title]
             assert len(mine) == 1 and mine[0].rule == "task_carried"
         assert not [a for a in (await feed(bus_client, MANAGER)).items if event.task.title in a.title]
+
+    async def test_a_crucial_contact_cooling_alerts_once_per_crossing(self, service, bus_client):
+        event = cooling(5)
+        await publish(bus_client, event)
+        await publish(bus_client, event.model_copy(update={"event_id": uuid.uuid4(), "days_until_cold": 4}))
+        await settled(bus_client, service)
+        for user in (OWNER, ADMIN):
+            mine = [a for a in (await feed(bus_client, user)).items if a.link == event.link]
+            assert len(mine) == 1 and mine[0].rule == "contact_cooling", user
+            assert "goes cold in 5 days" in mine[0].why and "$180,000" in mine[0].why

@@ -16,7 +16,7 @@ from contracts import schedules as s
 from contracts.base import Event
 from runtime import deadletter
 from services.notifications.handlers import SUBSCRIPTIONS
-from tests.notifications.conftest import carried, deadline, deal, publish, settled, tick, won
+from tests.notifications.conftest import carried, cooling, deadline, deal, publish, settled, tick, won
 
 MODELS = [sub.models[0] for sub in SUBSCRIPTIONS]
 
@@ -33,6 +33,7 @@ def sample(model: type[Event]) -> Event:
         s.HourlyTickV1: tick(datetime.now(UTC)),
         dl.DeadlineChangedV1: dl.DeadlineChangedV1(deadline=deadline()),
         carried(3).__class__: carried(3),
+        cooling().__class__: cooling(),
     }
     return by_model[model]
 
@@ -71,6 +72,8 @@ def _mangled(good: dict) -> dict:
             out[key] = "0001-01-01T00:00:00Z"
         elif key == "deadline":
             out[key] = {**value, "time_zone": "Mars/Olympus", "due_date": "99999-01-01"}
+        elif key == "cold_at":
+            out[key] = "2026-13-45T00:00:00Z"
         elif key == "task":
             out[key] = {**value, "carried": "many", "title": None}
     return out or {"event_id": None}
