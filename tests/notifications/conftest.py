@@ -29,6 +29,8 @@ from runtime.mailbox import LocalMailbox
 from runtime.service import RunningService, shutdown, start
 from runtime.settings import Settings
 from services.notifications.handlers import definition
+from tests.commissions.helpers import publish as recorded_publish
+from tests.commissions.helpers import settled as recorded_settled
 
 ADMIN = "u-admin"
 MANAGER = "u-manager"
@@ -79,24 +81,14 @@ async def bus_client(service: RunningService, private_nats: str) -> AsyncIterato
 
 
 async def publish(nc: NATS, event: Event, *, data: bytes | None = None, subject: str | None = None) -> None:
-    await nc.jetstream().publish(subject or event.subject,
-                                 data if data is not None else event.model_dump_json().encode(),
-                                 headers={"Nats-Msg-Id": str(uuid.uuid4())})
+    # Recorded, so `settled` knows the sequence each consumer must reach (see its docstring).
+    await recorded_publish(nc, event, data=data, subject=subject, msg_id=str(uuid.uuid4()))
 
 
 async def settled(nc: NATS, service: RunningService, timeout: float = 30.0) -> None:
-    """Every consumer of the service has processed and acknowledged everything published so far."""
-    js = nc.jetstream()
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        pending = 0
-        for consumer in service.consumers:
-            info = await js.consumer_info(consumer.stream, consumer.durable)
-            pending += info.num_pending + info.num_ack_pending
-        if pending == 0:
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("the notifications service did not take in everything in time")
+    """Every consumer of the service has processed and acknowledged everything published so far
+    (pending counts alone passed too early: the server counts a new message after acking its publish)."""
+    await recorded_settled(nc, service)
 
 
 async def eventually(check, what: str, timeout: float = 30.0) -> Any:
