@@ -17,33 +17,8 @@ from gateway.auth import Role
 from runtime.commands import send
 from runtime.service import RunningService
 from runtime.testing import eventually
+from tests.support.bus import publish, settled
 from tests.support.gateway import Gateway
-
-# (server, stream, subject, sequence) of everything the tests published, so `settled` knows what must have
-# been seen (each test module has a NATS server of its own).
-_published: list[tuple[str, str, str, int]] = []
-
-
-def _server(nc: NATS) -> str:
-    return f"{nc.connected_url.hostname}:{nc.connected_url.port}" if nc.connected_url else ""
-
-
-async def publish(nc: NATS, event: Event, *, data: bytes | None = None, msg_id: str | None = None,
-                  subject: str | None = None) -> None:
-    subject = subject or event.subject
-    ack = await nc.jetstream().publish(subject, data if data is not None else event.model_dump_json().encode(),
-                                       headers={"Nats-Msg-Id": msg_id or str(event.event_id)})
-    _published.append((_server(nc), ack.stream, subject, ack.seq))
-
-
-def _matches(pattern: str, subject: str) -> bool:
-    want, got = pattern.split("."), subject.split(".")
-    for i, token in enumerate(want):
-        if token == ">":
-            return len(got) > i
-        if i >= len(got) or (token != "*" and token != got[i]):
-            return False
-    return len(want) == len(got)
 
 
 async def known_partner(nc: NATS, service: RunningService, name: str = "Known Partner") -> uuid.UUID:
@@ -53,28 +28,6 @@ async def known_partner(nc: NATS, service: RunningService, name: str = "Known Pa
                                          tier=p.PartnerTier.bronze, status=p.PartnerStatus.active))
     await settled(nc, service)
     return partner_id
-
-
-async def settled(nc: NATS, service: RunningService) -> None:
-    """Every consumer of the service has processed and acknowledged everything published so far.
-
-    A consumer's pending count alone is not enough: the server counts a new message for its consumers
-    after it has acknowledged the publish, so just after `publish` a consumer can show nothing pending
-    for a message it has not seen yet. It must also have delivered the last message published for it."""
-    js, here = nc.jetstream(), _server(nc)
-
-    async def caught_up() -> bool:
-        behind = 0
-        for consumer in service.consumers:
-            info = await js.consumer_info(consumer.stream, consumer.durable)
-            filters = info.config.filter_subjects or [info.config.filter_subject or ">"]
-            last = max((seq for server, stream, subject, seq in _published
-                        if server == here and stream == consumer.stream and any(_matches(f, subject) for f in filters)),
-                       default=0)
-            behind += info.num_pending + info.num_ack_pending + (info.delivered.stream_seq < last)
-        return behind == 0
-
-    await eventually(caught_up, "the commissions service to take in everything published")
 
 
 async def make_agreement(nc: NATS, partner_id: uuid.UUID, terms: c.Terms, *, effective_from: str = "2026-01-01",

@@ -29,8 +29,8 @@ from runtime.mailbox import LocalMailbox
 from runtime.service import RunningService, shutdown, start
 from runtime.settings import Settings
 from services.notifications.handlers import definition
-from tests.commissions.helpers import publish as recorded_publish
-from tests.commissions.helpers import settled as recorded_settled
+from tests.support.bus import publish as recorded_publish
+from tests.support.bus import settled as recorded_settled
 
 ADMIN = "u-admin"
 MANAGER = "u-manager"

@@ -1,0 +1,50 @@
+"""Publishing to a test's private NATS and waiting until a service has taken in everything published:
+shared by the service test packages."""
+
+from __future__ import annotations
+
+from nats.aio.client import Client as NATS
+
+from contracts.base import Event
+from runtime.bus_auth import subject_matches
+from runtime.service import RunningService
+from runtime.testing import eventually
+
+# (server, stream, subject, sequence) of everything the tests published, so `settled` knows what must have
+# been seen (each test module has a NATS server of its own).
+_published: list[tuple[str, str, str, int]] = []
+
+
+def _server(nc: NATS) -> str:
+    return f"{nc.connected_url.hostname}:{nc.connected_url.port}" if nc.connected_url else ""
+
+
+async def publish(nc: NATS, event: Event, *, data: bytes | None = None, msg_id: str | None = None,
+                  subject: str | None = None) -> None:
+    subject = subject or event.subject
+    ack = await nc.jetstream().publish(subject, data if data is not None else event.model_dump_json().encode(),
+                                       headers={"Nats-Msg-Id": msg_id or str(event.event_id)})
+    _published.append((_server(nc), ack.stream, subject, ack.seq))
+
+
+async def settled(nc: NATS, service: RunningService) -> None:
+    """Every consumer of the service has processed and acknowledged everything published so far.
+
+    A consumer's pending count alone is not enough: the server counts a new message for its consumers
+    after it has acknowledged the publish, so just after `publish` a consumer can show nothing pending
+    for a message it has not seen yet. It must also have delivered the last message published for it."""
+    js, here = nc.jetstream(), _server(nc)
+
+    async def caught_up() -> bool:
+        behind = 0
+        for consumer in service.consumers:
+            info = await js.consumer_info(consumer.stream, consumer.durable)
+            filters = info.config.filter_subjects or [info.config.filter_subject or ">"]
+            last = max((seq for server, stream, subject, seq in _published
+                        if server == here and stream == consumer.stream
+                        and any(subject_matches(f, subject) for f in filters)),
+                       default=0)
+            behind += info.num_pending + info.num_ack_pending + (info.delivered.stream_seq < last)
+        return behind == 0
+
+    await eventually(caught_up, "the service to take in everything published")
