@@ -153,8 +153,11 @@ def cooling(days: int = 5, *, owner: str | None = OWNER, contact_id: uuid.UUID |
 
 
 def tick(at: datetime) -> s.HourlyTickV1:
-    """A tick as the schedule would publish it at `at` (with the id the consumer would derive)."""
-    return s.HourlyTickV1.model_validate(s.HourlyTickV1.from_delivery({"schema_version": 1, "job": "hourly"}, at))
+    """A new firing of the hourly schedule, scanning as of `at`. Each call is a distinct firing with an id of
+    its own: the id the consumer derives from the stored time has a one-second grain, and two tests a moment
+    apart would otherwise publish the same id and have the second tick folded away as a duplicate. A
+    redelivery is the same tick object published again."""
+    return s.HourlyTickV1(job="hourly", occurred_at=at)
 
 
 async def feed(nc: NATS, user_id: str) -> n.Feed:

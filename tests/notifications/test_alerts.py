@@ -103,9 +103,10 @@ class TestScheduledRules:
         for o in (stuck, fresh):
             await publish(bus_client, p.OpportunityCreatedV1(opportunity=o))
         await settled(bus_client, service)
-        for at in (now, now + timedelta(hours=1), now + timedelta(days=3)):
-            await publish(bus_client, tick(at))
-        await publish(bus_client, tick(now))  # a redelivered tick
+        first = tick(now)
+        for t in (first, tick(now + timedelta(hours=1)), tick(now + timedelta(days=3))):
+            await publish(bus_client, t)
+        await publish(bus_client, first)  # a redelivered tick
         await settled(bus_client, service)
         mine = [a for a in (await feed(bus_client, OWNER)).items if a.rule == "deal_stuck"]
         assert [a.link for a in mine].count(f"/opportunities/{stuck.id}") == 1

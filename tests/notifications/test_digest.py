@@ -61,8 +61,9 @@ async def test_monday_08_00_local_in_los_angeles_and_berlin_across_dst(service, 
 
     queued_at: dict[tuple[str, str], datetime] = {}
     for at in TICKS:
-        await publish(bus_client, tick(at))
-        await publish(bus_client, tick(at))  # every tick twice: a redelivery
+        firing = tick(at)
+        await publish(bus_client, firing)
+        await publish(bus_client, firing)  # every tick twice: a redelivery
         await settled(bus_client, service)
         for d in await _digests(bus_client):
             queued_at.setdefault((d.to, d.subject), at)
