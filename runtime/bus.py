@@ -41,6 +41,12 @@ def redact(url: str) -> str:
     return ",".join(out)
 
 
+def servers(url: str) -> list[str]:
+    """The server URLs in `url`, which may list several (a cluster: `nats://u:p@a:4222,nats://u:p@b:4222`).
+    nats-py takes a list; given the comma-separated string whole, it would try one mangled address."""
+    return [one.strip() for one in url.split(",") if one.strip()]
+
+
 def inbox_prefix(url: str) -> str:
     """The reply-subject prefix of a connection to `url`: `_INBOX_<user>` for the NATS user in it.
     The server lets each user subscribe only to its own prefix (runtime/bus_auth.py), so replies to
@@ -82,7 +88,7 @@ async def connect(url: str, name: str, *, attempts: int = 60) -> NATS:
     for attempt in range(1, attempts + 1):
         try:
             return await nats.connect(
-                url,
+                servers(url),
                 name=name,
                 allow_reconnect=True,
                 max_reconnect_attempts=-1,
@@ -113,7 +119,7 @@ def broker(url: str, name: str, *, on_closed: Callable[[], Awaitable[None]] | No
     # FastStream's supervisor logs "callback for Task-N is being executed" at INFO for every task it ends.
     logging.getLogger("faststream.access").setLevel(logging.WARNING)
     return NatsBroker(
-        url, name=name, allow_reconnect=True, max_reconnect_attempts=-1, reconnect_time_wait=0.5,  # type: ignore[arg-type]
+        servers(url), name=name, allow_reconnect=True, max_reconnect_attempts=-1, reconnect_time_wait=0.5,  # type: ignore[arg-type]
         connect_timeout=2, inbox_prefix=inbox_prefix(url),
         reconnected_cb=_log_event(f"{name}: reconnected to NATS"), closed_cb=closed,
         **_callbacks(url, name),  # type: ignore[arg-type]

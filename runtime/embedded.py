@@ -34,6 +34,7 @@ PG_SYSTEM_USER = "partnerops-pg"
 # Clusters whose project directory the system user cannot reach (a project under /root, say).
 PG_FALLBACK_ROOT = Path("/var/lib/partnerops-pg")
 MIN_NATS = (2, 10)
+CLUSTER_NAME = "partnerops"
 
 
 def free_port() -> int:
@@ -81,6 +82,15 @@ class EmbeddedNats:
     proc: subprocess.Popen[bytes] | None = None
     log_file: Path | None = None
     users: dict[str, str] | None = None
+    # In a cluster (NatsCluster): this node's name, its route port, the route URLs of its peers (with
+    # the cluster's own login in them) and that login. Left empty: a single server.
+    server_name: str = ""
+    cluster_port: int = 0
+    routes: list[str] = field(default_factory=list)
+    route_login: tuple[str, str] | None = None
+    # fsync every JetStream write before acknowledging it. The default (every 2 minutes) loses acknowledged
+    # writes when a machine loses power (Jepsen, NATS 2.12.1); the cluster nodes set it.
+    sync_always: bool = False
 
     @property
     def url(self) -> str:
@@ -105,9 +115,22 @@ class EmbeddedNats:
         return self.store_dir / "nats-server.pid"
 
     def write_config(self) -> None:
+        sync = ", sync_interval: always" if self.sync_always else ""
         text = (f"listen: \"127.0.0.1:{self.port}\"\n"
                 f"pid_file: {json.dumps(str(self.pid_file))}\n"
-                f"jetstream {{ store_dir: {json.dumps(str(self.store_dir))} }}\n")
+                f"jetstream {{ store_dir: {json.dumps(str(self.store_dir))}{sync} }}\n")
+        if self.server_name:
+            text += f"server_name: {json.dumps(self.server_name)}\n"
+        if self.cluster_port:
+            assert self.route_login is not None, "a cluster node needs the cluster's login"
+            user, password = self.route_login
+            routes = ", ".join(json.dumps(r) for r in self.routes)
+            # no_advertise: clients keep to the URLs they were given (each with its credentials in it)
+            # instead of adding the gossiped addresses, which carry none and would be refused.
+            text += (f"cluster {{\n  name: {json.dumps(CLUSTER_NAME)}\n  listen: \"127.0.0.1:{self.cluster_port}\"\n"
+                     f"  no_advertise: true\n"
+                     f"  authorization {{ user: {json.dumps(user)}, password: {json.dumps(password)} }}\n"
+                     f"  routes: [{routes}]\n}}\n")
         text += bus_auth.authorization_block(self.users)
         bus_auth.write_private(self.config_file, text)
 
@@ -156,6 +179,116 @@ class EmbeddedNats:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
+
+
+
+@dataclass
+class NatsCluster:
+    """Three (or `size`) nats-servers clustered on 127.0.0.1 with JetStream, file storage and
+    `sync_interval: always`, each with the permission table of runtime/bus_auth.py; streams on it are
+    made R3 (`replicas`). `url` / `url_for(name)` list every node, so a client fails over to another
+    node when its own dies; otherwise it is used like an EmbeddedNats (tests, benchmarks,
+    `partnerops up --nats-cluster 3`)."""
+
+    base_dir: Path
+    size: int = 3
+    users: dict[str, str] | None = None
+    nodes: list[EmbeddedNats] = field(default_factory=list)
+
+    @property
+    def replicas(self) -> int:
+        return min(self.size, 3)
+
+    @property
+    def url(self) -> str:
+        return self.url_for(bus_auth.OPERATOR)
+
+    def url_for(self, user: str) -> str:
+        return ",".join(node.url_for(user) for node in self.nodes)
+
+    @property
+    def anonymous_url(self) -> str:
+        return ",".join(node.anonymous_url for node in self.nodes)
+
+    def _plan(self) -> None:
+        """The nodes with their ports, kept in <base_dir>/cluster.json so a restarted supervisor brings
+        the same cluster back on the same ports and directories."""
+        plan_file = self.base_dir / "cluster.json"
+        plan: dict[str, object] = {}
+        if plan_file.exists():
+            plan = json.loads(plan_file.read_text())
+        if plan.get("size") != self.size:
+            plan = {"size": self.size, "route_password": secrets.token_urlsafe(24),
+                    "ports": [[free_port(), free_port()] for _ in range(self.size)]}
+            self.base_dir.mkdir(parents=True, exist_ok=True)
+            bus_auth.write_private(plan_file, json.dumps(plan))
+        ports = plan["ports"]
+        assert isinstance(ports, list)
+        login = ("route", str(plan["route_password"]))
+        routes = [f"nats-route://{login[0]}:{login[1]}@127.0.0.1:{cluster}" for _client, cluster in ports]
+        if self.users is None:
+            self.users = {name: bus_auth.new_password() for name in bus_auth.COMPONENTS}
+        self.nodes = [
+            EmbeddedNats(store_dir=self.base_dir / f"n{i + 1}", port=client, users=self.users,
+                         server_name=f"n{i + 1}", cluster_port=cluster, route_login=login, sync_always=True,
+                         routes=[r for j, r in enumerate(routes) if j != i])
+            for i, (client, cluster) in enumerate(ports)
+        ]
+
+    def start(self, *, timeout: float = 60.0) -> NatsCluster:
+        """Start every node and wait until JetStream has elected its meta leader (streams can be made)."""
+        self._plan()
+        for node in self.nodes:
+            node.start()
+        self.wait_ready(timeout=timeout)
+        return self
+
+    def wait_ready(self, *, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if all(node.alive() for node in self.nodes) and jetstream_ready(self.url, replicas=self.replicas):
+                return
+            time.sleep(0.2)
+        raise TimeoutError(f"the NATS cluster in {self.base_dir} has no JetStream leader after {timeout:.0f}s")
+
+    def alive(self) -> bool:
+        return all(node.alive() for node in self.nodes)
+
+    def stop(self, *, kill: bool = False) -> None:
+        for node in self.nodes:
+            node.stop(kill=kill)
+
+
+def jetstream_ready(url: str, *, replicas: int = 1) -> bool:
+    """Whether the server(s) at `url` can place a stream of `replicas` replicas: a meta leader is elected
+    and knows enough peers (until then a cluster refuses with "no suitable peers for placement"). Tried
+    with a memory stream made and removed at once."""
+    import asyncio
+    import concurrent.futures
+
+    from nats.js.api import StorageType, StreamConfig
+
+    from runtime import bus
+
+    async def check() -> bool:
+        try:
+            nc = await bus.connect(url, name="readiness", attempts=1)
+        except Exception:
+            return False
+        js = nc.jetstream()
+        try:
+            await js.add_stream(StreamConfig(name="PARTNEROPS_READY", subjects=["partnerops.ready.probe"],
+                                             storage=StorageType.MEMORY, num_replicas=replicas))
+            await js.delete_stream("PARTNEROPS_READY")
+            return True
+        except Exception:
+            return False
+        finally:
+            await nc.close()
+
+    # In a thread of its own: callable from a running event loop (a fixture, the supervisor) as from none.
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, check()).result()
 
 
 def _read_pid(path: Path) -> int | None:

@@ -112,7 +112,8 @@ async def _quiet(_exc: Exception) -> None:
 async def check(nats_url: str, service: str, timeout: float = 3.0, *, local: bool = False) -> dict[str, object]:
     """Connect, ask, close: for a probe outside any service process. Answers or raises within 2 x timeout."""
     async def connect_and_ask() -> dict[str, object]:
-        nc = await nats.connect(nats_url, connect_timeout=timeout, allow_reconnect=False, max_reconnect_attempts=0,
+        nc = await nats.connect(bus.servers(nats_url), connect_timeout=timeout, allow_reconnect=False,
+                                max_reconnect_attempts=0,
                                 error_cb=_quiet, inbox_prefix=bus.inbox_prefix(nats_url))
         try:
             return await ask(nc, service, timeout, local=local)

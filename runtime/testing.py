@@ -58,14 +58,15 @@ class TestServers:
         return self.nats_urls.get(component, self.nats_url)
 
 
-def prepare_streams(nats_url: str) -> None:
+def prepare_streams(nats_url: str, *, replicas: int = 1) -> None:
     """Create every stream of the platform, as `partnerops up` (and `migrate`) do before services
-    start: a service may create only the streams it produces, not the ones it reads."""
+    start: a service may create only the streams it produces, not the ones it reads. `replicas`: 3 on
+    a NatsCluster."""
 
     async def run() -> None:
         nc = await bus.connect(nats_url, name="test-harness", attempts=5)
         try:
-            await bus.ensure_streams(nc.jetstream(), list(STREAMS), replicas=1)
+            await bus.ensure_streams(nc.jetstream(), list(STREAMS), replicas=replicas)
         finally:
             await nc.close()
 

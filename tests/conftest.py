@@ -25,7 +25,7 @@ from runtime.testing import TestServers, platform_database, prepare_streams, tes
 ROOT = Path(__file__).resolve().parent.parent
 TESTS = ROOT / "tests"
 KINDS = ("unit", "integration", "browser", "e2e", "faults")
-KIND_OF_FOLDER = {"browser": "browser", "e2e": "e2e", "supervision": "e2e", "faults": "faults"}
+KIND_OF_FOLDER = {"browser": "browser", "e2e": "e2e", "supervision": "e2e", "faults": "faults", "cluster": "faults"}
 # Folders whose servers are package- or session-scoped: under pytest-xdist all their tests go to one worker
 # (`--dist loadgroup`), so the servers start once. Everywhere else a module is the unit of distribution:
 # module-scoped servers (private_bus, private_db) isolate it.
