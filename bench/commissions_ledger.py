@@ -36,6 +36,7 @@ from bench.pipeline_ingest import server_cpu_seconds
 from contracts import billing as b
 from contracts import commissions as c
 from contracts import pipeline as p
+from contracts.quarters import add_months
 from runtime import bus, telemetry
 from runtime.db import create_engine, plain_dsn, session_factory
 from runtime.service import shutdown, start
@@ -161,7 +162,7 @@ def _month_index(at: datetime) -> int:
 
 
 def _month_at(start: datetime, months: int) -> datetime:
-    d = domain.add_months(start.date(), months)
+    d = add_months(start.date(), months)
     return datetime(d.year, d.month, d.day, start.hour, start.minute, tzinfo=UTC)
 
 

@@ -11,14 +11,14 @@ A later event with the same natural key and a newer `occurred_at` corrects the e
 
 from __future__ import annotations
 
-from decimal import Decimal
-from typing import Annotated, ClassVar, Literal
+from typing import ClassVar, Literal
 from uuid import UUID
 
 from pydantic import Field, model_validator
 
 from contracts.base import Event, StreamSpec
 from contracts.fields import Currency, Day, Moment, line, text
+from contracts.money import PositiveAmount
 
 STREAM = StreamSpec(
     name="BILLING",
@@ -26,8 +26,6 @@ STREAM = StreamSpec(
     description="Revenue facts from a billing system: invoices paid, refunds, churned customers.",
 )
 
-# Money on the wire is a decimal string or number with at most 2 decimal places; never a float in code.
-Amount = Annotated[Decimal, Field(gt=0, max_digits=16, decimal_places=2)]
 Ref = line(200, 1)
 
 
@@ -42,7 +40,7 @@ class InvoicePaidV1(Event):
     customer: Ref = Field(description="The customer's name or key, as the pipeline's opportunities name it.")
     partner_id: UUID | None = Field(default=None, description="The partner; or give opportunity_id.")
     opportunity_id: UUID | None = Field(default=None, description="The won opportunity the invoice bills.")
-    amount: Amount
+    amount: PositiveAmount
     currency: Currency
     paid_at: Moment
     customer_started_on: Day | None = Field(
@@ -70,7 +68,7 @@ class InvoiceRefundedV1(Event):
     schema_version: Literal[1] = 1
     refund_id: Ref
     invoice_id: Ref
-    amount: Amount
+    amount: PositiveAmount
     currency: Currency
     refunded_at: Moment
     partner_id: UUID | None = None

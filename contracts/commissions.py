@@ -17,8 +17,9 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field
 
 from contracts.base import Command, Event, StreamSpec
-from contracts.billing import Amount, Currency, Ref
+from contracts.billing import Currency, Ref
 from contracts.fields import INT_MAX, Day, Moment, Name, Offset, PeriodName, RowId, line, text
+from contracts.money import PositiveAmount, Total
 from contracts.pipeline import PartnerTier
 
 STREAM = StreamSpec(
@@ -28,7 +29,6 @@ STREAM = StreamSpec(
 )
 
 Percent = Annotated[Decimal, Field(max_digits=9, decimal_places=4, description="percent: 12.5 means 12.5%")]
-Money = Annotated[Decimal, Field(max_digits=18, decimal_places=2)]
 
 
 class Direction(StrEnum):
@@ -90,8 +90,8 @@ class FlatRate(_Terms):
 
 
 class Tier(_Terms):
-    from_amount: Money = Field(description="cumulative revenue in the period where this tier starts")
-    up_to: Money | None = Field(default=None, description="where it ends (exclusive); none for the last tier")
+    from_amount: Total = Field(description="cumulative revenue in the period where this tier starts")
+    up_to: Total | None = Field(default=None, description="where it ends (exclusive); none for the last tier")
     rate: Percent
 
 
@@ -117,9 +117,10 @@ class Terms(_Terms):
     duration: Duration = Duration.one_time
     duration_months: int | None = Field(default=None, description="for recurring: how many months")
     period: RatePeriod = Field(default=RatePeriod.quarter,
-                               description="the period tiers accumulate over and the per-period cap applies to")
-    cap_per_deal: Money | None = None
-    cap_per_period: Money | None = None
+                               description="the calendar period tiers accumulate over and the per-period cap "
+                                                           "applies to")
+    cap_per_deal: Total | None = None
+    cap_per_period: Total | None = None
     clawback_days: int = Field(default=0, description="refunds and churn this many days after the revenue "
                                "reverse its commission; 0 = never")
 
@@ -330,7 +331,7 @@ class RecordInvoicePaid(Command):
     customer: Ref
     partner_id: UUID | None = None
     opportunity_id: UUID | None = None
-    amount: Amount
+    amount: PositiveAmount
     currency: Currency
     paid_at: Moment
     customer_started_on: Day | None = None
@@ -345,7 +346,7 @@ class RecordRefund(Command):
 
     refund_id: Ref
     invoice_id: Ref
-    amount: Amount
+    amount: PositiveAmount
     currency: Currency
     refunded_at: Moment
 

@@ -12,7 +12,6 @@ gateway counts the days left with it.
 
 from __future__ import annotations
 
-import calendar
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from enum import StrEnum
@@ -56,14 +55,6 @@ TimeZone = Annotated[str, Field(min_length=1, max_length=64, examples=["America/
 
 def add_days(day: date, days: int) -> date:
     return day + timedelta(days=days)
-
-
-def add_months(day: date, months: int) -> date:
-    """The same day `months` later; a day the target month lacks becomes its last day
-    (31 January + 1 month = 28 February, or 29 in a leap year)."""
-    index = day.year * 12 + day.month - 1 + months
-    year, month = divmod(index, 12)
-    return date(year, month + 1, min(day.day, calendar.monthrange(year, month + 1)[1]))
 
 
 def end_of_day(day: date, zone: str) -> datetime:

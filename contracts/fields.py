@@ -108,7 +108,7 @@ def _period_in_range(name: str) -> str:
 
 
 PeriodName = Annotated[str, Field(pattern=r"^\d{4}-(0[1-9]|1[0-2]|Q[1-4])$",
-                                  description="a month (2026-11) or a quarter (2026-Q4)"),
+                                  description="a month (2026-11) or a calendar quarter (2026-Q4)"),
                        AfterValidator(_period_in_range)]
 
 # ----------------------------------------------------------------------------------------- currency

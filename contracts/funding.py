@@ -21,7 +21,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from contracts.base import Command, Event, StreamSpec
 from contracts.deadlines import Deadline, TimeZone
 from contracts.fields import Currency, Day, Name, Offset, Person, line, text
-from contracts.pipeline import Amount, Hyperscaler, Key, PartialCommand
+from contracts.money import Amount
+from contracts.pipeline import Hyperscaler, Key, PartialCommand
 from contracts.relationships import STREAM
 
 # An AWS id as AWS writes it (fund requests "FR-...", opportunities "O1234567"); one line, no spaces.

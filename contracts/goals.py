@@ -17,7 +17,9 @@ from pydantic import AfterValidator, BaseModel, Field
 
 from contracts.base import Command, Event, StreamSpec
 from contracts.fields import Currency, Name, Person, year_in_range
+from contracts.money import Amount, PositiveAmount
 from contracts.pipeline import Hyperscaler, PartialCommand
+from contracts.quarters import Quarter
 from contracts.relationships import STREAM
 
 
@@ -38,19 +40,17 @@ METRIC_LABELS = {
     GoalMetric.custom: "Custom",
 }
 
-_PERIOD = re.compile(r"^(\d{4})(?:-Q([1-4]))?$")
+_PERIOD = re.compile(r"^\d{4}(-Q[1-4])?$")
 
 
 def period_range(name: str) -> tuple[date, date]:
-    """A calendar year ('2026') or quarter ('2026-Q4'): its first day and the first day after it."""
-    m = _PERIOD.match(name)
-    if not m:
+    """A calendar year ('2026') or calendar quarter ('2026-Q4'): its first day and the first day after it."""
+    if not _PERIOD.match(name):
         raise ValueError(f"{name!r} is not a period; write a year (2026) or a quarter (2026-Q4)")
-    year = year_in_range(int(m[1]))
-    if m[2] is None:
+    if len(name) == 4:
+        year = year_in_range(int(name))
         return date(year, 1, 1), date(year + 1, 1, 1)
-    q = int(m[2])
-    return date(year, 3 * q - 2, 1), (date(year, 3 * q + 1, 1) if q < 4 else date(year + 1, 1, 1))
+    return Quarter.parse(name).range()
 
 
 def _period(name: str) -> str:
@@ -60,8 +60,8 @@ def _period(name: str) -> str:
 
 Period = Annotated[str, Field(max_length=7, examples=["2026-Q4", "2026"],
                               description="A calendar year (2026) or quarter (2026-Q4)."), AfterValidator(_period)]
-Target = Annotated[Decimal, Field(gt=0, max_digits=16, decimal_places=2)]
-Progress = Annotated[Decimal, Field(ge=0, max_digits=16, decimal_places=2)]
+Target = PositiveAmount
+Progress = Amount
 
 
 class GoalStatus(StrEnum):

@@ -5,17 +5,18 @@ UTC-aware. Partner and opportunity events carry the whole current state with a `
 by one on every change, so a consumer can apply them in any order by keeping the highest version.
 """
 
-import re
 from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar, Literal
 from uuid import UUID
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from contracts.base import Command, Event, StreamSpec
-from contracts.fields import Currency, Day, Moment, Name, Offset, Person, Version, line, text, year_in_range
+from contracts.fields import Currency, Day, Moment, Name, Offset, Person, Version, line, text
+from contracts.money import Amount
+from contracts.quarters import QuarterName
 
 STREAM = StreamSpec(
     name="PIPELINE",
@@ -25,8 +26,6 @@ STREAM = StreamSpec(
 
 # ------------------------------------------------------------------------------------------ values
 
-# Amounts: exact, non-negative, at most two decimal places, below 10^14.
-Amount = Annotated[Decimal, Field(ge=0, max_digits=16, decimal_places=2, examples=["12500.00"])]
 Percent = Annotated[int, Field(ge=0, le=100)]
 # A criterion of the scorecard: 0 (worst) to 10 (best), at most two decimals.
 Criterion = Annotated[Decimal, Field(ge=0, le=10, max_digits=4, decimal_places=2)]
@@ -152,46 +151,6 @@ class GcpState(BaseModel):
     stage: line(100, description="GCP's own stage name, as sent.") | None = None
     team: tuple[ExternalContact, ...] = Field(default=(), max_length=50,
                                               description="Google people on the opportunity (the account owner).")
-
-
-# ------------------------------------------------------------------------------------- fiscal time
-
-_QUARTER = re.compile(r"^(?:FY)?\s*(\d{4})\s*-?\s*Q([1-4])$", re.IGNORECASE)
-
-
-def parse_quarter(text: str) -> tuple[int, int]:
-    """'2026-Q3', '2026Q3', 'FY2026 Q3' → (2026, 3): fiscal year and quarter."""
-    m = _QUARTER.match(text.strip())
-    if not m:
-        raise ValueError(f"{text!r} is not a quarter; write it like 2026-Q3")
-    return year_in_range(int(m[1])), int(m[2])
-
-
-def _valid_quarter(text: str) -> str:
-    year, q = parse_quarter(text)
-    return f"{year}-Q{q}"
-
-
-Quarter = Annotated[str, Field(max_length=12, examples=["2026-Q3"]), AfterValidator(_valid_quarter)]
-
-
-def quarter_of(day: date, start_month: int) -> tuple[int, int]:
-    """The fiscal (year, quarter) a day falls in. A fiscal year is named by the calendar year it ends in."""
-    offset = (day.month - start_month) % 12
-    start_year = day.year if day.month >= start_month else day.year - 1
-    return start_year + (0 if start_month == 1 else 1), offset // 3 + 1
-
-
-def quarter_range(year: int, quarter: int, start_month: int) -> tuple[date, date]:
-    """First day of the fiscal quarter and the first day after it."""
-    start_year = year - (0 if start_month == 1 else 1)
-    first = (start_year * 12 + start_month - 1) + (quarter - 1) * 3
-    after = first + 3
-    return date(first // 12, first % 12 + 1, 1), date(after // 12, after % 12 + 1, 1)
-
-
-def quarter_label(year: int, quarter: int) -> str:
-    return f"{year}-Q{quarter}"
 
 
 # -------------------------------------------------------------------------------- stages, settings
@@ -758,7 +717,8 @@ class ListOpportunities(Command):
     outcome: Outcome | None = None
     source: Source | None = None
     deal_model: DealModel | None = None
-    quarter: Quarter | None = None
+    quarter: QuarterName | None = Field(default=None, description="Expected to close in this fiscal quarter "
+                                        "(the settings' fiscal_year_start_month).")
     q: line(200, description="Part of the name or customer.") | None = None
     sort: OpportunitySort = OpportunitySort.created_desc
     offset: Offset = 0

@@ -18,10 +18,10 @@ from pydantic import BaseModel, Field
 
 from contracts.base import Command, Event, StreamSpec
 from contracts.fields import Day, Moment, line, text
+from contracts.money import Amount
 from contracts.pipeline import (
     COSELL,
     AceState,
-    Amount,
     Currency,
     DealModel,
     ExternalSource,

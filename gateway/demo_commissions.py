@@ -25,6 +25,7 @@ from contracts import billing as bc
 from contracts import commissions as cc
 from contracts import pipeline as pc
 from contracts.base import Event
+from contracts.quarters import Quarter
 from runtime import bus
 from runtime.commands import send
 from runtime.errors import CommandFailed
@@ -249,7 +250,7 @@ async def seed_commissions(nc: NATS, *, today: date | None = None,
                            owners: Mapping[str, str] | None = None) -> dict[str, int]:
     owners = owners or {}
     today = today or datetime.now(UTC).date()
-    quarter_start = date(today.year, (today.month - 1) // 3 * 3 + 1, 1)
+    quarter_start = Quarter.calendar_of(today).first_day
     partners = await _partner_ids(nc)
     agreements = await _ensure_agreements(nc, partners, today)
     js = nc.jetstream()

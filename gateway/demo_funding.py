@@ -18,6 +18,7 @@ from contracts import competencies as kc
 from contracts import funding as fc
 from contracts import goals as gc
 from contracts import pipeline as pc
+from contracts.quarters import Quarter
 from runtime.commands import send
 
 logger = logging.getLogger(__name__)
@@ -128,7 +129,7 @@ async def seed_funding(nc: NATS, *, owners: Mapping[str, str] | None = None,
 
 
 async def _goals(nc: NATS, today: date, owners: Mapping[str, str]) -> int:
-    year, quarter = str(today.year), f"{today.year}-Q{(today.month - 1) // 3 + 1}"
+    year, quarter = str(today.year), Quarter.calendar_of(today).label
     plans = (
         ("aws", quarter, gc.GoalMetric.launched_opportunities, "6", None, None),
         ("aws", year, gc.GoalMetric.launched_opportunities, "24", None, None),

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from contracts import commissions as cc
 from contracts.base import Event
+from contracts.quarters import Quarter
 from gateway.read_models.base import Base
 from runtime.inbox import Subscription
 
@@ -139,27 +140,25 @@ class Figure:
 @dataclass(frozen=True)
 class CommissionKpis:
     quarter: str
+    quarter_kind: str  # commissions count calendar quarters
     figures: list[Figure]
-
-
-def quarter_start(today: date) -> date:
-    return date(today.year, (today.month - 1) // 3 * 3 + 1, 1)
 
 
 async def kpis(session: AsyncSession, today: date) -> CommissionKpis:
     """This calendar quarter's earnings and the balances not paid yet, per direction and currency."""
-    start = quarter_start(today)
+    quarter = Quarter.calendar_of(today)
+    start = quarter.first_day
     m = CommissionMonth
     earned = m.accrued + m.clawed_back + m.adjusted
-    quarter = {(d, c): v for d, c, v in await session.execute(
+    in_quarter = {(d, c): v for d, c, v in await session.execute(
         select(m.direction, m.currency, func.sum(earned)).where(m.period >= start).group_by(m.direction, m.currency))}
     outstanding = {(d, c): v for d, c, v in await session.execute(
         select(m.direction, m.currency, func.sum(earned - m.paid)).group_by(m.direction, m.currency))}
     figures = []
-    for (direction, currency) in sorted(set(quarter) | set(outstanding)):
+    for (direction, currency) in sorted(set(in_quarter) | set(outstanding)):
         who = "partners owe us" if direction == cc.Direction.receivable else "we owe partners"
-        figures.append(Figure(f"Earned this quarter ({who})", quarter.get((direction, currency), Decimal(0)),
+        figures.append(Figure(f"Earned this quarter ({who})", in_quarter.get((direction, currency), Decimal(0)),
                               currency, direction))
         figures.append(Figure(f"Unpaid ({who})", outstanding.get((direction, currency), Decimal(0)), currency,
                               direction))
-    return CommissionKpis(quarter=f"{today.year}-Q{(today.month - 1) // 3 + 1}", figures=figures)
+    return CommissionKpis(quarter=quarter.label, quarter_kind=quarter.kind_label, figures=figures)

@@ -20,9 +20,10 @@ from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from contracts import pipeline as pc
+from contracts.quarters import Quarter
 
 CENT = Decimal("0.01")
 RATIO = Decimal("0.0001")
@@ -40,21 +41,6 @@ def month_of(value: date | datetime) -> date:
 
 def day_of(value: datetime) -> date:
     return value.astimezone(UTC).date()
-
-
-def add_months(month: date, n: int) -> date:
-    index = month.year * 12 + month.month - 1 + n
-    return date(index // 12, index % 12 + 1, 1)
-
-
-def quarter_months(year: int, quarter: int, start_month: int) -> tuple[date, date]:
-    """The first and the last month (as first days) of a fiscal quarter."""
-    first, _ = pc.quarter_range(year, quarter, start_month)
-    return first, add_months(first, 2)
-
-
-def previous_quarter(year: int, quarter: int) -> tuple[int, int]:
-    return (year, quarter - 1) if quarter > 1 else (year - 1, 4)
 
 
 # ------------------------------------------------------------------------------- contributions
@@ -167,6 +153,7 @@ def average_days(seconds: Decimal | int, count: int) -> Decimal | None:
 
 class Forecast(BaseModel):
     quarter: str
+    quarter_kind: str = Field(description="Which kind of quarter `quarter` is: the pipeline counts fiscal quarters.")
     starts_on: date
     ends_on: date
     days_left: int
@@ -185,8 +172,8 @@ class Forecast(BaseModel):
 
 def forecast(*, as_of: date, settings: pc.PipelineSettings, closed_won: Mapping[str, Decimal],
              weighted_open: Mapping[str, Decimal]) -> Forecast:
-    year, quarter = pc.quarter_of(as_of, settings.fiscal_year_start_month)
-    starts, after = pc.quarter_range(year, quarter, settings.fiscal_year_start_month)
+    quarter = Quarter.fiscal_of(as_of, settings.fiscal_year_start_month)
+    starts, after = quarter.range()
     won, won_other = convert(closed_won, settings)
     pipe, pipe_other = convert(weighted_open, settings)
     projected = won + pipe
@@ -195,7 +182,8 @@ def forecast(*, as_of: date, settings: pc.PipelineSettings, closed_won: Mapping[
     for currency, amount in pipe_other.items():
         unconverted[currency] = unconverted.get(currency, ZERO) + amount
     return Forecast(
-        quarter=pc.quarter_label(year, quarter), starts_on=starts, ends_on=date.fromordinal(after.toordinal() - 1),
+        quarter=quarter.label, quarter_kind=quarter.kind_label, starts_on=starts,
+        ends_on=date.fromordinal(after.toordinal() - 1),
         days_left=(after - as_of).days - 1, currency=settings.reporting_currency, target=target,
         closed_won=won, weighted_pipeline=pipe, projected=projected, attainment=ratio(won, target),
         projected_attainment=ratio(projected, target), gap_to_target=max(ZERO, target - projected),

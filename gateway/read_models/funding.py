@@ -20,6 +20,7 @@ from contracts import deadlines as dl
 from contracts import funding as fc
 from contracts import goals as gc
 from contracts.base import Event
+from contracts.quarters import Quarter
 from gateway.read_models.base import Base
 from runtime.db import execute_many
 from runtime.inbox import Subscription
@@ -187,7 +188,7 @@ class GoalFigure:
 
 async def goals(session: AsyncSession, today: date) -> list[GoalFigure]:
     """Goals of the current calendar quarter and year, with their status as of today."""
-    quarter = f"{today.year}-Q{(today.month - 1) // 3 + 1}"
+    quarter = Quarter.calendar_of(today).label
     rows = (await session.scalars(select(GoalView).where(GoalView.period.in_([quarter, str(today.year)]),
                                                          GoalView.archived.is_(False))
                                   .order_by(GoalView.hyperscaler, GoalView.period, GoalView.name))).all()

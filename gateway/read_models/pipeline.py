@@ -46,6 +46,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from contracts import pipeline as pc
 from contracts.base import Event
+from contracts.quarters import Quarter, add_months
 from gateway.read_models import forecast as fc
 from gateway.read_models import kpi_snapshots
 from gateway.read_models.base import SCHEMA, Base
@@ -315,7 +316,7 @@ async def _apply_arr(session: AsyncSession, won: list[tuple[tuple[Any, ...], tup
 
 def arr_window(today: date) -> tuple[date, date]:
     """The trailing twelve calendar months, the current one included."""
-    return fc.add_months(fc.month_of(today), -11), fc.month_of(today)
+    return add_months(fc.month_of(today), -11), fc.month_of(today)
 
 
 def _window_current(window: ArrWindow | None, today: date, settings: pc.PipelineSettings) -> bool:
@@ -604,8 +605,8 @@ async def kpis(session: AsyncSession, *, as_of: date, owner: str | None = None, 
     settings = await settings_of(session)
     stages = await stage_sets(session)
     probability = {(p, s.stage): s for p, ss in stages.items() for s in ss}
-    year, quarter = pc.quarter_of(as_of, settings.fiscal_year_start_month)
-    first_month, last_month = fc.quarter_months(year, quarter, settings.fiscal_year_start_month)
+    quarter = Quarter.fiscal_of(as_of, settings.fiscal_year_start_month)
+    first_month, last_month = quarter.months()
     forecast_pipelines = set(settings.forecast_pipelines)
 
     # Open deals: by stage (everything) and the weighted forecast (closing by the quarter's end).
@@ -667,9 +668,9 @@ async def kpis(session: AsyncSession, *, as_of: date, owner: str | None = None, 
     won = sum(e["won"] for e in per_pipeline.values())
     lost = sum(e["lost"] for e in per_pipeline.values())
 
-    arr_from, arr_to = fc.add_months(fc.month_of(as_of), -11), fc.month_of(as_of)
+    arr_from, arr_to = add_months(fc.month_of(as_of), -11), fc.month_of(as_of)
     arr_top, arr_types = await _arr(session, settings, arr_from, arr_to, owner, top)
-    launches = await _launches(session, settings, year, quarter, owner)
+    launches = await _launches(session, settings, quarter, owner)
     stuck = await _stuck(session, as_of, settings.stuck_after_days, owner, top)
     return PipelineKpis(
         as_of=as_of, owner=owner, currency=settings.reporting_currency, settings_version=settings.version,
@@ -678,7 +679,7 @@ async def kpis(session: AsyncSession, *, as_of: date, owner: str | None = None, 
         pipeline_by_stage=figures, weighted_pipeline_total=fc.convert(fc.weighted(weighted_all), settings)[0],
         win_rate=fc.ratio(Decimal(won), Decimal(won + lost)), won=won, lost=lost,
         average_cycle_days=fc.average_days(sum((e["cycle"] for e in per_pipeline.values()), Decimal(0)), won),
-        outcomes_by_pipeline=outcomes, arr_from=arr_from, arr_to=fc.add_months(arr_to, 1) - timedelta(days=1),
+        outcomes_by_pipeline=outcomes, arr_from=arr_from, arr_to=add_months(arr_to, 1) - timedelta(days=1),
         arr_by_partner=arr_top, arr_by_partner_type=arr_types, launches=launches, stuck=stuck,
     )
 
@@ -734,16 +735,13 @@ async def _arr(session: AsyncSession, settings: pc.PipelineSettings, first: date
     return partners, {r.type: r.arr for r in sorted((r for r in rows if r.kind == "type"), key=lambda r: r.type)}
 
 
-async def _launches(session: AsyncSession, settings: pc.PipelineSettings, year: int, quarter: int,
+async def _launches(session: AsyncSession, settings: pc.PipelineSettings, quarter: Quarter,
                     owner: str | None) -> list[Launches]:
-    """Launches per hyperscaler for the quarter and the three before it."""
-    quarters = [(year, quarter)]
-    for _ in range(3):
-        quarters.append(fc.previous_quarter(*quarters[-1]))
-    quarters.reverse()
+    """Launches per hyperscaler for the fiscal quarter and the three before it."""
+    quarters = [quarter.shift(n) for n in range(-3, 1)]
     start = settings.fiscal_year_start_month
-    first = fc.quarter_months(*quarters[0], start)[0]
-    last = fc.quarter_months(*quarters[-1], start)[1]
+    first = quarters[0].months()[0]
+    last = quarters[-1].months()[1]
     rows = (await session.execute(
         select(LaunchAgg.month, LaunchAgg.hyperscaler, func.sum(LaunchAgg.launches))
         .where(LaunchAgg.month >= first, LaunchAgg.month <= last, *_owner_filter(LaunchAgg.owner, owner))
@@ -751,11 +749,11 @@ async def _launches(session: AsyncSession, settings: pc.PipelineSettings, year: 
     )).tuples().all()
     out = {q: {h.value: 0 for h in pc.Hyperscaler} for q in quarters}
     for month, hyperscaler, n in rows:
-        q = pc.quarter_of(month, start)
+        q = Quarter.fiscal_of(month, start)
         if q in out and n:
             key = hyperscaler or "unspecified"
             out[q][key] = out[q].get(key, 0) + int(n)
-    return [Launches(quarter=pc.quarter_label(*q), by_hyperscaler=counts) for q, counts in out.items()]
+    return [Launches(quarter=q.label, by_hyperscaler=counts) for q, counts in out.items()]
 
 
 async def _stuck(session: AsyncSession, as_of: date, after_days: int, owner: str | None, top: int) -> Stuck:

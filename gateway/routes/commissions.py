@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from contracts import billing as bc
 from contracts import commissions as cc
+from contracts import money
 from contracts import pipeline as pc
 from contracts.base import CommandError, ErrorKind
 from contracts.fields import INT_MAX, Day, Moment, Name, Offset, PeriodName, line, text
@@ -67,7 +68,7 @@ class InvoiceIn(_In):
     customer: bc.Ref
     partner_id: UUID | None = None
     opportunity_id: UUID | None = None
-    amount: bc.Amount
+    amount: money.PositiveAmount
     currency: bc.Currency = "USD"
     paid_at: Moment
     customer_started_on: Day | None = None
@@ -77,7 +78,7 @@ class InvoiceIn(_In):
 class RefundIn(_In):
     refund_id: bc.Ref
     invoice_id: bc.Ref
-    amount: bc.Amount
+    amount: money.PositiveAmount
     currency: bc.Currency = "USD"
     refunded_at: Moment
 
@@ -108,6 +109,7 @@ class KpiFigure(BaseModel):
 
 class Kpis(BaseModel):
     quarter: str
+    quarter_kind: str = Field(description="Commissions count calendar quarters.")
     figures: list[KpiFigure]
 
 
@@ -277,7 +279,7 @@ async def pay(body: PaymentIn, request: Request, principal: Approver) -> cc.Paym
 
 # --------------------------------------------------------------------------------------- statements
 
-PeriodPath = Annotated[PeriodName, Path(description="a month (2026-11) or a quarter (2026-Q4)")]
+PeriodPath = Annotated[PeriodName, Path(description="a month (2026-11) or a calendar quarter (2026-Q4)")]
 
 
 CSV_COLUMNS = ("direction", "currency", "row", "date", "entry_id", "entry_type", "status", "agreement_id",
@@ -335,5 +337,6 @@ async def forecast(request: Request, principal: Reader, partner_id: UUID | None 
 async def kpis(request: Request, principal: Reader) -> Kpis:
     async with sessions(request)() as session:
         k = await commission_models.kpis(session, datetime.now(UTC).date())
-    return Kpis(quarter=k.quarter, figures=[KpiFigure(label=f.label, direction=cc.Direction(f.direction),
-                                                      currency=f.currency, amount=str(f.amount)) for f in k.figures])
+    figures = [KpiFigure(label=f.label, direction=cc.Direction(f.direction), currency=f.currency, amount=str(f.amount))
+               for f in k.figures]
+    return Kpis(quarter=k.quarter, quarter_kind=k.quarter_kind, figures=figures)

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from contracts import funding as fc
+from contracts import money
 from contracts import pipeline as pc
 from contracts.base import CommandError, ErrorKind
 from contracts.fields import Day, Name, Offset, Person, line, text
@@ -39,7 +40,7 @@ class FundRequestIn(_In):
     partner_id: UUID | None = Field(default=None, description="The ISV partner the activity is for.")
     owner: Person | None = None
     aws_fund_request_id: fc.ExternalRef | None = None
-    requested: pc.Amount
+    requested: money.Amount
     activity_start: Day
     activity_end: Day
     opportunities: fc.Links = Field(default_factory=list)
@@ -55,7 +56,7 @@ class FundRequestPatch(_In):
     partner_id: UUID | None = None
     owner: Person | None = None
     aws_fund_request_id: fc.ExternalRef | None = None
-    requested: pc.Amount | None = None
+    requested: money.Amount | None = None
     activity_start: Day | None = None
     activity_end: Day | None = None
     opportunities: fc.Links | None = None
@@ -65,7 +66,7 @@ class FundRequestPatch(_In):
 class MoveIn(_In):
     to_stage: fc.FundStage
     expected_version: int | None = Field(default=None, ge=0, le=2**31 - 1)
-    approved: pc.Amount | None = Field(default=None, description="Entering pre_approved: the approved amount "
+    approved: money.Amount | None = Field(default=None, description="Entering pre_approved: the approved amount "
                                        "(the requested amount when not given).")
     note: text(1000) | None = None
 
@@ -73,13 +74,13 @@ class MoveIn(_In):
 class MilestoneIn(_In):
     name: Name
     end_date: Day
-    amount: pc.Amount
+    amount: money.Amount
     claim_due_date: Day | None = None
 
 
 class ClaimIn(_In):
     claim_status: fc.ClaimStatus
-    received: pc.Amount | None = None
+    received: money.Amount | None = None
     claim_reference: line(100) | None = None
 
 

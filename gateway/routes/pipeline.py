@@ -14,9 +14,10 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Res
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from contracts import money, sync
 from contracts import pipeline as pc
-from contracts import sync
 from contracts.fields import Day, Moment, Offset, Version, line
+from contracts.quarters import Quarter
 from gateway import audit, people, pipeline_csv
 from gateway.auth import Principal, Role, require
 from gateway.read_models import kpi_snapshots
@@ -39,7 +40,7 @@ class OpportunityIn(BaseModel):
     name: pc.Name
     customer: pc.Name
     partner_id: UUID | None = None
-    amount: pc.Amount
+    amount: money.Amount
     currency: pc.Currency = "USD"
     expected_close_date: Day | None = None
     owner: pc.Person | None = Field(default=None, description="The team member who owns it: their email or user id "
@@ -62,7 +63,7 @@ class OpportunityPatch(BaseModel):
     name: pc.Name | None = None
     customer: pc.Name | None = None
     partner_id: UUID | None = None
-    amount: pc.Amount | None = None
+    amount: money.Amount | None = None
     currency: pc.Currency | None = None
     expected_close_date: Day | None = None
     owner: pc.Person | None = None
@@ -94,7 +95,7 @@ class SettingsPatch(BaseModel):
     expected_version: Version | None = None
     fiscal_year_start_month: int | None = Field(default=None, ge=1, le=12)
     reporting_currency: pc.Currency | None = None
-    quarterly_target: pc.Amount | None = None
+    quarterly_target: money.Amount | None = None
     forecast_pipelines: tuple[pc.Key, ...] | None = Field(default=None, min_length=1, max_length=20)
     stuck_after_days: int | None = Field(default=None, ge=1, le=3650)
     tier_window_days: int | None = Field(default=None, ge=1, le=3650)
@@ -140,7 +141,7 @@ async def list_opportunities(
 ) -> pc.OpportunityList:
     if quarter is not None:
         try:
-            pc.parse_quarter(quarter)
+            Quarter.parse(quarter)
         except ValueError as exc:
             raise pipeline_csv.unprocessable(["query", "quarter"], str(exc)) from exc
     owner = await people.owner_filter(request, owner)

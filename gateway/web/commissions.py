@@ -19,6 +19,7 @@ from pydantic import ValidationError
 
 from contracts import commissions as cc
 from contracts import pipeline as pc
+from contracts.quarters import Quarter
 from gateway import audit
 from gateway.read_models import commissions as commission_models
 from gateway.routes.commissions import AgreementIn, VersionIn, second_approver
@@ -140,8 +141,8 @@ def _form_dict(raw: Any) -> dict[str, Any]:
 
 
 def this_quarter() -> str:
-    today = datetime.now(UTC).date()
-    return f"{today.year}-Q{(today.month - 1) // 3 + 1}"
+    """Commission statements count calendar quarters (docs/commissions.md)."""
+    return Quarter.calendar_of(datetime.now(UTC).date()).label
 
 
 def describe_terms(t: cc.Terms) -> str:

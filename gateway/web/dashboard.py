@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts import contacts as cc
 from contracts import pipeline as pc
+from contracts.quarters import Quarter, add_months
 from gateway.read_models import commissions as commission_models
 from gateway.read_models import forecast as fc
 from gateway.read_models import funding as funding_models
@@ -70,6 +71,7 @@ class Mover:
 @dataclass
 class Dashboard:
     quarter_label: str
+    quarter_kind: str
     days_left: int | None
     currency: str = "USD"
     pipeline_ready: bool = False
@@ -108,8 +110,7 @@ async def _quarter_trend(session: AsyncSession, settings: pc.PipelineSettings, s
                          ) -> list[tuple[date, Decimal]]:
     """Closed won so far, month by month: zero at the quarter's start, then the running total at
     the end of each month (today for the current month)."""
-    first, last = fc.quarter_months(*pc.quarter_of(today, settings.fiscal_year_start_month),
-                                    settings.fiscal_year_start_month)
+    first, last = Quarter.fiscal_of(today, settings.fiscal_year_start_month).months()
     agg = pipeline_models.ClosedAgg
     rows = (await session.execute(
         select(agg.month, agg.currency, func.sum(agg.amount))
@@ -125,9 +126,9 @@ async def _quarter_trend(session: AsyncSession, settings: pc.PipelineSettings, s
     month = first
     while month <= last and month <= today:
         running += fc.convert(per_month.get(month, {}), settings)[0]
-        month_end = fc.add_months(month, 1) - timedelta(days=1)
+        month_end = add_months(month, 1) - timedelta(days=1)
         points.append((min(month_end, today), running))
-        month = fc.add_months(month, 1)
+        month = add_months(month, 1)
     return points
 
 
@@ -183,7 +184,8 @@ async def load(request: Request, actor: str, today: date | None = None) -> Dashb
         funding = await funding_models.funding(session, today.year)
         goals = await funding_models.goals(session, today)
     f = k.forecast
-    d = Dashboard(quarter_label=f.quarter, days_left=f.days_left, currency=k.currency, pipeline_ready=has_deals)
+    d = Dashboard(quarter_label=f.quarter, quarter_kind=f.quarter_kind, days_left=f.days_left, currency=k.currency,
+                  pipeline_ready=has_deals)
     d.partners_by_type = [(t, n) for t, n in counts.items() if n]
     d.partners_total = sum(counts.values())
     d.commissions = list(commissions.figures) or None

@@ -31,21 +31,6 @@ def when_for_viewer(context: Context, value: datetime | None) -> str:
     return when(value, _viewer_zone(context))
 
 
-def quarter_of(d: date) -> tuple[int, int]:
-    return d.year, (d.month - 1) // 3 + 1
-
-
-def quarter_bounds(year: int, q: int) -> tuple[date, date]:
-    """The quarter's first day and the first day after it."""
-    start = date(year, 3 * (q - 1) + 1, 1)
-    end = date(year + (q == 4), (3 * q) % 12 + 1, 1)
-    return start, end
-
-
-def quarter_label(year: int, q: int) -> str:
-    return f"Q{q} {year}"
-
-
 def days_left(deadline: object, now: datetime | None = None) -> int:
     """Days until a deadline (contracts/deadlines.py: counted in the deadline's own time zone)."""
     return deadlines.days_left(deadline.due_date, deadline.time_zone,  # type: ignore[attr-defined]

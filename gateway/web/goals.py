@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from contracts import competencies as kc
 from contracts import goals as gc
 from contracts import pipeline as pc
+from contracts.quarters import Quarter
 from gateway.routes import goals as api
 from gateway.state import bus
 from gateway.web.common import Member, Viewer, field_errors, not_found, render
@@ -41,9 +42,9 @@ def bar(goal: gc.Goal, today: Any) -> dict[str, float]:
 
 
 def _periods(today: Any) -> list[str]:
-    q = (today.month - 1) // 3 + 1
-    return [f"{today.year}-Q{q}", str(today.year), f"{today.year}-Q{q % 4 + 1}" if q < 4 else f"{today.year + 1}-Q1",
-            str(today.year + 1)]
+    """Goals count calendar quarters and years: this quarter, this year, the next quarter, next year."""
+    this = Quarter.calendar_of(today)
+    return [this.label, str(today.year), this.shift(1).label, str(today.year + 1)]
 
 
 async def _goals_page(request: Request, *, hyperscaler: str | None, errors: dict[str, str] | None = None,

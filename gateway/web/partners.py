@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from contracts import commissions as cc
 from contracts import pipeline as pc
+from contracts.quarters import Quarter
 from gateway.routes.partners import PartnerIn, PartnerPatch, add_partner, update_partner
 from gateway.state import bus
 from gateway.web.common import Member, Viewer, field_errors, not_found, render
@@ -81,15 +82,11 @@ async def create_partner_form(
     return RedirectResponse(f"/partners/{partner.id}?notice=Partner+added.", status_code=303)
 
 
-def calendar_quarter(day: datetime) -> str:
-    return f"{day.year}-Q{(day.month - 1) // 3 + 1}"
-
-
 async def _statement(request: Request, partner_id: UUID, actor: str) -> cc.Statement | None:
     """This quarter's commission statement, when the commissions service has one to give."""
     with contextlib.suppress(CommandFailed, TimeoutError):
         statement: cc.Statement = await send(bus(request), cc.GetStatement(
-            partner_id=partner_id, period=calendar_quarter(datetime.now(UTC)), actor=actor), timeout=3)
+            partner_id=partner_id, period=Quarter.calendar_of(datetime.now(UTC).date()).label, actor=actor), timeout=3)
         return statement if statement.sections else None
     return None
 

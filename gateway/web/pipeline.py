@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from sqlalchemy import select
 
 from contracts import pipeline as pc
+from contracts.quarters import Quarter
 from gateway import audit, people
 from gateway.auth import Principal
 from gateway.models import User
@@ -46,12 +47,8 @@ async def partner_choices(request: Request, actor: str) -> list[pc.Partner]:
 
 
 def quarter_choices(today: date, start_month: int) -> list[str]:
-    year, q = pc.quarter_of(today, start_month)
-    out = []
-    for offset in range(-2, 3):
-        index = year * 4 + (q - 1) + offset
-        out.append(pc.quarter_label(index // 4, index % 4 + 1))
-    return out
+    this = Quarter.fiscal_of(today, start_month)
+    return [this.shift(n).label for n in range(-2, 3)]
 
 
 # ----------------------------------------------------------------------------------------- board
@@ -94,6 +91,7 @@ class Board:
     filters: Filters
     settings: pc.PipelineSettings
     closed_quarter: str
+    quarter_kind: str
     partners: dict[str, str] = field(default_factory=dict)
 
 
@@ -107,7 +105,8 @@ async def load_board(request: Request, principal: Principal, filters: Filters) -
     filters.pipeline = stage_set.key
     today = datetime.now(UTC).date()
     # Closed columns show one quarter (this one unless filtered), or they would hold all history.
-    closed_quarter = filters.quarter or pc.quarter_label(*pc.quarter_of(today, settings.fiscal_year_start_month))
+    this = Quarter.fiscal_of(today, settings.fiscal_year_start_month)
+    closed_quarter = filters.quarter or this.label
     partner_id = _uuid(filters.partner)
     found = (await people.directory(request)).find(filters.owner) if filters.owner else None
     owner = found.id if found else (filters.owner or None)
@@ -127,7 +126,8 @@ async def load_board(request: Request, principal: Principal, filters: Filters) -
         col.previous = columns[i - 1].stage.key if i > 0 else None
         col.following = columns[i + 1].stage.key if i + 1 < len(columns) else None
     return Board(stage_sets=sets.items, stage_set=stage_set, columns=columns, filters=filters, settings=settings,
-                 closed_quarter=closed_quarter, partners={str(p.id): p.name for p in partners})
+                 closed_quarter=closed_quarter, quarter_kind=this.kind_label,
+                 partners={str(p.id): p.name for p in partners})
 
 
 def _uuid(text: str | None) -> UUID | None:
@@ -148,7 +148,7 @@ async def board(
     quarter: Annotated[str, Query(max_length=12)] = "",
 ) -> Response:
     try:
-        quarter = pc.quarter_label(*pc.parse_quarter(quarter)) if quarter else ""
+        quarter = Quarter.parse(quarter).label if quarter else ""
     except ValueError:
         quarter = ""
     filters = Filters(pipeline=pipeline, owner=owner, partner=partner, source=source, quarter=quarter)

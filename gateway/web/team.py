@@ -44,6 +44,7 @@ class MemberKpis:
     stale_after_days: int
     stale_deals: list[pipeline_models.StuckDeal]
     quarter: str
+    quarter_kind: str
 
     @property
     def empty(self) -> bool:
@@ -63,7 +64,7 @@ async def _advanced(session: AsyncSession, owner: str, since: datetime) -> int:
 async def member_kpis(session: AsyncSession, owner: str, today: date, now: datetime) -> MemberKpis:
     k = await pipeline_models.kpis(session, as_of=today, owner=owner, top=5)
     return MemberKpis(
-        handle=owner, currency=k.currency, quarter=k.forecast.quarter,
+        handle=owner, currency=k.currency, quarter=k.forecast.quarter, quarter_kind=k.forecast.quarter_kind,
         deals_owned=sum(f.deals for f in k.pipeline_by_stage),
         open_amount=sum((f.amount for f in k.pipeline_by_stage), Decimal(0)),
         weighted_amount=sum((f.weighted for f in k.pipeline_by_stage), Decimal(0)),

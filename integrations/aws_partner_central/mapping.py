@@ -31,7 +31,7 @@ _EVENT_NAMESPACE = uuid.UUID("7b0c1a52-3d0e-4b53-9a5e-6c2f0a1d9e44")
 CLOCK_SKEW = timedelta(minutes=5)
 # ExpectedCustomerSpend is monthly; the pipeline's amount is the yearly value of the deal.
 MONTHS = 12
-MAX_AMOUNT = Decimal("99999999999999.99")  # contracts.pipeline.Amount: 16 digits, 2 places
+MAX_AMOUNT = Decimal("99999999999999.99")  # contracts.money.Amount: 16 digits, 2 places
 COMMENTS_MAX = 4000
 NAME_MAX = 200
 

@@ -47,6 +47,7 @@ from contracts.commissions import (
     TierMode,
 )
 from contracts.pipeline import PartnerTier
+from contracts.quarters import Quarter, add_months, month_start
 from runtime.errors import Invalid
 
 ZERO = Decimal(0)
@@ -79,38 +80,20 @@ def customer_key(name: str) -> str:
 # ------------------------------------------------------------------------------------------ periods
 
 
-def month_start(d: date) -> date:
-    return d.replace(day=1)
-
-
-def add_months(d: date, months: int) -> date:
-    index = d.year * 12 + d.month - 1 + months
-    year, month = divmod(index, 12)
-    month += 1
-    # The same day of the month, or the month's last day (Jan 31 + 1 month = Feb 28/29).
-    for day in (d.day, 30, 29, 28):
-        try:
-            return date(year, month, min(d.day, day))
-        except ValueError:
-            continue
-    raise AssertionError("unreachable")
-
-
 def period_key(d: date, period: RatePeriod) -> str:
     if period is RatePeriod.month:
         return f"{d.year}-{d.month:02d}"
     if period is RatePeriod.quarter:
-        return f"{d.year}-Q{(d.month - 1) // 3 + 1}"
+        return Quarter.calendar_of(d).label
     return f"{d.year}"
 
 
 def statement_range(name: str) -> tuple[date, date]:
-    """'2026-11' → (2026-11-01, 2026-12-01); '2026-Q4' → (2026-10-01, 2027-01-01)."""
-    year, rest = name.split("-")
-    if rest.startswith("Q"):
-        start = date(int(year), (int(rest[1]) - 1) * 3 + 1, 1)
-        return start, add_months(start, 3)
-    start = date(int(year), int(rest), 1)
+    """'2026-11' → (2026-11-01, 2026-12-01); '2026-Q4', a calendar quarter → (2026-10-01, 2027-01-01)."""
+    if "Q" in name:
+        return Quarter.parse(name).range()
+    year, month = name.split("-")
+    start = date(int(year), int(month), 1)
     return start, add_months(start, 1)
 
 

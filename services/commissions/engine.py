@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts import commissions as c
 from contracts.pipeline import PartnerTier
+from contracts.quarters import month_start
 from runtime.errors import Conflict
 from runtime.outbox import add_events
 from services.commissions import domain
@@ -383,7 +384,7 @@ async def _append(session: AsyncSession, work: Sequence[_Work]) -> list[int]:
     """Write the entries in one COPY, with ids taken from the table's sequence first so clawbacks can
     refer to the accruals they reverse, and stage one `entries.posted` event for the transaction."""
     ledger = LedgerRepository(session)
-    this_month = domain.month_start(clock().date())
+    this_month = month_start(clock().date())
     firsts: list[dict[str, Any]] = []
     seconds: list[tuple[_Work, dict[str, Any]]] = []
     for w in work:

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from contracts.quarters import Quarter
 from runtime.testing import unique
 from tests.browser.helpers import Platform, shot, sign_in
 
@@ -16,8 +17,7 @@ pytestmark = pytest.mark.timeout(600)
 
 
 def this_quarter() -> str:
-    today = datetime.now(UTC).date()
-    return f"{today.year}-Q{(today.month - 1) // 3 + 1}"
+    return Quarter.calendar_of(datetime.now(UTC).date()).label
 
 
 class TestCommissions:

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 from contracts import commissions as cc
+from contracts.quarters import Quarter
 from gateway.demo_commissions import seed_commissions
 from gateway.demo_pipeline import seed_pipeline
 from runtime import bus
@@ -14,8 +15,7 @@ from runtime.commands import send
 
 
 def this_quarter() -> str:
-    today = datetime.now(UTC).date()
-    return f"{today.year}-Q{(today.month - 1) // 3 + 1}"
+    return Quarter.calendar_of(datetime.now(UTC).date()).label
 
 
 async def test_the_demo_covers_every_rule_kind_and_makes_this_quarter_non_trivial(gw, private_nats):

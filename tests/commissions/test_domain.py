@@ -188,13 +188,6 @@ class TestValidation:
 
 
 class TestPeriods:
-    @pytest.mark.parametrize("d, months, want", [
-        (date(2026, 1, 31), 1, date(2026, 2, 28)), (date(2028, 1, 31), 1, date(2028, 2, 29)),
-        (date(2026, 1, 15), 12, date(2027, 1, 15)), (date(2026, 11, 30), 3, date(2027, 2, 28)),
-    ])
-    def test_add_months(self, d, months, want):
-        assert domain.add_months(d, months) == want
-
     def test_statement_ranges(self):
         assert domain.statement_range("2026-Q4") == (date(2026, 10, 1), date(2027, 1, 1))
         assert domain.statement_range("2026-02") == (date(2026, 2, 1), date(2026, 3, 1))

@@ -14,6 +14,7 @@ from decimal import Decimal
 import pytest
 
 from contracts.deadlines import days_left
+from contracts.quarters import Quarter
 from gateway.auth import Role
 from tests.funding.conftest import call
 
@@ -121,9 +122,8 @@ async def test_the_new_request_form_shows_errors_beside_fields(gw):
 
 
 async def test_a_launched_co_sell_deal_counts_toward_its_goal_end_to_end(gw):
-    year = datetime.now(UTC).year
-    q = (datetime.now(UTC).month - 1) // 3 + 1
-    goal = await call(gw, Role.member, "POST", "/api/goals", {"hyperscaler": "aws", "period": f"{year}-Q{q}",
+    quarter = Quarter.calendar_of(datetime.now(UTC).date()).label
+    goal = await call(gw, Role.member, "POST", "/api/goals", {"hyperscaler": "aws", "period": quarter,
                                                                "metric": "launched_opportunities", "target": "3"})
     assert goal.status_code == 201, goal.text
     gid = goal.json()["id"]

@@ -12,6 +12,7 @@ from contracts import competencies as kc
 from contracts import deadlines as dl
 from contracts import funding as fc
 from contracts import goals as gc
+from contracts.quarters import Quarter
 from gateway.demo_funding import seed_funding
 from gateway.demo_pipeline import seed_pipeline
 from runtime import bus
@@ -39,7 +40,7 @@ async def test_the_demo_has_every_stage_a_deadline_next_week_goals_and_competenc
 
         goals = (await send(nc, gc.ListGoals())).items
         today = now.date()
-        periods = {str(today.year), f"{today.year}-Q{(today.month - 1) // 3 + 1}"}
+        periods = {str(today.year), Quarter.calendar_of(today).label}
         assert {(x.hyperscaler.value, x.period) for x in goals} >= {(h, p) for h in ("aws", "gcp") for p in periods}
         competencies = (await send(nc, kc.ListCompetencies())).items
         assert len(competencies) == 3

@@ -9,7 +9,8 @@ from decimal import Decimal
 import pytest
 
 from contracts import funding as f
-from contracts.deadlines import DeadlineKind, DeadlineStatus, add_months, days_left, end_of_day
+from contracts.deadlines import DeadlineKind, DeadlineStatus, days_left, end_of_day
+from contracts.quarters import add_months
 from runtime.errors import Invalid
 from services.relationships.funding import domain
 

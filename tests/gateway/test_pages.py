@@ -7,7 +7,7 @@ import re
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from contracts import pipeline as pc
+from contracts.quarters import Quarter
 from gateway.auth import Role
 from runtime.testing import eventually, unique
 from tests.support.gateway import Gateway
@@ -167,8 +167,8 @@ class TestFiguresMatchTheService:
     async def test_dashboard_and_member_figures_equal_what_the_pipeline_service_holds(self, gateway: Gateway):
         member = gateway.people[Role.member]
         today = datetime.now(UTC).date()
-        quarter = pc.quarter_label(*pc.quarter_of(today, 1))
-        _, after = pc.quarter_range(*pc.quarter_of(today, 1), 1)
+        quarter = Quarter.fiscal_of(today, 1).label
+        _, after = Quarter.fiscal_of(today, 1).range()
         close = (after - timedelta(days=1)).isoformat()
         for amount, stage in (("40000", "negotiation"), ("24000", "proposal"), ("36000", "won"), ("8000", "lost"),
                               ("12000", None)):
@@ -206,7 +206,7 @@ class TestFiguresMatchTheService:
         mine = await service(owner="member@gateway.test")
         mine_open = [o for o in mine if o["outcome"] == "open"]
         mine_won = [o for o in mine if o["outcome"] == "won" and o["closed_at"] and
-                    pc.quarter_label(*pc.quarter_of(datetime.fromisoformat(o["closed_at"]).date(), 1)) == quarter]
+                    Quarter.fiscal_of(datetime.fromisoformat(o["closed_at"]).date(), 1).label == quarter]
         kpis = (await member.client.get(f"/team/{member.id}", headers=HTML)).text
         assert int(re.search(r'data-testid="deals-owned">(\d+)<', kpis)[1]) == len(mine_open)
         assert _money(kpis, "open-amount") == sum(Decimal(o["amount"]) for o in mine_open)

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
-from contracts import pipeline as c
+from contracts.quarters import Quarter
 from gateway.auth import digest, new_api_token
 from gateway.models import ApiToken
 from runtime.testing import eventually, unique
@@ -181,7 +181,7 @@ class TestOpportunities:
         assert (await get(source="manual")).json()["total"] == 3 and (await get(source="gcp")).json()["total"] == 0
         await api.patch("/api/pipeline/settings", json={"fiscal_year_start_month": 1})
         # Open deals by their expected close date, closed ones by the day they closed (today).
-        now = c.quarter_label(*c.quarter_of(datetime.now(UTC).date(), 1))
+        now = Quarter.fiscal_of(datetime.now(UTC).date(), 1).label
         assert (await get(quarter="2026-Q2")).json()["total"] == (3 if now == "2026-Q2" else 2)
         assert (await get(quarter=now)).json()["total"] == (3 if now == "2026-Q2" else 1)
         assert (await get(quarter="FY1999 Q3")).json()["total"] == 0

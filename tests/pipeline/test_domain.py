@@ -1,5 +1,5 @@
-"""Pure rules of the pipeline, no servers: fiscal quarters, scorecard, tiers, stage entries, newer-wins,
-CSV cells, and the KPI arithmetic (contributions, conversion, forecast)."""
+"""Pure rules of the pipeline, no servers (quarters: tests/test_quarters.py): scorecard, tiers, stage entries,
+newer-wins, CSV cells, and the KPI arithmetic (contributions, conversion, forecast)."""
 
 from __future__ import annotations
 
@@ -24,42 +24,6 @@ months = st.integers(min_value=1, max_value=12)
 money = st.decimals(min_value=0, max_value=Decimal("99999999999999.99"), places=2, allow_nan=False,
                     allow_infinity=False)
 criterion = st.decimals(min_value=0, max_value=10, places=2)
-
-
-class TestFiscalQuarters:
-    @pytest.mark.parametrize(("day", "start", "expected"), [
-        (date(2026, 1, 1), 1, (2026, 1)), (date(2026, 3, 31), 1, (2026, 1)), (date(2026, 12, 31), 1, (2026, 4)),
-        (date(2026, 4, 1), 4, (2027, 1)), (date(2026, 3, 31), 4, (2026, 4)), (date(2026, 11, 24), 4, (2027, 3)),
-        (date(2026, 2, 1), 2, (2027, 1)), (date(2026, 1, 31), 2, (2026, 4)), (date(2026, 10, 1), 10, (2027, 1)),
-    ])
-    def test_quarter_of(self, day, start, expected):
-        assert c.quarter_of(day, start) == expected
-
-    @pytest.mark.parametrize(("year", "quarter", "start", "expected"), [
-        (2026, 1, 1, (date(2026, 1, 1), date(2026, 4, 1))), (2026, 4, 1, (date(2026, 10, 1), date(2027, 1, 1))),
-        (2027, 1, 4, (date(2026, 4, 1), date(2026, 7, 1))), (2026, 4, 2, (date(2025, 11, 1), date(2026, 2, 1))),
-        (2027, 4, 11, (date(2027, 8, 1), date(2027, 11, 1))),
-    ])
-    def test_quarter_range(self, year, quarter, start, expected):
-        assert c.quarter_range(year, quarter, start) == expected
-
-    @given(days, months)
-    def test_a_day_lies_in_its_quarter_and_quarters_follow_each_other(self, day, start):
-        year, quarter = c.quarter_of(day, start)
-        first, after = c.quarter_range(year, quarter, start)
-        assert first <= day < after and first.day == 1
-        assert c.quarter_of(after, start) == ((year, quarter + 1) if quarter < 4 else (year + 1, 1))
-        assert 89 <= (after - first).days <= 92
-
-    @pytest.mark.parametrize(("text", "expected"), [("2026-Q3", (2026, 3)), ("2026Q1", (2026, 1)),
-                                                    ("FY2027 Q4", (2027, 4)), ("fy2026-q2", (2026, 2))])
-    def test_parse_quarter(self, text, expected):
-        assert c.parse_quarter(text) == expected
-
-    @pytest.mark.parametrize("text", ["2026-Q5", "Q3", "2026", "26-Q1", "2026-Q3; drop", ""])
-    def test_parse_quarter_refuses(self, text):
-        with pytest.raises(ValueError):
-            c.parse_quarter(text)
 
 
 class TestScorecard:

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from contracts import pipeline as c
+from contracts.quarters import Quarter
 from runtime.commands import send
 from runtime.testing import eventually, unique
 from tests.pipeline.helpers import external, publish
@@ -34,8 +35,8 @@ class TestForecast:
             fiscal_year_start_month=FISCAL_START, quarterly_target="250000.00", reporting_currency="USD",
             forecast_pipelines=["resale"], stuck_after_days=30, fx_rates={"EUR": "1.10"}))
         today = datetime.now(UTC).date()
-        year, quarter = c.quarter_of(today, FISCAL_START)
-        starts, after = c.quarter_range(year, quarter, FISCAL_START)
+        this = Quarter.fiscal_of(today, FISCAL_START)
+        starts, after = this.range()
         quarter_end, next_quarter = after - timedelta(days=1), after + timedelta(days=10)
         overdue = starts - timedelta(days=5)
 
@@ -78,7 +79,8 @@ class TestForecast:
 
         k = await eventually(settled, what="the read model to catch up")
         f = k["forecast"]
-        assert f["quarter"] == f"{year}-Q{quarter}" and f["currency"] == "USD"
+        assert f["quarter"] == this.label and f["currency"] == "USD"
+        assert f["quarter_kind"] == "fiscal quarter (year starts in April)"
         assert Decimal(f["target"]) == Decimal("250000.00")
         assert Decimal(f["closed_won"]) == Decimal("122000.00")             # A + B
         assert Decimal(f["weighted_pipeline"]) == Decimal("31250.00")       # D + E + G
@@ -111,7 +113,7 @@ class TestForecast:
         assert {t: Decimal(v) for t, v in k["arr_by_partner_type"].items()} == {
             "hyperscaler": Decimal("80000.00"), "isv": Decimal("122000.00")}
         this_quarter = k["launches"][-1]
-        assert this_quarter["quarter"] == f"{year}-Q{quarter}" and this_quarter["by_hyperscaler"]["aws"] == 1
+        assert this_quarter["quarter"] == this.label and this_quarter["by_hyperscaler"]["aws"] == 1
         assert len(k["launches"]) == 4 and all(sum(q["by_hyperscaler"].values()) == 0 for q in k["launches"][:3])
         assert k["stuck"]["count"] == 0
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections import Counter
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from contracts import pipeline as c
+from contracts.quarters import Quarter
 from gateway.demo_pipeline import seed_pipeline
 from runtime.commands import send
 from runtime.testing import eventually
@@ -37,8 +38,8 @@ async def test_the_demo_seed_makes_a_living_pipeline(bus_client, pipeline_db, ap
     assert len({(r["pipeline"], r["stage"]) for r in rows}) >= 11
     assert set(Counter(r["owner"] for r in rows)) == {"maria", "tom", "aisha", "vp"}
     today = datetime.now(UTC).date()
-    this_q = c.quarter_range(*c.quarter_of(today, 1), 1)
-    last_q = c.quarter_range(*c.quarter_of(this_q[0] - timedelta(days=1), 1), 1)
+    this_q = Quarter.fiscal_of(today, 1).range()
+    last_q = Quarter.fiscal_of(today, 1).shift(-1).range()
     closed_days = [r["closed_at"].date() for r in rows if r["closed_at"]]
     assert any(this_q[0] <= d < this_q[1] for d in closed_days)
     assert any(last_q[0] <= d < last_q[1] for d in closed_days)

@@ -11,6 +11,7 @@ import pytest
 
 from contracts import pipeline as p
 from contracts import week as w
+from contracts.quarters import Quarter
 from runtime.commands import send
 from runtime.errors import CommandFailed
 from tests.week.conftest import member, open_week, opportunity, publish, settled
@@ -37,8 +38,7 @@ async def get(nc, meeting: w.Meeting, who: str) -> w.Update:
 
 
 def quarter_end(today: date) -> date:
-    start = date(today.year, (today.month - 1) // 3 * 3 + 1, 1)
-    return (start + timedelta(days=95)).replace(day=1) - timedelta(days=1)
+    return Quarter.calendar_of(today).range()[1] - timedelta(days=1)
 
 
 class TestPrefill:

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts import pipeline as c
 from contracts.base import Event
+from contracts.quarters import Quarter
 from runtime.errors import Conflict, Invalid, NotFound
 from runtime.outbox import add_events
 from services.pipeline.config.repository import ConfigRepository
@@ -319,7 +320,7 @@ async def list_opportunities(session: AsyncSession, cmd: c.ListOpportunities) ->
     quarter = None
     if cmd.quarter:
         settings = await config.settings()
-        quarter = c.quarter_range(*c.parse_quarter(cmd.quarter), settings.fiscal_year_start_month)
+        quarter = Quarter.parse(cmd.quarter, settings.fiscal_year_start_month).range()
     rows, total = await OpportunityRepository(session).list(cmd, quarter)
     stage_sets = await config.stage_sets()
     items = [to_contract(o, stage_sets.get(o.pipeline) or c.RESALE_STAGE_SET) for o in rows]

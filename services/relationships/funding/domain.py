@@ -9,8 +9,9 @@ from datetime import date
 from decimal import Decimal
 
 from contracts import funding as f
-from contracts.deadlines import DeadlineKind, DeadlineStatus, add_days, add_months
+from contracts.deadlines import DeadlineKind, DeadlineStatus, add_days
 from contracts.pipeline import Hyperscaler
+from contracts.quarters import add_months
 from runtime.errors import Invalid
 
 S = f.FundStage

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from contracts import deadlines as d
 from contracts import funding as f
 from contracts.base import utc_now
+from contracts.quarters import Quarter
 from runtime.errors import Conflict, Invalid, NotFound
 from runtime.outbox import add_events
 from services.relationships.deadlines import service as deadline_service
@@ -305,8 +306,7 @@ async def list_requests(session: AsyncSession, c: f.ListFundRequests) -> f.FundR
 
 
 def _quarter(at: datetime) -> str:
-    at = at.astimezone(UTC)
-    return f"{at.year}-Q{(at.month - 1) // 3 + 1}"
+    return Quarter.calendar_of(at.astimezone(UTC).date()).label
 
 
 async def rollup(session: AsyncSession, c: f.GetFundingRollup) -> f.FundingRollup:

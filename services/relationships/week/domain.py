@@ -9,6 +9,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from contracts import pipeline as p
+from contracts.quarters import Quarter
 from runtime.errors import Invalid
 
 
@@ -92,8 +93,8 @@ def window(week: date, tz: ZoneInfo, now: datetime, fiscal_start_month: int, stu
     since, _ = week_bounds(week - timedelta(days=7), tz)
     today = now.astimezone(tz).date()
     # The quarter of the meeting's week, not of the moment the form is opened.
-    fy, q = p.quarter_of(max(week, min(today, week + timedelta(days=6))), fiscal_start_month)
-    return Window(week=week, since=since, until=ends, today=today, quarter=p.quarter_range(fy, q, fiscal_start_month),
+    quarter = Quarter.fiscal_of(max(week, min(today, week + timedelta(days=6))), fiscal_start_month)
+    return Window(week=week, since=since, until=ends, today=today, quarter=quarter.range(),
                   stuck_after_days=stuck_after_days)
 
 
