@@ -9,6 +9,7 @@ worker's value) are shown as they are."""
 
 from __future__ import annotations
 
+import difflib
 import time
 import uuid
 from dataclasses import dataclass
@@ -77,9 +78,24 @@ def name_for(request: Request | None, owner: str | None) -> str:
     return cached.name(owner) if cached else (owner or "")
 
 
-def not_a_member(value: str, field: str = "owner") -> CommandFailed:
-    return CommandFailed(CommandError(kind=ErrorKind.invalid, field=field,
-                                      message=f"{value!r} is not a team member; give their email or user id"))
+def unknown_owner_message(directory: Directory, value: str) -> str:
+    """"'tomm' is not a team member; did you mean tom@example.com? …" — the nearest active member by
+    email, the part of it before the @, or name, when one is close enough to be a typo."""
+    typed = value.strip().lower()
+    keys: dict[str, Member] = {}
+    for m in directory.by_id.values():
+        if m.active:
+            for key in (m.email.lower(), m.email.lower().split("@", 1)[0], m.name.lower()):
+                keys.setdefault(key, m)
+    close = difflib.get_close_matches(typed, list(keys), n=1, cutoff=0.75)
+    hint = f"did you mean {keys[close[0]].email}? " if close else ""
+    return f"{value.strip()!r} is not a team member; {hint}give their email or user id"
+
+
+def not_a_member(value: str, field: str = "owner", directory: Directory | None = None) -> CommandFailed:
+    message = (unknown_owner_message(directory, value) if directory is not None
+               else f"{value!r} is not a team member; give their email or user id")
+    return CommandFailed(CommandError(kind=ErrorKind.invalid, field=field, message=message))
 
 
 async def owner_id(request: Request, value: str | None, field: str = "owner") -> str | None:
@@ -88,7 +104,7 @@ async def owner_id(request: Request, value: str | None, field: str = "owner") ->
         return None
     member = (await directory(request)).find(value) or (await directory(request, fresh=True)).find(value)
     if member is None:
-        raise not_a_member(value, field)
+        raise not_a_member(value, field, await directory(request))
     return member.id
 
 

@@ -71,38 +71,47 @@ def _owner_column(header: list[str]) -> int | None:
     return names.index("owner") if "owner" in names else None
 
 
-def owners_to_ids(directory: people.Directory, kind: pc.ImportKind, header: list[str],
-                  rows: list[list[str]]) -> pc.ImportResult | None:
+def owners_to_ids(directory: people.Directory, header: list[str], rows: list[list[str]]) -> list[pc.RowError]:
     """Owners are written by email in files (or by user id); they are stored as user ids. Rewrites
-    the owner cells in place, or returns the refusal naming each row whose owner is not a team member."""
+    the owner cells in place and returns an error for each row whose owner is not a team member
+    (with the nearest member's email when one is close: `tomm` -> tom@example.com); those cells are
+    emptied so the service checks the rest of the row in the same pass."""
     column = _owner_column(header)
     if column is None:
-        return None
+        return []
     errors = []
     for number, row in enumerate(rows, start=2):
         if column < len(row) and row[column].strip():
             member = directory.find(row[column])
             if member is None:
-                errors.append(pc.RowError(row=number, field="owner", message=f"{row[column].strip()!r} is not a team "
-                                          "member; give their email"))
+                errors.append(pc.RowError(row=number, field="owner", message=people.unknown_owner_message(
+                    directory, row[column])))
+                row[column] = ""
             else:
                 row[column] = member.id
-    if not errors:
-        return None
-    return pc.ImportResult(batch_id=uuid.uuid4(), kind=kind, rows=len(rows), created=0, updated=0, errors=errors,
-                           stored=False)
+    return errors
 
 
 async def run_import(nc: NATS, kind: pc.ImportKind, header: list[str], rows: list[list[str]],
                      actor: str, directory: people.Directory | None = None) -> pc.ImportResult:
-    if directory is not None and (refused := owners_to_ids(directory, kind, header, rows)):
-        return refused
+    """Every problem of every row at once: owners checked here, everything else by the service; a file
+    with any problem is not committed (the service forgets an uncommitted batch after a day)."""
+    owner_errors = owners_to_ids(directory, header, rows) if directory is not None else []
     batch: pc.ImportBatch = await send(nc, pc.BeginImport(kind=kind, columns=header, actor=actor))
+    read = 0
+    row_errors: list[pc.RowError] = []
     for start in range(0, len(rows), CHUNK):
         chunk = [(start + i + 2, r) for i, r in enumerate(rows[start:start + CHUNK]) if any(c.strip() for c in r)]
         # Rows of a chunk are sent with consecutive numbers; blank lines split a chunk in runs.
         for first, run in _runs(chunk):
-            await send(nc, pc.ImportRows(batch_id=batch.batch_id, first_row=first, rows=run, actor=actor))
+            progress: pc.ImportProgress = await send(nc, pc.ImportRows(batch_id=batch.batch_id, first_row=first,
+                                                                      rows=run, actor=actor))
+            read += progress.rows
+            row_errors += progress.errors
+    if owner_errors:
+        errors = sorted([*row_errors, *owner_errors], key=lambda e: e.row)
+        return pc.ImportResult(batch_id=batch.batch_id, kind=kind, rows=read, created=0, updated=0, errors=errors,
+                               stored=False)
     return await send(nc, pc.CommitImport(batch_id=batch.batch_id, actor=actor), timeout=COMMIT_TIMEOUT)
 
 

@@ -26,12 +26,15 @@ from gateway.routes.commissions import AgreementIn, VersionIn, second_approver
 from gateway.state import bus, sessions
 from gateway.web.common import Manager, Member, Viewer, not_found, render
 from gateway.web.pipeline import partner_choices
+from runtime import formatting as fmt
 from runtime.commands import send
 from runtime.errors import CommandFailed
 
 router = APIRouter(include_in_schema=False)
 
 TIER_ROWS = 4
+# The forecast table lists every line up to this many (largest first) and says how many it leaves out.
+FORECAST_ROWS = 200
 TIERS = [t.value for t in pc.PartnerTier]
 # Names pydantic puts in an error's location for the member of a tagged union; they are not fields.
 _UNION_TAGS = {"flat", "tiered", "partner_tier"}
@@ -148,12 +151,12 @@ def this_quarter() -> str:
 def describe_terms(t: cc.Terms) -> str:
     """One line a person can check an agreement by."""
     if isinstance(t.rate, cc.FlatRate):
-        rate = f"{t.rate.rate.normalize():f}%"
+        rate = fmt.rate(t.rate.rate)
     elif isinstance(t.rate, cc.TieredRate):
-        steps = ", ".join(f"{x.rate.normalize():f}% from {x.from_amount:,.0f}" for x in t.rate.tiers)
+        steps = ", ".join(f"{fmt.rate(x.rate)} from {x.from_amount:,.0f}" for x in t.rate.tiers)
         rate = f"{t.rate.mode.value.replace('_', '-')} tiers per {t.period.value} ({steps})"
     else:
-        rate = "by tier: " + ", ".join(f"{k.value} {v.normalize():f}%" for k, v in t.rate.rates.items())
+        rate = "by tier: " + ", ".join(f"{k.value} {fmt.rate(v)}" for k, v in t.rate.rates.items())
     basis = "of the deal amount when won" if t.basis is cc.Basis.deal else "of each paid invoice"
     duration = {"one_time": "once", "lifetime": "for the customer's lifetime",
                 "recurring": f"for {t.duration_months} months"}[t.duration.value]
@@ -182,7 +185,7 @@ async def overview(request: Request, principal: Viewer) -> Response:
     return render(request, "commissions.html", {
         "agreements": agreements, "partners": partners, "forecast": forecast, "kpis": kpis,
         "pending": pending.total, "describe": describe_terms, "quarter": this_quarter(),
-        "notice": request.query_params.get("notice"),
+        "notice": request.query_params.get("notice"), "forecast_rows": FORECAST_ROWS,
     })
 
 

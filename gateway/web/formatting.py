@@ -10,9 +10,10 @@ from jinja2.runtime import Context
 from contracts import deadlines
 
 # The formatters live in runtime so the notifications service's emails print figures the same way.
-from runtime.formatting import SYMBOLS, day, money, money_short, number_short, percent, when
+from runtime.formatting import SYMBOLS, count, day, money, money_short, month, number, number_short, percent, rate, when
 
-__all__ = ["SYMBOLS", "day", "money", "money_short", "number_short", "percent", "when"]
+__all__ = ["SYMBOLS", "count", "day", "money", "money_short", "month", "number", "number_short", "percent", "rate",
+           "when"]
 
 
 def _viewer_zone(context: Context) -> str:
@@ -54,6 +55,11 @@ FILTERS = {
     "money_short": money_short,
     "number_short": number_short,
     "percent": percent,
+    "rate": rate,
+    "number": number,
+    "month": month,
+    # `count` is Jinja's own (a length): "n|plural('row')" reads "1 row", "2 rows".
+    "plural": count,
     "day": day_for_viewer,
     "when": when_for_viewer,
     "days_left": days_left,

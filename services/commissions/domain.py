@@ -48,6 +48,7 @@ from contracts.commissions import (
 )
 from contracts.pipeline import PartnerTier
 from contracts.quarters import Quarter, add_months, month_start
+from runtime import formatting
 from runtime.errors import Invalid
 
 ZERO = Decimal(0)
@@ -64,12 +65,11 @@ def q(amount: Decimal) -> Decimal:
 
 
 def money(amount: Decimal) -> str:
-    return f"{amount:,.2f}"
+    return formatting.number(amount, 2)
 
 
 def pct(rate: Decimal) -> str:
-    text = format(rate.normalize(), "f")
-    return f"{text}%"
+    return formatting.rate(rate)
 
 
 def customer_key(name: str) -> str:

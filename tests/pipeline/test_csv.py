@@ -132,6 +132,27 @@ class TestOpportunitiesCsv:
         detail = (await api.get(f"/api/opportunities/{top['items'][0]['id']}")).json()
         assert detail["source"] == "import" and detail["stage_history"][0]["changed_by"] == "token:pipeline-tests"
 
+    async def test_every_problem_of_every_row_in_one_pass_with_owner_typos_named(self, api, new_owner):
+        owner, _ = await new_owner()
+        typo = owner.split("@")[0] + "x"  # one letter off the member's handle, as `tomm` is off `tom`
+        header = ["name", "customer", "partner", "amount", "currency", "expected_close_date", "owner"]
+        rows = [header,
+                ["Three problems", "Acme", "No Such Partner Ltd", "ten", "USD", "2026-12-01", typo],  # line 2
+                ["Fine", "Acme", "", "100", "USD", "2026-12-01", owner],                               # line 3
+                ["Owner only", "Acme", "", "100", "USD", "2026-12-01", "nobody-alike"]]                # line 4
+        response = await upload(api, "opportunities", to_csv(rows))
+        assert response.status_code == 422, response.text
+        detail = response.json()["detail"]
+        assert {(d["loc"][2], d["loc"][3]) for d in detail} == {(2, "partner"), (2, "amount"), (2, "owner"),
+                                                               (4, "owner")}
+        [typo_error] = [d["msg"] for d in detail if d["loc"][2:] == [2, "owner"]]
+        assert f"did you mean {owner}?" in typo_error, typo_error
+        [far_error] = [d["msg"] for d in detail if d["loc"][2:] == [4, "owner"]]
+        assert "did you mean" not in far_error and "is not a team member" in far_error
+        result = response.json()["result"]
+        assert result["rows"] == 3 and result["stored"] is False
+        assert await owned(api, "opportunities", owner) == 0, "a file with a problem stores nothing"
+
     async def test_the_cli_imports_with_progress_and_exports(self, api, pipeline_nats, tmp_path, new_owner):
         # The CLI talks to the pipeline directly: it stores and exports owners as user ids.
         _, owner = await new_owner()

@@ -177,9 +177,8 @@ def _partner(cells: dict[str, str], row: int) -> tuple[ParsedRow | None, list[c.
         if required not in values and required not in {e.field for e in errors}:
             errors.append(c.RowError(row=row, field=required, message="is required"))
     errors = _with_model_errors(errors, c.CreatePartner, fields, row, {f"scorecard.{k}": k for k in criteria})
-    if errors:
-        return None, errors
-    return ParsedRow(fields=_jsonable(fields), id=values.get("id")), []
+    # A bad row is still returned: the service checks its references too, so every problem shows at once.
+    return ParsedRow(fields=_jsonable(fields), id=values.get("id")), errors
 
 
 def _opportunity(cells: dict[str, str], row: int) -> tuple[ParsedRow | None, list[c.RowError]]:
@@ -206,9 +205,7 @@ def _opportunity(cells: dict[str, str], row: int) -> tuple[ParsedRow | None, lis
     mapping = {"ace.review_status": "ace_review_status", "ace.next_steps": "ace_next_steps",
                "ace.closed_lost_reason": "closed_lost_reason", "gcp.status": "gcp_status"}
     errors = _with_model_errors(errors, c.CreateOpportunity, fields, row, mapping)
-    if errors:
-        return None, errors
-    return ParsedRow(fields=_jsonable(fields), id=values.get("id"), partner_name=values.get("partner")), []
+    return ParsedRow(fields=_jsonable(fields), id=values.get("id"), partner_name=values.get("partner")), errors
 
 
 def _with_model_errors(errors: list[c.RowError], model: type[BaseModel], fields: dict[str, Any], row: int,

@@ -68,7 +68,7 @@ async def _check_partner_refs(session: AsyncSession, parsed: list[tuple[int, Any
             continue
         if row.id is not None and await repo.get(row.id) is None:
             errors.append(c.RowError(row=line, field="id", message=f"no partner with id {row.id}"))
-        if await repo.name_taken(row.fields["name"], other_than=row.id):
+        if row.fields.get("name") and await repo.name_taken(row.fields["name"], other_than=row.id):
             errors.append(c.RowError(row=line, field="name",
                                      message=f"a partner named {row.fields['name']!r} already exists"))
 
