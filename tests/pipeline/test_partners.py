@@ -148,7 +148,9 @@ class TestTiers:
         assert last.trailing_revenue == Decimal("52000.00") and last.partner.tier == "silver"
 
         await win(bus_client, pinned.id, "500000.00")
-        assert (await send(bus_client, c.GetPartner(partner_id=pinned.id))).tier == "platinum"
+        stored = await send(bus_client, c.GetPartner(partner_id=pinned.id))
+        assert stored.tier == "platinum" and stored.trailing_revenue == Decimal("500000.00"), \
+            "a pinned tier (hyperscalers usually are) still shows its trailing won revenue"
         assert await tier_events(pipeline_db, pinned.id) == []
         released = await send(bus_client, c.UpdatePartner(partner_id=pinned.id, tier_auto=True))
         assert released.tier == "platinum" and released.tier_auto   # 500,000 >= 400,000
@@ -160,6 +162,16 @@ class TestTiers:
             assert len(await tier_events(pipeline_db, p.id)) == 4
         finally:
             await send(bus_client, c.UpdatePipelineSettings(tier_thresholds=THRESHOLDS))
+
+    async def test_a_hyperscaler_with_a_pinned_tier_keeps_its_trailing_revenue_on_the_daily_tick(self, bus_client):
+        await send(bus_client, c.UpdatePipelineSettings(tier_window_days=365, fx_rates={"EUR": "1.10"}))
+        aws = await send(bus_client, c.CreatePartner(name=unique("AWS "), type="hyperscaler", tier="platinum"))
+        await win(bus_client, aws.id, "1000.00", "EUR")
+        assert (await send(bus_client, c.GetPartner(partner_id=aws.id))).trailing_revenue == Decimal("1100.00")
+        result = await send(bus_client, c.RecomputeTiers())
+        assert result.partners_checked >= 1 and aws.id not in {x.partner_id for x in result.changed}
+        after = await send(bus_client, c.GetPartner(partner_id=aws.id))
+        assert after.trailing_revenue == Decimal("1100.00") and after.tier == "platinum" and not after.tier_auto
 
     @pytest.mark.parametrize("thresholds", [
         {"silver": "100", "gold": "50", "platinum": "1000"},

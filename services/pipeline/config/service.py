@@ -56,6 +56,6 @@ async def update_settings(session: AsyncSession, cmd: c.UpdatePipelineSettings) 
     if new.scorecard_weights != current.scorecard_weights:
         await partners.rescore_all(session, new.scorecard_weights, actor=cmd.actor)
     if domain.tier_settings_changed(current, new):
-        ids = await PartnerRepository(session).auto_tier_ids()
+        ids = await PartnerRepository(session).active_ids()
         await partners.recompute(session, ids, new, actor=cmd.actor)
     return new

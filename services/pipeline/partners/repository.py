@@ -123,9 +123,10 @@ class PartnerRepository:
         for partner_id, score in scores.items():
             await self.session.execute(update(Partner).where(Partner.id == partner_id).values(score=score))
 
-    async def auto_tier_ids(self) -> list[uuid.UUID]:
+    async def active_ids(self) -> list[uuid.UUID]:
+        """Every partner not archived: each keeps its trailing revenue, pinned tier or not."""
         return list(await self.session.scalars(
-            select(Partner.id).where(Partner.tier_auto, Partner.archived_at.is_(None)).order_by(Partner.id)))
+            select(Partner.id).where(Partner.archived_at.is_(None)).order_by(Partner.id)))
 
     async def won_since(self, partner_ids: Sequence[uuid.UUID], since: datetime
                         ) -> dict[uuid.UUID, dict[str, Decimal]]:

@@ -148,14 +148,16 @@ async def recompute_tiers(session: AsyncSession, cmd: c.RecomputeTiers) -> c.Tie
             raise NotFound(f"no partner with id {cmd.partner_id}", field="partner_id")
         ids = [cmd.partner_id]
     else:
-        ids = await repo.auto_tier_ids()
+        ids = await repo.active_ids()
     changes = await recompute(session, ids, settings, actor=cmd.actor)
     return c.TierRecomputation(partners_checked=len(ids), changed=changes)
 
 
 async def recompute(session: AsyncSession, partner_ids: Iterable[uuid.UUID], settings: c.PipelineSettings,
                     *, actor: str | None = None, now: datetime | None = None) -> list[c.PartnerTierChange]:
-    """Set each auto-tier partner's tier from its trailing won revenue; emit an event per real change."""
+    """Keep each active partner's trailing won revenue (every partner's page and export shows it, a
+    pinned tier's too: hyperscalers are usually pinned) and set each auto-tier partner's tier from it;
+    emit an event per real tier change."""
     repo = PartnerRepository(session)
     ids = sorted(set(partner_ids))
     since = (now or datetime.now(UTC)) - timedelta(days=settings.tier_window_days)
@@ -165,10 +167,12 @@ async def recompute(session: AsyncSession, partner_ids: Iterable[uuid.UUID], set
         chunk = ids[start:start + 1000]
         won = await repo.won_since(chunk, since)
         for partner in await repo.get_many(chunk, for_update=True):
-            if not partner.tier_auto or partner.archived_at is not None:
+            if partner.archived_at is not None:
                 continue
             revenue = config_domain.total_in_reporting(won.get(partner.id, {}), settings)
             partner.trailing_revenue = revenue
+            if not partner.tier_auto:
+                continue
             tier = domain.tier_for(revenue, settings.tier_thresholds)
             if tier.value == partner.tier:
                 continue
