@@ -15,7 +15,10 @@ aggregate therefore arrive in publish order. It is a FastStream batch pull subsc
   the messages (`in_progress`, so the server does not redeliver them), waits with a capped backoff until
   the database answers, and retries — without a delivery limit, in order; after `alert_after` seconds
   it logs an error and its health shows `waiting_long`;
-- any other failure is retried `max_deliver` times with a backoff, then parked with the last error.
+- any other failure is retried `max_deliver` times with a backoff, then parked with the last error;
+- stopping (SIGTERM) drains: the batch being applied finishes and is acked; a batch held on a failure
+  and the batch fetched ahead are nak'ed, so another replica gets them at once rather than after
+  `ack_wait`; nothing fetched is left unanswered (`_Fetcher.stop`, bounded by `DRAIN_SECONDS`).
 """
 
 from __future__ import annotations
@@ -114,6 +117,26 @@ class ConsumerStats:
     paused_since: float | None = None
     waiting_long: bool = False
     last_batch_at: float | None = None
+
+
+# How long stopping waits for the batch being applied (and the fetch outstanding) before it cancels them.
+DRAIN_SECONDS = 10.0
+
+
+class _Draining(Exception):
+    """The consumer is stopping while it holds messages it cannot apply now: they are nak'ed."""
+
+
+async def _nak_all(msgs: Sequence[Msg]) -> int:
+    """Hand messages back for redelivery now; those already acked, nak'ed or parked are skipped."""
+    count = 0
+    for m in msgs:
+        try:
+            await m.nak()
+            count += 1
+        except Exception:  # answered already (nats-py refuses a second answer), or NATS away
+            pass
+    return count
 
 
 class SimulatedCrash(BaseException):
@@ -295,8 +318,19 @@ class InboxConsumer:
             await b.stop()
 
     # ----------------------------------------------------------------------------- a batch
+    def draining(self) -> bool:
+        """The consumer is being stopped: what it cannot apply now goes back to the server."""
+        return self.subscriber is not None and not self.subscriber.running
+
     async def process(self, msgs: list[Msg]) -> None:
         """Everything that happens to a fetched batch; every exception is handled per message."""
+        try:
+            await self._process(msgs)
+        except _Draining:
+            handed_back = await _nak_all(msgs)
+            logger.info("%s: stopping; %d held message(s) nak'ed for redelivery", self.durable, handed_back)
+
+    async def _process(self, msgs: list[Msg]) -> None:
         self.stats.last_batch_at = time.monotonic()
         # Redelivered without an ack or nak means a consumer stopped while holding them (a crash, a kill,
         # a restart): take them one by one, so a message that kills the process is found. Processed in
@@ -450,6 +484,8 @@ class InboxConsumer:
                 self.stats.retried += 1
                 logger.warning("%s: event %s failed (try %d of %d), retrying in %.1fs: %s", self.durable,
                                item.event.event_id, tries, self.max_deliver, delay, describe(exc))
+                if self.draining():
+                    raise _Draining from exc
                 await self._hold([msg], delay)
                 continue
             await self._ack([item])
@@ -468,6 +504,8 @@ class InboxConsumer:
                            st.last_error)
         delay = min(self.retry_cap, 0.2 * 2 ** min(attempt - 1, 10))
         while True:
+            if self.draining():
+                raise _Draining
             await self._hold(msgs, delay)
             waited = time.monotonic() - st.paused_since
             if waited >= self.alert_after and not st.waiting_long:
@@ -481,9 +519,15 @@ class InboxConsumer:
     async def _hold(self, msgs: list[Msg], seconds: float) -> None:
         """Sleep, telling the server now and then that the messages are still being worked on."""
         deadline = time.monotonic() + seconds
-        tick = max(self.ack_wait / 3, 0.1)
+        tick = min(max(self.ack_wait / 3, 0.1), 0.5)  # short enough to notice a stop within a tick
+        last_progress = time.monotonic()
         while (left := deadline - time.monotonic()) > 0:
             await asyncio.sleep(min(left, tick))
+            if self.draining():
+                raise _Draining
+            if time.monotonic() - last_progress < max(self.ack_wait / 3, 0.1):
+                continue
+            last_progress = time.monotonic()
             ahead = self.subscriber.ahead if isinstance(self.subscriber, _Fetcher) else []
             for m in (*msgs, *ahead):
                 try:
@@ -590,7 +634,7 @@ class _Fetcher(BatchPullStreamSubscriber):
         return messages
 
     async def _consume_pull(self) -> None:
-        next_batch: asyncio.Task[list[Msg]] | None = None
+        next_batch: asyncio.Future[list[Msg]] | None = None
         try:
             while self.running:
                 if next_batch is None:
@@ -598,17 +642,37 @@ class _Fetcher(BatchPullStreamSubscriber):
                 messages = await next_batch
                 next_batch = None
                 self.ahead = []
-                if not messages or not self.running:
+                if not messages:
                     continue
+                if not self.running:  # fetched while stopping: back to the server, for another replica
+                    await _nak_all(messages)
+                    break
                 next_batch = asyncio.ensure_future(self._fetch())
                 await self.consume(messages)  # type: ignore[arg-type]
         finally:
             if next_batch is not None:
-                # Stopping (or dying): what was fetched ahead is redelivered after ack_wait.
-                next_batch.cancel()
-                with contextlib.suppress(BaseException):
-                    await next_batch
+                # Stopping: the fetch outstanding ends within its timeout; what it brought is nak'ed, so it
+                # is redelivered at once instead of after ack_wait. Dying (cancelled): the same, if it can.
+                try:
+                    fetched = await asyncio.wait_for(asyncio.shield(next_batch), self.pull_sub.timeout + 2)
+                except BaseException:
+                    next_batch.cancel()
+                    fetched = []
+                if fetched:
+                    logger.info("%s: stopping; %d message(s) fetched ahead nak'ed for redelivery",
+                                self.config.durable_name, await _nak_all(fetched))
             self.ahead = []
+
+    async def stop(self) -> None:
+        """Drain, then stop as FastStream does: no new fetch; the batch being applied is finished
+        (acked, or nak'ed if it is held on a failure) and the batch fetched ahead is nak'ed, all within
+        DRAIN_SECONDS; only then is the subscription removed (FastStream would cancel the fetch loop
+        and leave what it holds to time out)."""
+        self.running = False
+        for task in list(self.tasks):
+            with contextlib.suppress(BaseException):
+                await asyncio.wait_for(asyncio.shield(task), DRAIN_SECONDS)
+        await super().stop()
 
 
 def _stored_at(msg: Msg) -> datetime | None:

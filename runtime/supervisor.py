@@ -163,6 +163,8 @@ class Platform:
 # shortest pause rather than the longest.
 HEALTHY_AFTER_SECONDS = 60.0
 MAX_PAUSE_SECONDS = 30.0
+# A process asked to stop (SIGTERM) drains and exits within 30 s (runtime.service.main); past this it is killed.
+STOP_SECONDS = 35.0
 
 
 @dataclass
@@ -254,7 +256,7 @@ class Child(Supervised):
             sys.stdout.write(prefix + line.decode(errors="replace"))
             sys.stdout.flush()
 
-    async def stop(self, timeout: float = 10.0) -> None:
+    async def stop(self, timeout: float = STOP_SECONDS) -> None:
         if self.proc is None or self.proc.returncode is not None:
             return
         with contextlib.suppress(ProcessLookupError):
