@@ -12,13 +12,14 @@ from pathlib import Path
 from typing import Annotated
 from urllib.parse import quote
 
-from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from contracts import pipeline as pc
 from gateway import (
@@ -81,11 +82,13 @@ def create_app(settings: Settings | None = None, *, exit_on_fatal: bool = False)
         max_body_size=settings.gateway_max_body_bytes,
     )
     app.add_exception_handler(CommandFailed, errors.command_failed_handler)
-    app.add_exception_handler(RequestValidationError, errors.validation_error_handler)
+    app.add_exception_handler(RequestValidationError, web.validation_error_page)
     app.add_exception_handler(ValidationError, errors.model_validation_handler)
     for infrastructure_error in errors.INFRASTRUCTURE_ERRORS:
         app.add_exception_handler(infrastructure_error, errors.infrastructure_handler)
-    app.add_exception_handler(HTTPException, web.http_error_page)
+    # Starlette's own (an unknown path's 404, a 405) as well as FastAPI's: both are pages for a browser.
+    app.add_exception_handler(StarletteHTTPException, web.http_error_page)
+    app.add_exception_handler(Exception, web.server_error_page)
 
     @app.exception_handler(AuthRequired)
     async def auth_required(request: Request, exc: AuthRequired) -> Response:

@@ -20,11 +20,11 @@ from gateway.web import (
     team,
     week,
 )
-from gateway.web.common import http_error_page
+from gateway.web.common import http_error_page, server_error_page, validation_error_page
 
 router = APIRouter(include_in_schema=False)
 for _module in (session, account, dashboard, pipeline, partners, team, imports, admin, commissions, funding,
                 goals, week, sync, contacts, alerts):
     router.include_router(_module.router)
 
-__all__ = ["docs", "http_error_page", "router"]
+__all__ = ["docs", "http_error_page", "router", "server_error_page", "validation_error_page"]

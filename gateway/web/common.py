@@ -3,19 +3,22 @@ server's validation errors into messages beside the fields they concern."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.exception_handlers import http_exception_handler
-from fastapi.responses import Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
 from fastapi.templating import Jinja2Templates
 from jinja2 import pass_context
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from gateway import people
-from gateway.auth import Principal, Role, require
+from gateway import errors, people
+from gateway.auth import Principal, Role, optional_principal, require
 from gateway.web import charts
 from gateway.web.formatting import FILTERS
 from runtime.errors import CommandFailed
@@ -92,13 +95,73 @@ def not_found(request: Request, what: str) -> Response:
     return render(request, "not_found.html", {"what": what}, status_code=404)
 
 
+def wants_html(request: Request) -> bool:
+    """A person's browser (it asks for HTML) outside the API: errors come as pages; programs get JSON."""
+    return "text/html" in request.headers.get("accept", "") and not request.url.path.startswith("/api/")
+
+
+# What a path's first segment holds, for "No such partner" on a wrong link.
+_THINGS = {"partners": "partner", "opportunities": "deal", "contacts": "contact", "funding": "fund request",
+           "goals": "goal", "competencies": "competency", "team": "team member", "commissions": "commission page"}
+_TITLES = {400: "That request cannot be read", 404: "Not found", 405: "Not possible here",
+           409: "Changed meanwhile", 413: "Too large", 422: "That link has a value the page cannot use",
+           429: "Too many tries", 500: "Something went wrong on our side", 503: "Unavailable for a moment"}
+
+
+def _thing(request: Request) -> str:
+    first = request.url.path.strip("/").split("/", 1)[0]
+    return _THINGS.get(first, "page")
+
+
+async def _signed_in(request: Request) -> None:
+    """Who is signed in, for the page's navigation, when no route dependency found out (an unknown path)."""
+    if getattr(request.state, "principal", None) is None:
+        with contextlib.suppress(Exception):
+            request.state.principal = await optional_principal(request)
+
+
+async def error_page(request: Request, status_code: int, detail: str = "",
+                     headers: Mapping[str, str] | None = None) -> Response:
+    await _signed_in(request)
+    if status_code == 404:
+        response = render(request, "not_found.html", {"what": _thing(request)}, status_code=404)
+    elif status_code == 403:
+        response = render(request, "forbidden.html", {"detail": detail}, status_code=403)
+    else:
+        response = render(request, "error.html", {"status": status_code, "detail": detail,
+                                                  "title": _TITLES.get(status_code, "That did not work")},
+                          status_code=status_code)
+    response.headers.update(dict(headers or {}))
+    return response
+
+
 async def http_error_page(request: Request, exc: Exception) -> Response:
-    """A person in a browser who may not do something gets a page saying so; programs get JSON."""
+    """A person in a browser gets a page saying what happened (404, 403, ...); programs get JSON."""
     assert isinstance(exc, StarletteHTTPException)
-    wants_html = "text/html" in request.headers.get("accept", "") and not request.url.path.startswith("/api/")
-    if exc.status_code == 403 and wants_html:
-        return render(request, "forbidden.html", {"detail": exc.detail}, status_code=403)
+    if wants_html(request) and exc.status_code not in (401, 304):
+        detail = exc.detail if isinstance(exc.detail, str) else ""
+        return await error_page(request, exc.status_code, detail, exc.headers)
     return await http_exception_handler(request, exc)
+
+
+async def validation_error_page(request: Request, exc: Exception) -> Response:
+    """A wrong link (`/partners/not-a-uuid`) is a page that does not exist: a 404 page for a person;
+    a bad query value a 422 page; programs get the API's JSON 422."""
+    assert isinstance(exc, RequestValidationError)
+    if not wants_html(request):
+        return await errors.validation_error_handler(request, exc)
+    if any(e.get("loc", ("",))[0] == "path" for e in exc.errors()):
+        return await error_page(request, 404)
+    fields = ", ".join(str(e["loc"][-1]) for e in exc.errors() if e.get("loc"))
+    return await error_page(request, 422, f"Check the value of: {fields}." if fields else "")
+
+
+async def server_error_page(request: Request, exc: Exception) -> Response:
+    """A bug: logged with its trace by the server; the person sees a page, a program a JSON 500."""
+    if wants_html(request):
+        with contextlib.suppress(Exception):
+            return await error_page(request, 500, "It has been logged. Try again, or go back to the dashboard.")
+    return JSONResponse({"detail": "Internal Server Error"}, status_code=500)
 
 
 def field_errors(exc: ValidationError | CommandFailed, default_field: str = "form") -> dict[str, str]:

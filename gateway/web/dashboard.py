@@ -100,6 +100,8 @@ class Dashboard:
     funding: funding_models.Funding | None = None
     goals: list[funding_models.GoalFigure] = field(default_factory=list)
     relationship_health: cc.Health | None = None
+    # {(pipeline, stage key): name}, for the `stage_name` filter.
+    stage_names: dict[tuple[str, str], str] = field(default_factory=dict)
 
 
 async def _has_opportunities(session: AsyncSession) -> bool:
@@ -225,6 +227,7 @@ async def load(request: Request, actor: str, today: date | None = None) -> Dashb
     d.cycle_days = float(k.average_cycle_days) if k.average_cycle_days is not None else None
     d.stuck = k.stuck
     names = {(p, s.stage): s.name for p, stages in stage_sets.items() for s in stages}
+    d.stage_names = names
     await _stage_names(request, movers, names, actor)
     d.movers = movers
     return d
@@ -232,4 +235,5 @@ async def load(request: Request, actor: str, today: date | None = None) -> Dashb
 
 @router.get("/", response_class=HTMLResponse)
 async def dashboard(request: Request, principal: Viewer) -> Response:
-    return render(request, "dashboard.html", {"d": await load(request, principal.name)})
+    d = await load(request, principal.name)
+    return render(request, "dashboard.html", {"d": d, "stage_names": d.stage_names})

@@ -8,6 +8,7 @@ from jinja2 import pass_context
 from jinja2.runtime import Context
 
 from contracts import deadlines
+from contracts import pipeline as pc
 
 # The formatters live in runtime so the notifications service's emails print figures the same way.
 from runtime.formatting import SYMBOLS, count, day, money, money_short, month, number, number_short, percent, rate, when
@@ -50,6 +51,27 @@ def days_left_text(deadline: object) -> str:
     return "1 day late" if n == -1 else f"{-n} days late"
 
 
+_BUILTIN_STAGE_NAMES = {(p, s.key): s.name for p, ss in pc.BUILTIN_STAGE_SETS.items() for s in ss.stages}
+
+
+@pass_context
+def stage_name(context: Context, key: str | None, pipeline: str | None = None) -> str:
+    """A stage as people name it ("Technical Validation", never "technical_validation"): the page's
+    stage sets when it passed them (`stage_names`: {(pipeline, key): name}), else the built-in ones,
+    else the key made readable."""
+    if not key:
+        return "—"
+    names: dict[tuple[str, str], str] = {**_BUILTIN_STAGE_NAMES, **(context.get("stage_names") or {})}
+    if pipeline is not None and (pipeline, key) in names:
+        return names[(pipeline, key)]
+    for (_, stage), name in names.items():
+        if stage == key:
+            return name
+    if key != key.lower() or " " in key:
+        return key  # a name already (a page that had it from the service)
+    return key.replace("_", " ").capitalize()
+
+
 FILTERS = {
     "money": money,
     "money_short": money_short,
@@ -64,4 +86,5 @@ FILTERS = {
     "when": when_for_viewer,
     "days_left": days_left,
     "days_left_text": days_left_text,
+    "stage_name": stage_name,
 }

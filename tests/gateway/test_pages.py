@@ -157,6 +157,44 @@ class TestEveryPageRenders:
                     assert "<nav" in response.text and 'action="/signout"' in response.text
 
 
+class TestErrorPages:
+    async def test_a_person_gets_pages_and_a_program_gets_json(self, gateway: Gateway):
+        viewer = gateway.people[Role.viewer]
+        unknown = await viewer.client.get("/no-such-page", headers=HTML)
+        assert unknown.status_code == 404 and 'data-testid="error-page"' in unknown.text
+        assert "<nav" in unknown.text, "the page keeps the navigation of the signed-in person"
+        for path in ("/partners/not-a-uuid", "/opportunities/not-a-uuid", "/partners/" + "0" * 8 + "-0000-0000-0000-"
+                     + "0" * 12):
+            wrong = await viewer.client.get(path, headers=HTML)
+            assert wrong.status_code == 404 and "No such " in wrong.text, (path, wrong.text[:300])
+        refused = await viewer.client.get("/admin", headers=HTML)
+        assert refused.status_code == 403 and "Not allowed" in refused.text
+        bad_query = await viewer.client.get("/partners?page=0", headers=HTML)
+        assert bad_query.status_code == 422 and 'data-testid="error-page"' in bad_query.text
+        assert "page" in bad_query.text
+        api = await viewer.client.get("/api/partners/not-a-uuid", headers=HTML)
+        assert api.status_code == 422 and api.json()["detail"][0]["loc"] == ["path", "partner_id"]
+        api_missing = await viewer.client.get("/api/no-such-thing", headers=HTML)
+        assert api_missing.status_code == 404 and api_missing.json() == {"detail": "Not Found"}
+        program = await viewer.client.get("/no-such-page", headers={"accept": "application/json"})
+        assert program.status_code == 404 and program.json() == {"detail": "Not Found"}
+
+    async def test_a_bug_is_a_page_for_a_person_and_json_for_a_program(self, gateway: Gateway):
+        import httpx
+
+        async def broken() -> None:
+            raise RuntimeError("a bug in a route")
+
+        gateway.app.add_api_route("/test-only/broken", broken, include_in_schema=False)
+        transport = httpx.ASGITransport(app=gateway.app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            page = await client.get("/test-only/broken", headers=HTML)
+            assert page.status_code == 500 and "Something went wrong on our side" in page.text
+            assert "RuntimeError" not in page.text and "a bug in a route" not in page.text
+            program = await client.get("/test-only/broken")
+            assert program.status_code == 500 and program.json() == {"detail": "Internal Server Error"}
+
+
 def _money(html: str, testid: str) -> Decimal:
     found = re.search(rf'data-testid="{testid}">([^<]+)<', html)
     assert found, f"no {testid} on the page"
@@ -264,9 +302,31 @@ class TestImport:
         response = await member.client.post("/import", headers=HTML, data={"kind": "partners",
                                                                             "csrf_token": member.csrf},
                                             files={"file": ("partners.csv", good.encode(), "text/csv")})
-        assert response.status_code == 200 and "2 partners created" in response.text
+        assert response.status_code == 200 and "2 rows read: 2 partners created" in response.text
         listing = (await member.client.get("/partners?type=msp", headers=HTML)).text
         assert second in listing
+
+    async def test_one_bad_row_reads_as_one_row_with_its_every_problem_and_a_typo_named(self, gateway: Gateway):
+        member = gateway.people[Role.member]
+        local = member.email.split("@")[0]
+        bad = ("name,customer,partner,amount,owner\n"
+               f"{unique('Deal ')},Acme,No Such Partner {unique('')},ten,{local}x\n")
+        response = await member.client.post("/import", headers=HTML, data={"kind": "opportunities",
+                                                                            "csrf_token": member.csrf},
+                                            files={"file": ("deals.csv", bad.encode(), "text/csv")})
+        assert response.status_code == 422
+        summary = re.search(r'data-testid="import-summary">([^<]*)', response.text).group(1)
+        assert summary.startswith("1 row read; 1 row needs fixing (3 problems)"), summary
+        table = response.text.split('data-testid="row-errors"')[1]
+        for column in ("partner", "amount", "owner"):
+            assert f"<td>{column}</td>" in table, column
+        assert f"did you mean {member.email}?" in table
+
+        good = f"name,customer,amount,owner\n{unique('Deal ')},Acme,10,{member.email}\n"
+        response = await member.client.post("/import", headers=HTML, data={"kind": "opportunities",
+                                                                            "csrf_token": member.csrf},
+                                            files={"file": ("deals.csv", good.encode(), "text/csv")})
+        assert response.status_code == 200 and "1 row read: 1 deal created, 0 updated." in response.text
 
     async def test_import_needs_a_member_and_the_csrf_token(self, gateway: Gateway):
         viewer = gateway.people[Role.viewer]
