@@ -65,6 +65,8 @@ class OpportunityView(Base):
     name: Mapped[str] = mapped_column(String(200))
     pipeline: Mapped[str] = mapped_column(String(40))
     stage: Mapped[str] = mapped_column(String(40))
+    # The stage before the last move (gateway_pipeline_0004), so a page shows "from → to" without asking.
+    previous_stage: Mapped[str | None] = mapped_column(String(40))
     outcome: Mapped[str] = mapped_column(String(8))
     partner_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     owner: Mapped[str | None] = mapped_column(Text)
@@ -193,8 +195,9 @@ _FACT_COLUMNS = ("pipeline", "stage", "outcome", "owner", "partner_id", "amount"
                  "hyperscaler", "created_at", "stage_entered_at", "closed_at", "launched_at")
 
 
-def _row(o: pc.Opportunity) -> dict[str, Any]:
-    return dict(id=o.id, version=o.version, name=o.name, pipeline=o.pipeline, stage=o.stage, outcome=o.outcome.value,
+def _row(o: pc.Opportunity, previous_stage: str | None) -> dict[str, Any]:
+    return dict(id=o.id, version=o.version, name=o.name, pipeline=o.pipeline, stage=o.stage,
+                previous_stage=previous_stage, outcome=o.outcome.value,
                 partner_id=o.partner_id, owner=o.owner, amount=o.amount, currency=o.currency,
                 expected_close_date=o.expected_close_date, hyperscaler=o.hyperscaler.value if o.hyperscaler else None,
                 created_at=o.created_at, stage_entered_at=o.stage_entered_at, closed_at=o.closed_at,
@@ -208,24 +211,30 @@ async def on_opportunity(session: AsyncSession, event: Event) -> None:
 async def on_opportunities(session: AsyncSession, events: list[Event]) -> None:
     """Apply a batch of opportunity snapshots: the newest per opportunity, if newer than stored."""
     newest: dict[uuid.UUID, pc.Opportunity] = {}
+    moved_from: dict[uuid.UUID, tuple[int, str]] = {}  # the batch's latest move of each opportunity
     for e in events:
         assert isinstance(e, pc.OpportunityCreatedV1 | pc.OpportunityUpdatedV1 | pc.OpportunityStageChangedV1)
         o = e.opportunity
         if o.id not in newest or newest[o.id].version < o.version:
             newest[o.id] = o
+        if isinstance(e, pc.OpportunityStageChangedV1) and moved_from.get(o.id, (-1, ""))[0] < o.version:
+            moved_from[o.id] = (o.version, e.from_stage)
     ids = sorted(newest)
     # The created, updated and stage-changed events of an opportunity come through one durable consumer
     # (gateway__PIPELINE), one batch after the other, so no other transaction holds a snapshot of the
     # same opportunity: the row lock below is enough (no per-opportunity advisory lock).
-    stored = {r.id: _facts_and_version(r) for r in (await session.execute(
-        select(*(OpportunityView.__table__.c[n] for n in ("id", "version", *_FACT_COLUMNS)))
+    found = (await session.execute(
+        select(*(OpportunityView.__table__.c[n] for n in ("id", "version", "previous_stage", *_FACT_COLUMNS)))
         .where(OpportunityView.id.in_(ids)).order_by(OpportunityView.id).with_for_update()
-    )).all()}
+    )).all()
+    stored = {r.id: _facts_and_version(r) for r in found}
+    stored_previous = {r.id: r.previous_stage for r in found}
     deltas: dict[fc.Key, list[Any]] = {}
     rows = []
     for opportunity_id in ids:
-        row = _row(newest[opportunity_id])
-        old = stored.get(opportunity_id)
+        old, o = stored.get(opportunity_id), newest[opportunity_id]
+        row = _row(o, _previous_stage(o, moved_from.get(opportunity_id), old[0].stage if old else None,
+                                      stored_previous.get(opportunity_id)))
         if old is not None and old[1] >= row["version"]:
             continue
         rows.append(row)
@@ -361,7 +370,8 @@ async def _rebuild_arr(session: AsyncSession, first: date, last: date, settings:
 
 # Plain SQL, compiled once: SQLAlchemy 2.0 cannot cache the Postgres dialect's INSERT ... ON CONFLICT
 # and would compile it again for every batch.
-_ROW_COLUMNS = ("id", "version", "name", "pipeline", "stage", "outcome", "partner_id", "owner", "amount", "currency",
+_ROW_COLUMNS = ("id", "version", "name", "pipeline", "stage", "previous_stage", "outcome", "partner_id", "owner",
+                "amount", "currency",
                 "expected_close_date", "hyperscaler", "created_at", "stage_entered_at", "closed_at", "launched_at")
 _UPSERT_OPPORTUNITY = text(
     f"INSERT INTO {SCHEMA}.pipeline_opportunity ({', '.join(_ROW_COLUMNS)}) "
@@ -383,6 +393,17 @@ _UPSERT_AGGREGATE = {
         + ", ".join(f"{v} = {model.__table__.name}.{v} + EXCLUDED.{v}" for v in vals))
     for name, (model, keys, vals) in AGGREGATES.items()
 }
+
+
+def _previous_stage(o: pc.Opportunity, move: tuple[int, str] | None, stored_stage: str | None,
+                    stored_previous: str | None) -> str | None:
+    """The stage before the last move: the batch's own stage-changed event says it; else a snapshot
+    in another stage than the stored row moved from that one; else what was stored stays."""
+    if move is not None:
+        return move[1]
+    if stored_stage is not None and stored_stage != o.stage:
+        return stored_stage
+    return stored_previous
 
 
 def _facts_and_version(row: Any) -> tuple[fc.OpportunityFacts, int]:

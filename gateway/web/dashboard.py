@@ -4,7 +4,6 @@ figure whose source has not landed yet shows an empty state, never a made-up num
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -134,30 +133,18 @@ async def _quarter_trend(session: AsyncSession, settings: pc.PipelineSettings, s
     return points
 
 
-async def _movers(session: AsyncSession, now: datetime) -> list[Mover]:
-    """The biggest deals that changed stage in the last seven days (new deals are not moves)."""
+async def _movers(session: AsyncSession, now: datetime, names: dict[tuple[str, str], str]) -> list[Mover]:
+    """The biggest deals that changed stage in the last seven days (new deals are not moves), with the
+    stage names they moved from and to, all from the read model (the page works with the pipeline down)."""
     view = pipeline_models.OpportunityView
     # Ids first, from the covering index alone (gateway_web_0001); then the few rows themselves.
     top = (select(view.id).where(view.stage_entered_at >= now - MOVER_WINDOW, view.stage_entered_at > view.created_at)
            .order_by(view.amount.desc(), view.id).limit(MOVERS).subquery())
     rows = await session.scalars(select(view).join(top, top.c.id == view.id).order_by(view.amount.desc(), view.id))
-    return [Mover(id=str(o.id), name=o.name, to_stage=o.stage, amount=o.amount, currency=o.currency,
-                  moved_at=o.stage_entered_at, outcome=o.outcome) for o in rows]
-
-
-async def _stage_names(request: Request, movers: list[Mover], names: dict[tuple[str, str], str],
-                       actor: str) -> None:
-    """Each mover's from/to stage names from its stage history (a few small requests, in parallel);
-    without the pipeline service the movers still show, with the stage keys."""
-    async def one(m: Mover) -> None:
-        with contextlib.suppress(CommandFailed, TimeoutError):
-            detail: pc.OpportunityDetail = await send(bus(request), pc.GetOpportunity(
-                opportunity_id=m.id, actor=actor), timeout=2)
-            m.to_stage = detail.stage_name
-            last = detail.stage_history[-1] if detail.stage_history else None
-            if last and last.from_stage:
-                m.from_stage = names.get((detail.pipeline, last.from_stage), last.from_stage)
-    await asyncio.gather(*(one(m) for m in movers))
+    return [Mover(id=str(o.id), name=o.name, to_stage=names.get((o.pipeline, o.stage), o.stage), amount=o.amount,
+                  currency=o.currency, moved_at=o.stage_entered_at, outcome=o.outcome,
+                  from_stage=names.get((o.pipeline, o.previous_stage), o.previous_stage) if o.previous_stage else None)
+            for o in rows]
 
 
 async def _relationship_health(request: Request, actor: str) -> cc.Health | None:
@@ -180,7 +167,8 @@ async def load(request: Request, actor: str, today: date | None = None) -> Dashb
         settings = await pipeline_models.settings_of(session)
         stage_sets = await pipeline_models.stage_sets(session)
         trend = await _quarter_trend(session, settings, k.forecast.starts_on, today) if has_deals else None
-        movers = await _movers(session, now) if has_deals else []
+        names = {(p, s.stage): s.name for p, stages in stage_sets.items() for s in stages}
+        movers = await _movers(session, now, names) if has_deals else []
         commissions = await commission_models.kpis(session, today)
         weeks = await week_models.member_weeks(session, [m.user_id for m in members])
         funding = await funding_models.funding(session, today.year)
@@ -226,9 +214,7 @@ async def load(request: Request, actor: str, today: date | None = None) -> Dashb
     d.won_count, d.lost_count = k.won, k.lost
     d.cycle_days = float(k.average_cycle_days) if k.average_cycle_days is not None else None
     d.stuck = k.stuck
-    names = {(p, s.stage): s.name for p, stages in stage_sets.items() for s in stages}
     d.stage_names = names
-    await _stage_names(request, movers, names, actor)
     d.movers = movers
     return d
 
