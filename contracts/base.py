@@ -93,6 +93,15 @@ class Command(BaseModel):
     actor: str | None = Field(default=None, description="Who asked: a user id or token name, for audit.")
 
 
+class PartialCommand(Command):
+    """A command whose unset fields mean "leave as it is": only the fields that were set travel, so
+    an explicit null can mean "clear"."""
+
+    def model_dump_json(self, **kwargs: Any) -> str:
+        kwargs.setdefault("exclude_unset", True)
+        return super().model_dump_json(**kwargs)
+
+
 class Page(BaseModel):
     items: list[Any]
     total: int

@@ -12,10 +12,10 @@ from uuid import UUID
 
 from pydantic import BaseModel, Field
 
-from contracts.base import Command, Event, StreamSpec
+from contracts.base import Command, Event, PartialCommand, StreamSpec
 from contracts.deadlines import Deadline, TimeZone
 from contracts.fields import Day, Name, Person, text
-from contracts.pipeline import Hyperscaler, PartialCommand
+from contracts.pipeline import Hyperscaler
 from contracts.relationships import STREAM
 
 

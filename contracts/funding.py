@@ -18,11 +18,11 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from contracts.base import Command, Event, StreamSpec
+from contracts.base import Command, Event, PartialCommand, StreamSpec
 from contracts.deadlines import Deadline, TimeZone
 from contracts.fields import Currency, Day, Name, Offset, Person, line, text
 from contracts.money import Amount
-from contracts.pipeline import Hyperscaler, Key, PartialCommand
+from contracts.pipeline import Hyperscaler, Key
 from contracts.relationships import STREAM
 
 # An AWS id as AWS writes it (fund requests "FR-...", opportunities "O1234567"); one line, no spaces.

@@ -15,10 +15,10 @@ from uuid import UUID
 
 from pydantic import AfterValidator, BaseModel, Field
 
-from contracts.base import Command, Event, StreamSpec
+from contracts.base import Command, Event, PartialCommand, StreamSpec
 from contracts.fields import Currency, Name, Person, year_in_range
 from contracts.money import Amount, PositiveAmount
-from contracts.pipeline import Hyperscaler, PartialCommand
+from contracts.pipeline import Hyperscaler
 from contracts.quarters import Quarter
 from contracts.relationships import STREAM
 

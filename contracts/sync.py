@@ -17,18 +17,15 @@ from uuid import UUID
 from pydantic import BaseModel, Field
 
 from contracts.base import Command, Event, StreamSpec
-from contracts.fields import Day, Moment, line, text
+from contracts.fields import Currency, Day, Moment, Name, Person, line, text
 from contracts.money import Amount
 from contracts.pipeline import (
     COSELL,
     AceState,
-    Currency,
     DealModel,
     ExternalSource,
     GcpState,
     Key,
-    Name,
-    Person,
 )
 
 STREAM = StreamSpec(

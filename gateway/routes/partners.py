@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from contracts import pipeline as pc
-from contracts.fields import Offset, line
+from contracts.fields import Name, Offset, Person, Version, line
 from gateway import audit, people, pipeline_csv
 from gateway.auth import Principal, Role, require
 from gateway.read_models import partners as partner_models
@@ -24,11 +24,11 @@ router = APIRouter(prefix="/api")
 class PartnerIn(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    name: pc.Name
+    name: Name
     type: pc.PartnerType
     tier: pc.PartnerTier | None = Field(default=None, description="Pins the tier; leave out to follow revenue.")
     status: pc.PartnerStatus = pc.PartnerStatus.prospect
-    owner: pc.Person | None = Field(default=None, description="The team member who owns it: their email or user "
+    owner: Person | None = Field(default=None, description="The team member who owns it: their email or user "
                                     "id (stored as the id).")
     scorecard: pc.Scorecard | None = None
 
@@ -38,13 +38,13 @@ class PartnerPatch(BaseModel):
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    expected_version: pc.Version | None = Field(default=None, description="Answer 409 if the partner changed since.")
-    name: pc.Name | None = None
+    expected_version: Version | None = Field(default=None, description="Answer 409 if the partner changed since.")
+    name: Name | None = None
     type: pc.PartnerType | None = None
     tier: pc.PartnerTier | None = None
     tier_auto: bool | None = None
     status: pc.PartnerStatus | None = None
-    owner: pc.Person | None = None
+    owner: Person | None = None
     scorecard: pc.Scorecard | None = None
 
 
@@ -79,7 +79,7 @@ async def list_partners(
     type: Annotated[pc.PartnerType | None, Query()] = None,
     tier: Annotated[pc.PartnerTier | None, Query()] = None,
     status: Annotated[pc.PartnerStatus | None, Query()] = None,
-    owner: Annotated[pc.Person | None, Query()] = None,
+    owner: Annotated[Person | None, Query()] = None,
     q: Annotated[line(200) | None, Query(description="Part of the name.")] = None,
     include_archived: bool = False,
     sort: pc.PartnerSort = pc.PartnerSort.created_desc,

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from contracts import money, sync
 from contracts import pipeline as pc
-from contracts.fields import Day, Moment, Offset, Version, line
+from contracts.fields import Currency, Day, Moment, Name, Offset, Person, Version, line
 from contracts.quarters import Quarter
 from gateway import audit, people, pipeline_csv
 from gateway.auth import Principal, Role, require
@@ -37,13 +37,13 @@ Publisher = Annotated[Principal, Depends(require(Role.manager, scope="events:pub
 class OpportunityIn(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    name: pc.Name
-    customer: pc.Name
+    name: Name
+    customer: Name
     partner_id: UUID | None = None
     amount: money.Amount
-    currency: pc.Currency = "USD"
+    currency: Currency = "USD"
     expected_close_date: Day | None = None
-    owner: pc.Person | None = Field(default=None, description="The team member who owns it: their email or user id "
+    owner: Person | None = Field(default=None, description="The team member who owns it: their email or user id "
                                     "(stored as the id). The creator, if left out, on the web form only.")
     deal_model: pc.DealModel = pc.DealModel.resale
     pipeline: pc.Key | None = Field(default=None, description="Defaults from the deal model (cosell or resale).")
@@ -60,13 +60,13 @@ class OpportunityPatch(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     expected_version: Version | None = None
-    name: pc.Name | None = None
-    customer: pc.Name | None = None
+    name: Name | None = None
+    customer: Name | None = None
     partner_id: UUID | None = None
     amount: money.Amount | None = None
-    currency: pc.Currency | None = None
+    currency: Currency | None = None
     expected_close_date: Day | None = None
-    owner: pc.Person | None = None
+    owner: Person | None = None
     deal_model: pc.DealModel | None = None
     hyperscaler: pc.Hyperscaler | None = None
     ace: pc.AceState | None = None
@@ -85,7 +85,7 @@ class MoveIn(BaseModel):
 class StageSetIn(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    name: pc.Name
+    name: Name
     stages: tuple[pc.StageDef, ...] = Field(min_length=2, max_length=30)
 
 
@@ -94,14 +94,14 @@ class SettingsPatch(BaseModel):
 
     expected_version: Version | None = None
     fiscal_year_start_month: int | None = Field(default=None, ge=1, le=12)
-    reporting_currency: pc.Currency | None = None
+    reporting_currency: Currency | None = None
     quarterly_target: money.Amount | None = None
     forecast_pipelines: tuple[pc.Key, ...] | None = Field(default=None, min_length=1, max_length=20)
     stuck_after_days: int | None = Field(default=None, ge=1, le=3650)
     tier_window_days: int | None = Field(default=None, ge=1, le=3650)
     tier_thresholds: pc.TierThresholds | None = None
     scorecard_weights: pc.ScorecardWeights | None = None
-    fx_rates: dict[pc.Currency, Annotated[Decimal, Field(gt=0, max_digits=18, decimal_places=8)]] | None = Field(
+    fx_rates: dict[Currency, Annotated[Decimal, Field(gt=0, max_digits=18, decimal_places=8)]] | None = Field(
         default=None, max_length=200, description="1 unit of the currency = rate units of the reporting currency; "
         "send rates as strings (\"1.0825\") to keep them exact.")
 
@@ -126,7 +126,7 @@ async def create_opportunity(body: OpportunityIn, request: Request, principal: W
 async def list_opportunities(
     request: Request,
     principal: Reader,
-    owner: Annotated[pc.Person | None, Query()] = None,
+    owner: Annotated[Person | None, Query()] = None,
     partner_id: UUID | None = None,
     pipeline: Annotated[str | None, Query(pattern=r"^[a-z][a-z0-9_]{0,39}$")] = None,
     stage: Annotated[line(100) | None, Query()] = None,
@@ -233,7 +233,7 @@ async def pipeline_kpis(
     request: Request,
     principal: KpiReader,
     as_of: Annotated[Day | None, Query(description="A day of the quarter to report on (default: today, UTC).")] = None,
-    owner: Annotated[pc.Person | None, Query(
+    owner: Annotated[Person | None, Query(
         description="A team member (email or user id): their deals, and the partners they own. Members and "
                     "viewers may ask only for themselves, as on the team page; managers, admins and tokens for "
                     "anyone.")] = None,

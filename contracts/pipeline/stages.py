@@ -1,0 +1,125 @@
+"""Stage sets: the stages of a pipeline in order, with their probabilities, the built-in sets, and the events
+and commands that define them."""
+
+from typing import ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from contracts.base import Command, Event, StreamSpec
+from contracts.fields import Name
+from contracts.pipeline.values import STREAM, Key, Outcome, Percent
+
+
+class StageDef(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    key: Key
+    name: Name
+    probability: Percent = Field(description="Default win probability in percent.")
+    outcome: Outcome = Outcome.open
+    launch: bool = Field(default=False, description="Entering this stage is a launch (a won co-sell).")
+
+
+class StageSet(BaseModel):
+    """The stages of one pipeline, in order."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    key: Key
+    name: Name
+    stages: tuple[StageDef, ...] = Field(min_length=2, max_length=30)
+    builtin: bool = False
+    version: int = 1
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "StageSet":
+        keys = [s.key for s in self.stages]
+        if len(set(keys)) != len(keys):
+            raise ValueError("stage keys must be unique")
+        if not any(s.outcome == Outcome.open for s in self.stages):
+            raise ValueError("a pipeline needs at least one open stage")
+        if not any(s.outcome == Outcome.won for s in self.stages):
+            raise ValueError("a pipeline needs a won stage")
+        if not any(s.outcome == Outcome.lost for s in self.stages):
+            raise ValueError("a pipeline needs a lost stage")
+        for s in self.stages:
+            if s.outcome == Outcome.won and s.probability != 100:
+                raise ValueError(f"won stage {s.key!r} must have probability 100")
+            if s.outcome == Outcome.lost and s.probability != 0:
+                raise ValueError(f"lost stage {s.key!r} must have probability 0")
+            if s.launch and s.outcome != Outcome.won:
+                raise ValueError(f"launch stage {s.key!r} must be a won stage")
+        return self
+
+    def stage(self, key_or_name: str) -> StageDef | None:
+        wanted = key_or_name.strip().lower()
+        for s in self.stages:
+            if s.key == wanted or s.name.lower() == wanted:
+                return s
+        return None
+
+
+COSELL = "cosell"
+
+
+RESALE = "resale"
+
+
+# The AWS ACE opportunity lifecycle (Lifecycle.Stage), with default win probabilities.
+ACE_STAGE_SET = StageSet(key=COSELL, name="Co-sell (AWS ACE lifecycle)", builtin=True, stages=(
+    StageDef(key="prospect", name="Prospect", probability=10),
+    StageDef(key="qualified", name="Qualified", probability=20),
+    StageDef(key="technical_validation", name="Technical Validation", probability=40),
+    StageDef(key="business_validation", name="Business Validation", probability=60),
+    StageDef(key="committed", name="Committed", probability=80),
+    StageDef(key="launched", name="Launched", probability=100, outcome=Outcome.won, launch=True),
+    StageDef(key="closed_lost", name="Closed Lost", probability=0, outcome=Outcome.lost),
+))
+
+
+RESALE_STAGE_SET = StageSet(key=RESALE, name="ISV resale", builtin=True, stages=(
+    StageDef(key="lead", name="Lead", probability=10),
+    StageDef(key="qualified", name="Qualified", probability=25),
+    StageDef(key="proposal", name="Proposal", probability=50),
+    StageDef(key="negotiation", name="Negotiation", probability=75),
+    StageDef(key="won", name="Won", probability=100, outcome=Outcome.won),
+    StageDef(key="lost", name="Lost", probability=0, outcome=Outcome.lost),
+))
+
+
+BUILTIN_STAGE_SETS: dict[str, StageSet] = {s.key: s for s in (ACE_STAGE_SET, RESALE_STAGE_SET)}
+
+
+class StageSetDefinedV1(Event):
+    """Sent when a pipeline's stage set is defined or redefined (stages, names, probabilities)."""
+
+    subject: ClassVar[str] = "pipeline.stage_set.defined.v1"
+    stream: ClassVar[StreamSpec] = STREAM
+
+    schema_version: Literal[1] = 1
+    stage_set: StageSet
+
+    def aggregate_key(self) -> str:
+        return f"stage_set:{self.stage_set.key}"
+
+
+class StageSetList(BaseModel):
+    items: list[StageSet]
+
+
+class ListStageSets(Command):
+    """Every pipeline's stage set (the built-in ones, as configured, and custom ones)."""
+
+    subject: ClassVar[str] = "cmd.pipeline.stage_set.list"
+    result: ClassVar[type[BaseModel]] = StageSetList
+
+
+class DefineStageSet(Command):
+    """Define a pipeline's stages, or redefine them (stages in use by opportunities must stay)."""
+
+    subject: ClassVar[str] = "cmd.pipeline.stage_set.define"
+    result: ClassVar[type[BaseModel]] = StageSet
+
+    key: Key
+    name: Name
+    stages: tuple[StageDef, ...] = Field(min_length=2, max_length=30)
