@@ -24,6 +24,7 @@ from gateway.read_models import partners as partner_models
 from gateway.read_models import pipeline as pipeline_models
 from gateway.read_models import week as week_models
 from gateway.state import bus, sessions
+from gateway.web import scope as scope_rows
 from gateway.web.common import Viewer, render
 from gateway.week_team import team
 from runtime.commands import send
@@ -49,6 +50,10 @@ class Attainment:
     @property
     def attainment(self) -> float:
         return float(self.closed / self.target) if self.target else 0.0
+
+    @property
+    def last_day(self) -> date:
+        return self.end - timedelta(days=1)
 
     @property
     def projected_attainment(self) -> float:
@@ -101,6 +106,10 @@ class Dashboard:
     relationship_health: cc.Health | None = None
     # {(pipeline, stage key): name}, for the `stage_name` filter.
     stage_names: dict[tuple[str, str], str] = field(default_factory=dict)
+    # What the KPI strip covers (the forecast pipelines), and every pipeline apart and together.
+    scope: scope_rows.PipelineRow | None = None
+    pipelines: list[scope_rows.PipelineRow] = field(default_factory=list)
+    all_pipelines: scope_rows.PipelineRow | None = None
 
 
 async def _has_opportunities(session: AsyncSession) -> bool:
@@ -210,9 +219,13 @@ async def load(request: Request, actor: str, today: date | None = None) -> Dashb
     if current and any(current.by_hyperscaler.values()):
         d.launches = [(h.upper(), n) for h, n in current.by_hyperscaler.items()]
     d.launches_history = k.launches
-    d.win_rate = float(k.win_rate) if k.win_rate is not None else None
-    d.won_count, d.lost_count = k.won, k.lost
-    d.cycle_days = float(k.average_cycle_days) if k.average_cycle_days is not None else None
+    # Win rate and cycle time cover the same pipelines as closed won (the target's); the table by
+    # pipeline shows each apart and all together.
+    d.pipelines, d.all_pipelines = scope_rows.by_pipeline(k, [*settings.forecast_pipelines, *stage_sets])
+    d.scope = scope_rows.forecast_scope(d.pipelines, list(settings.forecast_pipelines))
+    d.win_rate = float(d.scope.win_rate) if d.scope.win_rate is not None else None
+    d.won_count, d.lost_count = d.scope.won, d.scope.lost
+    d.cycle_days = float(d.scope.cycle_days) if d.scope.cycle_days is not None else None
     d.stuck = k.stuck
     d.stage_names = names
     d.movers = movers

@@ -6,7 +6,7 @@ by user id, see gateway/people.py)."""
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
@@ -21,6 +21,7 @@ from gateway.models import User
 from gateway.read_models import pipeline as pipeline_models
 from gateway.read_models import week as week_models
 from gateway.state import sessions
+from gateway.web import scope
 from gateway.web.common import Viewer, not_found, render
 
 router = APIRouter(include_in_schema=False)
@@ -45,6 +46,8 @@ class MemberKpis:
     stale_deals: list[pipeline_models.StuckDeal]
     quarter: str
     quarter_kind: str
+    # Closed won this quarter per pipeline (gateway/web/scope.py): the dashboard's table by pipeline, per person.
+    pipelines: list[scope.PipelineRow] = field(default_factory=list)
 
     @property
     def empty(self) -> bool:
@@ -72,7 +75,27 @@ async def member_kpis(session: AsyncSession, owner: str, today: date, now: datet
         won=k.won, lost=k.lost, win_rate=k.win_rate, cycle_days=k.average_cycle_days,
         advanced=await _advanced(session, owner, now - ADVANCED_WINDOW),
         stale=k.stuck.count, stale_after_days=k.stuck.after_days, stale_deals=k.stuck.oldest,
+        pipelines=[r for r in scope.by_pipeline(k, [])[0] if r.won or r.lost],
     )
+
+
+@dataclass
+class Reconciliation:
+    """The team's won this quarter against the department's (the dashboard's), per pipeline and in all:
+    what no listed member owns (no owner, a former member) is the difference, shown, not hidden."""
+
+    rows: list[tuple[str, Decimal, Decimal, Decimal]]  # pipeline label, team, department, owned by no one listed
+    currency: str
+
+
+def reconcile(department: pipeline_models.PipelineKpis, members: list[MemberKpis]) -> Reconciliation:
+    dept_rows, dept_all = scope.by_pipeline(department, [])
+    rows = []
+    for r in [*dept_rows, dept_all]:
+        team_total = sum((p.closed_won for m in members for p in m.pipelines if not r.key or p.key == r.key),
+                         Decimal(0))
+        rows.append((r.label, team_total, r.closed_won, r.closed_won - team_total))
+    return Reconciliation(rows=rows, currency=department.currency)
 
 
 @router.get("/team", response_class=HTMLResponse)
@@ -85,7 +108,10 @@ async def team(request: Request, principal: Viewer) -> Response:
         users = list(await session.scalars(query))
         kpis = {str(u.id): await member_kpis(session, str(u.id), now.date(), now) for u in users}
         weeks = await week_models.member_weeks(session, [str(u.id) for u in users])
-    return render(request, "team.html", {"users": users, "kpis": kpis, "weeks": weeks})
+        department = await pipeline_models.kpis(session, as_of=now.date(), top=1)
+    totals = reconcile(department, list(kpis.values())) if principal.role.rank >= Role.manager.rank else None
+    return render(request, "team.html", {"users": users, "kpis": kpis, "weeks": weeks, "totals": totals,
+                                         "quarter": department.forecast.quarter})
 
 
 @router.get("/team/{user_id}", response_class=HTMLResponse)

@@ -258,6 +258,43 @@ class TestFiguresMatchTheService:
         own_only = (await member.client.get("/team", headers=HTML)).text
         assert 'data-testid="member-member"' in own_only and 'data-testid="member-manager"' not in own_only
 
+    async def test_the_team_page_reconciles_with_the_dashboard_pipeline_by_pipeline(self, gateway: Gateway):
+        member = gateway.people[Role.member]
+        resale = await _deal(gateway, amount="7000", owner="member@gateway.test")
+        cosell = await _deal(gateway, amount="9000", owner="member@gateway.test", deal_model="cosell")
+        unowned = await _deal(gateway, amount="5000")
+        for deal_id, stage in ((resale, "won"), (cosell, "launched"), (unowned, "won")):
+            response = await member.client.post(f"/api/opportunities/{deal_id}/stage", json={"stage": stage},
+                                                headers={"x-csrf-token": member.csrf})
+            assert response.status_code == 200, response.text
+        manager = gateway.people[Role.manager].client
+
+        async def won_everywhere() -> bool:
+            k = (await manager.get("/api/kpis/pipeline")).json()
+            return {o["pipeline"] for o in k["outcomes_by_pipeline"] if o["won"]} >= {"resale", "cosell"}
+        await eventually(won_everywhere, "wins in both pipelines")
+
+        dashboard = (await manager.get("/", headers=HTML)).text
+        assert "the <strong>Resale</strong> pipeline" in dashboard.split('data-testid="kpi-scope"')[1][:200]
+        by_pipeline = {key: _money(dashboard, f"closed-won-{key}") for key in ("resale", "cosell", "all")}
+        assert by_pipeline["resale"] == _money(dashboard, "closed-won"), "the strip's closed won is the resale row"
+        assert by_pipeline["resale"] + by_pipeline["cosell"] == by_pipeline["all"]
+        # The strip's win rate counts the same pipeline as its closed won.
+        strip = dashboard.split('data-testid="win-rate"')[1][:400]
+        resale_row = dashboard.split('data-testid="pipeline-resale"')[1][:600]
+        won, lost = re.search(r"(\d+) won · (\d+) lost", strip).groups()
+        assert f'<td class="num">{won} · {lost}</td>' in resale_row
+
+        team = (await manager.get("/team", headers=HTML)).text.split('data-testid="team-totals"')[1]
+        rows = re.findall(r'<th scope="row">([^<]+)</th><td class="num">([^<]+)</td><td class="num">([^<]+)</td>'
+                          r'<td class="num" data-testid="department">([^<]+)</td>', team)
+        figures = {label: [Decimal(re.sub(r"[^0-9.\-]", "", x)) for x in rest] for label, *rest in rows}
+        assert set(figures) == {"Resale", "Co-sell", "All pipelines"}
+        for label, key in (("Resale", "resale"), ("Co-sell", "cosell"), ("All pipelines", "all")):
+            team_total, nobody, department = figures[label]
+            assert department == by_pipeline[key] and team_total + nobody == department, label
+        assert figures["Resale"][1] >= Decimal(5000), "the unowned won deal is shown as the difference"
+
 
 class TestPartnerEditing:
     async def test_scorecard_tier_and_owner_are_edited_with_errors_beside_fields(self, gateway: Gateway):
