@@ -30,7 +30,16 @@ def nice_ceiling(value: Number) -> float:
     return float(10 ** (exponent + 1))
 
 
+def _round_step(step: float) -> bool:
+    mantissa = step / 10 ** math.floor(math.log10(step))
+    return any(math.isclose(mantissa, m) for m in (1, 2, 2.5, 5))
+
+
 def _ticks(top: float, count: int = 4) -> list[float]:
+    """Evenly spaced ticks from 0 to `top` whose step is round (50K, not 62.5K; so no label reads
+    $188K): the first of 4, 5, 3, 6 or 2 intervals that gives one, else `count`."""
+    if top > 0:
+        count = next((n for n in (count, 5, 3, 6, 2) if _round_step(top / n)), count)
     return [top * i / count for i in range(count + 1)]
 
 

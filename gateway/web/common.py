@@ -37,6 +37,7 @@ NAV: tuple[tuple[str, str, Role], ...] = (
     ("/week", "Week", Role.viewer),
     ("/team", "Team", Role.viewer),
     ("/sync", "Syncs", Role.viewer),
+    ("/import", "Import", Role.member),
     ("/admin", "Admin", Role.admin),
 )
 
@@ -49,7 +50,7 @@ def _active(path: str) -> str | None:
     if path.startswith("/contacts"):
         return "/relationships"
     for href in ("/pipeline", "/partners", "/relationships", "/attention", "/commissions", "/funding", "/goals",
-                 "/week", "/team", "/sync", "/admin"):
+                 "/week", "/team", "/sync", "/import", "/admin"):
         if path == href or path.startswith(href + "/"):
             return href
     return "/" if path == "/" else None

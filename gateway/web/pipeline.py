@@ -19,7 +19,7 @@ from sqlalchemy import select
 from contracts import pipeline as pc
 from contracts.quarters import Quarter
 from gateway import audit, people
-from gateway.auth import Principal
+from gateway.auth import Principal, Role
 from gateway.models import User
 from gateway.routes.pipeline import OpportunityPatch, update_opportunity
 from gateway.state import bus, sessions
@@ -34,9 +34,11 @@ COLUMN_LIMIT = 60
 
 
 async def team_handles(request: Request) -> list[tuple[str, str]]:
-    """(user id, name) of everyone who can own a deal or partner (gateway/people.py)."""
+    """(user id, name) of everyone who can own a deal or partner (gateway/people.py): members and up,
+    not viewers (they cannot edit what they would own)."""
+    owners = [r.value for r in Role if r.rank >= Role.member.rank]
     async with sessions(request)() as session:
-        users = await session.scalars(select(User).where(User.active).order_by(User.name))
+        users = await session.scalars(select(User).where(User.active, User.role.in_(owners)).order_by(User.name))
         return [(str(u.id), u.name) for u in users]
 
 
@@ -157,7 +159,7 @@ async def board(
     return render(request, "pipeline.html", {
         "b": b, "team": team, "sources": list(pc.Source),
         "quarters": quarter_choices(today.date(), b.settings.fiscal_year_start_month),
-        "stale_before": today - timedelta(days=b.settings.stuck_after_days),
+        "stale_before": today - timedelta(days=b.settings.stuck_after_days), "today": today.date(),
         "notice": request.query_params.get("notice"), "error": request.query_params.get("error"),
         "here": f"/pipeline?{filters.query()}",
     })

@@ -27,6 +27,21 @@ class TestNiceCeiling:
         assert value <= top * (1 + 1e-9) and top <= value * 4 / 3 * (1 + 1e-9)
 
 
+class TestTicks:
+    @pytest.mark.parametrize(("top", "ticks"), [
+        (250_000, [0, 50_000, 100_000, 150_000, 200_000, 250_000]), (300_000, [0, 100_000, 200_000, 300_000]),
+        (8, [0, 2, 4, 6, 8]), (1.5, [0, 0.5, 1, 1.5]), (1_000_000, [0, 250_000, 500_000, 750_000, 1_000_000]),
+    ])
+    def test_every_step_is_round_so_no_label_reads_like_62_5k_or_188k(self, top, ticks):
+        assert charts._ticks(top) == pytest.approx(ticks)
+
+    @given(st.floats(min_value=1e-3, max_value=1e12))
+    def test_axes_of_any_chart_print_short_labels(self, value):
+        for t in charts._ticks(charts.nice_ceiling(value)):
+            label = money_short(t, "USD")
+            assert len(label.rstrip("KMBT").replace(".", "")) <= 5, label
+
+
 class TestBars:
     def test_heights_are_proportional_and_share_one_baseline(self):
         chart = charts.bars([("isv", 6), ("hyperscaler", 3), ("msp", 0)])

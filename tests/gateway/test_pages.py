@@ -157,6 +157,27 @@ class TestEveryPageRenders:
                     assert "<nav" in response.text and 'action="/signout"' in response.text
 
 
+class TestSmallerThings:
+    async def test_deal_form_offers_stages_and_only_people_who_can_own(self, gateway: Gateway):
+        member = gateway.people[Role.member]
+        form = (await member.client.get("/opportunities/new", headers=HTML)).text
+        assert '<select id="f-stage" name="stage"' in form and '<option value="technical_validation">Technical ' \
+            'Validation</option>' in form
+        owners = form.split('id="f-owner"')[1].split("</select>")[0]
+        assert gateway.people[Role.member].id in owners and gateway.people[Role.viewer].id not in owners
+        assert '<a href="/import"' in form, "Import is in the navigation of a member"
+        viewer_home = (await gateway.people[Role.viewer].client.get("/", headers=HTML)).text
+        assert '<a href="/import"' not in viewer_home, "a viewer cannot import: no link"
+
+    async def test_an_open_deal_past_its_close_date_is_flagged_on_the_board(self, gateway: Gateway):
+        name = unique("Late ")
+        past = (datetime.now(UTC).date() - timedelta(days=3)).isoformat()
+        await _deal(gateway, name=name, expected_close_date=past)
+        board = (await gateway.people[Role.viewer].client.get("/pipeline", headers=HTML)).text
+        card = board.split(f'data-name="{name}"')[1].split("</article>")[0]
+        assert 'data-testid="overdue"' in card and "overdue: was to close" in card
+
+
 class TestErrorPages:
     async def test_a_person_gets_pages_and_a_program_gets_json(self, gateway: Gateway):
         viewer = gateway.people[Role.viewer]
