@@ -11,6 +11,7 @@ last-modified in the future, bad amount, ...) is dead-lettered with the reason.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Annotated, ClassVar, Literal
 from uuid import UUID
 
@@ -60,12 +61,39 @@ class OpportunityExternalUpsertedV1(Event):
     owner: Person | None = Field(default=None, description="Our team member, when known; else kept.")
     ace: AceState | None = None
     gcp: GcpState | None = None
+    deal_id: UUID | None = Field(default=None, description=(
+        "Our deal this external record was created from (a deal shared from PartnerOps to ACE): the "
+        "pipeline links that deal to the record instead of making a second one."))
 
     def aggregate_key(self) -> str:
         return f"external:{self.source.value}:{self.external_id}"
 
 
-EVENTS: tuple[type[Event], ...] = (OpportunityExternalUpsertedV1,)
+# A sync whose last good pass ended longer ago than this is stale: four missed 15-minute pulls. The one
+# line for the sync page (gateway) and the stale-sync alert (notifications).
+STALE_AFTER = timedelta(hours=1)
+
+
+class SyncRunFinishedV1(Event):
+    """Sent by a sync worker when a pass over its source ends, well or not: the source's sync health."""
+
+    subject: ClassVar[str] = "sync.run.finished.v1"
+    stream: ClassVar[StreamSpec] = STREAM
+
+    schema_version: Literal[1] = 1
+    source: ExternalSource
+    catalog: line(40, 1, description="The source's account or catalog the worker syncs (ACE: AWS or Sandbox).")
+    kind: line(40, 1, description="incremental, reconcile, ...")
+    ok: bool
+    finished_at: Moment
+    last_success_at: Moment | None = Field(description="When the newest good pass ended (this one, if ok).")
+    error: text(2000) | None = None
+
+    def aggregate_key(self) -> str:
+        return f"sync:{self.source.value}:{self.catalog}"
+
+
+EVENTS: tuple[type[Event], ...] = (OpportunityExternalUpsertedV1, SyncRunFinishedV1)
 
 # ------------------------------------------------------------------------ commands to the AWS worker
 
@@ -134,6 +162,21 @@ class InvitationView(BaseModel):
     opportunity_id: str | None = Field(description="The ACE opportunity accepting it made")
 
 
+class ShareView(BaseModel):
+    """A PartnerOps deal shared to ACE, and how far the worker has got with it."""
+
+    deal_id: UUID
+    opportunity_id: str | None = Field(description="The ACE opportunity created for it, once AWS answered.")
+    solution_id: str
+    state: Literal["queued", "created", "associated", "submitted", "failed"] = Field(
+        description="queued (nothing sent yet), created (CreateOpportunity answered), associated (the solution "
+                    "linked), submitted (StartEngagementFromOpportunityTask started: AWS reviews it), failed")
+    error: str | None = Field(description="Why AWS refused it, when failed.")
+    requested_by: str
+    requested_at: Moment
+    updated_at: Moment
+
+
 class SyncStatus(BaseModel):
     """The health of one source's sync, as its worker sees it."""
 
@@ -153,6 +196,7 @@ class SyncStatus(BaseModel):
     edits: list[OutboundEditView] = Field(default_factory=list, description="Edits going out, newest first.")
     invitations: list[InvitationView] = Field(default_factory=list,
                                               description="Engagement invitations (AWS referrals), pending first.")
+    shares: list[ShareView] = Field(default_factory=list, description="Deals shared to ACE, newest first.")
 
 
 class GetSyncStatus(Command):
@@ -190,3 +234,37 @@ class DecideAceInvitation(Command):
     invitation_id: Annotated[str, Field(pattern=r"^engi-[0-9a-z]{13}$", examples=["engi-0123456789abc"])]
     decision: Literal["accept", "reject"]
     reason: InvitationReason | None = None
+
+
+# A Partner Central solution (Solutions in AssociateOpportunity): S- and digits.
+AceSolutionId = Annotated[str, Field(pattern=r"^S-[0-9]{1,19}$", max_length=21, examples=["S-0000001"],
+                                     description="The Partner Central solution to associate; else the worker's "
+                                                 "AWS_PARTNER_CENTRAL_SOLUTION_ID.")]
+BusinessProblem = text(2000, 20, description="Project.CustomerBusinessProblem (20 to 2,000 characters; AWS asks "
+                                             "for it before it approves).")
+Website = Annotated[str, Field(min_length=4, max_length=255, pattern=r"^https?://[\x21-\x7e]+$",
+                               description="The customer's website (Customer.Account.WebsiteUrl).")]
+CountryCode = Annotated[str, Field(pattern=r"^[A-Z]{2}$", description="The customer's country, ISO 3166 alpha-2.")]
+
+
+class ShareDealToAce(Command):
+    """Share a co-sell deal made in PartnerOps to ACE: the worker creates the ACE opportunity (idempotent
+    by a token derived from the deal), associates the solution and submits it to AWS; the ACE record then
+    comes back in linked to this deal. The gateway sends the deal as the pipeline holds it."""
+
+    subject: ClassVar[str] = "cmd.aws-sync.opportunity.share"
+    result: ClassVar[type[BaseModel]] = ShareView
+
+    deal_id: UUID
+    name: Name
+    customer: Annotated[str, Field(min_length=1, max_length=120, pattern=r"^[^\x00-\x1f\x7f]+$",
+                                   description="Customer.Account.CompanyName (ACE allows 120 characters).")]
+    stage: line(100, 1, description="The ACE lifecycle stage by name (Prospect ... Closed Lost).")
+    amount: Amount = Field(description="The deal's yearly value; ACE receives it as monthly spend (/ 12).")
+    currency: Currency
+    expected_close_date: Day | None = None
+    next_steps: text(255) | None = None
+    solution_id: AceSolutionId | None = None
+    business_problem: BusinessProblem | None = None
+    website: Website | None = None
+    country_code: CountryCode | None = None

@@ -88,10 +88,11 @@ COMPONENTS: dict[str, Component] = {c.name: c for c in (
     _service("commissions", stream=commissions.STREAM.name, consumes=(pipeline.STREAM.name, billing.STREAM.name)),
     # The relationships service also takes the hourly tick: contacts announce the cooling due (issue 12).
     _service("relationships", stream=relationships.STREAM.name, consumes=(pipeline.STREAM.name, schedules.STREAM.name)),
-    # Notifications reads the pipeline's and relationships' facts for its rules and owns the schedules stream:
-    # it may publish only the plans (`schedule.plan.>`); the server itself publishes the ticks from them.
+    # Notifications reads the pipeline's, relationships' and sync workers' facts for its rules and owns the
+    # schedules stream: it may publish only the plans (`schedule.plan.>`); the server itself publishes the
+    # ticks from them.
     Component(name="notifications", publishes=(f"{schedules.PLAN_PREFIX}>",), owns_streams=(schedules.STREAM.name,),
-              consumes=(pipeline.STREAM.name, relationships.STREAM.name, schedules.STREAM.name),
+              consumes=(pipeline.STREAM.name, relationships.STREAM.name, schedules.STREAM.name, sync.STREAM.name),
               answers=("cmd.notifications.>",)),
     Component(
         name="gateway",
@@ -105,7 +106,8 @@ COMPONENTS: dict[str, Component] = {c.name: c for c in (
     # The AWS worker: its opportunities, the ticks of its passes (from the schedules), the pipeline's
     # deals (edits made in PartnerOps go out to ACE), and the commands the gateway sends it (an
     # EventBridge event to refresh, the status of the sync).
-    Component(name="aws-sync", publishes=(sync.OpportunityExternalUpsertedV1.subject,),
+    # It also publishes the end of each pass (sync health; the notifications' stale-sync rule).
+    Component(name="aws-sync", publishes=(sync.OpportunityExternalUpsertedV1.subject, sync.SyncRunFinishedV1.subject),
               owns_streams=(sync.STREAM.name,), consumes=(schedules.STREAM.name, pipeline.STREAM.name),
               answers=("cmd.aws-sync.>",)),
     # The Google Cloud import (`python -m integrations.gcp import FILE.csv`): the one contract subject.

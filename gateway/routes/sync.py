@@ -10,12 +10,14 @@ before anything is asked of the worker, and the worker refuses a catalog it does
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Annotated, Literal
+from uuid import UUID
 
 from fastapi import APIRouter, Depends, Path, Request
 from pydantic import BaseModel, ConfigDict, Field
 
+from contracts import pipeline as pc
 from contracts import sync
 from contracts.base import CommandError, ErrorKind
 from contracts.fields import Moment, line
@@ -37,8 +39,7 @@ INVITATION_EVENTS = ("Engagement Invitation Created", "Engagement Invitation Acc
                      "Engagement Invitation Rejected", "Engagement Invitation Expired")
 OTHER_EVENTS = (*INVITATION_EVENTS, "Engagement Member Joined", "Engagement Member Added", "Resource Snapshot Created",
                 "Engagement Resource Snapshot Created")
-# A sync whose last good pass ended longer ago than this is stale (four missed 15-minute pulls).
-STALE_AFTER = timedelta(hours=1)
+STALE_AFTER = sync.STALE_AFTER
 
 
 class AceEventOpportunity(BaseModel):
@@ -118,6 +119,50 @@ async def invitation_decision(invitation_id: InvitationId, body: InvitationDecis
     the next pass brings in as a co-sell deal; a rejection's reason is sent to AWS. 409 when it is no
     longer pending (answered, expired)."""
     return await decide(request, principal, invitation_id, body)
+
+
+class ShareToAws(BaseModel):
+    """What ACE needs beyond the deal itself (the deal's name, customer, stage, amount, close date and
+    next steps go as PartnerOps holds them)."""
+
+    model_config = ConfigDict(extra="forbid")
+    solution_id: sync.AceSolutionId | None = None
+    business_problem: sync.BusinessProblem | None = None
+    website: sync.Website | None = None
+    country_code: sync.CountryCode | None = None
+
+
+async def share(request: Request, principal: Principal, opportunity_id: UUID, body: ShareToAws) -> sync.ShareView:
+    """Send a co-sell deal to the AWS worker to create in ACE, and audit it."""
+    nc = bus(request)
+    deal: pc.OpportunityDetail = await send(nc, pc.GetOpportunity(opportunity_id=opportunity_id,
+                                                                  actor=principal.name))
+    if deal.pipeline != pc.COSELL:
+        raise CommandFailed(CommandError(kind=ErrorKind.conflict, field="pipeline", message=(
+            f"only co-sell deals go to ACE; this one is in the {deal.pipeline} pipeline")))
+    if deal.external_id is not None:
+        raise CommandFailed(CommandError(kind=ErrorKind.conflict, field="external_id", message=(
+            f"this deal is {deal.source.value} {deal.external_id} already")))
+    view = await send(nc, sync.ShareDealToAce(
+        deal_id=deal.id, name=deal.name, customer=deal.customer[:120], stage=deal.stage_name, amount=deal.amount,
+        currency=deal.currency, expected_close_date=deal.expected_close_date,
+        next_steps=deal.ace.next_steps if deal.ace else None, actor=principal.name,
+        **body.model_dump(exclude_none=True)))
+    await audit.record_change(request, principal.name, "opportunity.shared", entity="opportunity",
+                              entity_id=deal.id, after={"to": "aws", "solution_id": view.solution_id,
+                                                        "deal_version": deal.version})
+    return view
+
+
+@router.post("/opportunities/{opportunity_id}/share/aws", status_code=202, response_model=sync.ShareView,
+             tags=["integrations"])
+async def share_to_aws(opportunity_id: UUID, body: ShareToAws, request: Request,
+                       principal: Decider) -> sync.ShareView:
+    """Share a co-sell deal made in PartnerOps to AWS Partner Central: the AWS worker creates the ACE
+    opportunity, associates the solution and submits it to AWS; the deal is then linked to it (its source
+    becomes `aws`, its external id the ACE id) and synced both ways. 409 for a deal outside the co-sell
+    pipeline or one that is in ACE already; 503 while the worker is not running."""
+    return await share(request, principal, opportunity_id, body)
 
 
 class SyncHealth(BaseModel):

@@ -285,7 +285,9 @@ def _edit_form(o: pc.Opportunity) -> dict[str, str]:
 
 
 async def _opportunity_page(request: Request, opportunity_id: UUID, *, errors: dict[str, str] | None = None,
-                            form: dict[str, str] | None = None, status_code: int = 200) -> Response:
+                            form: dict[str, str] | None = None, status_code: int = 200,
+                            share_errors: dict[str, str] | None = None,
+                            share_form: dict[str, str] | None = None) -> Response:
     nc, actor = bus(request), request.state.principal.name
     try:
         o: pc.OpportunityDetail = await send(nc, pc.GetOpportunity(opportunity_id=opportunity_id, actor=actor))
@@ -308,6 +310,7 @@ async def _opportunity_page(request: Request, opportunity_id: UUID, *, errors: d
         "partners": partners, "team": team, "deal_models": list(pc.DealModel), "hyperscalers": list(pc.Hyperscaler),
         "review_statuses": list(pc.AceReviewStatus), "co_sell": o.pipeline == pc.COSELL or o.ace is not None,
         "form": form or _edit_form(o), "errors": errors or {},
+        "share_form": share_form or {}, "share_errors": share_errors or {},
     }, status_code=status_code)
 
 

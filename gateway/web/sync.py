@@ -5,13 +5,15 @@ with their reasons (gateway/routes/sync.py assesses them)."""
 from __future__ import annotations
 
 from typing import Annotated
+from uuid import UUID
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
-from gateway.routes.sync import STALE_AFTER, InvitationDecision, aws_health, decide
-from gateway.web.common import Manager, Viewer, render
+from gateway.routes.sync import STALE_AFTER, InvitationDecision, ShareToAws, aws_health, decide, share
+from gateway.web.common import Manager, Viewer, field_errors, render
+from gateway.web.pipeline import _opportunity_page
 from runtime.errors import CommandFailed
 
 router = APIRouter(include_in_schema=False)
@@ -48,3 +50,23 @@ async def invitation_form(
         return await _page(request, error=f"{invitation_id}: {exc.error.message}", status_code=status)
     verb = "accepted" if view.decision == "accept" else "rejected"
     return RedirectResponse(f"/sync?notice=Invitation+{invitation_id}+{verb}:+sent+to+AWS+shortly", status_code=303)
+
+
+@router.post("/opportunities/{opportunity_id}/share")
+async def share_form(opportunity_id: UUID, request: Request, principal: Manager) -> Response:
+    raw = await request.form()
+    form = {k: str(raw.get(k, "")).strip()[:2100] for k in ("solution_id", "website", "country_code",
+                                                             "business_problem")}
+    try:
+        body = ShareToAws(**{k: v for k, v in form.items() if v})
+        view = await share(request, principal, opportunity_id, body)
+    except (ValidationError, CommandFailed) as exc:
+        if isinstance(exc, CommandFailed) and exc.error.kind.value not in ("invalid", "conflict"):
+            raise
+        status = 409 if isinstance(exc, CommandFailed) and exc.error.kind.value == "conflict" else 422
+        # A refusal of something not on this form (the deal's stage, its currency) is said above it.
+        errors = {(k if k in form else "form"): v for k, v in field_errors(exc, "form").items()}
+        return await _opportunity_page(request, opportunity_id, share_errors=errors, share_form=form,
+                                       status_code=status)
+    return RedirectResponse(f"/opportunities/{opportunity_id}?notice=Shared+to+AWS+(solution+{view.solution_id}):"
+                            "+the+sync+creates+it+in+ACE+and+links+this+deal+to+it", status_code=303)

@@ -37,7 +37,7 @@ class AwsRefused(Exception):
 
 def make_client(settings: AwsSyncSettings, **session: Any) -> BaseClient:
     config = Config(retries={"mode": settings.retry_mode, "max_attempts": settings.max_attempts},
-                    connect_timeout=10, read_timeout=30, user_agent_extra="PartnerOps")
+                    connect_timeout=10, read_timeout=settings.read_timeout_seconds, user_agent_extra="PartnerOps")
     return boto3.session.Session(**session).client(
         SERVICE, region_name=settings.region, endpoint_url=settings.endpoint_url or None, config=config)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -22,6 +23,7 @@ from integrations.aws_partner_central.models import SyncRequest
 from integrations.aws_partner_central.outbound import HOLD_PAUSE, Held, Outbound
 from integrations.aws_partner_central.repository import PASS_KEY, WORK_CHANNEL, SyncRepository
 from integrations.aws_partner_central.settings import AwsSyncSettings, get_aws_settings
+from integrations.aws_partner_central.sharing import Sharing
 from runtime.db import plain_dsn
 from runtime.service import RunningService
 
@@ -44,6 +46,7 @@ class Driver:
     inbound: Inbound
     outbound: Outbound
     invitations: Invitations
+    sharing: Sharing
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     is_leader: bool = False
 
@@ -103,6 +106,8 @@ class Driver:
                 await self.invitations.refresh()
             elif taken.kind == "decide":
                 await self.invitations.decide(taken.key)
+            elif taken.kind == "share":
+                await self.sharing.push(uuid.UUID(taken.key))
             elif taken.kind in PASS_KINDS:
                 await self.inbound.run_pass(taken.kind)
         except Held:
@@ -142,6 +147,6 @@ def driver(aws: PartnerCentral | None = None,
         outbound = Outbound(running.sessions, client)
         invitations = Invitations(running.sessions, client, page_size=s.page_size)
         await Driver(running.sessions, plain_dsn(running.settings.database_url), s, inbound, outbound,
-                     invitations).run(running.stop)
+                     invitations, Sharing(running.sessions, client)).run(running.stop)
 
     return aws_driver

@@ -11,9 +11,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from contracts import pipeline as pc
 from contracts import schedules, sync
 from contracts.base import Event
-from integrations.aws_partner_central import outbound_rules
+from integrations.aws_partner_central import outbound_rules, share_rules
 from integrations.aws_partner_central.driver import driver
-from integrations.aws_partner_central.models import SCHEMA, Invitation
+from integrations.aws_partner_central.models import SCHEMA, Invitation, Share
 from integrations.aws_partner_central.repository import PASS_KEY, SyncRepository
 from integrations.aws_partner_central.settings import get_aws_settings
 from runtime.errors import Conflict, Invalid, NotFound
@@ -114,6 +114,50 @@ async def decide_invitation(session: AsyncSession, command: sync.DecideAceInvita
     return invitation_view(invitation)
 
 
+def share_view(s: Share) -> sync.ShareView:
+    return sync.ShareView(deal_id=s.deal_id, opportunity_id=s.opportunity_id, solution_id=s.solution_id,
+                          state=s.state, error=s.error, requested_by=s.requested_by,  # type: ignore[arg-type]
+                          requested_at=s.requested_at, updated_at=s.updated_at)
+
+
+async def share_deal(session: AsyncSession, command: sync.ShareDealToAce) -> sync.ShareView:
+    """Record a deal to share to ACE; the driver sends it. A deal shared already is refused, one whose
+    share AWS refused may be shared again (from the step that failed)."""
+    settings = get_aws_settings()
+    solution = command.solution_id or settings.solution_id
+    if not solution:
+        raise Invalid("name the Partner Central solution to associate (S- and digits), or set "
+                      "AWS_PARTNER_CENTRAL_SOLUTION_ID for the worker", field="solution_id")
+    request = share_rules.create_request(command)
+    refused = share_rules.refusals("CreateOpportunity", {"Catalog": settings.catalog, "ClientToken": "t", **request})
+    if refused:
+        where, why = refused[0]
+        raise Invalid(f"AWS would refuse {where}: {why}", field=share_rules.FIELD_OF.get(where, where))
+    repo = SyncRepository(session, settings.catalog)
+    share = await repo.share(command.deal_id, lock=True)
+    actor = command.actor or "unknown"
+    if share is None:
+        share = Share(catalog=settings.catalog, deal_id=command.deal_id, client_token=share_rules.client_token(
+            command.deal_id), request=request, solution_id=solution, state="queued", requested_by=actor)
+        await repo.add_share(share)
+    elif share.state != "failed":
+        raise Conflict(f"deal {command.deal_id} is shared to ACE already"
+                       + (f" as {share.opportunity_id}" if share.opportunity_id else "") + f" ({share.state})")
+    else:
+        # Asked again after AWS refused it: from the step that failed. A create that failed is a new try
+        # (a new token: AWS would take the old one for the first request, with its old fields).
+        attempt = int(share.client_token.rsplit("-", 1)[1]) + 1 if share.client_token.count("-") > 5 else 1
+        if share.opportunity_id is None:
+            share.client_token = share_rules.client_token(command.deal_id, attempt)
+        share.request, share.solution_id, share.requested_by = request, solution, actor
+        share.state, share.error = ("created" if share.opportunity_id else "queued"), None
+        await session.flush()
+    await repo.request("share", str(command.deal_id), f"shared by {actor}")
+    await repo.wake_driver()
+    await session.refresh(share)
+    return share_view(share)
+
+
 async def status(session: AsyncSession, command: sync.GetSyncStatus) -> sync.SyncStatus:
     catalog = get_aws_settings().catalog
     repo = SyncRepository(session, catalog)
@@ -140,6 +184,7 @@ async def status(session: AsyncSession, command: sync.GetSyncStatus) -> sync.Syn
                                      reason=e.reason, edited_at=e.edited_at, sent_at=e.sent_at)
                for e in await repo.edits()],
         invitations=[invitation_view(i) for i in await repo.invitations()],
+        shares=[share_view(x) for x in await repo.shares()],
     )
 
 
@@ -158,6 +203,7 @@ definition = ServiceDefinition(
         (sync.GetSyncStatus, status),
         (sync.RefreshAceInvitations, refresh_invitations),
         (sync.DecideAceInvitation, decide_invitation),
+        (sync.ShareDealToAce, share_deal),
     ),
     workers=(driver(),),
 )

@@ -17,6 +17,7 @@ and the pass reads the list again from the cursor, up to MAX_SWEEPS times.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -24,6 +25,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from contracts import sync
 from integrations.aws_partner_central import mapping, outbound_rules
 from integrations.aws_partner_central.client import AwsRefused, AwsUnavailable, PartnerCentral
 from integrations.aws_partner_central.models import SCHEMA
@@ -35,6 +37,8 @@ logger = logging.getLogger(__name__)
 # A pass reads the list again (from the frozen cursor) at most this often when records keep changing
 # while it reads; what is still unseen then comes with the next pass or the reconciliation.
 MAX_SWEEPS = 3
+# AWS's error text as the sync-health event may carry it (no control characters but line breaks).
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 def utc_now() -> datetime:
@@ -89,7 +93,13 @@ class Inbound:
             raise
         finally:
             async with self.sessions.begin() as session:
-                await self.repo(session).finish_run(run_id, ok=error is None, error=error, **vars(counts))
+                repo = self.repo(session)
+                await repo.finish_run(run_id, ok=error is None, error=error, **vars(counts))
+                # The sync's health, for whoever watches it (the notifications' stale-sync rule).
+                await outbox.add_event(session, SCHEMA, sync.SyncRunFinishedV1(
+                    source=mapping.SOURCE, catalog=self.catalog, kind=kind, ok=error is None,
+                    finished_at=self.clock(), last_success_at=await repo.last_success(),
+                    error=_CONTROL.sub(" ", error)[:2000] if error else None))
             logger.info("aws-sync %s pass: %s%s", kind, vars(counts), f"; failed: {error}" if error else "")
         return counts
 
@@ -162,6 +172,9 @@ class Inbound:
             if event.external_id != ident:
                 await repo.record_problem(ident, listed, f"AWS answered with another opportunity ({event.external_id})")
                 return "failed"
+            if (deal_id := await repo.shared_deal(ident)) is not None:
+                # Made from one of our deals: the pipeline links that deal rather than making a second.
+                event = event.model_copy(update={"deal_id": deal_id})
             review = event.ace.review_status.value if event.ace and event.ace.review_status else None
             if not await repo.record_version(ident, event.last_modified, event.event_id, review,
                                              outbound_rules.fields_of_event(event)):

@@ -9,7 +9,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, DateTime, Identity, Integer, Text, Uuid, func
+from sqlalchemy import BigInteger, Boolean, DateTime, Identity, Index, Integer, Text, Uuid, func
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -134,3 +134,28 @@ class Invitation(Base):
     decision_error: Mapped[str | None] = mapped_column(Text)
     opportunity_id: Mapped[str | None] = mapped_column(Text)
     seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class Share(Base):
+    """A deal made in PartnerOps shared to ACE. The steps are CreateOpportunity (idempotent by
+    `client_token`, so a retry after a timeout finds the opportunity the first try made),
+    AssociateOpportunity with the solution, StartEngagementFromOpportunityTask; each step's result is
+    committed before the next, so a worker stopped anywhere resumes at the step it had not finished."""
+
+    __tablename__ = "share"
+    __table_args__ = (Index("ix_share_opportunity_id", "catalog", "opportunity_id", unique=True),)
+
+    catalog: Mapped[str] = mapped_column(Text, primary_key=True)
+    deal_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    client_token: Mapped[str] = mapped_column(Text)
+    # CreateOpportunity's parameters (without Catalog and ClientToken), built when it was asked for.
+    request: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    solution_id: Mapped[str] = mapped_column(Text)
+    opportunity_id: Mapped[str | None] = mapped_column(Text)
+    task_id: Mapped[str | None] = mapped_column(Text)
+    # queued | created | associated | submitted | failed
+    state: Mapped[str] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(Text)
+    requested_by: Mapped[str] = mapped_column(Text)
+    requested_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

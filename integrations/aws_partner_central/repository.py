@@ -14,6 +14,7 @@ from integrations.aws_partner_central.models import (
     Cursor,
     Invitation,
     OutboundEdit,
+    Share,
     SyncedOpportunity,
     SyncProblem,
     SyncRequest,
@@ -149,6 +150,31 @@ class SyncRepository:
             select(Invitation).where(Invitation.catalog == self.catalog)
             .order_by(text("status = 'PENDING' DESC"), Invitation.invited_at.desc().nulls_last()).limit(limit)))
 
+    # --------------------------------------------------------------------------------------- shares
+
+    async def share(self, deal_id: uuid.UUID, *, lock: bool = False) -> Share | None:
+        query = select(Share).where(Share.catalog == self.catalog, Share.deal_id == deal_id)
+        return await self.session.scalar(query.with_for_update() if lock else query)
+
+    async def add_share(self, share: Share) -> None:
+        self.session.add(share)
+        await self.session.flush()
+
+    async def shared_deal(self, opportunity_id: str) -> uuid.UUID | None:
+        """Our deal an ACE opportunity was created from, if it was shared from PartnerOps."""
+        return await self.session.scalar(select(Share.deal_id).where(
+            Share.catalog == self.catalog, Share.opportunity_id == opportunity_id))
+
+    async def set_share(self, deal_id: uuid.UUID, **values: Any) -> None:
+        if isinstance(values.get("error"), str):
+            values["error"] = values["error"][:2000]
+        await self.session.execute(update(Share).where(Share.catalog == self.catalog, Share.deal_id == deal_id)
+                                   .values(**values, updated_at=func.now()))
+
+    async def shares(self, limit: int = 50) -> list[Share]:
+        return list(await self.session.scalars(
+            select(Share).where(Share.catalog == self.catalog).order_by(Share.requested_at.desc()).limit(limit)))
+
     # --------------------------------------------------------------------------------- problems
 
     async def record_problem(self, opportunity_id: str, last_modified: datetime | None, reason: str) -> None:
@@ -188,7 +214,8 @@ class SyncRepository:
         first two are what a person is waiting for), oldest first."""
         return await self.session.scalar(
             select(SyncRequest).where(SyncRequest.not_before <= func.now())
-            .order_by(text("CASE kind WHEN 'refresh' THEN 0 WHEN 'push' THEN 1 WHEN 'decide' THEN 1 ELSE 2 END"),
+            .order_by(text("CASE kind WHEN 'refresh' THEN 0 WHEN 'push' THEN 1 WHEN 'decide' THEN 1 "
+                           "WHEN 'share' THEN 1 ELSE 2 END"),
                       SyncRequest.requested_at)
             .limit(1)
             .with_for_update(skip_locked=True))

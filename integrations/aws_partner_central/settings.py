@@ -25,6 +25,11 @@ class AwsSyncSettings(BaseSettings):
     page_size: int = Field(default=100, ge=1, le=100)
     # Pull from this long before the cursor: ACE's list may show a change a moment after its time.
     overlap_seconds: int = Field(default=300, ge=0, le=86400)
+    # The Partner Central solution a deal shared from PartnerOps is associated with, unless the person
+    # sharing it names another (S- and digits).
+    solution_id: str = Field(default="", pattern=r"^(S-[0-9]{1,19})?$")
+    # Seconds to wait for AWS's answer to one call before botocore retries it.
+    read_timeout_seconds: float = Field(default=30.0, gt=0, le=300)
     # How often waiting work (refreshes, passes) is looked for when nothing wakes the worker.
     poll_seconds: float = Field(default=2.0, gt=0)
 

@@ -9,6 +9,7 @@ from contracts import deadlines as dl
 from contracts import notifications as n
 from contracts import pipeline as p
 from contracts import schedules as s
+from contracts import sync as sy
 from contracts.base import Event
 from runtime.inbox import Subscription
 from runtime.service import ServiceDefinition
@@ -17,9 +18,9 @@ from services.notifications.rules import triggering_events
 
 CONSUMER = "notifications"
 
-# Events kept for the scans (deals, settings, deadlines), whether or not a rule fires on them.
+# Events kept for the scans (deals, settings, deadlines, sync health), whether or not a rule fires on them.
 COPIED: tuple[type[Event], ...] = (p.OpportunityCreatedV1, p.OpportunityUpdatedV1, p.OpportunityStageChangedV1,
-                                   p.PipelineSettingsChangedV1, dl.DeadlineChangedV1)
+                                   p.PipelineSettingsChangedV1, dl.DeadlineChangedV1, sy.SyncRunFinishedV1)
 
 
 async def _one(session: AsyncSession, event: Event) -> None:

@@ -102,6 +102,20 @@ class DeadlineCopy(Base):
     __table_args__ = (Index("deadline_due_date_idx", "due_date", postgresql_where="status = 'open'"),)
 
 
+class SyncHealthCopy(Base):
+    """The newest pass of each sync worker's source (contracts/sync.py SyncRunFinishedV1), for the
+    stale-sync scan: a worker that stopped publishing goes stale here too."""
+
+    __tablename__ = "sync_health"
+
+    source: Mapped[str] = mapped_column(String(20), primary_key=True)
+    catalog: Mapped[str] = mapped_column(Text, primary_key=True)
+    last_run_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_ok: Mapped[bool] = mapped_column(Boolean)
+    last_success_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+
 class Alert(Base):
     """One alert for one person: their in-app feed. (rule, key, user_id) fires once per rule window."""
 

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts import deadlines as dl
 from contracts import pipeline as p
+from contracts import sync
 from services.notifications.domain import Recipient
 from services.notifications.models import (
     Alert,
@@ -21,8 +22,9 @@ from services.notifications.models import (
     Person,
     PipelineSettings,
     Preference,
+    SyncHealthCopy,
 )
-from services.notifications.rules import DeadlineView, DealView
+from services.notifications.rules import DeadlineView, DealView, SyncView
 
 
 class PeopleRepository:
@@ -110,6 +112,24 @@ class PipelineCopyRepository:
         return [DeadlineView(key=r.key, kind=r.kind, title=r.title, due_date=r.due_date, time_zone=r.time_zone,
                              link=r.link, owner=r.owner, amount_at_stake=r.amount_at_stake, currency=r.currency)
                 for r in rows]
+
+    async def upsert_sync(self, e: sync.SyncRunFinishedV1) -> None:
+        """The newest pass of a source wins; the newest success is kept whatever came after it."""
+        values = {"source": e.source.value, "catalog": e.catalog, "last_run_at": e.finished_at, "last_ok": e.ok,
+                  "last_success_at": e.last_success_at, "last_error": None if e.ok else e.error}
+        stmt = insert(SyncHealthCopy).values(values)
+        await self.session.execute(stmt.on_conflict_do_update(
+            index_elements=[SyncHealthCopy.source, SyncHealthCopy.catalog],
+            set_={"last_run_at": stmt.excluded.last_run_at, "last_ok": stmt.excluded.last_ok,
+                  "last_error": stmt.excluded.last_error,
+                  "last_success_at": func.greatest(SyncHealthCopy.last_success_at, stmt.excluded.last_success_at)},
+            where=SyncHealthCopy.last_run_at < stmt.excluded.last_run_at))
+
+    async def syncs(self) -> list[SyncView]:
+        rows = await self.session.scalars(select(SyncHealthCopy).order_by(SyncHealthCopy.source,
+                                                                          SyncHealthCopy.catalog))
+        return [SyncView(source=r.source, catalog=r.catalog, last_run_at=r.last_run_at, last_ok=r.last_ok,
+                         last_success_at=r.last_success_at, last_error=r.last_error) for r in rows]
 
     async def put_settings(self, version: int, settings: dict[str, Any]) -> None:
         stmt = insert(PipelineSettings).values(id=1, version=version, settings=settings)

@@ -17,6 +17,7 @@ from typing import Any
 from contracts import contacts as ct
 from contracts import deadlines as dl
 from contracts import pipeline as p
+from contracts import sync as sy
 from contracts import week as w
 from contracts.base import Event
 from runtime.formatting import money
@@ -56,11 +57,24 @@ class DeadlineView:
 
 
 @dataclass(frozen=True)
+class SyncView:
+    """A sync worker's source, as its newest pass left it (contracts/sync.py SyncRunFinishedV1)."""
+
+    source: str
+    catalog: str
+    last_run_at: datetime
+    last_ok: bool
+    last_success_at: datetime | None
+    last_error: str | None
+
+
+@dataclass(frozen=True)
 class ScanInput:
     now: datetime
     open_deals: Sequence[DealView]
     settings: dict[str, Any]
     open_deadlines: Sequence[DeadlineView] = ()
+    syncs: Sequence[SyncView] = ()
 
 
 EventRule = Callable[[Event, dict[str, Any]], list[Fired]]
@@ -215,6 +229,39 @@ def contact_cooling(event: Event, settings: dict[str, Any]) -> list[Fired]:
                   link=event.link, owner=event.owner)]
 
 
+_SOURCE_NAMES = {"aws": "AWS Partner Central", "gcp": "Google Cloud", "azure": "Microsoft"}
+
+
+def _ago(delta: timedelta) -> str:
+    minutes = int(delta.total_seconds() // 60)
+    return f"{minutes} minutes" if minutes < 120 else f"{minutes // 60} hours" if minutes < 2880 \
+        else f"{minutes // 1440} days"
+
+
+def sync_stale(scan: ScanInput) -> list[Fired]:
+    """A source whose last good pass is older than the stale line (or that has run but never well for
+    that long). The key is the episode — the last success it is stale since — so it fires once per
+    episode: a good pass ends it, and the next staleness is a new one."""
+    fired = []
+    for x in scan.syncs:
+        since = x.last_success_at or x.last_run_at
+        if scan.now - since <= sy.STALE_AFTER:
+            continue
+        name = f"{_SOURCE_NAMES.get(x.source, x.source)} ({x.catalog})"
+        good = f"its last good pass ended {_ago(scan.now - since)} ago ({since.isoformat(timespec='minutes')})" \
+            if x.last_success_at else f"no pass has succeeded since its first run {_ago(scan.now - since)} ago"
+        last = (f" The last pass, at {x.last_run_at.isoformat(timespec='minutes')}, failed: {x.last_error[:300]}"
+                if not x.last_ok and x.last_error else
+                " No pass has ended since: the worker may be down." if x.last_run_at <= since else "")
+        fired.append(Fired(
+            key=f"{x.source}:{x.catalog}:{x.last_success_at.isoformat() if x.last_success_at else 'never'}",
+            title=f"Sync stale: {name}",
+            why=f"The {name} sync is stale: {good}, longer than the {_ago(sy.STALE_AFTER)} a sync may go "
+                f"without one.{last}",
+            link="/sync", owner=None))
+    return fired
+
+
 # ---------------------------------------------------------------------------------------- the table
 
 RULES: tuple[Rule, ...] = (
@@ -249,6 +296,10 @@ RULES: tuple[Rule, ...] = (
          "A contact marked crucial will go cold within the warning window (or has), as the relationships "
          "service computes strength.",
          Audience.owner_and_admins, timedelta(days=14), on=(ct.ContactCoolingV1,), on_event=contact_cooling),
+    Rule("sync_stale", "Sync stale",
+         "A sync worker's source (AWS Partner Central, ...) has had no good pass for longer than the stale "
+         "line of the sync page (contracts/sync.py STALE_AFTER); once per episode, until a good pass.",
+         Audience.admins, timedelta(days=365), scan=sync_stale),
     Rule("task_carried", "Task carried three times",
          "An open task has been carried unfinished into the weekly meeting three times or more.",
          Audience.owner_and_admins, timedelta(days=365), on=(w.TaskCarriedV1,), on_event=task_carried),

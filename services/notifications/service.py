@@ -15,6 +15,7 @@ from contracts import deadlines as dl
 from contracts import notifications as n
 from contracts import pipeline as p
 from contracts import schedules as s
+from contracts import sync
 from contracts.base import Event
 from runtime.errors import Conflict, Invalid, NotFound
 from services.notifications import digest, emails
@@ -92,6 +93,8 @@ async def on_events(session: AsyncSession, events: Sequence[Event]) -> None:
             await copy.put_settings(event.settings.version, event.settings.model_dump(mode="json"))
         elif isinstance(event, dl.DeadlineChangedV1):
             await copy.upsert_deadline(event.deadline)
+        elif isinstance(event, sync.SyncRunFinishedV1):
+            await copy.upsert_sync(event)
     settings = await copy.settings()
     cutoff = now() - EVENT_ALERT_MAX_AGE
     for event in events:
@@ -113,7 +116,7 @@ async def on_hourly(session: AsyncSession, events: Sequence[Event]) -> None:
 async def scan(session: AsyncSession, at: datetime) -> int:
     copy = PipelineCopyRepository(session)
     view = ScanInput(now=at, open_deals=await copy.open_deals(), settings=await copy.settings(),
-                     open_deadlines=await copy.open_deadlines())
+                     open_deadlines=await copy.open_deadlines(), syncs=await copy.syncs())
     raised = 0
     for rule in RULES:
         if rule.scan is not None:

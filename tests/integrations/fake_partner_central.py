@@ -3,8 +3,9 @@
 AWSPartnerCentralSelling.<Operation>`), checks every request against the operation's input shape in
 botocore's own model (a request the model refuses is a test failure), and serves a catalog of
 opportunities sorted and paged the way ListOpportunities documents. Faults are scripted per call:
-throttling (429), a server error (500), and a gate that holds one call until the test lets it go (to
-kill the worker mid-page)."""
+throttling (429), a server error (500), a gate that holds one call until the test lets it go (to
+kill the worker mid-page), and an answer held after the work is done (a timeout the caller retries).
+CreateOpportunity is idempotent by its ClientToken, as AWS's is."""
 
 from __future__ import annotations
 
@@ -43,7 +44,11 @@ class Fake:
     faults: dict[tuple[str, int], int] = field(default_factory=dict)
     # Called before answering each call (a test may block here, or change the catalog mid-page).
     before: Callable[[str, dict[str, Any], int], None] | None = None
+    after: Callable[[str, dict[str, Any], int], None] | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # CreateOpportunity's ClientTokens and the opportunity each made (AWS's idempotency).
+    tokens: dict[str, str] = field(default_factory=dict)
+    id_base: int = 0
 
     def count(self, operation: str) -> int:
         return sum(1 for op, _ in self.calls if op == operation)
@@ -67,7 +72,11 @@ class Fake:
         handler = getattr(self, operation, None)
         if handler is None:
             return 400, {"__type": "ValidationException", "message": f"{operation} is not faked"}
-        return 200, handler(params)
+        answer = handler(params)
+        if self.after is not None:
+            # Done on AWS's side; the answer may still be lost (a test holds it past the read timeout).
+            self.after(operation, params, nth)
+        return 200, answer
 
     def ListOpportunities(self, params: dict[str, Any]) -> dict[str, Any]:
         after = (params.get("LastModifiedDate") or {}).get("AfterLastModifiedDate")
@@ -90,6 +99,41 @@ class Fake:
     def GetOpportunity(self, params: dict[str, Any]) -> dict[str, Any]:
         with self.lock:
             return dict(self.opportunities[params["Identifier"]])
+
+    def CreateOpportunity(self, params: dict[str, Any]) -> dict[str, Any]:
+        """AWS's idempotency: a repeat of a ClientToken answers with the opportunity the first call made."""
+        with self.lock:
+            token = params["ClientToken"]
+            if token not in self.tokens:
+                ident = f"O{9_000_000_000 + len(self.tokens) + 1 + self.id_base}"
+                at = datetime.now(UTC)
+                life = {**params.get("LifeCycle", {}), "ReviewStatus": "Pending Submission"}
+                self.opportunities[ident] = {
+                    "Catalog": params["Catalog"], "Id": ident, "LastModifiedDate": at, "CreatedDate": at,
+                    "RelatedEntityIdentifiers": {}, "Project": params.get("Project", {}),
+                    "Customer": params.get("Customer", {}), "LifeCycle": life,
+                    **{k: params[k] for k in ("Origin", "OpportunityType", "PartnerOpportunityIdentifier")
+                       if k in params}}
+                self.tokens[token] = ident
+            ident = self.tokens[token]
+            return {"Id": ident, "LastModifiedDate": self.opportunities[ident]["LastModifiedDate"]}
+
+    def AssociateOpportunity(self, params: dict[str, Any]) -> dict[str, Any]:
+        with self.lock:
+            opp = self.opportunities[params["OpportunityIdentifier"]]
+            solutions = opp["RelatedEntityIdentifiers"].setdefault(params["RelatedEntityType"], [])
+            if params["RelatedEntityIdentifier"] not in solutions:
+                solutions.append(params["RelatedEntityIdentifier"])
+        return {}
+
+    def StartEngagementFromOpportunityTask(self, params: dict[str, Any]) -> dict[str, Any]:
+        with self.lock:
+            opp = self.opportunities[params["Identifier"]]
+            self.opportunities[params["Identifier"]] = {
+                **opp, "LastModifiedDate": datetime.now(UTC),
+                "LifeCycle": {**opp["LifeCycle"], "ReviewStatus": "Submitted"}}
+        return {"TaskId": f"task-{params['ClientToken'][-12:]}", "TaskStatus": "COMPLETE",
+                "OpportunityId": params["Identifier"], "StartTime": datetime.now(UTC)}
 
     def GetAwsOpportunitySummary(self, params: dict[str, Any]) -> dict[str, Any]:
         return {"Catalog": params["Catalog"], "RelatedOpportunityId": params["RelatedOpportunityIdentifier"],

@@ -10,6 +10,7 @@ import dataclasses
 import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from uuid import uuid4
 
 import pytest
 from botocore.stub import Stubber
@@ -487,3 +488,144 @@ class TestInvitations:
 async def _decision(db, ident: str, state: str) -> dict | None:
     row = await invitation_row(db, ident)
     return row if row and row["decision_state"] == state else None
+
+
+# -------------------------------------------------------------------------------------- sharing
+
+
+async def new_deal(nc, *, pipeline: str = "cosell", name: str | None = None):
+    from decimal import Decimal
+
+    from contracts import pipeline as pc
+
+    return await send(nc, pc.CreateOpportunity(
+        name=name or f"Lakehouse {unique('')[:6]}", customer="Initech", amount=Decimal("60000.00"),
+        deal_model=pc.DealModel.cosell if pipeline == "cosell" else pc.DealModel.resale, pipeline=pipeline,
+        stage="technical_validation" if pipeline == "cosell" else None, actor="tests"))
+
+
+async def share_row(db, deal_id) -> dict | None:
+    rows = await sql(db, "SELECT * FROM aws_sync.share WHERE deal_id = $1", deal_id)
+    return dict(rows[0]) if rows else None
+
+
+async def share_api(edge, deal_id, body: dict, token: str = "decider"):
+    g, tokens, _ = edge
+    async with g.client() as client:
+        return await client.post(f"/api/opportunities/{deal_id}/share/aws", json=body,
+                                 headers={"authorization": f"Bearer {tokens[token]}"})
+
+
+class TestSharing:
+    async def test_a_manager_shares_a_cosell_deal_and_it_comes_back_linked(self, edge, worker_db, aws, gateway_nc):
+        _, stubber = aws
+        deal = await new_deal(gateway_nc)
+        token, ace_id = f"partnerops-{deal.id}", "O" + unique("")[:9].translate(str.maketrans("abcdef", "123456"))
+        # Every call checked against the model by the Stubber, and its parameters exactly as expected.
+        stubber.add_response("create_opportunity", {"Id": ace_id, "LastModifiedDate": datetime.now(UTC)}, {
+            "Catalog": CATALOG, "ClientToken": token, "Origin": "Partner Referral",
+            "OpportunityType": "Net New Business", "PartnerOpportunityIdentifier": str(deal.id),
+            "Customer": {"Account": {"CompanyName": "Initech", "WebsiteUrl": "https://initech.example",
+                                     "Address": {"CountryCode": "DE"}}},
+            "Project": {"Title": deal.name, "CustomerBusinessProblem": "Reports take eleven hours every night.",
+                        "ExpectedCustomerSpend": [{"Amount": "5000.00", "CurrencyCode": "USD",
+                                                   "Frequency": "Monthly", "TargetCompany": "AWS"}]},
+            "LifeCycle": {"Stage": "Technical Validation"}})
+        stubber.add_response("associate_opportunity", {}, {
+            "Catalog": CATALOG, "OpportunityIdentifier": ace_id, "RelatedEntityType": "Solutions",
+            "RelatedEntityIdentifier": "S-0000007"})
+        stubber.add_response("start_engagement_from_opportunity_task", {
+            "TaskId": "task-7", "TaskStatus": "COMPLETE", "OpportunityId": ace_id}, {
+            "Catalog": CATALOG, "Identifier": ace_id, "ClientToken": f"{token}-submit",
+            "AwsSubmission": {"InvolvementType": "Co-Sell", "Visibility": "Full"}})
+        created = opportunity(ace_id, modified=datetime.now(UTC) - timedelta(seconds=5), title=deal.name,
+                              company="Initech", stage="Technical Validation", review="Submitted", monthly="5000.00")
+        detail(stubber, CATALOG, created, summary=False)
+        response = await share_api(edge, deal.id, {
+            "solution_id": "S-0000007", "website": "https://initech.example", "country_code": "DE",
+            "business_problem": "Reports take eleven hours every night."})
+        assert response.status_code == 202, response.text
+        assert response.json()["state"] == "queued" and response.json()["requested_by"].startswith("token:")
+        share = await eventually(lambda: _share_in(worker_db, deal.id, "submitted"), what="the share submitted")
+        assert share["opportunity_id"] == ace_id and share["task_id"] == "task-7"
+        linked = await eventually(lambda: _linked(worker_db, deal.id), what="the deal linked to its ACE record")
+        assert (linked["source"], linked["external_id"]) == ("aws", ace_id)
+        assert json.loads(linked["ace"])["review_status"] == "Submitted"
+        count = await sql(worker_db, "SELECT count(*) AS n FROM pipeline.opportunity WHERE name = $1", deal.name)
+        assert count[0]["n"] == 1
+        await eventually(lambda: asyncio.sleep(0, not stubber._queue), what="every stubbed call made")
+        audit = await sql(worker_db, "SELECT action FROM gateway.audit_log WHERE entity_id = $1", str(deal.id))
+        assert "opportunity.shared" in [a["action"] for a in audit]
+        status = await send(gateway_nc, sync.GetSyncStatus())
+        assert any(s.deal_id == deal.id and s.state == "submitted" for s in status.shares)
+        # Shared already (and now in ACE): refused, nothing sent again.
+        again = await share_api(edge, deal.id, {"solution_id": "S-0000007"})
+        assert again.status_code == 409 and ace_id in again.text
+
+    async def test_what_cannot_be_shared_is_refused_and_nothing_is_sent(self, edge, worker_db, gateway_nc):
+        deal, resale = await new_deal(gateway_nc), await new_deal(gateway_nc, pipeline="resale")
+        for body, status in (({"solution_id": "S-1; DROP"}, 422), ({"solution_id": "S-1", "extra": 1}, 422),
+                             ({"country_code": "de"}, 422), ({"business_problem": "too short"}, 422),
+                             ({"website": "javascript:alert(1)"}, 422), ({"solution_id": "S-1" + "9" * 30}, 422),
+                             ({"business_problem": "x" * 2001}, 422), ({"website": "https://a.b/\x00"}, 422),
+                             # No solution named and the worker has no default.
+                             ({}, 422),
+                             # A country AWS does not know: refused by the worker from the model's own enum.
+                             ({"solution_id": "S-1", "country_code": "ZZ"}, 422)):
+            response = await share_api(edge, deal.id, body)
+            assert response.status_code == status, (body, response.text)
+        refused = await share_api(edge, deal.id, {"solution_id": "S-1", "country_code": "ZZ"})
+        assert "country_code" in refused.text or "CountryCode" in refused.text
+        assert (await share_api(edge, resale.id, {"solution_id": "S-1"})).status_code == 409
+        assert (await share_api(edge, uuid4(), {"solution_id": "S-1"})).status_code == 404
+        assert (await share_api(edge, deal.id, {"solution_id": "S-1"}, token="reader")).status_code == 403
+        g, _, viewer = edge
+        assert (await viewer.post(f"/api/opportunities/{deal.id}/share/aws", json={"solution_id": "S-1"})
+                ).status_code == 403
+        async with g.client() as anonymous:
+            assert (await anonymous.post(f"/api/opportunities/{deal.id}/share/aws", json={})).status_code == 401
+        assert await share_row(worker_db, deal.id) is None and await share_row(worker_db, resale.id) is None
+
+    async def test_the_deal_page_offers_it_to_a_manager_and_the_form_queues_it(self, edge, worker_db, aws,
+                                                                               gateway_nc):
+        from gateway.auth import Role
+
+        _, stubber = aws
+        deal = await new_deal(gateway_nc)
+        g, _, viewer = edge
+        manager, csrf = g.people[Role.manager]  # type: ignore[misc]
+        page = await manager.get(f"/opportunities/{deal.id}", headers={"accept": "text/html"})
+        assert 'data-testid="share-aws"' in page.text
+        seen = await viewer.get(f"/opportunities/{deal.id}", headers={"accept": "text/html"})
+        assert seen.status_code == 200 and 'data-testid="share-aws"' not in seen.text
+        bad = await manager.post(f"/opportunities/{deal.id}/share", headers={"accept": "text/html"},
+                                 data={"solution_id": "S-9", "country_code": "ZZ", "csrf_token": csrf})
+        assert bad.status_code == 422 and "AWS would refuse" in bad.text
+        # AWS refuses the create (a validation AWS does itself): the share says so and may be asked again.
+        stubber.add_client_error("create_opportunity", "ValidationException", "Customer.Account.Industry is required",
+                                 400)
+        form = await manager.post(f"/opportunities/{deal.id}/share", headers={"accept": "text/html"},
+                                  data={"solution_id": "S-9", "csrf_token": csrf})
+        assert form.status_code == 303 and "Shared+to+AWS" in form.headers["location"]
+        failed = await eventually(lambda: _share_in(worker_db, deal.id, "failed"), what="the refusal recorded")
+        assert "Industry is required" in failed["error"]
+        await eventually(lambda: asyncio.sleep(0, not stubber._queue), what="the create tried")
+        page = await viewer.get("/sync", headers={"accept": "text/html"})
+        assert 'data-testid="sync-shares"' in page.text and "Industry is required" in page.text
+        # Asked again after the refusal: a new try, with a new token (the old one belongs to the refused fields).
+        stubber.add_client_error("create_opportunity", "AccessDeniedException", "no", 403)
+        again = await share_api(edge, deal.id, {"solution_id": "S-9"})
+        assert again.status_code == 202, again.text
+        retried = await eventually(lambda: _share_in(worker_db, deal.id, "failed", token_suffix="-1"),
+                                   what="the second try")
+        assert retried["client_token"] == f"partnerops-{deal.id}-1"
+
+
+async def _share_in(db, deal_id, state: str, token_suffix: str = "") -> dict | None:
+    row = await share_row(db, deal_id)
+    return row if row and row["state"] == state and row["client_token"].endswith(token_suffix) else None
+
+
+async def _linked(db, deal_id) -> dict | None:
+    rows = await sql(db, "SELECT source, external_id, ace FROM pipeline.opportunity WHERE id = $1", deal_id)
+    return dict(rows[0]) if rows and rows[0]["external_id"] else None

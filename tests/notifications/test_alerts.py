@@ -203,3 +203,43 @@ class TestRelationshipsRules:
             mine = [a for a in (await feed(bus_client, user)).items if a.link == event.link]
             assert len(mine) == 1 and mine[0].rule == "contact_cooling", user
             assert "goes cold in 5 days" in mine[0].why and "$180,000" in mine[0].why
+
+
+class TestSyncStale:
+    async def test_a_stale_sync_alerts_the_admins_once_per_episode(self, service, bus_client):
+        from contracts import sync
+
+        catalog = f"Cat{uuid.uuid4().hex[:8]}"
+        now = datetime.now(UTC)
+
+        def finished(at, *, ok=True, success=None, error=None):
+            return sync.SyncRunFinishedV1(source="aws", catalog=catalog, kind="incremental", ok=ok, finished_at=at,
+                                          last_success_at=at if ok else success, error=error)
+
+        def mine(feed_):
+            return [a for a in feed_.items if a.rule == "sync_stale" and catalog in a.title]
+
+        good = now - timedelta(minutes=30)
+        await publish(bus_client, finished(good))
+        await settled(bus_client, service)
+        await publish(bus_client, tick(now))  # 30 minutes: not stale
+        await settled(bus_client, service)
+        assert mine(await feed(bus_client, ADMIN)) == []
+        # The passes fail from then on; the next ticks find it stale: one alert, however many ticks.
+        await publish(bus_client, finished(now + timedelta(minutes=20), ok=False, success=good,
+                                           error="ThrottlingException from AWS (after retries)"))
+        await settled(bus_client, service)
+        for hours in (1, 2, 3):
+            await publish(bus_client, tick(now + timedelta(hours=hours)))
+        await settled(bus_client, service)
+        [alert] = mine(await feed(bus_client, ADMIN))
+        assert alert.link == "/sync" and "ThrottlingException" in alert.why
+        assert mine(await feed(bus_client, OWNER)) == [] and mine(await feed(bus_client, MANAGER)) == []
+        # A good pass ends the episode; stale again later is a new episode and a new alert.
+        recovered = now + timedelta(hours=4)
+        await publish(bus_client, finished(recovered))
+        await settled(bus_client, service)
+        await publish(bus_client, tick(recovered + timedelta(minutes=10)))
+        await publish(bus_client, tick(recovered + timedelta(hours=2)))
+        await settled(bus_client, service)
+        assert len(mine(await feed(bus_client, ADMIN))) == 2

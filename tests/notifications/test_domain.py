@@ -158,3 +158,32 @@ def test_a_task_carried_three_times_fires_and_twice_does_not():
     assert task_carried(carried(2), {}) == []
     fired = task_carried(carried(3), {})
     assert len(fired) == 1 and "3 weekly meetings" in fired[0].why and fired[0].link == "/week?week=2026-11-30"
+
+
+class TestSyncStale:
+    def view(self, now, *, success_ago=None, run_ago=timedelta(minutes=5), ok=True, error=None):
+        from services.notifications.rules import SyncView
+
+        return SyncView(source="aws", catalog="AWS", last_run_at=now - run_ago, last_ok=ok,
+                        last_success_at=now - success_ago if success_ago is not None else None, last_error=error)
+
+    def test_stale_only_past_the_line_and_keyed_by_the_episode(self):
+        from contracts.sync import STALE_AFTER
+        from services.notifications.rules import sync_stale
+
+        now = datetime(2026, 12, 1, 12, tzinfo=UTC)
+
+        def fired(*views):
+            return sync_stale(ScanInput(now=now, open_deals=(), settings={}, syncs=views))
+
+        assert fired(self.view(now, success_ago=STALE_AFTER)) == []
+        [one] = fired(self.view(now, success_ago=STALE_AFTER + timedelta(minutes=1), run_ago=timedelta(minutes=3),
+                                ok=False, error="ThrottlingException from AWS (after retries)"))
+        assert one.key == f"aws:AWS:{(now - STALE_AFTER - timedelta(minutes=1)).isoformat()}" and one.link == "/sync"
+        assert "61 minutes" in one.why and "ThrottlingException" in one.why and one.title.startswith("Sync stale")
+        # Later in the same episode: the same key (the alert table keeps it to one); a good pass ends it.
+        [later] = fired(self.view(now, success_ago=timedelta(hours=5), run_ago=timedelta(hours=5)))
+        assert "worker may be down" in later.why and "5 hours" in later.why
+        # Never a good pass, for longer than the line since the first run.
+        [never] = fired(self.view(now, run_ago=timedelta(hours=2), ok=False, error="AccessDeniedException"))
+        assert never.key == "aws:AWS:never" and "no pass has succeeded" in never.why

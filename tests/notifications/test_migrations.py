@@ -23,6 +23,6 @@ async def test_downgrade_to_base_and_upgrade_again(servers):
         tables = {r["tablename"] for r in await conn.fetch(
             "SELECT tablename FROM pg_tables WHERE schemaname = 'notifications'")}
         assert tables == {"alembic_version", "outbox", "inbox", "person", "preference", "deal", "pipeline_settings",
-                          "alert", "delivery", "deadline"}
+                          "alert", "delivery", "deadline", "sync_health"}
     finally:
         await conn.close()

@@ -167,3 +167,42 @@ class TestDeadLetters:
         await send_and_wait(bus_client, pipeline_service, moved)
         assert consumer(pipeline_service).stats.dead_lettered == before + 1
         assert (await stored(pipeline_db, first.external_id))[0]["stage"] == "qualified"
+
+
+class TestSharedDeals:
+    """A deal made in PartnerOps and shared to ACE comes back as the record's first version, naming the
+    deal: the deal becomes that record (no second deal), and later versions update it."""
+
+    async def test_the_first_version_links_the_deal_and_later_ones_update_it(self, bus_client, pipeline_service,
+                                                                              pipeline_db):
+        deal = await send(bus_client, c.CreateOpportunity(
+            name="Shared deal", customer="Initech", amount=Decimal("24000.00"), deal_model=c.DealModel.cosell,
+            pipeline="cosell", stage="qualified", actor="tests"))
+        t0 = datetime.now(UTC) - timedelta(minutes=10)
+        first = external(stage="Qualified", amount="24000.00", last_modified=t0,
+                         name="Shared deal").model_copy(update={"deal_id": deal.id})
+        later = first.model_copy(update={"event_id": uuid.uuid4(), "stage": "Committed",
+                                         "last_modified": t0 + timedelta(minutes=5)})
+        await send_and_wait(bus_client, pipeline_service, first, later)
+        rows = await stored(pipeline_db, first.external_id)
+        assert [r["id"] for r in rows] == [deal.id] and rows[0]["stage"] == "committed"
+        detail = await send(bus_client, c.GetOpportunity(opportunity_id=deal.id))
+        assert detail.source is c.Source.aws and detail.hyperscaler is c.Hyperscaler.aws
+
+    async def test_a_deal_deleted_meanwhile_makes_the_record_a_deal_of_its_own(self, bus_client, pipeline_service,
+                                                                                 pipeline_db):
+        event = external(stage="Prospect").model_copy(update={"deal_id": uuid.uuid4()})
+        await send_and_wait(bus_client, pipeline_service, event)
+        assert len(await stored(pipeline_db, event.external_id)) == 1
+
+    async def test_a_deal_linked_to_another_record_is_not_linked_twice(self, bus_client, pipeline_service,
+                                                                        pipeline_db):
+        first = external(stage="Prospect")
+        await send_and_wait(bus_client, pipeline_service, first)
+        [row] = await stored(pipeline_db, first.external_id)
+        before = consumer(pipeline_service).stats.dead_lettered
+        other = external(stage="Prospect").model_copy(update={"deal_id": row["id"]})
+        await send_and_wait(bus_client, pipeline_service, other)
+        assert consumer(pipeline_service).stats.dead_lettered == before + 1
+        assert await stored(pipeline_db, other.external_id) == []
+        assert len(await stored(pipeline_db, first.external_id)) == 1

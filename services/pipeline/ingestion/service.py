@@ -21,6 +21,7 @@ from runtime.errors import Invalid
 from services.pipeline.config.repository import ConfigRepository
 from services.pipeline.opportunities import domain
 from services.pipeline.opportunities import service as opportunities
+from services.pipeline.opportunities.domain import OpportunityState
 from services.pipeline.opportunities.repository import OpportunityRepository
 
 
@@ -38,6 +39,7 @@ async def apply_external(session: AsyncSession, events: list[sync.OpportunityExt
         # Another consumer may be creating the same records: wait for it, then look again.
         await repo.lock_external_keys(missing)
         stored.update(await repo.by_external_ids(missing))
+    linking = await _shared_deals(repo, events, stored)
     stage_sets = await ConfigRepository(session).stage_sets()
     work = opportunities.Work(actor="sync")
     outcomes: Counter[str] = Counter()
@@ -56,6 +58,10 @@ async def apply_external(session: AsyncSession, events: list[sync.OpportunityExt
         for name in ("partner_id", "owner"):
             if getattr(event, name) is not None:
                 fields[name] = getattr(event, name)
+        if key in linking and linking[key] is stored.get(key):
+            # The first version of a record made from one of our deals: the deal becomes that record.
+            fields.update(source=source, external_id=event.external_id)
+            del linking[key]
         state = stored.get(key)
         if state is None:
             stored[key] = opportunities.plan_create(opportunities.Draft(**fields), stage_sets=stage_sets,
@@ -73,3 +79,26 @@ async def apply_external(session: AsyncSession, events: list[sync.OpportunityExt
             outcomes["updated" if changed else "unchanged"] += 1
     await work.write(session)
     return outcomes
+
+
+async def _shared_deals(repo: OpportunityRepository, events: list[sync.OpportunityExternalUpsertedV1],
+                        stored: dict[tuple[str, str], OpportunityState]) -> dict[tuple[str, str], OpportunityState]:
+    """Deals shared from PartnerOps whose external record is not stored yet: each is put in `stored` under
+    the record's key (so its versions update the deal, never make a second one) and returned by key. A
+    deal deleted since is no link (the record becomes a deal of its own); one linked to another record
+    already is refused."""
+    wanted = {(e.source.value, e.external_id): e.deal_id for e in events
+              if e.deal_id is not None and (e.source.value, e.external_id) not in stored}
+    if not wanted:
+        return {}
+    deals = await repo.get_many(sorted(set(wanted.values())), for_update=True)
+    linking: dict[tuple[str, str], OpportunityState] = {}
+    for key, deal_id in wanted.items():
+        deal = deals.get(deal_id)  # type: ignore[arg-type]
+        if deal is None:
+            continue
+        if deal.external_id is not None and (deal.source, deal.external_id) != key:
+            raise Invalid(f"deal {deal_id} is {deal.source} {deal.external_id} already; it cannot also be "
+                          f"{key[0]} {key[1]}", field="deal_id")
+        stored[key] = linking[key] = deal
+    return linking
