@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from typing import Annotated, Any
 from urllib.parse import urlencode
 from uuid import UUID
@@ -21,6 +22,7 @@ from contracts.quarters import Quarter
 from gateway import audit, people
 from gateway.auth import Principal, Role
 from gateway.models import User
+from gateway.read_models import forecast as fc
 from gateway.routes.pipeline import OpportunityPatch, update_opportunity
 from gateway.state import bus, sessions
 from gateway.web.common import Member, Viewer, field_errors, not_found, render
@@ -70,6 +72,11 @@ class Column:
         for o in self.deals:
             sums[o.currency] = sums.get(o.currency, 0) + o.amount
         return sums
+
+    def converted(self, settings: pc.PipelineSettings) -> tuple[Decimal, dict[str, Decimal]]:
+        """The column's total in the reporting currency, as the dashboard converts (read_models/forecast.py),
+        and what has no exchange rate (shown apart)."""
+        return fc.convert(self.amounts, settings)
 
 
 @dataclass

@@ -178,6 +178,24 @@ class TestSmallerThings:
         assert 'data-testid="overdue"' in card and "overdue: was to close" in card
 
 
+class TestBoardTotals:
+    async def test_a_column_total_converts_currencies_as_the_dashboard_does(self, gateway: Gateway):
+        manager = gateway.people[Role.manager]
+        response = await manager.client.patch("/api/pipeline/settings", json={"fx_rates": {"EUR": "1.10"}},
+                                              headers={"x-csrf-token": manager.csrf})
+        assert response.status_code == 200, response.text
+        partner = await _partner(gateway)
+        await _deal(gateway, amount="247000", partner_id=partner["id"])
+        await _deal(gateway, amount="46000", currency="EUR", partner_id=partner["id"])
+        board = (await gateway.people[Role.viewer].client.get(f"/pipeline?partner={partner['id']}",
+                                                              headers=HTML)).text
+        total = re.search(r'data-testid="total-lead" title="([^"]*)">([^<]*)<', board)
+        assert total, board.split('data-testid="column-lead"')[1][:600]
+        assert total[2] == "$298K", "247,000 + 46,000 x 1.10 = 297,600, in dollars like the dashboard"
+        assert "$247,000 + €46,000" in total[1]
+        assert "€46K" not in board.split('data-testid="column-lead"')[1].split("</h2>")[0]
+
+
 class TestErrorPages:
     async def test_a_person_gets_pages_and_a_program_gets_json(self, gateway: Gateway):
         viewer = gateway.people[Role.viewer]
