@@ -1,6 +1,7 @@
 """Stage sets: the stages of a pipeline in order, with their probabilities, the built-in sets, and the events
-and commands that define them."""
+and commands that define them, and the one probability rule (`probability_of`)."""
 
+from collections.abc import Iterable, Mapping
 from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -60,8 +61,6 @@ class StageSet(BaseModel):
 
 
 COSELL = "cosell"
-
-
 RESALE = "resale"
 
 
@@ -88,6 +87,25 @@ RESALE_STAGE_SET = StageSet(key=RESALE, name="ISV resale", builtin=True, stages=
 
 
 BUILTIN_STAGE_SETS: dict[str, StageSet] = {s.key: s for s in (ACE_STAGE_SET, RESALE_STAGE_SET)}
+
+# ------------------------------------------------------------------------------- the probability rule
+# An open deal is weighed by the probability its stage has in the stage set in force *now*, not the
+# one carried by the deal's last event: redefining a stage set re-weighs every open deal at once, and
+# the gateway's revenue forecast and the commissions forecast (each from its own event-fed copy of the
+# stage sets) agree. A stage the set no longer has weighs 0.
+
+Probabilities = Mapping[tuple[str, str], int]
+
+
+def probabilities_in_force(defined: Iterable[StageSet]) -> dict[tuple[str, str], int]:
+    """(pipeline, stage key) → percent: the built-in stage sets, replaced by the ones defined."""
+    in_force = {**BUILTIN_STAGE_SETS, **{s.key: s for s in defined}}
+    return {(key, st.key): st.probability for key, s in in_force.items() for st in s.stages}
+
+
+def probability_of(in_force: Probabilities, pipeline: str, stage: str) -> int:
+    """The win probability, in percent, an open deal in `stage` of `pipeline` is weighed by."""
+    return in_force.get((pipeline, stage), 0)
 
 
 class StageSetDefinedV1(Event):

@@ -625,7 +625,9 @@ async def kpis(session: AsyncSession, *, as_of: date, owner: str | None = None, 
     await session.execute(text("SET LOCAL work_mem = '32MB'"))
     settings = await settings_of(session)
     stages = await stage_sets(session)
-    probability = {(p, s.stage): s for p, ss in stages.items() for s in ss}
+    stage_of = {(p, s.stage): s for p, ss in stages.items() for s in ss}
+    # stage_sets() already holds the sets in force (built-in unless defined): the one rule weighs them.
+    in_force: pc.Probabilities = {key: s.probability for key, s in stage_of.items()}
     quarter = Quarter.fiscal_of(as_of, settings.fiscal_year_start_month)
     first_month, last_month = quarter.months()
     forecast_pipelines = set(settings.forecast_pipelines)
@@ -644,8 +646,7 @@ async def kpis(session: AsyncSession, *, as_of: date, owner: str | None = None, 
     for pipeline, stage, currency, by_quarter_end, deals, amount in open_rows:
         if not deals and not amount:
             continue
-        known = probability.get((pipeline, stage))
-        p = known.probability if known else 0
+        p = pc.probability_of(in_force, pipeline, stage)
         entry = by_stage.setdefault((pipeline, stage), {"deals": 0, "amount": {}, "weighted": []})
         entry["deals"] += int(deals)
         entry["amount"][currency] = entry["amount"].get(currency, Decimal(0)) + amount
@@ -656,14 +657,14 @@ async def kpis(session: AsyncSession, *, as_of: date, owner: str | None = None, 
                 weighted_in_quarter.append((p, currency, amount))
     figures = []
     for (pipeline, stage), entry in by_stage.items():
-        known = probability.get((pipeline, stage))
+        known = stage_of.get((pipeline, stage))
         figures.append(StageFigure(
             pipeline=pipeline, stage=stage, name=known.name if known else stage,
-            probability=known.probability if known else 0, deals=entry["deals"],
+            probability=pc.probability_of(in_force, pipeline, stage), deals=entry["deals"],
             amount=fc.convert(entry["amount"], settings)[0], weighted=fc.convert(fc.weighted(entry["weighted"]),
                                                                                   settings)[0]))
-    figures.sort(key=lambda f: (f.pipeline, probability[(f.pipeline, f.stage)].position
-                                if (f.pipeline, f.stage) in probability else 99))
+    figures.sort(key=lambda f: (f.pipeline, stage_of[(f.pipeline, f.stage)].position
+                                if (f.pipeline, f.stage) in stage_of else 99))
 
     # Closed in the quarter: closed won (forecast pipelines), win rate and cycle time per pipeline.
     closed_rows = (await session.execute(

@@ -224,10 +224,22 @@ class Opportunity(Base):
     customer: Mapped[str] = mapped_column(Text)
     amount: Mapped[Decimal] = mapped_column(MONEY)
     currency: Mapped[str] = mapped_column(String(3))
-    probability: Mapped[int] = mapped_column(Integer)
-    stage: Mapped[str] = mapped_column(Text)
+    probability: Mapped[int] = mapped_column(Integer)  # as carried; weighed only without a stage key
+    stage: Mapped[str] = mapped_column(Text)  # the stage's name, for people
+    pipeline: Mapped[str | None] = mapped_column(String(40))
+    stage_key: Mapped[str | None] = mapped_column(String(40))
     outcome: Mapped[str] = mapped_column(String(20))
     deal_model: Mapped[str | None] = mapped_column(Text)
     expected_close_date: Mapped[date | None] = mapped_column(Date)
     version: Mapped[int] = mapped_column(Integer)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class StageSet(Base):
+    """The pipeline's stage sets as its events define them: the forecast weighs by their probabilities."""
+
+    __tablename__ = "stage_set"
+
+    key: Mapped[str] = mapped_column(String(40), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer)
+    definition: Mapped[dict[str, Any]] = mapped_column(JSONB)

@@ -40,9 +40,16 @@ async def on_opportunity_snapshots(session: AsyncSession, events: Sequence[p.Opp
         o = e.opportunity
         await repo.upsert_opportunity({
             "id": o.id, "partner_id": o.partner_id, "customer": o.customer, "amount": o.amount, "currency": o.currency,
-            "probability": o.probability, "stage": o.stage_name, "outcome": o.outcome.value,
+            "probability": o.probability, "stage": o.stage_name, "pipeline": o.pipeline, "stage_key": o.stage,
+            "outcome": o.outcome.value,
             "deal_model": o.deal_model.value, "expected_close_date": o.expected_close_date, "version": o.version,
         })
+
+
+async def on_stage_sets(session: AsyncSession, events: Sequence[p.StageSetDefinedV1]) -> None:
+    repo = PipelineCopyRepository(session)
+    for e in sorted(events, key=lambda e: e.stage_set.version):
+        await repo.upsert_stage_set(e.stage_set)
 
 
 async def on_partners_created(session: AsyncSession, events: Sequence[p.PartnerCreatedV1]) -> None:

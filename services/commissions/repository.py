@@ -16,6 +16,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from contracts import pipeline as pc
 from services.commissions.models import (
     SCHEMA,
     Agreement,
@@ -30,6 +31,7 @@ from services.commissions.models import (
     Payment,
     RevenueEvent,
     RevenueNote,
+    StageSet,
 )
 
 # Revenue ingestion serialises on these many advisory-lock buckets of its link keys (invoice ids,
@@ -635,6 +637,19 @@ class PipelineCopyRepository:
             index_elements=[Opportunity.id],
             set_={k: stmt.excluded[k] for k in values if k != "id"} | {"updated_at": func.now()},
             where=Opportunity.version < stmt.excluded.version))
+
+    async def upsert_stage_set(self, stage_set: pc.StageSet) -> None:
+        stmt = pg_insert(StageSet).values(key=stage_set.key, version=stage_set.version,
+                                          definition=stage_set.model_dump(mode="json"))
+        await self.session.execute(stmt.on_conflict_do_update(
+            index_elements=[StageSet.key],
+            set_={"version": stmt.excluded.version, "definition": stmt.excluded.definition},
+            where=StageSet.version < stmt.excluded.version))
+
+    async def probabilities(self) -> pc.Probabilities:
+        """The stage probabilities in force (contracts/pipeline/stages.py)."""
+        defined = await self.session.scalars(select(StageSet.definition))
+        return pc.probabilities_in_force(pc.StageSet.model_validate(d) for d in defined)
 
     async def open_opportunities(self, partner_id: uuid.UUID | None, limit: int) -> list[Opportunity]:
         conditions = [Opportunity.outcome == "open", Opportunity.partner_id.is_not(None)]

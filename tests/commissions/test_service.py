@@ -484,3 +484,22 @@ class TestConsumers:
         [line] = result.lines
         assert (line.rate, line.probability, line.commission) == (D("20.0000"), D("0.5"), D("4000.00"))
         assert result.totals[0].commission == D("4000.00")
+
+        # The one probability rule: the stage set in force weighs the deal, not the probability its last
+        # event carried; a stale definition (older version) changes nothing, and a removed stage weighs 0.
+        def resale(version: int, proposal: int, keep: bool = True) -> p.StageSetDefinedV1:
+            stages = [s.model_copy(update={"probability": proposal}) if s.key == "proposal" else s
+                      for s in p.RESALE_STAGE_SET.stages if keep or s.key != "proposal"]
+            return p.StageSetDefinedV1(stage_set=p.RESALE_STAGE_SET.model_copy(
+                update={"stages": tuple(stages), "version": version, "builtin": False}))
+
+        await publish(bus_client, resale(3, 60))
+        await publish(bus_client, resale(2, 90))
+        await settled(bus_client, service)
+        [line] = (await send(bus_client, c.ForecastCommissions(partner_id=partner))).lines
+        assert (line.probability, line.commission) == (D("0.6"), D("4800.00"))
+        assert p.probability_of(p.probabilities_in_force([resale(3, 60).stage_set]), "resale", "proposal") == 60
+        await publish(bus_client, resale(4, 0, keep=False))
+        await settled(bus_client, service)
+        [line] = (await send(bus_client, c.ForecastCommissions(partner_id=partner))).lines
+        assert (line.probability, line.commission) == (D("0"), D("0.00"))
