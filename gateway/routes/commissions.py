@@ -18,15 +18,14 @@ from contracts import billing as bc
 from contracts import commissions as cc
 from contracts import money
 from contracts import pipeline as pc
-from contracts.base import CommandError, ErrorKind
 from contracts.fields import INT_MAX, Day, Moment, Name, Offset, PeriodName, line, text
 from gateway import audit
 from gateway.auth import Principal, Role, require
+from gateway.known_partner import known_partner
 from gateway.read_models import commissions as commission_models
 from gateway.state import bus, sessions
 from runtime.commands import send
 from runtime.csv_cells import safe_row
-from runtime.errors import CommandFailed
 
 router = APIRouter(prefix="/api/commissions", tags=["commissions"])
 
@@ -117,16 +116,6 @@ def _models(models: list[pc.DealModel] | None) -> list[str] | None:
     return [m.value for m in models] if models else None
 
 
-async def _known_partner(request: Request, partner_id: UUID, actor: str) -> None:
-    try:
-        await send(bus(request), pc.GetPartner(partner_id=partner_id, actor=actor))
-    except CommandFailed as exc:
-        if exc.error.kind == ErrorKind.not_found:
-            raise CommandFailed(CommandError(kind=ErrorKind.invalid, field="partner_id",
-                                             message=f"no partner with id {partner_id}")) from exc
-        raise
-
-
 # ---------------------------------------------------------------------------------------- agreements
 
 
@@ -140,7 +129,7 @@ async def list_agreements(request: Request, principal: Reader, partner_id: UUID 
 
 @router.post("/agreements", status_code=201, response_model=cc.Agreement)
 async def create_agreement(body: AgreementIn, request: Request, principal: Writer) -> cc.Agreement:
-    await _known_partner(request, body.partner_id, principal.name)
+    await known_partner(request, body.partner_id, principal.name)
     fields = body.model_dump(exclude={"deal_models", "terms"})
     agreement: cc.Agreement = await send(bus(request), cc.CreateAgreement(
         **fields, terms=body.terms, deal_models=_models(body.deal_models), actor=principal.name))

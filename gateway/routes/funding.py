@@ -16,6 +16,7 @@ from contracts.base import CommandError, ErrorKind
 from contracts.fields import Day, Name, Offset, Person, line, text
 from gateway import audit, people
 from gateway.auth import Principal, Role, require
+from gateway.known_partner import known_partner
 from gateway.state import bus
 from runtime.commands import send
 from runtime.errors import CommandFailed
@@ -82,18 +83,6 @@ class ClaimIn(_In):
     claim_status: fc.ClaimStatus
     received: money.Amount | None = None
     claim_reference: line(100) | None = None
-
-
-async def known_partner(request: Request, partner_id: UUID | None, actor: str) -> None:
-    if partner_id is None:
-        return
-    try:
-        await send(bus(request), pc.GetPartner(partner_id=partner_id, actor=actor))
-    except CommandFailed as exc:
-        if exc.error.kind == ErrorKind.not_found:
-            raise CommandFailed(CommandError(kind=ErrorKind.invalid, field="partner_id",
-                                             message=f"no partner with id {partner_id}")) from exc
-        raise
 
 
 # -------------------------------------------------------------------------------------- programs

@@ -1,6 +1,6 @@
 """The dashboard reads only the gateway's read models: its top movers ("Lead → Qualified") come from
 the opportunity read model fed by the pipeline's events, so the page renders the same with the
-pipeline service stopped."""
+pipeline service stopped; so does the check that a partner exists."""
 
 from __future__ import annotations
 
@@ -8,13 +8,17 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from types import SimpleNamespace
 
 import pytest
 
 from contracts import pipeline as pc
+from contracts.base import ErrorKind
 from gateway.auth import Role
+from gateway.known_partner import known_partner
 from gateway.read_models.pipeline import _previous_stage
 from runtime.embedded import EmbeddedNats
+from runtime.errors import CommandFailed
 from runtime.service import shutdown, start
 from runtime.settings import Settings
 from runtime.testing import TEST_SECRET, eventually, unique
@@ -105,3 +109,12 @@ async def test_the_dashboard_shows_moves_from_the_read_model_with_the_pipeline_s
     movers = _movers(page.text)
     assert name in movers and "Lead → " in movers and ">Qualified<" in movers
     assert movers.split(name)[1].split("</li>")[0] == before.split(name)[1].split("</li>")[0]
+
+    # Whether a partner exists (for commission agreements and fund requests) is answered by the
+    # gateway's partner read model: a known partner passes with the pipeline down; only an id the read
+    # model has never heard of is asked of the pipeline (unavailable now).
+    request = SimpleNamespace(app=gateway.app)
+    await known_partner(request, uuid.UUID(partner.json()["id"]), "test")
+    with pytest.raises(CommandFailed) as unknown:
+        await known_partner(request, uuid.uuid4(), "test")
+    assert unknown.value.error.kind == ErrorKind.unavailable
