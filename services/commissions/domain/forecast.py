@@ -1,0 +1,46 @@
+"""The forecast: commission an open opportunity would earn if won, weighted by its probability."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from decimal import ROUND_HALF_UP, Decimal
+
+from contracts.commissions import (
+    Basis,
+    PartnerTierRate,
+)
+from contracts.pipeline import PartnerTier
+from services.commissions.domain.rates import curve
+from services.commissions.domain.values import HUNDRED, ZERO, AgreementSpec, Version, money, q
+
+
+@dataclass(frozen=True, slots=True)
+class Expected:
+    version: Version
+    rate: Decimal  # effective percent on this amount
+    commission: Decimal
+    note: str
+
+
+def expected_commission(spec: AgreementSpec, *, amount: Decimal, currency: str, probability: Decimal,
+                        on: date, deal_model: str | None, tier: PartnerTier | None,
+                        period_basis: Decimal) -> Expected | None:
+    """Commission an open opportunity would earn if won on `on`, weighted by its probability (0..1).
+    Tiered rates start from the revenue already in the period (`period_basis`)."""
+    version = spec.in_force(on)
+    if version is None or currency != spec.currency:
+        return None
+    if spec.deal_models is not None and (deal_model or "").lower() not in spec.deal_models:
+        return None
+    terms = version.terms
+    if isinstance(terms.rate, PartnerTierRate) and tier is None:
+        return None
+    raw = curve(terms.rate, period_basis + amount, tier) - curve(terms.rate, period_basis, tier)
+    note = ""
+    if terms.cap_per_deal is not None and raw > terms.cap_per_deal:
+        raw, note = terms.cap_per_deal, f"capped at {money(terms.cap_per_deal)} per deal"
+    if terms.basis is Basis.invoice:
+        note = "; ".join(filter(None, [note, "invoice basis: estimated on the deal amount"]))
+    rate = (raw / amount * HUNDRED).quantize(Decimal("0.0001"), rounding=ROUND_HALF_UP) if amount else ZERO
+    return Expected(version=version, rate=rate, commission=q(raw * probability), note=note)
