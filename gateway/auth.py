@@ -42,6 +42,8 @@ SCOPES: dict[str, str] = {
     "partners:write": "create and change partners",
     "opportunities:read": "read opportunities and forecasts",
     "opportunities:write": "create and move opportunities",
+    "pipeline:configure": "define pipelines and their stages; change the pipeline settings (target, fiscal year, "
+                          "tiers, exchange rates)",
     "events:publish": "publish external opportunity events (sync workers)",
     "commissions:read": "read agreements, ledgers and statements",
     "commissions:write": "edit agreements and enter revenue events",
@@ -200,12 +202,12 @@ async def check_password(user: User | None, password: str) -> bool:
     return ok and user is not None
 
 
-async def open_session(session: AsyncSession, user: User) -> str:
-    """A new session for a user whose password was checked; returns its cookie value."""
-    token = secrets.token_urlsafe(32)
-    session.add(UserSession(token_hash=digest(token), user_id=user.id, csrf_token=secrets.token_urlsafe(32),
+async def open_session(session: AsyncSession, user: User) -> tuple[str, str]:
+    """A new session for a user whose password was checked; returns its cookie value and CSRF token."""
+    token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+    session.add(UserSession(token_hash=digest(token), user_id=user.id, csrf_token=csrf,
                             expires_at=datetime.now(UTC) + SESSION_LIFETIME))
-    return token
+    return token, csrf
 
 
 async def end_other_sessions(session: AsyncSession, user_id: uuid.UUID, keep_cookie: str | None) -> None:

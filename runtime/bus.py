@@ -56,11 +56,13 @@ def inbox_prefix(url: str) -> str:
     return bus_auth.inbox_prefix(unquote(user)) if user else bus_auth.DEFAULT_INBOX
 
 
-def _callbacks(url: str, name: str) -> dict[str, Callable[..., Awaitable[None]]]:
+def _callbacks(url: str, name: str, client: list[NATS] | None = None) -> dict[str, Callable[..., Awaitable[None]]]:
     """error_cb and disconnected_cb for nats-py. nats-py retries a refused login forever when
     reconnecting is on; the error callback raising ends the first connect instead, with a clear
     message. Once connected (a disconnect has been seen), a refusal (say, a rotated password) is only
-    logged and the client keeps trying, as for any other outage."""
+    logged and the client keeps trying, as for any other outage. `client`, once it holds the connection,
+    tells a deliberate close (silent: the supervisor closing its set-up connection mid-start read as a
+    failure) from an outage."""
     was_connected = False
 
     async def on_error(exc: Exception) -> None:
@@ -71,6 +73,8 @@ def _callbacks(url: str, name: str) -> dict[str, Callable[..., Awaitable[None]]]
     async def on_disconnected() -> None:
         nonlocal was_connected
         was_connected = True
+        if client and client[0].is_closed:
+            return
         logger.info("%s: disconnected from NATS", name)
 
     return {"error_cb": on_error, "disconnected_cb": on_disconnected}
@@ -85,9 +89,10 @@ async def connect(url: str, name: str, *, attempts: int = 60) -> NATS:
     """Connect, retrying while the server comes up; once connected, reconnect forever. A refused
     login (wrong or missing credentials) raises PermissionError at once: it will not get better."""
     delay = 0.2
+    client: list[NATS] = []
     for attempt in range(1, attempts + 1):
         try:
-            return await nats.connect(
+            nc = await nats.connect(
                 servers(url),
                 name=name,
                 allow_reconnect=True,
@@ -96,8 +101,10 @@ async def connect(url: str, name: str, *, attempts: int = 60) -> NATS:
                 connect_timeout=2,
                 inbox_prefix=inbox_prefix(url),
                 reconnected_cb=_log_event(f"{name}: reconnected to NATS"),
-                **_callbacks(url, name),
+                **_callbacks(url, name, client),
             )
+            client.append(nc)
+            return nc
         except (OSError, nats.errors.NoServersError, TimeoutError) as exc:
             if attempt == attempts:
                 raise

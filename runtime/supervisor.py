@@ -12,6 +12,7 @@ import contextlib
 import ctypes
 import fcntl
 import json
+import logging
 import os
 import secrets
 import signal
@@ -253,6 +254,8 @@ class Child(Supervised):
         assert self.proc and self.proc.stdout
         prefix = f"{self.name:<13}| "
         async for line in self.proc.stdout:
+            if self.name == "gateway" and b"Uvicorn running on" in line:
+                continue  # the gateway's address is printed once, with "ready", when it can be used
             sys.stdout.write(prefix + line.decode(errors="replace"))
             sys.stdout.flush()
 
@@ -287,6 +290,27 @@ def say(text: str) -> None:
     print(f"{'partnerops':<13}| {text}", flush=True)
 
 
+class _Columns(logging.Formatter):
+    """The supervisor's own log lines in the children's `name | text` columns: migrations as `migrate`,
+    one line each (the first line of a revision's description)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        who = "migrate" if record.name.startswith("alembic") else "partnerops"
+        text = record.getMessage()
+        first, _, rest = text.partition("\n")
+        return f"{who:<13}| {first}{' …' if rest else ''}"
+
+
+def _log_in_columns() -> None:
+    for handler in logging.getLogger().handlers:
+        handler.setFormatter(_Columns())
+    # Alembic's per-owner preamble ("Context impl PostgresqlImpl.", "Will assume transactional DDL.") and
+    # httpx's line per health probe are noise to someone starting the platform.
+    logging.getLogger("alembic.runtime.migration").addFilter(
+        lambda r: not r.getMessage().startswith(("Context impl", "Will assume")))
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
 def lock_data_dir(data_dir: Path) -> int:
     """Hold the data directory for this supervisor's life (the kernel drops the lock when the process
     dies, however it dies). A second `up` on the same directory is refused: two NATS servers on one
@@ -309,6 +333,7 @@ def lock_data_dir(data_dir: Path) -> int:
 
 
 async def up(settings: Settings, *, seed: bool = True) -> int:
+    _log_in_columns()
     lock = lock_data_dir(settings.data_dir)
     try:
         return await _up(settings, seed=seed)
@@ -330,7 +355,7 @@ async def _up(settings: Settings, *, seed: bool) -> int:
         await platform.prepare()
         platform.write_runtime_file()
         url = f"http://{settings.gateway_host}:{settings.gateway_port}"
-        mail = await _local_mailbox(settings, url) if not settings.smtp_url else {}
+        mail = await _local_mailbox(settings) if not settings.smtp_url else {}
         if mail:
             children.append(mail.pop("child"))  # type: ignore[arg-type]
         for name, args in PROCESSES:
@@ -374,7 +399,7 @@ async def _up(settings: Settings, *, seed: bool) -> int:
         say("stopped")
 
 
-async def _local_mailbox(settings: Settings, url: str) -> dict[str, object]:
+async def _local_mailbox(settings: Settings) -> dict[str, object]:
     """Without SMTP_URL, a local SMTP sink (runtime/mailbox.py) receives every email, kept in
     <data_dir>/mailbox and shown to admins at /admin/mailbox: a new installation sees its alerts and the
     weekly digest without a mail server."""
@@ -384,7 +409,7 @@ async def _local_mailbox(settings: Settings, url: str) -> dict[str, object]:
     child = Child("mailbox", ["-m", "runtime.mailbox", "--dir", str(directory), "--port", str(port)],
                   {**env, "PYTHONUNBUFFERED": "1"})
     await child.start()
-    say(f"no SMTP_URL: emails go to the local mailbox (admins see it at {url}/admin/mailbox)")
+    say("no SMTP_URL: emails go to the local mailbox (admins read it at Admin → Mailbox)")
     return {"child": child, "SMTP_URL": f"smtp://127.0.0.1:{port}", "MAILBOX_DIR": str(directory)}
 
 

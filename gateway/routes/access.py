@@ -8,6 +8,7 @@ from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
@@ -15,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.fields import RowId, line
 from gateway import audit, auth, directory_sync
+from gateway import signin as signing
 from gateway.auth import SCOPES, Principal, Role, create_user, digest, new_api_token, require, validate_password
 from gateway.models import ApiToken, AuditEntry, User, UserSession
 from gateway.state import sessions
@@ -162,6 +164,28 @@ class AuditOut(BaseModel):
     trace_id: str | None
 
 
+class SessionIn(BaseModel):
+    """A person's email and password, as on the sign-in page."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    email: line(320, 1)
+    password: str = Field(min_length=1, max_length=200)
+
+
+class MeOut(UserOut):
+    csrf_token: str | None = Field(default=None, description=(
+        "Send it as the X-CSRF-Token header with every POST, PUT, PATCH and DELETE made with this session; "
+        "null when the caller is not a signed-in session."))
+
+
+class SessionOut(MeOut):
+    session: str = Field(description=f"The session cookie's value ({auth.SESSION_COOKIE}), also set as a cookie: "
+                                     "a client without a cookie jar sends it as `Cookie: "
+                                     f"{auth.SESSION_COOKIE}=<session>`.")
+    expires_at: datetime
+
+
 def _user_out(u: User) -> UserOut:
     return UserOut(id=u.id, email=u.email, name=u.name, role=Role(u.role), active=u.active,
                    time_zone=u.time_zone, created_at=u.created_at)
@@ -172,12 +196,43 @@ def _token_out(t: ApiToken) -> TokenOut:
                     expires_at=t.expires_at, last_used_at=t.last_used_at, revoked_at=t.revoked_at)
 
 
-@router.get("/me", response_model=UserOut)
-async def me(request: Request, principal: Annotated[Principal, Depends(require(Role.viewer))]) -> UserOut:
+@router.get("/me", response_model=MeOut)
+async def me(request: Request, principal: Annotated[Principal, Depends(require(Role.viewer))]) -> MeOut:
     async with sessions(request)() as session:
         user = await session.get(User, uuid.UUID(principal.id))
     assert user is not None
-    return _user_out(user)
+    return MeOut(**_user_out(user).model_dump(), csrf_token=principal.csrf_token)
+
+
+@router.post("/session", response_model=SessionOut, status_code=201, tags=["access"], responses={
+    401: {"description": "wrong email or password"},
+    429: {"description": "too many failed attempts: wait Retry-After seconds"}})
+async def open_api_session(body: SessionIn, request: Request, response: Response) -> SessionOut | JSONResponse:
+    """Sign in with JSON (the same checks and throttle as the sign-in page). Meant for a person's scripts and for
+    creating the first API token; integrations use API tokens. Only a JSON body is read, so a cross-site form cannot
+    sign a browser in to another account."""
+    result = await signing.attempt(request, body.email, body.password)
+    if result.wait:
+        return JSONResponse({"detail": f"too many failed attempts; wait {result.wait} seconds"}, status_code=429,
+                            headers={"Retry-After": str(result.wait)})
+    if result.user is None or result.token is None or result.csrf_token is None:
+        return JSONResponse({"detail": "wrong email or password"}, status_code=401)
+    signing.set_cookies(request, response, result)
+    return SessionOut(**_user_out(result.user).model_dump(), csrf_token=result.csrf_token, session=result.token,
+                      expires_at=datetime.now(UTC) + auth.SESSION_LIFETIME)
+
+
+@router.delete("/session", status_code=204, tags=["access"])
+async def close_api_session(request: Request,
+                            principal: Annotated[Principal, Depends(require(Role.viewer))]) -> Response:
+    """Sign out: the session (cookie and CSRF token) stops working."""
+    token = request.cookies.get(auth.SESSION_COOKIE)
+    if token:
+        async with sessions(request)() as session, session.begin():
+            await auth.sign_out(session, token)
+    response = Response(status_code=204)
+    response.delete_cookie(auth.SESSION_COOKIE)
+    return response
 
 
 @router.patch("/me", response_model=UserOut)

@@ -30,7 +30,8 @@ router = APIRouter(prefix="/api")
 
 Reader = Annotated[Principal, Depends(require(Role.viewer, scope="opportunities:read"))]
 Writer = Annotated[Principal, Depends(require(Role.member, scope="opportunities:write"))]
-Manager = Annotated[Principal, Depends(require(Role.manager, scope="opportunities:write"))]
+# Settings and stage sets shape every figure of the department: an admin's, or a token's own scope.
+Configurer = Annotated[Principal, Depends(require(Role.admin, scope="pipeline:configure"))]
 KpiReader = Annotated[Principal, Depends(require(Role.viewer, scope="kpis:read"))]
 Publisher = Annotated[Principal, Depends(require(Role.manager, scope="events:publish"))]
 
@@ -203,7 +204,7 @@ async def list_pipelines(request: Request, principal: Reader) -> pc.StageSetList
 
 @router.put("/pipelines/{key}", response_model=pc.StageSet, tags=["pipelines"])
 async def define_pipeline(key: Annotated[str, Path(pattern=r"^[a-z][a-z0-9_]{0,39}$")], body: StageSetIn,
-                          request: Request, principal: Manager) -> pc.StageSet:
+                          request: Request, principal: Configurer) -> pc.StageSet:
     stage_set: pc.StageSet = await send(bus(request), pc.DefineStageSet(key=key, name=body.name, stages=body.stages,
                                                                         actor=principal.name))
     await _audit(request, principal, "pipeline.defined", key, stage_set)
@@ -216,7 +217,7 @@ async def get_settings(request: Request, principal: Reader) -> pc.PipelineSettin
 
 
 @router.patch("/pipeline/settings", response_model=pc.PipelineSettings, tags=["pipelines"])
-async def update_settings(body: SettingsPatch, request: Request, principal: Manager) -> pc.PipelineSettings:
+async def update_settings(body: SettingsPatch, request: Request, principal: Configurer) -> pc.PipelineSettings:
     changes = body.model_dump(exclude_unset=True)
     settings: pc.PipelineSettings = await send(bus(request), pc.UpdatePipelineSettings(actor=principal.name, **changes),
                                                timeout=120)

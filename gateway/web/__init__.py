@@ -16,6 +16,7 @@ from gateway.web import (
     partners,
     pipeline,
     session,
+    settings,
     sync,
     team,
     week,
@@ -23,8 +24,8 @@ from gateway.web import (
 from gateway.web.common import http_error_page, server_error_page, validation_error_page
 
 router = APIRouter(include_in_schema=False)
-for _module in (session, account, dashboard, pipeline, partners, team, imports, admin, commissions, funding,
-                goals, week, sync, contacts, alerts):
+for _module in (session, account, dashboard, pipeline, partners, team, imports, admin, settings, commissions,
+                funding, goals, week, sync, contacts, alerts):
     router.include_router(_module.router)
 
 __all__ = ["docs", "http_error_page", "router", "server_error_page", "validation_error_page"]

@@ -9,15 +9,12 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from gateway import auth, signin_throttle
+from gateway import auth
+from gateway import signin as signing
 from gateway.state import sessions
 from gateway.web.common import Viewer, templates
 
 router = APIRouter(include_in_schema=False)
-
-
-def _secure(request: Request) -> bool:
-    return request.app.state.settings.environment == "production"
 
 
 def _safe_next(target: str | None) -> str:
@@ -40,7 +37,7 @@ def _signin_form(request: Request, *, next_url: str, error: str | None = None, e
         request, "signin.html", {"csrf_token": pre, "next": next_url, "error": error, "email": email, "notice": notice},
         status_code=status_code,
     )
-    response.set_cookie(auth.PRE_CSRF_COOKIE, pre, httponly=True, samesite="strict", secure=_secure(request))
+    response.set_cookie(auth.PRE_CSRF_COOKIE, pre, httponly=True, samesite="strict", secure=signing.secure(request))
     return response
 
 
@@ -57,37 +54,17 @@ async def signin(
     if not pre or not hmac.compare_digest(pre, csrf_token):
         return _signin_form(request, next_url=next_url, email=email, status_code=403,
                             error="Your sign-in form expired. Please try again.")
-    settings = request.app.state.settings
-    client = signin_throttle.client_key(request.client.host if request.client else None)
-    async with sessions(request)() as session, session.begin():
-        user = await auth.find_user(session, email)
-        known = signin_throttle.is_known_device(settings.secret_key,
-                                                request.cookies.get(signin_throttle.DEVICE_COOKIE),
-                                                user.id if user else None)
-        wait = await signin_throttle.wait_seconds(session, email, client, known_device=known)
-        if wait:
-            response = _signin_form(request, next_url=next_url, email=email, status_code=429,
-                                    error=f"Too many failed attempts. Wait {wait} seconds and try again.")
-            response.headers["Retry-After"] = str(wait)
-            return response
-    # The password hash runs in a worker thread, outside any transaction.
-    ok = await auth.check_password(user, password)
-    async with sessions(request)() as session, session.begin():
-        if not ok or user is None:
-            signin_throttle.record_failure(session, email, client)
-            token = None
-        else:
-            token = await auth.open_session(session, user)
-    if token is None or user is None:
+    result = await signing.attempt(request, email, password)
+    if result.wait:
+        response = _signin_form(request, next_url=next_url, email=email, status_code=429,
+                                error=f"Too many failed attempts. Wait {result.wait} seconds and try again.")
+        response.headers["Retry-After"] = str(result.wait)
+        return response
+    if result.token is None:
         return _signin_form(request, next_url=next_url, email=email, status_code=401,
                             error="Wrong email or password.")
     response = RedirectResponse(next_url, status_code=303)
-    response.set_cookie(auth.SESSION_COOKIE, token, httponly=True, samesite="lax", secure=_secure(request),
-                        max_age=int(auth.SESSION_LIFETIME.total_seconds()))
-    # Lets this browser skip the email's sign-in wait next time (see gateway/signin_throttle.py).
-    response.set_cookie(signin_throttle.DEVICE_COOKIE, signin_throttle.device_cookie(settings.secret_key, user.id),
-                        httponly=True, samesite="strict", secure=_secure(request),
-                        max_age=int(signin_throttle.DEVICE_LIFETIME.total_seconds()))
+    signing.set_cookies(request, response, result)
     response.delete_cookie(auth.PRE_CSRF_COOKIE)
     return response
 

@@ -67,6 +67,11 @@ def same_fact(row: RevenueEvent, incoming: IncomingRevenue) -> bool:
     return all(getattr(row, f) == getattr(incoming, f) for f in CONTENT_FIELDS)
 
 
+# The request field that carries a revenue fact's `ref` (its natural key), so a conflict names a field
+# the caller sent: an invoice's ref is its invoice_id, a refund's its refund_id, a churn's the customer.
+REQUEST_FIELD_OF_REF = {"invoice_paid": "invoice_id", "refund": "refund_id", "churn": "customer"}
+
+
 async def ingest(session: AsyncSession, incoming: Sequence[IncomingRevenue], *, strict: bool = False) -> IngestResult:
     """Store revenue facts and post what they earn. `strict` (entry through the API): a different fact under
     a key already stored is a conflict; from the bus, the newer fact replaces the older one."""
@@ -93,7 +98,8 @@ async def ingest(session: AsyncSession, incoming: Sequence[IncomingRevenue], *, 
             continue
         if strict:
             differs = ", ".join(f for f in CONTENT_FIELDS if getattr(row, f) != getattr(new, f))
-            raise Conflict(f"{row.kind} {row.ref} is already recorded with a different {differs}", field="ref")
+            raise Conflict(f"{row.kind} {row.ref} is already recorded with a different {differs}",
+                           field=REQUEST_FIELD_OF_REF.get(row.kind, "ref"))
         await revenue.replace(row.id, new)
         changed.add(row.id)
         if new.kind == "invoice_paid":

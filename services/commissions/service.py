@@ -427,6 +427,8 @@ async def approve_entries(session: AsyncSession, cmd: c.ApproveEntries) -> c.App
     if paid:
         raise Conflict(f"entries {', '.join(map(str, paid[:20]))} are already paid", field="entry_ids")
     to_approve = [e for e in rows if e.status == c.EntryStatus.accrued]
+    # Read before approving: the update refreshes these rows, and the just-approved would count as "already".
+    already = [e.id for e in rows if e.status == c.EntryStatus.approved]
     await ledger.approve([e.id for e in to_approve], cmd.actor)
     groups: dict[tuple[uuid.UUID, str, str], list[LedgerEntry]] = defaultdict(list)
     for e in to_approve:
@@ -435,8 +437,7 @@ async def approve_entries(session: AsyncSession, cmd: c.ApproveEntries) -> c.App
         await add_event(session, SCHEMA, c.CommissionEntriesApprovedV1(
             partner_id=partner_id, direction=c.Direction(direction), currency=currency, totals=_totals(entries),
             actor=cmd.actor, correlation_id=cmd.actor))
-    return c.ApprovalResult(approved=[e.id for e in to_approve],
-                            already_approved=[e.id for e in rows if e.status == c.EntryStatus.approved])
+    return c.ApprovalResult(approved=[e.id for e in to_approve], already_approved=already)
 
 
 async def pay_entries(session: AsyncSession, cmd: c.PayEntries) -> c.Payment:

@@ -220,7 +220,7 @@ class TestApprovalAndPayment:
         partner = uuid.uuid4()
         e1, e2 = await self._entries(bus_client, service, partner, "1000.00", "2500.00")
         result = await send(bus_client, c.ApproveEntries(entry_ids=[e1.id, e2.id], actor="manager@example.com"))
-        assert result.approved == [e1.id, e2.id]
+        assert result.approved == [e1.id, e2.id] and result.already_approved == []
         again = await send(bus_client, c.ApproveEntries(entry_ids=[e1.id]))
         assert again.approved == [] and again.already_approved == [e1.id]
         payment = await send(bus_client, c.PayEntries(entry_ids=[e1.id, e2.id], paid_on=date(2026, 11, 20),

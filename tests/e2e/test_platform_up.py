@@ -79,6 +79,18 @@ def kpis(client: httpx.Client) -> dict:
 
 
 class TestPlatform:
+    def test_the_start_up_log_reads_as_a_clean_start(self, platform):
+        """What a newcomer reads up to "ready": every line in a `name | ` column, no disconnection the
+        supervisor caused itself, no alembic preamble or health-probe lines, the address once."""
+        log = platform["log"].read_text()
+        start = log[:log.index("ready: open") + 200].splitlines()
+        start = start[:next(i for i, line in enumerate(start) if "ready: open" in line) + 1]
+        assert [line for line in start if not re.match(r"^[a-z][a-z-]* *\| ", line)] == []
+        assert [line for line in start if "disconnected from NATS" in line or "Context impl" in line
+                or "Will assume transactional DDL" in line or "/healthz" in line] == []
+        assert any(line.startswith("migrate      | Running upgrade") for line in start)
+        assert sum(platform["base"] in line for line in start) == 1, start
+
     def test_a_person_signs_in_and_creates_a_partner_that_the_kpis_count(self, platform):
         base, data_dir = platform["base"], platform["data_dir"]
         assert httpx.get(f"{base}/api/kpis").status_code == 401

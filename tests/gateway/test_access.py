@@ -84,6 +84,90 @@ class TestSignIn:
             assert response.status_code == 303 and response.headers["location"] == "/"
 
 
+class TestJsonSignIn:
+    async def test_a_script_signs_in_with_json_and_uses_the_csrf_token_it_got(self, gateway: Gateway):
+        async with gateway.client() as client:
+            r = await client.post("/api/session", json={"email": "admin@gateway.test", "password": PASSWORD})
+            assert r.status_code == 201, r.text
+            body = r.json()
+            assert (body["email"], body["role"]) == ("admin@gateway.test", "admin") and len(body["csrf_token"]) > 20
+            assert client.cookies.get("po_session") == body["session"]
+            me = (await client.get("/api/me")).json()
+            assert me["csrf_token"] == body["csrf_token"]
+            # The first API token, made with no HTML in between.
+            made = await client.post("/api/tokens", json={"name": unique("json "), "scopes": ["kpis:read"]},
+                                     headers={"x-csrf-token": body["csrf_token"]})
+            assert made.status_code == 201 and made.json()["token"].startswith("po_"), made.text
+            assert (await client.post("/api/tokens", json={"name": unique("json "), "scopes": ["kpis:read"]})
+                    ).status_code == 403  # the CSRF token is still required
+        # A client without a cookie jar sends the session value as the cookie.
+        async with gateway.client() as bare:
+            r = await bare.get("/api/me", headers={"cookie": f"po_session={body['session']}"})
+            assert r.status_code == 200 and r.json()["email"] == "admin@gateway.test"
+
+    async def test_a_token_sees_no_csrf_token_and_cannot_reach_me(self, gateway: Gateway):
+        admin = gateway.people[Role.admin]
+        made = (await admin.client.post("/api/tokens", json={"name": unique("me "), "scopes": ["kpis:read"]},
+                                        headers={"x-csrf-token": admin.csrf})).json()
+        async with gateway.client() as client:
+            r = await client.get("/api/me", headers={"authorization": f"Bearer {made['token']}"})
+            assert r.status_code == 403
+
+    async def test_wrong_password_is_401_and_repeated_failures_wait(self, gateway: Gateway):
+        email = f"{unique('jsonlock')}@gateway.test"
+        from gateway.users import ensure_user
+
+        await ensure_user(gateway.settings, email=email, name="Json", role=Role.member, password=PASSWORD)
+        async with gateway.client() as client:
+            for _ in range(FREE_FAILURES):
+                r = await client.post("/api/session", json={"email": email, "password": "wrong password!"})
+                assert r.status_code == 401 and r.json()["detail"] == "wrong email or password"
+                assert "po_session" not in r.headers.get("set-cookie", "")
+            r = await client.post("/api/session", json={"email": email, "password": PASSWORD})
+            assert r.status_code == 429 and 0 < int(r.headers["retry-after"]), r.text
+            assert "po_session" not in r.headers.get("set-cookie", "")
+
+    async def test_hostile_bodies_are_refused_without_a_session(self, gateway: Gateway):
+        good = {"email": "admin@gateway.test", "password": PASSWORD}
+        async with gateway.client() as client:
+            bad_json = [
+                {}, {"email": "admin@gateway.test"}, {**good, "role": "admin"}, {**good, "email": "x" * 321},
+                {**good, "password": "p" * 201}, {**good, "email": ""}, {**good, "password": ["a"]},
+                {**good, "email": {"$ne": ""}}, {"email": {"a": {"b": {"c": {"d": [[[[[[1]]]]]]}}}}, "password": "x"},
+            ]
+            for body in bad_json:
+                r = await client.post("/api/session", json=body)
+                assert r.status_code == 422, (body, r.text)
+            # A form post (what a cross-site page could send) or text that looks like JSON is not read.
+            r = await client.post("/api/session", data=good)
+            assert r.status_code == 422
+            r = await client.post("/api/session", content=b'{"email": "admin@gateway.test", "password": "x"}',
+                                  headers={"content-type": "text/plain"})
+            assert r.status_code == 422
+            r = await client.post("/api/session", content=b"{not json", headers={"content-type": "application/json"})
+            assert r.status_code == 422
+            for email in ("admin@gateway.test\x00", "admin@gateway.test\x1b[2J"):
+                r = await client.post("/api/session", json={"email": email, "password": PASSWORD})
+                assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "email"], r.text
+            r = await client.post("/api/session", json={"email": "admin@gateway.test\u202e", "password": PASSWORD})
+            assert r.status_code == 401, r.text
+            r = await client.post("/api/session", content=b'{"email": "\\ud800", "password": "x"}',
+                                  headers={"content-type": "application/json"})
+            assert r.status_code in (401, 422), r.text
+            assert "po_session" not in client.cookies
+
+    async def test_delete_signs_out_and_needs_the_csrf_token(self, gateway: Gateway):
+        async with gateway.client() as client:
+            body = (await client.post("/api/session", json={"email": "viewer@gateway.test",
+                                                            "password": PASSWORD})).json()
+            assert (await client.delete("/api/session")).status_code == 403
+            r = await client.delete("/api/session", headers={"x-csrf-token": body["csrf_token"]})
+            assert r.status_code == 204
+        async with gateway.client() as replay:
+            replay.cookies.set("po_session", body["session"])
+            assert (await replay.get("/api/me")).status_code == 401
+
+
 class TestSignOut:
     async def test_signing_out_ends_the_session_on_the_server(self, gateway: Gateway):
         client, csrf = await gateway.sign_in("viewer@gateway.test")

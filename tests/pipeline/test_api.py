@@ -212,6 +212,15 @@ class TestPipelinesAndSettings:
         assert (await api.put(f"/api/pipelines/{key}", json={"name": "x", "stages": won_not_100})).status_code == 422
         assert (await api.put("/api/pipelines/Bad-Key", json={"name": "x", "stages": stages})).status_code == 422
 
+    async def test_settings_and_stage_sets_need_their_own_scope(self, scoped):
+        writer = await scoped("opportunities:read", "opportunities:write")
+        assert (await writer.patch("/api/pipeline/settings", json={"stuck_after_days": 30})).status_code == 403
+        assert (await writer.put("/api/pipelines/scope_check", json={"name": "x", "stages": []})).status_code == 403
+        assert (await writer.get("/api/pipeline/settings")).status_code == 200
+        configurer = await scoped("pipeline:configure")
+        response = await configurer.patch("/api/pipeline/settings", json={"stuck_after_days": 30})
+        assert response.status_code == 200 and response.json()["stuck_after_days"] == 30
+
     async def test_settings_validation_and_versions(self, api):
         current = (await api.get("/api/pipeline/settings")).json()
         for body in ({"fiscal_year_start_month": 13}, {"quarterly_target": "-1"}, {"forecast_pipelines": []},
