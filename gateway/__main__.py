@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import socket
 import sys
 from typing import Any
 
@@ -34,7 +36,12 @@ def main() -> None:
         from gateway.app import create_app
 
         app = create_app(settings, exit_on_fatal=True)
-        uvicorn.Server(uvicorn_config(app, settings)).run()
+        server = uvicorn.Server(uvicorn_config(app, settings))
+        inherited = os.environ.get("GATEWAY_FD")
+        if inherited:  # replicas (`partnerops up --replicas 2`) share the supervisor's listening socket
+            server.run(sockets=[socket.socket(fileno=int(inherited))])
+        else:
+            server.run()
         if getattr(app.state, "fatal", None):
             raise SystemExit(1)  # NATS closed for good or a consumer died: let the supervisor restart us
     elif cmd == "rebuild":

@@ -110,6 +110,52 @@ def _migrate(settings: Settings) -> None:
     print("migrated: " + ", ".join(DATABASE_OWNERS) + (" (and the streams)" if settings.nats_url else ""))
 
 
+def _backup(directory: Path, settings: Settings) -> None:
+    from runtime import backup
+
+    nats_url, admin_url = _servers(settings)
+    if not admin_url:
+        raise SystemExit("no database: set DATABASE_ADMIN_URL or start the platform with `partnerops up`")
+    try:
+        manifest = asyncio.run(backup.backup(admin_url, nats_url, directory))
+    except backup.BackupError as exc:
+        raise SystemExit(f"backup failed: {exc}") from exc
+    streams = ", ".join(f"{name} ({count} messages)" for name, count in manifest.streams.items())
+    print(f"backed up to {directory}: schemas {', '.join(manifest.schemas)}; streams {streams}")
+
+
+def _restore(directory: Path, settings: Settings, nats_nodes: int) -> None:
+    """Into the given servers (their services stopped), or into the embedded ones of DATA_DIR, started for
+    the restore and stopped after it (`partnerops up` must not be running)."""
+    from runtime import backup
+    from runtime.supervisor import Platform, lock_data_dir
+
+    passwords = database_setup.role_passwords(
+        DATABASE_OWNERS, None if settings.environment == "production" else settings.data_dir)
+
+    async def run() -> dict[str, int]:
+        if settings.nats_url and (settings.database_admin_url or settings.database_url):
+            return await backup.restore(settings.database_admin_url or settings.database_url, settings.nats_url,
+                                        directory, passwords)
+        lock = lock_data_dir(settings.data_dir)  # refuses while `partnerops up` runs on it
+        platform = Platform(settings, nats_nodes=nats_nodes)
+        try:
+            await platform.start()
+            await platform.prepare()
+            return await backup.restore(platform.admin_url, platform.nats_url, directory, passwords)
+        finally:
+            platform.stop()
+            os.close(lock)
+
+    try:
+        republished = asyncio.run(run())
+    except backup.BackupError as exc:
+        raise SystemExit(f"restore failed: {exc}") from exc
+    again = ", ".join(f"{schema} {count}" for schema, count in republished.items())
+    print(f"restored from {directory}; events published again since the stream snapshots: {again}. Start the "
+          "services: they read the restored streams from the start (the restored inboxes skip what is applied).")
+
+
 def _secrets(directory: Path) -> None:
     """The secret files docker compose mounts (runtime/compose_secrets.py): missing ones are made,
     existing ones kept, the NATS users file rewritten from them. Values are never printed."""
@@ -144,6 +190,10 @@ def main(argv: list[str] | None = None) -> None:
     p_up = sub.add_parser("up", help="start the whole platform (embedded NATS and Postgres unless given)")
     p_up.add_argument("--no-seed", action="store_true", help="do not load demo data")
     p_up.add_argument("--port", type=int, help="gateway port (default 8000 or GATEWAY_PORT)")
+    p_up.add_argument("--replicas", type=int, default=1, choices=range(1, 5), metavar="N",
+                      help="processes of each service and of the gateway (default 1; docs/deploy.md)")
+    p_up.add_argument("--nats-nodes", type=int, default=1, choices=(1, 3),
+                      help="embedded NATS servers: 1, or a cluster of 3 with every stream R3 (default 1)")
     sub.add_parser("migrate", help="create roles and schemas, run every service's migrations, create the streams")
     p_secrets = sub.add_parser("secrets", help="write the secret files docker compose mounts (missing ones are made)")
     p_secrets.add_argument("directory", nargs="?", type=Path, default=compose_secrets.DIRECTORY,
@@ -159,6 +209,12 @@ def main(argv: list[str] | None = None) -> None:
     p_rp.add_argument("service", choices=list(DATABASE_OWNERS))
     p_rp.add_argument("--since", help="ISO time; only events created at or after it")
     p_rp.add_argument("--until", help="ISO time; only events created before it")
+    p_backup = sub.add_parser("backup", help="back up every schema (pg_dump) and every stream (JetStream snapshots)")
+    p_backup.add_argument("directory", type=Path, help="a new directory for the backup")
+    p_restore = sub.add_parser("restore", help="restore a backup (services stopped; docs/deploy.md)")
+    p_restore.add_argument("directory", type=Path, help="a directory `partnerops backup` wrote")
+    p_restore.add_argument("--nats-nodes", type=int, default=1, choices=(1, 3),
+                           help="the embedded NATS the platform runs with (as given to `up`)")
     sub.add_parser("rebuild-read-models", help="rebuild the gateway's KPI read models by replaying streams")
     sub.add_parser("seed", help="load the demo data into a running platform")
     for verb in ("import", "export"):
@@ -174,7 +230,8 @@ def main(argv: list[str] | None = None) -> None:
             settings = settings.model_copy(update={"gateway_port": args.port})
         from runtime.supervisor import up
 
-        raise SystemExit(asyncio.run(up(settings, seed=not args.no_seed)))
+        raise SystemExit(asyncio.run(up(settings, seed=not args.no_seed, replicas=args.replicas,
+                                        nats_nodes=args.nats_nodes)))
     telemetry.setup("cli", fmt="text", level="WARNING")
     if args.cmd == "migrate":
         _migrate(settings)
@@ -186,6 +243,10 @@ def main(argv: list[str] | None = None) -> None:
         asyncio.run(_deadletters(args, settings))
     elif args.cmd == "republish":
         asyncio.run(_republish(args, settings))
+    elif args.cmd == "backup":
+        _backup(args.directory, settings)
+    elif args.cmd == "restore":
+        _restore(args.directory, settings, args.nats_nodes)
     elif args.cmd == "rebuild-read-models":
         raise SystemExit(_gateway("rebuild", settings))
     elif args.cmd == "seed":

@@ -340,6 +340,11 @@ def _pg_bin() -> Path:
     return _public_copy(installed.parent, user) / "pgserver" / "pginstall" / "bin"
 
 
+def pg_binary(tool: str) -> Path:
+    """A Postgres client program (pg_dump, pg_restore) of the same installation as the embedded server."""
+    return _pg_bin() / tool
+
+
 def _installed_pg_bin() -> Path:
     # Found without importing pgserver, whose import has side effects we do not want.
     import importlib.util

@@ -16,6 +16,7 @@ import logging
 import os
 import secrets
 import signal
+import socket
 import sys
 import time
 from dataclasses import dataclass, field
@@ -25,7 +26,7 @@ import httpx
 
 from contracts.registry import STREAMS
 from runtime import bus, bus_auth, credentials, database_setup, migrations
-from runtime.embedded import EmbeddedNats, EmbeddedPostgres, free_port
+from runtime.embedded import EmbeddedNats, EmbeddedPostgres, NatsCluster, free_port
 from runtime.settings import (
     DATABASE_OWNERS,
     FILE_SUFFIX,
@@ -81,8 +82,14 @@ class Platform:
     admin_url: str = ""
     secret: str = ""
     db_passwords: dict[str, str] = field(default_factory=dict)
-    nats: EmbeddedNats | None = None
+    nats: EmbeddedNats | NatsCluster | None = None
     postgres: EmbeddedPostgres | None = None
+    # Embedded NATS nodes: 1 (a single server, the default) or 3 (a cluster on loopback, streams R3).
+    nats_nodes: int = 1
+
+    @property
+    def stream_replicas(self) -> int:
+        return self.nats.replicas if isinstance(self.nats, NatsCluster) else self.settings.bus_stream_replicas
 
     async def start(self) -> Platform:
         s = self.settings
@@ -90,6 +97,11 @@ class Platform:
         self.db_passwords = database_setup.role_passwords(DATABASE_OWNERS, s.data_dir)
         if s.nats_url:
             self.nats_url = s.nats_url
+        elif self.nats_nodes > 1:
+            users = bus_auth.nats_credentials(s.data_dir)
+            cluster = NatsCluster(base_dir=(s.data_dir / "nats-cluster").resolve(), size=self.nats_nodes, users=users)
+            self.nats = await asyncio.to_thread(cluster.start)
+            self.nats_url = self.nats.url
         else:
             users = bus_auth.nats_credentials(s.data_dir)
             self.nats = EmbeddedNats(store_dir=(s.data_dir / "nats").resolve(), users=users).start()
@@ -107,7 +119,7 @@ class Platform:
             await migrations.upgrade_async(owner, self.role_url(owner))
         nc = await bus.connect(self.nats_url, name="supervisor")
         try:
-            await bus.ensure_streams(nc.jetstream(), list(STREAMS))
+            await bus.ensure_streams(nc.jetstream(), list(STREAMS), replicas=self.stream_replicas)
         finally:
             await nc.close()
 
@@ -127,6 +139,8 @@ class Platform:
             "SECRET_KEY": self.secret,
             "OTEL_SERVICE_NAME": owner,
             "PYTHONUNBUFFERED": "1",
+            # Every process ensures its streams: with the same replica count, or it would shrink them.
+            "BUS_STREAM_REPLICAS": str(self.stream_replicas),
         })
         # Each process gets its own logins only: none of the operator's secrets it was started with.
         for name in list(env):
@@ -143,7 +157,9 @@ class Platform:
     def servers(self) -> list[Server]:
         """The embedded servers, for the supervisor to keep running."""
         found: list[Server] = []
-        if self.nats:
+        if isinstance(self.nats, NatsCluster):  # each node on its own: one dying is restarted alone
+            found.extend(Server(f"nats-{node.server_name}", node) for node in self.nats.nodes)
+        elif self.nats:
             found.append(Server("nats", self.nats))
         if self.postgres:
             found.append(Server("postgres", self.postgres))
@@ -195,6 +211,8 @@ class Supervised:
     name: str
     backoff: Backoff
     restart_at: float | None = None
+    # Being restarted on purpose (a rolling restart): the watcher leaves it alone meanwhile.
+    held: bool = False
 
     def running(self) -> bool:
         raise NotImplementedError
@@ -235,6 +253,8 @@ class Child(Supervised):
     backoff: Backoff = field(default_factory=Backoff)
     restart_at: float | None = None
     pump: asyncio.Task[None] | None = field(default=None, repr=False)
+    # File descriptors the process inherits (the gateway replicas' shared listening socket).
+    pass_fds: tuple[int, ...] = ()
 
     def running(self) -> bool:
         return self.proc is not None and self.proc.returncode is None
@@ -247,6 +267,7 @@ class Child(Supervised):
         self.proc = await asyncio.create_subprocess_exec(
             sys.executable, *self.args, env=self.env, stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT, start_new_session=True, preexec_fn=_die_with_parent,
+            pass_fds=self.pass_fds,
         )
         self.pump = asyncio.create_task(self._pump())
 
@@ -254,7 +275,7 @@ class Child(Supervised):
         assert self.proc and self.proc.stdout
         prefix = f"{self.name:<13}| "
         async for line in self.proc.stdout:
-            if self.name == "gateway" and b"Uvicorn running on" in line:
+            if self.name.startswith("gateway") and b"Uvicorn running on" in line:
                 continue  # the gateway's address is printed once, with "ready", when it can be used
             sys.stdout.write(prefix + line.decode(errors="replace"))
             sys.stdout.flush()
@@ -332,22 +353,39 @@ def lock_data_dir(data_dir: Path) -> int:
     return fd
 
 
-async def up(settings: Settings, *, seed: bool = True) -> int:
+def replica_names(name: str, replicas: int) -> list[str]:
+    """The log names of a process's replicas: `pipeline` alone, `pipeline-1`, `pipeline-2` with two."""
+    return [name] if replicas == 1 else [f"{name}-{i}" for i in range(1, replicas + 1)]
+
+
+def shared_listener(host: str, port: int) -> socket.socket:
+    """The gateway replicas' one listening socket, inherited by each: the kernel hands every
+    connection to one of them, and a replica restarting leaves the port served by the others."""
+    sock = socket.create_server((host, port), backlog=2048, reuse_port=False)
+    sock.set_inheritable(True)
+    return sock
+
+
+async def up(settings: Settings, *, seed: bool = True, replicas: int = 1, nats_nodes: int = 1) -> int:
     _log_in_columns()
     lock = lock_data_dir(settings.data_dir)
     try:
-        return await _up(settings, seed=seed)
+        return await _up(settings, seed=seed, replicas=replicas, nats_nodes=nats_nodes)
     finally:
         os.close(lock)
 
 
-async def _up(settings: Settings, *, seed: bool) -> int:
+async def _up(settings: Settings, *, seed: bool, replicas: int = 1, nats_nodes: int = 1) -> int:
     stop = asyncio.Event()
+    rolling = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    platform = Platform(settings)
+    # SIGHUP: restart every process one at a time, each drained and healthy again before the next.
+    loop.add_signal_handler(signal.SIGHUP, rolling.set)
+    platform = Platform(settings, nats_nodes=nats_nodes)
     children: list[Child] = []
+    listener: socket.socket | None = None
     try:
         say("starting NATS and Postgres" if not settings.nats_url else "using the given servers")
         await platform.start()
@@ -358,15 +396,23 @@ async def _up(settings: Settings, *, seed: bool) -> int:
         mail = await _local_mailbox(settings) if not settings.smtp_url else {}
         if mail:
             children.append(mail.pop("child"))  # type: ignore[arg-type]
+        if replicas > 1:
+            listener = shared_listener(settings.gateway_host, settings.gateway_port)
         for name, args in PROCESSES:
-            extra = {"GATEWAY_PORT": str(settings.gateway_port), "GATEWAY_HOST": settings.gateway_host,
-                     "PUBLIC_URL": settings.public_url if os.environ.get("PUBLIC_URL") else url, **mail}
-            if name != "gateway":  # the gateway serves its metrics at /metrics; a service on a port of its own
-                extra["METRICS_PORT"] = str(free_port())
-                say(f"{name}: Prometheus metrics at http://{settings.metrics_host}:{extra['METRICS_PORT']}/metrics")
-            child = Child(name, args, platform.env_for(name, extra))
-            await child.start()
-            children.append(child)
+            for replica in replica_names(name, replicas):
+                extra = {"GATEWAY_PORT": str(settings.gateway_port), "GATEWAY_HOST": settings.gateway_host,
+                         "PUBLIC_URL": settings.public_url if os.environ.get("PUBLIC_URL") else url, **mail}
+                fds: tuple[int, ...] = ()
+                if name != "gateway":  # the gateway serves its metrics at /metrics; a service on a port of its own
+                    extra["METRICS_PORT"] = str(free_port())
+                    say(f"{replica}: Prometheus metrics at http://{settings.metrics_host}:{extra['METRICS_PORT']}"
+                        "/metrics")
+                elif listener is not None:
+                    extra["GATEWAY_FD"] = str(listener.fileno())
+                    fds = (listener.fileno(),)
+                child = Child(replica, args, platform.env_for(name, extra), pass_fds=fds)
+                await child.start()
+                children.append(child)
         for name, owner, args, setting in WORKERS:
             if not getattr(settings, setting):
                 say(f"{name}: not configured (set {setting.upper()}=true; docs/integrations.md)")
@@ -375,7 +421,8 @@ async def _up(settings: Settings, *, seed: bool) -> int:
             child = Child(name, args, platform.env_for(owner, extra, nats_user=name))
             await child.start()
             children.append(child)
-        await _until(wait_healthy(url), stop)
+        # Replicas and a NATS cluster are more processes starting on the same cores: a longer wait.
+        await _until(wait_healthy(url, timeout=60.0 * replicas * (2 if nats_nodes > 1 else 1)), stop)
         if seed and not stop.is_set() and await database_setup.get_meta(platform.admin_url, "demo_seeded") is None:
             say("seeding demo data (once)")
             # The demo plays the billing system and the sync workers too: the operator's login.
@@ -387,16 +434,63 @@ async def _up(settings: Settings, *, seed: bool) -> int:
             else:
                 say("demo seed failed; see its log above")
         if not stop.is_set():
-            say(f"ready: open {url}  (Ctrl-C stops everything)")
-        await _watch([*platform.servers(), *children], stop)
+            say(f"ready: open {url}  (Ctrl-C stops everything; SIGHUP restarts every process in turn)")
+        servers = platform.servers()
+        watcher = asyncio.create_task(_watch([*servers, *children], stop))
+        try:
+            while not stop.is_set():
+                await _until(rolling.wait(), stop)
+                if rolling.is_set() and not stop.is_set():
+                    rolling.clear()
+                    await rolling_restart(platform, servers, children, url, stop)
+        finally:
+            await watcher
         return 0
     finally:
         say("stopping")
-        # The edge first, so no new work arrives while services drain.
-        for child in reversed(children):
-            await child.stop()
+        # The edge first, so no new work arrives while services drain; replicas at once.
+        for name, _args in reversed(PROCESSES):
+            await asyncio.gather(*(c.stop() for c in children if c.name in replica_names(name, replicas)))
+        await asyncio.gather(*(c.stop() for c in children if c.name not in
+                               {r for n, _ in PROCESSES for r in replica_names(n, replicas)}))
+        if listener is not None:
+            listener.close()
         platform.stop()
         say("stopped")
+
+
+async def rolling_restart(platform: Platform, servers: list[Server], children: list[Child], url: str,
+                          stop: asyncio.Event) -> None:
+    """Restart every process one at a time: the NATS nodes of a cluster (each back in the cluster
+    before the next), then each service and gateway replica, each stopped with SIGTERM (it drains) and
+    the platform healthy again before the next goes. With one replica of each, a service is briefly
+    away; its events wait in its durable."""
+    say("rolling restart: begins")
+    for server in servers:
+        if stop.is_set() or not isinstance(server.server, EmbeddedNats) or not server.server.cluster_port:
+            continue
+        server.held = True
+        try:
+            await asyncio.to_thread(server.server.stop)
+            await server.start()
+            if isinstance(platform.nats, NatsCluster):
+                await asyncio.to_thread(platform.nats.wait_ready)
+        finally:
+            server.held, server.restart_at = False, None
+        say(f"rolling restart: {server.name} restarted")
+    for child in children:
+        if stop.is_set():
+            return
+        child.held = True
+        try:
+            await child.stop()
+            await child.start()
+        finally:
+            child.held, child.restart_at = False, None
+        with contextlib.suppress(TimeoutError):
+            await _until(wait_healthy(url), stop)
+        say(f"rolling restart: {child.name} restarted")
+    say("rolling restart: done")
 
 
 async def _local_mailbox(settings: Settings) -> dict[str, object]:
@@ -431,7 +525,7 @@ async def _watch(processes: list[Supervised], stop: asyncio.Event) -> None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), 0.5)
         for p in processes:
-            if stop.is_set() or p.running():
+            if stop.is_set() or p.running() or p.held:
                 continue
             now = time.monotonic()
             if p.restart_at is None:

@@ -220,9 +220,11 @@ async def on_opportunities(session: AsyncSession, events: list[Event]) -> None:
         if isinstance(e, pc.OpportunityStageChangedV1) and moved_from.get(o.id, (-1, ""))[0] < o.version:
             moved_from[o.id] = (o.version, e.from_stage)
     ids = sorted(newest)
-    # The created, updated and stage-changed events of an opportunity come through one durable consumer
-    # (gateway__PIPELINE), one batch after the other, so no other transaction holds a snapshot of the
-    # same opportunity: the row lock below is enough (no per-opportunity advisory lock).
+    # Replicas of the gateway share the durable gateway__PIPELINE, so two batches holding snapshots of one
+    # opportunity can be applied at once. The row lock below cannot serialise them while the opportunity
+    # has no row yet (both would count it as new): an advisory lock per opportunity, taken in one order,
+    # makes the second wait and then see the first's row.
+    await session.execute(_LOCK_OPPORTUNITIES, {"ids": [str(i) for i in ids]})
     found = (await session.execute(
         select(*(OpportunityView.__table__.c[n] for n in ("id", "version", "previous_stage", *_FACT_COLUMNS)))
         .where(OpportunityView.id.in_(ids)).order_by(OpportunityView.id).with_for_update()
@@ -264,6 +266,9 @@ async def on_opportunities(session: AsyncSession, events: list[Event]) -> None:
 # month or new exchange rates rebuild it from the month aggregate under the exclusive lock, so a
 # rebuild never misses a consumer's uncommitted change nor counts it twice.
 
+_LOCK_OPPORTUNITIES = text(
+    "SELECT pg_advisory_xact_lock(k) FROM (SELECT DISTINCT hashtextextended('gateway.opportunity:' || id, 0) AS k "
+    "FROM unnest(CAST(:ids AS text[])) AS id ORDER BY k) AS keys")
 _ARR_SHARED = text("SELECT pg_advisory_xact_lock_shared(hashtext('gateway.pipeline_partner_arr'))")
 _ARR_EXCLUSIVE = text("SELECT pg_advisory_xact_lock(hashtext('gateway.pipeline_partner_arr'))")
 _ARR_TRY_EXCLUSIVE = text("SELECT pg_try_advisory_xact_lock(hashtext('gateway.pipeline_partner_arr'))")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -72,9 +73,20 @@ class PreferenceRepository:
             set_={c: stmt.excluded[c] for c in values if c != "user_id"} | {"updated_at": func.now()}))
 
 
+_LOCK_DEALS = text(
+    "SELECT pg_advisory_xact_lock(k) FROM (SELECT DISTINCT hashtextextended('notifications.deal:' || id, 0) AS k "
+    "FROM unnest(CAST(:ids AS text[])) AS id ORDER BY k) AS keys")
+
+
 class PipelineCopyRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
+
+    async def lock_deals(self, ids: Sequence[uuid.UUID]) -> None:
+        """Hold the copies of these opportunities (made or not yet) until commit, taken in one order: two
+        replicas applying batches that share opportunities wait for each other instead of deadlocking."""
+        if ids:
+            await self.session.execute(_LOCK_DEALS, {"ids": [str(i) for i in sorted(set(ids))]})
 
     async def upsert_deal(self, o: p.Opportunity) -> None:
         values = {

@@ -1,0 +1,516 @@
+"""Chaos: external events flowing into a platform of two replicas of every process on a three-node NATS
+cluster (`partnerops up --replicas 2 --nats-nodes 3`) while faults are injected, then a checker that
+compares the end state with the one a fault-free run gives.
+
+    .venv/bin/python -m bench.chaos [--events 100000] [--rate 500]
+
+The faults, one after the other, events flowing throughout:
+1. `nats-node`: SIGKILL of the NATS node that leads the SYNC stream (the supervisor restarts it);
+2. `replicas`: SIGKILL of one replica of each service and of the gateway at once (restarted too);
+3. `rolling`: a rolling restart of every process (SIGHUP to the supervisor: each NATS node, then each
+   replica, stopped with SIGTERM - it drains - and the platform healthy again before the next).
+
+The input: external opportunity upserts (`sync.opportunity.external.upserted.v1`, as a sync worker
+publishes them), each opportunity updated again and again (newer `last_modified`, another stage and
+amount), and paid invoices (`billing.invoice.paid.v1`) of one partner with a 10 % agreement. Its
+fault-free end state is known from the input alone, since the platform is deterministic in it: each
+opportunity as its last upsert describes it, the gateway's read model equal to the pipeline's records
+with its KPI aggregates equal to a recount (no event counted twice or lost), and one 10 % accrual
+per invoice in the commission ledger. `check` lists every lost and unexpected record.
+
+Measured per fault window: events published per second, the p99 event-to-read-model latency (publish
+to the gateway's read model showing that version, sampled every POLL seconds), and recovery: the time
+from the fault to the read model's next progress, and the longest stall of progress in the window.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+from contracts import billing as b
+from contracts import commissions as c
+from contracts import pipeline as pc
+from contracts import sync
+from runtime import bus
+from runtime.commands import send
+from runtime.db import plain_dsn
+from runtime.embedded import free_port
+from runtime.errors import CommandFailed
+from runtime.testing import STARTUP_PATIENCE, TEST_SECRET, eventually
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+# Consumers must make progress again within this long of each fault (issue 18).
+RECOVERY_BOUND = 15.0
+POLL = 0.25
+OPEN_STAGES = ("prospect", "qualified", "technical_validation", "business_validation", "committed")
+CLOSED_STAGES = ("launched", "closed_lost")
+RATE_PERCENT = Decimal(10)
+SERVICES = ("pipeline", "commissions", "relationships", "notifications")
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+# ------------------------------------------------------------------------------------- the input
+
+
+@dataclass
+class Workload:
+    """The events, made as they are published: opportunity j % K at its next version; every fifth
+    event a paid invoice instead. Remembers what the fault-free end state must be."""
+
+    tag: str
+    partner_id: uuid.UUID
+    opportunities: int = 60
+    published: int = 0
+    versions: dict[int, int] = field(default_factory=dict)  # opportunity -> last version published
+    sent_at: dict[tuple[int, int], float] = field(default_factory=dict)  # (opportunity, version) -> time
+    invoices: dict[str, Decimal] = field(default_factory=dict)
+    base: datetime = field(default_factory=lambda: datetime.now(UTC) - timedelta(days=30))
+
+    def name(self, i: int) -> str:
+        return f"Chaos {self.tag} {i:05d}"
+
+    def state(self, i: int, version: int) -> tuple[str, Decimal]:
+        """Stage and amount of opportunity i at a version; the amount says the version (1000 + v)."""
+        stages = OPEN_STAGES if version % 7 else (*OPEN_STAGES, *CLOSED_STAGES)
+        return stages[(i + version) % len(stages)], Decimal(1000 + version)
+
+    def next(self) -> sync.OpportunityExternalUpsertedV1 | b.InvoicePaidV1:
+        n = self.published
+        self.published += 1
+        if n % 5 == 4:
+            invoice = f"CH-{self.tag}-{n:07d}"
+            amount = Decimal(100 + n % 90)
+            self.invoices[invoice] = amount
+            return b.InvoicePaidV1(invoice_id=invoice, customer=f"Chaos customer {self.tag}",
+                                   partner_id=self.partner_id, amount=amount, currency="USD",
+                                   paid_at=datetime.now(UTC) - timedelta(minutes=1), deal_model="cosell")
+        i = n % self.opportunities
+        version = self.versions.get(i, 0) + 1
+        self.versions[i] = version
+        stage, amount = self.state(i, version)
+        return sync.OpportunityExternalUpsertedV1(
+            source=pc.ExternalSource.gcp, external_id=f"CH{self.tag}{i:05d}",
+            last_modified=self.base + timedelta(seconds=version), created_at=self.base, name=self.name(i),
+            customer=f"Chaos customer {self.tag}", stage=stage, amount=amount, currency="USD",
+            expected_close_date=date(2027, 3, 31), owner="chaos@example.com",
+            gcp=pc.GcpState(status=pc.GcpStatus.accepted))
+
+    def expected_opportunities(self) -> dict[str, tuple[str, Decimal]]:
+        return {self.name(i): self.state(i, v) for i, v in self.versions.items()}
+
+    def expected_ledger(self) -> dict[str, Decimal]:
+        return {k: (v * RATE_PERCENT / 100).quantize(Decimal("0.01")) for k, v in self.invoices.items()}
+
+
+# -------------------------------------------------------------------------------- the platform
+
+
+@dataclass
+class Platform:
+    """`partnerops up --replicas R --nats-nodes 3 --no-seed` as a process of its own."""
+
+    admin_url: str
+    data_dir: Path
+    replicas: int = 2
+    nats_nodes: int = 3
+    proc: subprocess.Popen[bytes] | None = None
+    port: int = 0
+
+    @property
+    def log(self) -> Path:
+        return self.data_dir / "up.log"
+
+    def start(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        env = {**os.environ, "DATABASE_URL": self.admin_url, "SECRET_KEY": TEST_SECRET, "DATA_DIR": str(self.data_dir),
+               "GATEWAY_PORT": str(self.port), "OTEL_TRACES_EXPORTER": "none", "LOG_LEVEL": "WARNING",
+               "BUS_ACK_WAIT_SECONDS": "10", "COMMISSIONS_SECOND_APPROVER": "false"}
+        env.pop("NATS_URL", None)
+        with open(self.log, "wb") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "runtime.cli", "up", "--no-seed", "--replicas", str(self.replicas),
+                 "--nats-nodes", str(self.nats_nodes)],
+                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def ready(self) -> bool:
+        assert self.proc is not None
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"partnerops up exited: {self.log.read_text()[-4000:]}")
+        return "ready: open" in self.log.read_text(errors="replace")
+
+    @property
+    def nats_url(self) -> str:
+        return str(json.loads((self.data_dir / "runtime.json").read_text())["nats_url"])
+
+    def children(self) -> dict[str, list[int]]:
+        """The supervisor's processes by kind: pipeline, ..., gateway, nats-n1, nats-n2, nats-n3."""
+        assert self.proc is not None
+        out = subprocess.run(["ps", "-ww", "-o", "pid=,args=", "--ppid", str(self.proc.pid)], capture_output=True,
+                             text=True)
+        kinds: dict[str, list[int]] = {}
+        for line in out.stdout.splitlines():
+            pid, _, args = line.strip().partition(" ")
+            kind = None
+            if "nats-server" in args:
+                kind = "nats-" + Path(args.split(" -c ")[1].split()[0]).parent.name
+            elif "-m gateway serve" in args:
+                kind = "gateway"
+            else:
+                kind = next((s for s in SERVICES if f"-m services.{s}" in args), None)
+            if kind:
+                kinds.setdefault(kind, []).append(int(pid))
+        return kinds
+
+    def full(self) -> bool:
+        """Every process running: each service and the gateway with all its replicas, every NATS node."""
+        kinds = self.children()
+        return all(len(kinds.get(k, [])) == self.replicas for k in (*SERVICES, "gateway")) \
+            and all(len(kinds.get(f"nats-n{i}", [])) == 1 for i in range(1, self.nats_nodes + 1))
+
+    def kill(self, pid: int) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+    def rolling_restarts_done(self) -> int:
+        return self.log.read_text(errors="replace").count("rolling restart: done")
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGINT)
+        try:
+            self.proc.wait(120)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+
+
+# ------------------------------------------------------------------------------------- a run
+
+
+@dataclass
+class Window:
+    name: str
+    started: float
+    ended: float = 0.0
+    recovery_seconds: float | None = None
+
+    def as_dict(self, run: Run) -> dict[str, Any]:
+        end = self.ended or time.monotonic()
+        lat = [run.latency[k] for k, t in run.workload.sent_at.items() if self.started <= t < end and k in run.latency]
+        published = sum(1 for t in run.publish_times if self.started <= t < end)
+        changes = [t for t in run.progress_times if self.started <= t < end]
+        gaps = [b_ - a for a, b_ in zip([self.started, *changes], [*changes, end], strict=True)]
+        seconds = end - self.started
+        recovery = None if self.recovery_seconds is None else round(self.recovery_seconds, 2)
+        return {"seconds": round(seconds, 1), "published_per_second": round(published / seconds, 1),
+                "p50_latency_ms": round(percentile(lat, 0.5) * 1000),
+                "p99_latency_ms": round(percentile(lat, 0.99) * 1000), "latency_samples": len(lat),
+                "recovery_seconds": recovery, "longest_stall_seconds": round(max(gaps), 2) if gaps else None}
+
+
+@dataclass
+class Run:
+    platform: Platform
+    workload: Workload
+    rate: float
+    total: int
+    publish_times: list[float] = field(default_factory=list)
+    latency: dict[tuple[int, int], float] = field(default_factory=dict)
+    progress_times: list[float] = field(default_factory=list)
+    progress: int = 0
+    windows: list[Window] = field(default_factory=list)
+    publish_errors: int = 0
+
+    async def publisher(self, js: Any) -> None:
+        """Publish at `rate` per second until `total`; a publish that fails (its node was killed) is sent
+        again with the same Nats-Msg-Id, so the stream keeps it once."""
+        start = time.monotonic()
+        while self.workload.published < self.total:
+            event = self.workload.next()
+            while True:
+                try:
+                    await js.publish(event.subject, event.model_dump_json().encode(),
+                                     headers={"Nats-Msg-Id": str(event.event_id)}, timeout=5)
+                    break
+                except Exception:
+                    self.publish_errors += 1
+                    await asyncio.sleep(0.2)
+            now = time.monotonic()
+            self.publish_times.append(now)
+            if isinstance(event, sync.OpportunityExternalUpsertedV1):
+                i = int(event.external_id[-5:])
+                self.workload.sent_at[(i, self.workload.versions[i])] = now
+            ahead = (self.workload.published / self.rate) - (now - start)
+            if ahead > 0:
+                await asyncio.sleep(ahead)
+
+    async def sampler(self, dsn: str, stop: asyncio.Event) -> None:
+        """Every POLL seconds: which version of each opportunity the gateway's read model shows."""
+        conn = await asyncpg.connect(dsn)
+        seen: dict[int, int] = {}
+        try:
+            while not stop.is_set():
+                with contextlib.suppress(Exception):
+                    rows = await conn.fetch("SELECT name, amount FROM gateway.pipeline_opportunity WHERE name LIKE $1",
+                                            f"Chaos {self.workload.tag} %")
+                    now = time.monotonic()
+                    total = 0
+                    for r in rows:
+                        i, version = int(r["name"].rsplit(" ", 1)[1]), int(r["amount"]) - 1000
+                        total += version
+                        for v in range(seen.get(i, 0) + 1, version + 1):
+                            if (i, v) in self.workload.sent_at:
+                                self.latency[(i, v)] = now - self.workload.sent_at[(i, v)]
+                        seen[i] = max(seen.get(i, 0), version)
+                    if total != self.progress:
+                        self.progress = total
+                        self.progress_times.append(now)
+                await asyncio.sleep(POLL)
+        finally:
+            await conn.close()
+
+    async def fault(self, name: str, inject: Any) -> Window:
+        """Inject a fault and wait (at most RECOVERY_BOUND) until the read model moves again."""
+        window = Window(name, time.monotonic())
+        self.windows.append(window)
+        before = len(self.progress_times)
+        await inject()
+        await eventually(lambda: len(self.progress_times) > before, f"progress after the fault {name}",
+                         timeout=RECOVERY_BOUND, interval=POLL / 2)
+        window.recovery_seconds = self.progress_times[before] - window.started
+        return window
+
+    def report(self) -> dict[str, Any]:
+        return {w.name: w.as_dict(self) for w in self.windows}
+
+
+async def setup_partner(nc: Any, tag: str) -> uuid.UUID:
+    """A partner (a command any pipeline replica answers) and a 10 % agreement with it."""
+    partner = await send(nc, pc.CreatePartner(name=f"Chaos partner {tag}", type=pc.PartnerType.reseller,
+                                              status=pc.PartnerStatus.active))
+
+    async def agreement() -> bool:
+        try:
+            await send(nc, c.CreateAgreement(
+                partner_id=partner.id, name=f"Chaos {tag}", direction=c.Direction.payable, currency="USD",
+                effective_from=date(2026, 1, 1), actor="chaos",
+                terms=c.Terms(rate=c.FlatRate(rate=RATE_PERCENT), basis=c.Basis.invoice, duration=c.Duration.lifetime)))
+            return True
+        except CommandFailed:  # the commissions service has not heard of the partner yet
+            return False
+
+    await eventually(agreement, "the agreement (commissions knows the partner)", timeout=120, interval=0.5)
+    return partner.id
+
+
+# ------------------------------------------------------------------------------------ the checker
+
+
+async def check(dsn: str, workload: Workload) -> dict[str, list[str]]:
+    """Lost and unexpected records against the fault-free end state; empty lists when they are equal."""
+    conn = await asyncpg.connect(dsn)
+    problems: dict[str, list[str]] = {"lost": [], "unexpected": []}
+    try:
+        expected = workload.expected_opportunities()
+        like = f"Chaos {workload.tag} %"
+        stored = {r["name"]: (r["stage"], r["amount"]) for r in await conn.fetch(
+            "SELECT name, stage, amount FROM pipeline.opportunity WHERE name LIKE $1", like)}
+        view = {r["name"]: (r["stage"], r["amount"], r["id"], r["version"]) for r in await conn.fetch(
+            "SELECT name, stage, amount, id, version FROM gateway.pipeline_opportunity WHERE name LIKE $1", like)}
+        records = {r["name"]: (r["id"], r["version"]) for r in await conn.fetch(
+            "SELECT name, id, version FROM pipeline.opportunity WHERE name LIKE $1", like)}
+        for name, want in expected.items():
+            if stored.get(name) != want:
+                problems["lost"].append(f"pipeline opportunity {name}: want {want}, have {stored.get(name)}")
+            got = view.get(name)
+            if got is None or (got[0], got[1]) != want or (got[2], got[3]) != records.get(name):
+                problems["lost"].append(f"read model opportunity {name}: want {want} {records.get(name)}, have {got}")
+        for name in set(stored) - set(expected):
+            problems["unexpected"].append(f"pipeline opportunity {name}")
+        for name in set(view) - set(expected):
+            problems["unexpected"].append(f"read model opportunity {name}")
+        # The KPI aggregates equal a recount of the read model: nothing counted twice, nothing missed.
+        drift = await kpi_drift(dsn)
+        problems["unexpected"] += [f"KPI aggregate {k}: {n} row(s) differ from a recount"
+                                   for k, n in drift.items() if n]
+        ledger: dict[str, Decimal] = {}
+        for r in await conn.fetch("SELECT revenue_key, amount FROM commissions.ledger_entry"):
+            invoice = next((k for k in workload.invoices if k in r["revenue_key"]), None)
+            if invoice is None:
+                problems["unexpected"].append(f"ledger entry for {r['revenue_key']}")
+                continue
+            ledger[invoice] = ledger.get(invoice, Decimal(0)) + r["amount"]
+        for invoice, want in workload.expected_ledger().items():
+            if ledger.get(invoice) != want:
+                problems["lost" if invoice not in ledger else "unexpected"].append(
+                    f"ledger of invoice {invoice}: want {want}, have {ledger.get(invoice)}")
+    finally:
+        await conn.close()
+    return problems
+
+
+async def kpi_drift(dsn: str) -> dict[str, int]:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from gateway.read_models.pipeline import aggregate_drift
+    from runtime.db import create_engine
+
+    engine = create_engine(dsn, trace_sql=False)
+    try:
+        async with AsyncSession(engine) as session:
+            return await aggregate_drift(session)
+    finally:
+        await engine.dispose()
+
+
+# ---------------------------------------------------------------------------------- the scenario
+
+
+async def scenario(platform: Platform, dsn: str, *, rate: float, total: int, opportunities: int,
+                   say: Any = print) -> tuple[Run, dict[str, list[str]]]:
+    """Start the load, inject the three faults one after the other, let the load finish, check."""
+    nc = await bus.connect(platform.nats_url, name="chaos")
+    tag = uuid.uuid4().hex[:6]
+    try:
+        partner_id = await setup_partner(nc, tag)
+        run = Run(platform, Workload(tag, partner_id, opportunities), rate, total)
+        stop = asyncio.Event()
+        sampler = asyncio.create_task(run.sampler(dsn, stop))
+        publisher = asyncio.create_task(run.publisher(nc.jetstream()))
+        share = max(total // 10, 20)
+        try:
+            steady = Window("steady", time.monotonic())
+            run.windows.append(steady)
+            await eventually(lambda: run.progress_times and run.workload.published >= share, "steady load",
+                             timeout=STARTUP_PATIENCE)
+            steady.ended = time.monotonic()
+
+            leader = await sync_leader(nc)
+            node = run.fault("nats-node", _inject(lambda: platform.kill(platform.children()[f"nats-{leader}"][0])))
+            window = await node
+            say(f"killed NATS node {leader}; progress again after {window.recovery_seconds:.2f}s")
+            await eventually(platform.full, "the NATS node restarted", timeout=120, interval=0.5)
+            mark = run.workload.published
+            await eventually(lambda: run.workload.published >= mark + share, "load after the node's return",
+                             timeout=STARTUP_PATIENCE)
+            window.ended = time.monotonic()
+
+            def kill_replicas() -> None:
+                kinds = platform.children()
+                for kind in (*SERVICES, "gateway"):
+                    platform.kill(kinds[kind][0])
+
+            window = await run.fault("replicas", _inject(kill_replicas))
+            say(f"killed one replica of each process; progress again after {window.recovery_seconds:.2f}s")
+            await eventually(platform.full, "the replicas restarted", timeout=120, interval=0.5)
+            mark = run.workload.published
+            await eventually(lambda: run.workload.published >= mark + share, "load after the replicas' return",
+                             timeout=STARTUP_PATIENCE)
+            window.ended = time.monotonic()
+
+            done = platform.rolling_restarts_done()
+            assert platform.proc is not None
+            window = await run.fault("rolling", _inject(lambda: platform.proc.send_signal(signal.SIGHUP)))
+            await eventually(lambda: platform.rolling_restarts_done() > done, "the rolling restart",
+                             timeout=STARTUP_PATIENCE, interval=1.0)
+            window.ended = time.monotonic()
+            say(f"rolling restart done in {window.ended - window.started:.0f}s")
+
+            await asyncio.wait_for(publisher, timeout=STARTUP_PATIENCE)
+            tail = Window("after", time.monotonic())
+            run.windows.append(tail)
+
+            async def converged() -> bool:
+                problems = await check(dsn, run.workload)
+                return not problems["lost"] and not problems["unexpected"]
+
+            with contextlib.suppress(AssertionError):
+                await eventually(converged, "the end state", timeout=STARTUP_PATIENCE, interval=2.0)
+            tail.ended = time.monotonic()
+        finally:
+            publisher.cancel()
+            stop.set()
+            with contextlib.suppress(BaseException):
+                await sampler
+        return run, await check(dsn, run.workload)
+    finally:
+        await nc.close()
+
+
+def _inject(action: Any) -> Any:
+    async def inject() -> None:
+        action()
+
+    return inject
+
+
+async def sync_leader(nc: Any) -> str:
+    info = await nc.jetstream().stream_info(sync.STREAM.name)
+    return str(info.cluster.leader)
+
+
+# ----------------------------------------------------------------------------------- the bench
+
+
+async def main_async(args: argparse.Namespace) -> dict[str, Any]:
+    from bench.harness import log, servers
+    from runtime.database_setup import create_database
+    from runtime.testing import unique
+
+    data_dir = ROOT / ".data" / "bench-chaos"
+    with servers(data_dir / "servers") as s:
+        admin = await create_database(s.admin_url, unique("chaos_"))
+        platform = Platform(admin, data_dir / "platform")
+        platform.start()
+        try:
+            await eventually(platform.ready, "the platform", timeout=STARTUP_PATIENCE, interval=1.0)
+            run, problems = await scenario(platform, plain_dsn(admin), rate=args.rate, total=args.events,
+                                           opportunities=args.opportunities, say=log)
+        finally:
+            platform.stop()
+    result = {"events": args.events, "rate": args.rate, "opportunities": args.opportunities,
+              "publish_retries": run.publish_errors, "windows": run.report(),
+              "lost": len(problems["lost"]), "unexpected": len(problems["unexpected"]),
+              "first_problems": (problems["lost"] + problems["unexpected"])[:20]}
+    RESULTS_DIR.mkdir(exist_ok=True)
+    (RESULTS_DIR / "chaos.json").write_text(json.dumps(result, indent=2))
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--rate", type=float, default=500.0, help="events published per second")
+    parser.add_argument("--opportunities", type=int, default=2000)
+    result = asyncio.run(main_async(parser.parse_args()))
+    print(json.dumps(result, indent=2))
+    raise SystemExit(1 if result["lost"] or result["unexpected"] else 0)
+
+
+if __name__ == "__main__":
+    main()
