@@ -1,8 +1,8 @@
 """Health checks that always answer, within a bound, whatever is down.
 
-`python -m runtime.health <service> [--local]`: exit 0 when the service answers its health check
+`python -m runtime.health <service> [--local] [--alive]`: exit 0 when the service answers its health check
 healthy. With --local only the instance on this host answers (a container's health check must not be
-answered by another replica of the same service).
+answered by another replica of the same service); with --alive, when it answers at all (liveness).
 
 Every wait here has a deadline: nats-py's `connect` retries a refused server forever (even with
 `allow_reconnect=False`), a request over a reconnecting connection waits for its timeout, and a
@@ -126,16 +126,19 @@ async def check(nats_url: str, service: str, timeout: float = 3.0, *, local: boo
 def main() -> None:
     args = sys.argv[1:]
     local = "--local" in args
-    names = [a for a in args if a != "--local"]
+    # --alive: exit 0 when the service answers at all, whatever its status (a liveness probe: a service
+    # waiting out a database outage is degraded, not dead, and restarting it would not help).
+    alive = "--alive" in args
+    names = [a for a in args if a not in ("--local", "--alive")]
     if len(names) != 1:
-        raise SystemExit("usage: python -m runtime.health <service> [--local]")
+        raise SystemExit("usage: python -m runtime.health <service> [--local] [--alive]")
     try:
         result = asyncio.run(check(get_settings().nats_url, names[0], local=local))
     except Exception as exc:
         print(json.dumps({"service": names[0], "status": "down", "reason": reason_of(exc)}))
         raise SystemExit(1) from exc
     print(json.dumps(result))
-    raise SystemExit(0 if result.get("status") == "ok" else 1)
+    raise SystemExit(0 if alive or result.get("status") == "ok" else 1)
 
 
 if __name__ == "__main__":
