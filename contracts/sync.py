@@ -166,6 +166,7 @@ class ShareView(BaseModel):
     """A PartnerOps deal shared to ACE, and how far the worker has got with it."""
 
     deal_id: UUID
+    name: str | None = Field(default=None, description="The deal's name as it was sent (Project.Title).")
     opportunity_id: str | None = Field(description="The ACE opportunity created for it, once AWS answered.")
     solution_id: str
     state: Literal["queued", "created", "associated", "submitted", "failed"] = Field(

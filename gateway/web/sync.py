@@ -4,6 +4,7 @@ with their reasons (gateway/routes/sync.py assesses them)."""
 
 from __future__ import annotations
 
+import re
 from typing import Annotated
 from uuid import UUID
 
@@ -65,7 +66,10 @@ async def share_form(opportunity_id: UUID, request: Request, principal: Manager)
             raise
         status = 409 if isinstance(exc, CommandFailed) and exc.error.kind.value == "conflict" else 422
         # A refusal of something not on this form (the deal's stage, its currency) is said above it.
-        errors = {(k if k in form else "form"): v for k, v in field_errors(exc, "form").items()}
+        # Beside its own field the message needs no path into AWS's record.
+        errors = {(k if k in form else "form"): (re.sub(r"^AWS would refuse [\w.\[\]]+: ", "", v)
+                                                 if k in form else v)
+                  for k, v in field_errors(exc, "form").items()}
         return await _opportunity_page(request, opportunity_id, share_errors=errors, share_form=form,
                                        status_code=status)
     return RedirectResponse(f"/opportunities/{opportunity_id}?notice=Shared+to+AWS+(solution+{view.solution_id}):"

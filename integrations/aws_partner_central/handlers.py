@@ -115,7 +115,8 @@ async def decide_invitation(session: AsyncSession, command: sync.DecideAceInvita
 
 
 def share_view(s: Share) -> sync.ShareView:
-    return sync.ShareView(deal_id=s.deal_id, opportunity_id=s.opportunity_id, solution_id=s.solution_id,
+    return sync.ShareView(deal_id=s.deal_id, name=(s.request.get("Project") or {}).get("Title"),
+                          opportunity_id=s.opportunity_id, solution_id=s.solution_id,
                           state=s.state, error=s.error, requested_by=s.requested_by,  # type: ignore[arg-type]
                           requested_at=s.requested_at, updated_at=s.updated_at)
 

@@ -49,6 +49,8 @@ class Fake:
     # CreateOpportunity's ClientTokens and the opportunity each made (AWS's idempotency).
     tokens: dict[str, str] = field(default_factory=dict)
     id_base: int = 0
+    # EngagementInvitationSummaries ListEngagementInvitations answers (one page).
+    invitations: list[dict[str, Any]] = field(default_factory=list)
 
     def count(self, operation: str) -> int:
         return sum(1 for op, _ in self.calls if op == operation)
@@ -134,6 +136,17 @@ class Fake:
                 "LifeCycle": {**opp["LifeCycle"], "ReviewStatus": "Submitted"}}
         return {"TaskId": f"task-{params['ClientToken'][-12:]}", "TaskStatus": "COMPLETE",
                 "OpportunityId": params["Identifier"], "StartTime": datetime.now(UTC)}
+
+    def ListEngagementInvitations(self, params: dict[str, Any]) -> dict[str, Any]:
+        with self.lock:
+            return {"EngagementInvitationSummaries": [dict(i) for i in self.invitations]}
+
+    def RejectEngagementInvitation(self, params: dict[str, Any]) -> dict[str, Any]:
+        with self.lock:
+            for i, inv in enumerate(self.invitations):
+                if inv["Id"] == params["Identifier"]:
+                    self.invitations[i] = {**inv, "Status": "REJECTED"}
+        return {}
 
     def GetAwsOpportunitySummary(self, params: dict[str, Any]) -> dict[str, Any]:
         return {"Catalog": params["Catalog"], "RelatedOpportunityId": params["RelatedOpportunityIdentifier"],
