@@ -75,17 +75,42 @@ REQUEST_FIELD_OF_REF = {"invoice_paid": "invoice_id", "refund": "refund_id", "ch
 async def ingest(session: AsyncSession, incoming: Sequence[IncomingRevenue], *, strict: bool = False) -> IngestResult:
     """Store revenue facts and post what they earn. `strict` (entry through the API): a different fact under
     a key already stored is a conflict; from the bus, the newer fact replaces the older one."""
+    batch = _newest_per_key(incoming)
+    revenue = RevenueRepository(session)
+    await revenue.lock_links(k for i in batch.values() for k in link_keys(i))
+    result = IngestResult(stored=await revenue.insert_new(list(batch.values())))
+    corrections = await _corrections(revenue, batch, result, strict)
+    stored = [(row_id, batch[k]) for k, row_id in result.stored.items()]
+    relinked = await _link(revenue, stored, corrections.invoices)
+    by_partner, late_partners = await _by_partner(revenue, stored, relinked, corrections.changed,
+                                                  late=relinked - set(result.stored.values()))
+    refold = corrections.partners | late_partners
+    result.entry_ids = await post(session, set(by_partner) | refold, by_partner, refold=refold)
+    return result
+
+
+def _newest_per_key(incoming: Sequence[IncomingRevenue]) -> dict[tuple[str, str, str], IncomingRevenue]:
+    """One fact per natural key in a batch: the one that happened last."""
     batch: dict[tuple[str, str, str], IncomingRevenue] = {}
     for i in incoming:
         key = (i.kind, i.ref, i.scope)
         if key not in batch or i.event_occurred_at > batch[key].event_occurred_at:
             batch[key] = i
-    revenue = RevenueRepository(session)
-    await revenue.lock_links(k for i in batch.values() for k in link_keys(i))
-    result = IngestResult(stored=await revenue.insert_new(list(batch.values())))
-    changed: set[int] = set()
-    corrected_invoices: list[str] = []
-    refold_partners: set[uuid.UUID] = set()
+    return batch
+
+
+@dataclass
+class _Corrections:
+    changed: set[int] = field(default_factory=set)  # stored rows replaced by a newer fact
+    invoices: list[str] = field(default_factory=list)  # corrected invoices, whose refunds link again
+    partners: set[uuid.UUID] = field(default_factory=set)  # partners whose ledger is folded again
+
+
+async def _corrections(revenue: RevenueRepository, batch: dict[tuple[str, str, str], IncomingRevenue],
+                       result: IngestResult, strict: bool) -> _Corrections:
+    """Facts under a key already stored: duplicates are noted, a newer different fact replaces the
+    stored one (from the bus) or is refused (`strict`)."""
+    out = _Corrections()
     conflicts = [k for k in batch if k not in result.stored]
     found = await revenue.by_natural_keys(conflicts)
     # A conflict on the event id alone: that very event was stored before.
@@ -101,12 +126,17 @@ async def ingest(session: AsyncSession, incoming: Sequence[IncomingRevenue], *, 
             raise Conflict(f"{row.kind} {row.ref} is already recorded with a different {differs}",
                            field=REQUEST_FIELD_OF_REF.get(row.kind, "ref"))
         await revenue.replace(row.id, new)
-        changed.add(row.id)
+        out.changed.add(row.id)
         if new.kind == "invoice_paid":
-            corrected_invoices.append(new.ref)
-        refold_partners |= {p for p in (row.partner_id, new.partner_id) if p is not None}
+            out.invoices.append(new.ref)
+        out.partners |= {p for p in (row.partner_id, new.partner_id) if p is not None}
+    return out
 
-    stored = [(row_id, batch[k]) for k, row_id in result.stored.items()]
+
+async def _link(revenue: RevenueRepository, stored: list[tuple[int, IncomingRevenue]],
+                corrected_invoices: list[str]) -> set[int]:
+    """Attribute new revenue to partners through its deal, complete refunds from their invoices, and
+    link the stored revenue that was waiting for these facts; the ids of the rows the linking changed."""
     waiting = await revenue.waiting_for(
         invoices=[i.ref for _, i in stored if i.kind == "invoice_paid"] + corrected_invoices,
         opportunities=[i.ref for _, i in stored if i.kind == "deal_won"])
@@ -114,22 +144,25 @@ async def ingest(session: AsyncSession, incoming: Sequence[IncomingRevenue], *, 
     refunds = [row_id for row_id, i in stored if i.kind == "refund"]
     linked = await revenue.attribute_by_deal(unattributed + waiting)
     linked += await revenue.enrich_refunds(refunds + waiting)
-    fresh = set(result.stored.values())
-    relinked = {row_id for row_id, _ in linked}
-    late = relinked - fresh
+    return {row_id for row_id, _ in linked}
+
+
+async def _by_partner(revenue: RevenueRepository, stored: list[tuple[int, IncomingRevenue]], relinked: set[int],
+                      changed: set[int], *, late: set[int],
+                      ) -> tuple[dict[uuid.UUID, list[domain.Revenue]], set[uuid.UUID]]:
+    """The revenue to post, per partner, and the partners a late-linked row makes fold again."""
     by_partner: dict[uuid.UUID, list[domain.Revenue]] = defaultdict(list)
     # Rows stored as they came need not be read back; rows the linking changed are.
     for row_id, i in stored:
         if row_id not in relinked and i.partner_id is not None and not i.void:
             by_partner[i.partner_id].append(revenue_from(i))
+    refold: set[uuid.UUID] = set()
     for r in await revenue.by_ids(relinked | changed):
         if r.partner_id is not None and not r.void:
             by_partner[r.partner_id].append(revenue_of(r))
             if r.id in late:
-                refold_partners.add(r.partner_id)
-    partners = set(by_partner) | refold_partners
-    result.entry_ids = await post(session, partners, by_partner, refold=refold_partners)
-    return result
+                refold.add(r.partner_id)
+    return by_partner, refold
 
 
 async def void_deal(session: AsyncSession, opportunity_id: uuid.UUID, at: datetime) -> list[int]:
@@ -252,6 +285,11 @@ def state_of(row: Any) -> domain.FoldState:
     return state
 
 
+def customer_state(row: Any) -> domain.CustomerState:
+    return domain.CustomerState(start=row.start, booked=row.booked, invoices=row.invoices, churned_on=row.churned_on,
+                                deal_commission=row.deal_commission, deal_model=row.deal_model)
+
+
 def state_row(agreement_id: uuid.UUID, state: domain.FoldState) -> dict[str, Any]:
     last = state.last
     return {"agreement_id": agreement_id, "last_at": last[0] if last else None, "last_rank": last[1] if last else None,
@@ -297,78 +335,126 @@ class _Work:
 
 async def post(session: AsyncSession, partner_ids: set[uuid.UUID], by_partner: dict[uuid.UUID, list[domain.Revenue]],
                *, refold: set[uuid.UUID], only: set[uuid.UUID] | None = None) -> list[int]:
+    """Post what new revenue earns under the partners' agreements: stepped on from the stored state
+    when it comes after everything folded so far, else folded again from scratch (`refold`)."""
     if not partner_ids:
         return []
+    ctx = await _context(session, partner_ids, only)
+    if ctx is None:
+        return []
+    fast, refolds = _split(ctx, by_partner, refold)
+    work = await _step_on(session, ctx, fast) if fast else []
+    work += await _fold_again(session, ctx, refolds)
+    return await _append(session, work)
+
+
+@dataclass
+class _Context:
+    """The agreements a posting touches, locked, with their state, specs and partners' tier history."""
+
+    agreements: list[Any]
+    states: dict[uuid.UUID, Any]
+    specs: dict[uuid.UUID, domain.AgreementSpec]
+    tiers: dict[uuid.UUID, list[tuple[datetime, PartnerTier]]]
+
+
+async def _context(session: AsyncSession, partner_ids: set[uuid.UUID], only: set[uuid.UUID] | None,
+                   ) -> _Context | None:
     agreements_repo, states_repo = AgreementRepository(session), StateRepository(session)
     if only is None:
         await agreements_repo.lock_partners(partner_ids, exclusive=False)
     agreements = [a for a in await agreements_repo.of_partners(partner_ids) if only is None or a.id in only]
     if not agreements:
-        return []
+        return None
     states = await states_repo.lock(a.id for a in agreements)
     specs = await specs_of(agreements_repo, agreements)
     tier_partners = {a.partner_id for a in agreements
                      if any(isinstance(v.terms.rate, c.PartnerTierRate) for v in specs[a.id].versions)}
     tiers = {p: tier_history(rows) for p, rows in (await PipelineCopyRepository(session).tiers(tier_partners)).items()}
+    return _Context(agreements, states, specs, tiers)
 
+
+def _split(ctx: _Context, by_partner: dict[uuid.UUID, list[domain.Revenue]], refold: set[uuid.UUID],
+           ) -> tuple[list[tuple[Any, list[domain.Revenue]]], list[Any]]:
+    """Agreements whose new events all come after the last one folded (stepped on) and the others."""
     fast: list[tuple[Any, list[domain.Revenue]]] = []
     refolds: list[Any] = []
-    for a in agreements:
+    for a in ctx.agreements:
         unique = {e.key: e for e in by_partner.get(a.partner_id, ())}
         events = sorted(unique.values(), key=lambda e: e.order)
-        state = states[a.id]
+        state = ctx.states[a.id]
         last = (state.last_at, state.last_rank or 0, state.last_ref or "") if state.last_at else None
         if a.partner_id in refold or (events and last is not None and events[0].order <= last):
             refolds.append(a)
         elif events:
             fast.append((a, events))
+    return fast, refolds
 
+
+async def _stored_customers(states_repo: StateRepository, fast: list[tuple[Any, list[domain.Revenue]]],
+                            ) -> tuple[dict[uuid.UUID, dict[str, domain.CustomerState]],
+                                       dict[tuple[uuid.UUID, str], tuple[Any, ...]]]:
+    """The customers' state the events continue from, and each as read (to write back only changes)."""
+    pairs = {(a.id, e.customer) for a, events in fast for e in events if e.customer}
+    stored_customers: dict[uuid.UUID, dict[str, domain.CustomerState]] = defaultdict(dict)
+    as_read: dict[tuple[uuid.UUID, str], tuple[Any, ...]] = {}
+    for cs in await states_repo.customers(pairs):
+        stored = stored_customers[cs.agreement_id][cs.customer] = customer_state(cs)
+        as_read[(cs.agreement_id, cs.customer)] = _customer_values(stored)
+    return stored_customers, as_read
+
+
+async def _reversible(ledger: LedgerRepository, fast: list[tuple[Any, list[domain.Revenue]]],
+                      ) -> dict[uuid.UUID, list[domain.PostedRow]]:
+    """Refunds and churns need the entries they reverse: one statement for the batch."""
+    line_keys = {(a.id, k) for a, events in fast for e in events if e.kind is c.RevenueKind.refund
+                 for k in ([f"invoice_paid:{e.invoice_ref}"]
+                           + ([f"deal_won:{e.opportunity_id}"] if e.opportunity_id else []))}
+    churned = {(a.id, e.customer) for a, events in fast for e in events if e.kind is c.RevenueKind.churn}
+    posted_rows: dict[uuid.UUID, list[domain.PostedRow]] = defaultdict(list)
+    for r in await ledger.rows_for_lines(line_keys, churned):
+        posted_rows[r.agreement_id].append(posted_row(r))
+    return posted_rows
+
+
+async def _step_on(session: AsyncSession, ctx: _Context, fast: list[tuple[Any, list[domain.Revenue]]],
+                   ) -> list[_Work]:
+    """Step each agreement's new events on from its stored state (the common case)."""
+    states_repo, ledger = StateRepository(session), LedgerRepository(session)
+    stored_customers, as_read = await _stored_customers(states_repo, fast)
+    posted_rows = await _reversible(ledger, fast)
     work: list[_Work] = []
     state_updates: list[dict[str, Any]] = []
     customer_upserts: list[dict[str, Any]] = []
     notes: list[dict[str, Any]] = []
-    ledger = LedgerRepository(session)
-    if fast:
-        pairs = {(a.id, e.customer) for a, events in fast for e in events if e.customer}
-        stored_customers: dict[uuid.UUID, dict[str, domain.CustomerState]] = defaultdict(dict)
-        as_read: dict[tuple[uuid.UUID, str], tuple[Any, ...]] = {}
-        for cs in await states_repo.customers(pairs):
-            stored = stored_customers[cs.agreement_id][cs.customer] = domain.CustomerState(
-                start=cs.start, booked=cs.booked, invoices=cs.invoices, churned_on=cs.churned_on,
-                deal_commission=cs.deal_commission, deal_model=cs.deal_model)
-            as_read[(cs.agreement_id, cs.customer)] = _customer_values(stored)
-        # Refunds and churns need the entries they reverse: one statement for the batch.
-        line_keys = {(a.id, k) for a, events in fast for e in events if e.kind is c.RevenueKind.refund
-                     for k in ([f"invoice_paid:{e.invoice_ref}"]
-                               + ([f"deal_won:{e.opportunity_id}"] if e.opportunity_id else []))}
-        churned = {(a.id, e.customer) for a, events in fast for e in events if e.kind is c.RevenueKind.churn}
-        posted_rows: dict[uuid.UUID, list[domain.PostedRow]] = defaultdict(list)
-        for r in await ledger.rows_for_lines(line_keys, churned):
-            posted_rows[r.agreement_id].append(posted_row(r))
-        for a, events in fast:
-            spec, state = specs[a.id], state_of(states[a.id])
-            state.customers = stored_customers.get(a.id, {})
-            rows = posted_rows.get(a.id, [])
-            book = domain.LineBook(domain.facts_from_rows(rows))
-            w = _Work(a, names=_names(events))
-            for r in sorted(rows, key=lambda r: r.id):
-                w.posted.setdefault(r.line_key, r)
-            for ev in events:
-                lines, why = domain.step(spec, state, book, ev, tiers.get(a.partner_id, ()))
-                w.lines += lines
-                notes += [{"agreement_id": a.id, "revenue_key": ev.key, "note": n} for n in why]
-            work.append(w)
-            state_updates.append(state_row(a.id, state))
-            customer_upserts += customer_rows(a.id, state.customers, as_read)
-        await states_repo.save(state_updates)
-        await states_repo.upsert_customers(customer_upserts)
-        await states_repo.add_notes(notes)
+    for a, events in fast:
+        spec, state = ctx.specs[a.id], state_of(ctx.states[a.id])
+        state.customers = stored_customers.get(a.id, {})
+        rows = posted_rows.get(a.id, [])
+        book = domain.LineBook(domain.facts_from_rows(rows))
+        w = _Work(a, names=_names(events))
+        for r in sorted(rows, key=lambda r: r.id):
+            w.posted.setdefault(r.line_key, r)
+        for ev in events:
+            lines, why = domain.step(spec, state, book, ev, ctx.tiers.get(a.partner_id, ()))
+            w.lines += lines
+            notes += [{"agreement_id": a.id, "revenue_key": ev.key, "note": n} for n in why]
+        work.append(w)
+        state_updates.append(state_row(a.id, state))
+        customer_upserts += customer_rows(a.id, state.customers, as_read)
+    await states_repo.save(state_updates)
+    await states_repo.upsert_customers(customer_upserts)
+    await states_repo.add_notes(notes)
+    return work
 
-    revenue = RevenueRepository(session)
+
+async def _fold_again(session: AsyncSession, ctx: _Context, refolds: list[Any]) -> list[_Work]:
+    """Fold each agreement's whole history again and keep the difference to its ledger as adjustments."""
+    states_repo, ledger, revenue = StateRepository(session), LedgerRepository(session), RevenueRepository(session)
+    work: list[_Work] = []
     for a in refolds:
-        spec = specs[a.id]
         history = [revenue_of(r) for r in await revenue.of_partner(a.partner_id)]
-        result = domain.fold(spec, history, tiers.get(a.partner_id, ()))
+        result = domain.fold(ctx.specs[a.id], history, ctx.tiers.get(a.partner_id, ()))
         rows = [posted_row(r) for r in await ledger.rows_of(a.id)]
         new, adjustments = domain.differences(result.lines, domain.posted_from_rows(rows))
         first: dict[str, domain.PostedRow] = {}
@@ -383,7 +469,7 @@ async def post(session: AsyncSession, partner_ids: set[uuid.UUID], by_partner: d
         await states_repo.replace_customers(a.id, customer_rows(a.id, result.state.customers))
         await states_repo.replace_notes(a.id, [{"agreement_id": a.id, "revenue_key": k, "note": n}
                                                for k, n in result.notes])
-    return await _append(session, work)
+    return work
 
 
 async def _append(session: AsyncSession, work: Sequence[_Work]) -> list[int]:
