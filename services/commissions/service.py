@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts import billing as b
 from contracts import commissions as c
+from contracts import pipeline as pc
 from contracts.pipeline import OpportunityWonV1, PartnerTier
 from runtime import bus_auth
 from runtime.errors import Conflict, Forbidden, Invalid, NotFound
@@ -516,11 +517,15 @@ async def forecast(session: AsyncSession, cmd: c.ForecastCommissions) -> c.Forec
     specs = {a.id: engine.spec_of(a, versions[a.id]) for a in agreements}
     bases = await copy.period_basis(specs)
     tiers = {p: engine.tier_history(rows) for p, rows in (await copy.tiers(partners)).items()}
+    in_force = await copy.probabilities()
     today = engine.clock().date()
     now = engine.clock()
     lines: list[c.ForecastLine] = []
     for o in opportunities:
         on = max(o.expected_close_date or today, today)
+        # The one probability rule; a row stored before stage keys were kept weighs what it carried.
+        probability = Decimal(pc.probability_of(in_force, o.pipeline, o.stage_key) if o.pipeline and o.stage_key
+                              else o.probability) / 100
         for a in (a for a in agreements if a.partner_id == o.partner_id):
             spec = specs[a.id]
             version = spec.in_force(on)
@@ -528,14 +533,14 @@ async def forecast(session: AsyncSession, cmd: c.ForecastCommissions) -> c.Forec
             same_period = version is not None and key == domain.period_key(on, version.terms.period)
             tier: PartnerTier | None = domain.tier_at(tiers.get(a.partner_id, []), now)
             expected = domain.expected_commission(
-                spec, amount=o.amount, currency=o.currency, probability=Decimal(o.probability) / 100, on=on,
+                spec, amount=o.amount, currency=o.currency, probability=probability, on=on,
                 deal_model=o.deal_model, tier=tier, period_basis=basis if same_period else Decimal(0))
             if expected is None:
                 continue
             lines.append(c.ForecastLine(
                 opportunity_id=o.id, partner_id=a.partner_id, agreement_id=a.id, direction=c.Direction(a.direction),
                 customer=o.customer, stage=o.stage, amount=o.amount, currency=o.currency,
-                probability=Decimal(o.probability) / 100, rate=expected.rate, commission=expected.commission,
+                probability=probability, rate=expected.rate, commission=expected.commission,
                 note=expected.note))
     totals: dict[tuple[str, str], list[Any]] = {}
     for line in lines:
