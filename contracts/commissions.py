@@ -391,10 +391,29 @@ class LedgerPage(BaseModel):
     total: int
     offset: int
     limit: int
+    next_after: str | None = Field(default=None, description="Send as `after` for the next page (keyset paging: "
+                                   "a page costs the same however deep); null on the last page.")
+
+
+class LedgerSort(StrEnum):
+    """The order of a ledger listing: by entry id (the order entries were written), amount or month; `-` for
+    descending. Ties are broken by id, so keyset pages never skip or repeat an entry."""
+
+    id = "id"
+    id_desc = "-id"
+    amount = "amount"
+    amount_desc = "-amount"
+    period = "period"
+    period_desc = "-period"
+
+
+# A page's last row under its sort: "<id>", "<amount>:<id>" or "<YYYY-MM-DD>:<id>".
+LedgerCursor = Annotated[str, Field(max_length=60, pattern=r"^(-?\d{1,18}(\.\d{1,2})?:|\d{4}-\d{2}-\d{2}:)?\d{1,19}$")]
 
 
 class ListLedgerEntries(Command):
-    """Ledger entries in the order they were written."""
+    """Ledger entries in the order asked for (by default the order they were written). Page with `after` (the
+    previous page's `next_after`) rather than `offset` on a large ledger."""
 
     subject: ClassVar[str] = "cmd.commissions.ledger.list"
     result: ClassVar[type[BaseModel]] = LedgerPage
@@ -403,6 +422,8 @@ class ListLedgerEntries(Command):
     agreement_id: UUID | None = None
     status: EntryStatus | None = None
     period: PeriodName | None = None
+    sort: LedgerSort = LedgerSort.id
+    after: LedgerCursor | None = None
     offset: Offset = 0
     limit: int = Field(default=100, ge=1, le=1000)
 

@@ -235,11 +235,14 @@ async def list_revenue(request: Request, principal: Reader, partner_id: UUID | N
 async def list_ledger(request: Request, principal: Reader, partner_id: UUID | None = None,
                       agreement_id: UUID | None = None, status: cc.EntryStatus | None = None,
                       period: Annotated[PeriodName | None, Query()] = None,
+                      sort: cc.LedgerSort = cc.LedgerSort.id,
+                      after: Annotated[cc.LedgerCursor | None, Query(
+                          description="the previous page's next_after (keyset paging)")] = None,
                       offset: Annotated[Offset, Query()] = 0,
                       limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> cc.LedgerPage:
     return await send(bus(request), cc.ListLedgerEntries(
-        partner_id=partner_id, agreement_id=agreement_id, status=status, period=period, offset=offset, limit=limit,
-        actor=principal.name))
+        partner_id=partner_id, agreement_id=agreement_id, status=status, period=period, sort=sort, after=after,
+        offset=offset, limit=limit, actor=principal.name))
 
 
 def second_approver(request: Request) -> bool:

@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode
 from uuid import UUID
 
 from fastapi import APIRouter, Request
@@ -310,6 +310,9 @@ async def _save_version(agreement_id: UUID, version: int | None, request: Reques
 # ------------------------------------------------------------------------------------------- ledger
 
 
+LEDGER_PAGE = 50
+
+
 @router.get("/commissions/ledger")
 async def ledger_page(request: Request, principal: Viewer) -> Response:
     q = request.query_params
@@ -326,15 +329,31 @@ async def ledger_page(request: Request, principal: Viewer) -> Response:
     except (ValueError, ValidationError):
         errors["form"] = "Those filters are not valid; showing everything."
         filters = {}
-    offset = int(q["offset"]) if q.get("offset", "").isdigit() else 0
-    page, partners = await asyncio.gather(
-        send(bus(request), cc.ListLedgerEntries(**filters, offset=offset, limit=200, actor=principal.name)),
-        _partners(request, principal.name))
+    sort = q.get("sort") if q.get("sort") in {s.value for s in cc.LedgerSort} else cc.LedgerSort.id.value
+    after = q.get("after") or None
+    try:
+        listing = cc.ListLedgerEntries(**filters, sort=sort, after=after, limit=LEDGER_PAGE, actor=principal.name)
+    except ValidationError:
+        errors["form"] = "That page link is not valid; showing the first page."
+        listing, after = cc.ListLedgerEntries(**filters, sort=sort, limit=LEDGER_PAGE, actor=principal.name), None
+    try:
+        page, partners = await asyncio.gather(send(bus(request), listing), _partners(request, principal.name))
+    except CommandFailed as exc:  # a cursor of another sort: the first page instead
+        errors["form"] = exc.error.message
+        after = None
+        page, partners = await asyncio.gather(
+            send(bus(request), listing.model_copy(update={"after": None})), _partners(request, principal.name))
+    shown = {k: str(getattr(v, "value", v)) for k, v in filters.items()}
+    # Where this page starts, for "51 to 100 of 134" (keyset pages do not know it; the link carries it).
+    start = min(int(q["start"]), page.total) if after and q.get("start", "").isdigit() and len(q["start"]) < 10 else 1
     return render(request, "commissions_ledger.html", {
-        "page": page, "partners": partners, "filters": {k: str(v.value if hasattr(v, "value") else v)
-                                                        for k, v in filters.items()},
+        "page": page, "partners": partners, "filters": shown,
         "statuses": list(cc.EntryStatus), "errors": errors, "notice": q.get("notice"),
-        "next": urlencode({**{k: str(getattr(v, "value", v)) for k, v in filters.items()}, "offset": offset + 200}),
+        "sort": sort, "after": after, "start": start,
+        "sort_link": lambda key: "?" + urlencode({**shown, "sort": f"-{key}" if sort == key else key}),
+        "next": "?" + urlencode({**shown, "sort": sort, "after": page.next_after, "start": start + len(page.items)})
+        if page.next_after else None,
+        "first": "?" + urlencode({**shown, "sort": sort}) if after else None,
         "today": date.today().isoformat(),
     })
 
@@ -347,8 +366,10 @@ def _back(request: Request, notice: str) -> RedirectResponse:
     referer = request.headers.get("referer", "")
     origin = f"{request.url.scheme}://{request.url.netloc}"
     target = referer[len(origin):] if referer.startswith(origin + "/commissions") else "/commissions/ledger"
-    target = target.split("?")[0] + "?" + urlencode({"notice": notice})
-    return RedirectResponse(target, status_code=303)
+    path, _, query = target.partition("?")
+    # The same page, filters and sort as the one the form was on, with the notice.
+    kept = [(k, v) for k, v in parse_qsl(query)[:20] if k != "notice"]
+    return RedirectResponse(path + "?" + urlencode([*kept, ("notice", notice)]), status_code=303)
 
 
 @router.post("/commissions/ledger/approve")

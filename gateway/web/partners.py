@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 from datetime import UTC, datetime
 from typing import Annotated, Any
+from urllib.parse import urlencode
 from uuid import UUID
 
 from fastapi import APIRouter, Form, Query, Request
@@ -25,6 +26,7 @@ from runtime.commands import send
 from runtime.errors import CommandFailed
 
 router = APIRouter(include_in_schema=False)
+DEALS_PAGE = 20
 PAGE = 50
 CRITERIA = (("strategic_fit", "Strategic fit", 30), ("revenue_potential", "Revenue potential", 25),
             ("feasibility", "Feasibility", 25), ("risk", "Risk (10 = least risky)", 20))
@@ -100,10 +102,16 @@ async def _partner_page(request: Request, partner_id: UUID, *, errors: dict[str,
         if exc.error.kind == "not_found":
             return not_found(request, "partner")
         raise
+    q = request.query_params
+    sorts = {s.value for s in pc.OpportunitySort}
+    sort = q["sort"] if q.get("sort") in sorts else pc.OpportunitySort.amount_desc.value
+    # A partner has tens of deals, not millions: numbered pages (offset) read well and cost little here.
+    page_no = int(q["page"]) if q.get("page", "").isdigit() and 0 < len(q["page"]) < 6 else 1
     deals, statement, team = await asyncio.gather(
-        send(bus(request), pc.ListOpportunities(partner_id=partner_id, sort=pc.OpportunitySort.amount_desc,
-                                                 limit=100, actor=actor)),
+        send(bus(request), pc.ListOpportunities(partner_id=partner_id, sort=pc.OpportunitySort(sort),
+                                                 offset=(page_no - 1) * DEALS_PAGE, limit=DEALS_PAGE, actor=actor)),
         _statement(request, partner_id, actor), team_handles(request))
+    pages = max(1, -(-deals.total // DEALS_PAGE))
     if form is None:
         sc = partner.scorecard
         form = {"name": partner.name, "type": partner.type.value, "status": partner.status.value,
@@ -113,6 +121,8 @@ async def _partner_page(request: Request, partner_id: UUID, *, errors: dict[str,
         "partner": partner, "deals": deals, "statement": statement, "team": team, "criteria": CRITERIA,
         "types": list(pc.PartnerType), "tiers": list(pc.PartnerTier), "statuses": list(pc.PartnerStatus),
         "errors": errors or {}, "form": form, "notice": request.query_params.get("notice"),
+        "deal_sort": sort, "deal_page": page_no, "deal_pages": pages, "deals_first": (page_no - 1) * DEALS_PAGE + 1,
+        "deal_link": lambda page=1, sort=sort: "?" + urlencode({"sort": sort, "page": page}) + "#deals-title",
     }, status_code=status_code)
 
 

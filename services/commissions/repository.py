@@ -11,7 +11,7 @@ from decimal import Decimal
 from typing import Any
 
 import asyncpg
-from sqlalchemy import BigInteger, Row, Uuid, any_, delete, func, insert, literal, or_, select, text, update
+from sqlalchemy import BigInteger, Row, Uuid, any_, delete, func, insert, literal, or_, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -464,6 +464,9 @@ LEDGER_COLUMNS = ("id", "agreement_id", "partner_id", "direction", "currency", "
                   "version", "revision", "rule", "detail", "reverses_entry_id", "adjusts_entry_id")
 
 
+LEDGER_SORT_COLUMNS = {"id": None, "amount": LedgerEntry.amount, "period": LedgerEntry.period}
+
+
 class LedgerRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -520,8 +523,15 @@ class LedgerRepository:
         return list(await self.session.scalars(query.execution_options(populate_existing=True)))
 
     async def list(self, *, partner_id: uuid.UUID | None, agreement_id: uuid.UUID | None, status: str | None,
-                   period: tuple[date, date] | None, offset: int, limit: int) -> tuple[list[LedgerEntry], int]:
+                   period: tuple[date, date] | None, offset: int, limit: int, sort: str = "id",
+                   after: tuple[object, ...] | None = None) -> tuple[list[LedgerEntry], int]:
+        """A page in `sort` order (`-` for descending, ties by id); `after` is the previous page's last row's
+        (sort value, id), or (id,) by id: keyset paging, as fast on the last page as on the first."""
+        descending, column = sort.startswith("-"), LEDGER_SORT_COLUMNS[sort.lstrip("-")]
+        keys = (LedgerEntry.id,) if column is None else (column, LedgerEntry.id)
         conditions = []
+        if after is not None:
+            conditions.append(tuple_(*keys) < tuple_(*after) if descending else tuple_(*keys) > tuple_(*after))
         if partner_id is not None:
             conditions.append(LedgerEntry.partner_id == partner_id)
         if agreement_id is not None:
@@ -531,8 +541,11 @@ class LedgerRepository:
         if period is not None:
             conditions += [LedgerEntry.period >= period[0], LedgerEntry.period < period[1]]
         rows = await self.session.scalars(
-            select(LedgerEntry).where(*conditions).order_by(LedgerEntry.id).offset(offset).limit(limit))
-        total = await self.session.scalar(select(func.count()).select_from(LedgerEntry).where(*conditions))
+            select(LedgerEntry).where(*conditions).order_by(*(k.desc() if descending else k for k in keys))
+            .offset(offset).limit(limit))
+        # The total counts the filters' matches, not what is left after the cursor.
+        total = await self.session.scalar(select(func.count()).select_from(LedgerEntry).where(*conditions[
+            1 if after is not None else 0:]))
         return list(rows), int(total or 0)
 
     async def approve(self, ids: Sequence[int], actor: str | None) -> None:

@@ -382,10 +382,35 @@ def entry_contract(e: LedgerEntry) -> c.LedgerEntry:
 
 
 async def list_entries(session: AsyncSession, cmd: c.ListLedgerEntries) -> c.LedgerPage:
+    by = cmd.sort.value.lstrip("-")
+    after = _ledger_cursor(by, cmd.after) if cmd.after else None
     rows, total = await LedgerRepository(session).list(
         partner_id=cmd.partner_id, agreement_id=cmd.agreement_id, status=cmd.status.value if cmd.status else None,
-        period=domain.statement_range(cmd.period) if cmd.period else None, offset=cmd.offset, limit=cmd.limit)
-    return c.LedgerPage(items=[entry_contract(e) for e in rows], total=total, offset=cmd.offset, limit=cmd.limit)
+        period=domain.statement_range(cmd.period) if cmd.period else None, offset=0 if after else cmd.offset,
+        limit=cmd.limit + 1, sort=cmd.sort.value, after=after)
+    more, rows = len(rows) > cmd.limit, rows[:cmd.limit]
+    last = rows[-1] if rows else None
+    next_after = None
+    if more and last is not None:
+        next_after = str(last.id) if by == "id" else f"{getattr(last, by)}:{last.id}"
+    return c.LedgerPage(items=[entry_contract(e) for e in rows], total=total, offset=cmd.offset, limit=cmd.limit,
+                        next_after=next_after)
+
+
+def _ledger_cursor(by: str, cursor: str) -> tuple[object, ...]:
+    """The row a page starts after, as the sort compares it; a cursor of another sort is refused."""
+    value, _, last_id = cursor.rpartition(":")
+    try:
+        if by == "id" and not value:
+            return (int(last_id),)
+        if by == "amount" and value and "-" not in value[1:]:
+            return (Decimal(value), int(last_id))
+        if by == "period" and value:
+            return (date.fromisoformat(value), int(last_id))
+    except ValueError:
+        pass
+    raise Invalid(f"this cursor does not belong to a listing sorted by {by}: start again from the first page",
+                  field="after")
 
 
 async def _entries(ledger: LedgerRepository, ids: Sequence[int]) -> list[LedgerEntry]:

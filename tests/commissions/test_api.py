@@ -87,6 +87,18 @@ class TestAgreementsApi:
         assert (await gw.client().get(f"{API}/ledger")).status_code == 401
 
 
+class TestLedgerPagingApi:
+    async def test_sort_and_keyset_paging_and_bad_cursors(self, gw):
+        ok = await call(gw, Role.viewer, "GET", f"{API}/ledger?sort=-amount&limit=1")
+        assert ok.status_code == 200 and "next_after" in ok.json(), ok.text
+        for query in ("sort=amount;drop", "sort=", "after=x", "after=1:2:3", "after=" + "9" * 40,
+                      "after=2026-11-01:1%00", "limit=0", "limit=1001"):
+            r = await call(gw, Role.viewer, "GET", f"{API}/ledger?{query}")
+            assert r.status_code == 422, (query, r.text)
+        r = await call(gw, Role.viewer, "GET", f"{API}/ledger?sort=period&after=12.50:3")
+        assert r.status_code == 422 and loc_of(r)[-1] == "after", r.text
+
+
 class TestRevenueLedgerAndStatementsApi:
     async def test_from_invoice_to_payment_to_statement_and_csv(self, gw):
         pid = await partner(gw, name=f"=HYPERLINK(\"x\") {uuid.uuid4().hex[:4]}")

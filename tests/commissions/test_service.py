@@ -216,6 +216,34 @@ class TestApprovalAndPayment:
         await settled(bus_client, service)
         return await ledger(bus_client, partner)
 
+    async def test_keyset_pages_follow_the_sort_without_gaps_or_repeats(self, bus_client, service):
+        partner = uuid.uuid4()
+        amounts = ["500.00", "100.00", "300.00", "300.00", "200.00", "400.00", "100.00"]
+        await self._entries(bus_client, service, partner, *amounts)
+        for sort, key in ((c.LedgerSort.amount_desc, lambda e: (-e.amount, -e.id)),
+                          (c.LedgerSort.amount, lambda e: (e.amount, e.id)),
+                          (c.LedgerSort.id_desc, lambda e: -e.id), (c.LedgerSort.period, lambda e: (e.period, e.id))):
+            seen: list[c.LedgerEntry] = []
+            after = None
+            while True:
+                page = await send(bus_client, c.ListLedgerEntries(partner_id=partner, sort=sort, after=after, limit=3))
+                assert page.total == len(amounts)
+                seen += page.items
+                if page.next_after is None:
+                    break
+                after = page.next_after
+            assert [e.id for e in seen] == [e.id for e in sorted(seen, key=key)], sort
+            assert len({e.id for e in seen}) == len(amounts), sort
+        # A cursor of another sort, or one that is not a cursor, is refused with the field named.
+        first = await send(bus_client, c.ListLedgerEntries(partner_id=partner, sort=c.LedgerSort.amount, limit=2))
+        error = (await failure(send(bus_client, c.ListLedgerEntries(partner_id=partner, sort=c.LedgerSort.period,
+                                                                    after=first.next_after)))).error
+        assert (error.kind, error.field) == ("invalid", "after")
+        for bad in ("x", "1:2:3", "9" * 30, "2026-13-45:1", "-:1", "1e5:1"):
+            reply = await failure(send(bus_client, c.ListLedgerEntries.model_construct(
+                partner_id=partner, sort=c.LedgerSort.period, after=bad, offset=0, limit=2)))
+            assert reply.error.kind == "invalid", bad
+
     async def test_accrued_then_approved_then_paid_as_one_payment(self, bus_client, service):
         partner = uuid.uuid4()
         e1, e2 = await self._entries(bus_client, service, partner, "1000.00", "2500.00")
