@@ -12,7 +12,13 @@ import pytest
 
 from tests.browser.helpers import Platform, money, shot, sign_in
 
-pytestmark = pytest.mark.timeout(600)
+pytestmark = pytest.mark.timeout(900)
+
+
+@pytest.fixture(autouse=True)
+def patient(page) -> None:
+    # Seven sessions share two cores: a full-page screenshot of the dashboard can take over 15 s.
+    page.set_default_timeout(60_000)
 
 # What must never reach a page: a Decimal's exponent, a negative zero, a stage key.
 EXPONENT = re.compile(r"\d[eE][+-]?\d")
