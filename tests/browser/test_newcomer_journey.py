@@ -22,7 +22,7 @@ def patient(page) -> None:
 
 # What must never reach a page: a Decimal's exponent, a negative zero, a stage key.
 EXPONENT = re.compile(r"\d[eE][+-]?\d")
-NEGATIVE_ZERO = re.compile(r"[-−][$€£]0\.00\b|[-−][$€£]0\b")
+NEGATIVE_ZERO = re.compile(r"[-\u2212][$€£]0\.00\b|[-\u2212][$€£]0\b")  # hyphen or minus sign
 
 
 async def _main_text(page) -> str:
@@ -83,7 +83,7 @@ class TestNumbersPrintRight:
         assert not any("_" in s for s in stages), stages
         await shot(page, "newcomer-commissions")
 
-        # A statement with nothing paid says $0.00, never −$0.00.
+        # A statement with nothing paid says $0.00, never a minus sign before $0.00.
         await page.goto("/commissions/statement")
         options = page.locator('select[name="partner_id"] option')
         for i in range(1, min(await options.count(), 6)):
