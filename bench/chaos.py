@@ -245,6 +245,8 @@ class Run:
     progress: int = 0
     windows: list[Window] = field(default_factory=list)
     publish_errors: int = 0
+    # The supervisor's "rolling restart: <process> restarted" lines, with the time the sampler saw each.
+    steps: list[tuple[float, str]] = field(default_factory=list)
 
     async def publisher(self, js: Any) -> None:
         """Publish at `rate` per second until `total`; a publish that fails (its node was killed) is sent
@@ -290,9 +292,26 @@ class Run:
                     if total != self.progress:
                         self.progress = total
                         self.progress_times.append(now)
+                    self._read_steps(now)
                 await asyncio.sleep(POLL)
         finally:
             await conn.close()
+
+    def _read_steps(self, now: float) -> None:
+        lines = [line for line in self.platform.log.read_text(errors="replace").splitlines()
+                 if "rolling restart:" in line]
+        for line in lines[len(self.steps):]:
+            self.steps.append((now, line.split("rolling restart:", 1)[1].strip()))
+
+    def step_stalls(self) -> dict[str, float]:
+        """Per step of the rolling restarts: the longest time the read model did not move while that
+        step ran (from the previous step's end to its own, as the sampler saw them)."""
+        out: dict[str, float] = {}
+        for (start, _), (end, text) in zip(self.steps, self.steps[1:], strict=False):
+            changes = [t for t in self.progress_times if start <= t < end]
+            gaps = [b_ - a for a, b_ in zip([start, *changes], [*changes, end], strict=True)]
+            out[text] = round(max(gaps), 2)
+        return out
 
     async def fault(self, name: str, inject: Any) -> Window:
         """Inject a fault and wait (at most RECOVERY_BOUND) until the read model moves again."""
@@ -306,7 +325,10 @@ class Run:
         return window
 
     def report(self) -> dict[str, Any]:
-        return {w.name: w.as_dict(self) for w in self.windows}
+        out: dict[str, Any] = {w.name: w.as_dict(self) for w in self.windows}
+        if "rolling" in out:
+            out["rolling"]["longest_stall_per_step"] = self.step_stalls()
+        return out
 
 
 async def setup_partner(nc: Any, tag: str) -> uuid.UUID:

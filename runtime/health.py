@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import socket
 import sys
 from collections.abc import Awaitable, Iterable
@@ -47,9 +48,15 @@ async def bounded(awaitable: Awaitable[T], seconds: float, what: str) -> T:
         raise NoAnswer(f"{what}: no answer within {seconds:g} s") from exc
 
 
-def subjects(service: str) -> tuple[str, str]:
-    """Any instance of the service, and this host's instance."""
-    return f"health.{service}", f"health.{service}.{socket.gethostname()}"
+def subjects(service: str) -> tuple[str, str, str]:
+    """Any instance of the service, this host's instance, and this process (`instance_subject`)."""
+    return f"health.{service}", f"health.{service}.{socket.gethostname()}", instance_subject(service, os.getpid())
+
+
+def instance_subject(service: str, pid: int) -> str:
+    """One process's own health subject: a supervisor restarting replicas on one host in turn waits for
+    the new process itself, not for whichever replica answers first."""
+    return f"health.{service}.pid{pid}"
 
 
 def reason_of(exc: BaseException) -> str:
@@ -65,10 +72,14 @@ def reason_of(exc: BaseException) -> str:
     return exc.__class__.__name__
 
 
-async def ask(nc: NATS, service: str, timeout: float = SERVICE_TIMEOUT, *, local: bool = False) -> dict[str, Any]:
-    """The service's health reply over an open connection; raises when it does not answer in time."""
+async def ask(nc: NATS, service: str, timeout: float = SERVICE_TIMEOUT, *, local: bool = False,
+              pid: int | None = None) -> dict[str, Any]:
+    """The service's health reply over an open connection (that of the process `pid`, if given); raises
+    when it does not answer in time."""
+    subject = instance_subject(service, pid) if pid is not None else subjects(service)[1 if local else 0]
+
     async def request() -> dict[str, Any]:
-        msg = await nc.request(subjects(service)[1 if local else 0], b"", timeout=timeout)
+        msg = await nc.request(subject, b"", timeout=timeout)
         reply = json.loads(msg.data)
         if not isinstance(reply, dict):
             raise ValueError("the health reply is not an object")

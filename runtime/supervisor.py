@@ -21,11 +21,12 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
 from contracts.registry import STREAMS
-from runtime import bus, bus_auth, credentials, database_setup, migrations
+from runtime import bus, bus_auth, credentials, database_setup, health, migrations
 from runtime.embedded import EmbeddedNats, EmbeddedPostgres, NatsCluster, free_port
 from runtime.settings import (
     DATABASE_OWNERS,
@@ -255,6 +256,8 @@ class Child(Supervised):
     pump: asyncio.Task[None] | None = field(default=None, repr=False)
     # File descriptors the process inherits (the gateway replicas' shared listening socket).
     pass_fds: tuple[int, ...] = ()
+    # The name it answers health requests under (a service, the gateway); none for helpers (the mailbox).
+    health_name: str | None = None
 
     def running(self) -> bool:
         return self.proc is not None and self.proc.returncode is None
@@ -410,7 +413,7 @@ async def _up(settings: Settings, *, seed: bool, replicas: int = 1, nats_nodes: 
                 elif listener is not None:
                     extra["GATEWAY_FD"] = str(listener.fileno())
                     fds = (listener.fileno(),)
-                child = Child(replica, args, platform.env_for(name, extra), pass_fds=fds)
+                child = Child(replica, args, platform.env_for(name, extra), pass_fds=fds, health_name=name)
                 await child.start()
                 children.append(child)
         for name, owner, args, setting in WORKERS:
@@ -478,19 +481,38 @@ async def rolling_restart(platform: Platform, servers: list[Server], children: l
         finally:
             server.held, server.restart_at = False, None
         say(f"rolling restart: {server.name} restarted")
-    for child in children:
-        if stop.is_set():
-            return
-        child.held = True
-        try:
-            await child.stop()
-            await child.start()
-        finally:
-            child.held, child.restart_at = False, None
-        with contextlib.suppress(TimeoutError):
-            await _until(wait_healthy(url), stop)
-        say(f"rolling restart: {child.name} restarted")
+    nc = await bus.connect(platform.nats_url, name="supervisor")
+    try:
+        for child in children:
+            if stop.is_set():
+                return
+            child.held = True
+            try:
+                await child.stop()
+                await child.start()
+            finally:
+                child.held, child.restart_at = False, None
+            if child.health_name and child.proc is not None:
+                # The new process itself ready, not just the platform: its replica answers the platform's
+                # health checks (and shares the gateway's port) while it starts.
+                with contextlib.suppress(TimeoutError):
+                    await _until(_instance_ready(nc, child.health_name, child.proc.pid), stop)
+            with contextlib.suppress(TimeoutError):
+                await _until(wait_healthy(url), stop)
+            say(f"rolling restart: {child.name} restarted")
+    finally:
+        await nc.close()
     say("rolling restart: done")
+
+
+async def _instance_ready(nc: Any, service: str, pid: int, timeout: float = 300.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(Exception):
+            if (await health.ask(nc, service, timeout=2.0, pid=pid)).get("status") == "ok":
+                return
+        await asyncio.sleep(0.5)
+    raise TimeoutError(f"{service} (pid {pid}) not ready after {timeout:.0f}s")
 
 
 async def _local_mailbox(settings: Settings) -> dict[str, object]:
