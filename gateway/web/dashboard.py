@@ -8,6 +8,7 @@ import contextlib
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
@@ -165,55 +166,75 @@ async def _relationship_health(request: Request, actor: str) -> cc.Health | None
     return None
 
 
-async def load(request: Request, actor: str, today: date | None = None) -> Dashboard:
-    now = datetime.now(UTC)
-    today = today or now.date()
-    members, _ = await team(request)
-    async with sessions(request)() as session:
-        counts = await partner_models.partner_counts(session)
-        k = await pipeline_models.kpis(session, as_of=today)
-        has_deals = await _has_opportunities(session)
-        settings = await pipeline_models.settings_of(session)
-        stage_sets = await pipeline_models.stage_sets(session)
-        trend = await _quarter_trend(session, settings, k.forecast.starts_on, today) if has_deals else None
-        names = {(p, s.stage): s.name for p, stages in stage_sets.items() for s in stages}
-        movers = await _movers(session, now, names) if has_deals else []
-        commissions = await commission_models.kpis(session, today)
-        weeks = await week_models.member_weeks(session, [m.user_id for m in members])
-        funding = await funding_models.funding(session, today.year)
-        goals = await funding_models.goals(session, today)
-    f = k.forecast
-    d = Dashboard(quarter_label=f.quarter, quarter_kind=f.quarter_kind, days_left=f.days_left, currency=k.currency,
-                  pipeline_ready=has_deals)
-    d.partners_by_type = [(t, n) for t, n in counts.items() if n]
-    d.partners_total = sum(counts.values())
-    d.commissions = list(commissions.figures) or None
-    d.commissions_quarter = commissions.quarter
-    d.week_meetings = max((w.weeks for w in weeks.values()), default=0)
-    if d.week_meetings or any(w.open_tasks for w in weeks.values()):
-        d.week = [(m.name, weeks[m.user_id]) for m in members]
+@dataclass
+class _Read:
+    """Everything the dashboard shows, as the read models hold it (one session, no service asked)."""
+
+    counts: dict[str, int]
+    kpis: pipeline_models.PipelineKpis
+    has_deals: bool
+    settings: pc.PipelineSettings
+    stage_sets: dict[str, list[pipeline_models.StageView]]
+    names: dict[tuple[str, str], str]
+    trend: list[tuple[date, Decimal]] | None
+    movers: list[Mover]
+    commissions: commission_models.CommissionKpis
+    weeks: dict[Any, Any]
+    funding: Any
+    goals: Any
+
+
+async def _read(session: AsyncSession, members: list[Any], now: datetime, today: date) -> _Read:
+    k = await pipeline_models.kpis(session, as_of=today)
+    has_deals = await _has_opportunities(session)
+    settings = await pipeline_models.settings_of(session)
+    stage_sets = await pipeline_models.stage_sets(session)
+    names = {(p, s.stage): s.name for p, stages in stage_sets.items() for s in stages}
+    return _Read(
+        counts=await partner_models.partner_counts(session), kpis=k, has_deals=has_deals, settings=settings,
+        stage_sets=stage_sets, names=names,
+        trend=await _quarter_trend(session, settings, k.forecast.starts_on, today) if has_deals else None,
+        movers=await _movers(session, now, names) if has_deals else [],
+        commissions=await commission_models.kpis(session, today),
+        weeks=await week_models.member_weeks(session, [m.user_id for m in members]),
+        funding=await funding_models.funding(session, today.year), goals=await funding_models.goals(session, today))
+
+
+def _team_and_money(d: Dashboard, r: _Read, members: list[Any]) -> None:
+    """Partners, commissions, the team's week, funding and goals: shown with or without deals."""
+    d.partners_by_type = [(t, n) for t, n in r.counts.items() if n]
+    d.partners_total = sum(r.counts.values())
+    d.commissions = list(r.commissions.figures) or None
+    d.commissions_quarter = r.commissions.quarter
+    d.week_meetings = max((w.weeks for w in r.weeks.values()), default=0)
+    if d.week_meetings or any(w.open_tasks for w in r.weeks.values()):
+        d.week = [(m.name, r.weeks[m.user_id]) for m in members]
         d.week_overdue = [(name, w.overdue_tasks) for name, w in d.week]
-    d.funding = funding if funding.figures or funding.deadlines else None
-    d.goals = goals
-    d.relationship_health = await _relationship_health(request, actor)
-    if d.relationship_health and d.relationship_health.contacts:
-        d.relationships = list(d.relationship_health.distribution)
-    if not has_deals:
-        return d
-    d.attainment = Attainment(currency=f.currency, target=f.target, closed=f.closed_won, projected=f.projected,
-                              weighted_open=f.weighted_pipeline, at_risk=f.at_risk, start=f.starts_on,
-                              end=f.ends_on + timedelta(days=1), trend=trend)
-    d.unconverted = f.unconverted
-    # The funnel shows the forecast pipeline (the one the target is about), every stage in order.
-    key = settings.forecast_pipelines[0]
+    d.funding = r.funding if r.funding.figures or r.funding.deadlines else None
+    d.goals = r.goals
+
+
+def _funnel(d: Dashboard, r: _Read) -> None:
+    """The forecast pipeline (the one the target is about), every open stage in order."""
+    key = r.settings.forecast_pipelines[0]
     d.stages_pipeline = key
-    figures = {s.stage: s for s in k.pipeline_by_stage if s.pipeline == key}
+    figures = {s.stage: s for s in r.kpis.pipeline_by_stage if s.pipeline == key}
     d.stages = [(s.name, figures[s.stage].amount if s.stage in figures else Decimal(0),
                  figures[s.stage].weighted if s.stage in figures else Decimal(0),
                  figures[s.stage].deals if s.stage in figures else 0)
-                for s in stage_sets.get(key, []) if s.outcome == pc.Outcome.open.value]
+                for s in r.stage_sets.get(key, []) if s.outcome == pc.Outcome.open.value]
     if not any(amount for _, amount, _, _ in d.stages):
         d.stages = None
+
+
+def _pipeline(d: Dashboard, r: _Read) -> None:
+    """The pipeline's cards: attainment, funnel, ARR, launches, outcomes, stuck deals and movers."""
+    k, f = r.kpis, r.kpis.forecast
+    d.attainment = Attainment(currency=f.currency, target=f.target, closed=f.closed_won, projected=f.projected,
+                              weighted_open=f.weighted_pipeline, at_risk=f.at_risk, start=f.starts_on,
+                              end=f.ends_on + timedelta(days=1), trend=r.trend)
+    d.unconverted = f.unconverted
+    _funnel(d, r)
     d.arr_by_type = [(t, a) for t, a in k.arr_by_partner_type.items() if a] or None
     current = k.launches[-1] if k.launches else None
     if current and any(current.by_hyperscaler.values()):
@@ -221,14 +242,31 @@ async def load(request: Request, actor: str, today: date | None = None) -> Dashb
     d.launches_history = k.launches
     # Win rate and cycle time cover the same pipelines as closed won (the target's); the table by
     # pipeline shows each apart and all together.
-    d.pipelines, d.all_pipelines = scope_rows.by_pipeline(k, [*settings.forecast_pipelines, *stage_sets])
-    d.scope = scope_rows.forecast_scope(d.pipelines, list(settings.forecast_pipelines))
+    d.pipelines, d.all_pipelines = scope_rows.by_pipeline(k, [*r.settings.forecast_pipelines, *r.stage_sets])
+    d.scope = scope_rows.forecast_scope(d.pipelines, list(r.settings.forecast_pipelines))
     d.win_rate = float(d.scope.win_rate) if d.scope.win_rate is not None else None
     d.won_count, d.lost_count = d.scope.won, d.scope.lost
     d.cycle_days = float(d.scope.cycle_days) if d.scope.cycle_days is not None else None
     d.stuck = k.stuck
-    d.stage_names = names
-    d.movers = movers
+    d.stage_names = r.names
+    d.movers = r.movers
+
+
+async def load(request: Request, actor: str, today: date | None = None) -> Dashboard:
+    now = datetime.now(UTC)
+    today = today or now.date()
+    members, _ = await team(request)
+    async with sessions(request)() as session:
+        r = await _read(session, members, now, today)
+    f = r.kpis.forecast
+    d = Dashboard(quarter_label=f.quarter, quarter_kind=f.quarter_kind, days_left=f.days_left,
+                  currency=r.kpis.currency, pipeline_ready=r.has_deals)
+    _team_and_money(d, r, members)
+    d.relationship_health = await _relationship_health(request, actor)
+    if d.relationship_health and d.relationship_health.contacts:
+        d.relationships = list(d.relationship_health.distribution)
+    if r.has_deals:
+        _pipeline(d, r)
     return d
 
 
