@@ -10,6 +10,7 @@ from contracts import (
     funding,
     goals,
     pipeline,
+    registrations,
     relationships,
     schedules,
     sync,
@@ -19,7 +20,7 @@ from contracts.base import Event, StreamSpec
 
 STREAMS: tuple[StreamSpec, ...] = (pipeline.STREAM, sync.STREAM, commissions.STREAM, relationships.STREAM,
                                    billing.STREAM, schedules.STREAM, deadletters.STREAM)
-EVENTS: tuple[type[Event], ...] = (*pipeline.EVENTS, *sync.EVENTS, *commissions.EVENTS, *week.EVENTS,
-                                   *funding.EVENTS, *goals.EVENTS,
+EVENTS: tuple[type[Event], ...] = (*pipeline.EVENTS, *registrations.EVENTS, *sync.EVENTS, *commissions.EVENTS,
+                                   *week.EVENTS, *funding.EVENTS, *goals.EVENTS,
                                    *competencies.EVENTS, *deadlines.EVENTS, *contacts.EVENTS, *billing.EVENTS,
                                    *schedules.EVENTS)

@@ -65,10 +65,17 @@ class Role(StrEnum):
     manager = "manager"
     member = "member"
     viewer = "viewer"
+    # A person at a partner organisation: below every team role, so every team route refuses them;
+    # they reach only the portal (gateway/routes/portal.py), scoped to their own partner.
+    partner = "partner"
 
     @property
     def rank(self) -> int:
-        return {"viewer": 0, "member": 1, "manager": 2, "admin": 3}[self.value]
+        return {"partner": -1, "viewer": 0, "member": 1, "manager": 2, "admin": 3}[self.value]
+
+
+# The team's roles (everyone but partner users): who owns deals, gets digests, sits in the meeting.
+STAFF_ROLES: tuple[Role, ...] = (Role.viewer, Role.member, Role.manager, Role.admin)
 
 
 @dataclass(frozen=True)
@@ -80,6 +87,8 @@ class Principal:
     scopes: frozenset[str] = frozenset()
     csrf_token: str | None = None
     time_zone: str = "UTC"
+    # Set for (and only for) partner users: the one organisation whose data they may see.
+    partner_id: uuid.UUID | None = None
 
 
 def digest(token: str) -> str:
@@ -127,7 +136,8 @@ async def authenticate(request: Request, conn: AsyncConnection) -> Principal | N
         return None
     s, u = UserSession.__table__, User.__table__
     found = (await conn.execute(
-        select(s.c.token_hash, s.c.csrf_token, s.c.last_seen_at, u.c.id, u.c.email, u.c.role, u.c.time_zone)
+        select(s.c.token_hash, s.c.csrf_token, s.c.last_seen_at, u.c.id, u.c.email, u.c.role, u.c.time_zone,
+               u.c.partner_id)
         .join(u, u.c.id == s.c.user_id)
         .where(s.c.token_hash == digest(cookie), s.c.expires_at > now, s.c.last_seen_at > now - _idle(request),
                u.c.active)
@@ -137,7 +147,7 @@ async def authenticate(request: Request, conn: AsyncConnection) -> Principal | N
     if now - found.last_seen_at >= TOUCH_EVERY:
         await conn.execute(update(s).where(s.c.token_hash == found.token_hash).values(last_seen_at=now))
     return Principal(id=str(found.id), name=found.email, role=Role(found.role), kind="user",
-                     csrf_token=found.csrf_token, time_zone=found.time_zone)
+                     csrf_token=found.csrf_token, time_zone=found.time_zone, partner_id=found.partner_id)
 
 
 async def _authenticate(request: Request) -> Principal | None:
@@ -161,9 +171,11 @@ async def check_csrf(request: Request, principal: Principal) -> None:
         raise HTTPException(status_code=403, detail="missing or wrong CSRF token")
 
 
-def require(role: Role = Role.viewer, scope: str | None = None) -> Callable[[Request], Awaitable[Principal]]:
+def require(role: Role = Role.viewer, scope: str | None = None, *,
+            partners: bool = False) -> Callable[[Request], Awaitable[Principal]]:
     """A dependency: the caller must be a user of at least `role`, or a token holding `scope`.
-    A route without a scope cannot be reached with a token."""
+    A route without a scope cannot be reached with a token. `partners`: partner users may call it
+    too (only routes about the caller's own account: sign out, password, time zone)."""
     if scope is not None and scope not in SCOPES:
         raise ValueError(f"unknown scope {scope!r}")
 
@@ -177,6 +189,9 @@ def require(role: Role = Role.viewer, scope: str | None = None) -> Callable[[Req
         if principal.kind == "token":
             if scope is None or scope not in principal.scopes:
                 raise HTTPException(status_code=403, detail=f"this token lacks the scope {scope or '(user only)'}")
+        elif principal.role is Role.partner:
+            if not partners:
+                raise HTTPException(status_code=403, detail="partner users see only the partner portal (/portal)")
         elif principal.role.rank < role.rank:
             raise HTTPException(status_code=403, detail=f"needs the {role.value} role or higher")
         await check_csrf(request, principal)
@@ -185,6 +200,28 @@ def require(role: Role = Role.viewer, scope: str | None = None) -> Callable[[Req
 
     dependency.required_role = role  # type: ignore[attr-defined]
     dependency.required_scope = scope  # type: ignore[attr-defined]
+    dependency.partners_allowed = partners  # type: ignore[attr-defined]
+    return dependency
+
+
+def require_partner() -> Callable[[Request], Awaitable[Principal]]:
+    """A dependency for the partner portal: a signed-in partner user bound to a partner organisation.
+    Team members and API tokens are refused: the portal is the partner's view, and every read in it
+    is scoped to `principal.partner_id`, never to an id the request names."""
+
+    async def dependency(request: Request) -> Principal:
+        principal = await _authenticate(request)
+        if principal is None:
+            raise AuthRequired()
+        request.state.principal = principal
+        if principal.kind != "user" or principal.role is not Role.partner or principal.partner_id is None:
+            raise HTTPException(status_code=403, detail="the partner portal is for partner users")
+        await check_csrf(request, principal)
+        return principal
+
+    dependency.required_role = Role.partner  # type: ignore[attr-defined]
+    dependency.required_scope = None  # type: ignore[attr-defined]
+    dependency.partners_allowed = True  # type: ignore[attr-defined]
     return dependency
 
 
@@ -244,8 +281,12 @@ async def sign_out(session: AsyncSession, token: str) -> None:
     await session.execute(delete(UserSession).where(UserSession.token_hash == digest(token)))
 
 
-async def create_user(session: AsyncSession, *, email: str, name: str, role: Role, password: str) -> User:
-    user = User(email=email.strip(), name=name.strip() or email, role=role.value,
+async def create_user(session: AsyncSession, *, email: str, name: str, role: Role, password: str,
+                      partner_id: uuid.UUID | None = None) -> User:
+    """`partner_id`: required for the partner role, refused for the others (a database check too)."""
+    if (role is Role.partner) != (partner_id is not None):
+        raise ValueError("a partner user needs its partner organisation, and only a partner user has one")
+    user = User(email=email.strip(), name=name.strip() or email, role=role.value, partner_id=partner_id,
                 password_hash=await passwords.hash_password(password))
     session.add(user)
     await session.flush()

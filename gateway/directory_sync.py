@@ -40,7 +40,8 @@ SELF = "system:gateway-directory"
 
 async def push(running: RunningService, actor: str = SELF) -> n.PeopleSynced:
     async with running.sessions() as session:
-        users = list(await session.scalars(select(User).order_by(User.email)))
+        # The team only: partner users get no alerts or digests (notifications knows team roles).
+        users = list(await session.scalars(select(User).where(User.role != "partner").order_by(User.email)))
     people = [n.Member(user_id=str(u.id), email=u.email, name=u.name, role=n.Role(u.role), active=u.active,
                        time_zone=u.time_zone) for u in users]
     return await send(running.nc, n.SyncPeople(people=people, actor=actor), timeout=10)  # type: ignore[no-any-return]

@@ -6,7 +6,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, DateTime, ForeignKey, Identity, String, Text, Uuid, func
+from sqlalchemy import BigInteger, Boolean, CheckConstraint, DateTime, ForeignKey, Identity, String, Text, Uuid, func
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -15,6 +15,7 @@ from gateway.read_models.base import SCHEMA, Base
 
 class User(Base):
     __tablename__ = "app_user"
+    __table_args__ = (CheckConstraint("(role = 'partner') = (partner_id IS NOT NULL)", name="partner_bound"),)
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
     email: Mapped[str] = mapped_column(Text)
@@ -24,6 +25,8 @@ class User(Base):
     time_zone: Mapped[str] = mapped_column(Text, default="UTC")
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    # Partner users only: the partner organisation (pipeline's partner id) they belong to and see.
+    partner_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
 
 
 class UserSession(Base):

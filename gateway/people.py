@@ -58,7 +58,9 @@ class Directory:
 
 
 async def load(session: AsyncSession) -> Directory:
-    rows = await session.execute(select(User.id, User.email, User.name, User.active))
+    # Partner users own nothing and are nobody's colleague: the directory is the team's.
+    rows = await session.execute(select(User.id, User.email, User.name, User.active)
+                                 .where(User.role != "partner"))
     return Directory([Member(str(i), e, n, a) for i, e, n, a in rows])
 
 

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import getpass
 import secrets
+import uuid
 
 from sqlalchemy import func, select
 
@@ -16,16 +17,19 @@ from runtime.db import create_engine, session_factory
 from runtime.settings import Settings
 
 
-async def ensure_user(settings: Settings, *, email: str, name: str, role: Role, password: str) -> bool:
+async def ensure_user(settings: Settings, *, email: str, name: str, role: Role, password: str,
+                      partner_id: uuid.UUID | None = None) -> bool:
     """Create the user unless one with that email exists; True when created."""
     engine = create_engine(settings.database_url, trace_sql=False)
     try:
         async with session_factory(engine)() as session, session.begin():
             if await session.scalar(select(User.id).where(func.lower(User.email) == email.lower())):
                 return False
-            user = await create_user(session, email=email, name=name, role=role, password=password)
+            user = await create_user(session, email=email, name=name, role=role, password=password,
+                                     partner_id=partner_id)
             await audit.record(session, actor="cli", action="user.created", entity="user", entity_id=user.id,
-                               after={"email": email, "role": role.value})
+                               after={"email": email, "role": role.value,
+                                      "partner_id": str(partner_id) if partner_id else None})
         directory_sync.changed()  # a gateway in this process sends the directory on (others: the hourly tick)
         return True
     finally:

@@ -3,8 +3,21 @@
 from fastapi import APIRouter
 
 from gateway import calendar_feed
-from gateway.routes import access, alerts, commissions, contacts, funding, goals, partners, pipeline, sync, week
+from gateway.routes import (
+    access,
+    alerts,
+    commissions,
+    contacts,
+    funding,
+    goals,
+    partners,
+    pipeline,
+    portal,
+    registrations,
+    sync,
+    week,
+)
 
 ROUTERS: tuple[APIRouter, ...] = (access.router, partners.router, pipeline.router, commissions.router, funding.router,
                                   goals.router, week.router, calendar_feed.router, sync.router, contacts.router,
-                                  alerts.router)
+                                  alerts.router, registrations.router, portal.router)

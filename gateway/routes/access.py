@@ -14,12 +14,15 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from contracts import pipeline as pc
 from contracts.fields import RowId, line
 from gateway import audit, auth, directory_sync
 from gateway import signin as signing
 from gateway.auth import SCOPES, Principal, Role, create_user, digest, new_api_token, require, validate_password
 from gateway.models import ApiToken, AuditEntry, User, UserSession
-from gateway.state import sessions
+from gateway.state import bus, sessions
+from runtime.commands import send
+from runtime.errors import CommandFailed
 
 router = APIRouter(prefix="/api", tags=["access"])
 
@@ -31,6 +34,16 @@ class UserIn(BaseModel):
     name: line(200) = ""
     role: Role
     password: str = Field(min_length=1, max_length=200)
+    partner_id: uuid.UUID | None = Field(default=None, description="For the partner role (and only for it): the "
+                                         "partner organisation this person belongs to and sees in the portal.")
+
+    @model_validator(mode="after")
+    def _partner_bound(self) -> UserIn:
+        if self.role is Role.partner and self.partner_id is None:
+            raise ValueError("a partner user needs partner_id: the partner organisation they belong to")
+        if self.role is not Role.partner and self.partner_id is not None:
+            raise ValueError("only a partner user belongs to a partner organisation (leave out partner_id)")
+        return self
 
     @field_validator("password")
     @classmethod
@@ -82,6 +95,7 @@ class UserOut(BaseModel):
     active: bool
     time_zone: str
     created_at: datetime
+    partner_id: uuid.UUID | None = None
 
 
 def _known_zone(value: str | None) -> str | None:
@@ -188,7 +202,7 @@ class SessionOut(MeOut):
 
 def _user_out(u: User) -> UserOut:
     return UserOut(id=u.id, email=u.email, name=u.name, role=Role(u.role), active=u.active,
-                   time_zone=u.time_zone, created_at=u.created_at)
+                   time_zone=u.time_zone, created_at=u.created_at, partner_id=u.partner_id)
 
 
 def _token_out(t: ApiToken) -> TokenOut:
@@ -196,8 +210,22 @@ def _token_out(t: ApiToken) -> TokenOut:
                     expires_at=t.expires_at, last_used_at=t.last_used_at, revoked_at=t.revoked_at)
 
 
+async def _partner_exists(request: Request, partner_id: uuid.UUID, principal: Principal) -> None:
+    try:
+        await send(bus(request), pc.GetPartner(partner_id=partner_id, actor=principal.name))
+    except CommandFailed as exc:
+        if exc.error.kind == "not_found":
+            raise HTTPException(422, detail=[{"loc": ["body", "partner_id"], "msg": "no partner with this id",
+                                              "type": "not_found"}]) from exc
+        raise
+
+
+# About the caller's own account: partner users may call these too.
+Own = Annotated[Principal, Depends(require(Role.viewer, partners=True))]
+
+
 @router.get("/me", response_model=MeOut)
-async def me(request: Request, principal: Annotated[Principal, Depends(require(Role.viewer))]) -> MeOut:
+async def me(request: Request, principal: Own) -> MeOut:
     async with sessions(request)() as session:
         user = await session.get(User, uuid.UUID(principal.id))
     assert user is not None
@@ -223,8 +251,7 @@ async def open_api_session(body: SessionIn, request: Request, response: Response
 
 
 @router.delete("/session", status_code=204, tags=["access"])
-async def close_api_session(request: Request,
-                            principal: Annotated[Principal, Depends(require(Role.viewer))]) -> Response:
+async def close_api_session(request: Request, principal: Own) -> Response:
     """Sign out: the session (cookie and CSRF token) stops working."""
     token = request.cookies.get(auth.SESSION_COOKIE)
     if token:
@@ -236,8 +263,7 @@ async def close_api_session(request: Request,
 
 
 @router.patch("/me", response_model=UserOut)
-async def change_me(body: MePatch, request: Request,
-                    principal: Annotated[Principal, Depends(require(Role.viewer))]) -> UserOut:
+async def change_me(body: MePatch, request: Request, principal: Own) -> UserOut:
     async with sessions(request)() as session, session.begin():
         user = await session.get(User, uuid.UUID(principal.id), with_for_update=True)
         assert user is not None
@@ -260,11 +286,14 @@ async def list_users(request: Request, _: Annotated[Principal, Depends(require(R
 @router.post("/users", response_model=UserOut, status_code=201)
 async def add_user(body: UserIn, request: Request,
                    principal: Annotated[Principal, Depends(require(Role.admin))]) -> UserOut:
+    if body.partner_id is not None:
+        await _partner_exists(request, body.partner_id, principal)
     async with sessions(request)() as session, session.begin():
         if await session.scalar(select(User.id).where(func.lower(User.email) == body.email.lower())):
             raise HTTPException(409, detail=[{"loc": ["body", "email"], "msg": "a user with this email exists",
                                               "type": "conflict"}])
-        user = await create_user(session, email=body.email, name=body.name, role=body.role, password=body.password)
+        user = await create_user(session, email=body.email, name=body.name, role=body.role, password=body.password,
+                                 partner_id=body.partner_id)
         out = _user_out(user)
         await audit.record(session, actor=principal.name, action="user.created", entity="user", entity_id=user.id,
                            after=out)
@@ -283,6 +312,9 @@ async def change_user(user_id: uuid.UUID, body: UserPatch, request: Request,
         if str(user.id) == principal.id and (body.role not in (None, Role.admin) or body.active is False):
             raise HTTPException(409, detail=[{"loc": ["body", "role"], "msg": "you cannot demote or disable yourself",
                                               "type": "conflict"}])
+        if body.role is not None and body.role.value != user.role and Role.partner in (body.role, Role(user.role)):
+            raise HTTPException(409, detail=[{"loc": ["body", "role"], "msg": "a partner user cannot become a team "
+                                              "member or the other way round; add a new account", "type": "conflict"}])
         if body.role is not None:
             user.role = body.role.value
         if body.active is not None:
@@ -312,8 +344,7 @@ async def _cut_off(session: AsyncSession, user: User, principal: Principal) -> N
 
 
 @router.post("/me/password", status_code=204, responses={401: {"description": "the current password is wrong"}})
-async def change_password(body: PasswordChange, request: Request,
-                          principal: Annotated[Principal, Depends(require(Role.viewer))]) -> Response:
+async def change_password(body: PasswordChange, request: Request, principal: Own) -> Response:
     """Change your own password; every other session of yours ends (this one stays)."""
     _refuse_weak(body.new_password, principal.name, "new_password")
     async with sessions(request)() as session:

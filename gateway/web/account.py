@@ -13,7 +13,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from gateway import auth
 from gateway.routes import access
 from gateway.state import sessions
-from gateway.web.common import Viewer, render
+from gateway.web.common import Own, render
 
 router = APIRouter(include_in_schema=False)
 Secret = Annotated[str, Path(min_length=20, max_length=100, pattern=r"^[A-Za-z0-9_-]+$")]
@@ -26,14 +26,14 @@ def _errors(exc: HTTPException, default: str) -> dict[str, str]:
 
 
 @router.get("/account", response_class=HTMLResponse)
-async def account_page(request: Request, _: Viewer) -> Response:
+async def account_page(request: Request, _: Own) -> Response:
     return render(request, "account.html", {"errors": {}, "notice": request.query_params.get("notice")})
 
 
 @router.post("/account/password")
 async def change_password_form(
     request: Request,
-    principal: Viewer,
+    principal: Own,
     current_password: Annotated[str, Form(max_length=1000)] = "",
     new_password: Annotated[str, Form(max_length=1000)] = "",
 ) -> Response:

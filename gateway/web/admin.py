@@ -14,7 +14,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 from sqlalchemy import select
 
-from gateway.auth import SCOPES, Role
+from gateway.auth import SCOPES, STAFF_ROLES
 from gateway.models import ApiToken, AuditEntry, User
 from gateway.routes import access
 from gateway.state import sessions
@@ -31,7 +31,7 @@ async def _admin_page(request: Request, *, user_errors: dict[str, str] | None = 
         users = list(await session.scalars(select(User).order_by(User.email)))
         tokens = list(await session.scalars(select(ApiToken).order_by(ApiToken.created_at.desc())))
     return render(request, "admin.html", {
-        "users": users, "tokens": tokens, "roles": list(Role), "scopes": SCOPES,
+        "users": users, "tokens": tokens, "roles": list(STAFF_ROLES), "scopes": SCOPES,
         "user_errors": user_errors or {}, "user_form": user_form or {},
         "token_errors": token_errors or {}, "token_form": token_form or {}, "new_token": new_token,
         "new_reset": new_reset,

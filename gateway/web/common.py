@@ -42,6 +42,10 @@ NAV: tuple[tuple[str, str, Role], ...] = (
 )
 
 
+# What a partner user sees (gateway/web/portal.py); the team's pages all refuse them.
+PORTAL_NAV: tuple[tuple[str, str], ...] = (("/portal", "Overview"), ("/portal/register", "Register a deal"))
+
+
 def _active(path: str) -> str | None:
     if path.startswith("/opportunities"):
         return "/pipeline"
@@ -59,10 +63,14 @@ def _active(path: str) -> str | None:
 def _base_context(request: Request) -> dict[str, Any]:
     principal: Principal | None = getattr(request.state, "principal", None)
     active = _active(request.url.path)
-    nav = [] if principal is None else [
-        {"href": href, "label": label, "current": href == active}
-        for href, label, role in NAV if principal.role.rank >= role.rank
-    ]
+    is_partner = principal is not None and principal.role is Role.partner
+    if is_partner:
+        nav = [{"href": href, "label": label, "current": href == request.url.path} for href, label in PORTAL_NAV]
+    else:
+        nav = [] if principal is None else [
+            {"href": href, "label": label, "current": href == active}
+            for href, label, role in NAV if principal.role.rank >= role.rank
+        ]
     # Context processors override what a page passes, so the sign-in page's own token must survive.
     extra = {"csrf_token": principal.csrf_token} if principal else {}
     return {
@@ -71,6 +79,7 @@ def _base_context(request: Request) -> dict[str, Any]:
         "can_edit": principal is not None and principal.role.rank >= Role.member.rank,
         "is_manager": principal is not None and principal.role.rank >= Role.manager.rank,
         "is_admin": principal is not None and principal.role is Role.admin,
+        "is_partner": is_partner,
         "nav": nav,
     }
 
@@ -85,6 +94,8 @@ Viewer = Annotated[Principal, Depends(require(Role.viewer))]
 Member = Annotated[Principal, Depends(require(Role.member))]
 Manager = Annotated[Principal, Depends(require(Role.manager))]
 Admin = Annotated[Principal, Depends(require(Role.admin))]
+# Pages about the caller's own account (sign out, password): partner users reach them too.
+Own = Annotated[Principal, Depends(require(Role.viewer, partners=True))]
 
 
 def render(request: Request, name: str, context: dict[str, Any] | None = None, *,

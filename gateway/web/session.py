@@ -12,7 +12,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from gateway import auth
 from gateway import signin as signing
 from gateway.state import sessions
-from gateway.web.common import Viewer, templates
+from gateway.web.common import Own, templates
 
 router = APIRouter(include_in_schema=False)
 
@@ -63,6 +63,8 @@ async def signin(
     if result.token is None:
         return _signin_form(request, next_url=next_url, email=email, status_code=401,
                             error="Wrong email or password.")
+    if result.user is not None and result.user.role == auth.Role.partner.value and not next_url.startswith("/portal"):
+        next_url = "/portal"  # the team's pages refuse partner users; the portal is theirs
     response = RedirectResponse(next_url, status_code=303)
     signing.set_cookies(request, response, result)
     response.delete_cookie(auth.PRE_CSRF_COOKIE)
@@ -70,7 +72,7 @@ async def signin(
 
 
 @router.post("/signout")
-async def signout(request: Request, _: Viewer) -> Response:
+async def signout(request: Request, _: Own) -> Response:
     token = request.cookies.get(auth.SESSION_COOKIE)
     if token:
         async with sessions(request)() as session, session.begin():

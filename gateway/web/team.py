@@ -100,7 +100,7 @@ def reconcile(department: pipeline_models.PipelineKpis, members: list[MemberKpis
 
 @router.get("/team", response_class=HTMLResponse)
 async def team(request: Request, principal: Viewer) -> Response:
-    query = select(User).where(User.active).order_by(User.name)
+    query = select(User).where(User.active, User.role != Role.partner.value).order_by(User.name)
     if principal.role.rank < Role.manager.rank:
         query = query.where(User.id == uuid.UUID(principal.id))
     now = datetime.now(UTC)
@@ -118,7 +118,7 @@ async def team(request: Request, principal: Viewer) -> Response:
 async def member(user_id: uuid.UUID, request: Request, principal: Viewer) -> Response:
     async with sessions(request)() as session:
         user = await session.get(User, user_id)
-        if user is None:
+        if user is None or user.role == Role.partner.value:
             return not_found(request, "team member")
         if str(user_id) != principal.id and principal.role.rank < Role.manager.rank:
             return render(request, "forbidden.html",

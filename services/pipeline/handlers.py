@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts import pipeline as c
+from contracts import registrations as r
 from contracts import schedules, sync
 from contracts.base import Event
 from runtime.inbox import Subscription
@@ -14,6 +15,7 @@ from services.pipeline.imports import service as imports
 from services.pipeline.ingestion import service as ingestion
 from services.pipeline.opportunities import service as opportunities
 from services.pipeline.partners import service as partners
+from services.pipeline.registrations import service as registrations
 
 
 async def on_external_upserted(session: AsyncSession, event: Event) -> None:
@@ -59,5 +61,9 @@ definition = ServiceDefinition(
         (c.ImportRows, imports.import_rows),
         (c.CommitImport, imports.commit_import),
         (c.ExportRows, imports.export_rows),
+        (r.RegisterDeal, registrations.register_deal),
+        (r.GetRegistration, registrations.get_registration),
+        (r.ListRegistrations, registrations.list_registrations),
+        (r.DecideRegistration, registrations.decide_registration),
     ),
 )

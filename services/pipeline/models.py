@@ -14,6 +14,7 @@ from sqlalchemy import (
     DateTime,
     ForeignKey,
     Identity,
+    Index,
     Integer,
     Numeric,
     SmallInteger,
@@ -147,3 +148,33 @@ class ImportRowRow(Base):
     row: Mapped[int] = mapped_column(Integer, primary_key=True)
     data: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     errors: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONB)
+
+
+class DealRegistration(Base):
+    """A deal a partner registered, waiting for (or after) its owner's decision."""
+
+    __tablename__ = "deal_registration"
+    __table_args__ = (Index("deal_registration_partner_id_idx", "partner_id"),
+                      # The conflict check looks registrations up by customer.
+                      Index("deal_registration_customer_key_idx", "customer_key"))
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    partner_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("partner.id"))
+    name: Mapped[str] = mapped_column(String(200))
+    customer: Mapped[str] = mapped_column(String(200))
+    # contracts.registrations.customer_key(customer): what the conflict check compares.
+    customer_key: Mapped[str] = mapped_column(String(200))
+    amount: Mapped[Decimal] = mapped_column(MONEY)
+    currency: Mapped[str] = mapped_column(String(3))
+    expected_close_date: Mapped[date | None] = mapped_column(Date)
+    deal_model: Mapped[str] = mapped_column(String(20))
+    notes: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(10))
+    conflicts: Mapped[list[dict[str, Any]]] = mapped_column(JSONB)
+    submitted_by: Mapped[str] = mapped_column(Text)
+    submitted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    decided_by: Mapped[str | None] = mapped_column(Text)
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    reason: Mapped[str | None] = mapped_column(Text)
+    opportunity_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("opportunity.id"))

@@ -126,7 +126,7 @@ async def gw(rel_db: dict[str, str], rel_bus: EmbeddedNats, rel_service: Running
     """The gateway and the pipeline service beside the relationships service, each logged in to NATS as
     itself; a signed-in person of every role (with their user id)."""
     from gateway.app import create_app
-    from gateway.auth import Role
+    from gateway.auth import STAFF_ROLES
     from gateway.users import ensure_user
     from services.pipeline.handlers import definition as pipeline_definition
     from tests.gateway.conftest import PASSWORD, Gateway, Person
@@ -138,7 +138,7 @@ async def gw(rel_db: dict[str, str], rel_bus: EmbeddedNats, rel_service: Running
     try:
         async with app.router.lifespan_context(app):
             g = Gateway(app=app, settings=settings)
-            for role in Role:
+            for role in STAFF_ROLES:
                 email = f"{role.value}@contacts.test"
                 await ensure_user(settings, email=email, name=f"The {role.value}", role=role, password=PASSWORD)
                 client, csrf = await g.sign_in(email)

@@ -17,7 +17,7 @@ from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from contracts.base import Event
 from gateway.app import create_app
-from gateway.auth import Role
+from gateway.auth import STAFF_ROLES, Role
 from gateway.users import ensure_user
 from runtime import bus
 from runtime.embedded import EmbeddedNats
@@ -118,7 +118,7 @@ async def gw(private_db: dict[str, str], private_bus: EmbeddedNats) -> AsyncIter
     try:
         async with app.router.lifespan_context(app):
             g = Gateway(app=app, settings=settings)
-            for role in Role:
+            for role in STAFF_ROLES:
                 email = f"{role.value}@funding.test"
                 await ensure_user(settings, email=email, name=f"The {role.value}", role=role, password=PASSWORD)
                 client, csrf = await g.sign_in(email)

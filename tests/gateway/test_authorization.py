@@ -4,32 +4,19 @@ covered without touching this file — and one added without `require` fails the
 
 from __future__ import annotations
 
-import re
-import uuid
 from dataclasses import dataclass
 
 import httpx
 import pytest
-from fastapi.routing import APIRoute, iter_route_contexts
+from fastapi.routing import APIRoute
 
-from gateway.auth import SCOPES, Role
+from gateway.auth import SCOPES, STAFF_ROLES, Role
 from tests.support.gateway import Gateway
+from tests.support.routes import all_routes, fill_path, is_public, requirement
 
-# Meant to be reachable without signing in.
-# /reset/{secret}: the single-use link itself is the credential (tests/gateway/test_accounts.py).
-# /calendar/{token}.ics: the feed's secret address is its credential, revocable (tests/week/test_api.py).
-PUBLIC = {"/signin", "/healthz", "/livez", "/docs", "/redoc", "/openapi.json", "/asyncapi.json", "/reset/{secret}",
-          "/calendar/{token}.ics"}
-PUBLIC_PREFIXES = ("/static",)
-# Public for one method only: the JSON sign-in (its DELETE, signing out, needs a session).
-PUBLIC_ROUTES = {"POST /api/session"}
 # Signing out ends the caller's session, so each call gets a session of its own.
 ENDS_SESSION = {"/signout", "/api/session"}
-
-
-def _public(method: str, path: str) -> bool:
-    return path in PUBLIC or path.startswith(PUBLIC_PREFIXES) or f"{method} {path}" in PUBLIC_ROUTES
-ALL_ROLES = (Role.viewer, Role.member, Role.manager, Role.admin)
+ALL_ROLES = STAFF_ROLES
 
 
 @dataclass(frozen=True)
@@ -49,41 +36,15 @@ class RouteCase:
         return self.path.startswith("/api/") or self.path == "/metrics"
 
 
-def _requirement(route: APIRoute):
-    """The `require(...)` dependency of a route, found anywhere in its dependency tree."""
-    todo = list(route.dependant.dependencies)
-    while todo:
-        dep = todo.pop()
-        if hasattr(dep.call, "required_role"):
-            return dep.call
-        todo.extend(dep.dependencies)
-    return None
-
-
-def _routes() -> list[tuple[str, str, APIRoute]]:
-    from gateway.app import create_app
-
-    app = create_app()
-    found = []
-    for ctx in iter_route_contexts(app.routes):
-        route = ctx.original_route
-        if not isinstance(route, APIRoute):
-            continue
-        for method in sorted(ctx.methods or ()):
-            if method != "HEAD":
-                found.append((method, ctx.path, route))
-    return found
-
-
-ROUTES = _routes()
+ROUTES = all_routes()
 
 
 def _protected() -> list[RouteCase]:
     cases = []
     for method, path, route in ROUTES:
-        if _public(method, path):
+        if is_public(path, method):
             continue
-        req = _requirement(route)
+        req = requirement(route)
         if req is not None:
             cases.append(RouteCase(method, path, req.required_role, req.required_scope, route))
     return cases
@@ -93,17 +54,7 @@ CASES = _protected()
 
 
 def _url(case: RouteCase) -> str:
-    def fill(match: re.Match[str]) -> str:
-        name = match[1]
-        field = next((p for p in case.route.dependant.path_params if p.name == name), None)
-        annotation = getattr(field, "type_", None) or getattr(getattr(field, "field_info", None), "annotation", None)
-        if annotation is int:
-            return "1"
-        if annotation is uuid.UUID:
-            return str(uuid.uuid4())
-        return "x"
-
-    return re.sub(r"\{(\w+)(?::\w+)?\}", fill, case.path)
+    return fill_path(case.path, case.route)
 
 
 async def _call(client: httpx.AsyncClient, case: RouteCase, *, csrf: str | None = None,
@@ -120,8 +71,7 @@ async def _call(client: httpx.AsyncClient, case: RouteCase, *, csrf: str | None 
 
 
 def test_every_route_is_public_on_purpose_or_declares_who_may_call_it():
-    missing = [f"{m} {p}" for m, p, r in ROUTES
-               if not _public(m, p) and _requirement(r) is None]
+    missing = [f"{m} {p}" for m, p, r in ROUTES if not is_public(p, m) and requirement(r) is None]
     assert missing == [], f"routes without require(role, scope): {missing}"
     assert len(CASES) >= 20, "the table should see the API and the pages"
     for case in CASES:
@@ -170,7 +120,10 @@ class TestEveryRouteAndCaller:
             else:
                 client, csrf = person.client, person.csrf
             response = await _call(client, case, csrf=csrf)
-            if role.rank < case.role.rank:
+            if case.role is Role.partner:
+                # The portal is the partner's view: the team uses its own pages (tests/portal).
+                assert response.status_code == 403, f"{role.value}: {response.status_code} {response.text}"
+            elif role.rank < case.role.rank:
                 assert response.status_code == 403, f"{role.value}: {response.status_code} {response.text}"
             else:
                 assert response.status_code not in (401, 403), f"{role.value}: {response.status_code} {response.text}"

@@ -14,7 +14,7 @@ import httpx
 from fastapi import FastAPI
 
 from gateway.app import create_app
-from gateway.auth import Role
+from gateway.auth import STAFF_ROLES, Role
 from gateway.users import ensure_user
 from runtime.service import ServiceDefinition, shutdown, start
 from runtime.settings import Settings
@@ -97,7 +97,7 @@ async def gateway_with_services(settings_of: Callable[[str], Settings], services
         app = create_app(settings)
         async with app.router.lifespan_context(app):
             g = Gateway(app=app, settings=settings)
-            for role in Role:
+            for role in STAFF_ROLES:
                 email = f"{role.value}@{domain}"
                 await ensure_user(settings, email=email, name=f"The {role.value}", role=role, password=PASSWORD)
                 client, csrf = await g.sign_in(email)

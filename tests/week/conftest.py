@@ -121,7 +121,7 @@ async def fresh(private_db: dict[str, str], service: RunningService) -> None:
 async def gw(private_db: dict[str, str], private_bus: EmbeddedNats):
     """The gateway in-process with the pipeline and relationships services, people of every role signed in."""
     from gateway.app import create_app
-    from gateway.auth import Role
+    from gateway.auth import STAFF_ROLES, Role
     from gateway.users import ensure_user
     from runtime.testing import TEST_SECRET
     from services.pipeline.handlers import definition as pipeline_definition
@@ -141,7 +141,7 @@ async def gw(private_db: dict[str, str], private_bus: EmbeddedNats):
     try:
         async with app.router.lifespan_context(app):
             g = Gateway(app=app, settings=settings)
-            for role in Role:
+            for role in STAFF_ROLES:
                 email = f"{role.value}@week.test"
                 await ensure_user(settings, email=email, name=f"The {role.value}", role=role, password=PASSWORD)
                 client, csrf = await g.sign_in(email)

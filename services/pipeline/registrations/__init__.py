@@ -1,0 +1,1 @@
+"""Deal registration: partners register deals, their owners decide (contracts/registrations.py)."""
