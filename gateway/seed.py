@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import logging
 
+from nats.aio.client import Client as NATS
 from sqlalchemy import select
 
+from contracts import pipeline as pc
 from gateway import people
 from gateway.auth import Role
 from gateway.demo_commissions import seed_commissions
@@ -16,6 +18,7 @@ from gateway.demo_week import seed_week
 from gateway.models import User
 from gateway.users import ensure_user, new_password
 from runtime import bus
+from runtime.commands import send
 from runtime.db import create_engine, session_factory
 from runtime.settings import Settings
 
@@ -56,6 +59,28 @@ async def seed_team(settings: Settings) -> list[str]:
     return lines
 
 
+# A person at one demo partner, to try the partner portal with (/portal): they see only Datadog's
+# deals, registrations, tier and statements.
+DEMO_PARTNER_USER = ("partner@example.com", "Dana (Datadog partner manager)", "Datadog")
+
+
+async def seed_partner_user(settings: Settings, nc: NATS) -> None:
+    email, name, organisation = DEMO_PARTNER_USER
+    found: pc.PartnerList = await send(nc, pc.ListPartners(q=organisation, limit=1, actor="seed"))
+    if not found.items:
+        return
+    password = new_password()
+    if await ensure_user(settings, email=email, name=name, role=Role.partner, password=password,
+                         partner_id=found.items[0].id):
+        line = f"{Role.partner.value:<8} {email:<22} {password}"
+        creds = settings.data_dir / "demo-credentials.txt"
+        creds.parent.mkdir(parents=True, exist_ok=True)
+        with creds.open("a") as out:
+            out.write(line + "\n")
+        creds.chmod(0o600)
+        print(f"demo partner user ({organisation}, sees only the portal /portal):\n  {line}", flush=True)
+
+
 async def _owner_ids(settings: Settings) -> dict[str, str]:
     """The demo's owner handles (maria, tom, ...) to the demo users' ids: deals are owned by user id."""
     engine = create_engine(settings.database_url, trace_sql=False)
@@ -91,6 +116,7 @@ async def seed(settings: Settings) -> int:
     nc = await bus.connect(settings.nats_url, name="seed")
     try:
         counts = await seed_pipeline(nc, owners=owners)
+        await seed_partner_user(settings, nc)
         counts |= await seed_commissions(nc, owners=owners)
         names = {owners[email.split("@", 1)[0]]: name for email, name, _ in DEMO_TEAM
                  if email.split("@", 1)[0] in owners}
