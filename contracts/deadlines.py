@@ -31,6 +31,7 @@ class DeadlineKind(StrEnum):
     milestone_claim_due = "milestone_claim_due"  # one milestone's claim
     competency_renewal = "competency_renewal"  # the competency lapses
     competency_requirement_due = "competency_requirement_due"  # one item of a renewal checklist
+    onboarding_step_due = "onboarding_step_due"  # a step of a new partner's onboarding plan (contracts/onboarding.py)
 
 
 class DeadlineStatus(StrEnum):
@@ -81,6 +82,7 @@ def all_zones() -> list[str]:
 class Regarding(StrEnum):
     fund_request = "fund_request"
     competency = "competency"
+    onboarding_plan = "onboarding_plan"
 
 
 class Deadline(BaseModel):

@@ -10,6 +10,7 @@ from gateway.routes import (
     contacts,
     funding,
     goals,
+    onboarding,
     partners,
     pipeline,
     portal,
@@ -20,4 +21,4 @@ from gateway.routes import (
 
 ROUTERS: tuple[APIRouter, ...] = (access.router, partners.router, pipeline.router, commissions.router, funding.router,
                                   goals.router, week.router, calendar_feed.router, sync.router, contacts.router,
-                                  alerts.router, registrations.router, portal.router)
+                                  alerts.router, registrations.router, portal.router, onboarding.router)

@@ -22,6 +22,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from contracts import commissions as cc
+from contracts import onboarding as oc
 from contracts import pipeline as pc
 from contracts import registrations as rc
 from contracts.fields import Currency, Day, Name, Offset, line, text
@@ -110,6 +111,22 @@ class PortalRegistrationList(BaseModel):
     total: int = Field(description="Registrations of your organisation with this status (all when none given).")
     offset: int
     limit: int
+
+
+class PortalStep(BaseModel):
+    title: str
+    week: int
+    due_date: date
+    done: bool
+    overdue: bool
+    owner_name: str | None = Field(description="Who on our team sees to it.")
+
+
+class PortalOnboarding(BaseModel):
+    started_on: date
+    steps: list[PortalStep]
+    done: int = Field(description="Steps done.")
+    total: int = Field(description="Steps in the plan.")
 
 
 class RegistrationIn(BaseModel):
@@ -206,6 +223,21 @@ async def register(request: Request, principal: Principal, body: RegistrationIn)
     return registration_view(made)
 
 
+async def onboarding_of(request: Request, principal: Principal) -> PortalOnboarding | None:
+    """The partner's onboarding plan, or None when it has none (partners added before plans existed)."""
+    try:
+        plan: oc.OnboardingPlan = await send(bus(request), oc.GetOnboardingPlan(partner_id=partner_of(principal),
+                                                                                 actor=principal.name))
+    except CommandFailed as exc:
+        if exc.error.kind == "not_found":
+            return None
+        raise
+    steps = [PortalStep(title=s.title, week=s.week, due_date=s.due_date, done=s.done_at is not None,
+                        overdue=s.overdue, owner_name=people.name_for(request, s.owner) if s.owner else None)
+             for s in plan.steps]
+    return PortalOnboarding(started_on=plan.started_on, steps=steps, done=plan.done, total=len(steps))
+
+
 async def statement_of(request: Request, principal: Principal, period: str) -> cc.Statement:
     statement: cc.Statement = await send(bus(request), cc.GetStatement(partner_id=partner_of(principal),
                                                                        period=period, actor=principal.name))
@@ -221,6 +253,12 @@ def this_quarter(now: datetime | None = None) -> str:
 async def summary(request: Request, principal: PartnerUser) -> PortalSummary:
     """Your organisation, its tier and how far it is from the next one."""
     return await summary_of(request, principal)
+
+
+@router.get("/onboarding", response_model=PortalOnboarding | None)
+async def onboarding(request: Request, principal: PartnerUser) -> PortalOnboarding | None:
+    """Your onboarding plan with us: the steps, when each is due and whether it is done (null: none)."""
+    return await onboarding_of(request, principal)
 
 
 @router.get("/deals", response_model=PortalDealList)

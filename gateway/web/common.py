@@ -53,6 +53,8 @@ def _active(path: str) -> str | None:
         return "/goals"
     if path.startswith("/contacts"):
         return "/relationships"
+    if path.startswith(("/onboarding", "/registrations")):
+        return "/partners"
     for href in ("/pipeline", "/partners", "/relationships", "/attention", "/commissions", "/funding", "/goals",
                  "/week", "/team", "/sync", "/import", "/admin"):
         if path == href or path.startswith(href + "/"):

@@ -4,7 +4,7 @@ pipeline they share. Thin: each area parses, calls its service, returns."""
 
 from contracts import relationships
 from runtime.service import ServiceDefinition
-from services.relationships import competencies, funding, goals, pipeline_copy, week
+from services.relationships import competencies, funding, goals, onboarding, pipeline_copy, week
 from services.relationships.contacts import handlers as contacts
 
 definition = ServiceDefinition(
@@ -20,5 +20,6 @@ definition = ServiceDefinition(
         *goals.COMMANDS,
         *competencies.COMMANDS,
         *contacts.COMMANDS,
+        *onboarding.COMMANDS,
     ),
 )

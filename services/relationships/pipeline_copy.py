@@ -179,6 +179,10 @@ async def on_partners(session: AsyncSession, events: Sequence[Event]) -> None:
             latest[row["id"]] = row  # type: ignore[index]
     rows = [latest[k] for k in sorted(latest)]
     await execute_many(session, _newer(PartnerRow, ["name", "owner", "archived", "version"]), rows)
+    # Every new partner gets an onboarding plan (imported here: the onboarding area reads this module).
+    from services.relationships.onboarding.service import start_plans
+
+    await start_plans(session, [e for e in events if isinstance(e, p.PartnerCreatedV1)])
 
 
 async def on_settings(session: AsyncSession, events: Sequence[Event]) -> None:
