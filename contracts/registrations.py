@@ -21,7 +21,8 @@ from pydantic import BaseModel, Field
 
 from contracts.base import Command, Event, StreamSpec
 from contracts.fields import Currency, Day, Name, Offset, Person, Version, text
-from contracts.pipeline import STREAM, Amount, DealModel
+from contracts.money import Amount
+from contracts.pipeline import STREAM, DealModel
 
 # Legal-form words that do not tell two customers apart ("Acme Inc." is "ACME").
 _LEGAL_FORMS = frozenset({"inc", "incorporated", "llc", "ltd", "limited", "gmbh", "corp", "corporation", "co",

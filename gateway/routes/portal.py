@@ -26,6 +26,7 @@ from contracts import onboarding as oc
 from contracts import pipeline as pc
 from contracts import registrations as rc
 from contracts.fields import Currency, Day, Name, Offset, line, text
+from contracts.money import Amount
 from gateway import audit, people
 from gateway.auth import Principal, require_partner
 from gateway.routes.commissions import PeriodPath, statement_csv
@@ -134,7 +135,7 @@ class RegistrationIn(BaseModel):
 
     name: Name = Field(description="What the deal is, e.g. 'Acme data platform migration'.")
     customer: Name
-    amount: pc.Amount
+    amount: Amount
     currency: Currency = "USD"
     expected_close_date: Day | None = None
     deal_model: pc.DealModel = pc.DealModel.referral
