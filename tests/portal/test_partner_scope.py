@@ -54,8 +54,8 @@ async def test_inside_the_portal_b_is_not_found_and_never_shown(portal: Portal, 
         assert response.status_code == 404, f"{response.status_code} {response.text[:300]}"
     elif method == "GET":
         assert response.status_code == 200, f"{response.status_code} {response.text[:300]}"
-        assert portal.a.marker in response.text or "statement" in path or path.endswith("/register"), \
-            "A's own data should be there"
+        assert portal.a.marker in response.text or "statement" in path or path.endswith("/register") or \
+            path.endswith("/onboarding"), "A's own data should be there"
     else:
         assert response.status_code == 422, response.text  # an empty registration
     assert portal.b.marker not in response.text, response.text[:500]
@@ -111,6 +111,14 @@ class TestWhatAPartnerSees:
         assert page.status_code == 403 and "/portal" in page.text and "Dashboard" not in page.text
         me = (await call(portal.a.user, "GET", "/api/me")).json()
         assert me["role"] == "partner" and me["partner_id"] == portal.a.id
+
+    async def test_its_onboarding_plan(self, portal: Portal):
+        plan = (await call(portal.a.user, "GET", "/api/portal/onboarding")).json()
+        assert plan["total"] == 16 and plan["done"] == 0
+        assert plan["steps"][0] == {**plan["steps"][0], "title": "Partnership agreement signed", "week": 1}
+        assert plan["steps"][0]["owner_name"] == "The member" and "owner" not in plan["steps"][0]
+        page = await call(portal.a.user, "GET", "/portal", accept="text/html")
+        assert "Your onboarding" in page.text and "Certification exam passed" in page.text
 
     async def test_tier_progress(self, portal: Portal):
         summary = (await call(portal.a.user, "GET", "/api/portal/summary")).json()
