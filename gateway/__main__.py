@@ -1,4 +1,5 @@
-"""`python -m gateway [serve|rebuild|seed|create-admin|owners-to-ids]`."""
+"""`python -m gateway serve|rebuild-read-models|seed|create-admin|owners-to-ids` (`partnerops <command>`
+runs the last four against the running platform; runtime/topology.py)."""
 
 from __future__ import annotations
 
@@ -6,12 +7,13 @@ import asyncio
 import json
 import os
 import socket
-import sys
 from typing import Any
 
+import click
 import uvicorn
 
 from runtime import telemetry
+from runtime.cli import run_module_cli
 from runtime.settings import Settings, get_settings
 
 
@@ -28,40 +30,80 @@ def uvicorn_config(app: Any, settings: Settings, **overrides: Any) -> uvicorn.Co
     return uvicorn.Config(app, **options)
 
 
-def main() -> None:
+@click.group()
+def cli() -> None:
+    """The gateway: the HTTP edge and the commands that act on its own data."""
+
+
+def _settings(needs_database: bool = True) -> Settings:
     settings = get_settings()
     telemetry.setup("gateway", level=settings.log_level, fmt=settings.log_format)
-    cmd = sys.argv[1] if len(sys.argv) > 1 else "serve"
-    if cmd == "serve":
-        from gateway.app import create_app
+    if needs_database and not settings.database_url:
+        command = click.get_current_context().info_name
+        raise click.ClickException(f"DATABASE_URL is not set: run `partnerops {command}`, which finds the running "
+                                   "platform and uses the gateway's own database login")
+    return settings
 
-        app = create_app(settings, exit_on_fatal=True)
-        server = uvicorn.Server(uvicorn_config(app, settings))
-        inherited = os.environ.get("GATEWAY_FD")
-        if inherited:  # replicas (`partnerops up --replicas 2`) share the supervisor's listening socket
-            server.run(sockets=[socket.socket(fileno=int(inherited))])
-        else:
-            server.run()
-        if getattr(app.state, "fatal", None):
-            raise SystemExit(1)  # NATS closed for good or a consumer died: let the supervisor restart us
-    elif cmd == "rebuild":
-        from gateway.rebuild import rebuild
 
-        print(json.dumps(asyncio.run(rebuild(settings))))
-    elif cmd == "create-admin":
-        from gateway.users import create_admin_cli
+@cli.command("serve")
+def serve() -> None:
+    """Serve HTTP on GATEWAY_HOST:GATEWAY_PORT."""
+    settings = _settings(needs_database=False)
+    from gateway.app import create_app
 
-        create_admin_cli(settings, sys.argv[2:])
-    elif cmd == "owners-to-ids":
-        from gateway.owners_to_ids import main as owners_to_ids
-
-        print(json.dumps(owners_to_ids(settings)))
-    elif cmd == "seed":
-        from gateway.seed import seed
-
-        asyncio.run(seed(settings))
+    app = create_app(settings, exit_on_fatal=True)
+    server = uvicorn.Server(uvicorn_config(app, settings))
+    inherited = os.environ.get("GATEWAY_FD")
+    if inherited:  # replicas (`partnerops up --replicas 2`) share the supervisor's listening socket
+        server.run(sockets=[socket.socket(fileno=int(inherited))])
     else:
-        raise SystemExit(f"unknown command {cmd!r}; use serve, rebuild, seed, create-admin or owners-to-ids")
+        server.run()
+    if getattr(app.state, "fatal", None):
+        raise SystemExit(1)  # NATS closed for good or a consumer died: let the supervisor restart us
+
+
+@cli.command("rebuild-read-models")
+def rebuild_read_models() -> None:
+    """Empty the KPI read models and replay the streams into them."""
+    settings = _settings()
+    from gateway.rebuild import rebuild
+
+    click.echo(json.dumps(asyncio.run(rebuild(settings))))
+
+
+@cli.command("create-admin")
+@click.option("--email", required=True, help="their sign-in")
+@click.option("--name", default="", help="shown in the UI (default: the email)")
+@click.option("--password", help="omit to be asked (or to generate one with --generate)")
+@click.option("--generate", is_flag=True, help="generate a password and print it once")
+def create_admin(email: str, name: str, password: str | None, generate: bool) -> None:
+    """Create an admin user (the first sign-in)."""
+    settings = _settings()
+    from gateway.users import create_admin as create
+
+    create(settings, email=email, name=name, password=password, generate=generate)
+
+
+@cli.command("owners-to-ids")
+def owners_to_ids() -> None:
+    """Give partners and deals owned by an old handle the id of the team member it names."""
+    settings = _settings()
+    from gateway.owners_to_ids import main as run
+
+    click.echo(json.dumps(run(settings)))
+
+
+@cli.command("seed")
+def seed() -> None:
+    """Load the demo data (as the operator: it plays billing and the sync workers too)."""
+    settings = _settings()
+    from gateway.seed import seed as run
+
+    asyncio.run(run(settings))
+
+
+def main(argv: list[str] | None = None) -> None:
+    run_module_cli(cli, "gateway", argv)
 
 
 if __name__ == "__main__":

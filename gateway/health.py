@@ -20,7 +20,7 @@ from pydantic import BaseModel, Field
 
 from gateway.state import running
 from runtime import health
-from runtime.settings import SERVICES
+from runtime.topology import SERVICES
 
 router = APIRouter(tags=["health"])
 

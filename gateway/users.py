@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import getpass
 import secrets
@@ -36,26 +35,19 @@ async def ensure_user(settings: Settings, *, email: str, name: str, role: Role, 
         await engine.dispose()
 
 
-def create_admin_cli(settings: Settings, argv: list[str]) -> None:
-    parser = argparse.ArgumentParser(prog="partnerops create-admin")
-    parser.add_argument("--email", required=True)
-    parser.add_argument("--name", default="")
-    parser.add_argument("--password", help="omit to be asked (or to generate one with --generate)")
-    parser.add_argument("--generate", action="store_true", help="generate a password and print it once")
-    args = parser.parse_args(argv)
-    password = args.password
-    if args.generate:
-        password = secrets.token_urlsafe(12)
+def create_admin(settings: Settings, *, email: str, name: str, password: str | None, generate: bool) -> None:
+    """`partnerops create-admin`: asks for the password unless given or generated."""
+    if generate:
+        password = new_password()
     elif not password:
         password = getpass.getpass("Password for the new admin: ")
-    problem = validate_password(password, args.email)
+    problem = validate_password(password, email)
     if problem:
         raise SystemExit(f"password {problem}")
-    created = asyncio.run(ensure_user(settings, email=args.email, name=args.name or args.email, role=Role.admin,
-                                      password=password))
+    created = asyncio.run(ensure_user(settings, email=email, name=name or email, role=Role.admin, password=password))
     if not created:
-        raise SystemExit(f"a user with email {args.email} already exists")
-    print(f"created admin {args.email}" + (f" with password {password}" if args.generate else ""))
+        raise SystemExit(f"a user with email {email} already exists")
+    print(f"created admin {email}" + (f" with password {password}" if generate else ""))
 
 
 def new_password() -> str:

@@ -39,7 +39,7 @@ from runtime import bus
 from runtime.db import create_engine, plain_dsn
 from runtime.embedded import pg_binary
 from runtime.outbox import OutboxRelay
-from runtime.settings import DATABASE_OWNERS
+from runtime.topology import DATABASE_OWNERS
 
 logger = logging.getLogger(__name__)
 

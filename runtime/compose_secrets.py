@@ -24,7 +24,7 @@ import secrets
 from pathlib import Path
 
 from runtime import bus_auth, credentials
-from runtime.settings import DATABASE_OWNERS
+from runtime.topology import DATABASE_OWNERS
 
 SECRET_KEY = "secret_key"
 POSTGRES_PASSWORD = "postgres_password"

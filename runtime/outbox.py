@@ -25,6 +25,7 @@ from sqlalchemy import (
     BigInteger,
     Column,
     DateTime,
+    Identity,
     Index,
     MetaData,
     Row,
@@ -52,7 +53,7 @@ def outbox_table(schema: str) -> Table:
     return Table(
         "outbox",
         md,
-        Column("id", BigInteger, primary_key=True, autoincrement=True),
+        Column("id", BigInteger, Identity(), primary_key=True),
         Column("event_id", Uuid, nullable=False, unique=True),
         Column("subject", Text, nullable=False),
         Column("aggregate", Text, nullable=False),
@@ -61,6 +62,8 @@ def outbox_table(schema: str) -> Table:
         Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
         Column("sent_at", DateTime(timezone=True)),
         Index("outbox_unsent_idx", "id", postgresql_where=text("sent_at IS NULL")),
+        # Sent rows are deleted by age (OUTBOX_RETENTION_DAYS) and re-published by time range.
+        Index("outbox_created_at_idx", "created_at"),
     )
 
 

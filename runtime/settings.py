@@ -20,11 +20,6 @@ from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSetti
 from pydantic_settings.sources.utils import parse_env_vars
 
 DEV_SECRET = "dev-only-insecure-secret-change-me"
-SERVICES: tuple[str, ...] = ("pipeline", "commissions", "relationships", "notifications")
-# Sync workers that keep state (cursors, their outbox): schema/role name -> the package with its migrations.
-INTEGRATIONS: dict[str, str] = {"aws_sync": "integrations.aws_partner_central"}
-# The gateway owns a schema too (its read models, users and audit log), so it gets a role of its own.
-DATABASE_OWNERS: tuple[str, ...] = (*SERVICES, "gateway", *INTEGRATIONS)
 
 
 class Settings(BaseSettings):

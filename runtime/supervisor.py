@@ -28,25 +28,9 @@ import httpx
 from contracts.registry import STREAMS
 from runtime import bus, bus_auth, credentials, database_setup, health, migrations
 from runtime.embedded import EmbeddedNats, EmbeddedPostgres, NatsCluster, free_port
-from runtime.settings import (
-    DATABASE_OWNERS,
-    FILE_SUFFIX,
-    SERVICES,
-    URL_PASSWORD_SUFFIX,
-    Settings,
-    child_environment,
-    secret_environment,
-)
+from runtime.settings import FILE_SUFFIX, URL_PASSWORD_SUFFIX, Settings, child_environment, secret_environment
+from runtime.topology import DATABASE_OWNERS, PROCESSES
 
-PROCESSES: tuple[tuple[str, list[str]], ...] = (
-    *((name, ["-m", f"services.{name}"]) for name in SERVICES),
-    ("gateway", ["-m", "gateway", "serve"]),
-)
-# Sync workers run only when configured (a fresh clone has no AWS account): (name, database owner,
-# arguments, the setting that turns it on).
-WORKERS: tuple[tuple[str, str, list[str], str], ...] = (
-    ("aws-sync", "aws_sync", ["-m", "integrations.aws_partner_central"], "aws_partner_central_sync"),
-)
 DATABASE_NAME = "partnerops"
 # AWS credentials reach the AWS worker alone.
 SECRET_PREFIXES = ("DB_PASSWORD_", "NATS_PASSWORD_", "AWS_")
@@ -153,7 +137,9 @@ class Platform:
     def write_runtime_file(self) -> None:
         """Lets later CLI commands (deadletters, republish) find the embedded servers."""
         path = self.settings.data_dir / "runtime.json"
-        credentials.write_private(path, json.dumps({"nats_url": self.nats_url, "database_admin_url": self.admin_url}))
+        # nats_users: each component has its own login (the embedded server), else all share the given URL.
+        credentials.write_private(path, json.dumps({"nats_url": self.nats_url, "database_admin_url": self.admin_url,
+                                                    "nats_users": self.nats is not None}))
 
     def servers(self) -> list[Server]:
         """The embedded servers, for the supervisor to keep running."""
@@ -299,7 +285,12 @@ class Child(Supervised):
                 await asyncio.wait_for(self.pump, 2)
 
 
-async def wait_healthy(url: str, timeout: float = 60.0) -> None:
+# Generous: on a loaded two-core machine eight processes importing and connecting take minutes; a fast one is
+# healthy in seconds (the wait ends then).
+HEALTHY_WITHIN = 600.0
+
+
+async def wait_healthy(url: str, timeout: float = HEALTHY_WITHIN) -> None:
     deadline = time.monotonic() + timeout
     async with httpx.AsyncClient() as client:
         while time.monotonic() < deadline:
@@ -401,31 +392,33 @@ async def _up(settings: Settings, *, seed: bool, replicas: int = 1, nats_nodes: 
             children.append(mail.pop("child"))  # type: ignore[arg-type]
         if replicas > 1:
             listener = shared_listener(settings.gateway_host, settings.gateway_port)
-        for name, args in PROCESSES:
-            for replica in replica_names(name, replicas):
-                extra = {"GATEWAY_PORT": str(settings.gateway_port), "GATEWAY_HOST": settings.gateway_host,
-                         "PUBLIC_URL": settings.public_url if os.environ.get("PUBLIC_URL") else url, **mail}
+        for part in PROCESSES:
+            # Sync workers run only when configured (a fresh clone has no AWS account), and once.
+            if part.enabled_by and not getattr(settings, part.enabled_by):
+                say(f"{part.name}: not configured (set {part.enabled_by.upper()}=true; docs/integrations.md)")
+                continue
+            assert part.schema, f"{part.name} runs without a schema of its own"
+            for replica in replica_names(part.name, replicas if part.kind != "integration" else 1):
+                extra = {"SERVICE_NAME": part.name}
                 fds: tuple[int, ...] = ()
-                if name != "gateway":  # the gateway serves its metrics at /metrics; a service on a port of its own
+                if part.kind == "integration":
+                    extra |= {k: v for k, v in os.environ.items() if k.startswith("AWS_")}
+                else:
+                    extra |= {"GATEWAY_PORT": str(settings.gateway_port), "GATEWAY_HOST": settings.gateway_host,
+                              "PUBLIC_URL": settings.public_url if os.environ.get("PUBLIC_URL") else url, **mail}
+                if part.kind == "service":  # the gateway serves its metrics at /metrics; a service on a port
                     extra["METRICS_PORT"] = str(free_port())
                     say(f"{replica}: Prometheus metrics at http://{settings.metrics_host}:{extra['METRICS_PORT']}"
                         "/metrics")
-                elif listener is not None:
+                elif part.kind == "gateway" and listener is not None:
                     extra["GATEWAY_FD"] = str(listener.fileno())
                     fds = (listener.fileno(),)
-                child = Child(replica, args, platform.env_for(name, extra), pass_fds=fds, health_name=name)
+                child = Child(replica, part.argv, platform.env_for(part.schema, extra, nats_user=part.name),
+                              pass_fds=fds, health_name=part.name)
                 await child.start()
                 children.append(child)
-        for name, owner, args, setting in WORKERS:
-            if not getattr(settings, setting):
-                say(f"{name}: not configured (set {setting.upper()}=true; docs/integrations.md)")
-                continue
-            extra = {k: v for k, v in os.environ.items() if k.startswith("AWS_")} | {"SERVICE_NAME": name}
-            child = Child(name, args, platform.env_for(owner, extra, nats_user=name))
-            await child.start()
-            children.append(child)
         # Replicas and a NATS cluster are more processes starting on the same cores: a longer wait.
-        await _until(wait_healthy(url, timeout=60.0 * replicas * (2 if nats_nodes > 1 else 1)), stop)
+        await _until(wait_healthy(url, timeout=HEALTHY_WITHIN * replicas * (2 if nats_nodes > 1 else 1)), stop)
         if seed and not stop.is_set() and await database_setup.get_meta(platform.admin_url, "demo_seeded") is None:
             say("seeding demo data (once)")
             # The demo plays the billing system and the sync workers too: the operator's login.
@@ -452,10 +445,10 @@ async def _up(settings: Settings, *, seed: bool, replicas: int = 1, nats_nodes: 
     finally:
         say("stopping")
         # The edge first, so no new work arrives while services drain; replicas at once.
-        for name, _args in reversed(PROCESSES):
-            await asyncio.gather(*(c.stop() for c in children if c.name in replica_names(name, replicas)))
+        for part in reversed(PROCESSES):
+            await asyncio.gather(*(c.stop() for c in children if c.name in replica_names(part.name, replicas)))
         await asyncio.gather(*(c.stop() for c in children if c.name not in
-                               {r for n, _ in PROCESSES for r in replica_names(n, replicas)}))
+                               {r for p in PROCESSES for r in replica_names(p.name, replicas)}))
         if listener is not None:
             listener.close()
         platform.stop()

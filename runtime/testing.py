@@ -29,7 +29,7 @@ from contracts.base import Event, StreamSpec
 from contracts.registry import STREAMS
 from runtime import bus, bus_auth, credentials, database_setup, migrations
 from runtime.embedded import EmbeddedNats, EmbeddedPostgres
-from runtime.settings import DATABASE_OWNERS
+from runtime.topology import DATABASE_OWNERS
 
 TEST_SECRET = "test-secret-not-for-production"
 # One random password per role for the whole run. Roles belong to the cluster, not to a database, so

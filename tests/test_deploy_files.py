@@ -35,17 +35,16 @@ from sqlalchemy.engine import make_url
 from runtime import bus, bus_auth, cli, compose_secrets, database_setup
 from runtime.embedded import free_port, nats_binary, wait_for_port
 from runtime.settings import (
-    DATABASE_OWNERS,
     FILE_SUFFIX,
-    SERVICES,
     URL_PASSWORD_SUFFIX,
     URL_VARIABLES,
     SecretFileError,
     Settings,
     secret_environment,
 )
-from runtime.supervisor import DATABASE_NAME, PROCESSES
+from runtime.supervisor import DATABASE_NAME
 from runtime.testing import eventually
+from runtime.topology import DATABASE_OWNERS, PROCESSES, SERVICES, Part
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = ROOT / "docker-compose.yml"
@@ -289,13 +288,15 @@ def check_compose_commands(compose: dict[str, Any]) -> list[str]:
             own = environment(svc).get("SERVICE_NAME", name)
             if hc[1:3] == ["-m", "runtime.health"] and hc[3:] != [own, "--local"]:
                 problems.append(f"{name}.healthcheck: checks {hc[3:]} instead of its own instance ({own} --local)")
-    # The compose file runs what the supervisor runs, under the same names.
-    for owner, args in PROCESSES:
+    # The compose file runs what the supervisor runs (runtime/topology.py), each under its schema's name.
+    for part in PROCESSES:
+        owner = compose_name(part)
         svc = compose["services"].get(owner)
         if svc is None:
             problems.append(f"no compose service for {owner}")
-        elif as_argv(svc.get("command"))[1:] != args:
-            problems.append(f"{owner}.command is {svc.get('command')!r}; the supervisor runs python {' '.join(args)}")
+        elif as_argv(svc.get("command"))[1:] != part.argv:
+            problems.append(f"{owner}.command is {svc.get('command')!r}; the supervisor runs python "
+                            + " ".join(part.argv))
     if not any(is_migrate(s) for s in compose["services"].values()):
         problems.append("no one-shot `partnerops migrate` service")
     return problems
@@ -771,7 +772,12 @@ def json_string(path: Path) -> str:
     return '"' + str(path).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-PROCESSES_BY_NAME = [owner for owner, _ in PROCESSES]
+def compose_name(part: Part) -> str:
+    """A part's compose service: named after its schema (aws_sync), or itself when it has none."""
+    return part.schema or part.name
+
+
+PROCESSES_BY_NAME = [compose_name(part) for part in PROCESSES]
 
 
 async def _refused_billing_event(url: str) -> None:

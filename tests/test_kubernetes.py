@@ -18,7 +18,7 @@ import yaml
 
 from runtime import bus_auth, compose_secrets
 from runtime.inbox import DRAIN_SECONDS
-from runtime.settings import SERVICES
+from runtime.topology import SERVICES
 
 pytestmark = pytest.mark.unit
 DEPLOY = Path(__file__).resolve().parent.parent / "deploy"

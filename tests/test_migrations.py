@@ -8,11 +8,12 @@ import asyncio
 
 import asyncpg
 import pytest
+from alembic.script import ScriptDirectory
 
 from runtime import migrations
 from runtime.db import plain_dsn
-from runtime.settings import DATABASE_OWNERS
 from runtime.testing import platform_database, unique
+from runtime.topology import DATABASE_OWNERS
 
 # What a schema is made of, each as text Postgres itself prints, so two schemas compare as sets of lines.
 SCHEMA_PARTS = {
@@ -57,3 +58,10 @@ async def test_down_to_nothing_and_up_again_gives_the_same_schema(servers, owner
         assert after[part] == before[part], (
             f"{owner} {part}: missing after down and up {sorted(before[part] - after[part])}, "
             f"new {sorted(after[part] - before[part])}")
+
+
+@pytest.mark.parametrize("owner", DATABASE_OWNERS)
+def test_each_owner_has_one_linear_history(owner: str) -> None:
+    script = ScriptDirectory.from_config(migrations.alembic_config(owner, ""))
+    heads = script.get_heads()
+    assert len(heads) == 1, f"{owner} has heads {heads}: chain a new migration on the current head"

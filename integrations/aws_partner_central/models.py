@@ -43,7 +43,7 @@ class SyncedOpportunity(Base):
     last_modified: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     event_id: Mapped[uuid.UUID] = mapped_column(Uuid)
     review_status: Mapped[str | None] = mapped_column(Text)
-    published_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    published_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now(), index=True)
     # The deal's fields as that version set them (outbound_rules.fields_of_event): a deal that still
     # holds them was not edited in PartnerOps.
     fields: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
@@ -71,7 +71,7 @@ class SyncRun(Base):
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
     catalog: Mapped[str] = mapped_column(Text)
     kind: Mapped[str] = mapped_column(Text)
-    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now(), index=True)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     ok: Mapped[bool | None] = mapped_column(Boolean)
     seen: Mapped[int] = mapped_column(Integer, server_default="0")
@@ -111,7 +111,7 @@ class OutboundEdit(Base):
     status: Mapped[str] = mapped_column(Text)
     reason: Mapped[str | None] = mapped_column(Text)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
-    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
 
 
 class Invitation(Base):

@@ -11,17 +11,21 @@ with their row number (the header is row 1) and the exit status is 1.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import csv
 import os
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TextIO
 
+import click
+from nats.aio.client import Client as NATS
+
 from contracts import pipeline as c
 from runtime import bus
+from runtime.cli import run_module_cli
 from runtime.commands import send
 from runtime.csv_cells import safe_row, unsafe_row
 from runtime.errors import CommandFailed
@@ -118,38 +122,58 @@ async def do_export(nc, kind: c.ImportKind, out: TextIO, *, progress: bool) -> i
     return 0
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="partnerops", description="CSV import and export of the pipeline.")
-    sub = parser.add_subparsers(dest="action", required=True)
-    p_in = sub.add_parser("import", help="import a CSV file (all rows or none)")
-    p_in.add_argument("kind", choices=[k.value for k in c.ImportKind])
-    p_in.add_argument("file", type=Path)
-    p_out = sub.add_parser("export", help="export to a CSV file (default: standard output)")
-    p_out.add_argument("kind", choices=[k.value for k in c.ImportKind])
-    p_out.add_argument("-o", "--output", type=Path)
-    for p in (p_in, p_out):
-        p.add_argument("--progress", action="store_true", help="show the progress bar even when not on a terminal")
-    args = parser.parse_args(argv)
+def _connect_and(action: Callable[[NATS], Awaitable[int]]) -> None:
     nats_url = os.environ.get("NATS_URL")
     if not nats_url:
-        raise SystemExit("NATS_URL is not set (partnerops import/export set it for you)")
+        raise click.ClickException("NATS_URL is not set (`partnerops import/export` set it for you)")
 
     async def run() -> int:
         nc = await bus.connect(nats_url, name="csv-cli", attempts=3)
         try:
-            kind = c.ImportKind(args.kind)
-            if args.action == "import":
-                if not args.file.is_file():
-                    raise SystemExit(f"{args.file}: no such file")
-                return await do_import(nc, kind, args.file, progress=args.progress)
-            if args.output:
-                with args.output.open("w", newline="", encoding="utf-8") as f:
-                    return await do_export(nc, kind, f, progress=args.progress)
-            return await do_export(nc, kind, sys.stdout, progress=args.progress)
+            return await action(nc)
         finally:
             await nc.close()
 
     raise SystemExit(asyncio.run(run()))
+
+
+KINDS = click.Choice([k.value for k in c.ImportKind])
+PROGRESS = click.option("--progress", is_flag=True, help="show the progress bar even when not on a terminal")
+
+
+@click.group()
+def cli() -> None:
+    """CSV import and export of the pipeline."""
+
+
+@cli.command("import")
+@click.argument("kind", type=KINDS)
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@PROGRESS
+def import_(kind: str, file: Path, progress: bool) -> None:
+    """Import a CSV file (all rows or none)."""
+    _connect_and(lambda nc: do_import(nc, c.ImportKind(kind), file, progress=progress))
+
+
+@cli.command("export")
+@click.argument("kind", type=KINDS)
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+              help="the CSV file (default: standard output)")
+@PROGRESS
+def export(kind: str, output: Path | None, progress: bool) -> None:
+    """Export to a CSV file that imports again."""
+
+    async def run(nc: NATS) -> int:
+        if output:
+            with output.open("w", newline="", encoding="utf-8") as f:
+                return await do_export(nc, c.ImportKind(kind), f, progress=progress)
+        return await do_export(nc, c.ImportKind(kind), sys.stdout, progress=progress)
+
+    _connect_and(run)
+
+
+def main(argv: list[str] | None = None) -> None:
+    run_module_cli(cli, "services.pipeline.csv_cli", argv)
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ from sqlalchemy import (
     Text,
     Uuid,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -38,6 +39,11 @@ class Base(DeclarativeBase):
 
 class Partner(Base):
     __tablename__ = "partner"
+    __table_args__ = (
+        Index("partner_type_idx", "type"),
+        Index("partner_owner_idx", "owner"),
+        Index("partner_score_idx", "score", postgresql_where=text("archived_at IS NULL")),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
     name: Mapped[str] = mapped_column(String(200))
@@ -60,6 +66,18 @@ class Partner(Base):
 
 class Opportunity(Base):
     __tablename__ = "opportunity"
+    __table_args__ = (
+        # Idempotent ingestion: one opportunity per (source, external id).
+        Index("opportunity_source_external_id_key", "source", "external_id", unique=True,
+              postgresql_where=text("external_id IS NOT NULL")),
+        Index("opportunity_created_at_idx", "created_at", "id"),
+        Index("opportunity_owner_idx", "owner"),
+        Index("opportunity_partner_id_idx", "partner_id"),
+        Index("opportunity_pipeline_stage_idx", "pipeline", "stage"),
+        Index("opportunity_expected_close_date_idx", "expected_close_date"),
+        # Trailing won revenue per partner, for tiers.
+        Index("opportunity_partner_won_idx", "partner_id", "closed_at", postgresql_where=text("outcome = 'won'")),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
     version: Mapped[int] = mapped_column(Integer, default=1)
@@ -89,6 +107,7 @@ class Opportunity(Base):
 
 class StageChange(Base):
     __tablename__ = "opportunity_stage_change"
+    __table_args__ = (Index("opportunity_stage_change_opportunity_id_idx", "opportunity_id", "id"),)
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
     opportunity_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("opportunity.id", ondelete="CASCADE"))
@@ -100,6 +119,7 @@ class StageChange(Base):
 
 class NextStep(Base):
     __tablename__ = "opportunity_next_step"
+    __table_args__ = (Index("opportunity_next_step_opportunity_id_idx", "opportunity_id", "id"),)
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
     opportunity_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("opportunity.id", ondelete="CASCADE"))

@@ -6,7 +6,7 @@ import asyncpg
 import pytest
 
 from runtime.db import plain_dsn
-from runtime.settings import DATABASE_OWNERS
+from runtime.topology import DATABASE_OWNERS
 
 
 @pytest.mark.parametrize("owner", DATABASE_OWNERS)

@@ -33,7 +33,8 @@ async def platform(servers, private_nats, tmp_path_factory):
            "DATA_DIR": str(data_dir), "GATEWAY_PORT": str(port), "OTEL_TRACES_EXPORTER": "console",
            "BUS_ACK_WAIT_SECONDS": "5"}
     log = open(log_path, "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "runtime.cli", "up"], cwd=ROOT, env=env, stdout=log,
+    # No demo data: it is not what these tests look at, and seeding it was minutes of a loaded machine's time.
+    proc = subprocess.Popen([sys.executable, "-m", "runtime.cli", "up", "--no-seed"], cwd=ROOT, env=env, stdout=log,
                             stderr=subprocess.STDOUT, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     try:
@@ -42,7 +43,12 @@ async def platform(servers, private_nats, tmp_path_factory):
         eventually_blocking(lambda: "ready: open" in log_path.read_text() or proc.poll() is not None, "platform ready",
                             timeout=STARTUP_PATIENCE)
         assert proc.poll() is None, log_path.read_text()[-4000:]
-        yield {"proc": proc, "base": base, "log": log_path, "data_dir": data_dir, "env": env}
+        people = {"admin": create_admin(env), "viewer": (f"{unique('viewer')}@example.com", "a viewer's pass phrase 7")}
+        admin, csrf = signed_in(base, *people["admin"])
+        created = admin.post("/api/users", headers={"x-csrf-token": csrf}, json={
+            "email": people["viewer"][0], "name": "Vera Viewer", "role": "viewer", "password": people["viewer"][1]})
+        assert created.status_code == 201, created.text
+        yield {"proc": proc, "base": base, "log": log_path, "data_dir": data_dir, "env": env, "people": people}
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGINT)
@@ -53,12 +59,24 @@ async def platform(servers, private_nats, tmp_path_factory):
         log.close()
 
 
-def credentials(data_dir: Path) -> dict[str, tuple[str, str]]:
-    out = {}
-    for line in (data_dir / "demo-credentials.txt").read_text().splitlines():
-        role, email, password = line.split()
-        out[role] = (email, password)
-    return out
+def create_admin(env: dict[str, str]) -> tuple[str, str]:
+    """`partnerops create-admin` with nothing but the data directory: it finds the servers `up` runs and the
+    gateway's own login (issue 16: the README's command needed DATABASE_URL set by hand)."""
+    email, password = f"{unique('first')}@example.com", "a long pass phrase 42"
+    result = subprocess.run(_create_admin_command(email, password), cwd=ROOT, env=_found_only(env),
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"created admin {email}"
+    return email, password
+
+
+def _create_admin_command(email: str, password: str) -> list[str]:
+    return [sys.executable, "-m", "runtime.cli", "create-admin", "--email", email, "--password", password]
+
+
+def _found_only(env: dict[str, str]) -> dict[str, str]:
+    """The environment without the servers: a CLI command must find them through the data directory."""
+    return {k: v for k, v in env.items() if k not in ("NATS_URL", "DATABASE_URL", "SECRET_KEY")}
 
 
 def signed_in(base: str, email: str, password: str) -> tuple[httpx.Client, str]:
@@ -93,13 +111,12 @@ class TestPlatform:
         assert sum(bool(address.search(line)) for line in start) == 1, start
 
     def test_a_person_signs_in_and_creates_a_partner_that_the_kpis_count(self, platform):
-        base, data_dir = platform["base"], platform["data_dir"]
+        base = platform["base"]
         assert httpx.get(f"{base}/api/kpis").status_code == 401
         assert httpx.get(f"{base}/", headers={"accept": "text/html"}).status_code == 303
         assert httpx.get(f"{base}/").status_code == 401
-        email, password = credentials(data_dir)["admin"]
-        client, csrf = signed_in(base, email, password)
-        before = eventually_blocking(lambda: (k := kpis(client))["partners_total"] >= 11 and k, "demo partners counted")
+        client, csrf = signed_in(base, *platform["people"]["admin"])
+        before = kpis(client)
 
         name = unique("Acme Data ")
         created = client.post("/api/partners", json={"name": name, "type": "isv", "owner": "tom@example.com"},
@@ -125,8 +142,8 @@ class TestPlatform:
         assert audit[0]["action"] == "partner.created" and audit[0]["after"]["name"] == name
 
     def test_one_trace_follows_the_request_through_every_hop(self, platform):
-        base, data_dir = platform["base"], platform["data_dir"]
-        client, csrf = signed_in(base, *credentials(data_dir)["admin"])
+        base = platform["base"]
+        client, csrf = signed_in(base, *platform["people"]["admin"])
         name = unique("Traced ")
         response = client.post("/api/partners", json={"name": name, "type": "referral"},
                                headers={"x-csrf-token": csrf})
@@ -161,11 +178,11 @@ class TestPlatform:
         assert any(w == "gateway" and n.startswith(("INSERT", "SELECT")) for w, n in spans)
 
     def test_metrics_show_consumer_lag_and_http_counts_to_admins_only(self, platform):
-        base, data_dir = platform["base"], platform["data_dir"]
+        base = platform["base"]
         assert httpx.get(f"{base}/metrics").status_code == 401
-        viewer, _ = signed_in(base, *credentials(data_dir)["viewer"])
+        viewer, _ = signed_in(base, *platform["people"]["viewer"])
         assert viewer.get("/metrics").status_code == 403
-        admin, _ = signed_in(base, *credentials(data_dir)["admin"])
+        admin, _ = signed_in(base, *platform["people"]["admin"])
         text = admin.get("/metrics").text
         lag = 'partnerops_consumer_pending{consumer="gateway__PIPELINE",service="gateway"} 0.0'
         assert lag in text, text
@@ -178,15 +195,21 @@ class TestPlatform:
         assert 'partnerops_http_requests_total{method="GET",route="/api/kpis",status="200"}' in text, text
 
     def test_read_model_rebuilds_by_replay_to_the_same_counts(self, platform):
-        base, data_dir = platform["base"], platform["data_dir"]
-        client, _ = signed_in(base, *credentials(data_dir)["admin"])
+        base = platform["base"]
+        client, _ = signed_in(base, *platform["people"]["admin"])
         before = kpis(client)
         result = subprocess.run([sys.executable, "-m", "runtime.cli", "rebuild-read-models"], cwd=ROOT,
-                                env=platform["env"], capture_output=True, text=True, timeout=60)
+                                env=platform["env"], capture_output=True, text=True, timeout=300)
         assert result.returncode == 0, result.stderr
         applied = json.loads(result.stdout.strip().splitlines()[-1])
         assert applied["gateway__pipeline_partner_created_v1"] == before["partners_total"]
         assert kpis(client) == before
+
+    def test_create_admin_refuses_an_email_already_taken(self, platform):
+        email, password = platform["people"]["admin"]
+        again = subprocess.run(_create_admin_command(email.upper(), password), cwd=ROOT,
+                               env=_found_only(platform["env"]), capture_output=True, text=True, timeout=300)
+        assert again.returncode == 1 and f"a user with email {email.upper()} already exists" in again.stderr
 
     def test_ctrl_c_stops_every_process(self, platform):
         proc = platform["proc"]

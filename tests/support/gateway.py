@@ -87,7 +87,7 @@ async def gateway_with_services(settings_of: Callable[[str], Settings], services
                                 domain: str) -> AsyncIterator[Gateway]:
     """The given services and the gateway (its real lifespan: read-model consumers, command client), each
     with the settings `settings_of(owner)` gives (`owner`: its database schema and role, as in
-    runtime.settings.DATABASE_OWNERS); a person of every role, `<role>@<domain>`, signed in."""
+    runtime.topology.DATABASE_OWNERS); a person of every role, `<role>@<domain>`, signed in."""
     stop = asyncio.Event()
     running = []
     try:

@@ -1,3 +1,4 @@
 from runtime.migrations import run_env
+from services.notifications.models import Base
 
-run_env()
+run_env([Base.metadata])
