@@ -414,7 +414,7 @@ async def _up(settings: Settings, *, seed: bool, replicas: int = 1, nats_nodes: 
                     extra["GATEWAY_FD"] = str(listener.fileno())
                     fds = (listener.fileno(),)
                 child = Child(replica, part.argv, platform.env_for(part.schema, extra, nats_user=part.name),
-                              pass_fds=fds, health_name=part.name)
+                              pass_fds=fds, health_name=part.name if part.kind != "integration" else None)
                 await child.start()
                 children.append(child)
         # Replicas and a NATS cluster are more processes starting on the same cores: a longer wait.
