@@ -216,6 +216,7 @@ def require_partner() -> Callable[[Request], Awaitable[Principal]]:
         request.state.principal = principal
         if principal.kind != "user" or principal.role is not Role.partner or principal.partner_id is None:
             raise HTTPException(status_code=403, detail="the partner portal is for partner users")
+        await people.directory(request)  # the team's names (a partner's contact, a step's owner), as require does
         await check_csrf(request, principal)
         return principal
 
