@@ -22,7 +22,7 @@ class TestFindAndConfigure:
         await page.goto("/pipeline")
         await page.keyboard.press("/")
         await page.wait_for_url(re.compile(r".*/search$"))
-        box = page.get_by_label("Search partners, deals and contacts")
+        box = page.get_by_role("searchbox", name="Search partners, deals and contacts")
         assert await box.evaluate("el => el === document.activeElement"), "the search box has the focus"
         await box.fill("okt")
         await box.press("Enter")
