@@ -100,6 +100,7 @@ def sample(model: type[Event], partner_id: uuid.UUID) -> Event:
         p.OpportunityUpdatedV1: p.OpportunityUpdatedV1(opportunity=snapshot),
         p.OpportunityStageChangedV1: p.OpportunityStageChangedV1(opportunity=snapshot, from_stage="lead",
                                                                  to_stage="lead", changed_by=None, changed_at=NOW),
+        p.StageSetDefinedV1: p.StageSetDefinedV1(stage_set=p.RESALE_STAGE_SET),
         p.PartnerCreatedV1: p.PartnerCreatedV1(partner_id=partner_id, name="Hostile Partner", type=p.PartnerType.isv,
                                                tier=p.PartnerTier.gold, status=p.PartnerStatus.active),
         p.PartnerUpdatedV1: p.PartnerUpdatedV1(partner=partner),

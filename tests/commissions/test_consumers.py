@@ -92,6 +92,8 @@ def _hostile(good: dict) -> dict:
             out[key] = "2026-10-01T12:00:00"
         elif key in ("opportunity", "partner"):
             out[key] = {**value, "id": "'; DROP TABLE ledger_entry; --", "version": -1}
+        elif key == "stage_set":
+            out[key] = {**value, "key": "x\u0000y", "version": -1}
         elif key in ("customer", "name", "invoice_id", "refund_id"):
             out[key] = "x\u0000y" if key != "name" else "x" * 100_000
         elif key in ("partner_id", "opportunity_id"):

@@ -13,6 +13,7 @@ import pytest
 from contracts import deadlines as dl
 from contracts import pipeline as p
 from contracts import schedules as s
+from contracts import sync as sy
 from contracts.base import Event
 from runtime import deadletter
 from services.notifications.handlers import SUBSCRIPTIONS
@@ -34,6 +35,9 @@ def sample(model: type[Event]) -> Event:
         dl.DeadlineChangedV1: dl.DeadlineChangedV1(deadline=deadline()),
         carried(3).__class__: carried(3),
         cooling().__class__: cooling(),
+        sy.SyncRunFinishedV1: sy.SyncRunFinishedV1(
+            source=p.ExternalSource.aws, catalog="AWS", kind="incremental", ok=True,
+            finished_at=datetime.now(UTC), last_success_at=datetime.now(UTC)),
     }
     return by_model[model]
 
