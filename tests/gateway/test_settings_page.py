@@ -184,5 +184,6 @@ class TestStagesForm:
         for body in (too_many, uneven, {}, {"name": "x"}):
             r = await _post(gateway, f"/admin/settings/pipelines/{key}", body)
             assert r.status_code == 422, r.text[:1000]
-        assert (await _post(gateway, "/admin/settings/pipelines/Bad-Key", form)).status_code == 422
-        assert (await _post(gateway, "/admin/settings/pipelines/" + "a" * 500, form)).status_code == 422
+        # A key that cannot exist in the path is a page that does not exist (browsers get the 404 page).
+        assert (await _post(gateway, "/admin/settings/pipelines/Bad-Key", form)).status_code == 404
+        assert (await _post(gateway, "/admin/settings/pipelines/" + "a" * 500, form)).status_code == 404
