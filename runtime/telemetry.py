@@ -65,7 +65,8 @@ def setup(service_name: str, *, level: str = "INFO", fmt: str = "json") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("nats", "asyncio", "uvicorn.access", "sqlalchemy.engine"):
+    # alembic.runtime.plugins: one INFO line per autogenerate plugin (alembic 1.17+) when a migration env loads.
+    for noisy in ("nats", "asyncio", "uvicorn.access", "sqlalchemy.engine", "alembic.runtime.plugins"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     setup_tracing(service_name)
 
