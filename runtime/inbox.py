@@ -650,9 +650,17 @@ class _Fetcher(BatchPullStreamSubscriber):
                 next_batch = asyncio.ensure_future(self._fetch())
                 await self.consume(messages)  # type: ignore[arg-type]
         finally:
-            if next_batch is not None:
+            if next_batch is not None and self.running:
+                # Dying (a crash while applying, not a stop): what was fetched ahead is left to ack_wait. A nak
+                # here would hand it straight back to the next process, counting a delivery each time the
+                # process dies, so an innocent neighbour would reach max_deliver and be parked instead of
+                # the message that kills the process.
+                next_batch.cancel()
+                with contextlib.suppress(BaseException):
+                    await next_batch
+            elif next_batch is not None:
                 # Stopping: the fetch outstanding ends within its timeout; what it brought is nak'ed, so it
-                # is redelivered at once instead of after ack_wait. Dying (cancelled): the same, if it can.
+                # is redelivered at once instead of after ack_wait.
                 try:
                     fetched = await asyncio.wait_for(asyncio.shield(next_batch), self.pull_sub.timeout + 2)
                 except BaseException:
