@@ -175,7 +175,7 @@ class Platform:
         for line in out.stdout.splitlines():
             pid, _, args = line.strip().partition(" ")
             kind = None
-            if "nats-server" in args:
+            if "nats-server" in args and " -c " in args:  # a node (not e.g. a process whose path names it)
                 kind = "nats-" + Path(args.split(" -c ")[1].split()[0]).parent.name
             elif "-m gateway serve" in args:
                 kind = "gateway"
