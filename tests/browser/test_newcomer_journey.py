@@ -21,7 +21,8 @@ def patient(page) -> None:
     page.set_default_timeout(60_000)
 
 # What must never reach a page: a Decimal's exponent, a negative zero, a stage key.
-EXPONENT = re.compile(r"\d[eE][+-]?\d")
+# A number in exponent form standing on its own ("1E+1%", "2.5e3"), not hex inside a word ("8942b45e76").
+EXPONENT = re.compile(r"(?<![\w.])\d+(?:\.\d+)?[eE][+-]?\d+(?!\w)")
 NEGATIVE_ZERO = re.compile(r"[-\u2212][$€£]0\.00\b|[-\u2212][$€£]0\b")  # hyphen or minus sign
 
 
