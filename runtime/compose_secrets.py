@@ -1,7 +1,8 @@
 """The secret files a compose deployment mounts (`partnerops secrets [DIR]`, docker-compose.yml).
 
 One file per secret, each random and independent of the others: the platform's SECRET_KEY, the
-Postgres superuser's password, one password per database role and one per NATS user, and the NATS
+Postgres superuser's password, one password per database role and one per NATS user, the NATS cluster's
+route password (Kubernetes), and the NATS
 server's users file with those NATS passwords written in (the nats image cannot read a password from
 a file, so its whole users file is the secret), and an empty AWS credentials file for the operator
 to fill in. Compose gives each container only the files it needs
@@ -28,6 +29,9 @@ from runtime.topology import DATABASE_OWNERS
 
 SECRET_KEY = "secret_key"
 POSTGRES_PASSWORD = "postgres_password"
+# The login the NATS cluster's nodes use on their routes to each other (Kubernetes: deploy/kubernetes/nats.yaml;
+# compose runs one node and does not mount it).
+NATS_ROUTE_PASSWORD = "nats_route_password"
 NATS_USERS = "nats-users.conf"
 # The AWS SDK's shared credentials file for the AWS Partner Central worker: yours to fill in (AWS
 # issues the keys); made empty so compose can start, and then the SDK uses the instance/task role.
@@ -59,7 +63,7 @@ def nats_password(user: str) -> str:
 def password_names() -> list[str]:
     """Every secret that is one random value, in the order they are listed."""
     return [SECRET_KEY, POSTGRES_PASSWORD, *(db_password(o) for o in DATABASE_OWNERS),
-            *(nats_password(u) for u in bus_auth.COMPONENTS)]
+            *(nats_password(u) for u in bus_auth.COMPONENTS), NATS_ROUTE_PASSWORD]
 
 
 def names() -> list[str]:

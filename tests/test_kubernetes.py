@@ -154,3 +154,29 @@ def test_only_the_migrate_job_holds_the_superuser_and_operator_logins():
             assert {"postgres_password", "nats_password_cli"} <= items
         else:
             assert not items & {"postgres_password", "nats_password_cli"}, doc["metadata"]["name"]
+
+
+def _secret_keys(node: Any) -> set[str]:
+    """Every key of the Secret `partnerops` an object reads (secretKeyRef or a secret volume's items)."""
+    keys: set[str] = set()
+    if isinstance(node, dict):
+        ref = node.get("secretKeyRef")
+        if isinstance(ref, dict) and ref.get("name") == "partnerops":
+            keys.add(ref["key"])
+        secret = node.get("secret")
+        if isinstance(secret, dict) and secret.get("secretName") == "partnerops":
+            keys |= {item["key"] for item in secret.get("items") or []}
+        for value in node.values():
+            keys |= _secret_keys(value)
+    elif isinstance(node, list):
+        for value in node:
+            keys |= _secret_keys(value)
+    return keys
+
+
+def test_every_secret_key_the_manifests_read_is_a_file_partnerops_secrets_writes():
+    # The Secret is made with `kubectl create secret generic partnerops --from-file=secrets/` (docs/deploy.md):
+    # a key nothing writes leaves a pod in CreateContainerConfigError.
+    read = set().union(*(_secret_keys(d) for d in documents()))
+    assert "nats_route_password" in read and "secret_key" in read
+    assert sorted(read - set(compose_secrets.names())) == []
