@@ -6,8 +6,12 @@ compares the end state with the one a fault-free run gives.
 
 The faults, one after the other, events flowing throughout:
 1. `nats-node`: SIGKILL of the NATS node that leads the SYNC stream (the supervisor restarts it);
-2. `replicas`: SIGKILL of one replica of each service and of the gateway at once (restarted too);
-3. `rolling`: a rolling restart of every process (SIGHUP to the supervisor: each NATS node, then each
+2. `disk-lost`: the JetStream data directory of the node leading the SYNC stream taken away and the node
+   SIGKILLed at once, so the supervisor restarts it empty under the same name: it must rejoin and catch
+   up from the other two (R3), and nothing acknowledged may be lost (Jepsen's NATS 2.12.1 analysis
+   found loss in this case under the default fsync interval; the cluster here syncs always);
+3. `replicas`: SIGKILL of one replica of each service and of the gateway at once (restarted too);
+4. `rolling`: a rolling restart of every process (SIGHUP to the supervisor: each NATS node, then each
    replica, stopped with SIGTERM - it drains - and the platform healthy again before the next).
 
 The input: external opportunity upserts (`sync.opportunity.external.upserted.v1`, as a sync worker
@@ -30,6 +34,7 @@ import asyncio
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -42,6 +47,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import nats.errors
 
 from contracts import billing as b
 from contracts import commissions as c
@@ -194,6 +200,22 @@ class Platform:
     def kill(self, pid: int) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
+
+    def jetstream_dir(self, node: str) -> Path:
+        """Where node `n1`..`n3` keeps its streams (runtime.embedded.NatsCluster, `<store_dir>/jetstream`)."""
+        return self.data_dir / "nats-cluster" / node / "jetstream"
+
+    def lose_disk(self, node: str) -> Path:
+        """The node's JetStream data gone as a failed disk takes it: the directory moved away (the running
+        server loses its path at that instant) and the server SIGKILLed straight after, before it can
+        write anything anew; the supervisor restarts it on an empty directory. Returns where the old
+        data went (for the caller to delete)."""
+        live = self.jetstream_dir(node)
+        lost = live.with_name(f"jetstream.lost-{time.time_ns()}")
+        pid = self.children()[f"nats-{node}"][0]
+        live.rename(lost)
+        self.kill(pid)
+        return lost
 
     def rolling_restarts_done(self) -> int:
         return self.log.read_text(errors="replace").count("rolling restart: done")
@@ -415,7 +437,7 @@ async def kpi_drift(dsn: str) -> dict[str, int]:
 
 async def scenario(platform: Platform, dsn: str, *, rate: float, total: int, opportunities: int,
                    say: Any = print) -> tuple[Run, dict[str, list[str]]]:
-    """Start the load, inject the three faults one after the other, let the load finish, check."""
+    """Start the load, inject the four faults one after the other, let the load finish, check."""
     nc = await bus.connect(platform.nats_url, name="chaos")
     tag = uuid.uuid4().hex[:6]
     try:
@@ -439,6 +461,22 @@ async def scenario(platform: Platform, dsn: str, *, rate: float, total: int, opp
             await eventually(platform.full, "the NATS node restarted", timeout=120, interval=0.5)
             mark = run.workload.published
             await eventually(lambda: run.workload.published >= mark + share, "load after the node's return",
+                             timeout=STARTUP_PATIENCE)
+            window.ended = time.monotonic()
+
+            leader = await sync_leader(nc)
+            lost: list[Path] = []
+            window = await run.fault("disk-lost", _inject(lambda: lost.append(platform.lose_disk(leader))))
+            say(f"lost NATS node {leader}'s data; progress again after {window.recovery_seconds:.2f}s")
+            await eventually(platform.full, "the emptied NATS node restarted", timeout=120, interval=0.5)
+            await eventually(lambda: platform.jetstream_dir(leader).exists(), "the node's new store",
+                             timeout=60, interval=0.5)
+            await eventually(lambda: caught_up(nc, leader), "the emptied node caught up", timeout=STARTUP_PATIENCE,
+                             interval=1.0)
+            for path in lost:
+                shutil.rmtree(path, ignore_errors=True)
+            mark = run.workload.published
+            await eventually(lambda: run.workload.published >= mark + share, "load after the node rejoined",
                              timeout=STARTUP_PATIENCE)
             window.ended = time.monotonic()
 
@@ -489,6 +527,25 @@ def _inject(action: Any) -> Any:
         action()
 
     return inject
+
+
+async def caught_up(nc: Any, node: str) -> bool:
+    """Whether `node` is a current replica of every stream again (not offline, not lagging)."""
+    js = nc.jetstream()
+    try:
+        streams = await js.streams_info()
+    except (nats.errors.Error, TimeoutError):  # during an election the API may time out: not yet
+        return False
+    for stream in streams:
+        cluster = stream.cluster
+        if cluster is None:
+            continue
+        if cluster.leader == node:
+            continue
+        replica = next((r for r in cluster.replicas or [] if r.name == node), None)
+        if replica is None or not replica.current or replica.offline:
+            return False
+    return True
 
 
 async def sync_leader(nc: Any) -> str:

@@ -1,6 +1,7 @@
 """Past one machine, proven by faults (issue 18): `partnerops up --replicas 2 --nats-nodes 3` runs two
 processes of every service and of the gateway on a three-node NATS cluster; external events flow while
-a NATS node is SIGKILLed and restarted, one replica of each process is SIGKILLed, and every process is
+a NATS node is SIGKILLed and restarted, a NATS node's data directory is lost and the node rejoins
+empty, one replica of each process is SIGKILLed, and every process is
 restarted in turn; the end state (opportunities, the gateway's read model and KPI aggregates, the
 commission ledger) equals the fault-free one exactly. The driver and checker are bench/chaos.py (the
 100k variant runs there); this is its small-N run. Consumers must move again within
@@ -64,5 +65,5 @@ async def test_the_end_state_through_node_replica_and_rolling_faults_equals_a_fa
                       "windows": report}, indent=2))
     assert problems == {"lost": [], "unexpected": []}
     assert run.workload.published == EVENTS
-    for name in ("nats-node", "replicas", "rolling"):
+    for name in ("nats-node", "disk-lost", "replicas", "rolling"):
         assert report[name]["recovery_seconds"] is not None
