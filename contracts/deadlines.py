@@ -32,6 +32,8 @@ class DeadlineKind(StrEnum):
     competency_renewal = "competency_renewal"  # the competency lapses
     competency_requirement_due = "competency_requirement_due"  # one item of a renewal checklist
     onboarding_step_due = "onboarding_step_due"  # a step of a new partner's onboarding plan (contracts/onboarding.py)
+    certification_due = "certification_due"  # a partner person's certification to pass by (contracts/enablement.py)
+    certification_expiry = "certification_expiry"  # a partner person's certification lapses
 
 
 class DeadlineStatus(StrEnum):
@@ -83,6 +85,7 @@ class Regarding(StrEnum):
     fund_request = "fund_request"
     competency = "competency"
     onboarding_plan = "onboarding_plan"
+    certification = "certification"
 
 
 class Deadline(BaseModel):

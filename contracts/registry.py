@@ -7,6 +7,7 @@ from contracts import (
     contacts,
     deadletters,
     deadlines,
+    enablement,
     funding,
     goals,
     pipeline,
@@ -22,5 +23,6 @@ STREAMS: tuple[StreamSpec, ...] = (pipeline.STREAM, sync.STREAM, commissions.STR
                                    billing.STREAM, schedules.STREAM, deadletters.STREAM)
 EVENTS: tuple[type[Event], ...] = (*pipeline.EVENTS, *registrations.EVENTS, *sync.EVENTS, *commissions.EVENTS,
                                    *week.EVENTS, *funding.EVENTS, *goals.EVENTS,
-                                   *competencies.EVENTS, *deadlines.EVENTS, *contacts.EVENTS, *billing.EVENTS,
+                                   *competencies.EVENTS, *deadlines.EVENTS, *enablement.EVENTS, *contacts.EVENTS,
+                                   *billing.EVENTS,
                                    *schedules.EVENTS)

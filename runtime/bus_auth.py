@@ -83,8 +83,10 @@ def _service(name: str, *, stream: str | None, consumes: tuple[str, ...] = ()) -
 
 
 COMPONENTS: dict[str, Component] = {c.name: c for c in (
-    # The pipeline also takes the daily tick of tier recomputation from the schedules.
-    _service("pipeline", stream=pipeline.STREAM.name, consumes=(sync.STREAM.name, schedules.STREAM.name)),
+    # The pipeline also takes the daily tick of tier recomputation from the schedules, and the partners'
+    # enablement scores from the relationships service (the scorecard's feasibility criterion).
+    _service("pipeline", stream=pipeline.STREAM.name,
+             consumes=(sync.STREAM.name, schedules.STREAM.name, relationships.STREAM.name)),
     _service("commissions", stream=commissions.STREAM.name, consumes=(pipeline.STREAM.name, billing.STREAM.name)),
     # The relationships service also takes the hourly tick: contacts announce the cooling due (issue 12).
     _service("relationships", stream=relationships.STREAM.name, consumes=(pipeline.STREAM.name, schedules.STREAM.name)),

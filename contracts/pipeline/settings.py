@@ -63,6 +63,9 @@ class PipelineSettings(BaseModel):
                                   description="Trailing window of won revenue that sets a partner's tier.")
     tier_thresholds: TierThresholds = TierThresholds()
     scorecard_weights: ScorecardWeights = ScorecardWeights()
+    feasibility_from_enablement: bool = Field(
+        default=False, description="A partner's feasibility criterion follows its enablement score (0-100 as 0-10; "
+        "contracts/enablement.py) instead of being set by hand.")
     # 1 unit of the currency = rate units of the reporting currency. Amounts in currencies without a
     # rate are reported on their own and count toward nothing.
     fx_rates: dict[Currency, Annotated[Decimal, Field(gt=0, max_digits=18, decimal_places=8)]] = Field(
@@ -105,5 +108,6 @@ class UpdatePipelineSettings(PartialCommand):
     tier_window_days: int | None = Field(default=None, ge=1, le=3650)
     tier_thresholds: TierThresholds | None = None
     scorecard_weights: ScorecardWeights | None = None
+    feasibility_from_enablement: bool | None = None
     fx_rates: dict[Currency, Annotated[Decimal, Field(gt=0, max_digits=18, decimal_places=8)]] | None = Field(
         default=None, max_length=200)

@@ -8,6 +8,7 @@ from gateway.routes import (
     alerts,
     commissions,
     contacts,
+    enablement,
     funding,
     goals,
     onboarding,
@@ -21,4 +22,5 @@ from gateway.routes import (
 
 ROUTERS: tuple[APIRouter, ...] = (access.router, partners.router, pipeline.router, commissions.router, funding.router,
                                   goals.router, week.router, calendar_feed.router, sync.router, contacts.router,
-                                  alerts.router, registrations.router, portal.router, onboarding.router)
+                                  alerts.router, registrations.router, portal.router, onboarding.router,
+                                  enablement.router)

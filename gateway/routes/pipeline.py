@@ -102,6 +102,8 @@ class SettingsPatch(BaseModel):
     tier_window_days: int | None = Field(default=None, ge=1, le=3650)
     tier_thresholds: pc.TierThresholds | None = None
     scorecard_weights: pc.ScorecardWeights | None = None
+    feasibility_from_enablement: bool | None = Field(
+        default=None, description="The feasibility criterion follows each partner's enablement score.")
     fx_rates: dict[Currency, Annotated[Decimal, Field(gt=0, max_digits=18, decimal_places=8)]] | None = Field(
         default=None, max_length=200, description="1 unit of the currency = rate units of the reporting currency; "
         "send rates as strings (\"1.0825\") to keep them exact.")

@@ -22,6 +22,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from contracts import commissions as cc
+from contracts import enablement as ec
 from contracts import onboarding as oc
 from contracts import pipeline as pc
 from contracts import registrations as rc
@@ -128,6 +129,23 @@ class PortalOnboarding(BaseModel):
     steps: list[PortalStep]
     done: int = Field(description="Steps done.")
     total: int = Field(description="Steps in the plan.")
+
+
+class PortalCertification(BaseModel):
+    person: str
+    module: str
+    status: ec.CertificationStatus
+    due_on: date | None
+    taken_on: date | None
+    expires_on: date | None
+
+
+class PortalEnablement(BaseModel):
+    score: Decimal | None = Field(description="Share of the required modules your people hold a valid "
+                                              "certification for, percent; none while none is required.")
+    required_modules: int
+    covered_modules: int
+    certifications: list[PortalCertification]
 
 
 class RegistrationIn(BaseModel):
@@ -239,6 +257,21 @@ async def onboarding_of(request: Request, principal: Principal) -> PortalOnboard
     return PortalOnboarding(started_on=plan.started_on, steps=steps, done=plan.done, total=len(steps))
 
 
+async def enablement_of(request: Request, principal: Principal) -> PortalEnablement:
+    """The partner's own people's certifications (who on our team sees to them is left out)."""
+    try:
+        found: ec.PartnerEnablement = await send(bus(request), ec.GetPartnerEnablement(
+            partner_id=partner_of(principal), actor=principal.name))
+    except CommandFailed as exc:
+        if exc.error.kind == "not_found":  # the relationships service has not heard of the partner yet
+            return PortalEnablement(score=None, required_modules=0, covered_modules=0, certifications=[])
+        raise
+    certs = [PortalCertification(person=c.contact_name, module=c.module_name, status=c.status, due_on=c.due_on,
+                                 taken_on=c.taken_on, expires_on=c.expires_on) for c in found.certifications]
+    return PortalEnablement(score=found.score, required_modules=found.required_modules,
+                            covered_modules=found.covered_modules, certifications=certs)
+
+
 async def statement_of(request: Request, principal: Principal, period: str) -> cc.Statement:
     statement: cc.Statement = await send(bus(request), cc.GetStatement(partner_id=partner_of(principal),
                                                                        period=period, actor=principal.name))
@@ -260,6 +293,12 @@ async def summary(request: Request, principal: PartnerUser) -> PortalSummary:
 async def onboarding(request: Request, principal: PartnerUser) -> PortalOnboarding | None:
     """Your onboarding plan with us: the steps, when each is due and whether it is done (null: none)."""
     return await onboarding_of(request, principal)
+
+
+@router.get("/certifications", response_model=PortalEnablement)
+async def certifications(request: Request, principal: PartnerUser) -> PortalEnablement:
+    """Your people's certifications with us: passed, failed, due or expired, and when each lapses."""
+    return await enablement_of(request, principal)
 
 
 @router.get("/deals", response_model=PortalDealList)

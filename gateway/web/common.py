@@ -53,7 +53,7 @@ def _active(path: str) -> str | None:
         return "/goals"
     if path.startswith("/contacts"):
         return "/relationships"
-    if path.startswith(("/onboarding", "/registrations")):
+    if path.startswith(("/onboarding", "/registrations", "/enablement")):
         return "/partners"
     for href in ("/pipeline", "/partners", "/relationships", "/attention", "/commissions", "/funding", "/goals",
                  "/week", "/team", "/sync", "/import", "/admin"):

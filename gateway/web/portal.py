@@ -32,6 +32,13 @@ async def _onboarding(request: Request, principal: Principal) -> api.PortalOnboa
         return None  # the relationships service is away: the page still shows the rest
 
 
+async def _enablement(request: Request, principal: Principal) -> api.PortalEnablement | None:
+    try:
+        return await api.enablement_of(request, principal)
+    except (CommandFailed, TimeoutError):
+        return None  # the relationships service is away: the page still shows the rest
+
+
 async def _statement(request: Request, principal: Principal, period: str) -> cc.Statement | None:
     try:
         statement = await api.statement_of(request, principal, period)
@@ -49,16 +56,17 @@ async def overview(
 ) -> Response:
     period = api.this_quarter()
     try:
-        summary, deals, registrations, statement, onboarding = await asyncio.gather(
+        summary, deals, registrations, statement, onboarding, enablement = await asyncio.gather(
             api.summary_of(request, principal),
             api.deals_of(request, principal, q=(q or "").strip() or None, offset=(page - 1) * PAGE, limit=PAGE),
             api.registrations_of(request, principal, limit=20),
-            _statement(request, principal, period), _onboarding(request, principal))
+            _statement(request, principal, period), _onboarding(request, principal),
+            _enablement(request, principal))
     except ValidationError:
         raise HTTPException(422, detail="search for letters, not control characters") from None
     return render(request, "portal.html", {
         "summary": summary, "deals": deals, "registrations": registrations, "statement": statement,
-        "onboarding": onboarding,
+        "onboarding": onboarding, "enablement": enablement,
         "period": period, "q": q or "", "page": page, "pages": max(1, -(-deals.total // PAGE)),
         "notice": request.query_params.get("notice"),
     })

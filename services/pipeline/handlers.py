@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from contracts import enablement as e
 from contracts import pipeline as c
 from contracts import registrations as r
 from contracts import schedules, sync
@@ -14,6 +15,7 @@ from services.pipeline.config import service as config
 from services.pipeline.imports import service as imports
 from services.pipeline.ingestion import service as ingestion
 from services.pipeline.opportunities import service as opportunities
+from services.pipeline.partners import enablement
 from services.pipeline.partners import service as partners
 from services.pipeline.registrations import service as registrations
 
@@ -32,6 +34,16 @@ async def on_tier_recomputation_due(session: AsyncSession, event: Event) -> None
     await partners.recompute_tiers(session, c.RecomputeTiers(actor="schedule"))
 
 
+async def on_enablement_score(session: AsyncSession, event: Event) -> None:
+    await on_enablement_scores(session, [event])
+
+
+async def on_enablement_scores(session: AsyncSession, events: list[Event]) -> None:
+    """Partners' enablement scores (relationships): the feasibility criterion follows them where configured."""
+    assert all(isinstance(x, e.EnablementScoreChangedV1) for x in events)
+    await enablement.on_scores(session, events)  # type: ignore[arg-type]
+
+
 definition = ServiceDefinition(
     name="pipeline",
     publishes=(c.STREAM,),
@@ -40,6 +52,8 @@ definition = ServiceDefinition(
                      handle_many=on_external_upserted_many),
         Subscription(consumer="pipeline", models=(schedules.TierRecomputationDueV1,),
                      handle=on_tier_recomputation_due),
+        Subscription(consumer="pipeline", models=(e.EnablementScoreChangedV1,), handle=on_enablement_score,
+                     handle_many=on_enablement_scores),
     ),
     commands=(
         (c.CreatePartner, partners.create_partner),

@@ -198,3 +198,16 @@ class DealRegistration(Base):
     decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     reason: Mapped[str | None] = mapped_column(Text)
     opportunity_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("opportunity.id"))
+
+
+class PartnerEnablement(Base):
+    """The pipeline's copy of each partner's enablement score (relationships.enablement.score_changed.v1):
+    the latest version wins, so a late older event changes nothing. Feeds the feasibility criterion when
+    the setting `feasibility_from_enablement` is on."""
+
+    __tablename__ = "partner_enablement"
+
+    partner_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    score: Mapped[Decimal | None] = mapped_column(Numeric(5, 2))
+    version: Mapped[int] = mapped_column(Integer)
+    as_of: Mapped[datetime] = mapped_column(DateTime(timezone=True))

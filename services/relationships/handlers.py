@@ -4,7 +4,7 @@ pipeline they share. Thin: each area parses, calls its service, returns."""
 
 from contracts import relationships
 from runtime.service import ServiceDefinition
-from services.relationships import competencies, funding, goals, onboarding, pipeline_copy, week
+from services.relationships import competencies, enablement, funding, goals, onboarding, pipeline_copy, week
 from services.relationships.contacts import handlers as contacts
 
 definition = ServiceDefinition(
@@ -21,5 +21,6 @@ definition = ServiceDefinition(
         *competencies.COMMANDS,
         *contacts.COMMANDS,
         *onboarding.COMMANDS,
+        *enablement.COMMANDS,
     ),
 )

@@ -16,7 +16,7 @@ from runtime.testing import TEST_SECRET, eventually
 from services.commissions.handlers import definition as commissions_definition
 from services.pipeline.handlers import definition as pipeline_definition
 from services.relationships.handlers import definition as relationships_definition
-from tests.portal.helpers import Org, call, make_org
+from tests.portal.helpers import Org, call, certified_people, make_org
 from tests.support.gateway import TEST_SETTINGS, Gateway, gateway_with_services
 
 
@@ -44,4 +44,5 @@ async def portal(private_db: dict[str, str], private_bus: EmbeddedNats) -> Async
             return (await call(portal.a.user, "GET", "/api/portal/onboarding")).json() is not None
 
         await eventually(planned, "A's onboarding plan")
+        await certified_people(gw, [a, b])
         yield portal

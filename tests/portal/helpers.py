@@ -83,3 +83,21 @@ async def make_org(g: Gateway, label: str, *, owner: Person) -> Org:
         "currency": "USD", "paid_at": "2026-11-05T10:00:00Z"})
     assert inv.status_code == 201, inv.text
     return org
+
+
+async def certified_people(g: Gateway, orgs: list[Org]) -> None:
+    """A person at each organisation (named with its marker) certified on a training module."""
+    manager, member = g.people[Role.manager], g.people[Role.member]
+    module = await call(manager, "POST", "/api/enablement/modules", {"name": f"Module {uuid.uuid4().hex[:6]}",
+                                                                      "duration_minutes": 60, "required": True})
+    assert module.status_code == 201, module.text
+    for org in orgs:
+        async def made(org: Org = org):
+            r = await call(member, "POST", "/api/contacts", {"partner_id": org.id, "name": f"Person {org.marker}"})
+            return r.json() if r.status_code == 201 else None
+
+        person = await eventually(made, "the relationships service to know the partner")
+        org.ids["contact_id"] = person["id"]
+        r = await call(member, "PUT", f"/api/contacts/{person['id']}/certifications/{module.json()['id']}",
+                       {"taken_on": "2026-11-02", "score": 95})
+        assert r.status_code == 200, r.text

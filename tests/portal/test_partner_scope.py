@@ -24,7 +24,7 @@ def _ids(portal: Portal) -> dict[str, str]:
     """B's ids under every path-parameter name that names one."""
     b = portal.b
     return {"partner_id": b.id, "opportunity_id": b.deal_id, "registration_id": b.registration_id,
-            "period": "2026-Q4", "user_id": b.user.id}
+            "period": "2026-Q4", "user_id": b.user.id, "contact_id": b.ids["contact_id"]}
 
 
 def test_the_table_sees_the_portal_and_the_team_routes():
@@ -119,6 +119,19 @@ class TestWhatAPartnerSees:
         assert plan["steps"][0]["owner_name"] == "The member" and "owner" not in plan["steps"][0]
         page = await call(portal.a.user, "GET", "/portal", accept="text/html")
         assert "Your onboarding" in page.text and "Certification exam passed" in page.text
+
+    async def test_its_own_peoples_certifications(self, portal: Portal):
+        a, b = portal.a, portal.b
+        mine = (await call(a.user, "GET", "/api/portal/certifications")).json()
+        assert [c["person"] for c in mine["certifications"]] == [f"Person {a.marker}"]
+        assert mine["certifications"][0]["status"] == "passed" and "owner" not in mine["certifications"][0]
+        assert mine["required_modules"] >= 1 and mine["covered_modules"] == 1
+        page = await call(a.user, "GET", "/portal", accept="text/html")
+        assert "Your people's certifications" in page.text and f"Person {a.marker}" in page.text
+        assert f"Person {b.marker}" not in page.text
+        # And B's person is reachable by no team route for A's user.
+        url = f"/api/enablement/certifications?contact_id={b.ids['contact_id']}"
+        assert (await call(a.user, "GET", url)).status_code == 403
 
     async def test_tier_progress(self, portal: Portal):
         summary = (await call(portal.a.user, "GET", "/api/portal/summary")).json()

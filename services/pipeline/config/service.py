@@ -10,11 +10,13 @@ from runtime.outbox import add_event
 from services.pipeline.config import domain
 from services.pipeline.config.repository import ConfigRepository
 from services.pipeline.models import SCHEMA
+from services.pipeline.partners import enablement
 from services.pipeline.partners import service as partners
 from services.pipeline.partners.repository import PartnerRepository
 
 SETTING_FIELDS = ("fiscal_year_start_month", "reporting_currency", "quarterly_target", "forecast_pipelines",
-                  "stuck_after_days", "tier_window_days", "tier_thresholds", "scorecard_weights", "fx_rates")
+                  "stuck_after_days", "tier_window_days", "tier_thresholds", "scorecard_weights", "fx_rates",
+                  "feasibility_from_enablement")
 
 
 async def list_stage_sets(session: AsyncSession, _cmd: c.ListStageSets) -> c.StageSetList:
@@ -55,6 +57,8 @@ async def update_settings(session: AsyncSession, cmd: c.UpdatePipelineSettings) 
     await add_event(session, SCHEMA, c.PipelineSettingsChangedV1(settings=new, correlation_id=cmd.actor))
     if new.scorecard_weights != current.scorecard_weights:
         await partners.rescore_all(session, new.scorecard_weights, actor=cmd.actor)
+    if new.feasibility_from_enablement and not current.feasibility_from_enablement:
+        await enablement.apply_all(session, new, actor=cmd.actor)
     if domain.tier_settings_changed(current, new):
         ids = await PartnerRepository(session).active_ids()
         await partners.recompute(session, ids, new, actor=cmd.actor)

@@ -14,12 +14,15 @@ from contracts import schedules
 from contracts.base import Event
 from runtime.inbox import Subscription
 from services.relationships.contacts import cooling, imports, insight, service
+from services.relationships.enablement import service as enablement
 
 
 async def on_hourly_tick(session: AsyncSession, event: Event) -> None:
     """The bus's hourly tick (contracts/schedules.py): announce the crucial contacts that entered their
     warning window since the last hour (an index read of the contacts near cold, never every contact)."""
     await cooling.scan_cooling(session, c.ScanCooling(as_of=event.occurred_at, actor="schedule"))
+    # Passes lapse with time: each partner's enablement score as of the tick (published only if it moved).
+    await enablement.refresh(session, None, actor="schedule", now=event.occurred_at)
 
 
 # The service's durable on the schedules stream (relationships__SCHEDULES). One subscription per subject

@@ -24,7 +24,8 @@ COOLING_ON_DASHBOARD = 5
 MAX_OUTSIDE = 25
 DEADLINE_WORDS = {"fund_request_expiry": "Fund request expiry", "fund_claim_due": "Funding claim",
                   "milestone_claim_due": "Milestone claim", "competency_renewal": "Competency renewal",
-                  "competency_requirement_due": "Competency requirement", "onboarding_step_due": "Onboarding step"}
+                  "competency_requirement_due": "Competency requirement", "onboarding_step_due": "Onboarding step",
+                  "certification_due": "Certification due", "certification_expiry": "Certification expiry"}
 
 
 @dataclass
