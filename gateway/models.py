@@ -6,7 +6,20 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, CheckConstraint, DateTime, ForeignKey, Identity, String, Text, Uuid, func
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Identity,
+    Index,
+    String,
+    Text,
+    Uuid,
+    func,
+    text,
+)
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -15,15 +28,19 @@ from gateway.read_models.base import SCHEMA, Base
 
 class User(Base):
     __tablename__ = "app_user"
-    __table_args__ = (CheckConstraint("(role = 'partner') = (partner_id IS NOT NULL)", name="partner_bound"),)
+    __table_args__ = (
+        CheckConstraint("(role = 'partner') = (partner_id IS NOT NULL)", name="partner_bound"),
+        # One account per email, whatever its case.
+        Index("app_user_lower_email_key", func.lower(text("email")), unique=True),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
     email: Mapped[str] = mapped_column(Text)
     name: Mapped[str] = mapped_column(Text)
     role: Mapped[str] = mapped_column(String(20))
     password_hash: Mapped[str] = mapped_column(Text)
-    time_zone: Mapped[str] = mapped_column(Text, default="UTC")
-    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    time_zone: Mapped[str] = mapped_column(Text, default="UTC", server_default="UTC")
+    active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=text("true"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     # Partner users only: the partner organisation (pipeline's partner id) they belong to and see.
     partner_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
@@ -44,6 +61,11 @@ class UserSession(Base):
 
 class ApiToken(Base):
     __tablename__ = "api_token"
+    __table_args__ = (
+        # One live token per name, whatever its case.
+        Index("api_token_live_name_key", func.lower(text("name")), unique=True,
+              postgresql_where=text("revoked_at IS NULL")),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
     name: Mapped[str] = mapped_column(Text)
@@ -75,6 +97,10 @@ class PasswordReset(Base):
 
 class SigninAttempt(Base):
     __tablename__ = "signin_attempt"
+    __table_args__ = (
+        Index("signin_attempt_email_at_idx", "email", "at"),
+        Index("signin_attempt_client_at_idx", "client", "at"),
+    )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
     email: Mapped[str] = mapped_column(Text)
@@ -84,6 +110,9 @@ class SigninAttempt(Base):
 
 class AuditEntry(Base):
     __tablename__ = "audit_log"
+    __table_args__ = (
+        Index("audit_log_at_idx", "at"),
+    )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

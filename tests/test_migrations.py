@@ -8,7 +8,6 @@ Run only the model check: `.venv/bin/python -m pytest -p no:xdist tests/test_mig
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 
 import asyncpg
 import pytest
@@ -40,14 +39,6 @@ async def schema_of(conn: asyncpg.Connection, owner: str) -> dict[str, set[str]]
     return {part: {r[0] for r in await conn.fetch(sql, owner)} for part, sql in SCHEMA_PARTS.items()}
 
 
-KNOWN_DRIFT = Path(__file__).with_name("known_schema_drift.txt")
-
-
-def known_drift(owner: str) -> set[str]:
-    lines = (line.split(" ", 1) for line in KNOWN_DRIFT.read_text().splitlines() if line and line[0] != "#")
-    return {difference for who, difference in lines if who == owner}
-
-
 @pytest.mark.parametrize("owner", DATABASE_OWNERS)
 async def test_the_models_declare_what_the_migrations_build(servers, owner: str) -> None:
     """Alembic's autogenerate compares the owner's models (its env.py's target_metadata) with a freshly
@@ -55,12 +46,8 @@ async def test_the_models_declare_what_the_migrations_build(servers, owner: str)
     model. Fix the side that is wrong (`remove_*`/"in the database, not in the models": usually the model
     lacks what the migration made)."""
     urls = await platform_database(servers.admin_url, unique("chk_"))
-    found = set(await asyncio.to_thread(migrations.check, owner, urls[owner]))
-    known = known_drift(owner)
-    new = "\n".join(sorted(found - known))
-    assert not new, f"{owner}: the models and the migrations differ:\n{new}"
-    fixed = "\n".join(f"{owner} {d}" for d in sorted(known - found))
-    assert not fixed, f"fixed: delete these lines from {KNOWN_DRIFT.name}:\n{fixed}"
+    differences = "\n".join(await asyncio.to_thread(migrations.check, owner, urls[owner]))
+    assert not differences, f"{owner}: the models and the migrations differ:\n{differences}"
 
 
 @pytest.mark.parametrize("owner", DATABASE_OWNERS)

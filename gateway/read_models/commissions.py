@@ -29,11 +29,11 @@ class CommissionMonth(Base):
     direction: Mapped[str] = mapped_column(String(20), primary_key=True)
     currency: Mapped[str] = mapped_column(String(3), primary_key=True)
     period: Mapped[date] = mapped_column(Date, primary_key=True)
-    accrued: Mapped[Decimal] = mapped_column(MONEY, default=Decimal(0))
-    clawed_back: Mapped[Decimal] = mapped_column(MONEY, default=Decimal(0))
-    adjusted: Mapped[Decimal] = mapped_column(MONEY, default=Decimal(0))
-    approved: Mapped[Decimal] = mapped_column(MONEY, default=Decimal(0))
-    paid: Mapped[Decimal] = mapped_column(MONEY, default=Decimal(0))
+    accrued: Mapped[Decimal] = mapped_column(MONEY, default=Decimal(0), server_default=text("0"))
+    clawed_back: Mapped[Decimal] = mapped_column(MONEY, default=Decimal(0), server_default=text("0"))
+    adjusted: Mapped[Decimal] = mapped_column(MONEY, default=Decimal(0), server_default=text("0"))
+    approved: Mapped[Decimal] = mapped_column(MONEY, default=Decimal(0), server_default=text("0"))
+    paid: Mapped[Decimal] = mapped_column(MONEY, default=Decimal(0), server_default=text("0"))
 
 
 AMOUNTS = ("accrued", "clawed_back", "adjusted", "approved", "paid")

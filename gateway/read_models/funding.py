@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 
-from sqlalchemy import Boolean, Date, DateTime, Integer, Numeric, Text, Uuid, extract, func, select
+from sqlalchemy import Boolean, Date, DateTime, Index, Integer, Numeric, Text, Uuid, extract, func, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
@@ -30,6 +30,10 @@ MONEY = Numeric(16, 2)
 
 class FundingRequestView(Base):
     __tablename__ = "funding_request"
+    __table_args__ = (
+        # The dashboard lists the soonest open deadlines.
+        Index("funding_request_deadline_date_idx", "deadline_date", postgresql_where=text("deadline_date IS NOT NULL")),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
     version: Mapped[int] = mapped_column(Integer)

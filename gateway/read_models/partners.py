@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import Boolean, Integer, String, Text, Uuid, func, select
+from sqlalchemy import Boolean, Index, Integer, String, Text, Uuid, func, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
@@ -20,6 +20,11 @@ from runtime.inbox import Subscription
 
 class PartnerView(Base):
     __tablename__ = "pipeline_partner"
+    __table_args__ = (
+        Index("pipeline_partner_owner_idx", "owner"),
+        Index("pipeline_partner_name_search_idx", func.to_tsvector(text("'simple'::regconfig"), text("name")),
+              postgresql_using="gin"),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
@@ -27,7 +32,7 @@ class PartnerView(Base):
     tier: Mapped[str] = mapped_column(String(20))
     status: Mapped[str] = mapped_column(String(20))
     owner: Mapped[str | None] = mapped_column(Text)
-    archived: Mapped[bool] = mapped_column(Boolean, default=False)
+    archived: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
     version: Mapped[int] = mapped_column(Integer)
 
 

@@ -15,10 +15,12 @@ from sqlalchemy import (
     DateTime,
     ForeignKey,
     Identity,
+    Index,
     Integer,
     Numeric,
     String,
     Text,
+    UniqueConstraint,
     Uuid,
     func,
     text,
@@ -43,7 +45,7 @@ class Partner(Base):
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
     name: Mapped[str] = mapped_column(Text)
-    version: Mapped[int] = mapped_column(Integer, default=0)
+    version: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
@@ -79,7 +81,7 @@ class AgreementVersion(Base):
     effective_to: Mapped[date | None] = mapped_column(Date)
     retroactive: Mapped[bool] = mapped_column(Boolean)
     terms: Mapped[dict[str, Any]] = mapped_column(JSONB)
-    revision: Mapped[int] = mapped_column(Integer, default=1)
+    revision: Mapped[int] = mapped_column(Integer, default=1, server_default=text("1"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     created_by: Mapped[str | None] = mapped_column(Text)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
@@ -110,8 +112,8 @@ class AgreementState(Base):
     last_rank: Mapped[int | None] = mapped_column(Integer)
     last_ref: Mapped[str | None] = mapped_column(Text)
     period_key: Mapped[str | None] = mapped_column(String(10))
-    period_basis: Mapped[Decimal] = mapped_column(MONEY, default=Decimal(0))
-    period_commission: Mapped[Decimal] = mapped_column(MONEY, default=Decimal(0))
+    period_basis: Mapped[Decimal] = mapped_column(MONEY, default=Decimal(0), server_default=text("0"))
+    period_commission: Mapped[Decimal] = mapped_column(MONEY, default=Decimal(0), server_default=text("0"))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
@@ -122,9 +124,9 @@ class CustomerState(Base):
     customer: Mapped[str] = mapped_column(Text, primary_key=True)
     start: Mapped[date] = mapped_column(Date)
     booked: Mapped[date] = mapped_column(Date)
-    invoices: Mapped[int] = mapped_column(Integer, default=0)
+    invoices: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     churned_on: Mapped[date | None] = mapped_column(Date)
-    deal_commission: Mapped[Decimal] = mapped_column(MONEY, default=Decimal(0))
+    deal_commission: Mapped[Decimal] = mapped_column(MONEY, default=Decimal(0), server_default=text("0"))
     deal_model: Mapped[str | None] = mapped_column(Text)
 
 
@@ -133,15 +135,22 @@ class RevenueEvent(Base):
     while the fact cannot be attributed yet (an invoice naming an opportunity not won yet)."""
 
     __tablename__ = "revenue_event"
+    __table_args__ = (
+        UniqueConstraint("ref", "kind", "scope", name="revenue_event_ref_key"),
+        Index("revenue_event_partner_id_idx", "partner_id", "occurred_at"),
+        # Facts waiting for their opportunity to be won (attributed when it is).
+        Index("revenue_event_pending_idx", "opportunity_id", postgresql_where=text("partner_id IS NULL")),
+        Index("revenue_event_invoice_ref_idx", "invoice_ref", postgresql_where=text("kind = 'refund'")),
+    )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
     event_id: Mapped[uuid.UUID] = mapped_column(Uuid, unique=True)
     kind: Mapped[str] = mapped_column(String(20))
     ref: Mapped[str] = mapped_column(Text)
-    scope: Mapped[str] = mapped_column(Text, default="")
+    scope: Mapped[str] = mapped_column(Text, default="", server_default="")
     partner_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     opportunity_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
-    customer: Mapped[str] = mapped_column(Text, default="")
+    customer: Mapped[str] = mapped_column(Text, default="", server_default="")
     customer_name: Mapped[str | None] = mapped_column(Text)
     amount: Mapped[Decimal | None] = mapped_column(MONEY)
     currency: Mapped[str | None] = mapped_column(String(3))
@@ -149,7 +158,7 @@ class RevenueEvent(Base):
     invoice_ref: Mapped[str | None] = mapped_column(Text)
     deal_model: Mapped[str | None] = mapped_column(Text)
     customer_started_on: Mapped[date | None] = mapped_column(Date)
-    void: Mapped[bool] = mapped_column(Boolean, default=False)
+    void: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
     source: Mapped[str] = mapped_column(Text)
     actor: Mapped[str | None] = mapped_column(Text)
     event_occurred_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
@@ -160,6 +169,10 @@ class RevenueNote(Base):
     """Why an agreement earned nothing (or less) on a revenue event."""
 
     __tablename__ = "revenue_note"
+    __table_args__ = (
+        Index("revenue_note_agreement_id_idx", "agreement_id"),
+        Index("revenue_note_revenue_key_idx", "revenue_key"),
+    )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
     agreement_id: Mapped[uuid.UUID] = mapped_column(ForeignKey(Agreement.id))
@@ -169,6 +182,7 @@ class RevenueNote(Base):
 
 class Payment(Base):
     __tablename__ = "payment"
+    __table_args__ = (Index("payment_partner_id_idx", "partner_id", "paid_on"),)
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
     partner_id: Mapped[uuid.UUID] = mapped_column(Uuid)
@@ -183,6 +197,17 @@ class Payment(Base):
 
 class LedgerEntry(Base):
     __tablename__ = "ledger_entry"
+    __table_args__ = (
+        # One original entry per line; further entries on a line are adjustments.
+        Index("ledger_entry_line_key", "agreement_id", "line_key", unique=True,
+              postgresql_where=text("entry_type <> 'adjustment'")),
+        Index("ledger_entry_partner_idx", "partner_id", "period"),
+        Index("ledger_entry_customer_idx", "agreement_id", "customer"),
+        Index("ledger_entry_revenue_key_idx", "revenue_key"),
+        Index("ledger_entry_reverses_idx", "agreement_id", "reverses_key",
+              postgresql_where=text("reverses_key IS NOT NULL")),
+        Index("ledger_entry_adjusts_idx", "adjusts_entry_id", postgresql_where=text("adjusts_entry_id IS NOT NULL")),
+    )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
     agreement_id: Mapped[uuid.UUID] = mapped_column(ForeignKey(Agreement.id))

@@ -9,7 +9,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Boolean, Date, DateTime, Index, Integer, Numeric, SmallInteger, String, Text, Uuid, func
+from sqlalchemy import Boolean, Date, DateTime, Index, Integer, Numeric, SmallInteger, String, Text, Uuid, func, text
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -31,8 +31,8 @@ class Person(Base):
     email: Mapped[str] = mapped_column(Text)
     name: Mapped[str] = mapped_column(Text)
     role: Mapped[str] = mapped_column(String(20))
-    active: Mapped[bool] = mapped_column(Boolean, default=True)
-    time_zone: Mapped[str] = mapped_column(Text, default="UTC")
+    active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=text("true"))
+    time_zone: Mapped[str] = mapped_column(Text, default="UTC", server_default="UTC")
     synced_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
@@ -40,11 +40,11 @@ class Preference(Base):
     __tablename__ = "preference"
 
     user_id: Mapped[str] = mapped_column(Text, primary_key=True)
-    email: Mapped[bool] = mapped_column(Boolean, default=True)
-    digest: Mapped[bool] = mapped_column(Boolean, default=False)
+    email: Mapped[bool] = mapped_column(Boolean, default=True, server_default=text("true"))
+    digest: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
     quiet_from: Mapped[int | None] = mapped_column(SmallInteger)
     quiet_until: Mapped[int | None] = mapped_column(SmallInteger)
-    muted_rules: Mapped[list[str]] = mapped_column(ARRAY(Text), default=list)
+    muted_rules: Mapped[list[str]] = mapped_column(ARRAY(Text), default=list, server_default=text("'{}'"))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
@@ -77,7 +77,8 @@ class PipelineSettings(Base):
 
     __tablename__ = "pipeline_settings"
 
-    id: Mapped[int] = mapped_column(SmallInteger, primary_key=True, default=1)
+    # One row: id 1 (no sequence).
+    id: Mapped[int] = mapped_column(SmallInteger, primary_key=True, default=1, autoincrement=False)
     version: Mapped[int] = mapped_column(Integer)
     settings: Mapped[dict[str, Any]] = mapped_column(JSONB)
 
@@ -155,9 +156,9 @@ class EmailDelivery(Base):
     body_text: Mapped[str] = mapped_column(Text)
     body_html: Mapped[str] = mapped_column(Text)
     # Inline images by content id, base64 (PNG charts of the digest).
-    images: Mapped[dict[str, str]] = mapped_column(JSONB, default=dict)
-    status: Mapped[str] = mapped_column(String(10), default="pending")
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    images: Mapped[dict[str, str]] = mapped_column(JSONB, default=dict, server_default=text("'{}'::jsonb"))
+    status: Mapped[str] = mapped_column(String(10), default="pending", server_default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     last_error: Mapped[str | None] = mapped_column(Text)
     next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -43,13 +43,15 @@ class Partner(Base):
         Index("partner_type_idx", "type"),
         Index("partner_owner_idx", "owner"),
         Index("partner_score_idx", "score", postgresql_where=text("archived_at IS NULL")),
+        # Partner names are unique whatever their case.
+        Index("partner_lower_name_key", func.lower(text("name")), unique=True),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
     name: Mapped[str] = mapped_column(String(200))
     type: Mapped[str] = mapped_column(String(20))
     tier: Mapped[str] = mapped_column(String(20))
-    tier_auto: Mapped[bool] = mapped_column(Boolean, default=True)
+    tier_auto: Mapped[bool] = mapped_column(Boolean, default=True, server_default=text("true"))
     status: Mapped[str] = mapped_column(String(20))
     owner: Mapped[str | None] = mapped_column(Text)
     strategic_fit: Mapped[Decimal | None] = mapped_column(Numeric(4, 2))
@@ -59,7 +61,7 @@ class Partner(Base):
     score: Mapped[Decimal | None] = mapped_column(Numeric(5, 2))
     trailing_revenue: Mapped[Decimal | None] = mapped_column(MONEY)
     archived_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    version: Mapped[int] = mapped_column(Integer, default=1)
+    version: Mapped[int] = mapped_column(Integer, default=1, server_default=text("1"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 

@@ -16,7 +16,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Boolean, Date, DateTime, Integer, Numeric, SmallInteger, Text, Uuid
+from sqlalchemy import Boolean, Date, DateTime, Index, Integer, Numeric, SmallInteger, Text, Uuid, text
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -33,6 +33,18 @@ class Base(DeclarativeBase):
 
 class DealRow(Base):
     __tablename__ = "pipeline_deal"
+    __table_args__ = (
+        Index("pipeline_deal_owner_idx", "owner"),
+        Index("pipeline_deal_partner_idx", "partner_id"),
+        # Goals count launches and created co-sell deals per hyperscaler in a period; ROI finds ACE ids.
+        Index("pipeline_deal_launch_idx", "hyperscaler", "launched_at"),
+        Index("pipeline_deal_created_idx", "hyperscaler", "created_at"),
+        Index("pipeline_deal_external_id_idx", "external_id"),
+        # Value at stake sums the open deals of each organisation.
+        Index("pipeline_deal_open_partner_idx", "partner_id", postgresql_where=text("outcome = 'open'")),
+        Index("pipeline_deal_action_due_idx", "ace_action_due_date",
+              postgresql_where=text("outcome = 'open' AND ace_action_due_date IS NOT NULL")),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
     version: Mapped[int] = mapped_column(Integer)
@@ -63,12 +75,16 @@ class PartnerRow(Base):
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
     name: Mapped[str] = mapped_column(Text)
     owner: Mapped[str | None] = mapped_column(Text)
-    archived: Mapped[bool] = mapped_column(Boolean, default=False)
+    archived: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
     version: Mapped[int] = mapped_column(Integer)
 
 
 class DealChangeRow(Base):
     __tablename__ = "pipeline_deal_change"
+    __table_args__ = (
+        Index("pipeline_deal_change_at_idx", "at"),
+        Index("pipeline_deal_change_opportunity_idx", "opportunity_id"),
+    )
 
     event_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
     opportunity_id: Mapped[uuid.UUID] = mapped_column(Uuid)
@@ -87,8 +103,8 @@ class PipelineSettingsRow(Base):
     fiscal_year_start_month: Mapped[int] = mapped_column(SmallInteger)
     stuck_after_days: Mapped[int] = mapped_column(Integer)
     # What value at stake is counted in (added with contacts, relationships_0006).
-    reporting_currency: Mapped[str] = mapped_column(Text, default="USD")
-    fx_rates: Mapped[dict[str, str]] = mapped_column(JSONB, default=dict)
+    reporting_currency: Mapped[str] = mapped_column(Text, default="USD", server_default="USD")
+    fx_rates: Mapped[dict[str, str]] = mapped_column(JSONB, default=dict, server_default=text("'{}'::jsonb"))
     version: Mapped[int] = mapped_column(Integer)
 
 

@@ -12,13 +12,16 @@ from sqlalchemy import (
     BigInteger,
     Date,
     DateTime,
+    Index,
     Integer,
     Numeric,
     SmallInteger,
     String,
     Text,
     Uuid,
+    func,
     select,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -33,6 +36,18 @@ MONEY = Numeric(20, 2)
 
 class OpportunityView(Base):
     __tablename__ = "pipeline_opportunity"
+    __table_args__ = (
+        # The oldest open deals in their stage (stuck deals), overall and per owner.
+        Index("pipeline_opportunity_open_since_idx", "stage_entered_at", postgresql_where=text("outcome = 'open'")),
+        Index("pipeline_opportunity_owner_open_since_idx", "owner", "stage_entered_at",
+              postgresql_where=text("outcome = 'open'")),
+        # Covering: a week of moves is read from the index alone, then sorted by amount or counted per owner.
+        Index("pipeline_opportunity_stage_entered_idx", "stage_entered_at",
+              postgresql_include=["created_at", "amount", "owner", "id"]),
+        # Search (/search): Postgres full text over the names.
+        Index("pipeline_opportunity_name_search_idx", func.to_tsvector(text("'simple'::regconfig"), text("name")),
+              postgresql_using="gin"),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
     version: Mapped[int] = mapped_column(Integer)
@@ -82,8 +97,8 @@ class OpenAgg(Base):
     owner: Mapped[str] = mapped_column(Text, primary_key=True)
     currency: Mapped[str] = mapped_column(String(3), primary_key=True)
     close_month: Mapped[date] = mapped_column(Date, primary_key=True)
-    deals: Mapped[int] = mapped_column(BigInteger, default=0)
-    amount: Mapped[Decimal] = mapped_column(MONEY, default=0)
+    deals: Mapped[int] = mapped_column(BigInteger, default=0, server_default=text("0"))
+    amount: Mapped[Decimal] = mapped_column(MONEY, default=0, server_default=text("0"))
 
 
 class ClosedAgg(Base):
@@ -94,19 +109,22 @@ class ClosedAgg(Base):
     outcome: Mapped[str] = mapped_column(String(8), primary_key=True)
     owner: Mapped[str] = mapped_column(Text, primary_key=True)
     currency: Mapped[str] = mapped_column(String(3), primary_key=True)
-    deals: Mapped[int] = mapped_column(BigInteger, default=0)
-    amount: Mapped[Decimal] = mapped_column(MONEY, default=0)
-    cycle_seconds: Mapped[Decimal] = mapped_column(Numeric(24, 0), default=0)
+    deals: Mapped[int] = mapped_column(BigInteger, default=0, server_default=text("0"))
+    amount: Mapped[Decimal] = mapped_column(MONEY, default=0, server_default=text("0"))
+    cycle_seconds: Mapped[Decimal] = mapped_column(Numeric(24, 0), default=0, server_default=text("0"))
 
 
 class PartnerWonAgg(Base):
     __tablename__ = "pipeline_partner_won_agg"
+    __table_args__ = (
+        Index("pipeline_partner_won_agg_month_idx", "month", postgresql_include=["partner_id", "currency", "amount"]),
+    )
 
     partner_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
     month: Mapped[date] = mapped_column(Date, primary_key=True)
     currency: Mapped[str] = mapped_column(String(3), primary_key=True)
-    deals: Mapped[int] = mapped_column(BigInteger, default=0)
-    amount: Mapped[Decimal] = mapped_column(MONEY, default=0)
+    deals: Mapped[int] = mapped_column(BigInteger, default=0, server_default=text("0"))
+    amount: Mapped[Decimal] = mapped_column(MONEY, default=0, server_default=text("0"))
 
 
 class LaunchAgg(Base):
@@ -115,7 +133,7 @@ class LaunchAgg(Base):
     month: Mapped[date] = mapped_column(Date, primary_key=True)
     hyperscaler: Mapped[str] = mapped_column(String(10), primary_key=True)
     owner: Mapped[str] = mapped_column(Text, primary_key=True)
-    launches: Mapped[int] = mapped_column(BigInteger, default=0)
+    launches: Mapped[int] = mapped_column(BigInteger, default=0, server_default=text("0"))
 
 
 class StuckAgg(Base):
@@ -124,7 +142,7 @@ class StuckAgg(Base):
     entered_day: Mapped[date] = mapped_column(Date, primary_key=True)
     pipeline: Mapped[str] = mapped_column(String(40), primary_key=True)
     stage: Mapped[str] = mapped_column(String(40), primary_key=True)
-    deals: Mapped[int] = mapped_column(BigInteger, default=0)
+    deals: Mapped[int] = mapped_column(BigInteger, default=0, server_default=text("0"))
 
 
 class ArrWindow(Base):
@@ -149,6 +167,9 @@ class PartnerArrCurrency(Base):
 
 class PartnerArrTotal(Base):
     __tablename__ = "pipeline_partner_arr"
+    __table_args__ = (
+        Index("pipeline_partner_arr_arr_idx", text("arr DESC")),
+    )
 
     partner_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
     arr: Mapped[Decimal] = mapped_column(Numeric(22, 2))

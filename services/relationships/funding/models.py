@@ -8,7 +8,21 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import BigInteger, Date, DateTime, ForeignKey, Identity, Integer, Numeric, String, Text, Uuid, func
+from sqlalchemy import (
+    BigInteger,
+    Date,
+    DateTime,
+    ForeignKey,
+    Identity,
+    Index,
+    Integer,
+    Numeric,
+    String,
+    Text,
+    Uuid,
+    func,
+    text,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -35,6 +49,11 @@ class FundingProgram(Base):
 
 class FundRequest(Base):
     __tablename__ = "fund_request"
+    __table_args__ = (
+        # The list filters by stage and program, and pages by creation.
+        Index("fund_request_stage_idx", "stage", "created_at"),
+        Index("fund_request_partner_idx", "partner_id"),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
     version: Mapped[int] = mapped_column(Integer)
@@ -50,7 +69,7 @@ class FundRequest(Base):
     approved: Mapped[Decimal | None] = mapped_column(MONEY)
     activity_start: Mapped[date] = mapped_column(Date)
     activity_end: Mapped[date] = mapped_column(Date)
-    opportunities: Mapped[list[dict[str, Any]]] = mapped_column(JSONB)
+    opportunities: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, server_default=text("'[]'::jsonb"))
     description: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

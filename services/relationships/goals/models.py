@@ -7,7 +7,7 @@ import uuid
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import Boolean, DateTime, Integer, Numeric, String, Text, Uuid
+from sqlalchemy import Boolean, DateTime, Index, Integer, Numeric, String, Text, Uuid, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from runtime.db import make_metadata
@@ -19,6 +19,10 @@ class Base(DeclarativeBase):
 
 class GoalRow(Base):
     __tablename__ = "goal"
+    __table_args__ = (
+        # The goals page lists by hyperscaler and period.
+        Index("goal_hyperscaler_period_idx", "hyperscaler", "period"),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
     version: Mapped[int] = mapped_column(Integer)
@@ -32,6 +36,6 @@ class GoalRow(Base):
     # The progress last published (GoalChangedV1); counted goals publish again when it changes.
     progress: Mapped[Decimal | None] = mapped_column(Numeric(16, 2))
     owner: Mapped[str | None] = mapped_column(Text)
-    archived: Mapped[bool] = mapped_column(Boolean, default=False)
+    archived: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
