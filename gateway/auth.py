@@ -91,6 +91,15 @@ class Principal:
     partner_id: uuid.UUID | None = None
 
 
+def may_remove(principal: Principal, owner: str | None, what: str) -> None:
+    """Deleting or restoring a deal or partner (and archiving a partner): its owner, a manager or an admin;
+    a record nobody owns is the team's (any member). Raises 403 naming the rule otherwise."""
+    # An API token reached here holding the write scope an admin granted it: it acts for the team.
+    if principal.kind == "token" or principal.role.rank >= Role.manager.rank or owner is None or owner == principal.id:
+        return
+    raise HTTPException(403, detail=f"only the {what}'s owner, a manager or an admin may delete or restore it")
+
+
 def digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 

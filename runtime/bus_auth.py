@@ -83,10 +83,11 @@ def _service(name: str, *, stream: str | None, consumes: tuple[str, ...] = ()) -
 
 
 COMPONENTS: dict[str, Component] = {c.name: c for c in (
-    # The pipeline also takes the daily tick of tier recomputation from the schedules, and the partners'
-    # enablement scores from the relationships service (the scorecard's feasibility criterion).
+    # The pipeline also takes the daily tick of tier recomputation from the schedules, the partners'
+    # enablement scores from the relationships service (the scorecard's feasibility criterion), and the
+    # commissions ledger's posted entries (a partner with money on the ledger is never deleted).
     _service("pipeline", stream=pipeline.STREAM.name,
-             consumes=(sync.STREAM.name, schedules.STREAM.name, relationships.STREAM.name)),
+             consumes=(sync.STREAM.name, schedules.STREAM.name, relationships.STREAM.name, commissions.STREAM.name)),
     _service("commissions", stream=commissions.STREAM.name, consumes=(pipeline.STREAM.name, billing.STREAM.name)),
     # The relationships service also takes the hourly tick: contacts announce the cooling due (issue 12).
     _service("relationships", stream=relationships.STREAM.name, consumes=(pipeline.STREAM.name, schedules.STREAM.name)),

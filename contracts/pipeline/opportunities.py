@@ -14,6 +14,18 @@ from contracts.money import Amount
 from contracts.pipeline.values import STREAM, AceState, DealModel, GcpState, Hyperscaler, Key, Outcome, Source
 from contracts.quarters import QuarterName
 
+# A deleted deal or partner can be restored (Undo) for this many days; after that it stays deleted
+# (hidden, kept for the audit trail) and no longer offers a restore.
+RESTORE_DAYS = 30
+# What the services' copies of the pipeline store as a deleted deal's outcome, so every query that
+# counts open, won or lost deals leaves it out without knowing about deletion.
+DELETED_OUTCOME = "deleted"
+
+
+def copied_outcome(o: "Opportunity") -> str:
+    """The outcome a copy of the pipeline keeps for `o` (`DELETED_OUTCOME` while it is deleted)."""
+    return DELETED_OUTCOME if o.deleted_at is not None else o.outcome.value
+
 
 class Opportunity(BaseModel):
     """An opportunity's current state."""
@@ -44,6 +56,8 @@ class Opportunity(BaseModel):
     stage_entered_at: datetime
     closed_at: datetime | None = None
     launched_at: datetime | None = None
+    deleted_at: datetime | None = Field(default=None, description="When it was deleted (soft: hidden everywhere, "
+                                        f"restorable for {RESTORE_DAYS} days); null while it is not.")
 
 
 class StageChange(BaseModel):
@@ -94,6 +108,19 @@ class OpportunityStageChangedV1(_OpportunityEvent):
     to_stage: str
     changed_by: str | None
     changed_at: AwareDatetime
+
+
+class OpportunityDeletedV1(_OpportunityEvent):
+    """Sent when an opportunity is deleted (soft): every copy hides it from lists, KPIs, search, exports
+    and the portal, and counts it nowhere, until it is restored. A won deal is never deleted."""
+
+    subject: ClassVar[str] = "pipeline.opportunity.deleted.v1"
+
+
+class OpportunityRestoredV1(_OpportunityEvent):
+    """Sent when a deleted opportunity is restored (Undo): it counts again as its snapshot says."""
+
+    subject: ClassVar[str] = "pipeline.opportunity.restored.v1"
 
 
 class _OutcomeEvent(Event):
@@ -202,6 +229,26 @@ class MoveOpportunity(Command):
                                               "afterwards: not in the future, not before the last stage change.")
 
 
+class DeleteOpportunity(Command):
+    """Delete an opportunity (soft; restorable for `RESTORE_DAYS` days). A won deal is refused: it is
+    revenue and earns commission, so it is reopened or marked lost first. Deleting twice changes nothing."""
+
+    subject: ClassVar[str] = "cmd.pipeline.opportunity.delete"
+    result: ClassVar[type[BaseModel]] = Opportunity
+
+    opportunity_id: UUID
+
+
+class RestoreOpportunity(Command):
+    """Restore a deleted opportunity within `RESTORE_DAYS` days of its deletion. Restoring one that is
+    not deleted changes nothing."""
+
+    subject: ClassVar[str] = "cmd.pipeline.opportunity.restore"
+    result: ClassVar[type[BaseModel]] = Opportunity
+
+    opportunity_id: UUID
+
+
 class GetOpportunity(Command):
     """One opportunity with its stage history and next-steps history."""
 
@@ -248,6 +295,7 @@ class ListOpportunities(Command):
     quarter: QuarterName | None = Field(default=None, description="Expected to close in this fiscal quarter "
                                         "(the settings' fiscal_year_start_month).")
     q: line(200, description="Part of the name or customer.") | None = None
+    deleted: bool = Field(default=False, description="Only deleted deals, instead of the others.")
     sort: OpportunitySort = OpportunitySort.created_desc
     offset: Offset = 0
     limit: int = Field(default=50, ge=1, le=500)

@@ -37,6 +37,8 @@ class Partner(BaseModel):
     rank: int | None = Field(default=None, description="1 = best score among partners not archived.")
     trailing_revenue: Decimal | None = None
     archived: bool = False
+    deleted_at: datetime | None = Field(default=None, description="When it was deleted (soft: hidden everywhere, "
+                                        "restorable for a while); null while it is not.")
     version: int = 1
     created_at: datetime
     updated_at: datetime | None = None
@@ -83,6 +85,19 @@ class PartnerArchivedV1(_PartnerEvent):
     subject: ClassVar[str] = "pipeline.partner.archived.v1"
 
 
+class PartnerDeletedV1(_PartnerEvent):
+    """Sent when a partner is deleted (soft): hidden everywhere until restored. Never sent for a partner
+    with money on the commission ledger or with deals that are not deleted."""
+
+    subject: ClassVar[str] = "pipeline.partner.deleted.v1"
+
+
+class PartnerRestoredV1(_PartnerEvent):
+    """Sent when an archived or deleted partner is restored: active again as its snapshot says."""
+
+    subject: ClassVar[str] = "pipeline.partner.restored.v1"
+
+
 class PartnerTierChangedV1(_PartnerEvent):
     """Sent when recomputation from trailing won revenue moves a partner to another tier."""
 
@@ -126,9 +141,29 @@ class UpdatePartner(PartialCommand):
 
 
 class ArchivePartner(Command):
-    """Archive a partner."""
+    """Archive a partner (no longer worked with): kept with its history, gone from lists and partner KPIs;
+    restorable at any time."""
 
     subject: ClassVar[str] = "cmd.pipeline.partner.archive"
+    result: ClassVar[type[BaseModel]] = Partner
+
+    partner_id: UUID
+
+
+class DeletePartner(Command):
+    """Delete a partner (soft; restorable for a while): refused (conflict) while it has money on the
+    commission ledger or deals that are not deleted. Deleting twice changes nothing."""
+
+    subject: ClassVar[str] = "cmd.pipeline.partner.delete"
+    result: ClassVar[type[BaseModel]] = Partner
+
+    partner_id: UUID
+
+
+class RestorePartner(Command):
+    """Restore an archived partner, or a deleted one within the restore window."""
+
+    subject: ClassVar[str] = "cmd.pipeline.partner.restore"
     result: ClassVar[type[BaseModel]] = Partner
 
     partner_id: UUID
@@ -173,6 +208,9 @@ class ListPartners(Command):
     owner: Person | None = None
     q: line(200, description="Part of the name.") | None = None
     include_archived: bool = False
+    state: Literal["active", "archived", "deleted"] | None = Field(
+        default=None, description="Only partners in this state (overrides include_archived); deleted ones are "
+                                  "listed only so.")
     sort: PartnerSort = PartnerSort.created_desc
     offset: Offset = 0
     limit: int = Field(default=50, ge=1, le=500)

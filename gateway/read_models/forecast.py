@@ -71,10 +71,12 @@ Key = tuple[str, tuple[Any, ...]]
 
 
 def contributions(o: OpportunityFacts) -> dict[Key, tuple[Any, ...]]:
-    """(aggregate, key) -> values this opportunity adds. Aggregates: open, closed, partner_won,
-    launch, stuck; see the gateway_pipeline_0001 migration for their columns."""
+    """(aggregate, key) -> values this opportunity adds (nothing while it is deleted). Aggregates: open,
+    closed, partner_won, launch, stuck; see the gateway_pipeline_0001 migration for their columns."""
     owner = o.owner or ""
     out: dict[Key, tuple[Any, ...]] = {}
+    if o.outcome == pc.DELETED_OUTCOME:  # a deleted deal counts nowhere until it is restored
+        return out
     if o.outcome == pc.Outcome.open.value:
         close_month = month_of(o.expected_close_date) if o.expected_close_date else NO_DATE
         out[("open", (o.pipeline, o.stage, owner, o.currency, close_month))] = (1, o.amount)

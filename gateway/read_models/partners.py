@@ -54,10 +54,13 @@ async def on_partner_created(session: AsyncSession, event: Event) -> None:
 
 
 async def on_partner_changed(session: AsyncSession, event: Event) -> None:
-    assert isinstance(event, pc.PartnerUpdatedV1 | pc.PartnerArchivedV1 | pc.PartnerTierChangedV1)
+    assert isinstance(event, pc.PartnerUpdatedV1 | pc.PartnerArchivedV1 | pc.PartnerTierChangedV1
+                      | pc.PartnerDeletedV1 | pc.PartnerRestoredV1)
     p = event.partner
+    # A deleted partner is hidden wherever an archived one is (lists, search, ARR, counts), and more: the
+    # pages that list deleted ones ask the pipeline. `archived` here means "not shown".
     await _upsert(session, dict(id=p.id, name=p.name, type=p.type.value, tier=p.tier.value, status=p.status.value,
-                                owner=p.owner, archived=p.archived, version=p.version))
+                                owner=p.owner, archived=p.archived or p.deleted_at is not None, version=p.version))
 
 
 SUBSCRIPTIONS: tuple[Subscription, ...] = (
@@ -65,6 +68,8 @@ SUBSCRIPTIONS: tuple[Subscription, ...] = (
     Subscription(consumer="gateway", models=(pc.PartnerUpdatedV1,), handle=on_partner_changed),
     Subscription(consumer="gateway", models=(pc.PartnerArchivedV1,), handle=on_partner_changed),
     Subscription(consumer="gateway", models=(pc.PartnerTierChangedV1,), handle=on_partner_changed),
+    Subscription(consumer="gateway", models=(pc.PartnerDeletedV1,), handle=on_partner_changed),
+    Subscription(consumer="gateway", models=(pc.PartnerRestoredV1,), handle=on_partner_changed),
 )
 READ_MODEL_TABLES = (PartnerView.__table__,)
 

@@ -3,7 +3,7 @@ CSV import and export; and the partner KPI summary."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from contracts import pipeline as pc
 from contracts.fields import Name, Offset, Person, Version, line
 from gateway import audit, people, pipeline_csv
-from gateway.auth import Principal, Role, require
+from gateway.auth import Principal, Role, may_remove, require
 from gateway.read_models import partners as partner_models
 from gateway.state import bus, sessions
 from runtime.commands import send
@@ -82,14 +82,16 @@ async def list_partners(
     owner: Annotated[Person | None, Query()] = None,
     q: Annotated[line(200) | None, Query(description="Part of the name.")] = None,
     include_archived: bool = False,
+    state: Annotated[Literal["active", "archived", "deleted"] | None, Query(
+        description="Only partners in this state; deleted ones are listed only so.")] = None,
     sort: pc.PartnerSort = pc.PartnerSort.created_desc,
     offset: Annotated[Offset, Query()] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> pc.PartnerList:
     owner = await people.owner_filter(request, owner)
     return await send(bus(request), pc.ListPartners(
-        type=type, tier=tier, status=status, owner=owner, q=q, include_archived=include_archived, sort=sort,
-        offset=offset, limit=limit, actor=principal.name))
+        type=type, tier=tier, status=status, owner=owner, q=q, include_archived=include_archived, state=state,
+        sort=sort, offset=offset, limit=limit, actor=principal.name))
 
 
 @router.get("/partners/export.csv", tags=["partners"], response_class=StreamingResponse,
@@ -135,11 +137,44 @@ async def update_partner(partner_id: UUID, body: PartnerPatch, request: Request,
 
 @router.post("/partners/{partner_id}/archive", response_model=pc.Partner, tags=["partners"])
 async def archive_partner(partner_id: UUID, request: Request, principal: Writer) -> pc.Partner:
+    """Archive a partner no longer worked with: kept with its history, gone from lists, pickers and partner
+    KPIs; its owner, a manager or an admin restores it at any time."""
+    await _may_remove(request, principal, partner_id)
     partner: pc.Partner = await send(bus(request), pc.ArchivePartner(partner_id=partner_id, actor=principal.name))
     async with sessions(request)() as session, session.begin():
         await audit.record(session, actor=principal.name, action="partner.archived", entity="partner",
                            entity_id=partner_id)
     return partner
+
+
+@router.delete("/partners/{partner_id}", response_model=pc.Partner, tags=["partners"],
+               responses={409: {"description": "Money on the commission ledger, or deals not deleted."}})
+async def delete_partner(partner_id: UUID, request: Request, principal: Writer) -> pc.Partner:
+    """Delete a partner (soft): hidden everywhere; refused with money on the commission ledger or deals that
+    are not deleted; restorable by its owner, a manager or an admin for `RESTORE_DAYS` days."""
+    await _may_remove(request, principal, partner_id)
+    partner: pc.Partner = await send(bus(request), pc.DeletePartner(partner_id=partner_id, actor=principal.name))
+    async with sessions(request)() as session, session.begin():
+        await audit.record(session, actor=principal.name, action="partner.deleted", entity="partner",
+                           entity_id=partner_id, after={"name": partner.name})
+    return partner
+
+
+@router.post("/partners/{partner_id}/restore", response_model=pc.Partner, tags=["partners"],
+             responses={409: {"description": "Deleted too long ago."}})
+async def restore_partner(partner_id: UUID, request: Request, principal: Writer) -> pc.Partner:
+    """Undo an archive, or a delete within the restore window."""
+    await _may_remove(request, principal, partner_id)
+    partner: pc.Partner = await send(bus(request), pc.RestorePartner(partner_id=partner_id, actor=principal.name))
+    async with sessions(request)() as session, session.begin():
+        await audit.record(session, actor=principal.name, action="partner.restored", entity="partner",
+                           entity_id=partner_id, after={"name": partner.name})
+    return partner
+
+
+async def _may_remove(request: Request, principal: Principal, partner_id: UUID) -> None:
+    found: pc.Partner = await send(bus(request), pc.GetPartner(partner_id=partner_id, actor=principal.name))
+    may_remove(principal, found.owner, "partner")
 
 
 @router.get("/kpis", response_model=Kpis, tags=["kpis"])

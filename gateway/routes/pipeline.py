@@ -19,7 +19,7 @@ from contracts import pipeline as pc
 from contracts.fields import Currency, Day, Moment, Name, Offset, Person, Version, line
 from contracts.quarters import Quarter
 from gateway import audit, people, pipeline_csv
-from gateway.auth import Principal, Role, require
+from gateway.auth import Principal, Role, may_remove, require
 from gateway.read_models import kpi_snapshots
 from gateway.read_models import pipeline as pipeline_models
 from gateway.state import bus, running, sessions
@@ -138,6 +138,8 @@ async def list_opportunities(
     deal_model: pc.DealModel | None = None,
     quarter: Annotated[line(12) | None, Query(description="Fiscal quarter, e.g. 2026-Q3.")] = None,
     q: Annotated[line(200) | None, Query(description="Part of the name or customer.")] = None,
+    deleted: Annotated[bool, Query(description="Only deleted deals (restorable for "
+                                               f"{pc.RESTORE_DAYS} days after their deletion).")] = False,
     sort: pc.OpportunitySort = pc.OpportunitySort.created_desc,
     offset: Annotated[Offset, Query()] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
@@ -150,7 +152,8 @@ async def list_opportunities(
     owner = await people.owner_filter(request, owner)
     return await send(bus(request), pc.ListOpportunities(
         owner=owner, partner_id=partner_id, pipeline=pipeline, stage=stage, outcome=outcome, source=source,
-        deal_model=deal_model, quarter=quarter, q=q, sort=sort, offset=offset, limit=limit, actor=principal.name))
+        deal_model=deal_model, quarter=quarter, q=q, deleted=deleted, sort=sort, offset=offset, limit=limit,
+        actor=principal.name))
 
 
 @router.get("/opportunities/export.csv", tags=["opportunities"], response_class=StreamingResponse,
@@ -193,6 +196,32 @@ async def move_opportunity(opportunity_id: UUID, body: MoveIn, request: Request,
     opportunity: pc.Opportunity = await send(bus(request), pc.MoveOpportunity(
         opportunity_id=opportunity_id, actor=principal.name, **body.model_dump()))
     await _audit(request, principal, "opportunity.moved", opportunity_id, {"stage": opportunity.stage})
+    return opportunity
+
+
+@router.delete("/opportunities/{opportunity_id}", response_model=pc.Opportunity, tags=["opportunities"],
+               responses={409: {"description": "The deal is won (reopen it or mark it lost first)."}})
+async def delete_opportunity(opportunity_id: UUID, request: Request, principal: Writer) -> pc.Opportunity:
+    """Delete a deal (soft): gone from every list, KPI, search, export and the portal; restorable by its
+    owner, a manager or an admin for `RESTORE_DAYS` days (`POST …/restore`)."""
+    found: pc.OpportunityDetail = await send(bus(request), pc.GetOpportunity(opportunity_id=opportunity_id,
+                                                                              actor=principal.name))
+    may_remove(principal, found.owner, "deal")
+    opportunity: pc.Opportunity = await send(bus(request), pc.DeleteOpportunity(
+        opportunity_id=opportunity_id, actor=principal.name))
+    await _audit(request, principal, "opportunity.deleted", opportunity_id, {"name": opportunity.name})
+    return opportunity
+
+
+@router.post("/opportunities/{opportunity_id}/restore", response_model=pc.Opportunity, tags=["opportunities"],
+             responses={409: {"description": "Deleted too long ago, or its partner is deleted."}})
+async def restore_opportunity(opportunity_id: UUID, request: Request, principal: Writer) -> pc.Opportunity:
+    found: pc.OpportunityDetail = await send(bus(request), pc.GetOpportunity(opportunity_id=opportunity_id,
+                                                                              actor=principal.name))
+    may_remove(principal, found.owner, "deal")
+    opportunity: pc.Opportunity = await send(bus(request), pc.RestoreOpportunity(
+        opportunity_id=opportunity_id, actor=principal.name))
+    await _audit(request, principal, "opportunity.restored", opportunity_id, {"name": opportunity.name})
     return opportunity
 
 

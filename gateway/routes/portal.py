@@ -221,7 +221,8 @@ async def deal_of(request: Request, principal: Principal, opportunity_id: UUID) 
         if exc.error.kind == "not_found":
             raise HTTPException(404, detail="no such deal") from exc
         raise
-    if o.partner_id != partner_of(principal):
+    # A deleted deal is gone from the portal as from everywhere else.
+    if o.partner_id != partner_of(principal) or o.deleted_at is not None:
         raise HTTPException(404, detail="no such deal")
     return o
 

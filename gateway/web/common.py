@@ -17,6 +17,7 @@ from jinja2 import pass_context
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from contracts import pipeline as pc
 from gateway import errors, people
 from gateway.auth import Principal, Role, optional_principal, require
 from gateway.web import charts
@@ -91,6 +92,8 @@ templates.env.filters.update(FILTERS)
 # An owner's name from their user id (deals and partners are owned by id; gateway/people.py).
 templates.env.filters["person"] = pass_context(lambda context, owner: people.name_for(context.get("request"), owner))
 templates.env.globals["charts"] = charts
+# How long a deleted deal or partner can be restored (the Undo banners and the Deleted lists say it).
+templates.env.globals["restore_days"] = pc.RESTORE_DAYS
 
 Viewer = Annotated[Principal, Depends(require(Role.viewer))]
 Member = Annotated[Principal, Depends(require(Role.member))]

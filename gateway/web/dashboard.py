@@ -148,7 +148,8 @@ async def _movers(session: AsyncSession, now: datetime, names: dict[tuple[str, s
     stage names they moved from and to, all from the read model (the page works with the pipeline down)."""
     view = pipeline_models.OpportunityView
     # Ids first, from the covering index alone (gateway_web_0001); then the few rows themselves.
-    top = (select(view.id).where(view.stage_entered_at >= now - MOVER_WINDOW, view.stage_entered_at > view.created_at)
+    top = (select(view.id).where(view.stage_entered_at >= now - MOVER_WINDOW, view.stage_entered_at > view.created_at,
+                                 view.outcome != pc.DELETED_OUTCOME)
            .order_by(view.amount.desc(), view.id).limit(MOVERS).subquery())
     rows = await session.scalars(select(view).join(top, top.c.id == view.id).order_by(view.amount.desc(), view.id))
     return [Mover(id=str(o.id), name=o.name, to_stage=names.get((o.pipeline, o.stage), o.stage), amount=o.amount,

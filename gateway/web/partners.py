@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 from urllib.parse import urlencode
 from uuid import UUID
@@ -18,7 +18,15 @@ from pydantic import ValidationError
 from contracts import commissions as cc
 from contracts import pipeline as pc
 from contracts.quarters import Quarter
-from gateway.routes.partners import PartnerIn, PartnerPatch, add_partner, update_partner
+from gateway.routes.partners import (
+    PartnerIn,
+    PartnerPatch,
+    add_partner,
+    archive_partner,
+    delete_partner,
+    restore_partner,
+    update_partner,
+)
 from gateway.state import bus
 from gateway.web.common import Member, Viewer, field_errors, not_found, render
 from gateway.web.pipeline import team_handles
@@ -33,14 +41,25 @@ CRITERIA = (("strategic_fit", "Strategic fit", 30), ("revenue_potential", "Reven
 FORM_ERRORS = ("invalid", "conflict")
 
 
+STATES = (("active", "Active"), ("archived", "Archived"), ("deleted", "Deleted"))
+
+
 async def _list_page(request: Request, *, type_: str | None, page: int, errors: dict[str, str] | None = None,
-                     form: dict[str, str] | None = None, status_code: int = 200) -> Response:
+                     form: dict[str, str] | None = None, status_code: int = 200, state: str = "active") -> Response:
     kind = pc.PartnerType(type_) if type_ in set(pc.PartnerType) else None
+    state = state if state in dict(STATES) else "active"
     listing, team = await asyncio.gather(
-        send(bus(request), pc.ListPartners(type=kind, sort=pc.PartnerSort.name, offset=(page - 1) * PAGE,
-                                           limit=PAGE, actor=request.state.principal.name)),
+        send(bus(request), pc.ListPartners(type=kind, state=state, sort=pc.PartnerSort.name,  # type: ignore[arg-type]
+                                           offset=(page - 1) * PAGE, limit=PAGE, actor=request.state.principal.name)),
         team_handles(request))
+    now = datetime.now(UTC)
+    removed, q = _uuid(request.query_params.get("removed")), request.query_params
+    undo = {"id": str(removed), "name": q.get("name", "")[:200] or "The partner",
+            "how": "archived" if q.get("how") == "archived" else "deleted"} if removed else None
     return render(request, "partners.html", {
+        "state": state, "states": STATES, "undo": undo,
+        "restorable": lambda p: p.deleted_at is None or now - p.deleted_at <= timedelta(days=pc.RESTORE_DAYS),
+        "notice": request.query_params.get("notice"), "error": request.query_params.get("error"),
         "partners": listing, "page": page, "pages": max(1, -(-listing.total // PAGE)), "type": kind,
         "types": list(pc.PartnerType), "tiers": list(pc.PartnerTier), "statuses": list(pc.PartnerStatus),
         "team": team, "errors": errors or {}, "form": form or {},
@@ -53,8 +72,53 @@ async def partner_list(
     _: Viewer,
     type: Annotated[str | None, Query(max_length=20)] = None,
     page: Annotated[int, Query(ge=1, le=100_000)] = 1,
+    state: Annotated[str, Query(max_length=20)] = "active",
 ) -> Response:
-    return await _list_page(request, type_=type, page=page)
+    return await _list_page(request, type_=type, page=page, state=state)
+
+
+def _uuid(text: str | None) -> UUID | None:
+    try:
+        return UUID(text) if text else None
+    except ValueError:
+        return None
+
+
+def _to(path: str, **params: str) -> RedirectResponse:
+    return RedirectResponse(path + "?" + urlencode(params), status_code=303)
+
+
+@router.post("/partners/{partner_id}/archive")
+async def archive_partner_form(partner_id: UUID, request: Request, principal: Member) -> Response:
+    try:
+        partner = await archive_partner(partner_id, request, principal)
+    except CommandFailed as exc:
+        if exc.error.kind != "conflict":
+            raise
+        return _to(f"/partners/{partner_id}", error=exc.error.message)
+    return _to("/partners", removed=str(partner.id), name=partner.name, how="archived")
+
+
+@router.post("/partners/{partner_id}/delete")
+async def delete_partner_form(partner_id: UUID, request: Request, principal: Member) -> Response:
+    try:
+        partner = await delete_partner(partner_id, request, principal)
+    except CommandFailed as exc:
+        if exc.error.kind != "conflict":
+            raise
+        return _to(f"/partners/{partner_id}", error=exc.error.message)
+    return _to("/partners", removed=str(partner.id), name=partner.name, how="deleted")
+
+
+@router.post("/partners/{partner_id}/restore")
+async def restore_partner_form(partner_id: UUID, request: Request, principal: Member) -> Response:
+    try:
+        await restore_partner(partner_id, request, principal)
+    except CommandFailed as exc:
+        if exc.error.kind != "conflict":
+            raise
+        return _to("/partners", state="deleted", error=exc.error.message)
+    return _to(f"/partners/{partner_id}", notice="Restored.")
 
 
 @router.post("/partners")
@@ -121,6 +185,10 @@ async def _partner_page(request: Request, partner_id: UUID, *, errors: dict[str,
         "partner": partner, "deals": deals, "statement": statement, "team": team, "criteria": CRITERIA,
         "types": list(pc.PartnerType), "tiers": list(pc.PartnerTier), "statuses": list(pc.PartnerStatus),
         "errors": errors or {}, "form": form, "notice": request.query_params.get("notice"),
+        "error": request.query_params.get("error"),
+        "restore_until": partner.deleted_at + timedelta(days=pc.RESTORE_DAYS) if partner.deleted_at else None,
+        "restorable": partner.deleted_at is None or datetime.now(UTC) - partner.deleted_at <= timedelta(
+            days=pc.RESTORE_DAYS),
         "deal_sort": sort, "deal_page": page_no, "deal_pages": pages, "deals_first": (page_no - 1) * DEALS_PAGE + 1,
         "deal_link": lambda page=1, sort=sort: "?" + urlencode({"sort": sort, "page": page}) + "#deals-title",
     }, status_code=status_code)

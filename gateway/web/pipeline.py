@@ -23,7 +23,7 @@ from gateway import audit, people
 from gateway.auth import Principal, Role
 from gateway.models import User
 from gateway.read_models import forecast as fc
-from gateway.routes.pipeline import OpportunityPatch, update_opportunity
+from gateway.routes.pipeline import OpportunityPatch, delete_opportunity, restore_opportunity, update_opportunity
 from gateway.state import bus, sessions
 from gateway.web.common import Member, Viewer, field_errors, not_found, render
 from runtime.commands import send
@@ -168,8 +168,55 @@ async def board(
         "quarters": quarter_choices(today.date(), b.settings.fiscal_year_start_month),
         "stale_before": today - timedelta(days=b.settings.stuck_after_days), "today": today.date(),
         "notice": request.query_params.get("notice"), "error": request.query_params.get("error"),
-        "here": f"/pipeline?{filters.query()}",
+        "undo": _undo(request), "here": f"/pipeline?{filters.query()}",
     })
+
+
+# ------------------------------------------------------------------------ deleting and restoring deals
+
+
+def _undo(request: Request) -> dict[str, str] | None:
+    """The "deleted, Undo" banner after a delete: the deal's id and name from the redirect."""
+    deleted, name = _uuid(request.query_params.get("deleted")), request.query_params.get("name", "")[:200]
+    return {"id": str(deleted), "name": name or "The deal"} if deleted else None
+
+
+@router.get("/opportunities/deleted", response_class=HTMLResponse)
+async def deleted_deals(request: Request, principal: Viewer,
+                        page: Annotated[int, Query(ge=1, le=100_000)] = 1) -> Response:
+    """Deleted deals by name, each with Restore while its RESTORE_DAYS days last."""
+    listing: pc.OpportunityList = await send(bus(request), pc.ListOpportunities(
+        deleted=True, sort=pc.OpportunitySort.name, offset=(page - 1) * 50, limit=50, actor=principal.name))
+    now = datetime.now(UTC)
+    return render(request, "deleted_deals.html", {
+        "deals": listing, "page": page, "pages": max(1, -(-listing.total // 50)),
+        "restorable": lambda o: o.deleted_at is not None and now - o.deleted_at <= timedelta(days=pc.RESTORE_DAYS),
+        "until": lambda o: o.deleted_at + timedelta(days=pc.RESTORE_DAYS) if o.deleted_at else None,
+        "notice": request.query_params.get("notice"), "error": request.query_params.get("error"),
+    })
+
+
+@router.post("/opportunities/{opportunity_id}/delete")
+async def delete_deal_form(opportunity_id: UUID, request: Request, principal: Member) -> Response:
+    try:
+        deal = await delete_opportunity(opportunity_id, request, principal)
+    except CommandFailed as exc:
+        if exc.error.kind != "conflict":
+            raise
+        return RedirectResponse(_with(f"/opportunities/{opportunity_id}", error=exc.error.message), status_code=303)
+    return RedirectResponse(_with(f"/pipeline?pipeline={deal.pipeline}", deleted=str(deal.id), name=deal.name),
+                            status_code=303)
+
+
+@router.post("/opportunities/{opportunity_id}/restore")
+async def restore_deal_form(opportunity_id: UUID, request: Request, principal: Member) -> Response:
+    try:
+        await restore_opportunity(opportunity_id, request, principal)
+    except CommandFailed as exc:
+        if exc.error.kind != "conflict":
+            raise
+        return RedirectResponse(_with("/opportunities/deleted", error=exc.error.message), status_code=303)
+    return RedirectResponse(f"/opportunities/{opportunity_id}?notice=Restored.", status_code=303)
 
 
 # ------------------------------------------------------------------------------------ moving deals
@@ -308,7 +355,7 @@ async def _opportunity_page(request: Request, opportunity_id: UUID, *, errors: d
     stage_set = next((s for s in sets.items if s.key == o.pipeline), pc.RESALE_STAGE_SET)
     partner = next((p for p in partners if p.id == o.partner_id), None)
     names = {s.key: s.name for s in stage_set.stages}
-    stale = (o.outcome == pc.Outcome.open
+    stale = (o.outcome == pc.Outcome.open and o.deleted_at is None
              and o.stage_entered_at < datetime.now(UTC) - timedelta(days=settings.stuck_after_days))
     return render(request, "opportunity.html", {
         "o": o, "stage_set": stage_set, "partner": partner, "stage_names": names, "stale": stale,
@@ -318,6 +365,8 @@ async def _opportunity_page(request: Request, opportunity_id: UUID, *, errors: d
         "review_statuses": list(pc.AceReviewStatus), "co_sell": o.pipeline == pc.COSELL or o.ace is not None,
         "form": form or _edit_form(o), "errors": errors or {},
         "share_form": share_form or {}, "share_errors": share_errors or {},
+        "restore_until": o.deleted_at + timedelta(days=pc.RESTORE_DAYS) if o.deleted_at else None,
+        "restorable": o.deleted_at is not None and datetime.now(UTC) - o.deleted_at <= timedelta(days=pc.RESTORE_DAYS),
     }, status_code=status_code)
 
 

@@ -11,6 +11,7 @@ from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import func, literal_column, select
 
 from contracts import contacts as ct
+from contracts import pipeline as pc
 from gateway.read_models.partners import PartnerView
 from gateway.read_models.pipeline import OpportunityView
 from gateway.state import bus, sessions
@@ -56,7 +57,8 @@ async def search(request: Request, q: str, actor: str) -> dict[str, object]:
         deals = (await session.execute(
             select(OpportunityView.id, OpportunityView.name, OpportunityView.stage, OpportunityView.outcome,
                    OpportunityView.amount, OpportunityView.currency, OpportunityView.partner_id)
-            .where(_vector(OpportunityView.name).op("@@")(_query(tsquery)))
+            .where(_vector(OpportunityView.name).op("@@")(_query(tsquery)),
+                   OpportunityView.outcome != pc.DELETED_OUTCOME)
             .order_by(OpportunityView.amount.desc(), OpportunityView.id).limit(PER_KIND))).all()
     contacts: list[ct.Contact] = []
     contacts_error = None

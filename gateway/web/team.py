@@ -60,7 +60,7 @@ async def _advanced(session: AsyncSession, owner: str, since: datetime) -> int:
     view = pipeline_models.OpportunityView
     count = await session.scalar(select(func.count()).select_from(view).where(
         view.owner == owner, view.stage_entered_at >= since, view.stage_entered_at > view.created_at,
-        view.outcome != pc.Outcome.lost.value))
+        view.outcome.not_in([pc.Outcome.lost.value, pc.DELETED_OUTCOME])))
     return int(count or 0)
 
 

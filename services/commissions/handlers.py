@@ -37,10 +37,14 @@ SUBSCRIPTIONS: tuple[Subscription, ...] = (
     _subscription((p.OpportunityCreatedV1,), pipeline_copy.on_opportunity_snapshots),
     _subscription((p.OpportunityUpdatedV1,), pipeline_copy.on_opportunity_snapshots),
     _subscription((p.OpportunityStageChangedV1,), pipeline_copy.on_opportunity_snapshots),
+    _subscription((p.OpportunityDeletedV1,), pipeline_copy.on_opportunity_snapshots),
+    _subscription((p.OpportunityRestoredV1,), pipeline_copy.on_opportunity_snapshots),
     _subscription((p.StageSetDefinedV1,), pipeline_copy.on_stage_sets),
     _subscription((p.PartnerCreatedV1,), pipeline_copy.on_partners_created),
     _subscription((p.PartnerUpdatedV1,), pipeline_copy.on_partner_snapshots),
     _subscription((p.PartnerTierChangedV1,), pipeline_copy.on_partner_snapshots),
+    _subscription((p.PartnerDeletedV1,), pipeline_copy.on_partner_snapshots),
+    _subscription((p.PartnerRestoredV1,), pipeline_copy.on_partner_snapshots),
 )
 
 definition = ServiceDefinition(

@@ -41,7 +41,8 @@ async def on_opportunity_snapshots(session: AsyncSession, events: Sequence[p.Opp
         await repo.upsert_opportunity({
             "id": o.id, "partner_id": o.partner_id, "customer": o.customer, "amount": o.amount, "currency": o.currency,
             "probability": o.probability, "stage": o.stage_name, "pipeline": o.pipeline, "stage_key": o.stage,
-            "outcome": o.outcome.value,
+            # A deleted deal is kept as outcome "deleted": the forecast weighs open deals only.
+            "outcome": p.copied_outcome(o),
             "deal_model": o.deal_model.value, "expected_close_date": o.expected_close_date, "version": o.version,
         })
 

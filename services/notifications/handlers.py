@@ -20,6 +20,7 @@ CONSUMER = "notifications"
 
 # Events kept for the scans (deals, settings, deadlines, sync health), whether or not a rule fires on them.
 COPIED: tuple[type[Event], ...] = (p.OpportunityCreatedV1, p.OpportunityUpdatedV1, p.OpportunityStageChangedV1,
+                                   p.OpportunityDeletedV1, p.OpportunityRestoredV1,
                                    p.PipelineSettingsChangedV1, dl.DeadlineChangedV1, sy.SyncRunFinishedV1)
 
 

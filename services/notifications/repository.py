@@ -91,7 +91,7 @@ class PipelineCopyRepository:
     async def upsert_deal(self, o: p.Opportunity) -> None:
         values = {
             "id": o.id, "version": o.version, "name": o.name, "pipeline": o.pipeline, "stage": o.stage,
-            "stage_name": o.stage_name, "outcome": o.outcome.value, "amount": o.amount, "currency": o.currency,
+            "stage_name": o.stage_name, "outcome": p.copied_outcome(o), "amount": o.amount, "currency": o.currency,
             "owner": o.owner, "customer": o.customer, "stage_entered_at": o.stage_entered_at,
             "ace_status": o.ace.review_status.value if o.ace and o.ace.review_status else None,
             "ace_due": o.ace.action_due_date if o.ace else None, "updated_at": o.updated_at,

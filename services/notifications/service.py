@@ -86,10 +86,11 @@ def _not_in_quiet_hours(person: Recipient, pref: Preference | None) -> datetime 
 async def on_events(session: AsyncSession, events: Sequence[Event]) -> None:
     """Any event some rule or copy needs: update the copies first, then evaluate the rules it triggers."""
     copy = PipelineCopyRepository(session)
-    snapshots = p.OpportunityCreatedV1 | p.OpportunityUpdatedV1 | p.OpportunityStageChangedV1
+    snapshots = (p.OpportunityCreatedV1 | p.OpportunityUpdatedV1 | p.OpportunityStageChangedV1
+                 | p.OpportunityDeletedV1 | p.OpportunityRestoredV1)
     await copy.lock_deals([e.opportunity.id for e in events if isinstance(e, snapshots)])
     for event in events:
-        if isinstance(event, p.OpportunityCreatedV1 | p.OpportunityUpdatedV1 | p.OpportunityStageChangedV1):
+        if isinstance(event, snapshots):
             await copy.upsert_deal(event.opportunity)
         elif isinstance(event, p.PipelineSettingsChangedV1):
             await copy.put_settings(event.settings.version, event.settings.model_dump(mode="json"))

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from uuid import UUID
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from contracts import commissions as cm
 from contracts import enablement as e
 from contracts import pipeline as c
 from contracts import registrations as r
@@ -27,6 +30,22 @@ async def on_external_upserted(session: AsyncSession, event: Event) -> None:
 async def on_external_upserted_many(session: AsyncSession, events: list[Event]) -> None:
     assert all(isinstance(e, sync.OpportunityExternalUpsertedV1) for e in events)
     await ingestion.apply_external(session, events)  # type: ignore[arg-type]
+
+
+async def on_entries_posted(session: AsyncSession, events: list[Event]) -> None:
+    """The commissions service's ledger grew: its partners have money on the ledger and are never deleted."""
+    partners_posted: set[UUID] = set()
+    for event in events:
+        if isinstance(event, cm.CommissionEntriesPostedV2):
+            partners_posted |= set(event.partner_ids)
+        elif isinstance(event, cm.CommissionEntriesPostedV1):
+            partners_posted.add(event.partner_id)
+    if partners_posted:
+        await partners.on_entries_posted(session, partners_posted, min(event.occurred_at for event in events))
+
+
+async def on_entry_posted(session: AsyncSession, event: Event) -> None:
+    await on_entries_posted(session, [event])
 
 
 async def on_tier_recomputation_due(session: AsyncSession, event: Event) -> None:
@@ -54,17 +73,25 @@ definition = ServiceDefinition(
                      handle=on_tier_recomputation_due),
         Subscription(consumer="pipeline", models=(e.EnablementScoreChangedV1,), handle=on_enablement_score,
                      handle_many=on_enablement_scores),
+        Subscription(consumer="pipeline", models=(cm.CommissionEntriesPostedV2,), handle=on_entry_posted,
+                     handle_many=on_entries_posted),
+        Subscription(consumer="pipeline", models=(cm.CommissionEntriesPostedV1,), handle=on_entry_posted,
+                     handle_many=on_entries_posted),
     ),
     commands=(
         (c.CreatePartner, partners.create_partner),
         (c.UpdatePartner, partners.update_partner),
         (c.ArchivePartner, partners.archive_partner),
+        (c.DeletePartner, partners.delete_partner),
+        (c.RestorePartner, partners.restore_partner),
         (c.GetPartner, partners.get_partner),
         (c.ListPartners, partners.list_partners),
         (c.RecomputeTiers, partners.recompute_tiers),
         (c.CreateOpportunity, opportunities.create_opportunity),
         (c.UpdateOpportunity, opportunities.update_opportunity),
         (c.MoveOpportunity, opportunities.move_opportunity),
+        (c.DeleteOpportunity, opportunities.delete_opportunity),
+        (c.RestoreOpportunity, opportunities.restore_opportunity),
         (c.GetOpportunity, opportunities.get_opportunity),
         (c.ListOpportunities, opportunities.list_opportunities),
         (c.ListStageSets, config.list_stage_sets),

@@ -61,6 +61,8 @@ class Partner(Base):
     score: Mapped[Decimal | None] = mapped_column(Numeric(5, 2))
     trailing_revenue: Mapped[Decimal | None] = mapped_column(MONEY)
     archived_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Soft delete (pipeline_0005): hidden everywhere, restorable for contracts' RESTORE_DAYS.
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     version: Mapped[int] = mapped_column(Integer, default=1, server_default=text("1"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
@@ -105,6 +107,19 @@ class Opportunity(Base):
     stage_entered_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     launched_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Soft delete (pipeline_0005): hidden everywhere, restorable for contracts' RESTORE_DAYS.
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class LedgerPartner(Base):
+    """Partners with money on the commission ledger, from the commissions service's posted-entries events
+    (pipeline_0005): a partner listed here is never deleted. Entries are never removed from the
+    append-only ledger, so a partner once listed stays listed."""
+
+    __tablename__ = "ledger_partner"
+
+    partner_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    first_posted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class StageChange(Base):

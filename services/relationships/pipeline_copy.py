@@ -124,7 +124,8 @@ async def on_opportunity_snapshots(session: AsyncSession, events: Sequence[Event
     latest: dict[uuid.UUID, p.Opportunity] = {}
     changes: list[dict[str, object]] = []
     for e in events:
-        assert isinstance(e, p.OpportunityCreatedV1 | p.OpportunityUpdatedV1 | p.OpportunityStageChangedV1)
+        assert isinstance(e, p.OpportunityCreatedV1 | p.OpportunityUpdatedV1 | p.OpportunityStageChangedV1
+                          | p.OpportunityDeletedV1 | p.OpportunityRestoredV1)
         o = e.opportunity
         if o.id not in latest or latest[o.id].version < o.version:
             latest[o.id] = o
@@ -135,8 +136,9 @@ async def on_opportunity_snapshots(session: AsyncSession, events: Sequence[Event
             changes.append(_change(e.event_id, o.id, "moved", e.changed_at, e.from_stage, e.to_stage, o))
     rows = [{
         "id": o.id, "version": o.version, "name": o.name, "owner": o.owner, "partner_id": o.partner_id,
-        "amount": o.amount, "currency": o.currency, "stage_name": o.stage_name, "outcome": o.outcome.value,
-        "expected_close_date": o.expected_close_date, "created_at": o.created_at,
+        "amount": o.amount, "currency": o.currency, "stage_name": o.stage_name,
+        # A deleted deal is kept as outcome "deleted": every query over open, won or lost deals leaves it out.
+        "outcome": p.copied_outcome(o), "expected_close_date": o.expected_close_date, "created_at": o.created_at,
         "stage_entered_at": o.stage_entered_at, "closed_at": o.closed_at,
         "ace_review_status": o.ace.review_status.value if o.ace and o.ace.review_status else None,
         "ace_action_due_date": o.ace.action_due_date if o.ace else None,
@@ -187,9 +189,11 @@ async def on_partners(session: AsyncSession, events: Sequence[Event]) -> None:
         if isinstance(e, p.PartnerCreatedV1):
             row = {"id": e.partner_id, "name": e.name, "owner": e.owner, "archived": False, "version": e.version}
         else:
-            assert isinstance(e, p.PartnerUpdatedV1 | p.PartnerArchivedV1 | p.PartnerTierChangedV1)
+            assert isinstance(e, p.PartnerUpdatedV1 | p.PartnerArchivedV1 | p.PartnerTierChangedV1
+                              | p.PartnerDeletedV1 | p.PartnerRestoredV1)
+            # A deleted partner is hidden as an archived one is (no new contacts, out of lists).
             row = {"id": e.partner.id, "name": e.partner.name, "owner": e.partner.owner,
-                   "archived": e.partner.archived, "version": e.partner.version}
+                   "archived": e.partner.archived or e.partner.deleted_at is not None, "version": e.partner.version}
         known = latest.get(row["id"])  # type: ignore[arg-type]
         if known is None or known["version"] < row["version"]:  # type: ignore[operator]
             latest[row["id"]] = row  # type: ignore[index]
@@ -223,11 +227,15 @@ SUBSCRIPTIONS: tuple[Subscription, ...] = (
     _subscription((p.OpportunityCreatedV1,), on_opportunity_snapshots),
     _subscription((p.OpportunityUpdatedV1,), on_opportunity_snapshots),
     _subscription((p.OpportunityStageChangedV1,), on_opportunity_snapshots),
+    _subscription((p.OpportunityDeletedV1,), on_opportunity_snapshots),
+    _subscription((p.OpportunityRestoredV1,), on_opportunity_snapshots),
     _subscription((p.OpportunityWonV1,), on_outcomes),
     _subscription((p.OpportunityLostV1,), on_outcomes),
     _subscription((p.PartnerCreatedV1,), on_partners),
     _subscription((p.PartnerUpdatedV1,), on_partners),
     _subscription((p.PartnerArchivedV1,), on_partners),
     _subscription((p.PartnerTierChangedV1,), on_partners),
+    _subscription((p.PartnerDeletedV1,), on_partners),
+    _subscription((p.PartnerRestoredV1,), on_partners),
     _subscription((p.PipelineSettingsChangedV1,), on_settings),
 )

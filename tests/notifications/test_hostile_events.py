@@ -29,6 +29,9 @@ def sample(model: type[Event]) -> Event:
         p.OpportunityUpdatedV1: p.OpportunityUpdatedV1(opportunity=o),
         p.OpportunityStageChangedV1: p.OpportunityStageChangedV1(opportunity=o, from_stage="lead", to_stage="proposal",
                                                                  changed_by=None, changed_at=datetime.now(UTC)),
+        p.OpportunityDeletedV1: p.OpportunityDeletedV1(
+            opportunity=o.model_copy(update={"deleted_at": datetime.now(UTC)})),
+        p.OpportunityRestoredV1: p.OpportunityRestoredV1(opportunity=o),
         p.PipelineSettingsChangedV1: p.PipelineSettingsChangedV1(settings=p.PipelineSettings(version=1)),
         p.OpportunityWonV1: won(uuid.uuid4(), "100.00"),
         s.HourlyTickV1: tick(datetime.now(UTC)),

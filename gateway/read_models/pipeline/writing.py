@@ -43,7 +43,7 @@ _FACT_COLUMNS = ("pipeline", "stage", "outcome", "owner", "partner_id", "amount"
 
 def _row(o: pc.Opportunity, previous_stage: str | None) -> dict[str, Any]:
     return dict(id=o.id, version=o.version, name=o.name, pipeline=o.pipeline, stage=o.stage,
-                previous_stage=previous_stage, outcome=o.outcome.value,
+                previous_stage=previous_stage, outcome=pc.copied_outcome(o),
                 partner_id=o.partner_id, owner=o.owner, amount=o.amount, currency=o.currency,
                 expected_close_date=o.expected_close_date, hyperscaler=o.hyperscaler.value if o.hyperscaler else None,
                 created_at=o.created_at, stage_entered_at=o.stage_entered_at, closed_at=o.closed_at,
@@ -59,7 +59,8 @@ async def on_opportunities(session: AsyncSession, events: list[Event]) -> None:
     newest: dict[uuid.UUID, pc.Opportunity] = {}
     moved_from: dict[uuid.UUID, tuple[int, str]] = {}  # the batch's latest move of each opportunity
     for e in events:
-        assert isinstance(e, pc.OpportunityCreatedV1 | pc.OpportunityUpdatedV1 | pc.OpportunityStageChangedV1)
+        assert isinstance(e, pc.OpportunityCreatedV1 | pc.OpportunityUpdatedV1 | pc.OpportunityStageChangedV1
+                          | pc.OpportunityDeletedV1 | pc.OpportunityRestoredV1)
         o = e.opportunity
         if o.id not in newest or newest[o.id].version < o.version:
             newest[o.id] = o
@@ -162,7 +163,8 @@ RECOUNT: dict[str, str] = {
     "closed": f"""SELECT {_MONTH.format("closed_at")} AS month, pipeline, outcome, coalesce(owner, '') AS owner,
                      currency, count(*) AS deals, sum(amount) AS amount,
                      sum(greatest(0, trunc(extract(epoch FROM closed_at - created_at)))) AS cycle_seconds
-                  FROM {{schema}}.pipeline_opportunity WHERE outcome <> 'open' AND closed_at IS NOT NULL
+                  FROM {{schema}}.pipeline_opportunity
+                  WHERE outcome NOT IN ('open', '{pc.DELETED_OUTCOME}') AND closed_at IS NOT NULL
                   GROUP BY 1, 2, 3, 4, 5""",
     "partner_won": f"""SELECT coalesce(partner_id, '{fc.NIL_PARTNER}'::uuid) AS partner_id,
                           {_MONTH.format("closed_at")} AS month, currency, count(*) AS deals, sum(amount) AS amount
@@ -170,7 +172,8 @@ RECOUNT: dict[str, str] = {
                        GROUP BY 1, 2, 3""",
     "launch": f"""SELECT {_MONTH.format("launched_at")} AS month, coalesce(hyperscaler, '') AS hyperscaler,
                      coalesce(owner, '') AS owner, count(*) AS launches
-                  FROM {{schema}}.pipeline_opportunity WHERE launched_at IS NOT NULL GROUP BY 1, 2, 3""",
+                  FROM {{schema}}.pipeline_opportunity
+                  WHERE launched_at IS NOT NULL AND outcome <> '{pc.DELETED_OUTCOME}' GROUP BY 1, 2, 3""",
     "stuck": """SELECT (stage_entered_at AT TIME ZONE 'UTC')::date AS entered_day, pipeline, stage, count(*) AS deals
                 FROM {schema}.pipeline_opportunity WHERE outcome = 'open' GROUP BY 1, 2, 3""",
 }
@@ -254,6 +257,10 @@ SUBSCRIPTIONS: tuple[Subscription, ...] = (
     Subscription(consumer="gateway", models=(pc.OpportunityUpdatedV1,), handle=on_opportunity,
                  handle_many=on_opportunities),
     Subscription(consumer="gateway", models=(pc.OpportunityStageChangedV1,), handle=on_opportunity,
+                 handle_many=on_opportunities),
+    Subscription(consumer="gateway", models=(pc.OpportunityDeletedV1,), handle=on_opportunity,
+                 handle_many=on_opportunities),
+    Subscription(consumer="gateway", models=(pc.OpportunityRestoredV1,), handle=on_opportunity,
                  handle_many=on_opportunities),
     Subscription(consumer="gateway", models=(pc.StageSetDefinedV1,), handle=on_stage_set),
     Subscription(consumer="gateway", models=(pc.PipelineSettingsChangedV1,), handle=on_settings),

@@ -22,7 +22,7 @@ CLOCK_SKEW = timedelta(hours=1)
 
 COLUMNS = ("id", "version", "name", "pipeline", "stage", "outcome", "partner_id", "customer", "amount", "currency",
            "expected_close_date", "owner", "deal_model", "source", "external_id", "source_modified_at", "hyperscaler",
-           "ace", "gcp", "created_at", "updated_at", "stage_entered_at", "closed_at", "launched_at")
+           "ace", "gcp", "created_at", "updated_at", "stage_entered_at", "closed_at", "launched_at", "deleted_at")
 
 
 @dataclass
@@ -53,6 +53,7 @@ class OpportunityState:
     stage_entered_at: datetime
     closed_at: datetime | None
     launched_at: datetime | None
+    deleted_at: datetime | None = None
 
     def row(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in COLUMNS}

@@ -94,6 +94,11 @@ class OpportunityRepository:
         if rows:
             await self.session.execute(insert(NextStep.__table__), rows)
 
+    async def live_of_partner(self, partner_id: uuid.UUID) -> int:
+        """How many of the partner's deals are not deleted."""
+        return int(await self.session.scalar(select(func.count()).select_from(T).where(
+            T.c.partner_id == partner_id, T.c.deleted_at.is_(None))) or 0)
+
     async def stage_history(self, opportunity_id: uuid.UUID) -> list[StageChange]:
         return list(await self.session.scalars(
             select(StageChange).where(StageChange.opportunity_id == opportunity_id).order_by(StageChange.id)))
@@ -104,7 +109,8 @@ class OpportunityRepository:
 
     async def list(self, cmd: c.ListOpportunities, quarter: tuple[date, date] | None
                    ) -> tuple[list[OpportunityState], int]:
-        conditions = []
+        # Deleted deals are listed only when asked for (the "Deleted" filter), never with the others.
+        conditions = [T.c.deleted_at.is_not(None) if cmd.deleted else T.c.deleted_at.is_(None)]
         if cmd.owner:
             conditions.append(T.c.owner == cmd.owner)
         if cmd.partner_id:
@@ -132,7 +138,8 @@ class OpportunityRepository:
         return rows, int(total or 0)
 
     async def page_by_id(self, after: uuid.UUID | None, limit: int) -> list[OpportunityState]:
-        query = select(T).order_by(T.c.id).limit(limit)
+        """A page of the opportunities that are not deleted (the CSV export), in id order."""
+        query = select(T).where(T.c.deleted_at.is_(None)).order_by(T.c.id).limit(limit)
         if after is not None:
             query = query.where(T.c.id > after)
         return [_state(r) for r in await self.session.execute(query)]

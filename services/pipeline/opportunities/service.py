@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -118,7 +118,7 @@ def to_contract(o: OpportunityState, stage_set: c.StageSet) -> c.Opportunity:
         source_modified_at=o.source_modified_at,
         hyperscaler=c.Hyperscaler(o.hyperscaler) if o.hyperscaler else None, ace=ace_of(o), gcp=gcp_of(o),
         created_at=o.created_at, updated_at=o.updated_at, stage_entered_at=o.stage_entered_at,
-        closed_at=o.closed_at, launched_at=o.launched_at,
+        closed_at=o.closed_at, launched_at=o.launched_at, deleted_at=o.deleted_at,
     )
 
 
@@ -251,6 +251,15 @@ async def _locked(session: AsyncSession, opportunity_id: uuid.UUID, expected_ver
     return o
 
 
+async def _live(session: AsyncSession, opportunity_id: uuid.UUID, expected_version: int | None
+                ) -> OpportunityState:
+    """The opportunity, locked, for a change a person asks for: a deleted one is restored first."""
+    o = await _locked(session, opportunity_id, expected_version)
+    if o.deleted_at is not None:
+        raise Conflict(f"the deal {o.name!r} is deleted; restore it first", field="opportunity_id")
+    return o
+
+
 # ------------------------------------------------------------------------------- command handlers
 
 
@@ -272,7 +281,7 @@ async def create_opportunity(session: AsyncSession, cmd: c.CreateOpportunity) ->
 
 
 async def update_opportunity(session: AsyncSession, cmd: c.UpdateOpportunity) -> c.Opportunity:
-    o = await _locked(session, cmd.opportunity_id, cmd.expected_version)
+    o = await _live(session, cmd.opportunity_id, cmd.expected_version)
     sent = {name: getattr(cmd, name) for name in EDITABLE if name in cmd.model_fields_set}
     for required in ("name", "customer", "amount", "currency", "deal_model"):
         if required in sent and sent[required] is None:
@@ -288,7 +297,7 @@ async def update_opportunity(session: AsyncSession, cmd: c.UpdateOpportunity) ->
 
 
 async def move_opportunity(session: AsyncSession, cmd: c.MoveOpportunity) -> c.Opportunity:
-    o = await _locked(session, cmd.opportunity_id, cmd.expected_version)
+    o = await _live(session, cmd.opportunity_id, cmd.expected_version)
     now = datetime.now(UTC)
     if cmd.occurred_at is not None:
         domain.check_recorded_time(cmd.occurred_at, now, not_before=o.stage_entered_at)
@@ -298,6 +307,47 @@ async def move_opportunity(session: AsyncSession, cmd: c.MoveOpportunity) -> c.O
                 origin=Origin(actor=cmd.actor, at=cmd.occurred_at or now, correlation_id=cmd.actor))
     await work.write(session)
     return to_contract(o, stage_sets[o.pipeline])
+
+
+async def delete_opportunity(session: AsyncSession, cmd: c.DeleteOpportunity) -> c.Opportunity:
+    """Soft delete: hidden from every list, KPI, search, export and the portal until restored."""
+    o = await _locked(session, cmd.opportunity_id, None)
+    stage_sets = await ConfigRepository(session).stage_sets()
+    stage_set = domain.stage_set_of(stage_sets, o.pipeline)
+    if o.deleted_at is not None:
+        return to_contract(o, stage_set)
+    if o.outcome == c.Outcome.won.value:
+        raise Conflict(f"the deal {o.name!r} is won: it counts as revenue and earns commission; reopen it or "
+                       "mark it lost before deleting it", field="opportunity_id")
+    now = datetime.now(UTC)
+    o.deleted_at = o.updated_at = now
+    o.version += 1
+    await OpportunityRepository(session).update([o])
+    await add_events(session, SCHEMA, [c.OpportunityDeletedV1(opportunity=to_contract(o, stage_set),
+                                                              correlation_id=cmd.actor)])
+    return to_contract(o, stage_set)
+
+
+async def restore_opportunity(session: AsyncSession, cmd: c.RestoreOpportunity) -> c.Opportunity:
+    o = await _locked(session, cmd.opportunity_id, None)
+    stage_set = domain.stage_set_of(await ConfigRepository(session).stage_sets(), o.pipeline)
+    if o.deleted_at is None:
+        return to_contract(o, stage_set)
+    now = datetime.now(UTC)
+    if now - o.deleted_at > timedelta(days=c.RESTORE_DAYS):
+        raise Conflict(f"the deal {o.name!r} was deleted more than {c.RESTORE_DAYS} days ago and can no longer "
+                       "be restored", field="opportunity_id")
+    if o.partner_id is not None and (partner := await PartnerRepository(session).get(o.partner_id)) is not None \
+            and partner.deleted_at is not None:
+        raise Conflict(f"the deal's partner {partner.name!r} is deleted; restore the partner first",
+                       field="opportunity_id")
+    o.deleted_at = None
+    o.updated_at = now
+    o.version += 1
+    await OpportunityRepository(session).update([o])
+    await add_events(session, SCHEMA, [c.OpportunityRestoredV1(opportunity=to_contract(o, stage_set),
+                                                               correlation_id=cmd.actor)])
+    return to_contract(o, stage_set)
 
 
 async def get_opportunity(session: AsyncSession, cmd: c.GetOpportunity) -> c.OpportunityDetail:

@@ -8,10 +8,11 @@ from datetime import datetime
 from decimal import Decimal
 
 from sqlalchemy import Select, case, func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts import pipeline as c
-from services.pipeline.models import Opportunity, Partner
+from services.pipeline.models import LedgerPartner, Opportunity, Partner
 
 _TIER_RANK = case({t.value: i for i, t in enumerate(c.TIER_ORDER)}, value=Partner.tier)
 _RANK = func.rank().over(order_by=Partner.score.desc())
@@ -39,7 +40,9 @@ class PartnerRepository:
         known: set[uuid.UUID] = self.session.info.setdefault(_KNOWN, set())
         unknown = partner_ids - known
         if unknown:
-            known |= set(await self.session.scalars(select(Partner.id).where(Partner.id.in_(unknown))))
+            # A deleted partner takes no new deals (restore it first).
+            known |= set(await self.session.scalars(select(Partner.id).where(Partner.id.in_(unknown),
+                                                                             Partner.deleted_at.is_(None))))
         return partner_ids & known
 
     async def get_many(self, partner_ids: list[uuid.UUID], *, for_update: bool = False) -> list[Partner]:
@@ -70,17 +73,22 @@ class PartnerRepository:
 
     async def rank_of(self, partner_id: uuid.UUID) -> int | None:
         ranked = (select(Partner.id, _RANK.label("rank"))
-                  .where(Partner.archived_at.is_(None), Partner.score.is_not(None)).subquery())
+                  .where(Partner.archived_at.is_(None), Partner.deleted_at.is_(None),
+                         Partner.score.is_not(None)).subquery())
         return await self.session.scalar(select(ranked.c.rank).where(ranked.c.id == partner_id))
 
     async def list(self, cmd: c.ListPartners) -> tuple[list[tuple[Partner, int | None]], int]:
         ranked = (select(Partner.id.label("pid"), _RANK.label("rank"))
-                  .where(Partner.archived_at.is_(None), Partner.score.is_not(None)).subquery())
+                  .where(Partner.archived_at.is_(None), Partner.deleted_at.is_(None),
+                         Partner.score.is_not(None)).subquery())
         query: Select[tuple[Partner, int | None]] = select(Partner, ranked.c.rank).outerjoin(
             ranked, ranked.c.pid == Partner.id)
         count = select(func.count()).select_from(Partner)
-        conditions = []
-        if not cmd.include_archived:
+        # Deleted partners are listed only when asked for (state=deleted), never with the others.
+        conditions = [Partner.deleted_at.is_not(None) if cmd.state == "deleted" else Partner.deleted_at.is_(None)]
+        if cmd.state == "archived":
+            conditions.append(Partner.archived_at.is_not(None))
+        elif cmd.state == "active" or (cmd.state is None and not cmd.include_archived):
             conditions.append(Partner.archived_at.is_(None))
         if cmd.type:
             conditions.append(Partner.type == cmd.type.value)
@@ -110,10 +118,21 @@ class PartnerRepository:
         return [(p, r) for p, r in rows], int(await self.session.scalar(count) or 0)
 
     async def page_by_id(self, after: uuid.UUID | None, limit: int) -> list[Partner]:
-        query = select(Partner).order_by(Partner.id).limit(limit)
+        query = select(Partner).where(Partner.deleted_at.is_(None)).order_by(Partner.id).limit(limit)
         if after is not None:
             query = query.where(Partner.id > after)
         return list(await self.session.scalars(query))
+
+    async def on_ledger(self, partner_id: uuid.UUID) -> bool:
+        """Whether the commissions service has posted entries for the partner (its events' copy)."""
+        return await self.session.scalar(
+            select(LedgerPartner.partner_id).where(LedgerPartner.partner_id == partner_id)) is not None
+
+    async def add_ledger_partners(self, partner_ids: set[uuid.UUID], at: datetime) -> None:
+        if partner_ids:
+            stmt = pg_insert(LedgerPartner).values([{"partner_id": p, "first_posted_at": at}
+                                                    for p in sorted(partner_ids)])
+            await self.session.execute(stmt.on_conflict_do_nothing(index_elements=[LedgerPartner.partner_id]))
 
     async def scored(self) -> list[Partner]:
         return list(await self.session.scalars(
@@ -126,7 +145,7 @@ class PartnerRepository:
     async def active_ids(self) -> list[uuid.UUID]:
         """Every partner not archived: each keeps its trailing revenue, pinned tier or not."""
         return list(await self.session.scalars(
-            select(Partner.id).where(Partner.archived_at.is_(None)).order_by(Partner.id)))
+            select(Partner.id).where(Partner.archived_at.is_(None), Partner.deleted_at.is_(None)).order_by(Partner.id)))
 
     async def won_since(self, partner_ids: Sequence[uuid.UUID], since: datetime
                         ) -> dict[uuid.UUID, dict[str, Decimal]]:

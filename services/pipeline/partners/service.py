@@ -9,11 +9,13 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts import pipeline as c
+from runtime import formatting
 from runtime.errors import Conflict, NotFound
 from runtime.outbox import add_event, add_events
 from services.pipeline.config import domain as config_domain
 from services.pipeline.config.repository import ConfigRepository
 from services.pipeline.models import SCHEMA, Partner
+from services.pipeline.opportunities.repository import OpportunityRepository
 from services.pipeline.partners import domain
 from services.pipeline.partners.repository import PartnerRepository
 
@@ -31,7 +33,8 @@ def to_contract(p: Partner, rank: int | None = None) -> c.Partner:
     return c.Partner(
         id=p.id, name=p.name, type=c.PartnerType(p.type), tier=c.PartnerTier(p.tier), tier_auto=p.tier_auto,
         status=c.PartnerStatus(p.status), owner=p.owner, scorecard=scorecard_of(p), score=p.score, rank=rank,
-        trailing_revenue=p.trailing_revenue, archived=p.archived_at is not None, version=p.version,
+        trailing_revenue=p.trailing_revenue, archived=p.archived_at is not None, deleted_at=p.deleted_at,
+        version=p.version,
         created_at=p.created_at, updated_at=p.updated_at,
     )
 
@@ -75,6 +78,8 @@ async def _locked(repo: PartnerRepository, partner_id: uuid.UUID, expected_versi
 async def update_partner(session: AsyncSession, cmd: c.UpdatePartner) -> c.Partner:
     repo = PartnerRepository(session)
     partner = await _locked(repo, cmd.partner_id, cmd.expected_version)
+    if partner.deleted_at is not None:
+        raise Conflict(f"the partner {partner.name!r} is deleted; restore it first", field="partner_id")
     if partner.archived_at is not None:
         raise Conflict("the partner is archived", field="partner_id")
     settings = await ConfigRepository(session).settings()
@@ -117,6 +122,8 @@ async def update_partner(session: AsyncSession, cmd: c.UpdatePartner) -> c.Partn
 async def archive_partner(session: AsyncSession, cmd: c.ArchivePartner) -> c.Partner:
     repo = PartnerRepository(session)
     partner = await _locked(repo, cmd.partner_id)
+    if partner.deleted_at is not None:
+        raise Conflict(f"the partner {partner.name!r} is deleted; restore it first", field="partner_id")
     if partner.archived_at is None:
         partner.archived_at = partner.updated_at = datetime.now(UTC)
         partner.version += 1
@@ -124,6 +131,50 @@ async def archive_partner(session: AsyncSession, cmd: c.ArchivePartner) -> c.Par
         await add_event(session, SCHEMA, c.PartnerArchivedV1(partner=to_contract(partner),
                                                              correlation_id=cmd.actor))
     return to_contract(partner)
+
+
+async def delete_partner(session: AsyncSession, cmd: c.DeletePartner) -> c.Partner:
+    """Soft delete, refused while money is on the commission ledger (as the commissions service's events
+    told this service: no call across services) or while deals of the partner are not deleted."""
+    repo = PartnerRepository(session)
+    partner = await _locked(repo, cmd.partner_id)
+    if partner.deleted_at is not None:
+        return to_contract(partner)
+    if await repo.on_ledger(partner.id):
+        raise Conflict(f"{partner.name} has money on the commission ledger (entries accrued, approved or paid); "
+                       "a partner with commission history cannot be deleted: archive it instead", field="partner_id")
+    deals = await OpportunityRepository(session).live_of_partner(partner.id)
+    if deals:
+        raise Conflict(f"{partner.name} has {formatting.count(deals, 'deal')} not deleted; delete or move them "
+                       "first, or archive the partner instead", field="partner_id")
+    partner.deleted_at = partner.updated_at = datetime.now(UTC)
+    partner.version += 1
+    await session.flush()
+    await add_event(session, SCHEMA, c.PartnerDeletedV1(partner=to_contract(partner), correlation_id=cmd.actor))
+    return to_contract(partner)
+
+
+async def restore_partner(session: AsyncSession, cmd: c.RestorePartner) -> c.Partner:
+    """Undo an archive (at any time) or a delete (within the restore window)."""
+    repo = PartnerRepository(session)
+    partner = await _locked(repo, cmd.partner_id)
+    now = datetime.now(UTC)
+    if partner.deleted_at is None and partner.archived_at is None:
+        return to_contract(partner, await repo.rank_of(partner.id))
+    if partner.deleted_at is not None and now - partner.deleted_at > timedelta(days=c.RESTORE_DAYS):
+        raise Conflict(f"{partner.name} was deleted more than {c.RESTORE_DAYS} days ago and can no longer be "
+                       "restored", field="partner_id")
+    partner.deleted_at = partner.archived_at = None
+    partner.updated_at = now
+    partner.version += 1
+    await session.flush()
+    await add_event(session, SCHEMA, c.PartnerRestoredV1(partner=to_contract(partner), correlation_id=cmd.actor))
+    return to_contract(partner, await repo.rank_of(partner.id))
+
+
+async def on_entries_posted(session: AsyncSession, partner_ids: set[uuid.UUID], at: datetime) -> None:
+    """The commissions service posted ledger entries for these partners: they are never deleted."""
+    await PartnerRepository(session).add_ledger_partners(partner_ids, at)
 
 
 async def get_partner(session: AsyncSession, cmd: c.GetPartner) -> c.Partner:

@@ -48,7 +48,8 @@ class RegistrationRepository:
         first = key.split()[0].replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         deals = await self.session.execute(
             select(Opportunity.id, Opportunity.name, Opportunity.customer, Opportunity.partner_id)
-            .where(Opportunity.outcome == "open", Opportunity.customer.ilike(f"%{first}%", escape="\\"))
+            .where(Opportunity.outcome == "open", Opportunity.deleted_at.is_(None),
+                   Opportunity.customer.ilike(f"%{first}%", escape="\\"))
             .order_by(Opportunity.created_at).limit(_CANDIDATES))
         found = [r.Conflict(kind=r.ConflictKind.opportunity, id=d.id, name=d.name, customer=d.customer,
                             partner_id=d.partner_id) for d in deals if r.customer_key(d.customer) == key]
