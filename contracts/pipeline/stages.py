@@ -65,7 +65,9 @@ RESALE = "resale"
 
 
 # The AWS ACE opportunity lifecycle (Lifecycle.Stage), with default win probabilities.
-ACE_STAGE_SET = StageSet(key=COSELL, name="Co-sell (AWS ACE lifecycle)", builtin=True, stages=(
+# Named for what it holds, every hyperscaler's co-sell deals (AWS, GCP, Azure): the board's tab, the deal
+# page and every other label read this name. Its stages are the AWS ACE lifecycle's, which GCP's map onto.
+ACE_STAGE_SET = StageSet(key=COSELL, name="Co-sell", builtin=True, stages=(
     StageDef(key="prospect", name="Prospect", probability=10),
     StageDef(key="qualified", name="Qualified", probability=20),
     StageDef(key="technical_validation", name="Technical Validation", probability=40),

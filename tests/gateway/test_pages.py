@@ -127,6 +127,14 @@ class TestDeals:
         empty = await viewer.client.get(f"/pipeline?partner={'0' * 8}-0000-0000-0000-{'0' * 12}", headers=HTML)
         assert "No deals match these filters" in empty.text
 
+    async def test_the_board_tabs_name_the_pipelines_not_one_hyperscaler(self, gateway: Gateway):
+        """GCP deals are co-sell too: the co-sell pipeline's tab says "Co-sell", not "AWS ACE lifecycle"."""
+        board = await gateway.people[Role.viewer].client.get("/pipeline", headers=HTML)
+        tabs = board.text[board.text.index('aria-label="Pipelines"'):]
+        tabs = tabs[:tabs.index("</nav>")]
+        assert {"Co-sell", "ISV resale"} <= set(re.findall(r">([^<>]+)</a>", tabs))
+        assert "AWS" not in tabs and "ACE" not in tabs
+
     async def test_viewers_get_the_board_without_controls(self, gateway: Gateway):
         await _deal(gateway)
         viewer = gateway.people[Role.viewer]
