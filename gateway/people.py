@@ -26,12 +26,24 @@ from runtime.errors import CommandFailed
 REFRESH_SECONDS = 30.0
 
 
+# Who may own a deal or a partner: members and up (a viewer cannot edit what they would own). The one
+# rule behind the owner pickers on the pages, the API and the CSV import (`deal_owner_id`, `owner_problem`).
+OWNING_ROLES = ("member", "manager", "admin")
+
+
 @dataclass(frozen=True)
 class Member:
     id: str
     email: str
     name: str
     active: bool
+    role: str = "member"
+
+    @property
+    def may_own(self) -> bool:
+        # A deactivated member keeps what they own until it is handed on (editing such a deal must still
+        # work); the pickers offer only active people.
+        return self.role in OWNING_ROLES
 
 
 class Directory:
@@ -59,9 +71,9 @@ class Directory:
 
 async def load(session: AsyncSession) -> Directory:
     # Partner users own nothing and are nobody's colleague: the directory is the team's.
-    rows = await session.execute(select(User.id, User.email, User.name, User.active)
+    rows = await session.execute(select(User.id, User.email, User.name, User.active, User.role)
                                  .where(User.role != "partner"))
-    return Directory([Member(str(i), e, n, a) for i, e, n, a in rows])
+    return Directory([Member(str(i), e, n, a, r) for i, e, n, a, r in rows])
 
 
 async def directory(request: Request, *, fresh: bool = False) -> Directory:
@@ -107,6 +119,36 @@ async def owner_id(request: Request, value: str | None, field: str = "owner") ->
     member = (await directory(request)).find(value) or (await directory(request, fresh=True)).find(value)
     if member is None:
         raise not_a_member(value, field, await directory(request))
+    return member.id
+
+
+def cannot_own_message(member: Member) -> str:
+    return (f"{member.email} is a {member.role}: deals and partners are owned by members, managers and admins; "
+            "pick another owner or ask an admin to change their role")
+
+
+def owner_problem(directory: Directory, value: str) -> tuple[Member | None, str | None]:
+    """The member a deal's or partner's owner names, or why it cannot be one (not a team member, a
+    viewer): the rule the API, the pages and the CSV import share."""
+    member = directory.find(value)
+    if member is None:
+        return None, unknown_owner_message(directory, value)
+    if not member.may_own:
+        return None, cannot_own_message(member)
+    return member, None
+
+
+async def deal_owner_id(request: Request, value: str | None, field: str = "owner") -> str | None:
+    """The user id of a deal's or partner's owner given by email or id; 422 (naming `field`) for anyone
+    who is not a team member, or is a viewer."""
+    if value is None or not value.strip():
+        return None
+    directory_now = await directory(request)
+    if directory_now.find(value) is None:
+        directory_now = await directory(request, fresh=True)
+    member, problem = owner_problem(directory_now, value)
+    if member is None:
+        raise CommandFailed(CommandError(kind=ErrorKind.invalid, field=field, message=problem or ""))
     return member.id
 
 

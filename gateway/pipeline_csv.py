@@ -73,7 +73,8 @@ def _owner_column(header: list[str]) -> int | None:
 def owners_to_ids(directory: people.Directory, header: list[str], rows: list[list[str]]) -> list[pc.RowError]:
     """Owners are written by email in files (or by user id); they are stored as user ids. Rewrites
     the owner cells in place and returns an error for each row whose owner is not a team member
-    (with the nearest member's email when one is close: `tomm` -> tom@example.com); those cells are
+    (with the nearest member's email when one is close: `tomm` -> tom@example.com) or may not own
+    deals and partners (a viewer: people.owner_problem); those cells are
     emptied so the service checks the rest of the row in the same pass."""
     column = _owner_column(header)
     if column is None:
@@ -81,10 +82,9 @@ def owners_to_ids(directory: people.Directory, header: list[str], rows: list[lis
     errors = []
     for number, row in enumerate(rows, start=2):
         if column < len(row) and row[column].strip():
-            member = directory.find(row[column])
+            member, problem = people.owner_problem(directory, row[column])
             if member is None:
-                errors.append(pc.RowError(row=number, field="owner", message=people.unknown_owner_message(
-                    directory, row[column])))
+                errors.append(pc.RowError(row=number, field="owner", message=problem or ""))
                 row[column] = ""
             else:
                 row[column] = member.id

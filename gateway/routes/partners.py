@@ -64,7 +64,7 @@ async def create_partner(body: PartnerIn, request: Request, principal: Writer) -
 
 
 async def add_partner(request: Request, principal: Principal, body: PartnerIn) -> pc.Partner:
-    fields = body.model_dump() | {"owner": await people.owner_id(request, body.owner)}
+    fields = body.model_dump() | {"owner": await people.deal_owner_id(request, body.owner)}
     partner: pc.Partner = await send(bus(request), pc.CreatePartner(**fields, actor=principal.name))
     async with sessions(request)() as session, session.begin():
         await audit.record(session, actor=principal.name, action="partner.created", entity="partner",
@@ -126,7 +126,7 @@ async def get_partner(partner_id: UUID, request: Request, principal: Reader) -> 
 async def update_partner(partner_id: UUID, body: PartnerPatch, request: Request, principal: Writer) -> pc.Partner:
     changes = body.model_dump(exclude_unset=True)
     if changes.get("owner"):
-        changes["owner"] = await people.owner_id(request, changes["owner"])
+        changes["owner"] = await people.deal_owner_id(request, changes["owner"])
     command = pc.UpdatePartner(partner_id=partner_id, actor=principal.name, **changes)
     partner: pc.Partner = await send(bus(request), command)
     async with sessions(request)() as session, session.begin():

@@ -119,7 +119,7 @@ class Accepted(BaseModel):
 
 @router.post("/opportunities", status_code=201, response_model=pc.Opportunity, tags=["opportunities"])
 async def create_opportunity(body: OpportunityIn, request: Request, principal: Writer) -> pc.Opportunity:
-    fields = body.model_dump() | {"owner": await people.owner_id(request, body.owner)}
+    fields = body.model_dump() | {"owner": await people.deal_owner_id(request, body.owner)}
     opportunity: pc.Opportunity = await send(bus(request), pc.CreateOpportunity(**fields, actor=principal.name))
     await _audit(request, principal, "opportunity.created", opportunity.id, opportunity)
     return opportunity
@@ -183,7 +183,7 @@ async def update_opportunity(opportunity_id: UUID, body: OpportunityPatch, reque
                              principal: Writer) -> pc.Opportunity:
     changes = body.model_dump(exclude_unset=True)
     if changes.get("owner"):
-        changes["owner"] = await people.owner_id(request, changes["owner"])
+        changes["owner"] = await people.deal_owner_id(request, changes["owner"])
     opportunity: pc.Opportunity = await send(bus(request), pc.UpdateOpportunity(
         opportunity_id=opportunity_id, actor=principal.name, **changes))
     await _audit(request, principal, "opportunity.updated", opportunity_id, body.model_dump(mode="json",

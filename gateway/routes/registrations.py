@@ -61,7 +61,7 @@ async def decide(request: Request, principal: Principal, registration_id: UUID, 
     partner: pc.Partner = await send(bus(request), pc.GetPartner(partner_id=found.partner_id, actor=principal.name))
     if partner.owner != principal.id and principal.role.rank < Role.manager.rank:
         raise HTTPException(403, detail="only the partner's owner or a manager decides its registrations")
-    owner = await people.owner_id(request, body.owner) if body.owner else partner.owner
+    owner = await people.deal_owner_id(request, body.owner) if body.owner else partner.owner
     decided: rc.Registration = await send(bus(request), rc.DecideRegistration(
         registration_id=registration_id, approve=body.approve, reason=body.reason,
         acknowledge_conflicts=body.acknowledge_conflicts, owner=owner, expected_version=body.expected_version,

@@ -20,7 +20,7 @@ from sqlalchemy import select
 from contracts import pipeline as pc
 from contracts.quarters import Quarter
 from gateway import audit, people
-from gateway.auth import Principal, Role
+from gateway.auth import Principal
 from gateway.models import User
 from gateway.read_models import forecast as fc
 from gateway.routes.pipeline import OpportunityPatch, delete_opportunity, restore_opportunity, update_opportunity
@@ -38,9 +38,9 @@ COLUMN_LIMIT = 60
 async def team_handles(request: Request) -> list[tuple[str, str]]:
     """(user id, name) of everyone who can own a deal or partner (gateway/people.py): members and up,
     not viewers (they cannot edit what they would own)."""
-    owners = [r.value for r in Role if r.rank >= Role.member.rank]
     async with sessions(request)() as session:
-        users = await session.scalars(select(User).where(User.active, User.role.in_(owners)).order_by(User.name))
+        users = await session.scalars(select(User).where(User.active, User.role.in_(people.OWNING_ROLES))
+                                      .order_by(User.name))
         return [(str(u.id), u.name) for u in users]
 
 
@@ -304,7 +304,7 @@ async def create_deal_form(request: Request, principal: Member) -> Response:
     values: dict[str, Any] = {k: v for k, v in form.items() if v != ""}
     try:
         if values.get("owner"):
-            values["owner"] = await people.owner_id(request, values["owner"])
+            values["owner"] = await people.deal_owner_id(request, values["owner"])
         command = pc.CreateOpportunity(**values, actor=principal.name)
         created: pc.Opportunity = await send(bus(request), command)
     except (ValidationError, CommandFailed) as exc:
