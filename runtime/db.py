@@ -6,10 +6,12 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Executable, MetaData, event
+from sqlalchemy import Executable, MetaData, Numeric, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+from contracts.money import COLUMN_DIGITS, SCALE
 
 NAMING_CONVENTION = {
     # Index names are per schema: the table's name is enough (and is what the migrations named them).
@@ -19,6 +21,10 @@ NAMING_CONVENTION = {
     "fk": "%(table_name)s_%(column_0_name)s_fkey",
     "pk": "%(table_name)s_pkey",
 }
+
+
+# Every money column in every schema: one precision and scale (contracts/money.py says why this wide).
+MONEY = Numeric(COLUMN_DIGITS, SCALE)
 
 
 def make_metadata(schema: str) -> MetaData:

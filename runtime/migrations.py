@@ -142,6 +142,14 @@ def run_env(target_metadata: Sequence[sa.MetaData] = ()) -> None:
     asyncio.run(run_async())
 
 
+def set_numeric_precision(schema: str, columns: Sequence[tuple[str, str]], precision: int, scale: int = 2) -> None:
+    """Give each (table, column) the type numeric(precision, scale). Values are kept: widening never
+    changes a value (nor rewrites the table), and a narrowing a stored value does not fit fails the
+    migration ("numeric field overflow") instead of rounding it."""
+    for table, column in columns:
+        op.alter_column(table, column, type_=sa.Numeric(precision, scale), schema=schema)
+
+
 def create_outbox_and_inbox(schema: str) -> None:
     """Used by each service's first migration: the runtime tables every service has."""
     op.create_table(

@@ -8,13 +8,15 @@ Run only the model check: `.venv/bin/python -m pytest -p no:xdist tests/test_mig
 from __future__ import annotations
 
 import asyncio
+import uuid
+from decimal import Decimal
 
 import asyncpg
 import pytest
 from alembic.script import ScriptDirectory
 
 from runtime import migrations
-from runtime.db import plain_dsn
+from runtime.db import MONEY, plain_dsn
 from runtime.testing import platform_database, unique
 from runtime.topology import DATABASE_OWNERS
 
@@ -73,6 +75,54 @@ async def test_down_to_nothing_and_up_again_gives_the_same_schema(servers, owner
             f"{owner} {part}: missing after down and up {sorted(before[part] - after[part])}, "
             f"new {sorted(after[part] - before[part])}"
         )
+
+
+@pytest.mark.parametrize("owner", DATABASE_OWNERS)
+async def test_every_money_column_has_the_one_precision(servers, owner: str) -> None:
+    """Money is numeric(20,2) in every schema (runtime.db.MONEY from contracts/money.py): a column with two
+    decimals and room for more than a score (numeric(4,2), numeric(5,2)) is money."""
+    urls = await platform_database(servers.admin_url, unique("money_"))
+    conn = await asyncpg.connect(plain_dsn(urls["admin"]))
+    try:
+        rows = await conn.fetch(
+            """SELECT table_name || '.' || column_name || ' numeric(' || numeric_precision || ',2)'
+                                   FROM information_schema.columns WHERE table_schema = $1 AND data_type = 'numeric'
+                                   AND numeric_scale = 2 AND numeric_precision > 5""",
+            owner,
+        )
+    finally:
+        await conn.close()
+    other = sorted(r[0] for r in rows if not r[0].endswith(f"numeric({MONEY.precision},{MONEY.scale})"))
+    assert not other, f"{owner}: money columns not numeric({MONEY.precision},{MONEY.scale}): {other}"
+
+
+async def test_a_widened_money_column_keeps_its_values_down_and_up(servers) -> None:
+    """commissions_0007 widens the money columns from numeric(18,2): the largest amount the old column holds
+    survives the migration up, and down again."""
+    urls = await platform_database(servers.admin_url, unique("money_"))
+    url = urls["commissions"]
+    largest = Decimal("9999999999999999.99")  # numeric(18,2)'s biggest value
+    conn = await asyncpg.connect(plain_dsn(urls["admin"]))
+    try:
+        await asyncio.to_thread(migrations.downgrade, "commissions", url, "commissions_0006")
+        await conn.execute(
+            """INSERT INTO commissions.payment (id, partner_id, direction, currency, amount, paid_on,
+                              reference) VALUES ($1, $1, 'payable', 'USD', $2, '2026-12-01', 'r')""",
+            uuid.uuid4(),
+            largest,
+        )
+        await asyncio.to_thread(migrations.upgrade, "commissions", url)
+        assert await conn.fetchval("SELECT amount FROM commissions.payment") == largest
+        assert (
+            await conn.fetchval("""SELECT numeric_precision FROM information_schema.columns
+                                      WHERE table_schema = 'commissions' AND table_name = 'payment'
+                                      AND column_name = 'amount'""")
+            == MONEY.precision
+        )
+        await asyncio.to_thread(migrations.downgrade, "commissions", url, "commissions_0006")
+        assert await conn.fetchval("SELECT amount FROM commissions.payment") == largest
+    finally:
+        await conn.close()
 
 
 @pytest.mark.parametrize("owner", DATABASE_OWNERS)

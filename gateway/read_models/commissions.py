@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 
-from sqlalchemy import Date, Numeric, String, func, select, text
+from sqlalchemy import Date, String, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -17,9 +17,9 @@ from contracts import commissions as cc
 from contracts.base import Event
 from contracts.quarters import Quarter
 from gateway.read_models.base import Base
+from runtime.db import MONEY
 from runtime.inbox import Subscription
 
-MONEY = Numeric(20, 2)
 COLUMN = {cc.EntryType.accrual: "accrued", cc.EntryType.clawback: "clawed_back", cc.EntryType.adjustment: "adjusted"}
 
 

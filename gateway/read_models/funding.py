@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 
-from sqlalchemy import Boolean, Date, DateTime, Index, Integer, Numeric, Text, Uuid, extract, func, select, text
+from sqlalchemy import Boolean, Date, DateTime, Index, Integer, Text, Uuid, extract, func, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
@@ -22,10 +22,8 @@ from contracts import goals as gc
 from contracts.base import Event
 from contracts.quarters import Quarter
 from gateway.read_models.base import Base
-from runtime.db import execute_many
+from runtime.db import MONEY, execute_many
 from runtime.inbox import Subscription
-
-MONEY = Numeric(16, 2)
 
 
 class FundingRequestView(Base):

@@ -17,7 +17,6 @@ from sqlalchemy import (
     Identity,
     Index,
     Integer,
-    Numeric,
     String,
     Text,
     UniqueConstraint,
@@ -28,10 +27,9 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from runtime.db import make_metadata
+from runtime.db import MONEY, make_metadata
 
 SCHEMA = "commissions"
-MONEY = Numeric(18, 2)
 
 
 class Base(DeclarativeBase):

@@ -9,11 +9,11 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Boolean, Date, DateTime, Index, Integer, Numeric, SmallInteger, String, Text, Uuid, func, text
+from sqlalchemy import Boolean, Date, DateTime, Index, Integer, SmallInteger, String, Text, Uuid, func, text
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from runtime.db import make_metadata
+from runtime.db import MONEY, make_metadata
 
 SCHEMA = "notifications"
 
@@ -60,7 +60,7 @@ class Deal(Base):
     stage: Mapped[str] = mapped_column(Text)
     stage_name: Mapped[str] = mapped_column(Text)
     outcome: Mapped[str] = mapped_column(String(10))
-    amount: Mapped[Decimal] = mapped_column(Numeric(18, 2))
+    amount: Mapped[Decimal] = mapped_column(MONEY)
     currency: Mapped[str] = mapped_column(String(3))
     owner: Mapped[str | None] = mapped_column(Text)
     customer: Mapped[str] = mapped_column(Text)
@@ -97,7 +97,7 @@ class DeadlineCopy(Base):
     time_zone: Mapped[str] = mapped_column(Text)
     link: Mapped[str] = mapped_column(Text)
     owner: Mapped[str | None] = mapped_column(Text)
-    amount_at_stake: Mapped[Decimal | None] = mapped_column(Numeric(18, 2))
+    amount_at_stake: Mapped[Decimal | None] = mapped_column(MONEY)
     currency: Mapped[str | None] = mapped_column(String(3))
 
     __table_args__ = (Index("deadline_due_date_idx", "due_date", postgresql_where="status = 'open'"),)

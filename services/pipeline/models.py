@@ -27,10 +27,9 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from runtime.db import make_metadata
+from runtime.db import MONEY, make_metadata
 
 SCHEMA = "pipeline"
-MONEY = Numeric(16, 2)
 
 
 class Base(DeclarativeBase):

@@ -16,14 +16,14 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Boolean, Date, DateTime, Index, Integer, Numeric, SmallInteger, Text, Uuid, text
+from sqlalchemy import Boolean, Date, DateTime, Index, Integer, SmallInteger, Text, Uuid, text
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from contracts import pipeline as p
 from contracts.base import Event
-from runtime.db import execute_many, make_metadata
+from runtime.db import MONEY, execute_many, make_metadata
 from runtime.inbox import Subscription
 
 
@@ -51,7 +51,7 @@ class DealRow(Base):
     name: Mapped[str] = mapped_column(Text)
     owner: Mapped[str | None] = mapped_column(Text)
     partner_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
-    amount: Mapped[Decimal] = mapped_column(Numeric(20, 2))
+    amount: Mapped[Decimal] = mapped_column(MONEY)
     currency: Mapped[str] = mapped_column(Text)
     stage_name: Mapped[str] = mapped_column(Text)
     outcome: Mapped[str] = mapped_column(Text)
@@ -92,7 +92,7 @@ class DealChangeRow(Base):
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     from_stage: Mapped[str | None] = mapped_column(Text)
     to_stage: Mapped[str | None] = mapped_column(Text)
-    amount: Mapped[Decimal] = mapped_column(Numeric(20, 2))
+    amount: Mapped[Decimal] = mapped_column(MONEY)
     currency: Mapped[str] = mapped_column(Text)
 
 

@@ -30,8 +30,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from contracts import pipeline as pc
 from gateway.read_models import kpi_snapshots
 from gateway.read_models.base import Base
-
-MONEY = Numeric(20, 2)
+from runtime.db import MONEY
 
 
 class OpportunityView(Base):
@@ -172,7 +171,7 @@ class PartnerArrTotal(Base):
     )
 
     partner_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
-    arr: Mapped[Decimal] = mapped_column(Numeric(22, 2))
+    arr: Mapped[Decimal] = mapped_column(MONEY)
 
 
 # aggregate name -> (model, key columns, value columns)

@@ -6,10 +6,10 @@ import uuid
 from datetime import date, datetime
 from decimal import Decimal
 
-from sqlalchemy import Date, DateTime, Integer, Numeric, String, Text, Uuid
+from sqlalchemy import Date, DateTime, Integer, String, Text, Uuid
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from runtime.db import make_metadata
+from runtime.db import MONEY, make_metadata
 
 
 class Base(DeclarativeBase):
@@ -30,6 +30,6 @@ class Deadline(Base):
     regarding_id: Mapped[uuid.UUID] = mapped_column(Uuid, index=True)
     link: Mapped[str] = mapped_column(Text)
     owner: Mapped[str | None] = mapped_column(Text)
-    amount_at_stake: Mapped[Decimal | None] = mapped_column(Numeric(16, 2))
+    amount_at_stake: Mapped[Decimal | None] = mapped_column(MONEY)
     currency: Mapped[str | None] = mapped_column(String(3))
     version: Mapped[int] = mapped_column(Integer)

@@ -16,7 +16,6 @@ from sqlalchemy import (
     Identity,
     Index,
     Integer,
-    Numeric,
     String,
     Text,
     Uuid,
@@ -26,10 +25,9 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from runtime.db import make_metadata
+from runtime.db import MONEY, make_metadata
 
 SCHEMA = "relationships"
-MONEY = Numeric(16, 2)
 
 
 class Base(DeclarativeBase):

@@ -7,10 +7,10 @@ import uuid
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import Boolean, DateTime, Index, Integer, Numeric, String, Text, Uuid, text
+from sqlalchemy import Boolean, DateTime, Index, Integer, String, Text, Uuid, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from runtime.db import make_metadata
+from runtime.db import MONEY, make_metadata
 
 
 class Base(DeclarativeBase):
@@ -30,11 +30,11 @@ class GoalRow(Base):
     period: Mapped[str] = mapped_column(String(7))
     metric: Mapped[str] = mapped_column(String(40))
     name: Mapped[str] = mapped_column(Text)
-    target: Mapped[Decimal] = mapped_column(Numeric(16, 2))
+    target: Mapped[Decimal] = mapped_column(MONEY)
     currency: Mapped[str | None] = mapped_column(String(3))
-    manual_progress: Mapped[Decimal | None] = mapped_column(Numeric(16, 2))
+    manual_progress: Mapped[Decimal | None] = mapped_column(MONEY)
     # The progress last published (GoalChangedV1); counted goals publish again when it changes.
-    progress: Mapped[Decimal | None] = mapped_column(Numeric(16, 2))
+    progress: Mapped[Decimal | None] = mapped_column(MONEY)
     owner: Mapped[str | None] = mapped_column(Text)
     archived: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
