@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from contracts.base import Command, Event, StreamSpec
 from contracts.billing import Currency, Ref
 from contracts.fields import INT_MAX, Day, Moment, Name, Offset, PeriodName, RowId, line, text
-from contracts.money import PositiveAmount, Total
+from contracts.money import Amount, PositiveAmount, Total
 from contracts.pipeline import PartnerTier
 
 STREAM = StreamSpec(
@@ -106,7 +106,23 @@ class PartnerTierRate(_Terms):
     rates: dict[PartnerTier, Percent] = Field(description="a rate for each of bronze, silver, gold, platinum")
 
 
-RateRule = Annotated[FlatRate | TieredRate | PartnerTierRate, Field(discriminator="kind")]
+class SpifRate(_Terms):
+    """A SPIF (sales performance incentive): a fixed bonus for each qualifying deal won while the version is
+    in force. The version's [effective_from, effective_to) is the SPIF's window, in UTC days of the deal's
+    win (a SPIF version must end: it is time-boxed). A deal qualifies when it is won in the window, in the
+    agreement's currency, of a deal model the agreement covers, for at least `min_amount` (inclusive) and,
+    with `tiers`, while the partner is in one of them. It earns the bonus once, whatever the amount."""
+
+    kind: Literal["spif"] = "spif"
+    bonus: PositiveAmount = Field(description="paid once per qualifying deal, in the agreement's currency")
+    min_amount: Amount | None = Field(default=None, description="the smallest deal amount that qualifies "
+                                      "(inclusive); none = any amount")
+    tiers: list[PartnerTier] | None = Field(default=None, min_length=1, max_length=4,
+                                            description="only while the partner is in one of these tiers on "
+                                            "the day the deal is won; none = any tier")
+
+
+RateRule = Annotated[FlatRate | TieredRate | PartnerTierRate | SpifRate, Field(discriminator="kind")]
 
 
 class Terms(_Terms):
@@ -493,6 +509,7 @@ class StatementSection(BaseModel):
     adjustments: Decimal
     payments: Decimal
     closing_balance: Decimal
+    spif_bonuses: Decimal = Field(default=Decimal(0), description="of the accruals, the SPIF bonuses (rule `spif`)")
     lines: list[LedgerEntry]
     payment_lines: list[StatementPayment]
 
@@ -555,6 +572,49 @@ class ForecastCommissions(Command):
 
     partner_id: UUID | None = None
     limit: int = Field(default=500, ge=1, le=5000)
+
+
+# -------------------------------------------------------------------------------------------- SPIFs
+
+
+class SpifStatus(StrEnum):
+    upcoming = "upcoming"
+    running = "running"
+    ended = "ended"
+
+
+class Spif(BaseModel):
+    """One SPIF window (a version of a SPIF agreement) with what it has paid so far on the ledger."""
+
+    agreement_id: UUID
+    partner_id: UUID
+    partner_name: str | None
+    name: str
+    direction: Direction
+    currency: str
+    version: int
+    window_from: date
+    window_to: date = Field(description="exclusive")
+    status: SpifStatus
+    rule: SpifRate
+    rule_text: str = Field(description="the rule in words")
+    deals: int = Field(description="deals that earn the bonus now (a reopened deal no longer counts)")
+    earned: Decimal = Field(description="net bonus on the ledger, after reversals and clawbacks")
+
+
+class SpifList(BaseModel):
+    items: list[Spif]
+
+
+class ListSpifs(Command):
+    """SPIFs (agreements whose rate kind is `spif`), one line per window, with the deals that qualified and
+    the bonus earned; newest window first."""
+
+    subject: ClassVar[str] = "cmd.commissions.spif.list"
+    result: ClassVar[type[BaseModel]] = SpifList
+
+    partner_id: UUID | None = None
+    limit: int = Field(default=200, ge=1, le=1000)
 
 
 # -------------------------------------------------------------------------------------------- events
@@ -683,5 +743,5 @@ EVENTS: tuple[type[Event], ...] = (
 COMMANDS: tuple[type[Command], ...] = (
     CreateAgreement, UpdateAgreement, AddAgreementVersion, UpdateAgreementVersion, GetAgreement, ListAgreements,
     GetAgreementAudit, RecalculateAgreement, RecordInvoicePaid, RecordRefund, RecordChurn, ListRevenueEvents,
-    ListLedgerEntries, ApproveEntries, PayEntries, GetStatement, ForecastCommissions,
+    ListLedgerEntries, ApproveEntries, PayEntries, GetStatement, ForecastCommissions, ListSpifs,
 )

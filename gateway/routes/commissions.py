@@ -325,6 +325,14 @@ async def forecast(request: Request, principal: Reader, partner_id: UUID | None 
     return await send(bus(request), cc.ForecastCommissions(partner_id=partner_id, limit=limit, actor=principal.name))
 
 
+@router.get("/spifs", response_model=cc.SpifList)
+async def spifs(request: Request, principal: Reader, partner_id: UUID | None = None,
+                limit: Annotated[int, Query(ge=1, le=1000)] = 200) -> cc.SpifList:
+    """SPIFs (agreements of rate kind `spif`), a line per window, with the deals that qualified and the bonus
+    earned. A SPIF is made like any agreement (POST /agreements with `terms.rate.kind` = `spif`)."""
+    return await send(bus(request), cc.ListSpifs(partner_id=partner_id, limit=limit, actor=principal.name))
+
+
 @router.get("/kpis", response_model=Kpis)
 async def kpis(request: Request, principal: Reader) -> Kpis:
     async with sessions(request)() as session:

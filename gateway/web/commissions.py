@@ -37,7 +37,7 @@ TIER_ROWS = 4
 FORECAST_ROWS = 200
 TIERS = [t.value for t in pc.PartnerTier]
 # Names pydantic puts in an error's location for the member of a tagged union; they are not fields.
-_UNION_TAGS = {"flat", "tiered", "partner_tier"}
+_UNION_TAGS = {"flat", "tiered", "partner_tier", "spif"}
 
 
 # ---------------------------------------------------------------------------------- form <-> terms
@@ -61,6 +61,10 @@ def terms_payload(form: Mapping[str, Any]) -> dict[str, Any]:
     elif kind == "partner_tier":
         rates = {t: form.get(f"rate_{t}") for t in TIERS if _blank(form.get(f"rate_{t}"))}
         rate = {"kind": "partner_tier", "rates": rates}
+    elif kind == "spif":
+        bonus = _blank(form.get("bonus"))
+        rate = {"kind": "spif", "min_amount": _blank(form.get("min_amount")),
+                "tiers": list(form.get("spif_tiers") or []) or None, **({"bonus": bonus} if bonus else {})}
     else:
         rate = {"kind": "flat", "rate": _blank(form.get("rate"))}
     return {
@@ -93,16 +97,24 @@ def terms_form(v: cc.AgreementVersion) -> dict[str, Any]:
         for i, tier in enumerate(t.rate.tiers[:TIER_ROWS], start=1):
             form |= {f"tier_{i}_from": tier.from_amount, f"tier_{i}_up_to": tier.up_to or "",
                      f"tier_{i}_rate": tier.rate}
+    elif isinstance(t.rate, cc.SpifRate):
+        form |= {"bonus": t.rate.bonus, "min_amount": t.rate.min_amount or ""}
     else:
         form |= {f"rate_{k.value}": r for k, r in t.rate.rates.items()}
-    return {k: str(v) for k, v in form.items()}
+    out: dict[str, Any] = {k: str(v) for k, v in form.items()}
+    if isinstance(t.rate, cc.SpifRate):
+        out["spif_tiers"] = [x.value for x in t.rate.tiers or []]
+    return out
 
 
-def form_field(loc: Sequence[Any]) -> str:
-    """Where on the form an error belongs: terms.rate.tiers.1.from_amount -> tier_2_from."""
+def form_field(loc: Sequence[Any], kind: str | None = None) -> str:
+    """Where on the form an error belongs: terms.rate.tiers.1.from_amount -> tier_2_from; a SPIF's
+    terms.rate.tiers (the partner tiers it is for) -> spif_tiers."""
     parts = [str(p) for p in loc if str(p) != "body" and str(p) not in _UNION_TAGS]
     if parts[:1] == ["terms"]:
         parts = parts[1:]
+    if parts[:2] == ["rate", "tiers"] and (kind == "spif" or "spif" in [str(p) for p in loc]):
+        return "spif_tiers"
     if parts[:2] == ["rate", "tiers"]:
         if len(parts) >= 4:
             name = {"from_amount": "from"}.get(parts[3], parts[3])
@@ -112,6 +124,10 @@ def form_field(loc: Sequence[Any]) -> str:
         return f"rate_{parts[2]}" if len(parts) > 2 else "rate_bronze"
     if parts[:2] == ["rate", "mode"]:
         return "tier_mode"
+    if parts[:2] in (["rate", "bonus"], ["rate", "min_amount"]):
+        return parts[1]
+    if parts[:2] == ["rate", "kind"]:
+        return "rate_kind"
     if parts[:1] == ["rate"]:
         return "rate"
     return parts[0] if parts else "form"
@@ -123,20 +139,21 @@ _FRIENDLY = {"decimal_parsing": "Enter a number, like 12.5.", "missing": "Requir
              "int_type": "Enter a whole number.", "decimal_type": "Enter a number, like 12.5."}
 
 
-def form_errors(exc: ValidationError | CommandFailed) -> dict[str, str]:
+def form_errors(exc: ValidationError | CommandFailed, kind: str | None = None) -> dict[str, str]:
     if isinstance(exc, CommandFailed):
-        field = form_field(exc.error.field.split(".")) if exc.error.field else "form"
+        field = form_field(exc.error.field.split("."), kind) if exc.error.field else "form"
         return {field: exc.error.message}
     errors: dict[str, str] = {}
     for e in exc.errors():
         message = _FRIENDLY.get(e["type"]) or str(e["msg"]).removeprefix("Value error, ")
-        errors.setdefault(form_field(e["loc"]), message)
+        errors.setdefault(form_field(e["loc"], kind), message)
     return errors
 
 
 def _form_dict(raw: Any) -> dict[str, Any]:
     form = {k: v for k, v in raw.items() if isinstance(v, str) and k != "csrf_token"}
     form["deal_models"] = [v for v in raw.getlist("deal_models") if isinstance(v, str)]
+    form["spif_tiers"] = [v for v in raw.getlist("spif_tiers") if isinstance(v, str)]
     return form
 
 
@@ -148,8 +165,20 @@ def this_quarter() -> str:
     return Quarter.calendar_of(datetime.now(UTC).date()).label
 
 
+def describe_spif(rule: cc.SpifRate) -> str:
+    """A SPIF's rule in a person's words (money through runtime/formatting.py)."""
+    words = f"SPIF: {fmt.number(rule.bonus, 2)} per deal won"
+    if rule.min_amount is not None:
+        words += f" of at least {fmt.number(rule.min_amount, 2)}"
+    if rule.tiers:
+        words += " by a " + " or ".join(x.value for x in rule.tiers) + " partner"
+    return words
+
+
 def describe_terms(t: cc.Terms) -> str:
     """One line a person can check an agreement by."""
+    if isinstance(t.rate, cc.SpifRate):
+        return describe_spif(t.rate)
     if isinstance(t.rate, cc.FlatRate):
         rate = fmt.rate(t.rate.rate)
     elif isinstance(t.rate, cc.TieredRate):
@@ -176,16 +205,18 @@ async def _partners(request: Request, actor: str) -> dict[str, pc.Partner]:
 @router.get("/commissions")
 async def overview(request: Request, principal: Viewer) -> Response:
     actor = principal.name
-    agreements, partners, forecast, pending = await asyncio.gather(
+    agreements, partners, forecast, pending, spifs = await asyncio.gather(
         send(bus(request), cc.ListAgreements(limit=500, actor=actor)), _partners(request, actor),
         send(bus(request), cc.ForecastCommissions(limit=2000, actor=actor)),
-        send(bus(request), cc.ListLedgerEntries(status=cc.EntryStatus.accrued, limit=1, actor=actor)))
+        send(bus(request), cc.ListLedgerEntries(status=cc.EntryStatus.accrued, limit=1, actor=actor)),
+        send(bus(request), cc.ListSpifs(limit=200, actor=actor)))
     async with sessions(request)() as session:
         kpis = await commission_models.kpis(session, datetime.now(UTC).date())
     return render(request, "commissions.html", {
         "agreements": agreements, "partners": partners, "forecast": forecast, "kpis": kpis,
-        "pending": pending.total, "describe": describe_terms, "quarter": this_quarter(),
-        "notice": request.query_params.get("notice"), "forecast_rows": FORECAST_ROWS,
+        "pending": pending.total, "describe": describe_terms, "describe_spif": describe_spif,
+        "quarter": this_quarter(),
+        "notice": request.query_params.get("notice"), "forecast_rows": FORECAST_ROWS, "spifs": spifs.items,
     })
 
 
@@ -208,7 +239,12 @@ async def _agreement_form(request: Request, actor: str, *, form: dict[str, Any],
 async def new_agreement(request: Request, principal: Member) -> Response:
     form = {"direction": "payable", "currency": "USD", "rate_kind": "flat", "basis": "deal", "duration": "one_time",
             "period": "quarter", "clawback_days": "90", "effective_from": date.today().replace(day=1).isoformat(),
-            "partner_id": request.query_params.get("partner_id", ""), "deal_models": []}
+            "partner_id": request.query_params.get("partner_id", ""), "deal_models": [], "spif_tiers": []}
+    if request.query_params.get("kind") == "spif":
+        # A SPIF starts as this calendar quarter (the period kind commissions use), no clawback.
+        start, end = Quarter.calendar_of(date.today()).range()
+        form |= {"rate_kind": "spif", "effective_from": start.isoformat(), "effective_to": end.isoformat(),
+                 "clawback_days": "0", "name": f"SPIF {Quarter.calendar_of(date.today()).label}"}
     return await _agreement_form(request, principal.name, form=form, errors={})
 
 
@@ -224,7 +260,8 @@ async def create_agreement(request: Request, principal: Member) -> Response:
             **body.model_dump(exclude={"deal_models", "terms"}), terms=body.terms,
             deal_models=[m.value for m in body.deal_models] if body.deal_models else None, actor=principal.name))
     except (ValidationError, CommandFailed) as exc:
-        return await _agreement_form(request, principal.name, form=form, errors=form_errors(exc), status_code=422)
+        return await _agreement_form(request, principal.name, form=form,
+                                     errors=form_errors(exc, form.get("rate_kind")), status_code=422)
     await audit.record_change(request, principal.name, "agreement.created", entity_id=agreement.id, after=body)
     return RedirectResponse(f"/commissions/agreements/{agreement.id}?notice=Agreement+created.", status_code=303)
 
@@ -298,8 +335,8 @@ async def _save_version(agreement_id: UUID, version: int | None, request: Reques
             await send(bus(request), cc.UpdateAgreementVersion(agreement_id=agreement_id, version=version, **fields,
                                                                terms=body.terms, actor=actor))
     except (ValidationError, CommandFailed) as exc:
-        return await _agreement_form(request, actor, form=form, errors=form_errors(exc), agreement=agreement,
-                                     version=version, status_code=422)
+        return await _agreement_form(request, actor, form=form, errors=form_errors(exc, form.get("rate_kind")),
+                                     agreement=agreement, version=version, status_code=422)
     await audit.record_change(request, actor, "agreement.version_added" if version is None else
                               "agreement.version_updated", entity_id=agreement_id,
                               after={"version": version, **body.model_dump(mode="json")})

@@ -272,6 +272,11 @@ async def specs_of(repo: AgreementRepository, agreements: Sequence[Any]) -> dict
     return out
 
 
+def needs_tiers(terms: c.Terms) -> bool:
+    """Rates by partner tier, and SPIFs for some tiers, read the partner's tier history."""
+    return isinstance(terms.rate, c.PartnerTierRate) or (isinstance(terms.rate, c.SpifRate) and bool(terms.rate.tiers))
+
+
 def tier_history(rows: Sequence[tuple[datetime, str]]) -> list[tuple[datetime, PartnerTier]]:
     return [(since, PartnerTier(tier)) for since, tier in rows]
 
@@ -368,8 +373,7 @@ async def _context(session: AsyncSession, partner_ids: set[uuid.UUID], only: set
         return None
     states = await states_repo.lock(a.id for a in agreements)
     specs = await specs_of(agreements_repo, agreements)
-    tier_partners = {a.partner_id for a in agreements
-                     if any(isinstance(v.terms.rate, c.PartnerTierRate) for v in specs[a.id].versions)}
+    tier_partners = {a.partner_id for a in agreements if any(needs_tiers(v.terms) for v in specs[a.id].versions)}
     tiers = {p: tier_history(rows) for p, rows in (await PipelineCopyRepository(session).tiers(tier_partners)).items()}
     return _Context(agreements, states, specs, tiers)
 

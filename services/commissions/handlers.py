@@ -69,5 +69,6 @@ definition = ServiceDefinition(
         (c.PayEntries, service.pay_entries),
         (c.GetStatement, service.statement),
         (c.ForecastCommissions, service.forecast),
+        (c.ListSpifs, service.list_spifs),
     ),
 )

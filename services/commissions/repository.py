@@ -327,6 +327,18 @@ class AgreementRepository:
         total = await self.session.scalar(select(func.count()).select_from(Agreement).where(*conditions))
         return list(rows), int(total or 0)
 
+    async def spif_versions(self, partner_id: uuid.UUID | None, limit: int) -> list[tuple[Agreement, AgreementVersion]]:
+        """Versions whose rate kind is a SPIF, with their agreement, newest window first."""
+        conditions = [AgreementVersion.terms["rate"]["kind"].astext == "spif"]
+        if partner_id is not None:
+            conditions.append(Agreement.partner_id == partner_id)
+        rows = await self.session.execute(
+            select(Agreement, AgreementVersion).join(AgreementVersion, AgreementVersion.agreement_id == Agreement.id)
+            .where(*conditions)
+            .order_by(AgreementVersion.effective_from.desc(), Agreement.name, AgreementVersion.version)
+            .limit(limit))
+        return [(a, v) for a, v in rows]
+
     async def audit(self, record: AgreementAudit) -> None:
         self.session.add(record)
         await self.session.flush()
@@ -567,6 +579,17 @@ class LedgerRepository:
     async def entry_ids_of_payment(self, payment_id: uuid.UUID) -> list[int]:
         return list(await self.session.scalars(
             select(LedgerEntry.id).where(LedgerEntry.payment_id == payment_id).order_by(LedgerEntry.id)))
+
+    async def net_by_line(self, agreement_ids: Iterable[uuid.UUID]) -> list[tuple[uuid.UUID, int, str, Decimal]]:
+        """(agreement, version, line key, net amount) over these agreements' entries: a SPIF's deals and bonus."""
+        ids = list(set(agreement_ids))
+        if not ids:
+            return []
+        rows = await self.session.execute(
+            select(LedgerEntry.agreement_id, LedgerEntry.version, LedgerEntry.line_key, func.sum(LedgerEntry.amount))
+            .where(LedgerEntry.agreement_id == any_of(ids, Uuid))
+            .group_by(LedgerEntry.agreement_id, LedgerEntry.version, LedgerEntry.line_key))
+        return [(a, v, k, n) for a, v, k, n in rows]
 
     # statements
 

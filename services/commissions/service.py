@@ -81,6 +81,7 @@ async def _locked_agreement(session: AsyncSession, agreement_id: uuid.UUID) -> A
 
 async def create_agreement(session: AsyncSession, cmd: c.CreateAgreement) -> c.Agreement:
     domain.validate_terms(cmd.terms)
+    domain.validate_window(cmd.terms, cmd.effective_to)
     domain.place_version([], cmd.effective_from, cmd.effective_to)
     repo = AgreementRepository(session)
     await repo.lock_partners({cmd.partner_id}, exclusive=True)
@@ -125,6 +126,7 @@ async def add_agreement_version(session: AsyncSession, cmd: c.AddAgreementVersio
     a = await _locked_agreement(session, cmd.agreement_id)
     repo = AgreementRepository(session)
     stored = (await repo.versions([a.id]))[a.id]
+    domain.validate_window(cmd.terms, cmd.effective_to, [domain_version(v) for v in stored])
     placement = domain.place_version([domain_version(v) for v in stored], cmd.effective_from, cmd.effective_to)
     if placement.closes is not None:
         closing = next(v for v in stored if v.version == placement.closes.number)
@@ -151,6 +153,7 @@ async def update_agreement_version(session: AsyncSession, cmd: c.UpdateAgreement
     v = next((v for v in stored if v.version == cmd.version), None)
     if v is None:
         raise NotFound(f"agreement {a.name!r} has no version {cmd.version}", field="version")
+    domain.validate_window(cmd.terms, cmd.effective_to, [domain_version(x) for x in stored if x.version != v.version])
     domain.place_version([domain_version(x) for x in stored], cmd.effective_from, cmd.effective_to,
                          replacing=cmd.version)
     old = version_snapshot(v)
@@ -508,12 +511,14 @@ async def statement(session: AsyncSession, cmd: c.GetStatement) -> c.Statement:
         (p.direction, p.currency) for p, _ in payments}
     for key in sorted(keys):
         sections[key] = {"lines": [], "payment_lines": [], "accruals": Decimal(0), "clawbacks": Decimal(0),
-                         "adjustments": Decimal(0), "payments": Decimal(0),
+                         "adjustments": Decimal(0), "payments": Decimal(0), "spif": Decimal(0),
                          "opening": before.get(key, Decimal(0)) - paid_before.get(key, Decimal(0))}
     for e in entries:
         s = sections[(e.direction, e.currency)]
         s["lines"].append(entry_contract(e))
         s[{"accrual": "accruals", "clawback": "clawbacks", "adjustment": "adjustments"}[e.entry_type]] += e.amount
+        if e.rule == "spif":
+            s["spif"] += e.amount
     for p, count in payments:
         s = sections[(p.direction, p.currency)]
         s["payments"] += p.amount
@@ -526,7 +531,34 @@ async def statement(session: AsyncSession, cmd: c.GetStatement) -> c.Statement:
             direction=c.Direction(d), currency=cur, opening_balance=s["opening"], accruals=s["accruals"],
             clawbacks=s["clawbacks"], adjustments=s["adjustments"], payments=s["payments"],
             closing_balance=s["opening"] + s["accruals"] + s["clawbacks"] + s["adjustments"] - s["payments"],
-            lines=s["lines"], payment_lines=s["payment_lines"]) for (d, cur), s in sections.items()])
+            spif_bonuses=s["spif"], lines=s["lines"], payment_lines=s["payment_lines"])
+        for (d, cur), s in sections.items()])
+
+
+# -------------------------------------------------------------------------------------------- SPIFs
+
+
+async def list_spifs(session: AsyncSession, cmd: c.ListSpifs) -> c.SpifList:
+    found = await AgreementRepository(session).spif_versions(cmd.partner_id, cmd.limit)
+    net = await LedgerRepository(session).net_by_line({a.id for a, _ in found})
+    names = await PipelineCopyRepository(session).partner_names({a.partner_id for a, _ in found})
+    today = engine.clock().date()
+    items = []
+    for a, v in found:
+        lines = [(k, n) for agreement_id, version, k, n in net if agreement_id == a.id and version == v.version]
+        rule = c.Terms.model_validate(v.terms).rate
+        assert isinstance(rule, c.SpifRate)
+        end = v.effective_to or date.max
+        status = (c.SpifStatus.upcoming if today < v.effective_from else
+                  c.SpifStatus.running if today < end else c.SpifStatus.ended)
+        items.append(c.Spif(
+            agreement_id=a.id, partner_id=a.partner_id, partner_name=names.get(a.partner_id), name=a.name,
+            direction=c.Direction(a.direction), currency=a.currency, version=v.version,
+            window_from=v.effective_from, window_to=end, status=status, rule=rule,
+            rule_text=domain.describe_spif(rule),
+            deals=sum(1 for k, n in lines if k.startswith(f"{c.RevenueKind.deal_won.value}:") and n > 0),
+            earned=sum((n for _, n in lines), Decimal(0))))
+    return c.SpifList(items=items)
 
 
 # ------------------------------------------------------------------------------------------ forecast

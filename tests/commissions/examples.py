@@ -16,18 +16,22 @@ from contracts.commissions import (
     FlatRate,
     RatePeriod,
     RevenueKind,
+    SpifRate,
     Terms,
     Tier,
     TieredRate,
     TierMode,
 )
+from contracts.quarters import Quarter
 
 D = Decimal
 
 
-def at(day: str, hour: int = 12) -> datetime:
+def at(day: str, hour: int | str = 12) -> datetime:
+    """Noon UTC of a day, or another hour, or a time of day "23:59:59"."""
     y, m, d = (int(p) for p in day.split("-"))
-    return datetime(y, m, d, hour, tzinfo=UTC)
+    h, mi, sec = (int(p) for p in f"{hour}:0:0".split(":")[:3]) if isinstance(hour, str) else (hour, 0, 0)
+    return datetime(y, m, d, h, mi, sec, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -42,10 +46,13 @@ class Ev:
     opp: str | None = None
     invoice: str | None = None
     started: str | None = None
+    time: str = "12:00:00"  # UTC
+    currency: str = "USD"
 
 
-def won(opp: str, amount: str, day: str, customer: str = "Acme") -> Ev:
-    return Ev(RevenueKind.deal_won, opp, day, D(amount), customer, opp=opp)
+def won(opp: str, amount: str, day: str, customer: str = "Acme", *, time: str = "12:00:00",
+        currency: str = "USD") -> Ev:
+    return Ev(RevenueKind.deal_won, opp, day, D(amount), customer, opp=opp, time=time, currency=currency)
 
 
 def inv(ref: str, amount: str, day: str, customer: str = "Acme", opp: str | None = None) -> Ev:
@@ -106,6 +113,14 @@ MARGINAL = TieredRate(mode=TierMode.marginal, tiers=[
 WHOLE = TieredRate(mode=TierMode.whole_amount, tiers=[
     Tier(from_amount=D(0), up_to=D(50000), rate=D(10)), Tier(from_amount=D(50000), rate=D(15))])
 INVOICE_LIFETIME = {"basis": Basis.invoice, "duration": Duration.lifetime}
+
+def spif(bonus: str, min_amount: str | None = None, **kw) -> Terms:
+    return Terms(rate=SpifRate(bonus=D(bonus), min_amount=D(min_amount) if min_amount else None), **kw)
+
+
+# A SPIF's window is its version's [effective_from, effective_to): here the calendar quarter 2026-Q4, the
+# period kind the engine uses (contracts/quarters.py), in UTC days of the deal's win.
+Q4_FROM, Q4_TO = (d.isoformat() for d in Quarter.parse("2026-Q4").range())
 
 # Line keys: what a line is on. deal_won:<opportunity>, invoice_paid:<invoice>, refund:<refund>,
 # churn:<customer@day>><the line it reverses>.
@@ -218,5 +233,33 @@ EXAMPLES: tuple[Example, ...] = (
         # Revenue before July stays at 10%; from July A's invoices move to 15% too.
         (Expect("invoice_paid:a-1", "100.00", 1, "2026-02"), Expect("invoice_paid:a-2", "150.00", 2, "2026-08"),
          Expect("invoice_paid:b-1", "150.00", 2, "2026-08")),
+    ),
+    Example(
+        "SPIF 2026-Q4: 500 per won deal of at least 10,000, at the window's edges",
+        (V(Q4_FROM, spif("500.00", "10000.00"), effective_to=Q4_TO),),
+        (won("q3-last", "20000.00", "2026-09-30", time="23:59:59"),
+         won("q4-first", "20000.00", "2026-10-01", time="00:00:00"),
+         won("below", "9999.99", "2026-11-15"),
+         won("exact", "10000.00", "2026-11-16"),
+         won("in-eur", "50000.00", "2026-11-20", currency="EUR"),
+         won("q4-last", "10000.01", "2026-12-31", time="23:59:59"),
+         won("q1-first", "20000.00", "2027-01-01", time="00:00:00")),
+        # The first and last second of the quarter are in it, the second before and after are not; a deal
+        # of exactly the minimum qualifies, one a cent below does not; a deal in EUR does not (no
+        # conversion). The bonus is the same whatever the amount: 3 x 500.
+        (Expect("deal_won:q4-first", "500.00", 1, "2026-10"), Expect("deal_won:exact", "500.00", 1, "2026-11"),
+         Expect("deal_won:q4-last", "500.00", 1, "2026-12")),
+        notes=("no version of the agreement is in force on 2026-09-30", "below the minimum of 10,000.00",
+               "the revenue is in EUR, the agreement in USD", "no version of the agreement is in force on 2027-01-01"),
+    ),
+    Example(
+        "SPIF with a budget: 400 per deal, at most 1,000 a month",
+        (V(Q4_FROM, spif("400.00", period=RatePeriod.month, cap_per_period=D("1000.00")), effective_to=Q4_TO),),
+        (won("a", "5000.00", "2026-10-05"), won("b", "100.00", "2026-10-06", customer="Globex"),
+         won("c", "7000.00", "2026-10-07", customer="Initech"), won("d", "7000.00", "2026-11-02")),
+        # No minimum: October pays 400, 400, then the 200 left of the month's 1,000; November starts again.
+        (Expect("deal_won:a", "400.00", 1, "2026-10"), Expect("deal_won:b", "400.00", 1, "2026-10"),
+         Expect("deal_won:c", "200.00", 1, "2026-10"), Expect("deal_won:d", "400.00", 1, "2026-11")),
+        notes=(),
     ),
 )

@@ -36,8 +36,8 @@ D = Decimal
 def revenue(ev: Ev) -> Revenue:
     customer = domain.customer_key(ev.customer)
     ref = f"{customer}@{ev.day}" if ev.kind is RevenueKind.churn else ev.ref
-    return Revenue(kind=ev.kind, ref=ref, at=at(ev.day), customer=customer, amount=ev.amount,
-                   currency="USD" if ev.amount is not None else None, opportunity_id=ev.opp,
+    return Revenue(kind=ev.kind, ref=ref, at=at(ev.day, ev.time), customer=customer, amount=ev.amount,
+                   currency=ev.currency if ev.amount is not None else None, opportunity_id=ev.opp,
                    invoice_ref=ev.invoice,
                    customer_started_on=date.fromisoformat(ev.started) if ev.started else None)
 

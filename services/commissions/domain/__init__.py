@@ -34,6 +34,9 @@ from services.commissions.domain.fold import (
 from services.commissions.domain.forecast import (
     expected_commission,
 )
+from services.commissions.domain.rates import (
+    describe_spif,
+)
 from services.commissions.domain.recalculation import (
     Adjustment,
     PostedRow,
@@ -42,8 +45,10 @@ from services.commissions.domain.recalculation import (
     posted_from_rows,
 )
 from services.commissions.domain.validation import (
+    is_spif,
     place_version,
     validate_terms,
+    validate_window,
 )
 from services.commissions.domain.values import (
     AgreementSpec,
@@ -62,8 +67,30 @@ from services.commissions.domain.values import (
 )
 
 __all__ = [
-    "Adjustment", "AgreementSpec", "CustomerState", "FoldState", "Line", "LineBook", "PeriodState", "PostedRow",
-    "Revenue", "Version", "customer_key", "differences", "expected_commission", "facts_from_rows", "fold",
-    "money", "period_key", "place_version", "posted_from_rows", "statement_range", "step", "tier_at",
+    "Adjustment",
+    "AgreementSpec",
+    "CustomerState",
+    "FoldState",
+    "Line",
+    "LineBook",
+    "PeriodState",
+    "PostedRow",
+    "Revenue",
+    "Version",
+    "customer_key",
+    "describe_spif",
+    "differences",
+    "expected_commission",
+    "facts_from_rows",
+    "fold",
+    "is_spif",
+    "money",
+    "period_key",
+    "place_version",
+    "posted_from_rows",
+    "statement_range",
+    "step",
+    "tier_at",
     "validate_terms",
+    "validate_window",
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import timedelta
 from decimal import Decimal
 
 from contracts.commissions import (
@@ -13,10 +14,11 @@ from contracts.commissions import (
     EntryType,
     PartnerTierRate,
     RevenueKind,
+    SpifRate,
 )
 from contracts.pipeline import PartnerTier
 from contracts.quarters import add_months, month_start
-from services.commissions.domain.rates import curve, describe_rate, rule_name
+from services.commissions.domain.rates import curve, describe_rate, describe_spif, rule_name
 from services.commissions.domain.values import (
     ZERO,
     AgreementSpec,
@@ -115,6 +117,8 @@ def _accrue(spec: AgreementSpec, state: FoldState, book: LineBook, ev: Revenue, 
             tiers: TierHistory, *, deal_so_far: Decimal) -> tuple[list[Line], list[str]]:
     terms = version.terms
     assert ev.amount is not None
+    if isinstance(terms.rate, SpifRate):
+        return _spif(terms.rate, state, book, ev, version, tiers, deal_so_far=deal_so_far)
     tier: PartnerTier | None = None
     if isinstance(terms.rate, PartnerTierRate):
         tier = tier_at(tiers, ev.at)
@@ -147,6 +151,51 @@ def _accrue(spec: AgreementSpec, state: FoldState, book: LineBook, ev: Revenue, 
     book.add(LineFact(key=line.key, version=version.number, customer=ev.customer, at=ev.at,
                       basis_amount=ev.amount, accrued=amount, net=amount))
     return [line], notes
+
+
+def _spif(rule: SpifRate, state: FoldState, book: LineBook, ev: Revenue, version: Version, tiers: TierHistory,
+          *, deal_so_far: Decimal) -> tuple[list[Line], list[str]]:
+    """A SPIF version: the deal earns the fixed bonus once if it qualifies (won in the version's window,
+    which `choose` already decided, for at least the minimum, by a partner of a named tier), else a note
+    says which condition it missed. The line key is the deal's revenue key, so a deal earns once per
+    SPIF agreement however often its win is delivered; a reopened deal is reversed by an adjustment."""
+    terms = version.terms
+    assert ev.amount is not None
+    if rule.min_amount is not None and ev.amount < rule.min_amount:
+        return [], [f"SPIF: the deal's {money(ev.amount)} is below the minimum of {money(rule.min_amount)}"]
+    if rule.tiers:
+        tier = tier_at(tiers, ev.at)
+        if tier is None:
+            return [], ["the partner's tier is not known yet"]
+        if tier not in rule.tiers:
+            names = " or ".join(t.value for t in rule.tiers)
+            return [], [f"SPIF: the partner was {tier.value} when the deal was won; the SPIF is for {names}"]
+    key = period_key(ev.day, terms.period)
+    if state.period is None or state.period.key != key:
+        state.period = PeriodState(key)
+    period = state.period
+    last_day = version.effective_to - timedelta(days=1) if version.effective_to else None
+    window = f"{version.effective_from} to {last_day}" if last_day else f"from {version.effective_from}"
+    amount = rule.bonus
+    detail = f"{describe_spif(rule)}, {window}: deal of {money(ev.amount)} won {ev.day}"
+    if terms.cap_per_deal is not None and amount > terms.cap_per_deal - deal_so_far:
+        amount = max(terms.cap_per_deal - deal_so_far, ZERO)
+        detail += f"; per-deal cap {money(terms.cap_per_deal)} reached"
+    if terms.cap_per_period is not None and amount > terms.cap_per_period - period.commission:
+        amount = max(terms.cap_per_period - period.commission, ZERO)
+        detail += f"; {key} cap {money(terms.cap_per_period)} reached"
+    period.basis += ev.amount
+    period.commission += amount
+    if amount == 0:
+        return [], [f"nothing earned: {detail}"]
+    line = Line(
+        key=ev.key, entry_type=EntryType.accrual, amount=amount, version=version.number,
+        revision=version.revision, rule="spif", detail=detail, period=month_start(ev.day),
+        revenue_key=ev.key, revenue_at=ev.at, customer=ev.customer, basis_amount=ev.amount,
+    )
+    book.add(LineFact(key=line.key, version=version.number, customer=ev.customer, at=ev.at,
+                      basis_amount=ev.amount, accrued=amount, net=amount))
+    return [line], []
 
 
 def _refund(spec: AgreementSpec, book: LineBook, ev: Revenue) -> tuple[list[Line], list[str]]:

@@ -9,6 +9,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from contracts.commissions import (
     Basis,
     PartnerTierRate,
+    SpifRate,
 )
 from contracts.pipeline import PartnerTier
 from services.commissions.domain.rates import curve
@@ -34,6 +35,8 @@ def expected_commission(spec: AgreementSpec, *, amount: Decimal, currency: str, 
     if spec.deal_models is not None and (deal_model or "").lower() not in spec.deal_models:
         return None
     terms = version.terms
+    if isinstance(terms.rate, SpifRate):
+        return _expected_spif(version, terms.rate, amount=amount, probability=probability, tier=tier)
     if isinstance(terms.rate, PartnerTierRate) and tier is None:
         return None
     raw = curve(terms.rate, period_basis + amount, tier) - curve(terms.rate, period_basis, tier)
@@ -44,3 +47,15 @@ def expected_commission(spec: AgreementSpec, *, amount: Decimal, currency: str, 
         note = "; ".join(filter(None, [note, "invoice basis: estimated on the deal amount"]))
     rate = (raw / amount * HUNDRED).quantize(Decimal("0.0001"), rounding=ROUND_HALF_UP) if amount else ZERO
     return Expected(version=version, rate=rate, commission=q(raw * probability), note=note)
+
+
+def _expected_spif(version: Version, rule: SpifRate, *, amount: Decimal, probability: Decimal,
+                   tier: PartnerTier | None) -> Expected | None:
+    """The bonus weighted by the probability, if the deal would qualify as it stands (window: `in_force`)."""
+    if rule.min_amount is not None and amount < rule.min_amount:
+        return None
+    if rule.tiers and tier not in rule.tiers:
+        return None
+    rate = (rule.bonus / amount * HUNDRED).quantize(Decimal("0.0001"), rounding=ROUND_HALF_UP) if amount else ZERO
+    return Expected(version=version, rate=rate, commission=q(rule.bonus * probability),
+                    note=f"SPIF bonus {money(rule.bonus)} if won before {version.effective_to}")

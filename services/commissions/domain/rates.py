@@ -9,6 +9,7 @@ from contracts.commissions import (
     FlatRate,
     PartnerTierRate,
     RateRule,
+    SpifRate,
     Tier,
     TieredRate,
     TierMode,
@@ -18,7 +19,9 @@ from services.commissions.domain.values import HUNDRED, ZERO, money, pct
 
 
 def curve(rule: RateRule, cumulative: Decimal, tier: PartnerTier | None) -> Decimal:
-    """Commission on `cumulative` revenue in a period, exact (not rounded)."""
+    """Commission on `cumulative` revenue in a period, exact (not rounded). A SPIF is no curve: it pays a
+    fixed bonus per qualifying deal (fold.py `_spif`)."""
+    assert not isinstance(rule, SpifRate)
     if isinstance(rule, FlatRate):
         return cumulative * rule.rate / HUNDRED
     if isinstance(rule, PartnerTierRate):
@@ -46,11 +49,24 @@ def rule_name(rule: RateRule) -> str:
         return "flat"
     if isinstance(rule, PartnerTierRate):
         return "partner_tier"
+    if isinstance(rule, SpifRate):
+        return "spif"
     return f"tiered_{rule.mode.value}"
+
+
+def describe_spif(rule: SpifRate) -> str:
+    """The SPIF's rule in words: what a deal must be to earn the bonus."""
+    words = f"SPIF bonus {money(rule.bonus)} per deal won"
+    if rule.min_amount is not None:
+        words += f" of at least {money(rule.min_amount)}"
+    if rule.tiers:
+        words += " by a " + " or ".join(t.value for t in rule.tiers) + " partner"
+    return words
 
 
 def describe_rate(rule: RateRule, before: Decimal, amount: Decimal, tier: PartnerTier | None,
                   period: str) -> str:
+    assert not isinstance(rule, SpifRate)
     if isinstance(rule, FlatRate):
         return f"{pct(rule.rate)} of {money(amount)}"
     if isinstance(rule, PartnerTierRate):

@@ -12,6 +12,7 @@ from contracts.commissions import (
     Duration,
     FlatRate,
     PartnerTierRate,
+    SpifRate,
     Terms,
     TieredRate,
 )
@@ -40,6 +41,11 @@ def validate_terms(terms: Terms, field: str = "terms") -> None:
                 raise Invalid(f"no rate for the {tier.value} tier; give one for each of bronze, silver, gold "
                               "and platinum", field=f"{where}.rates.{tier.value}")
             _rate_in_range(rule.rates[tier], f"{where}.rates.{tier.value}")
+    elif isinstance(rule, SpifRate):
+        if terms.basis is not Basis.deal:
+            raise Invalid("a SPIF pays its bonus per won deal: its basis is 'deal'", field=f"{field}.basis")
+        if rule.tiers is not None and len(set(rule.tiers)) != len(rule.tiers):
+            raise Invalid("each tier once", field=f"{where}.tiers")
     else:
         _validate_tiers(rule, where)
     if terms.basis is Basis.deal and terms.duration is not Duration.one_time:
@@ -92,6 +98,21 @@ def _validate_tiers(rule: TieredRate, where: str) -> None:
             if t.from_amount < prev_end:
                 raise Invalid(f"tiers {n - 1} and {n} overlap: tier {n - 1} ends at {money(prev_end)} but tier "
                               f"{n} starts at {money(t.from_amount)}", field=f"{where}.tiers.{i}.from_amount")
+
+
+def is_spif(terms: Terms) -> bool:
+    return isinstance(terms.rate, SpifRate)
+
+
+def validate_window(terms: Terms, effective_to: date | None, others: Sequence[Version] = ()) -> None:
+    """A SPIF is time-boxed: its version must end. An agreement is a SPIF or a commission rate, not both
+    in turn: a SPIF beside an agreement is an agreement of its own, with its own ledger lines."""
+    if is_spif(terms) and effective_to is None:
+        raise Invalid("a SPIF is time-boxed: give the day after its last day as effective_to "
+                      "(a calendar quarter 2026-Q4 is 2026-10-01 to 2027-01-01)", field="effective_to")
+    if any(is_spif(v.terms) != is_spif(terms) for v in others):
+        raise Invalid("an agreement is either a SPIF or a commission rate in all its versions; make the SPIF an "
+                      "agreement of its own", field="terms.rate.kind")
 
 
 @dataclass(frozen=True)
