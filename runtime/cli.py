@@ -191,6 +191,19 @@ def secrets(directory: Path) -> None:
                + (f"; kept {len(kept)} existing files (rewrote {compose_secrets.NATS_USERS})" if kept else ""))
 
 
+@cli.command()
+@click.option("--output", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
+              help="write it to FILE (gateway/static/asyncapi.json is the one the gateway serves) instead of stdout")
+def asyncapi(output: Path | None) -> None:
+    """The platform's AsyncAPI document (JSON), from every part's subscribers and publishers."""
+    from runtime import asyncapi as spec  # imports every part's handlers: only for this command
+
+    if output is None:
+        click.echo(spec.text(), nl=False)
+    else:
+        output.write_text(spec.text(), encoding="utf-8")
+
+
 @cli.command("nats-users")
 def nats_users() -> None:
     """Print deploy/nats-users.conf (the NATS users and permissions)."""

@@ -48,6 +48,9 @@ class Part:
     enabled_by: str | None = None
     runs: bool = True
     commands: tuple[Delegated, ...] = ()
+    # "module:name" of its runtime.service.ServiceDefinition (what it consumes, answers and publishes), for
+    # the AsyncAPI document (runtime/asyncapi.py); None: it has none (a one-shot import).
+    definition: str | None = None
 
     @property
     def argv(self) -> list[str]:
@@ -59,15 +62,20 @@ OPERATOR = "cli"
 _CSV = "services.pipeline.csv_cli"
 
 PARTS: tuple[Part, ...] = (
-    Part("pipeline", "service", "services.pipeline", schema="pipeline", commands=(
+    Part("pipeline", "service", "services.pipeline", schema="pipeline",
+         definition="services.pipeline.handlers:definition", commands=(
         Delegated("import", _CSV, "Import partners or opportunities from CSV (all rows or none)",
                   nats_user=OPERATOR),
         Delegated("export", _CSV, "Export partners or opportunities as CSV", nats_user=OPERATOR),
     )),
-    Part("commissions", "service", "services.commissions", schema="commissions"),
-    Part("relationships", "service", "services.relationships", schema="relationships"),
-    Part("notifications", "service", "services.notifications", schema="notifications"),
-    Part("gateway", "gateway", "gateway", schema="gateway", args=("serve",), commands=(
+    Part("commissions", "service", "services.commissions", schema="commissions",
+         definition="services.commissions.handlers:definition"),
+    Part("relationships", "service", "services.relationships", schema="relationships",
+         definition="services.relationships.handlers:definition"),
+    Part("notifications", "service", "services.notifications", schema="notifications",
+         definition="services.notifications.handlers:definition"),
+    Part("gateway", "gateway", "gateway", schema="gateway", args=("serve",), definition="gateway.app:definition",
+         commands=(
         Delegated("create-admin", "gateway", "Create an admin user (the first sign-in)",
                   nats_user="gateway", database="gateway"),
         Delegated("seed", "gateway", "Load the demo data into a running platform",
@@ -78,7 +86,7 @@ PARTS: tuple[Part, ...] = (
                   nats_user="gateway", database="gateway"),
     )),
     Part("aws-sync", "integration", "integrations.aws_partner_central", schema="aws_sync",
-         enabled_by="aws_partner_central_sync"),
+         enabled_by="aws_partner_central_sync", definition="integrations.aws_partner_central.handlers:definition"),
     Part("gcp-sync", "integration", "integrations.gcp", schema=None, runs=False, commands=(
         Delegated("gcp", "integrations.gcp", "Google Cloud Partner Advantage: `partnerops gcp import FILE.csv`",
                   nats_user="gcp-sync", group=True),

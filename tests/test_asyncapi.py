@@ -1,6 +1,7 @@
 """The AsyncAPI document comes from the services' real subscribers and publishers, and lists every
 subject the contracts declare: each event (published by its owner, consumed by its subscribers) and
-each command (answered by its service)."""
+each command (answered by its service). The gateway serves it as committed (gateway/static/asyncapi.json),
+which must be what the parts generate today."""
 
 import importlib
 import inspect
@@ -9,7 +10,8 @@ import pkgutil
 import contracts
 from contracts.base import Command, Event
 from contracts.registry import EVENTS
-from gateway.asyncapi import document
+from gateway import asyncapi as served
+from runtime.asyncapi import COMMITTED, document, text
 
 
 def declared() -> dict[str, type]:
@@ -54,3 +56,9 @@ def test_every_message_has_its_payload_schema():
         ref = message["payload"]["$ref"].rsplit("/", 1)[-1]
         assert ref != "EmptyPayload" and ref in schemas, name
     assert "name" in schemas["CreatePartner"]["properties"]
+
+
+def test_the_gateway_serves_the_document_the_parts_generate_today():
+    assert COMMITTED.read_text(encoding="utf-8") == text(), (
+        f"{COMMITTED} is stale: run `partnerops asyncapi --output gateway/static/asyncapi.json` and commit it")
+    assert served.FILE.resolve() == COMMITTED
