@@ -38,6 +38,7 @@ UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 SCOPES: dict[str, str] = {
     "kpis:read": "read the dashboard's KPIs",
+    "search:read": "search partners, deals and contacts (what the search page finds)",
     "partners:read": "read partners",
     "partners:write": "create and change partners",
     "opportunities:read": "read opportunities and forecasts",

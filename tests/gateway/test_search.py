@@ -90,3 +90,54 @@ class TestSearch:
         async with gateway.client() as client:
             response = await client.get("/search?q=x", headers=HTML)
             assert response.status_code == 303 and re.match(r"/signin\?next=", response.headers["location"])
+
+
+class TestSearchApi:
+    """GET /api/search: the page's results as JSON, for the same people; deals by customer, external id and
+    owner as well as by name."""
+
+    async def test_deals_are_found_by_customer_external_id_and_owner(self, gateway: Gateway, private_bus):
+        from runtime import bus
+        from tests.pipeline.helpers import external
+        from tests.support.bus import publish
+
+        word = unique("Quokka").replace("-", "").replace("_", "")
+        member = gateway.people[Role.member]
+        deal = await member.client.post("/api/opportunities", json={
+            "name": "Data platform", "customer": f"{word} Holdings", "amount": "5000", "owner": member.email},
+            headers={"x-csrf-token": member.csrf})
+        assert deal.status_code == 201, deal.text
+        external_id = f"O-{word}-42"
+        nc = await bus.connect(private_bus.url, name="test-sync")
+        try:
+            await publish(nc, external(external_id=external_id, name="Synced deal", customer="Globex"))
+        finally:
+            await nc.close()
+        viewer = gateway.people[Role.viewer]
+
+        async def found(q: str, name: str) -> bool:
+            r = await viewer.client.get("/api/search", params={"q": q})
+            assert r.status_code == 200, r.text
+            return name in [d["name"] for d in r.json()["deals"]]
+
+        await eventually(lambda: found(word, "Data platform"), "the deal found by its customer")
+        await eventually(lambda: found(external_id, "Synced deal"), "the synced deal found by its external id")
+        # By its owner's name ("The member") and email; with another word that matches nothing: no.
+        assert await found("the member", "Data platform") and await found(member.email, "Data platform")
+        assert not await found(f"the member {word}zzz", "Data platform")
+        # The page shows the same deal for the same words.
+        assert "Data platform" in _section((await _search(gateway, word)).text, "deals")
+
+    async def test_the_api_answers_json_for_the_team_only(self, gateway: Gateway):
+        async with gateway.client() as anonymous:
+            assert (await anonymous.get("/api/search", params={"q": "x"})).status_code == 401
+        empty = await gateway.people[Role.viewer].client.get("/api/search", params={"q": " ;; "})
+        assert empty.status_code == 200 and empty.json()["deals"] == [] and empty.json()["partners"] == []
+        too_long = await gateway.people[Role.viewer].client.get("/api/search", params={"q": "x" * 201})
+        assert too_long.status_code == 422 and "q" in too_long.text
+
+    @pytest.mark.parametrize("q", ["'", "a:*", "!!!", "a & | b", "(a", "%", "\x00", "<script>", "🙂" * 50, "١٢٣"])
+    async def test_hostile_queries_are_answered_not_errors(self, gateway: Gateway, q):
+        r = await gateway.people[Role.viewer].client.get("/api/search", params={"q": q})
+        assert r.status_code == 200, r.text[:300]
+        assert set(r.json()) >= {"partners", "deals", "contacts", "contacts_error"}

@@ -43,9 +43,9 @@ class OpportunityView(Base):
         # Covering: a week of moves is read from the index alone, then sorted by amount or counted per owner.
         Index("pipeline_opportunity_stage_entered_idx", "stage_entered_at",
               postgresql_include=["created_at", "amount", "owner", "id"]),
-        # Search (/search): Postgres full text over the names.
-        Index("pipeline_opportunity_name_search_idx", func.to_tsvector(text("'simple'::regconfig"), text("name")),
-              postgresql_using="gin"),
+        # Search (/search, /api/search): Postgres full text over name, customer and external id (gateway_web_0003).
+        Index("pipeline_opportunity_search_idx",
+              func.to_tsvector(text("'simple'::regconfig"), text("search_text")), postgresql_using="gin"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
@@ -66,6 +66,15 @@ class OpportunityView(Base):
     stage_entered_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     launched_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # What search finds a deal by besides its name (gateway_web_0003).
+    customer: Mapped[str | None] = mapped_column(String(200))
+    external_id: Mapped[str | None] = mapped_column(String(200))
+    # Name, customer and external id in one text: what the full-text index covers (`search_text_of`).
+    search_text: Mapped[str | None] = mapped_column(Text)
+
+
+def search_text_of(name: str, customer: str | None, external_id: str | None) -> str:
+    return " ".join(x for x in (name, customer, external_id) if x)
 
 
 class StageView(Base):

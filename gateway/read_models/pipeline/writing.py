@@ -33,6 +33,7 @@ from gateway.read_models.pipeline.tables import (
     PartnerArrTotal,
     SettingsView,
     StageView,
+    search_text_of,
     settings_of,
 )
 from runtime.inbox import Subscription
@@ -47,7 +48,8 @@ def _row(o: pc.Opportunity, previous_stage: str | None) -> dict[str, Any]:
                 partner_id=o.partner_id, owner=o.owner, amount=o.amount, currency=o.currency,
                 expected_close_date=o.expected_close_date, hyperscaler=o.hyperscaler.value if o.hyperscaler else None,
                 created_at=o.created_at, stage_entered_at=o.stage_entered_at, closed_at=o.closed_at,
-                launched_at=o.launched_at)
+                launched_at=o.launched_at, customer=o.customer[:200], external_id=(o.external_id or "")[:200] or None,
+                search_text=search_text_of(o.name, o.customer, o.external_id))
 
 
 async def on_opportunity(session: AsyncSession, event: Event) -> None:
@@ -115,7 +117,8 @@ _LOCK_OPPORTUNITIES = text(
     "FROM unnest(CAST(:ids AS text[])) AS id ORDER BY k) AS keys")
 _ROW_COLUMNS = ("id", "version", "name", "pipeline", "stage", "previous_stage", "outcome", "partner_id", "owner",
                 "amount", "currency",
-                "expected_close_date", "hyperscaler", "created_at", "stage_entered_at", "closed_at", "launched_at")
+                "expected_close_date", "hyperscaler", "created_at", "stage_entered_at", "closed_at", "launched_at",
+                "customer", "external_id", "search_text")
 
 
 _UPSERT_OPPORTUNITY = text(
