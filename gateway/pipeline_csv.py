@@ -1,5 +1,7 @@
-"""CSV upload and download for partners and opportunities. The pipeline service owns the format and
-checks every row; this module reads the file, sends it in chunks and streams exports page by page."""
+"""CSV upload and download for partners and opportunities over HTTP. The pipeline service owns the format
+and checks every row; runtime/pipeline_csv.py sends a file in chunks and reads an export page by page (the
+same client as `partnerops import/export`). Here: the upload's limits and errors as HTTP answers, owners
+as emails in files and user ids in the pipeline, the audit entry."""
 
 from __future__ import annotations
 
@@ -14,10 +16,9 @@ from nats.aio.client import Client as NATS
 from contracts import pipeline as pc
 from gateway import audit, people
 from gateway.state import bus, sessions
-from runtime.commands import send
-from runtime.csv_cells import safe_row, unsafe_row
+from runtime import pipeline_csv
+from runtime.csv_cells import safe_row
 
-CHUNK = 500
 MAX_BYTES = 50 * 1024 * 1024
 # A commit stores up to 100,000 rows in one transaction; give it time.
 COMMIT_TIMEOUT = 300.0
@@ -54,15 +55,11 @@ async def read_upload(request: Request) -> tuple[list[str], list[list[str]]]:
 
 
 def parse(text: str) -> tuple[list[str], list[list[str]]]:
+    """The header and every row (blank ones too: a row's index + 2 is its number in the file)."""
     try:
-        records = list(csv.reader(io.StringIO(text, newline="")))
-    except csv.Error as exc:
-        raise unprocessable(["body", "file"], f"not CSV: {exc}") from exc
-    if not records or not any(cell.strip() for cell in records[0]):
-        raise unprocessable(["body", "file"], "the file has no header row")
-    # Blank lines keep their row number (spreadsheets number them too) but carry no data. Cells our
-    # exports wrote formula-safe ('=...) come back as they were.
-    return records[0], [unsafe_row(r) for r in records[1:]]
+        return pipeline_csv.records(text)
+    except pipeline_csv.NotCsv as exc:
+        raise unprocessable(["body", "file"], str(exc)) from exc
 
 
 def _owner_column(header: list[str]) -> int | None:
@@ -94,34 +91,10 @@ def owners_to_ids(directory: people.Directory, header: list[str], rows: list[lis
 async def run_import(nc: NATS, kind: pc.ImportKind, header: list[str], rows: list[list[str]],
                      actor: str, directory: people.Directory | None = None) -> pc.ImportResult:
     """Every problem of every row at once: owners checked here, everything else by the service; a file
-    with any problem is not committed (the service forgets an uncommitted batch after a day)."""
+    with any problem is not committed."""
     owner_errors = owners_to_ids(directory, header, rows) if directory is not None else []
-    batch: pc.ImportBatch = await send(nc, pc.BeginImport(kind=kind, columns=header, actor=actor))
-    read = 0
-    row_errors: list[pc.RowError] = []
-    for start in range(0, len(rows), CHUNK):
-        chunk = [(start + i + 2, r) for i, r in enumerate(rows[start:start + CHUNK]) if any(c.strip() for c in r)]
-        # Rows of a chunk are sent with consecutive numbers; blank lines split a chunk in runs.
-        for first, run in _runs(chunk):
-            progress: pc.ImportProgress = await send(nc, pc.ImportRows(batch_id=batch.batch_id, first_row=first,
-                                                                      rows=run, actor=actor))
-            read += progress.rows
-            row_errors += progress.errors
-    if owner_errors:
-        errors = sorted([*row_errors, *owner_errors], key=lambda e: e.row)
-        return pc.ImportResult(batch_id=batch.batch_id, kind=kind, rows=read, created=0, updated=0, errors=errors,
-                               stored=False)
-    return await send(nc, pc.CommitImport(batch_id=batch.batch_id, actor=actor), timeout=COMMIT_TIMEOUT)
-
-
-def _runs(numbered: list[tuple[int, list[str]]]) -> list[tuple[int, list[list[str]]]]:
-    runs: list[tuple[int, list[list[str]]]] = []
-    for number, row in numbered:
-        if runs and runs[-1][0] + len(runs[-1][1]) == number:
-            runs[-1][1].append(row)
-        else:
-            runs.append((number, [row]))
-    return runs
+    return await pipeline_csv.run_import(nc, kind, header, pipeline_csv.numbered(rows), actor, errors=owner_errors,
+                                         commit_timeout=COMMIT_TIMEOUT)
 
 
 def error_detail(result: pc.ImportResult) -> list[dict[str, object]]:
@@ -145,10 +118,8 @@ async def import_response(request: Request, actor: str, kind: pc.ImportKind) -> 
 async def export_lines(nc: NATS, kind: pc.ImportKind, actor: str,
                        directory: people.Directory | None = None) -> AsyncIterator[str]:
     """The CSV page by page; owners by email (so the file reads well and imports again)."""
-    after = None
     first = True
-    while True:
-        page: pc.ExportPage = await send(nc, pc.ExportRows(kind=kind, after_id=after, actor=actor))
+    async for page in pipeline_csv.export_pages(nc, kind, actor):
         buffer = io.StringIO()
         writer = csv.writer(buffer)
         column = _owner_column(page.columns)
@@ -160,6 +131,3 @@ async def export_lines(nc: NATS, kind: pc.ImportKind, actor: str,
                 row = [*row[:column], directory.email(row[column]), *row[column + 1:]]
             writer.writerow(safe_row(row))
         yield buffer.getvalue()
-        if page.next_after is None:
-            return
-        after = page.next_after

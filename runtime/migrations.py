@@ -150,32 +150,23 @@ def set_numeric_precision(schema: str, columns: Sequence[tuple[str, str]], preci
         op.alter_column(table, column, type_=sa.Numeric(precision, scale), schema=schema)
 
 
+def runtime_tables(schema: str) -> tuple[sa.Table, sa.Table]:
+    """The outbox and inbox every owner has, as runtime/outbox.py and runtime/inbox.py define them."""
+    return outbox_table(schema), inbox_table(schema)
+
+
+def create_runtime_tables(connection: sa.Connection, schema: str) -> None:
+    """Create the outbox and inbox (with their indexes) in `schema`: each owner's first migration, and a
+    test's scratch schema."""
+    for table in runtime_tables(schema):
+        table.create(connection)
+
+
 def create_outbox_and_inbox(schema: str) -> None:
-    """Used by each service's first migration: the runtime tables every service has."""
-    op.create_table(
-        "outbox",
-        sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
-        sa.Column("event_id", sa.Uuid, nullable=False),
-        sa.Column("subject", sa.Text, nullable=False),
-        sa.Column("aggregate", sa.Text, nullable=False),
-        sa.Column("payload", sa.Text, nullable=False),
-        sa.Column("headers", sa.dialects.postgresql.JSONB, nullable=False, server_default=sa.text("'{}'::jsonb")),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
-        sa.Column("sent_at", sa.DateTime(timezone=True)),
-        sa.PrimaryKeyConstraint("id", name="outbox_pkey"),
-        sa.UniqueConstraint("event_id", name="outbox_event_id_key"),
-        schema=schema,
-    )
-    op.create_index("outbox_unsent_idx", "outbox", ["id"], schema=schema, postgresql_where=sa.text("sent_at IS NULL"))
-    op.create_index("outbox_created_at_idx", "outbox", ["created_at"], schema=schema)
-    op.create_table(
-        "inbox",
-        sa.Column("consumer", sa.Text, nullable=False),
-        sa.Column("event_id", sa.Uuid, nullable=False),
-        sa.Column("processed_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
-        sa.PrimaryKeyConstraint("consumer", "event_id", name="inbox_pkey"),
-        schema=schema,
-    )
+    """Used by each owner's first migration: the runtime tables every owner has, from their one
+    definition. Changing that definition changes what a new database gets, not an existing one: a change
+    there needs a migration for every owner too."""
+    create_runtime_tables(op.get_bind(), schema)
 
 
 def drop_outbox_and_inbox(schema: str) -> None:

@@ -25,6 +25,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+
 from contracts.base import Event, StreamSpec
 from contracts.registry import STREAMS
 from runtime import bus, bus_auth, credentials, database_setup, migrations
@@ -216,6 +219,16 @@ def scratch_stream() -> StreamSpec:
     """A stream no other test uses, so tests never couple through shared streams."""
     tag = unique()
     return StreamSpec(name=tag.upper(), subjects=(f"{tag}.>",))
+
+
+async def create_scratch_schema(engine: AsyncEngine, schema: str) -> None:
+    """A schema of a test's own with the outbox and inbox every owner has (their one definition:
+    runtime.migrations.create_runtime_tables) and the `counter` table the ping events add to."""
+    async with engine.begin() as conn:
+        await conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
+        await conn.run_sync(migrations.create_runtime_tables, schema)
+        await conn.execute(sa.text(f"CREATE TABLE {schema}.counter (key text PRIMARY KEY, total bigint NOT NULL, "
+                                   "applications int NOT NULL)"))
 
 
 def ping_event(stream: StreamSpec, version: int = 1) -> type[Event]:

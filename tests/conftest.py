@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from runtime import bus
 from runtime.db import create_engine, plain_dsn
 from runtime.embedded import EmbeddedNats
-from runtime.testing import TestServers, platform_database, prepare_streams, test_servers, unique
+from runtime.testing import TestServers, create_scratch_schema, platform_database, prepare_streams, test_servers, unique
 
 ROOT = Path(__file__).resolve().parent.parent
 TESTS = ROOT / "tests"
@@ -75,19 +75,8 @@ async def nc(servers: TestServers) -> AsyncIterator[NATS]:
 async def scratch(platform_db: dict[str, str]) -> AsyncIterator[tuple[str, AsyncEngine]]:
     """A schema of its own with the runtime tables and a `counter` effect table; dropped afterwards."""
     schema = unique("s_")
-    conn = await asyncpg.connect(plain_dsn(platform_db["admin"]))
-    await conn.execute(f"CREATE SCHEMA {schema}")
-    await conn.execute(f"""
-        CREATE TABLE {schema}.outbox (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-            event_id uuid NOT NULL UNIQUE, subject text NOT NULL, aggregate text NOT NULL,
-            payload text NOT NULL, headers jsonb NOT NULL DEFAULT '{{}}', created_at timestamptz NOT NULL
-            DEFAULT now(), sent_at timestamptz);
-        CREATE TABLE {schema}.inbox (consumer text, event_id uuid, processed_at timestamptz NOT NULL
-            DEFAULT now(), PRIMARY KEY (consumer, event_id));
-        CREATE TABLE {schema}.counter (key text PRIMARY KEY, total bigint NOT NULL, applications int NOT NULL);
-    """)
-    await conn.close()
     engine = create_engine(platform_db["admin"], trace_sql=False)
+    await create_scratch_schema(engine, schema)
     yield schema, engine
     await engine.dispose()
     conn = await asyncpg.connect(plain_dsn(platform_db["admin"]))

@@ -24,13 +24,11 @@ import click
 from nats.aio.client import Client as NATS
 
 from contracts import pipeline as c
-from runtime import bus
+from runtime import bus, pipeline_csv
 from runtime.cli import run_module_cli
-from runtime.commands import send
-from runtime.csv_cells import safe_row, unsafe_row
+from runtime.csv_cells import safe_row
 from runtime.errors import CommandFailed
-
-CHUNK = 500
+from runtime.pipeline_csv import NumberedRow
 
 
 class Progress:
@@ -59,37 +57,29 @@ class Progress:
             self.stream.flush()
 
 
-def read_csv(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
-    with path.open(newline="", encoding="utf-8-sig") as f:
-        records = list(csv.reader(f))
-    if not records:
-        raise SystemExit(f"{path}: the file is empty")
-    rows = [(i + 2, unsafe_row(r)) for i, r in enumerate(records[1:]) if any(cell.strip() for cell in r)]
-    return records[0], rows
-
-
-async def do_import(nc, kind: c.ImportKind, path: Path, *, progress: bool) -> int:
-    header, rows = read_csv(path)
+def read_csv(path: Path) -> tuple[list[str], list[NumberedRow]]:
     try:
-        batch = await send(nc, c.BeginImport(kind=kind, columns=header, actor="cli"))
+        header, rows = pipeline_csv.records(path.read_text(encoding="utf-8-sig"))
+    except (pipeline_csv.NotCsv, UnicodeDecodeError) as exc:
+        raise SystemExit(f"{path}: {exc}") from exc
+    return header, pipeline_csv.numbered(rows)
+
+
+async def do_import(nc: NATS, kind: c.ImportKind, path: Path, *, progress: bool) -> int:
+    header, rows = read_csv(path)
+    bar = Progress(len(rows), f"checking {kind.value}", force=progress)
+
+    def checked(n: int) -> None:
+        bar.advance(n)
+        if bar.done >= len(rows):
+            bar.finish("storing..." if bar.enabled else "")
+
+    try:
+        result = await pipeline_csv.run_import(nc, kind, header, rows, "cli", commit_timeout=600,
+                                               on_chunk=checked)
     except CommandFailed as exc:
         print(f"{path}: {exc.error.message}", file=sys.stderr)
         return 1
-    bar = Progress(len(rows), f"checking {kind.value}", force=progress)
-    for start in range(0, len(rows), CHUNK):
-        chunk = rows[start:start + CHUNK]
-        # Consecutive row numbers per command; blank lines (skipped) split a chunk.
-        runs: list[tuple[int, list[list[str]]]] = []
-        for number, row in chunk:
-            if runs and runs[-1][0] + len(runs[-1][1]) == number:
-                runs[-1][1].append(row)
-            else:
-                runs.append((number, [row]))
-        for first, run in runs:
-            await send(nc, c.ImportRows(batch_id=batch.batch_id, first_row=first, rows=run, actor="cli"), timeout=60)
-        bar.advance(len(chunk))
-    bar.finish("storing..." if bar.enabled else "")
-    result: c.ImportResult = await send(nc, c.CommitImport(batch_id=batch.batch_id, actor="cli"), timeout=600)
     if not result.stored:
         print(f"{path}: {len(result.errors)} error(s); nothing was stored", file=sys.stderr)
         for e in result.errors[:200]:
@@ -101,22 +91,19 @@ async def do_import(nc, kind: c.ImportKind, path: Path, *, progress: bool) -> in
     return 0
 
 
-async def do_export(nc, kind: c.ImportKind, out: TextIO, *, progress: bool) -> int:
+async def do_export(nc: NATS, kind: c.ImportKind, out: TextIO, *, progress: bool) -> int:
     writer = csv.writer(out)
-    after = None
     written = 0
+    first = True
     bar = Progress(0, f"exporting {kind.value}", force=progress)
-    while True:
-        page: c.ExportPage = await send(nc, c.ExportRows(kind=kind, after_id=after, actor="cli"), timeout=60)
-        if after is None:
+    async for page in pipeline_csv.export_pages(nc, kind, "cli"):
+        if first:
             writer.writerow(page.columns)
+            first = False
         writer.writerows(safe_row(r) for r in page.rows)
         written += len(page.rows)
         bar.total = written
         bar.advance(len(page.rows))
-        if page.next_after is None:
-            break
-        after = page.next_after
     bar.finish()
     print(f"{written} {kind.value} exported", file=sys.stderr)
     return 0

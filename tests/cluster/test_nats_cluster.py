@@ -14,7 +14,6 @@ from pathlib import Path
 
 import nats
 import pytest
-from sqlalchemy import text
 
 from contracts import deadletters as dl
 from contracts import pipeline as pc
@@ -23,7 +22,7 @@ from contracts.registry import STREAMS
 from runtime import bus, database_setup
 from runtime.db import create_engine
 from runtime.embedded import NatsCluster
-from runtime.testing import eventually, ping_event, prepare_streams, unique
+from runtime.testing import create_scratch_schema, eventually, ping_event, prepare_streams, unique
 from tests.backbone.helpers import consumer_for, counters, drained, write_events
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -106,17 +105,7 @@ async def world(servers, cluster: NatsCluster):
     url = await database_setup.create_database(servers.admin_url, unique("cl_"))
     schema = unique("c_")
     engine = create_engine(url, trace_sql=False)
-    async with engine.begin() as conn:
-        for stmt in (
-            f"CREATE SCHEMA {schema}",
-            f"CREATE TABLE {schema}.outbox (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, event_id uuid NOT NULL"
-            " UNIQUE, subject text NOT NULL, aggregate text NOT NULL, payload text NOT NULL, headers jsonb NOT NULL"
-            " DEFAULT '{}', created_at timestamptz NOT NULL DEFAULT now(), sent_at timestamptz)",
-            f"CREATE TABLE {schema}.inbox (consumer text, event_id uuid, processed_at timestamptz NOT NULL DEFAULT"
-            " now(), PRIMARY KEY (consumer, event_id))",
-            f"CREATE TABLE {schema}.counter (key text PRIMARY KEY, total bigint NOT NULL, applications int NOT NULL)",
-        ):
-            await conn.execute(text(stmt))
+    await create_scratch_schema(engine, schema)
     tag = unique()
     yield {"url": url, "schema": schema, "engine": engine, "spec": StreamSpec(name=tag.upper(), subjects=(f"{tag}.>",)),
            "tag": tag}

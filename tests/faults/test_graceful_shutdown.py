@@ -16,14 +16,13 @@ import time
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
 
 from contracts import deadletters as dl
 from contracts.base import StreamSpec
 from runtime import bus, database_setup
 from runtime.db import create_engine
 from runtime.inbox import DRAIN_SECONDS
-from runtime.testing import eventually, ping_event, unique
+from runtime.testing import create_scratch_schema, eventually, ping_event, unique
 from tests.backbone.helpers import counters
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -38,17 +37,7 @@ async def world(servers, tmp_path):
     url = await database_setup.create_database(servers.admin_url, unique("gs_"))
     schema = unique("g_")
     engine = create_engine(url, trace_sql=False)
-    async with engine.begin() as conn:
-        for stmt in (
-            f"CREATE SCHEMA {schema}",
-            f"CREATE TABLE {schema}.outbox (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, event_id uuid NOT NULL"
-            " UNIQUE, subject text NOT NULL, aggregate text NOT NULL, payload text NOT NULL, headers jsonb NOT NULL"
-            " DEFAULT '{}', created_at timestamptz NOT NULL DEFAULT now(), sent_at timestamptz)",
-            f"CREATE TABLE {schema}.inbox (consumer text, event_id uuid, processed_at timestamptz NOT NULL DEFAULT"
-            " now(), PRIMARY KEY (consumer, event_id))",
-            f"CREATE TABLE {schema}.counter (key text PRIMARY KEY, total bigint NOT NULL, applications int NOT NULL)",
-        ):
-            await conn.execute(text(stmt))
+    await create_scratch_schema(engine, schema)
     tag = unique()
     spec = StreamSpec(name=tag.upper(), subjects=(f"{tag}.>",))
     nc = await bus.connect(servers.nats_url, name="graceful-test")

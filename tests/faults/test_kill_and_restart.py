@@ -19,7 +19,7 @@ from contracts.base import StreamSpec
 from runtime import bus, database_setup, deadletter
 from runtime.db import create_engine
 from runtime.embedded import EmbeddedNats, EmbeddedPostgres
-from runtime.testing import eventually, ping_event, unique
+from runtime.testing import create_scratch_schema, eventually, ping_event, unique
 from tests.backbone.helpers import consumer_for, counters, drained, letters_key, stop_task, write_events
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -35,19 +35,7 @@ async def world(tmp_path):
     url = await database_setup.create_database(pg.url(), "faults")
     schema = unique("f_")
     engine = create_engine(url, trace_sql=False)
-    async with engine.begin() as conn:
-        from sqlalchemy import text
-
-        for stmt in (
-            f"CREATE SCHEMA {schema}",
-            f"CREATE TABLE {schema}.outbox (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, event_id uuid NOT NULL"
-            " UNIQUE, subject text NOT NULL, aggregate text NOT NULL, payload text NOT NULL, headers jsonb NOT NULL"
-            " DEFAULT '{}', created_at timestamptz NOT NULL DEFAULT now(), sent_at timestamptz)",
-            f"CREATE TABLE {schema}.inbox (consumer text, event_id uuid, processed_at timestamptz NOT NULL DEFAULT"
-            " now(), PRIMARY KEY (consumer, event_id))",
-            f"CREATE TABLE {schema}.counter (key text PRIMARY KEY, total bigint NOT NULL, applications int NOT NULL)",
-        ):
-            await conn.execute(text(stmt))
+    await create_scratch_schema(engine, schema)
     tag = unique()
     spec = StreamSpec(name=tag.upper(), subjects=(f"{tag}.>",))
     yield {"pg": pg, "nats": nats, "url": url, "schema": schema, "engine": engine, "spec": spec, "tag": tag}

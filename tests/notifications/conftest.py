@@ -5,7 +5,6 @@ pipeline's events, tick the schedule and read feeds, deliveries and the mailbox.
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
@@ -89,17 +88,6 @@ async def settled(nc: NATS, service: RunningService, timeout: float = 30.0) -> N
     """Every consumer of the service has processed and acknowledged everything published so far
     (pending counts alone passed too early: the server counts a new message after acking its publish)."""
     await recorded_settled(nc, service)
-
-
-async def eventually(check, what: str, timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = await check()
-        if last:
-            return last
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}; last: {last!r}")
 
 
 def deal(*, owner: str | None = OWNER, stage: str = "proposal", stage_name: str = "Proposal",

@@ -24,11 +24,10 @@ from runtime.embedded import EmbeddedNats
 from runtime.mailbox import LocalMailbox
 from runtime.service import shutdown, start
 from runtime.settings import Settings
-from runtime.testing import TEST_SECRET
+from runtime.testing import TEST_SECRET, eventually
 from services.notifications.handlers import definition as notifications_definition
 from services.pipeline.handlers import definition as pipeline_definition
 from tests.gateway.conftest import PASSWORD, Gateway, Person
-from tests.notifications.conftest import eventually
 
 
 @pytest.fixture(scope="module")

@@ -13,8 +13,9 @@ from contracts import schedules as s
 from runtime import bus
 from runtime.service import shutdown, start
 from runtime.settings import Settings
+from runtime.testing import eventually
 from services.pipeline.handlers import definition as pipeline_definition
-from tests.notifications.conftest import OWNER, deal, eventually, feed, publish, settled
+from tests.notifications.conftest import OWNER, deal, feed, publish, settled
 
 TEST_PLAN = "schedule.plan.test_every_second"
 
