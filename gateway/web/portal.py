@@ -16,7 +16,9 @@ from contracts import commissions as cc
 from contracts import pipeline as pc
 from gateway.auth import Principal, require_partner
 from gateway.routes import portal as api
+from gateway.state import bus
 from gateway.web.common import field_errors, not_found, render
+from runtime.commands import send
 from runtime.errors import CommandFailed
 
 router = APIRouter(include_in_schema=False)
@@ -80,7 +82,11 @@ async def deal_page(opportunity_id: UUID, request: Request, principal: PartnerUs
         if exc.status_code == 404:
             return not_found(request, "deal")
         raise
-    return render(request, "portal_deal.html", {"deal": api.deal_view(deal), "history": deal.stage_history})
+    # Stage history holds keys ("technical_validation"); the partner reads the names the team pages show.
+    sets: pc.StageSetList = await send(bus(request), pc.ListStageSets(actor=principal.name))
+    names = {(x.key, stage.key): stage.name for x in sets.items for stage in x.stages}
+    return render(request, "portal_deal.html", {"deal": api.deal_view(deal), "history": deal.stage_history,
+                                                "pipeline": deal.pipeline, "stage_names": names})
 
 
 @router.get("/portal/statements/{period}", response_class=HTMLResponse)

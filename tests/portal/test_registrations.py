@@ -4,6 +4,7 @@ decides, an approval becomes the partner's deal exactly once; bad and hostile in
 
 from __future__ import annotations
 
+import re
 import uuid
 
 import pytest
@@ -97,6 +98,36 @@ class TestDecisions:
         assert r.status_code == 200 and r.json()["opportunity_id"] is None
         page = await call(portal.a.user, "GET", "/portal", accept="text/html")
         assert "Already a direct customer." in page.text and "declined" in page.text
+
+    async def test_a_decline_needs_a_reason_and_the_queue_page_declines_with_it(self, portal: Portal):
+        reg = await _register(portal.a.user, _customer())
+        manager = portal.gateway.people[Role.manager]
+        url = f"/api/registrations/{reg['id']}/decision"
+        for reason in (None, "", "   "):
+            r = await call(manager, "POST", url, {"approve": False, "reason": reason})
+            assert r.status_code == 422 and "say why you decline" in r.text, (reason, r.text)
+        queue = await manager.client.get("/registrations", headers={"accept": "text/html"})
+        # The Decline button is there and can be seen: not the white-on-transparent `ghost` of the dark header.
+        button = re.search(rf'action="/registrations/{reg["id"]}/decision".*?(<button[^>]*value="false"[^>]*>)',
+                           queue.text, re.S)
+        assert button and 'class="ghost-dark"' in button[1] and 'data-testid="decline"' in button[1]
+        refused = await manager.client.post(f"/registrations/{reg['id']}/decision", data={
+            "csrf_token": manager.csrf, "approve": "false", "reason": ""}, headers={"accept": "text/html"})
+        assert refused.status_code == 422 and "say why you decline" in refused.text
+        declined = await manager.client.post(f"/registrations/{reg['id']}/decision", data={
+            "csrf_token": manager.csrf, "approve": "false", "reason": "Already sold direct."})
+        assert declined.status_code == 303 and "Declined" in declined.headers["location"]
+        seen = (await call(portal.a.user, "GET", f"/api/portal/registrations/{reg['id']}")).json()
+        assert (seen["status"], seen["reason"]) == ("rejected", "Already sold direct.")
+        audit = (await call(portal.gateway.people[Role.admin], "GET", "/api/audit",
+                            params={"entity": "deal_registration"})).json()
+        assert ("registration.rejected", reg["id"]) in {(e["action"], e["entity_id"]) for e in audit}
+
+    async def test_the_portal_deal_page_names_stages_as_the_team_pages_do(self, portal: Portal):
+        page = await call(portal.a.user, "GET", f"/portal/deals/{portal.a.deal_id}", accept="text/html")
+        assert page.status_code == 200
+        history = page.text.split("<h2>Stages</h2>", 1)[1]
+        assert ": Lead</li>" in history and ": lead</li>" not in history, history[:300]
 
     async def test_only_the_owner_or_a_manager_decides(self, portal: Portal):
         reg = await _register(portal.a.user, _customer())

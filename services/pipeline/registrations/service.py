@@ -75,6 +75,9 @@ async def decide_registration(session: AsyncSession, cmd: r.DecideRegistration) 
                        field="expected_version")
     if row.status != r.RegistrationStatus.pending.value:
         raise Conflict(f"the registration was already {row.status}", field="registration_id")
+    if not cmd.approve and not (cmd.reason or "").strip():
+        # The partner reads the reason in the portal: a decline without one leaves them guessing.
+        raise Invalid("say why you decline: the partner reads the reason in the portal", field="reason")
     now = datetime.now(UTC)
     if cmd.approve:
         # Checked again: a deal for the customer may have appeared since the partner registered.
