@@ -76,8 +76,12 @@ from contracts.pipeline.settings import (
     PipelineSettings,
     PipelineSettingsChangedV1,
     ScorecardWeights,
+    TierBenefits,
+    TierBenefitTable,
+    TierChange,
     TierThresholds,
     UpdatePipelineSettings,
+    tier_change,
 )
 from contracts.pipeline.stages import (
     ACE_STAGE_SET,
@@ -219,6 +223,9 @@ __all__ = [
     "StageSet",
     "StageSetDefinedV1",
     "StageSetList",
+    "TierBenefitTable",
+    "TierBenefits",
+    "TierChange",
     "TierRecomputation",
     "TierThresholds",
     "UpdateOpportunity",
@@ -227,4 +234,5 @@ __all__ = [
     "copied_outcome",
     "probabilities_in_force",
     "probability_of",
+    "tier_change",
 ]

@@ -7,10 +7,10 @@ from typing import Annotated, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from contracts.base import Command, Event, PartialCommand, StreamSpec
-from contracts.fields import Currency, Version
+from contracts.fields import Currency, Version, line
 from contracts.money import Amount
 from contracts.pipeline.stages import RESALE
-from contracts.pipeline.values import STREAM, Key, Percent
+from contracts.pipeline.values import STREAM, Key, PartnerTier, Percent
 
 
 class TierThresholds(BaseModel):
@@ -28,6 +28,66 @@ class TierThresholds(BaseModel):
         if not Decimal(0) < self.silver < self.gold < self.platinum:
             raise ValueError("tier thresholds must increase: 0 < silver < gold < platinum")
         return self
+
+
+RatePercent = Annotated[Decimal, Field(ge=0, le=100, max_digits=7, decimal_places=4,
+                                      description="percent: 12.5 means 12.5%")]
+Benefit = line(200, 1)
+
+
+class TierBenefits(BaseModel):
+    """What one tier gives a partner: its benefits, each in a line, and its commission rate."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    benefits: tuple[Benefit, ...] = Field(default=(), max_length=20)
+    commission_rate: RatePercent | None = Field(
+        default=None, description="the program's commission rate at this tier; an agreement of kind "
+        "`partner_tier` made from the tier table starts with these rates")
+
+
+class TierBenefitTable(BaseModel):
+    """The tier table's benefits and commission rates, beside its thresholds (`TierThresholds`): the one
+    place that says what each tier means. Each tier lists all it gives (not only what it adds), so a tier
+    change can say what the partner gains and loses."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    bronze: TierBenefits = TierBenefits(
+        benefits=("Partner portal and deal registration", "Enablement library"), commission_rate=Decimal(10))
+    silver: TierBenefits = TierBenefits(
+        benefits=("Partner portal and deal registration", "Enablement library", "Quarterly business review",
+                  "Co-marketing funds (MDF) on request"), commission_rate=Decimal(15))
+    gold: TierBenefits = TierBenefits(
+        benefits=("Partner portal and deal registration", "Enablement library", "Monthly business review",
+                  "Co-marketing funds (MDF) on request", "Named partner manager", "Joint account planning"),
+        commission_rate=Decimal(20))
+    platinum: TierBenefits = TierBenefits(
+        benefits=("Partner portal and deal registration", "Enablement library", "Monthly business review",
+                  "Co-marketing funds (MDF) on request", "Named partner manager", "Joint account planning",
+                  "Executive sponsor", "Priority co-sell with the hyperscalers"), commission_rate=Decimal(25))
+
+    def of(self, tier: PartnerTier) -> TierBenefits:
+        return getattr(self, tier.value)  # type: ignore[no-any-return]
+
+
+class TierChange(BaseModel):
+    """What a partner gains and loses moving from one tier to another (up or down)."""
+
+    from_tier: PartnerTier
+    to_tier: PartnerTier
+    gains: list[str]
+    loses: list[str]
+    rate_from: Decimal | None
+    rate_to: Decimal | None
+
+
+def tier_change(table: TierBenefitTable, from_tier: PartnerTier, to_tier: PartnerTier) -> TierChange:
+    before, after = table.of(from_tier), table.of(to_tier)
+    return TierChange(from_tier=from_tier, to_tier=to_tier,
+                      gains=[b for b in after.benefits if b not in before.benefits],
+                      loses=[b for b in before.benefits if b not in after.benefits],
+                      rate_from=before.commission_rate, rate_to=after.commission_rate)
 
 
 class ScorecardWeights(BaseModel):
@@ -62,6 +122,7 @@ class PipelineSettings(BaseModel):
     tier_window_days: int = Field(default=365, ge=1, le=3650,
                                   description="Trailing window of won revenue that sets a partner's tier.")
     tier_thresholds: TierThresholds = TierThresholds()
+    tier_benefits: TierBenefitTable = TierBenefitTable()
     scorecard_weights: ScorecardWeights = ScorecardWeights()
     feasibility_from_enablement: bool = Field(
         default=False, description="A partner's feasibility criterion follows its enablement score (0-100 as 0-10; "
@@ -107,6 +168,7 @@ class UpdatePipelineSettings(PartialCommand):
     stuck_after_days: int | None = Field(default=None, ge=1, le=3650)
     tier_window_days: int | None = Field(default=None, ge=1, le=3650)
     tier_thresholds: TierThresholds | None = None
+    tier_benefits: TierBenefitTable | None = None
     scorecard_weights: ScorecardWeights | None = None
     feasibility_from_enablement: bool | None = None
     fx_rates: dict[Currency, Annotated[Decimal, Field(gt=0, max_digits=18, decimal_places=8)]] | None = Field(

@@ -101,6 +101,8 @@ class SettingsPatch(BaseModel):
     stuck_after_days: int | None = Field(default=None, ge=1, le=3650)
     tier_window_days: int | None = Field(default=None, ge=1, le=3650)
     tier_thresholds: pc.TierThresholds | None = None
+    tier_benefits: pc.TierBenefitTable | None = Field(
+        default=None, description="Each tier's benefits and commission rate: the whole table, every tier.")
     scorecard_weights: pc.ScorecardWeights | None = None
     feasibility_from_enablement: bool | None = Field(
         default=None, description="The feasibility criterion follows each partner's enablement score.")

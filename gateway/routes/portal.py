@@ -55,6 +55,10 @@ class TierProgress(BaseModel):
     next_threshold: Decimal | None = Field(description="Trailing revenue at which the next tier begins.")
     remaining: Decimal | None = Field(description="What is still missing to reach the next tier.")
     percent: int = Field(description="Progress from this tier's threshold to the next, 0-100.")
+    benefits: list[str] = Field(default_factory=list, description="What this tier gives (the tier table).")
+    commission_rate: Decimal | None = Field(default=None, description="This tier's commission rate, percent.")
+    next_change: pc.TierChange | None = Field(default=None, description="What reaching the next tier gains and "
+                                              "loses; none at the top tier.")
 
 
 class PortalSummary(BaseModel):
@@ -161,8 +165,8 @@ class RegistrationIn(BaseModel):
 
 
 def progress(partner: pc.Partner, settings: pc.PipelineSettings) -> TierProgress:
-    """Where the partner stands between its tier's threshold and the next one (the thresholds are the
-    pipeline's settings: one table of tiers)."""
+    """Where the partner stands between its tier's threshold and the next one, what its tier gives and what
+    the next one would gain or lose (thresholds, benefits and rates: the pipeline settings' one tier table)."""
     t = settings.tier_thresholds
     floors = {pc.PartnerTier.bronze: Decimal(0), pc.PartnerTier.silver: t.silver, pc.PartnerTier.gold: t.gold,
               pc.PartnerTier.platinum: t.platinum}
@@ -170,16 +174,20 @@ def progress(partner: pc.Partner, settings: pc.PipelineSettings) -> TierProgress
     order = pc.TIER_ORDER
     at = order.index(partner.tier)
     nxt = order[at + 1] if at + 1 < len(order) else None
+    table = settings.tier_benefits
+    here = table.of(partner.tier)
+    mine = {"benefits": list(here.benefits), "commission_rate": here.commission_rate}
     if nxt is None:
         return TierProgress(tier=partner.tier, tier_auto=partner.tier_auto, trailing_revenue=revenue,
                             currency=settings.reporting_currency, window_days=settings.tier_window_days,
-                            next_tier=None, next_threshold=None, remaining=None, percent=100)
+                            next_tier=None, next_threshold=None, remaining=None, percent=100, **mine)
     floor, ceiling = floors[partner.tier], floors[nxt]
     share = (revenue - floor) / (ceiling - floor) if ceiling > floor else Decimal(1)
     return TierProgress(tier=partner.tier, tier_auto=partner.tier_auto, trailing_revenue=revenue,
                         currency=settings.reporting_currency, window_days=settings.tier_window_days, next_tier=nxt,
                         next_threshold=ceiling, remaining=max(Decimal(0), ceiling - revenue),
-                        percent=int(max(Decimal(0), min(Decimal(1), share)) * 100))
+                        percent=int(max(Decimal(0), min(Decimal(1), share)) * 100), **mine,
+                        next_change=pc.tier_change(table, partner.tier, nxt))
 
 
 def deal_view(o: pc.Opportunity) -> PortalDeal:

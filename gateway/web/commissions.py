@@ -240,6 +240,10 @@ async def new_agreement(request: Request, principal: Member) -> Response:
     form = {"direction": "payable", "currency": "USD", "rate_kind": "flat", "basis": "deal", "duration": "one_time",
             "period": "quarter", "clawback_days": "90", "effective_from": date.today().replace(day=1).isoformat(),
             "partner_id": request.query_params.get("partner_id", ""), "deal_models": [], "spif_tiers": []}
+    # "By partner tier" starts from the tier table's rates (the pipeline settings: one place for tiers).
+    settings: pc.PipelineSettings = await send(bus(request), pc.GetPipelineSettings(actor=principal.name))
+    form |= {f"rate_{t.value}": f"{r.normalize():f}" for t in pc.TIER_ORDER
+             if (r := settings.tier_benefits.of(t).commission_rate) is not None}
     if request.query_params.get("kind") == "spif":
         # A SPIF starts as this calendar quarter (the period kind commissions use), no clawback.
         start, end = Quarter.calendar_of(date.today()).range()

@@ -157,6 +157,30 @@ async def _statement(request: Request, partner_id: UUID, actor: str) -> cc.State
     return None
 
 
+async def _tier_agreements(request: Request, partner_id: UUID, actor: str) -> list[cc.Agreement]:
+    """The partner's agreements that follow its tier (rate kind `partner_tier`), when the service answers."""
+    with contextlib.suppress(CommandFailed, TimeoutError):
+        found: cc.AgreementList = await send(bus(request), cc.ListAgreements(partner_id=partner_id, limit=100,
+                                                                            actor=actor), timeout=3)
+        return [a for a in found.items if isinstance(current_version(a).terms.rate, cc.PartnerTierRate)]
+    return []
+
+
+def current_version(a: cc.Agreement) -> cc.AgreementVersion:
+    today = datetime.now(UTC).date()
+    started = [v for v in a.versions if v.effective_from <= today] or a.versions
+    return max(started, key=lambda v: v.effective_from)
+
+
+def tier_outlook(tier: pc.PartnerTier, table: pc.TierBenefitTable) -> dict[str, Any]:
+    """This tier's row of the tier table and what a move one tier up or down gains and loses."""
+    order = pc.TIER_ORDER
+    at = order.index(tier)
+    return {"now": table.of(tier), "table": table,
+            "up": pc.tier_change(table, tier, order[at + 1]) if at + 1 < len(order) else None,
+            "down": pc.tier_change(table, tier, order[at - 1]) if at > 0 else None}
+
+
 async def _partner_page(request: Request, partner_id: UUID, *, errors: dict[str, str] | None = None,
                         form: dict[str, str] | None = None, status_code: int = 200) -> Response:
     actor = request.state.principal.name
@@ -171,10 +195,11 @@ async def _partner_page(request: Request, partner_id: UUID, *, errors: dict[str,
     sort = q["sort"] if q.get("sort") in sorts else pc.OpportunitySort.amount_desc.value
     # A partner has tens of deals, not millions: numbered pages (offset) read well and cost little here.
     page_no = int(q["page"]) if q.get("page", "").isdigit() and 0 < len(q["page"]) < 6 else 1
-    deals, statement, team = await asyncio.gather(
+    deals, statement, team, settings, tier_agreements = await asyncio.gather(
         send(bus(request), pc.ListOpportunities(partner_id=partner_id, sort=pc.OpportunitySort(sort),
                                                  offset=(page_no - 1) * DEALS_PAGE, limit=DEALS_PAGE, actor=actor)),
-        _statement(request, partner_id, actor), team_handles(request))
+        _statement(request, partner_id, actor), team_handles(request),
+        send(bus(request), pc.GetPipelineSettings(actor=actor)), _tier_agreements(request, partner_id, actor))
     pages = max(1, -(-deals.total // DEALS_PAGE))
     if form is None:
         sc = partner.scorecard
@@ -183,6 +208,8 @@ async def _partner_page(request: Request, partner_id: UUID, *, errors: dict[str,
                 **{key: (f"{getattr(sc, key):g}" if sc else "") for key, _, _ in CRITERIA}}
     return render(request, "partner.html", {
         "partner": partner, "deals": deals, "statement": statement, "team": team, "criteria": CRITERIA,
+        "outlook": tier_outlook(partner.tier, settings.tier_benefits), "tier_order": list(pc.TIER_ORDER),
+        "tier_agreements": [(a, current_version(a).terms.rate) for a in tier_agreements],
         "types": list(pc.PartnerType), "tiers": list(pc.PartnerTier), "statuses": list(pc.PartnerStatus),
         "errors": errors or {}, "form": form, "notice": request.query_params.get("notice"),
         "error": request.query_params.get("error"),

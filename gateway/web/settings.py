@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import calendar
+from decimal import Decimal
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request
@@ -40,8 +41,21 @@ def _settings_form(s: pc.PipelineSettings) -> dict[str, str]:
         "stuck_after_days": str(s.stuck_after_days), "tier_window_days": str(s.tier_window_days),
         "silver": str(s.tier_thresholds.silver), "gold": str(s.tier_thresholds.gold),
         "platinum": str(s.tier_thresholds.platinum),
+        **{f"benefits_{t.value}": "\n".join(s.tier_benefits.of(t).benefits) for t in pc.TIER_ORDER},
+        **{f"rate_{t.value}": _rate_text(s.tier_benefits.of(t).commission_rate) for t in pc.TIER_ORDER},
         "fx_rates": "\n".join(f"{cur} {rate.normalize():f}" for cur, rate in sorted(s.fx_rates.items())),
     }
+
+
+def _rate_text(rate: Decimal | None) -> str:
+    return "" if rate is None else f"{rate.normalize():f}"
+
+
+def _tier_benefits(typed: dict[str, str]) -> dict[str, Any]:
+    """The tier table's benefits (one a line, blank lines dropped) and rates, as the API takes them."""
+    return {t.value: {"benefits": [b.strip() for b in typed[f"benefits_{t.value}"].splitlines() if b.strip()],
+                      "commission_rate": typed[f"rate_{t.value}"].replace("%", "").strip() or None}
+            for t in pc.TIER_ORDER}
 
 
 def _stage_rows(stage_set: pc.StageSet) -> list[dict[str, str]]:
@@ -114,6 +128,10 @@ def _errors(exc: ValidationError) -> dict[str, str]:
             name = "fx_rates"
             if len(loc) > 1 and loc[1] not in ("[key]",):
                 e = {**e, "msg": f"{loc[1]}: {_plain_message(e)}"}
+        elif loc[0] == "tier_benefits" and len(loc) > 2 and loc[1] in {t.value for t in pc.TIER_ORDER}:
+            name = f"rate_{loc[1]}" if loc[2] == "commission_rate" else f"benefits_{loc[1]}"
+            if loc[2] == "benefits" and len(loc) > 3 and loc[3].isdigit():
+                e = {**e, "msg": f"line {int(loc[3]) + 1}: {_plain_message(e)}"}
         elif loc[0] == "tier_thresholds":
             name = loc[1] if len(loc) > 1 and loc[1] in ("silver", "gold", "platinum") else "tier_thresholds"
         elif loc[0] == "expected_version":
@@ -132,6 +150,9 @@ async def change_settings(request: Request, principal: Admin) -> Response:
         "expected_version", "fiscal_year_start_month", "reporting_currency", "quarterly_target", "stuck_after_days",
         "tier_window_days", "silver", "gold", "platinum")}
     typed["fx_rates"] = _field(form, "fx_rates", limit=20_000)
+    for t in pc.TIER_ORDER:
+        typed[f"benefits_{t.value}"] = _field(form, f"benefits_{t.value}", limit=10_000)
+        typed[f"rate_{t.value}"] = _field(form, f"rate_{t.value}")
     rates, fx_error = _fx(typed["fx_rates"])
     try:
         body = api.SettingsPatch.model_validate({
@@ -141,6 +162,9 @@ async def change_settings(request: Request, principal: Admin) -> Response:
             "quarterly_target": typed["quarterly_target"].replace(",", ""),
             "stuck_after_days": typed["stuck_after_days"], "tier_window_days": typed["tier_window_days"],
             "tier_thresholds": {k: typed[k].replace(",", "") for k in ("silver", "gold", "platinum")},
+            # Only from a form that has the tier table (an older page or script leaves it as it is).
+            **({"tier_benefits": _tier_benefits(typed)} if any(
+                f"{k}_{t.value}" in form for t in pc.TIER_ORDER for k in ("benefits", "rate")) else {}),
             "fx_rates": rates,
         })
         if fx_error:

@@ -15,8 +15,8 @@ from services.pipeline.partners import service as partners
 from services.pipeline.partners.repository import PartnerRepository
 
 SETTING_FIELDS = ("fiscal_year_start_month", "reporting_currency", "quarterly_target", "forecast_pipelines",
-                  "stuck_after_days", "tier_window_days", "tier_thresholds", "scorecard_weights", "fx_rates",
-                  "feasibility_from_enablement")
+                  "stuck_after_days", "tier_window_days", "tier_thresholds", "tier_benefits", "scorecard_weights",
+                  "fx_rates", "feasibility_from_enablement")
 
 
 async def list_stage_sets(session: AsyncSession, _cmd: c.ListStageSets) -> c.StageSetList:
