@@ -200,6 +200,27 @@ class Trend:
     baseline: float
     right: float
     target: Number
+    # Where the pace to the target stands on the last point's day (today): the value and its place on the
+    # dashed line, so the chart reads "you should be here" beside "you are here".
+    pace_today: Number = 0
+    pace_x: float = 0.0
+    pace_y: float = 0.0
+    # The end of the dashed line (the target at the quarter's end), where its label sits.
+    target_x: float = 0.0
+    target_y: float = 0.0
+
+    @property
+    def behind_by(self) -> Number:
+        """How far the last point is under the pace (negative: ahead of it)."""
+        return Decimal(str(self.pace_today)) - Decimal(str(self.points[-1].value if self.points else 0))
+
+
+def pace_at(day: date, *, start: date, end: date, target: Number) -> Decimal:
+    """The target's straight-line pace on `day` (the dashed line where that day's point is drawn): nothing
+    at the quarter's start, all of it at its end (`end` is the day after the quarter), to the cent."""
+    days = max((end - start).days, 1)
+    elapsed = min(max((day - start).days, 0), days)  # where the dashed line is at `day`'s point
+    return (Decimal(str(target)) * elapsed / days).quantize(Decimal("0.01"))
 
 
 def trend(points: Sequence[tuple[date, Number]], *, start: date, end: date, target: Number,
@@ -225,9 +246,12 @@ def trend(points: Sequence[tuple[date, Number]], *, start: date, end: date, targ
             month_starts.append((xy(d, 0)[0], d.strftime("%b")))
         d = date(d.year + (d.month == 12), d.month % 12 + 1, 1)
     ticks = [Tick(value=t, pos=round(top + plot_h - plot_h * t / peak, 1)) for t in _ticks(peak)]
+    today = out[-1].day if out else start
+    pace = pace_at(today, start=start, end=end, target=target)
+    pace_x, pace_y = xy(today, pace)
     return Trend(width=width, height=height, points=out, path=path, target_path=f"M{x0},{y0} L{x1},{y1}",
                  ticks=ticks, x_labels=month_starts, left=left, baseline=top + plot_h, right=width - right,
-                 target=target)
+                 target=target, pace_today=pace, pace_x=pace_x, pace_y=pace_y, target_x=x1, target_y=y1)
 
 
 @dataclass(frozen=True)

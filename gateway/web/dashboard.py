@@ -17,7 +17,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts import contacts as cc
 from contracts import pipeline as pc
-from contracts.quarters import Quarter, add_months
 from gateway.read_models import commissions as commission_models
 from gateway.read_models import forecast as fc
 from gateway.read_models import funding as funding_models
@@ -117,30 +116,50 @@ async def _has_opportunities(session: AsyncSession) -> bool:
     return bool(await session.scalar(select(pipeline_models.OpportunityView.id).limit(1)))
 
 
+WEEK = timedelta(days=7)
+
+
+def weekly_running(start: date, today: date, won_by_day: dict[date, dict[str, Decimal]],
+                   settings: pc.PipelineSettings) -> list[tuple[date, Decimal]]:
+    """Closed won so far, week by week: zero at the quarter's start, then the running total at the end of
+    each week of the quarter that has ended, and today. Each point converts the running total of each
+    currency (as the KPI does), so the last point equals the quarter's closed won to the cent."""
+    running: dict[str, Decimal] = {}
+    points = [(start, Decimal(0))]
+    days = sorted(d for d in won_by_day if start <= d <= today)
+
+    def upto(day: date) -> Decimal:
+        while days and days[0] <= day:
+            for currency, amount in won_by_day[days.pop(0)].items():
+                running[currency] = running.get(currency, Decimal(0)) + amount
+        return fc.convert(running, settings)[0]
+
+    week_end = start + WEEK - timedelta(days=1)
+    while week_end < today:
+        points.append((week_end, upto(week_end)))
+        week_end += WEEK
+    if today >= start:
+        points.append((today, upto(today)))
+    return points
+
+
 async def _quarter_trend(session: AsyncSession, settings: pc.PipelineSettings, start: date, today: date,
                          ) -> list[tuple[date, Decimal]]:
-    """Closed won so far, month by month: zero at the quarter's start, then the running total at
-    the end of each month (today for the current month)."""
-    first, last = Quarter.fiscal_of(today, settings.fiscal_year_start_month).months()
-    agg = pipeline_models.ClosedAgg
+    """The quarter's closed won (forecast pipelines), week by week (`weekly_running`), from the won deals
+    of the read model summed per day and currency."""
+    view = pipeline_models.OpportunityView
+    day = func.date(func.timezone("UTC", view.closed_at))
+    since = datetime(start.year, start.month, start.day, tzinfo=UTC)
+    until = datetime(today.year, today.month, today.day, tzinfo=UTC) + timedelta(days=1)
     rows = (await session.execute(
-        select(agg.month, agg.currency, func.sum(agg.amount))
-        .where(agg.month >= first, agg.month <= last, agg.outcome == pc.Outcome.won.value,
-               agg.pipeline.in_(settings.forecast_pipelines))
-        .group_by(agg.month, agg.currency)
-    )).tuples().all()
-    per_month: dict[date, dict[str, Decimal]] = {}
-    for month, currency, amount in rows:
-        per_month.setdefault(month, {})[currency] = amount
-    points = [(start, Decimal(0))]
-    running = Decimal(0)
-    month = first
-    while month <= last and month <= today:
-        running += fc.convert(per_month.get(month, {}), settings)[0]
-        month_end = add_months(month, 1) - timedelta(days=1)
-        points.append((min(month_end, today), running))
-        month = add_months(month, 1)
-    return points
+        select(day, view.currency, func.sum(view.amount))
+        .where(view.outcome == pc.Outcome.won.value, view.closed_at >= since, view.closed_at < until,
+               view.pipeline.in_(settings.forecast_pipelines))
+        .group_by(day, view.currency))).tuples().all()
+    won: dict[date, dict[str, Decimal]] = {}
+    for d, currency, amount in rows:
+        won.setdefault(d, {})[currency] = amount
+    return weekly_running(start, today, won, settings)
 
 
 async def _movers(session: AsyncSession, now: datetime, names: dict[tuple[str, str], str]) -> list[Mover]:

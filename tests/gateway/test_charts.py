@@ -93,6 +93,48 @@ class TestTrend:
         assert [label for _, label in t.x_labels] == ["Oct", "Nov", "Dec"]
 
 
+class TestWeeklyTrendAndPace:
+    """The quarter chart: a point per week (not per month) and a pace line that says where the quarter
+    should stand today."""
+
+    def test_a_point_per_week_and_today_ending_at_the_quarter_to_date_total(self):
+        from contracts import pipeline as pc
+        from gateway.web.dashboard import weekly_running
+
+        settings = pc.PipelineSettings(reporting_currency="USD", fx_rates={"EUR": Decimal("1.10")})
+        start, today = date(2026, 10, 1), date(2026, 11, 18)  # 48 days in: six whole weeks and today
+        won = {date(2026, 10, 3): {"USD": Decimal("1000.00")}, date(2026, 10, 20): {"EUR": Decimal("100.00")},
+               date(2026, 11, 18): {"USD": Decimal("5.55")}, date(2026, 11, 19): {"USD": Decimal("999")},
+               date(2026, 9, 30): {"USD": Decimal("999")}}
+        points = weekly_running(start, today, won, settings)
+        assert [d for d, _ in points] == [start, *(date(2026, 10, 7) + k * (date(2026, 10, 14) - date(2026, 10, 7))
+                                                    for k in range(6)), today]
+        assert len(points) == 8 and points[0][1] == 0
+        values = [v for _, v in points]
+        assert values == sorted(values) and values[1] == Decimal("1000.00") and values[3] == Decimal("1110.00")
+        assert values[-1] == Decimal("1115.55")  # today's deals count; tomorrow's and last quarter's do not
+
+    def test_the_first_day_has_two_points_and_a_quarter_has_fourteen(self):
+        from contracts import pipeline as pc
+        from gateway.web.dashboard import weekly_running
+
+        settings = pc.PipelineSettings()
+        assert len(weekly_running(date(2026, 10, 1), date(2026, 10, 1), {}, settings)) == 2
+        assert len(weekly_running(date(2026, 10, 1), date(2026, 12, 31), {}, settings)) == 15  # 0, 13 weeks, today
+
+    def test_the_pace_reads_where_the_quarter_should_stand(self):
+        start, end = date(2026, 10, 1), date(2027, 1, 1)  # 92 days
+        assert charts.pace_at(start, start=start, end=end, target=92_000) == 0
+        assert charts.pace_at(date(2026, 10, 16), start=start, end=end, target=92_000) == 15_000
+        assert charts.pace_at(date(2027, 2, 1), start=start, end=end, target=92_000) == 92_000
+        t = charts.trend([(start, 0), (date(2026, 10, 7), 1000), (date(2026, 10, 16), 20_000)], start=start, end=end,
+                         target=92_000)
+        assert t.pace_today == 15_000 and t.behind_by == -5_000  # ahead of pace
+        last = t.points[-1]
+        assert t.pace_x == last.x and t.pace_y > last.y  # the pace mark sits on the dashed line, under the total
+        assert t.target_x == t.right and t.target_y < t.pace_y < t.baseline
+
+
 class TestMoney:
     @pytest.mark.parametrize(("value", "currency", "text"), [
         (Decimal("250000"), "USD", "$250,000"), (Decimal("1234.5"), "EUR", "€1,235"), (0, "USD", "$0"),
