@@ -4,8 +4,8 @@ and whatever the process adds (the gateway: HTTP requests).
 
 Each process answers its own scrape (the gateway at /metrics, a service on METRICS_PORT), so a scrape
 asks nothing of other processes; the only bus calls are the process's own consumers' lag, refreshed
-just before the registry is written out. `up` per target, Prometheus's own, says whether a process
-answers.
+before the registry is written out when the last refresh is older than a few seconds. `up` per target,
+Prometheus's own, says whether a process answers.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
@@ -53,15 +54,24 @@ def new_registry() -> CollectorRegistry:
 
 
 class ConsumerCollector(Collector):
-    """Every consumer's counters and lag, read at scrape time (`refresh` fetches the lag first)."""
+    """Every consumer's counters and lag, read at scrape time. The lag is JetStream's (one consumer_info a
+    consumer), kept for LAG_MAX_AGE seconds: scrapes closer together than that, or at the same moment,
+    ask the bus nothing more."""
+
+    LAG_MAX_AGE = 5.0
 
     def __init__(self, service: str, consumers: Callable[[], Sequence[InboxConsumer]]) -> None:
         self.service = service
         self.consumers = consumers
         self.lag: dict[str, tuple[int | None, int | None]] = {}
+        # When the lag was last asked of JetStream (monotonic), and how many times it was.
+        self.lag_at: float | None = None
+        self.lag_asked = 0
+        self._refreshing = asyncio.Lock()
 
     async def refresh(self, nc: NATS | None, timeout: float = 0.5) -> None:
-        """Each consumer's pending and unacknowledged messages, asked of JetStream at once, bounded."""
+        """Each consumer's pending and unacknowledged messages, asked of JetStream at once, bounded;
+        unless they were asked less than LAG_MAX_AGE seconds ago."""
         async def one(c: InboxConsumer) -> None:
             pending: tuple[int | None, int | None] = (None, None)
             with contextlib.suppress(Exception):
@@ -70,7 +80,12 @@ class ConsumerCollector(Collector):
                     pending = (info.num_pending, info.num_ack_pending)
             self.lag[c.durable] = pending
 
-        await asyncio.gather(*(one(c) for c in self.consumers()))
+        async with self._refreshing:
+            if self.lag_at is not None and time.monotonic() - self.lag_at < self.LAG_MAX_AGE:
+                return
+            await asyncio.gather(*(one(c) for c in self.consumers()))
+            self.lag_at = time.monotonic()
+            self.lag_asked += 1
 
     def collect(self) -> Iterator[Metric]:
         labels = ["service", "consumer"]
