@@ -11,7 +11,7 @@ import pytest
 
 from contracts.quarters import Quarter
 from runtime.testing import unique
-from tests.browser.helpers import Platform, shot, sign_in
+from tests.browser.helpers import Platform, money, shot, sign_in
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -68,3 +68,39 @@ class TestCommissions:
         assert "Opening balance" in text and "Closing balance" in text and "Adjustments" in text
         assert await page.get_by_test_id("csv").get_attribute("href") is not None
         await shot(page, "commissions-statement")
+
+    async def test_a_manager_launches_a_spif_and_sees_what_it_pays(self, page, platform: Platform):
+        await sign_in(page, *platform.credentials()["manager"])
+        await page.goto("/commissions")
+        await page.get_by_test_id("new-spif").click()
+        form = page.get_by_test_id("agreement-form")
+        assert await form.get_by_label("SPIF: a fixed bonus per qualifying deal").is_checked()
+        assert await form.get_by_test_id("spif-rule").is_visible()
+        assert not await form.get_by_label("Flat rate, %").is_visible(), "only the chosen kind's fields show"
+        snowflake = await form.locator("#f-partner_id option", has_text="Snowflake (").first.get_attribute("value")
+        await form.locator("#f-partner_id").select_option(value=snowflake)
+        name = f"Snowflake SPIF {unique('')}"
+        await form.get_by_label("Agreement name").fill(name)
+        # The window: the demo's last year of wins up to the end of this quarter (pre-filled as its end).
+        start = Quarter.calendar_of(datetime.now(UTC).date()).range()[0].replace(year=datetime.now(UTC).year - 1)
+        await form.get_by_label("In force from").fill(start.isoformat())
+        await form.get_by_role("button", name="Create agreement").click()
+        error = page.locator('[data-field="bonus"]')
+        await error.wait_for()
+        assert "Required" in await error.inner_text()
+        await shot(page, "commissions-spif-refused")
+        await page.get_by_label("Bonus per qualifying deal", exact=True).fill("250")
+        await page.get_by_label("Smallest deal amount that qualifies", exact=True).fill("5000")
+        await page.get_by_role("button", name="Create agreement").click()
+        await page.get_by_test_id("agreement-name").wait_for()
+        assert "SPIF: 250.00 per deal won of at least 5,000.00" in await page.get_by_test_id("versions").inner_text()
+
+        await page.goto("/commissions")
+        row = page.get_by_test_id("spif-row").filter(has_text=name)
+        await row.wait_for()
+        cells = [await c.inner_text() for c in await row.locator("td").all()]
+        deals, earned = int(cells[5]), money(cells[6])
+        assert deals >= 1 and earned == deals * 250, cells
+        assert cells[4] == "running"
+        await row.scroll_into_view_if_needed()
+        await shot(page, "commissions-spifs")
