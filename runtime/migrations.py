@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import io
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -142,12 +142,15 @@ def run_env(target_metadata: Sequence[sa.MetaData] = ()) -> None:
     asyncio.run(run_async())
 
 
-def set_numeric_precision(schema: str, columns: Sequence[tuple[str, str]], precision: int, scale: int = 2) -> None:
-    """Give each (table, column) the type numeric(precision, scale). Values are kept: widening never
-    changes a value (nor rewrites the table), and a narrowing a stored value does not fit fails the
-    migration ("numeric field overflow") instead of rounding it."""
-    for table, column in columns:
-        op.alter_column(table, column, type_=sa.Numeric(precision, scale), schema=schema)
+def set_numeric_precision(schema: str, was: Mapping[int, Sequence[tuple[str, str]]], to: int | None,
+                          scale: int = 2) -> None:
+    """Give the columns `was` lists under their former precision ({precision: [(table, column), ...]}) the
+    type numeric(to, scale); `to=None` gives each its former precision back (the downgrade). Values are
+    kept: widening never changes a value (nor rewrites the table), and a narrowing a stored value does
+    not fit fails the migration ("numeric field overflow") instead of rounding it."""
+    for precision, columns in was.items():
+        for table, column in columns:
+            op.alter_column(table, column, type_=sa.Numeric(to or precision, scale), schema=schema)
 
 
 def runtime_tables(schema: str) -> tuple[sa.Table, sa.Table]:

@@ -34,10 +34,8 @@ WAS = {
 
 
 def upgrade() -> None:
-    for columns in WAS.values():
-        set_numeric_precision(SCHEMA, columns, 20)
+    set_numeric_precision(SCHEMA, WAS, 20)
 
 
 def downgrade() -> None:
-    for precision, columns in WAS.items():
-        set_numeric_precision(SCHEMA, columns, precision)
+    set_numeric_precision(SCHEMA, WAS, None)
