@@ -22,7 +22,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, Field, model_validator
 
-from contracts.base import Command, Event, StreamSpec
+from contracts.base import Command, Event, PartialCommand, StreamSpec
 from contracts.fields import Day, Moment, Name, Offset, text
 from contracts.relationships import STREAM
 
@@ -139,7 +139,7 @@ class CreateModule(Command):
     required: bool = False
 
 
-class UpdateModule(Command):
+class UpdateModule(PartialCommand):
     """Change a module; only the fields sent change. A new pass mark or validity applies to attempts
     recorded from then on; `required` and `archived` change every partner's score at once."""
 
@@ -157,7 +157,7 @@ class UpdateModule(Command):
     archived: bool | None = None
 
 
-class RecordCertification(Command):
+class RecordCertification(PartialCommand):
     """A person's certification on a module: a date to pass by, or an attempt (the day and the score;
     passed when the score reaches the module's pass mark). Only the fields sent change."""
 

@@ -15,7 +15,7 @@ from uuid import UUID
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from contracts.base import Command
+from contracts.base import Command, PartialCommand
 from contracts.fields import Day, Offset, Person, line
 from contracts.pipeline import PartnerType
 
@@ -146,7 +146,7 @@ class ListOnboardingPlans(Command):
     limit: int = Field(default=50, ge=1, le=500)
 
 
-class UpdateOnboardingStep(Command):
+class UpdateOnboardingStep(PartialCommand):
     """Mark a step done (or not), or give it another owner or due date; only the fields sent change."""
 
     subject: ClassVar[str] = "cmd.relationships.onboarding.step.update"

@@ -115,6 +115,9 @@ class TestCertifications:
         due_module = await new_module(gw)
         lapsing_module = await new_module(gw, valid_months=12)
         await certify(gw, person["id"], due_module["id"], {"due_on": (TODAY + timedelta(days=5)).isoformat()})
+        # A failed attempt keeps the date to pass by.
+        failed = await certify(gw, person["id"], due_module["id"], {"taken_on": TODAY.isoformat(), "score": 1})
+        assert failed["status"] == "failed" and failed["due_on"] == (TODAY + timedelta(days=5)).isoformat()
         # Passed almost a year ago: it lapses in ten days.
         taken = add_months(TODAY + timedelta(days=10), -12)
         lapsing = await certify(gw, person["id"], lapsing_module["id"], {"taken_on": taken.isoformat(), "score": 90})
@@ -203,8 +206,12 @@ class TestModules:
         url = f"/api/enablement/modules/{made['id']}"
         stale = await call(gw, Role.manager, "PATCH", url, {"expected_version": 9, "pass_mark": 80})
         assert stale.status_code == 409
-        changed = await call(gw, Role.manager, "PATCH", url, {"expected_version": 1, "archived": True})
+        described = await call(gw, Role.manager, "PATCH", url, {"description": "Selling with us", "valid_months": 24})
+        assert described.status_code == 200
+        changed = await call(gw, Role.manager, "PATCH", url, {"expected_version": 2, "archived": True})
         assert changed.status_code == 200 and changed.json()["archived"]
+        # Fields not sent stay as they were (the command carries only what was set).
+        assert changed.json()["description"] == "Selling with us" and changed.json()["valid_months"] == 24
         listed = (await call(gw, Role.viewer, "GET", "/api/enablement/modules")).json()
         assert made["id"] not in {m["id"] for m in listed["items"]}
         assert (await call(gw, Role.manager, "PATCH", f"/api/enablement/modules/{uuid.uuid4()}",

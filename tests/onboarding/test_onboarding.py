@@ -108,6 +108,8 @@ class TestPlans:
         assert done.status_code == 200
         step = next(s for s in done.json()["steps"] if s["key"] == "agreement_signed")
         assert step["done_at"] and step["done_by"] == gw.people[Role.manager].email and not step["overdue"]
+        # Only what was sent changes: ticking it off keeps its owner and due date.
+        assert step["owner"] == gw.people[Role.manager].id and step["due_date"] == late
         assert not await on_list(Role.manager)
         listing = (await call(gw, Role.viewer, "GET", "/api/onboarding/plans", params={"open_only": "true"})).json()
         assert partner["id"] in {p["partner_id"] for p in listing["items"]}
