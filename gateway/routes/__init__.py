@@ -16,6 +16,7 @@ from gateway.routes import (
     pipeline,
     portal,
     registrations,
+    reviews,
     search,
     sync,
     week,
@@ -24,4 +25,4 @@ from gateway.routes import (
 ROUTERS: tuple[APIRouter, ...] = (access.router, partners.router, pipeline.router, commissions.router, funding.router,
                                   goals.router, week.router, calendar_feed.router, sync.router, contacts.router,
                                   alerts.router, registrations.router, portal.router, onboarding.router,
-                                  enablement.router, search.router)
+                                  enablement.router, search.router, reviews.router)

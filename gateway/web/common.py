@@ -54,7 +54,7 @@ def _active(path: str) -> str | None:
         return "/goals"
     if path.startswith("/contacts"):
         return "/relationships"
-    if path.startswith(("/onboarding", "/registrations", "/enablement")):
+    if path.startswith(("/onboarding", "/registrations", "/enablement", "/reviews")):
         return "/partners"
     for href in ("/pipeline", "/partners", "/relationships", "/attention", "/commissions", "/funding", "/goals",
                  "/week", "/team", "/sync", "/import", "/admin"):

@@ -4,7 +4,16 @@ pipeline they share. Thin: each area parses, calls its service, returns."""
 
 from contracts import relationships
 from runtime.service import ServiceDefinition
-from services.relationships import competencies, enablement, funding, goals, onboarding, pipeline_copy, week
+from services.relationships import (
+    competencies,
+    enablement,
+    funding,
+    goals,
+    onboarding,
+    pipeline_copy,
+    reviews,
+    week,
+)
 from services.relationships.contacts import handlers as contacts
 
 definition = ServiceDefinition(
@@ -22,5 +31,6 @@ definition = ServiceDefinition(
         *contacts.COMMANDS,
         *onboarding.COMMANDS,
         *enablement.COMMANDS,
+        *reviews.COMMANDS,
     ),
 )
