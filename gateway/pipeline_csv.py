@@ -9,13 +9,14 @@ import csv
 import io
 from collections.abc import AsyncIterator
 
-from fastapi import HTTPException, Request
+from fastapi import Request
 from fastapi.responses import JSONResponse
 from nats.aio.client import Client as NATS
 
 from contracts import pipeline as pc
 from gateway import audit, people
 from gateway.state import bus, sessions
+from gateway.uploads import unprocessable, upload_text
 from runtime import pipeline_csv
 from runtime.csv_cells import safe_row
 
@@ -24,34 +25,11 @@ MAX_BYTES = 50 * 1024 * 1024
 COMMIT_TIMEOUT = 300.0
 
 
-def unprocessable(loc: list[object], msg: str) -> HTTPException:
-    """A 422 shaped like FastAPI's own validation errors."""
-    return HTTPException(422, detail=[{"loc": loc, "msg": msg, "type": "invalid"}])
-
-
 async def read_upload(request: Request) -> tuple[list[str], list[list[str]]]:
     """The header and rows of a CSV sent as the body (text/csv) or as the form field `file`."""
-    content_type = request.headers.get("content-type", "")
-    if content_type.startswith("multipart/form-data"):
-        form = await request.form(max_part_size=MAX_BYTES)
-        upload = form.get("file")
-        if upload is None or isinstance(upload, str):
-            raise unprocessable(["body", "file"], "send the CSV as the field 'file'")
-        raw = await upload.read(MAX_BYTES + 1)
-    else:
-        raw = bytearray()
-        async for chunk in request.stream():
-            raw += chunk
-            if len(raw) > MAX_BYTES:
-                break
-        raw = bytes(raw)
-    if len(raw) > MAX_BYTES:
-        raise HTTPException(413, detail=f"the file is larger than {MAX_BYTES // (1024 * 1024)} MB; use the CLI")
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise unprocessable(["body", "file"], f"not UTF-8 text: {exc.reason}") from exc
-    return parse(text)
+    return parse(await upload_text(
+        request, MAX_BYTES, missing="send the CSV as the field 'file'",
+        too_large=f"the file is larger than {MAX_BYTES // (1024 * 1024)} MB; use the CLI"))
 
 
 def parse(text: str) -> tuple[list[str], list[list[str]]]:

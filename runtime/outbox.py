@@ -175,14 +175,14 @@ class OutboxRelay:
                         await self.purge_sent()
                         last_purge = now
                     if count < self.batch:
-                        await _wait_any(self._wake, stop, self.poll_seconds)
+                        await wait_any(self._wake, stop, self.poll_seconds)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 self.failures += 1
                 delay = min(0.2 * 2**self.failures, 5.0)
                 logger.warning("outbox relay for %s: %s; retrying in %.1fs", self.schema, exc, delay)
-                await _wait_any(None, stop, delay)
+                await wait_any(None, stop, delay)
             finally:
                 self.is_leader = False
                 if listener is not None:
@@ -198,7 +198,7 @@ class OutboxRelay:
             if await conn.fetchval("SELECT pg_try_advisory_lock(hashtext($1))", key):
                 self.is_leader = True
                 return
-            await _wait_any(None, stop, self.poll_seconds)
+            await wait_any(None, stop, self.poll_seconds)
 
     async def relay_once(self) -> int:
         """Publish one batch of unsent rows; returns how many rows were claimed."""
@@ -337,7 +337,9 @@ def _mark_sent(schema: str) -> Any:
     return text(f"UPDATE {schema}.outbox SET sent_at = now() WHERE id = ANY(CAST(:ids AS bigint[]))")
 
 
-async def _wait_any(event: asyncio.Event | None, stop: asyncio.Event, timeout: float) -> None:
+async def wait_any(event: asyncio.Event | None, stop: asyncio.Event, timeout: float) -> None:
+    """Until `stop` or `event` is set, or `timeout` seconds pass: a loop's pause that a wake-up or the
+    process's stop cuts short (the relay here, the sync workers' drivers)."""
     waiters = [asyncio.ensure_future(stop.wait())]
     if event is not None:
         waiters.append(asyncio.ensure_future(event.wait()))

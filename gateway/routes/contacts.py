@@ -17,6 +17,7 @@ from contracts.fields import Moment, Name, Offset, Person, line, text
 from gateway import attention_words, audit, people, pipeline_csv
 from gateway.auth import Principal, Role, require
 from gateway.state import bus
+from gateway.uploads import upload_text
 from runtime.commands import send
 from runtime.csv_cells import unsafe_row
 
@@ -157,28 +158,11 @@ async def update_contact(contact_id: UUID, body: ContactPatch, request: Request,
 
 async def _file_text(request: Request) -> str:
     """The uploaded file's text: the body itself, or the form field `file`."""
-    content_type = request.headers.get("content-type", "")
-    if content_type.startswith("multipart/form-data"):
-        form = await request.form(max_part_size=MAX_FILE_BYTES + 1)
-        upload = form.get("file")
-        if upload is None or isinstance(upload, str):
-            raise _unprocessable("file", "send the file as the form field 'file'")
-        raw = await upload.read(MAX_FILE_BYTES + 1)
-    else:
-        raw = bytearray()
-        async for chunk in request.stream():
-            raw += chunk
-            if len(raw) > MAX_FILE_BYTES:
-                break
-        raw = bytes(raw)
-    if len(raw) > MAX_FILE_BYTES:
-        raise HTTPException(413, detail=f"the file is larger than {MAX_FILE_BYTES // 1000} KB; split it")
-    if not raw.strip():
+    text = await upload_text(request, MAX_FILE_BYTES, missing="send the file as the form field 'file'",
+                             too_large=f"the file is larger than {MAX_FILE_BYTES // 1000} KB; split it")
+    if not text.strip():
         raise _unprocessable("file", "the file is empty")
-    try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise _unprocessable("file", f"not UTF-8 text: {exc.reason}") from exc
+    return text
 
 
 def import_detail(result: c.ImportResult) -> list[dict[str, object]]:

@@ -25,6 +25,7 @@ from integrations.aws_partner_central.repository import PASS_KEY, WORK_CHANNEL, 
 from integrations.aws_partner_central.settings import AwsSyncSettings, get_aws_settings
 from integrations.aws_partner_central.sharing import Sharing
 from runtime.db import plain_dsn
+from runtime.outbox import wait_any
 from runtime.service import RunningService
 
 logger = logging.getLogger(__name__)
@@ -61,7 +62,7 @@ class Driver:
                 conn = await asyncpg.connect(self.dsn)
                 while not stop.is_set() and not await conn.fetchval(
                         "SELECT pg_try_advisory_lock(hashtext('aws-sync-driver'))"):
-                    await _wait(None, stop, self.settings.poll_seconds * 5)
+                    await wait_any(None, stop, self.settings.poll_seconds * 5)
                 if stop.is_set():
                     return
                 self.is_leader = True
@@ -70,12 +71,12 @@ class Driver:
                 while not stop.is_set():
                     self.wake.clear()
                     if not await self.run_next():
-                        await _wait(self.wake, stop, self.settings.poll_seconds)
+                        await wait_any(self.wake, stop, self.settings.poll_seconds)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # the database gone for a moment: take the lead again
                 logger.warning("aws-sync driver: %s; again in 2 s", exc)
-                await _wait(None, stop, 2.0)
+                await wait_any(None, stop, 2.0)
             finally:
                 self.is_leader = False
                 if conn is not None:
@@ -123,17 +124,6 @@ class Driver:
         async with self.sessions.begin() as session:
             await self.repo(session).done(taken)
         return True
-
-
-async def _wait(event: asyncio.Event | None, stop: asyncio.Event, timeout: float) -> None:
-    waiters = [asyncio.ensure_future(stop.wait())]
-    if event is not None:
-        waiters.append(asyncio.ensure_future(event.wait()))
-    try:
-        await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for w in waiters:
-            w.cancel()
 
 
 def driver(aws: PartnerCentral | None = None,
