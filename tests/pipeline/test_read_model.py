@@ -106,6 +106,31 @@ class TestOrderPerAggregate:
         finally:
             await engine.dispose()
 
+    async def test_deleted_and_restored_snapshots_in_any_order_end_in_the_newest(self, pipeline_db, gateway_app):
+        """A deleted deal counts nowhere, a restored one counts again; a duplicate or a late older snapshot
+        changes nothing, whatever the order the events arrive in."""
+        engine = create_engine(pipeline_db["gateway"], trace_sql=False)
+        sessions = session_factory(engine)
+        owner, oid = unique("deleted-"), uuid.uuid4()
+        now = datetime.now(UTC)
+        created = c.OpportunityCreatedV1(opportunity=snapshot(1, "proposal", owner, id=oid))
+        deleted = c.OpportunityDeletedV1(opportunity=snapshot(2, "proposal", owner, id=oid, deleted_at=now))
+        restored = c.OpportunityRestoredV1(opportunity=snapshot(3, "proposal", owner, id=oid))
+        try:
+            async def apply(*batches: list) -> dict:
+                for batch in batches:
+                    async with sessions() as session, session.begin():
+                        await rm.on_opportunities(session, batch)
+                async with sessions() as session:
+                    return await open_by_stage(session, owner)
+
+            assert await apply([deleted], [created], [created, deleted]) == {}  # deleted first, then the older
+            assert await apply([restored], [deleted]) == {"proposal": (1, Decimal("1000.00"))}
+            async with sessions() as session:
+                assert (await rm.aggregate_drift(session)) == dict.fromkeys(await rm.aggregate_drift(session), 0)
+        finally:
+            await engine.dispose()
+
 
 class TestRebuild:
     async def test_a_replay_rebuilds_the_same_kpis(self, api, bus_client, pipeline_db, pipeline_nats):
