@@ -5,6 +5,7 @@ from fastapi import APIRouter
 from gateway import calendar_feed
 from gateway.routes import (
     access,
+    activity,
     alerts,
     commissions,
     contacts,
@@ -25,4 +26,5 @@ from gateway.routes import (
 ROUTERS: tuple[APIRouter, ...] = (access.router, partners.router, pipeline.router, commissions.router, funding.router,
                                   goals.router, week.router, calendar_feed.router, sync.router, contacts.router,
                                   alerts.router, registrations.router, portal.router, onboarding.router,
-                                  enablement.router, search.router, reviews.router)
+                                  enablement.router, search.router, reviews.router,
+                                  activity.router)

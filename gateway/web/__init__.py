@@ -4,6 +4,7 @@ from fastapi import APIRouter
 
 from gateway.web import (
     account,
+    activity,
     admin,
     alerts,
     commissions,
@@ -32,7 +33,7 @@ from gateway.web.common import http_error_page, server_error_page, validation_er
 router = APIRouter(include_in_schema=False)
 for _module in (session, account, dashboard, pipeline, partners, team, imports, admin, settings, commissions,
                 funding, goals, week, sync, contacts, alerts, search, portal, registrations, onboarding,
-                enablement, reviews):
+                enablement, reviews, activity):
     router.include_router(_module.router)
 
 __all__ = ["docs", "http_error_page", "router", "server_error_page", "validation_error_page"]

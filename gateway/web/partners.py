@@ -28,6 +28,7 @@ from gateway.routes.partners import (
     update_partner,
 )
 from gateway.state import bus
+from gateway.web.activity import section as activity_section
 from gateway.web.common import Member, Viewer, field_errors, not_found, render
 from gateway.web.pipeline import team_handles
 from runtime.commands import send
@@ -195,11 +196,12 @@ async def _partner_page(request: Request, partner_id: UUID, *, errors: dict[str,
     sort = q["sort"] if q.get("sort") in sorts else pc.OpportunitySort.amount_desc.value
     # A partner has tens of deals, not millions: numbered pages (offset) read well and cost little here.
     page_no = int(q["page"]) if q.get("page", "").isdigit() and 0 < len(q["page"]) < 6 else 1
-    deals, statement, team, settings, tier_agreements = await asyncio.gather(
+    deals, statement, team, settings, tier_agreements, activity = await asyncio.gather(
         send(bus(request), pc.ListOpportunities(partner_id=partner_id, sort=pc.OpportunitySort(sort),
                                                  offset=(page_no - 1) * DEALS_PAGE, limit=DEALS_PAGE, actor=actor)),
         _statement(request, partner_id, actor), team_handles(request),
-        send(bus(request), pc.GetPipelineSettings(actor=actor)), _tier_agreements(request, partner_id, actor))
+        send(bus(request), pc.GetPipelineSettings(actor=actor)), _tier_agreements(request, partner_id, actor),
+        activity_section(request, request.state.principal, partner_id))
     pages = max(1, -(-deals.total // DEALS_PAGE))
     if form is None:
         sc = partner.scorecard
@@ -208,6 +210,7 @@ async def _partner_page(request: Request, partner_id: UUID, *, errors: dict[str,
                 **{key: (f"{getattr(sc, key):g}" if sc else "") for key, _, _ in CRITERIA}}
     return render(request, "partner.html", {
         "partner": partner, "deals": deals, "statement": statement, "team": team, "criteria": CRITERIA,
+        "activity": activity, "this_month": datetime.now(UTC).strftime("%Y-%m"),
         "outlook": tier_outlook(partner.tier, settings.tier_benefits), "tier_order": list(pc.TIER_ORDER),
         "tier_agreements": [(a, current_version(a).terms.rate) for a in tier_agreements],
         "types": list(pc.PartnerType), "tiers": list(pc.PartnerTier), "statuses": list(pc.PartnerStatus),

@@ -5,6 +5,7 @@ pipeline they share. Thin: each area parses, calls its service, returns."""
 from contracts import relationships
 from runtime.service import ServiceDefinition
 from services.relationships import (
+    activity,
     competencies,
     enablement,
     funding,
@@ -32,5 +33,6 @@ definition = ServiceDefinition(
         *onboarding.COMMANDS,
         *enablement.COMMANDS,
         *reviews.COMMANDS,
+        *activity.COMMANDS,
     ),
 )

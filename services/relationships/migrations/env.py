@@ -1,5 +1,6 @@
 from runtime.migrations import run_env
 from services.relationships import pipeline_copy
+from services.relationships.activity import models as activity
 from services.relationships.competencies import models as competencies
 from services.relationships.contacts import models as contacts
 from services.relationships.deadlines import models as deadlines
@@ -11,5 +12,5 @@ from services.relationships.reviews import models as reviews
 from services.relationships.week import models as week
 
 # Each part of the service keeps its models on a Base of its own; the schema is all of them.
-run_env([m.Base.metadata for m in (pipeline_copy, competencies, contacts, deadlines, enablement, funding, goals,
-                                   onboarding, reviews, week)])
+run_env([m.Base.metadata for m in (pipeline_copy, activity, competencies, contacts, deadlines, enablement, funding,
+                                   goals, onboarding, reviews, week)])
