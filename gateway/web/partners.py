@@ -46,11 +46,13 @@ STATES = (("active", "Active"), ("archived", "Archived"), ("deleted", "Deleted")
 
 
 async def _list_page(request: Request, *, type_: str | None, page: int, errors: dict[str, str] | None = None,
-                     form: dict[str, str] | None = None, status_code: int = 200, state: str = "active") -> Response:
+                     form: dict[str, str] | None = None, status_code: int = 200, state: str = "active",
+                     sort: str = "name") -> Response:
     kind = pc.PartnerType(type_) if type_ in set(pc.PartnerType) else None
     state = state if state in dict(STATES) else "active"
+    sort = sort if sort in {s.value for s in pc.PartnerSort} else pc.PartnerSort.name.value
     listing, team = await asyncio.gather(
-        send(bus(request), pc.ListPartners(type=kind, state=state, sort=pc.PartnerSort.name,  # type: ignore[arg-type]
+        send(bus(request), pc.ListPartners(type=kind, state=state, sort=pc.PartnerSort(sort),  # type: ignore[arg-type]
                                            offset=(page - 1) * PAGE, limit=PAGE, actor=request.state.principal.name)),
         team_handles(request))
     now = datetime.now(UTC)
@@ -58,7 +60,11 @@ async def _list_page(request: Request, *, type_: str | None, page: int, errors: 
     undo = {"id": str(removed), "name": q.get("name", "")[:200] or "The partner",
             "how": "archived" if q.get("how") == "archived" else "deleted"} if removed else None
     return render(request, "partners.html", {
-        "state": state, "states": STATES, "undo": undo,
+        "state": state, "states": STATES, "undo": undo, "sort": sort,
+        # Every link keeps the filters: type, state and sort (a sort starts at page 1).
+        "list_link": lambda page=1, sort=sort: "?" + urlencode(
+            {k: v for k, v in (("type", kind.value if kind else ""), ("state", state), ("sort", sort),
+                               ("page", str(page))) if v}),
         "restorable": lambda p: p.deleted_at is None or now - p.deleted_at <= timedelta(days=pc.RESTORE_DAYS),
         "notice": request.query_params.get("notice"), "error": request.query_params.get("error"),
         "partners": listing, "page": page, "pages": max(1, -(-listing.total // PAGE)), "type": kind,
@@ -74,8 +80,9 @@ async def partner_list(
     type: Annotated[str | None, Query(max_length=20)] = None,
     page: Annotated[int, Query(ge=1, le=100_000)] = 1,
     state: Annotated[str, Query(max_length=20)] = "active",
+    sort: Annotated[str, Query(max_length=20)] = "name",
 ) -> Response:
-    return await _list_page(request, type_=type, page=page, state=state)
+    return await _list_page(request, type_=type, page=page, state=state, sort=sort)
 
 
 def _uuid(text: str | None) -> UUID | None:

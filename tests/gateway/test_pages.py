@@ -127,6 +127,23 @@ class TestDeals:
         empty = await viewer.client.get(f"/pipeline?partner={'0' * 8}-0000-0000-0000-{'0' * 12}", headers=HTML)
         assert "No deals match these filters" in empty.text
 
+    async def test_the_partner_list_sorts_by_its_column_headers(self, gateway: Gateway):
+        member = gateway.people[Role.member]
+        for score in ("2", "9", "5"):
+            r = await member.client.post("/api/partners", json={
+                "name": unique(f"Sorted {score} "), "type": "isv",
+                "scorecard": {"strategic_fit": score, "revenue_potential": score, "feasibility": score, "risk": score}},
+                headers={"x-csrf-token": member.csrf})
+            assert r.status_code == 201, r.text
+        viewer = gateway.people[Role.viewer]
+        page = await viewer.client.get("/partners", params={"sort": "-score"}, headers=HTML)
+        assert 'aria-sort="descending"' in page.text and 'data-testid="partner-sort-score"' in page.text
+        scores = [float(x) for x in re.findall(r'<td class="num">(\d+\.\d)</td>', page.text)]
+        assert scores and scores == sorted(scores, reverse=True)
+        assert "sort=score" in page.text  # the header's link turns it round
+        odd = await viewer.client.get("/partners", params={"sort": "'; drop"}, headers=HTML)
+        assert odd.status_code == 200 and 'aria-sort="ascending"' in odd.text  # by name, as by default
+
     async def test_the_board_tabs_name_the_pipelines_not_one_hyperscaler(self, gateway: Gateway):
         """GCP deals are co-sell too: the co-sell pipeline's tab says "Co-sell", not "AWS ACE lifecycle"."""
         board = await gateway.people[Role.viewer].client.get("/pipeline", headers=HTML)
