@@ -20,6 +20,7 @@ from contracts.base import Command, Event, StreamSpec
 from contracts.billing import Currency, Ref
 from contracts.fields import INT_MAX, Day, Moment, Name, Offset, PeriodName, RowId, line, text
 from contracts.money import Amount, PositiveAmount, Total
+from contracts.pipeline import Key as PipelineKey
 from contracts.pipeline import PartnerTier
 
 STREAM = StreamSpec(
@@ -120,6 +121,9 @@ class SpifRate(_Terms):
     tiers: list[PartnerTier] | None = Field(default=None, min_length=1, max_length=4,
                                             description="only while the partner is in one of these tiers on "
                                             "the day the deal is won; none = any tier")
+    pipelines: list[PipelineKey] | None = Field(default=None, min_length=1, max_length=20,
+                                                description="only deals won in these pipelines (stage set keys, "
+                                                "e.g. resale, cosell); none = any pipeline")
 
 
 RateRule = Annotated[FlatRate | TieredRate | PartnerTierRate | SpifRate, Field(discriminator="kind")]

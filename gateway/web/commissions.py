@@ -64,7 +64,8 @@ def terms_payload(form: Mapping[str, Any]) -> dict[str, Any]:
     elif kind == "spif":
         bonus = _blank(form.get("bonus"))
         rate = {"kind": "spif", "min_amount": _blank(form.get("min_amount")),
-                "tiers": list(form.get("spif_tiers") or []) or None, **({"bonus": bonus} if bonus else {})}
+                "tiers": list(form.get("spif_tiers") or []) or None, **({"bonus": bonus} if bonus else {}),
+                "pipelines": [k for k in str(form.get("spif_pipelines") or "").replace(",", " ").split() if k] or None}
     else:
         rate = {"kind": "flat", "rate": _blank(form.get("rate"))}
     return {
@@ -98,7 +99,8 @@ def terms_form(v: cc.AgreementVersion) -> dict[str, Any]:
             form |= {f"tier_{i}_from": tier.from_amount, f"tier_{i}_up_to": tier.up_to or "",
                      f"tier_{i}_rate": tier.rate}
     elif isinstance(t.rate, cc.SpifRate):
-        form |= {"bonus": t.rate.bonus, "min_amount": t.rate.min_amount or ""}
+        form |= {"bonus": t.rate.bonus, "min_amount": t.rate.min_amount or "",
+                 "spif_pipelines": ", ".join(t.rate.pipelines or [])}
     else:
         form |= {f"rate_{k.value}": r for k, r in t.rate.rates.items()}
     out: dict[str, Any] = {k: str(v) for k, v in form.items()}
@@ -115,6 +117,8 @@ def form_field(loc: Sequence[Any], kind: str | None = None) -> str:
         parts = parts[1:]
     if parts[:2] == ["rate", "tiers"] and (kind == "spif" or "spif" in [str(p) for p in loc]):
         return "spif_tiers"
+    if parts[:2] == ["rate", "pipelines"]:
+        return "spif_pipelines"
     if parts[:2] == ["rate", "tiers"]:
         if len(parts) >= 4:
             name = {"from_amount": "from"}.get(parts[3], parts[3])
@@ -172,6 +176,8 @@ def describe_spif(rule: cc.SpifRate) -> str:
         words += f" of at least {fmt.number(rule.min_amount, 2)}"
     if rule.tiers:
         words += " by a " + " or ".join(x.value for x in rule.tiers) + " partner"
+    if rule.pipelines:
+        words += " in the " + " or ".join(rule.pipelines) + " pipeline"
     return words
 
 

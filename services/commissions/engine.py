@@ -193,6 +193,7 @@ def revenue_from(i: IncomingRevenue) -> domain.Revenue:
         kind=c.RevenueKind(i.kind), ref=i.ref, at=i.occurred_at, customer=i.customer, amount=i.amount,
         currency=i.currency, opportunity_id=opportunity, deal_model=i.deal_model,
         customer_started_on=i.customer_started_on, invoice_ref=i.invoice_ref, customer_name=i.customer_name,
+        pipeline=i.pipeline,
     )
 
 
@@ -202,6 +203,7 @@ def revenue_of(r: Any) -> domain.Revenue:
         kind=c.RevenueKind(r.kind), ref=r.ref, at=r.occurred_at, customer=r.customer, amount=r.amount,
         currency=r.currency, opportunity_id=opportunity, deal_model=r.deal_model,
         customer_started_on=r.customer_started_on, invoice_ref=r.invoice_ref, customer_name=r.customer_name,
+        pipeline=r.pipeline,
     )
 
 

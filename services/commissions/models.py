@@ -156,6 +156,7 @@ class RevenueEvent(Base):
     invoice_ref: Mapped[str | None] = mapped_column(Text)
     deal_model: Mapped[str | None] = mapped_column(Text)
     customer_started_on: Mapped[date | None] = mapped_column(Date)
+    pipeline: Mapped[str | None] = mapped_column(String(40))  # a won deal's pipeline (SPIFs by pipeline)
     void: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
     source: Mapped[str] = mapped_column(Text)
     actor: Mapped[str | None] = mapped_column(Text)

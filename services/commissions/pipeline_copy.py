@@ -18,7 +18,8 @@ async def on_opportunities_won(session: AsyncSession, events: Sequence[p.Opportu
     # A deal without a partner earns nobody commission; invoices naming it stay unattributed.
     await engine.ingest(session, [service.deal_incoming(
         event_id=e.event_id, opportunity_id=e.opportunity_id, partner_id=e.partner_id, customer=e.customer,
-        amount=e.amount, currency=e.currency, won_at=e.won_at, deal_model=e.deal_model.value, event_at=e.occurred_at)
+        amount=e.amount, currency=e.currency, won_at=e.won_at, deal_model=e.deal_model.value, event_at=e.occurred_at,
+        pipeline=e.pipeline)
         for e in events if e.partner_id is not None])
 
 

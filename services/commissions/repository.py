@@ -61,6 +61,7 @@ class IncomingRevenue:
     source: str
     actor: str | None
     event_occurred_at: datetime
+    pipeline: str | None = None  # a won deal's pipeline; not content: facts stored before it have none
 
     def row(self) -> dict[str, Any]:
         return {f: getattr(self, f) for f in self.__slots__}  # type: ignore[attr-defined]
@@ -73,7 +74,7 @@ CONTENT_FIELDS = ("partner_id", "opportunity_id", "customer", "amount", "currenc
 
 REVENUE_COLUMNS = ("event_id", "kind", "ref", "scope", "partner_id", "opportunity_id", "customer", "customer_name",
                    "amount", "currency", "occurred_at", "invoice_ref", "deal_model", "customer_started_on", "void",
-                   "source", "actor", "event_occurred_at")
+                   "source", "actor", "event_occurred_at", "pipeline")
 _REVENUE_TYPES = {"event_id": "uuid", "partner_id": "uuid", "opportunity_id": "uuid", "amount": "numeric",
                   "occurred_at": "timestamptz", "event_occurred_at": "timestamptz", "customer_started_on": "date",
                   "void": "boolean"}

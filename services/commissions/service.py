@@ -242,14 +242,14 @@ def churn_incoming(*, event_id: uuid.UUID, customer: str, partner_id: uuid.UUID 
 
 def deal_incoming(*, event_id: uuid.UUID, opportunity_id: uuid.UUID, partner_id: uuid.UUID, customer: str,
                   amount: Decimal, currency: str, won_at: datetime, deal_model: str | None,
-                  event_at: datetime) -> IncomingRevenue:
+                  event_at: datetime, pipeline: str | None = None) -> IncomingRevenue:
     return IncomingRevenue(
         event_id=event_id, kind="deal_won", ref=str(opportunity_id), scope="", partner_id=partner_id,
         opportunity_id=None, customer=domain.customer_key(customer), customer_name=customer, amount=amount,
         currency=currency, occurred_at=utc(won_at), invoice_ref=None,
         deal_model=deal_model.lower() if deal_model else None, customer_started_on=None, void=False,
         source="pipeline", actor=bus_auth.authenticated_producer(OpportunityWonV1.subject),
-        event_occurred_at=utc(event_at))
+        event_occurred_at=utc(event_at), pipeline=pipeline)
 
 
 def revenue_contract(r: RevenueRow, commission: list[tuple[str, int, Decimal]], notes: list[str]) -> c.RevenueEvent:
@@ -591,7 +591,8 @@ async def forecast(session: AsyncSession, cmd: c.ForecastCommissions) -> c.Forec
             tier: PartnerTier | None = domain.tier_at(tiers.get(a.partner_id, []), now)
             expected = domain.expected_commission(
                 spec, amount=o.amount, currency=o.currency, probability=probability, on=on,
-                deal_model=o.deal_model, tier=tier, period_basis=basis if same_period else Decimal(0))
+                deal_model=o.deal_model, tier=tier, period_basis=basis if same_period else Decimal(0),
+                pipeline=o.pipeline)
             if expected is None:
                 continue
             lines.append(c.ForecastLine(

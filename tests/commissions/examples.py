@@ -48,11 +48,13 @@ class Ev:
     started: str | None = None
     time: str = "12:00:00"  # UTC
     currency: str = "USD"
+    pipeline: str = "resale"
 
 
 def won(opp: str, amount: str, day: str, customer: str = "Acme", *, time: str = "12:00:00",
-        currency: str = "USD") -> Ev:
-    return Ev(RevenueKind.deal_won, opp, day, D(amount), customer, opp=opp, time=time, currency=currency)
+        currency: str = "USD", pipeline: str = "resale") -> Ev:
+    return Ev(RevenueKind.deal_won, opp, day, D(amount), customer, opp=opp, time=time, currency=currency,
+              pipeline=pipeline)
 
 
 def inv(ref: str, amount: str, day: str, customer: str = "Acme", opp: str | None = None) -> Ev:
@@ -114,8 +116,9 @@ WHOLE = TieredRate(mode=TierMode.whole_amount, tiers=[
     Tier(from_amount=D(0), up_to=D(50000), rate=D(10)), Tier(from_amount=D(50000), rate=D(15))])
 INVOICE_LIFETIME = {"basis": Basis.invoice, "duration": Duration.lifetime}
 
-def spif(bonus: str, min_amount: str | None = None, **kw) -> Terms:
-    return Terms(rate=SpifRate(bonus=D(bonus), min_amount=D(min_amount) if min_amount else None), **kw)
+def spif(bonus: str, min_amount: str | None = None, pipelines: list[str] | None = None, **kw) -> Terms:
+    return Terms(rate=SpifRate(bonus=D(bonus), min_amount=D(min_amount) if min_amount else None,
+                               pipelines=pipelines), **kw)
 
 
 # A SPIF's window is its version's [effective_from, effective_to): here the calendar quarter 2026-Q4, the
@@ -261,5 +264,12 @@ EXAMPLES: tuple[Example, ...] = (
         (Expect("deal_won:a", "400.00", 1, "2026-10"), Expect("deal_won:b", "400.00", 1, "2026-10"),
          Expect("deal_won:c", "200.00", 1, "2026-10"), Expect("deal_won:d", "400.00", 1, "2026-11")),
         notes=(),
+    ),
+    Example(
+        "SPIF for co-sell deals only: 1,000 per deal won in the cosell pipeline",
+        (V(Q4_FROM, spif("1000.00", pipelines=["cosell"]), effective_to=Q4_TO),),
+        (won("resale-deal", "80000.00", "2026-10-05"), won("cosell-deal", "5000.00", "2026-10-06", pipeline="cosell")),
+        (Expect("deal_won:cosell-deal", "1000.00", 1, "2026-10"),),
+        notes=("the deal was won in the resale pipeline; the SPIF is for cosell",),
     ),
 )

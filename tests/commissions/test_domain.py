@@ -38,6 +38,7 @@ def revenue(ev: Ev) -> Revenue:
     ref = f"{customer}@{ev.day}" if ev.kind is RevenueKind.churn else ev.ref
     return Revenue(kind=ev.kind, ref=ref, at=at(ev.day, ev.time), customer=customer, amount=ev.amount,
                    currency=ev.currency if ev.amount is not None else None, opportunity_id=ev.opp,
+                   pipeline=ev.pipeline if ev.kind is RevenueKind.deal_won else None,
                    invoice_ref=ev.invoice,
                    customer_started_on=date.fromisoformat(ev.started) if ev.started else None)
 

@@ -77,6 +77,11 @@ class TestTheRule:
         unknown = domain.fold(spec(terms), [deal("x", "9000.00", "2026-11-02")], ())
         assert not unknown.lines and unknown.notes == [("deal_won:x", "the partner's tier is not known yet")]
 
+    def test_a_deal_whose_pipeline_is_not_known_does_not_count_for_a_pipeline_spif(self):
+        terms = c.Terms(rate=c.SpifRate(bonus=D("100.00"), pipelines=["cosell"]))
+        result = domain.fold(spec(terms), [deal("old", "5000.00", "2026-10-02")])  # stored before pipelines
+        assert not result.lines and "pipeline is not known" in result.notes[0][1]
+
     def test_the_same_deal_twice_in_a_fold_earns_once(self):
         twice = [deal("a", "20000.00", "2026-10-02"), deal("a", "20000.00", "2026-10-02")]
         assert [line.amount for line in domain.fold(spec(spif_terms()), twice).lines.values()] == [D("500.00")]
@@ -105,6 +110,8 @@ class TestTheRule:
         {"kind": "spif", "bonus": "1.001"}, {"kind": "spif", "bonus": "10", "min_amount": "-1"},
         {"kind": "spif", "bonus": "10", "tiers": ["diamond"]}, {"kind": "spif", "bonus": "10", "tiers": []},
         {"kind": "spif", "bonus": "10", "surprise": True}, {"kind": "spif", "bonus": "NaN"},
+        {"kind": "spif", "bonus": "10", "pipelines": ["Resale; DROP"]},
+        {"kind": "spif", "bonus": "10", "pipelines": []},
     ])
     def test_hostile_rules_are_refused_by_the_contract(self, rate):
         with pytest.raises(ValidationError):
@@ -258,12 +265,14 @@ class TestThroughTheGateway:
         assert new.status_code == 200 and 'value="spif" checked' in new.text and 'data-testid="spif-rule"' in new.text
         form = {"partner_id": pid, "name": "Q4 SPIF", "direction": "payable", "currency": "USD",
                 "effective_from": "2026-10-01", "effective_to": "2027-01-01", "rate_kind": "spif", "bonus": "500",
-                "min_amount": "10000", "spif_tiers": ["gold", "platinum"], "basis": "deal", "duration": "one_time",
+                "min_amount": "10000", "spif_tiers": ["gold", "platinum"], "spif_pipelines": "resale, cosell",
+                "basis": "deal", "duration": "one_time",
                 "period": "quarter", "clawback_days": "0"}
         for change, field, words in [({"bonus": ""}, "bonus", "Required"), ({"bonus": "-1"}, "bonus", "greater than"),
                                      ({"min_amount": "lots"}, "min_amount", "Enter a number"),
                                      ({"effective_to": ""}, "effective_to", "time-boxed"),
-                                     ({"spif_tiers": ["diamond"]}, "spif_tiers", "")]:
+                                     ({"spif_tiers": ["diamond"]}, "spif_tiers", ""),
+                                     ({"spif_pipelines": "Not A Key"}, "spif_pipelines", "")]:
             r = await post_form(gw, Role.member, "/commissions/agreements", {**form, **change})
             assert r.status_code == 422, (change, r.text[:300])
             message = error_beside(r.text, field)
@@ -272,7 +281,8 @@ class TestThroughTheGateway:
         created = await post_form(gw, Role.member, "/commissions/agreements", form)
         assert created.status_code == 303, created.text[:300]
         agreement_page = await get_page(gw, Role.viewer, created.headers["location"])
-        assert "SPIF: 500.00 per deal won of at least 10,000.00 by a gold or platinum partner" in agreement_page.text
+        assert ("SPIF: 500.00 per deal won of at least 10,000.00 by a gold or platinum partner in the resale or cosell "
+                "pipeline") in agreement_page.text
         overview = await get_page(gw, Role.viewer, "/commissions")
         assert 'data-testid="spif-row"' in overview.text and "Q4 SPIF" in overview.text
         assert 'data-testid="new-spif"' not in overview.text  # viewers do not make SPIFs

@@ -38,7 +38,7 @@ class Translation:
             assert ev.opp and ev.amount
             return p.OpportunityWonV1(
                 opportunity_id=self.opp(ev.opp), partner_id=self.partner_id, amount=ev.amount, currency=ev.currency,
-                deal_model=p.DealModel.resale, customer=ev.customer, owner=None, pipeline="resale",
+                deal_model=p.DealModel.resale, customer=ev.customer, owner=None, pipeline=ev.pipeline,
                 source=p.Source.manual, won_at=when)
         if ev.kind is c.RevenueKind.invoice_paid:
             assert ev.amount

@@ -170,6 +170,11 @@ def _spif(rule: SpifRate, state: FoldState, book: LineBook, ev: Revenue, version
         if tier not in rule.tiers:
             names = " or ".join(t.value for t in rule.tiers)
             return [], [f"SPIF: the partner was {tier.value} when the deal was won; the SPIF is for {names}"]
+    if rule.pipelines and ev.pipeline not in rule.pipelines:
+        wanted = " or ".join(rule.pipelines)
+        return [], [f"SPIF: the deal was won in the {ev.pipeline} pipeline; the SPIF is for {wanted}" if ev.pipeline
+                    else f"SPIF: the deal's pipeline is not known (recorded before pipelines were kept); the SPIF "
+                         f"is for {wanted}"]
     key = period_key(ev.day, terms.period)
     if state.period is None or state.period.key != key:
         state.period = PeriodState(key)

@@ -26,7 +26,7 @@ class Expected:
 
 def expected_commission(spec: AgreementSpec, *, amount: Decimal, currency: str, probability: Decimal,
                         on: date, deal_model: str | None, tier: PartnerTier | None,
-                        period_basis: Decimal) -> Expected | None:
+                        period_basis: Decimal, pipeline: str | None = None) -> Expected | None:
     """Commission an open opportunity would earn if won on `on`, weighted by its probability (0..1).
     Tiered rates start from the revenue already in the period (`period_basis`)."""
     version = spec.in_force(on)
@@ -36,6 +36,8 @@ def expected_commission(spec: AgreementSpec, *, amount: Decimal, currency: str, 
         return None
     terms = version.terms
     if isinstance(terms.rate, SpifRate):
+        if terms.rate.pipelines and pipeline not in terms.rate.pipelines:
+            return None
         return _expected_spif(version, terms.rate, amount=amount, probability=probability, tier=tier)
     if isinstance(terms.rate, PartnerTierRate) and tier is None:
         return None

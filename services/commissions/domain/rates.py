@@ -61,6 +61,8 @@ def describe_spif(rule: SpifRate) -> str:
         words += f" of at least {money(rule.min_amount)}"
     if rule.tiers:
         words += " by a " + " or ".join(t.value for t in rule.tiers) + " partner"
+    if rule.pipelines:
+        words += " in the " + " or ".join(rule.pipelines) + " pipeline"
     return words
 
 

@@ -87,6 +87,7 @@ class Revenue:
     customer_started_on: date | None = None
     invoice_ref: str | None = None  # refunds: the invoice refunded
     customer_name: str | None = None  # as written; `customer` is what matching uses
+    pipeline: str | None = None  # a won deal's pipeline (a SPIF may be for some pipelines only)
 
     @property
     def key(self) -> str:
