@@ -162,7 +162,10 @@ class Forecast(BaseModel):
     currency: str
     target: Decimal
     closed_won: Decimal
-    weighted_pipeline: Decimal
+    weighted_pipeline: Decimal = Field(description=(
+        "Open deals of the forecast pipelines expected to close by the quarter's end (overdue ones included), "
+        "amount x stage probability: what `projected` adds to closed won. Not the KPIs' weighted_pipeline_total "
+        "(every pipeline, any close date)."))
     projected: Decimal
     attainment: Decimal | None
     projected_attainment: Decimal | None

@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy import (
     String,
     Uuid,
@@ -100,7 +100,10 @@ class PipelineKpis(BaseModel):
     settings_version: int
     forecast: fc.Forecast
     pipeline_by_stage: list[StageFigure]
-    weighted_pipeline_total: Decimal
+    weighted_pipeline_total: Decimal = Field(description=(
+        "Every open deal of every pipeline, whatever its close date, amount x stage probability (the sum of "
+        "pipeline_by_stage[].weighted). Not forecast.weighted_pipeline, which counts only the forecast "
+        "pipelines' deals expected to close by this quarter's end (what `projected` adds to closed won)."))
     win_rate: Decimal | None
     won: int
     lost: int
