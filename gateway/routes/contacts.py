@@ -19,7 +19,6 @@ from gateway.auth import Principal, Role, require
 from gateway.state import bus
 from gateway.uploads import upload_text
 from runtime.commands import send
-from runtime.csv_cells import unsafe_row
 
 router = APIRouter(prefix="/api", tags=["relationships"])
 
@@ -194,7 +193,7 @@ async def import_contacts_file(request: Request, principal: Principal, content: 
                     row[owner_col] = member.id
     if errors:
         return c.ImportResult(rows=len(rows), created=0, updated=0, errors=errors, stored=False)
-    return await send(bus(request), c.ImportContacts(format=fmt, columns=header, rows=[unsafe_row(r) for r in rows],
+    return await send(bus(request), c.ImportContacts(format=fmt, columns=header, rows=rows,
                                                      default_partner_id=partner_id, actor=principal.name), timeout=120)
 
 

@@ -114,6 +114,18 @@ async def test_csv_import_all_or_nothing_with_owners_by_email(gw, rel_service):
                        headers={"content-type": "text/csv"})).status_code == 422
 
 
+async def test_a_formula_safe_cell_imports_as_the_value_it_stands_for(gw, rel_service):
+    """A contact named `'=Sum` is exported as `''=Sum` (runtime/csv_cells.py); that cell imports as `'=Sum`
+    again, its apostrophe taken off once (it was taken off twice, leaving `=Sum`)."""
+    name = f"Csv {uuid.uuid4().hex[:6]}"
+    org = await partner_via_api(gw, rel_service, name)
+    body = f"Name,Email,Company\n''=Sum,sum@{name[4:]}.example,{name}\n"
+    r = await call(gw, Role.member, "POST", "/api/contacts/import", body, headers={"content-type": "text/csv"})
+    assert r.status_code == 200 and r.json()["created"] == 1, r.text
+    listing = (await call(gw, Role.viewer, "GET", f"/api/contacts?partner_id={org}")).json()
+    assert [x["name"] for x in listing["items"]] == ["'=Sum"]
+
+
 async def test_calendar_upload(gw, rel_service):
     org = await partner_via_api(gw, rel_service)
     email = f"ics{uuid.uuid4().hex[:6]}@google.example"
