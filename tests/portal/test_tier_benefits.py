@@ -6,13 +6,16 @@ admins edit the table (audited), others cannot; bad and hostile tables are refus
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
 from pydantic import ValidationError
 
 from contracts import pipeline as pc
+from contracts.quarters import Quarter
 from gateway.auth import Role
+from runtime.testing import eventually
 from tests.portal.conftest import Portal
 from tests.portal.helpers import call
 
@@ -113,3 +116,28 @@ class TestWhereItShows:
         # Put the default table back for the other tests of this module.
         assert (await call(admin, "PATCH", SETTINGS, {"tier_benefits": pc.TierBenefitTable().model_dump(
             mode="json")})).status_code == 200
+
+
+class TestASpifOnThePartnersStatement:
+    async def test_the_partner_reads_its_spif_bonus_on_its_statement(self, portal: Portal):
+        g, a = portal.gateway, portal.a
+        start, end = Quarter.calendar_of(datetime.now(UTC).date()).range()
+        made = await call(g.people[Role.member], "POST", "/api/commissions/agreements", {
+            "partner_id": a.id, "name": "This quarter's SPIF", "direction": "payable", "currency": "USD",
+            "effective_from": start.isoformat(), "effective_to": end.isoformat(),
+            "terms": {"rate": {"kind": "spif", "bonus": "750.00", "min_amount": "10000.00"}}})
+        assert made.status_code == 201, made.text
+        won = await call(g.people[Role.member], "POST", f"/api/opportunities/{a.deal_id}/stage", {"stage": "won"})
+        assert won.status_code == 200, won.text
+        period = Quarter.calendar_of(datetime.now(UTC).date()).label
+
+        async def bonus() -> bool:
+            s = (await call(a.user, "GET", f"/api/portal/statements/{period}")).json()
+            return any(x["spif_bonuses"] == "750.00" for x in s["sections"])
+
+        await eventually(bonus, "A's SPIF bonus on its statement")
+        lines = await call(a.user, "GET", f"/portal/statements/{period}", accept="text/html")
+        assert "<td>SPIF bonus</td>" in lines.text
+        overview = await call(a.user, "GET", "/portal", accept="text/html")
+        assert "of which SPIF bonuses $750.00" in overview.text
+        assert portal.b.marker not in overview.text and portal.b.marker not in lines.text
