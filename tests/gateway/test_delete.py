@@ -69,6 +69,11 @@ class TestDeals:
         assert again.status_code == 200 and again.json()["version"] == deleted.json()["version"]
         edit = await _api(member, "PATCH", f"/api/opportunities/{deal['id']}", json={"amount": "1"})
         assert edit.status_code == 409 and "restore it first" in edit.text
+        # A CSV naming the deleted deal's id does not bring it back or change it behind the user's back.
+        csv = f"id,name,customer,amount\n{deal['id']},{deal['name']},Initech,1\n"
+        imported = await member.client.post("/api/opportunities/import", content=csv.encode(), headers={
+            "content-type": "text/csv", "x-csrf-token": member.csrf})
+        assert imported.status_code == 422 and "restore it first" in imported.text
 
         restored = await _api(member, "POST", f"/api/opportunities/{deal['id']}/restore")
         assert restored.status_code == 200 and restored.json()["deleted_at"] is None

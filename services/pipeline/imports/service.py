@@ -206,6 +206,8 @@ async def _apply_opportunities(session: AsyncSession, rows: list[Any], actor: st
                 o = stored.get(update.opportunity_id)
                 if o is None:
                     raise Invalid(f"no opportunity with id {r.data['id']}", field="id")
+                if o.deleted_at is not None:
+                    raise Invalid(f"the deal {o.name!r} is deleted; restore it first", field="id")
                 typed = {n: getattr(update, n) for n in opportunities.EDITABLE if n in update.model_fields_set}
                 if update.ace is not None and o.ace:
                     # A sheet carries some of the ACE fields; the others (reviewer comments) stay.
