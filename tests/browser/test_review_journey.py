@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from runtime.testing import eventually, unique
-from tests.browser.helpers import Platform, shot, sign_in
+from tests.browser.helpers import ARTIFACTS, Platform, shot, sign_in
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -21,6 +21,15 @@ class TestBusinessReview:
         await sign_in(page, *platform.credentials()["manager"])
         await page.goto("/partners")
         await page.get_by_role("link", name="Datadog", exact=True).first.click()
+        # The partner page trends the partner's activity and quality month by month.
+        activity = page.get_by_test_id("partner-activity")
+        assert "Leads" in await activity.inner_text()
+        assert await activity.get_by_test_id("chart-activity-leads").count() == 1
+        await activity.get_by_label("Lead quality (0-10)").fill("8")
+        await activity.get_by_role("button", name="Save the month").click()
+        await page.get_by_test_id("notice").wait_for()
+        assert "8.0" in await page.get_by_test_id("activity-table").inner_text()
+        await page.get_by_test_id("partner-activity").screenshot(path=str(ARTIFACTS / "partner-activity.png"))
         await page.get_by_role("link", name="Business reviews").click()
         await page.wait_for_url(re.compile(r".*/partners/[0-9a-f-]+/reviews$"))
         form = page.get_by_test_id("review-form")
@@ -75,3 +84,29 @@ class TestBusinessReview:
 
         await eventually(on_the_week, "the follow-up on the week's task list")
         await shot(page, "review-follow-up-on-the-week")
+
+        # Enablement: a required module, a Datadog person certified, the partner's score.
+        await page.goto("/enablement")
+        form = page.get_by_test_id("module-form")
+        module = unique("Co-selling with AWS ")
+        await form.get_by_label("Name").fill(module)
+        await form.get_by_label("Duration (minutes)").fill("90")
+        await form.get_by_label("Required of every partner").check()
+        await form.get_by_role("button", name="Add the module").click()
+        await page.get_by_test_id("notice").wait_for()
+        assert module in await page.get_by_test_id("modules").inner_text()
+        await page.goto("/partners")
+        await page.get_by_role("link", name="Datadog", exact=True).first.click()
+        await page.get_by_role("link", name="Enablement").click()
+        record = page.get_by_test_id("record-certification")
+        if await record.get_by_label("Person").count():
+            await record.get_by_label("Module").select_option(label=f"{module} (pass mark 70%)")
+            await record.get_by_label("Assessment taken on").fill(datetime.now(UTC).date().isoformat())
+            await record.get_by_label("Assessment score (%)").fill("88")
+            await record.get_by_role("button", name="Save").click()
+            await page.get_by_test_id("notice").wait_for()
+            assert "passed" in await page.get_by_test_id("certifications").inner_text()
+            assert "100%" in await page.get_by_test_id("enablement-score").inner_text()
+        await shot(page, "enablement-partner")
+        await page.goto("/enablement")
+        await shot(page, "enablement-overview")
