@@ -69,3 +69,26 @@ async def test_hostile_events_are_dead_lettered_and_the_next_good_one_applied(nc
     letters = (await deadletter.list_all(js, consumer=key))[before:]
     assert len(letters) == len(bad_bodies) and all(x.reason for x in letters), [x.reason for x in letters]
     assert await rows(private_db, "SELECT 1 FROM relationships.pipeline_deal WHERE id = $1", good.id)
+
+
+async def test_a_deleted_deal_is_kept_as_deleted_in_any_order_and_restored(nc, service, private_db):
+    """The copy keeps a deleted deal's outcome as "deleted" (every open/won/lost query leaves it out); a
+    duplicate or an older snapshot arriving after it changes nothing; the restore brings the real outcome back."""
+    owner = member()
+    t0 = datetime.now(UTC)
+    o = opportunity(owner, version=1, created_at=t0, stage_entered_at=t0)
+    deleted = p.OpportunityDeletedV1(opportunity=o.model_copy(update={"version": 2, "deleted_at": t0}))
+    consumer = service.consumer_of(deleted.subject)
+    duplicates = consumer.stats.duplicates
+    await publish(nc, deleted)
+    await publish(nc, deleted, msg_id=str(uuid.uuid4()))
+    await publish(nc, p.OpportunityCreatedV1(opportunity=o))  # the older one, late
+    await settled(nc, service)
+    assert consumer.stats.duplicates - duplicates == 1
+    query = "SELECT version, outcome FROM relationships.pipeline_deal WHERE id = $1"
+    [deal] = await rows(private_db, query, o.id)
+    assert (deal["version"], deal["outcome"]) == (2, p.DELETED_OUTCOME)
+    await publish(nc, p.OpportunityRestoredV1(opportunity=o.model_copy(update={"version": 3})))
+    await settled(nc, service)
+    [deal] = await rows(private_db, query, o.id)
+    assert (deal["version"], deal["outcome"]) == (3, o.outcome.value)

@@ -11,6 +11,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts import activity as a
+from contracts import pipeline as pc
 from contracts.quarters import add_months
 from runtime.errors import NotFound
 from services.relationships.activity.models import QualityRow
@@ -36,7 +37,7 @@ async def activity(session: AsyncSession, cmd: a.GetPartnerActivity) -> a.Partne
     changes = (select(month, DealChangeRow.kind, DealChangeRow.to_stage, func.count())
                .join(DealRow, DealRow.id == DealChangeRow.opportunity_id)
                .where(DealRow.partner_id == cmd.partner_id, DealChangeRow.at >= start, DealChangeRow.at < end,
-                      DealChangeRow.kind.in_(("created", "moved")))
+                      DealChangeRow.kind.in_(("created", "moved")), DealRow.outcome != pc.DELETED_OUTCOME)
                .group_by(month, DealChangeRow.kind, DealChangeRow.to_stage))
     for at, kind, to_stage, n in await session.execute(changes):
         row = counts.setdefault(_label(at), {})

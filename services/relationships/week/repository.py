@@ -11,6 +11,7 @@ from sqlalchemy import and_, delete, func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from contracts.pipeline import DELETED_OUTCOME
 from runtime.db import execute_many
 from services.relationships.deadlines.models import Deadline
 from services.relationships.pipeline_copy import DealChangeRow, DealRow, PartnerRow, PipelineSettingsRow
@@ -267,6 +268,8 @@ class WeekRepository:
             select(DealChangeRow, DealRow, PartnerRow.name)
             .outerjoin(DealRow, DealRow.id == DealChangeRow.opportunity_id)
             .outerjoin(PartnerRow, PartnerRow.id == DealRow.partner_id)
-            .where(DealChangeRow.at >= since, DealChangeRow.at < until)
+            .where(DealChangeRow.at >= since, DealChangeRow.at < until,
+                   # A deleted deal's changes are gone from the meeting as the deal is from everywhere.
+                   or_(DealRow.outcome.is_(None), DealRow.outcome != DELETED_OUTCOME))
             .order_by(DealChangeRow.at, DealChangeRow.event_id))
         return [(c, d, n) for c, d, n in rows.all()]
