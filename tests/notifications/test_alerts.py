@@ -10,6 +10,7 @@ from contracts import deadlines as dl
 from contracts import notifications as n
 from contracts import pipeline as p
 from runtime.commands import send
+from runtime.testing import eventually
 from tests.notifications.conftest import (
     ADMIN,
     MANAGER,
@@ -20,7 +21,6 @@ from tests.notifications.conftest import (
     deadline,
     deal,
     deliveries,
-    eventually,
     feed,
     mails_about,
     publish,

@@ -14,11 +14,11 @@ from runtime.commands import send
 from runtime.errors import CommandFailed
 from runtime.mailbox import LocalMailbox
 from runtime.service import shutdown, start
+from runtime.testing import eventually
 from services.notifications.handlers import definition
 from tests.notifications.conftest import (
     ADMIN,
     deliveries,
-    eventually,
     feed,
     mails_about,
     publish,

@@ -12,13 +12,13 @@ from contracts import deadlines as dl
 from contracts import notifications as n
 from contracts import pipeline as p
 from runtime.commands import send
+from runtime.testing import eventually
 from tests.browser.conftest import CHROMIUM_ARGS, chromium, shot  # noqa: F401  (chromium is a fixture)
 from tests.notifications.conftest import (
     MANAGER,
     deadline,
     deal,
     deliveries,
-    eventually,
     publish,
     settled,
     tick,
