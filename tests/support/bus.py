@@ -16,7 +16,10 @@ _published: list[tuple[str, str, str, int]] = []
 
 
 def _server(nc: NATS) -> str:
-    return f"{nc.connected_url.hostname}:{nc.connected_url.port}" if nc.connected_url else ""
+    # The server's own id, not its address: a later module's private server may get a port an earlier one
+    # had, and that server's higher stream sequences then looked unseen for ever (a full run timed out on it).
+    url = f"{nc.connected_url.hostname}:{nc.connected_url.port}" if nc.connected_url else ""
+    return str(nc._server_info.get("server_id") or url)
 
 
 async def publish(nc: NATS, event: Event, *, data: bytes | None = None, msg_id: str | None = None,
