@@ -15,6 +15,7 @@ from contracts.commissions import (
     PartnerTierRate,
     RevenueKind,
     SpifRate,
+    Terms,
 )
 from contracts.pipeline import PartnerTier
 from contracts.quarters import add_months, month_start
@@ -132,12 +133,7 @@ def _accrue(spec: AgreementSpec, state: FoldState, book: LineBook, ev: Revenue, 
     amount = q(curve(terms.rate, before + ev.amount, tier) - curve(terms.rate, before, tier))
     detail = describe_rate(terms.rate, before, ev.amount, tier, key)
     notes: list[str] = []
-    if terms.cap_per_deal is not None and amount > terms.cap_per_deal - deal_so_far:
-        amount = max(terms.cap_per_deal - deal_so_far, ZERO)
-        detail += f"; per-deal cap {money(terms.cap_per_deal)} reached"
-    if terms.cap_per_period is not None and amount > terms.cap_per_period - period.commission:
-        amount = max(terms.cap_per_period - period.commission, ZERO)
-        detail += f"; {key} cap {money(terms.cap_per_period)} reached"
+    amount, detail = _capped(terms, amount, detail, deal_so_far=deal_so_far, period=period, key=key)
     period.basis += ev.amount
     period.commission += amount
     if amount == 0:
@@ -152,6 +148,18 @@ def _accrue(spec: AgreementSpec, state: FoldState, book: LineBook, ev: Revenue, 
                       basis_amount=ev.amount, accrued=amount, net=amount))
     return [line], notes
 
+
+
+def _capped(terms: Terms, amount: Decimal, detail: str, *, deal_so_far: Decimal, period: PeriodState,
+            key: str) -> tuple[Decimal, str]:
+    """The amount within the per-deal and per-period caps, and the detail saying which cap cut it."""
+    if terms.cap_per_deal is not None and amount > terms.cap_per_deal - deal_so_far:
+        amount = max(terms.cap_per_deal - deal_so_far, ZERO)
+        detail += f"; per-deal cap {money(terms.cap_per_deal)} reached"
+    if terms.cap_per_period is not None and amount > terms.cap_per_period - period.commission:
+        amount = max(terms.cap_per_period - period.commission, ZERO)
+        detail += f"; {key} cap {money(terms.cap_per_period)} reached"
+    return amount, detail
 
 def _spif(rule: SpifRate, state: FoldState, book: LineBook, ev: Revenue, version: Version, tiers: TierHistory,
           *, deal_so_far: Decimal) -> tuple[list[Line], list[str]]:
@@ -183,12 +191,7 @@ def _spif(rule: SpifRate, state: FoldState, book: LineBook, ev: Revenue, version
     window = f"{version.effective_from} to {last_day}" if last_day else f"from {version.effective_from}"
     amount = rule.bonus
     detail = f"{describe_spif(rule)}, {window}: deal of {money(ev.amount)} won {ev.day}"
-    if terms.cap_per_deal is not None and amount > terms.cap_per_deal - deal_so_far:
-        amount = max(terms.cap_per_deal - deal_so_far, ZERO)
-        detail += f"; per-deal cap {money(terms.cap_per_deal)} reached"
-    if terms.cap_per_period is not None and amount > terms.cap_per_period - period.commission:
-        amount = max(terms.cap_per_period - period.commission, ZERO)
-        detail += f"; {key} cap {money(terms.cap_per_period)} reached"
+    amount, detail = _capped(terms, amount, detail, deal_so_far=deal_so_far, period=period, key=key)
     period.basis += ev.amount
     period.commission += amount
     if amount == 0:
