@@ -4,6 +4,10 @@ compares the end state with the one a fault-free run gives.
 
     .venv/bin/python -m bench.chaos [--events 100000] [--rate 500]
 
+SIGTERM or SIGINT (Ctrl-C, `timeout`) stops a run cleanly: every process it started is stopped, the
+windows measured so far are printed marked `"interrupted"` (not checked, not written to results/), and
+it exits 128 + the signal's number.
+
 The faults, one after the other, events flowing throughout:
 1. `nats-node`: SIGKILL of the NATS node that leads the SYNC stream (the supervisor restarts it);
 2. `disk-lost`: the JetStream data directory of the node leading the SYNC stream taken away and the node
@@ -221,14 +225,46 @@ class Platform:
         return self.log.read_text(errors="replace").count("rolling restart: done")
 
     def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGINT)
+        """Ctrl-C to the supervisor: it stops every replica and the NATS nodes. Past the bound (or if it
+        died without doing so) whatever is still running on the data directory is SIGKILLed: its
+        children and the NATS nodes are sessions of their own, which killing its group would miss."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(120)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        for pid in processes_using(self.data_dir):
+            self.kill(pid)
+
+
+def processes_using(*paths: Path) -> list[int]:
+    """Live processes (not this one) whose command line or environment names one of `paths`: the
+    supervisor and its processes (DATA_DIR), the NATS nodes (their config under it), the bench's own
+    servers (see `footprint`)."""
+    needles = [str(path.resolve()).encode() for path in paths]
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
         try:
-            self.proc.wait(120)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
+            if (entry / "stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":  # exited, not yet reaped
+                continue
+            seen = (entry / "cmdline").read_bytes() + b"\0" + (entry / "environ").read_bytes()
+            if any(needle in seen for needle in needles):
+                found.append(int(entry.name))
+        except OSError:  # gone meanwhile, or another user's
+            continue
+    return found
+
+
+def footprint(data_dir: Path) -> tuple[Path, ...]:
+    """The paths a run's processes are known by: its data directory, and the directory its Postgres
+    (bench.harness.servers) runs in, which is elsewhere when we are root (runtime.embedded)."""
+    from runtime.embedded import EmbeddedPostgres
+
+    return data_dir, EmbeddedPostgres(base_dir=data_dir / "servers" / "postgres").cluster_dir
 
 
 # ------------------------------------------------------------------------------------- a run
@@ -346,6 +382,13 @@ class Run:
         window.recovery_seconds = self.progress_times[before] - window.started
         return window
 
+    def interrupt(self) -> None:
+        """Stopped from outside (a signal): the open windows end now, not once the platform has been stopped
+        (its stopping would read as a stall of progress)."""
+        now = time.monotonic()
+        for window in self.windows:
+            window.ended = window.ended or now
+
     def report(self) -> dict[str, Any]:
         out: dict[str, Any] = {w.name: w.as_dict(self) for w in self.windows}
         if "rolling" in out:
@@ -436,23 +479,28 @@ async def kpi_drift(dsn: str) -> dict[str, int]:
 
 
 async def scenario(platform: Platform, dsn: str, *, rate: float, total: int, opportunities: int,
-                   say: Any = print) -> tuple[Run, dict[str, list[str]]]:
-    """Start the load, inject the four faults one after the other, let the load finish, check."""
+                   say: Any = print, started: Any = None) -> tuple[Run, dict[str, list[str]]]:
+    """Start the load, inject the four faults one after the other, let the load finish, check.
+    `started(run)` is called once the load begins (what an interrupted run reports from)."""
     nc = await bus.connect(platform.nats_url, name="chaos")
     tag = uuid.uuid4().hex[:6]
     try:
         partner_id = await setup_partner(nc, tag)
         run = Run(platform, Workload(tag, partner_id, opportunities), rate, total)
+        if started is not None:
+            started(run)
         stop = asyncio.Event()
         sampler = asyncio.create_task(run.sampler(dsn, stop))
         publisher = asyncio.create_task(run.publisher(nc.jetstream()))
         share = max(total // 10, 20)
+        say(f"load: {total} events at {rate:g}/s over {opportunities} opportunities")
         try:
             steady = Window("steady", time.monotonic())
             run.windows.append(steady)
             await eventually(lambda: run.progress_times and run.workload.published >= share, "steady load",
                              timeout=STARTUP_PATIENCE)
             steady.ended = time.monotonic()
+            say(f"steady: {run.workload.published} published, the read model moving; now the faults")
 
             leader = await sync_leader(nc)
             node = run.fault("nats-node", _inject(lambda: platform.kill(platform.children()[f"nats-{leader}"][0])))
@@ -557,25 +605,68 @@ async def sync_leader(nc: Any) -> str:
 
 
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
+    """The run; SIGTERM (e.g. from `timeout`) or SIGINT stops it cleanly: the platform and the servers
+    are stopped as at the end of a run, and what was measured until then is returned, marked
+    `interrupted` (not checked: the load did not finish)."""
     from bench.harness import log, servers
     from runtime.database_setup import create_database
     from runtime.testing import unique
 
-    data_dir = ROOT / ".data" / "bench-chaos"
-    with servers(data_dir / "servers") as s:
-        admin = await create_database(s.admin_url, unique("chaos_"))
-        platform = Platform(admin, data_dir / "platform")
-        platform.start()
-        try:
-            await eventually(platform.ready, "the platform", timeout=STARTUP_PATIENCE, interval=1.0)
-            run, problems = await scenario(platform, plain_dsn(admin), rate=args.rate, total=args.events,
-                                           opportunities=args.opportunities, say=log)
-        finally:
-            platform.stop()
-    result = {"events": args.events, "rate": args.rate, "opportunities": args.opportunities,
-              "publish_retries": run.publish_errors, "windows": run.report(),
-              "lost": len(problems["lost"]), "unexpected": len(problems["unexpected"]),
-              "first_problems": (problems["lost"] + problems["unexpected"])[:20]}
+    loop = asyncio.get_running_loop()
+    main = asyncio.current_task()
+    assert main is not None
+    runs: list[Run] = []
+    received: list[str] = []
+
+    def interrupted(sig: signal.Signals) -> None:
+        if received:  # stopping already; a second signal must not cut the cleanup short
+            log(f"{sig.name} again: still stopping the platform")
+            return
+        received.append(sig.name)
+        for run in runs:
+            run.interrupt()
+        log(f"{sig.name}: stopping the platform and the servers; the report will be partial")
+        main.cancel()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, interrupted, sig)
+    data_dir = args.data_dir.resolve()
+    if busy := processes_using(*footprint(data_dir)):
+        raise SystemExit(f"processes {busy} are running on {data_dir}: another run? stop them first")
+    # A fresh platform: an earlier run's streams (the NATS nodes keep theirs there) would be consumed anew.
+    shutil.rmtree(data_dir / "platform", ignore_errors=True)
+    problems: dict[str, list[str]] | None = None
+    try:
+        with servers(data_dir / "servers") as s:
+            admin = await create_database(s.admin_url, unique("chaos_"))
+            platform = Platform(admin, data_dir / "platform", replicas=args.replicas)
+            platform.start()
+            try:
+                await eventually(platform.ready, "the platform", timeout=STARTUP_PATIENCE, interval=1.0)
+                assert platform.proc is not None
+                log(f"platform ready: partnerops up pid {platform.proc.pid}, data in {data_dir}")
+                _, problems = await scenario(platform, plain_dsn(admin), rate=args.rate, total=args.events,
+                                             opportunities=args.opportunities, say=log, started=runs.append)
+            finally:
+                platform.stop()
+    except asyncio.CancelledError:
+        if not received:
+            raise
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+    run = runs[0] if runs else None
+    result: dict[str, Any] = {"events": args.events, "rate": args.rate, "opportunities": args.opportunities}
+    if run is not None:
+        result |= {"published": run.workload.published, "publish_retries": run.publish_errors,
+                   "windows": run.report()}
+    if received or problems is None:
+        left = processes_using(*footprint(data_dir))
+        log(f"stopped, but processes {left} remain" if left else "stopped; nothing it started is left running")
+        return result | {"interrupted": received[0] if received else "before the load began",
+                         "checked": False}
+    result |= {"lost": len(problems["lost"]), "unexpected": len(problems["unexpected"]),
+               "first_problems": (problems["lost"] + problems["unexpected"])[:20]}
     RESULTS_DIR.mkdir(exist_ok=True)
     (RESULTS_DIR / "chaos.json").write_text(json.dumps(result, indent=2))
     return result
@@ -586,8 +677,14 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--rate", type=float, default=500.0, help="events published per second")
     parser.add_argument("--opportunities", type=int, default=2000)
+    parser.add_argument("--replicas", type=int, default=2, help="processes of each service and of the gateway")
+    parser.add_argument("--data-dir", type=Path, default=ROOT / ".data" / "bench-chaos",
+                        help="where the servers and the platform keep their data (emptied first)")
     result = asyncio.run(main_async(parser.parse_args()))
     print(json.dumps(result, indent=2))
+    if "interrupted" in result:  # partial: never mistaken for a verdict (128 + the signal, as a shell says)
+        code = {"SIGTERM": 128 + signal.SIGTERM, "SIGINT": 128 + signal.SIGINT}.get(result["interrupted"], 1)
+        raise SystemExit(code)
     raise SystemExit(1 if result["lost"] or result["unexpected"] else 0)
 
 
