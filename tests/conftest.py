@@ -9,6 +9,9 @@ where it starts servers of its own."""
 
 from __future__ import annotations
 
+import os
+import sys
+import warnings
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -21,6 +24,7 @@ from runtime import bus
 from runtime.db import create_engine, plain_dsn
 from runtime.embedded import EmbeddedNats
 from runtime.testing import TestServers, create_scratch_schema, platform_database, prepare_streams, test_servers, unique
+from tests.browser.helpers import CHROMIUM
 
 ROOT = Path(__file__).resolve().parent.parent
 TESTS = ROOT / "tests"
@@ -90,6 +94,20 @@ def tracing() -> None:
     from runtime.telemetry import setup_tracing
 
     setup_tracing("tests")
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """The path of the Chromium the browser tests and the digest's rendering drive (Debian's package)."""
+    # Installed by the setup (`./partnerops test` and `./partnerops setup` install it when missing), not
+    # here: a test run does not install system packages behind the developer's back.
+    if os.path.exists(CHROMIUM):
+        return CHROMIUM
+    message = (f"BROWSER TESTS SKIPPED: {CHROMIUM} is missing. `./partnerops setup` installs it (Debian's "
+               "chromium package, as root); `./partnerops test` does so before running the tests.")
+    warnings.warn(message, stacklevel=1)
+    print("\n" + "!" * 100 + "\n" + message + "\n" + "!" * 100, file=sys.stderr)
+    pytest.skip(message)
 
 
 @pytest.fixture(scope="module")

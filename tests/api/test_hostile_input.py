@@ -5,7 +5,6 @@ and an outage answers 503 with Retry-After. Against the real gateway and service
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 
 import httpx
@@ -222,9 +221,8 @@ async def test_an_outage_answers_503_with_retry_after(api: Api) -> None:
                 assert r.json()["detail"]
         finally:
             api.nats.start()
-        for _ in range(100):
-            if (await client.get("/api/partners")).status_code == 200:
-                break
-            await asyncio.sleep(0.2)
-        else:
-            raise AssertionError("the gateway did not come back after NATS did")
+
+        async def back() -> bool:
+            return (await client.get("/api/partners")).status_code == 200
+
+        await eventually(back, "the gateway to come back after NATS did")

@@ -203,8 +203,9 @@ async def test_a_message_the_consumer_keeps_dying_on_is_parked_and_its_neighbour
         consumer = consumer_for(js, engine, schema, (Ping,), handle=handle, max_deliver=3, ack_wait=1.0)
         stop = asyncio.Event()
         task = asyncio.create_task(consumer.run(stop))
-        while not task.done() and consumer.stats.dead_lettered == 0:
-            await asyncio.sleep(0.05)
+        # The process dies on the message (a new one then takes over) or parks it.
+        await eventually(lambda c=consumer, t=task: t.done() or c.stats.dead_lettered > 0,
+                         what="the consumer to die on the message or park it")
         if consumer.stats.dead_lettered:
             current = consumer
             await eventually(lambda: _true(current.stats.applied >= 2), what="the rest applied")  # noqa: B023

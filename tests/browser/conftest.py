@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import warnings
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -30,19 +29,6 @@ from tests.browser.helpers import (  # noqa: F401
     shot,
     sign_in,
 )
-
-
-@pytest.fixture(scope="session")
-def chromium() -> str:
-    # Installed by the setup (`./partnerops test` and `./partnerops setup` install it when missing), not
-    # here: a test run does not install system packages behind the developer's back.
-    if os.path.exists(CHROMIUM):
-        return CHROMIUM
-    message = (f"BROWSER TESTS SKIPPED: {CHROMIUM} is missing. `./partnerops setup` installs it (Debian's "
-               "chromium package, as root); `./partnerops test` does so before running the tests.")
-    warnings.warn(message, stacklevel=1)
-    print("\n" + "!" * 100 + "\n" + message + "\n" + "!" * 100, file=sys.stderr)
-    pytest.skip(message)
 
 
 @pytest.fixture(scope="session")

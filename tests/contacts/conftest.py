@@ -7,25 +7,25 @@ Tests share these servers, so each works on organisations and contacts of its ow
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
 
+import httpx
 import pytest
 from nats.aio.client import Client as NATS
 
 from contracts import contacts as c
 from contracts import pipeline as p
-from contracts.base import Event
 from runtime import bus
 from runtime.commands import send
 from runtime.embedded import EmbeddedNats
 from runtime.service import RunningService, shutdown, start
 from runtime.settings import Settings
-from runtime.testing import TEST_SECRET, TestServers, platform_database, prepare_streams, unique
+from runtime.testing import TEST_SECRET, TestServers, eventually, platform_database, prepare_streams, unique
 from services.relationships.handlers import definition
+from tests.support.bus import publish, settled
 
 
 def settings_for(db_url: str, nats_url: str) -> Settings:
@@ -64,26 +64,6 @@ async def nc(rel_bus: EmbeddedNats, rel_service: RunningService) -> AsyncIterato
     conn = await bus.connect(rel_bus.url, name="relationships-test")
     yield conn
     await conn.close()
-
-
-async def publish(nc: NATS, event: Event, *, data: bytes | None = None, msg_id: str | None = None) -> None:
-    await nc.jetstream().publish(event.subject, data if data is not None else event.model_dump_json().encode(),
-                                 headers={"Nats-Msg-Id": msg_id or str(event.event_id)})
-
-
-async def settled(nc: NATS, service: RunningService, timeout: float = 30.0) -> None:
-    """Every consumer of the service has processed and acknowledged everything published so far."""
-    js = nc.jetstream()
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        pending = 0
-        for consumer in service.consumers:
-            info = await js.consumer_info(consumer.stream, consumer.durable)
-            pending += info.num_pending + info.num_ack_pending
-        if pending == 0:
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("the relationships service did not take in everything in time")
 
 
 async def organisation(nc: NATS, service: RunningService, name: str | None = None,
@@ -129,7 +109,7 @@ async def gw(rel_db: dict[str, str], rel_bus: EmbeddedNats, rel_service: Running
     from gateway.auth import STAFF_ROLES
     from gateway.users import ensure_user
     from services.pipeline.handlers import definition as pipeline_definition
-    from tests.gateway.conftest import PASSWORD, Gateway, Person
+    from tests.support.gateway import PASSWORD, Gateway, Person
 
     stop = asyncio.Event()
     pipeline = await start(pipeline_definition, settings_for(rel_db["pipeline"], rel_bus.url_for("pipeline")), stop)
@@ -168,11 +148,11 @@ async def partner_via_api(g, rel_service: RunningService, name: str | None = Non
                                                              "type": "hyperscaler", "status": "active"})
     assert r.status_code == 201, r.text
     partner_id = r.json()["id"]
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
+
+    async def known() -> httpx.Response | None:
         probe = await call(g, Role.member, "POST", "/api/contacts", {"partner_id": partner_id, "name": "Probe"})
-        if probe.status_code == 201:
-            await call(g, Role.member, "PATCH", f"/api/contacts/{probe.json()['id']}", {"archived": True})
-            return partner_id
-        await asyncio.sleep(0.1)
-    raise AssertionError("the relationships service did not learn of the new partner in time")
+        return probe if probe.status_code == 201 else None
+
+    probe = await eventually(known, "the relationships service to learn of the new partner")
+    await call(g, Role.member, "PATCH", f"/api/contacts/{probe.json()['id']}", {"archived": True})
+    return partner_id

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 import uuid
 from pathlib import Path
 
@@ -25,6 +26,9 @@ from tests.backbone.helpers import consumer_for, counters, drained, letters_key,
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.timeout(180)
 N = 600
+# The outage test's consumer: the server would spend every delivery of a batch held ACK_WAIT x MAX_DELIVER.
+ACK_WAIT, MAX_DELIVER = 2.0, 3
+OUTAGE_SECONDS = ACK_WAIT * (MAX_DELIVER + 1)
 
 
 @pytest.fixture
@@ -38,16 +42,28 @@ async def world(tmp_path):
     await create_scratch_schema(engine, schema)
     tag = unique()
     spec = StreamSpec(name=tag.upper(), subjects=(f"{tag}.>",))
-    yield {"pg": pg, "nats": nats, "url": url, "schema": schema, "engine": engine, "spec": spec, "tag": tag}
+    yield {"pg": pg, "nats": nats, "url": url, "schema": schema, "engine": engine, "spec": spec, "tag": tag,
+           "log": tmp_path / "worker.log"}
     await engine.dispose()
     nats.stop()
     pg.stop(mode="immediate")
 
 
 def start_worker(w) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "tests.faults.worker", w["url"], w["nats"].url, w["schema"], w["spec"].name, w["tag"]],
-        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # Its log (every start appends to one file) tells the test when the worker has felt an outage.
+    with open(w["log"], "ab") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "tests.faults.worker", w["url"], w["nats"].url, w["schema"], w["spec"].name,
+             w["tag"]],
+            cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=log, stderr=subprocess.STDOUT)
+
+
+def worker_log(w) -> str:
+    return Path(w["log"]).read_text(errors="replace")
+
+
+def logged_since(w, mark: int, text: str) -> bool:
+    return text in worker_log(w)[mark:]
 
 
 async def applied(w) -> int:
@@ -72,14 +88,20 @@ async def test_every_event_is_applied_once_through_kills_of_worker_broker_and_da
         await eventually(lambda: _at_least(applied(w), 200), timeout=60, what="progress after worker restart")
 
         print("applied at broker kill:", await applied(w))
+        mark = len(worker_log(w))
         w["nats"].stop(kill=True)  # the broker dies
-        await asyncio.sleep(1)
+        # It comes back once the worker has lost it (not after a guessed pause).
+        await eventually(lambda: logged_since(w, mark, "fault-worker: disconnected from NATS"),
+                         what="the worker to lose the broker")
         await asyncio.to_thread(w["nats"].start)
         await eventually(lambda: _at_least(applied(w), 350), timeout=60, what="progress after broker restart")
 
         print("applied at database crash:", await applied(w))
+        mark = len(worker_log(w))
         await asyncio.to_thread(w["pg"].stop, mode="immediate")  # the database crashes
-        await asyncio.sleep(1)
+        # It comes back once the worker has failed to reach it (its relay polls the outbox every 0.5 s).
+        await eventually(lambda: logged_since(w, mark, f"outbox relay for {w['schema']}:"),
+                         what="the worker to fail to reach the database")
         await asyncio.to_thread(w["pg"].start)
         await eventually(lambda: _at_least(applied(w), N), timeout=90, what="every event applied")
         # Any late redelivery must change nothing: wait until the broker has none left to make.
@@ -117,8 +139,8 @@ async def test_a_database_outage_longer_than_the_old_backoff_dead_letters_nothin
     nc = await bus.connect(w["nats"].url, name="outage-test")
     js = nc.jetstream()
     await bus.ensure_streams(js, [w["spec"], dl.STREAM])
-    consumer = consumer_for(js, w["engine"], w["schema"], (Ping,), max_deliver=3, backoff=(0.2,), ack_wait=2.0,
-                            alert_after=2.0, retry_cap=1.0, batch=32)
+    consumer = consumer_for(js, w["engine"], w["schema"], (Ping,), max_deliver=MAX_DELIVER, backoff=(0.2,),
+                            ack_wait=ACK_WAIT, alert_after=2.0, retry_cap=1.0, batch=32)
     stop = asyncio.Event()
     task = asyncio.create_task(consumer.run(stop))
     sent: list[int] = []
@@ -129,7 +151,7 @@ async def test_a_database_outage_longer_than_the_old_backoff_dead_letters_nothin
             await js.publish(Ping.subject, Ping(key=f"k{i % 5}", amount=i).model_dump_json().encode(),
                              headers={"Nats-Msg-Id": str(uuid.uuid4())})
             sent.append(i)
-            await asyncio.sleep(0.01)
+            await asyncio.sleep(0.01)  # a stream of events over time, not one burst: they arrive during the outage
 
     try:
         await send(50)
@@ -137,8 +159,10 @@ async def test_a_database_outage_longer_than_the_old_backoff_dead_letters_nothin
         await asyncio.to_thread(w["pg"].stop, mode="immediate")
         await send(100)
         await eventually(lambda: _is(consumer.stats.waiting_long), timeout=30, what="the long-wait alert")
-        # The outage itself (not a wait for something): ~10 s in all, with events arriving during it.
-        await asyncio.sleep(5)
+        # The outage outlasts what the server would allow the held batch had the consumer not kept it in
+        # progress: ack_wait x max_deliver, after which every delivery would have been spent.
+        await eventually(lambda: _paused_for(consumer, OUTAGE_SECONDS), timeout=OUTAGE_SECONDS + 30,
+                         what="an outage longer than the held batch's deliveries")
         assert consumer.stats.dead_lettered == 0 and consumer.alive()
         await asyncio.to_thread(w["pg"].start)
         await send(50)
@@ -187,3 +211,8 @@ async def test_a_service_whose_consumer_task_dies_exits_non_zero(world):
 
 async def _is(value: bool) -> bool:
     return value
+
+
+def _paused_for(consumer, seconds: float) -> bool:
+    since = consumer.stats.paused_since
+    return since is not None and time.monotonic() - since >= seconds

@@ -4,6 +4,7 @@ tests can SIGKILL it mid-stream. Usage: python -m tests.faults.worker DSN NATS_U
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
 import sys
 
@@ -19,6 +20,8 @@ from tests.backbone.helpers import consumer_for, counting_handler
 
 
 async def main(dsn: str, nats_url: str, schema: str, stream: str, prefix: str) -> None:
+    # The test reads this log to know when the worker has felt an outage (a lost broker, an unreachable database).
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     spec = StreamSpec(name=stream, subjects=(f"{prefix}.>",))
     engine = create_engine(dsn, trace_sql=False)
     nc = await bus.connect(nats_url, name="fault-worker")

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -15,7 +14,6 @@ import pytest
 from nats.aio.client import Client as NATS
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
-from contracts.base import Event
 from gateway.app import create_app
 from gateway.auth import STAFF_ROLES, Role
 from gateway.users import ensure_user
@@ -23,7 +21,7 @@ from runtime import bus
 from runtime.embedded import EmbeddedNats
 from runtime.service import RunningService, shutdown, start
 from runtime.settings import Settings
-from runtime.testing import TEST_SECRET
+from runtime.testing import TEST_SECRET, eventually
 from services.pipeline.handlers import definition as pipeline_definition
 from services.relationships.handlers import definition
 from tests.support.gateway import PASSWORD, Gateway, Person
@@ -48,39 +46,15 @@ async def nc(service: RunningService, private_nats: str) -> AsyncIterator[NATS]:
     await conn.close()
 
 
-async def publish(nc: NATS, event: Event, *, data: bytes | None = None, msg_id: str | None = None,
-                  subject: str | None = None) -> None:
-    await nc.jetstream().publish(subject or event.subject,
-                                 data if data is not None else event.model_dump_json().encode(),
-                                 headers={"Nats-Msg-Id": msg_id or str(event.event_id)})
-
-
-async def settled(nc: NATS, service: RunningService, timeout: float = 30.0) -> None:
-    """Every consumer of the service has processed and acknowledged everything published so far."""
-    js = nc.jetstream()
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        pending = 0
-        for consumer in service.consumers:
-            info = await js.consumer_info(consumer.stream, consumer.durable)
-            pending += info.num_pending + info.num_ack_pending
-        if pending == 0:
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("the relationships service did not take in everything in time")
-
-
-async def published(nc: NATS, subject: str, *, where: Any = None, count: int = 1,
-                    timeout: float = 30.0) -> list[dict[str, Any]]:
+async def published(nc: NATS, subject: str, *, where: Any = None, count: int = 1) -> list[dict[str, Any]]:
     """The bodies the service published on `subject` (read from the stream), once at least `count`
     match `where` (a predicate on the body)."""
     js = nc.jetstream()
-    deadline = time.monotonic() + timeout
-    found: list[dict[str, Any]] = []
-    while time.monotonic() < deadline:
+
+    async def found() -> list[dict[str, Any]]:
         sub = await js.subscribe(subject, ordered_consumer=True,
                                  config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL))
-        found = []
+        bodies: list[dict[str, Any]] = []
         try:
             while True:
                 try:
@@ -89,13 +63,12 @@ async def published(nc: NATS, subject: str, *, where: Any = None, count: int = 1
                     break
                 body = json.loads(msg.data)
                 if where is None or where(body):
-                    found.append(body)
+                    bodies.append(body)
         finally:
             await sub.unsubscribe()
-        if len(found) >= count:
-            return found
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"expected {count} events on {subject}, found {len(found)}")
+        return bodies if len(bodies) >= count else []
+
+    return await eventually(found, f"{count} event(s) on {subject}")
 
 
 # ------------------------------------------------------------------------- the gateway in front of it

@@ -4,9 +4,7 @@ hostile bodies answered 422 with the field named, and the pages rendering what t
 
 from __future__ import annotations
 
-import asyncio
 import json
-import time
 import uuid
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -202,7 +200,7 @@ async def test_the_read_model_keeps_the_newest_snapshot_whatever_the_order(gw, p
     from contracts import funding as fc
     from gateway.read_models.funding import FundingRequestView
     from runtime import bus, deadletter
-    from tests.funding.conftest import publish
+    from tests.support.bus import publish
 
     r = (await call(gw, Role.member, "POST", "/api/funding/requests", DRAFT | {"title": "Ordering v1"})).json()
     snapshot = fc.FundRequest.model_validate(r)
@@ -219,13 +217,11 @@ async def test_the_read_model_keeps_the_newest_snapshot_whatever_the_order(gw, p
         hostile["fund_request"] |= {"requested": "-1e400", "version": 60}
         await publish(nc, fc.FundRequestUpdatedV1(fund_request=older), data=json.dumps(hostile).encode(),
                       msg_id=str(uuid.uuid4()))
-        deadline = time.monotonic() + 30
-        parked: list = []
-        while time.monotonic() < deadline and not parked:
-            parked = [x for x in await deadletter.list_all(nc.jetstream(), consumer=None)
-                      if x.consumer == "gateway__relationships_fund_request_updated_v1"]
-            await asyncio.sleep(0.2)
-        assert parked, "the hostile event is parked with its reason"
+        async def parked() -> list:
+            return [x for x in await deadletter.list_all(nc.jetstream(), consumer=None)
+                    if x.consumer == "gateway__relationships_fund_request_updated_v1"]
+
+        await eventually(parked, "the hostile event parked with its reason")
         async with gw.app.state.running.sessions() as session:
             row = await session.get(FundingRequestView, snapshot.id)
         assert row is not None and (row.version, row.title) == (50, "Ordering v50")

@@ -207,7 +207,7 @@ async def test_the_rollup_counts_sent_requests_per_currency_and_roi_from_linked_
     from datetime import UTC, datetime
 
     from contracts import pipeline as p
-    from tests.funding.conftest import publish, settled
+    from tests.support.bus import publish, settled
 
     partner = uuid.uuid4()
     won_id, ace = uuid.uuid4(), f"O{uuid.uuid4().int % 10**7:07d}"

@@ -5,7 +5,6 @@ and checklist deadlines."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import random
 import uuid
@@ -22,7 +21,9 @@ from contracts.base import ErrorKind
 from runtime import deadletter
 from runtime.commands import send
 from runtime.errors import CommandFailed
-from tests.funding.conftest import publish, published, settled
+from runtime.testing import eventually
+from tests.funding.conftest import published
+from tests.support.bus import publish, settled
 
 YEAR = datetime.now(UTC).year
 Q_START = datetime(YEAR, 1, 1, tzinfo=UTC)
@@ -82,14 +83,11 @@ async def test_a_launch_goal_equals_a_recount_of_launched_deals_whatever_the_ord
         o for o, s in final.items() if s.hyperscaler == "azure" and s.launched_at and Q_START <= s.launched_at < q_end)
     assert detail.source == "events" and detail.period_label == f"calendar quarter {YEAR}-Q1 (UTC)"
     # Each change of its progress was published (the dashboard's read model follows these).
-    last = None
-    for _ in range(100):
+    async def last_change_is_the_recount() -> bool:
         changed = await published(nc, g.GoalChangedV1.subject, where=lambda b: b["goal"]["id"] == str(goal.id))
-        last = max(changed, key=lambda b: b["goal"]["version"])["goal"]
-        if Decimal(last["progress"]) == recount:
-            break
-        await asyncio.sleep(0.1)
-    assert last is not None and Decimal(last["progress"]) == recount
+        return Decimal(max(changed, key=lambda b: b["goal"]["version"])["goal"]["progress"]) == recount
+
+    await eventually(last_change_is_the_recount, "the goal's last published change to carry the recount")
 
 
 async def test_sourced_pipeline_counts_co_sell_deals_created_in_the_period_in_the_goals_currency(nc, service):

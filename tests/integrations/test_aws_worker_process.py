@@ -25,8 +25,7 @@ from runtime.testing import TEST_SECRET, platform_database, unique
 from services.pipeline.handlers import definition as pipeline_definition
 from tests.integrations.ace import opportunity
 from tests.integrations.fake_partner_central import Fake, now
-from tests.pipeline.conftest import settings_for
-from tests.pipeline.helpers import eventually, sql
+from tests.pipeline.helpers import eventually, settings_for, sql
 
 ROOT = Path(__file__).resolve().parents[2]
 COUNT = 23

@@ -13,7 +13,7 @@ from contracts import notifications as n
 from contracts import pipeline as p
 from runtime.commands import send
 from runtime.testing import eventually
-from tests.browser.conftest import CHROMIUM_ARGS, chromium, shot  # noqa: F401  (chromium is a fixture)
+from tests.browser.helpers import CHROMIUM_ARGS, shot
 from tests.notifications.conftest import (
     MANAGER,
     deadline,
@@ -101,7 +101,7 @@ async def _mail(mailbox, subject: str, to: str):
     return found[0] if found else None
 
 
-async def test_the_digest_renders_in_chromium(chromium):  # noqa: F811
+async def test_the_digest_renders_in_chromium(chromium):
     from playwright.async_api import async_playwright
 
     html = _DIGEST_FOR_BROWSER.get("html")

@@ -27,7 +27,7 @@ from runtime.settings import Settings
 from runtime.testing import TEST_SECRET, eventually
 from services.notifications.handlers import definition as notifications_definition
 from services.pipeline.handlers import definition as pipeline_definition
-from tests.gateway.conftest import PASSWORD, Gateway, Person
+from tests.support.gateway import PASSWORD, Gateway, Person
 
 
 @pytest.fixture(scope="module")

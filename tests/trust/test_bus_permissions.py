@@ -122,11 +122,8 @@ class Client:
 
     async def refused(self, subject: str) -> bool:
         expected = f'permissions violation for publish to "{subject}"'
-        for _ in range(100):
-            if any(expected in e.lower() for e in self.errors):
-                return True
-            await asyncio.sleep(0.02)
-        return False
+        return await eventually(lambda: any(expected in e.lower() for e in self.errors), timeout=5,
+                                what=f"the server to refuse a publish to {subject}")
 
     async def close(self) -> None:
         if self.nc is not None:

@@ -4,7 +4,6 @@ test module's own, with helpers to feed it pipeline events and to send it week c
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
@@ -15,7 +14,6 @@ from nats.aio.client import Client as NATS
 
 from contracts import pipeline as p
 from contracts import week as w
-from contracts.base import Event
 from runtime import bus
 from runtime.commands import send
 from runtime.embedded import EmbeddedNats
@@ -41,28 +39,6 @@ async def nc(service: RunningService, private_nats: str) -> AsyncIterator[NATS]:
     conn = await bus.connect(private_nats, name="test-week")
     yield conn
     await conn.close()
-
-
-async def publish(nc: NATS, event: Event, *, data: bytes | None = None, msg_id: str | None = None,
-                  subject: str | None = None) -> None:
-    await nc.jetstream().publish(subject or event.subject,
-                                 data if data is not None else event.model_dump_json().encode(),
-                                 headers={"Nats-Msg-Id": msg_id or str(event.event_id)})
-
-
-async def settled(nc: NATS, service: RunningService, timeout: float = 30.0) -> None:
-    """Every consumer of the service has processed and acknowledged everything published so far."""
-    js = nc.jetstream()
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        pending = 0
-        for consumer in service.consumers:
-            info = await js.consumer_info(consumer.stream, consumer.durable)
-            pending += info.num_pending + info.num_ack_pending
-        if pending == 0:
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("the relationships service did not take in everything in time")
 
 
 def member() -> str:

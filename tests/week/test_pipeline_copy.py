@@ -14,7 +14,8 @@ import pytest
 from contracts import pipeline as p
 from runtime import deadletter
 from runtime.db import plain_dsn
-from tests.week.conftest import member, opportunity, publish, settled
+from tests.support.bus import publish, settled
+from tests.week.conftest import member, opportunity
 
 pytestmark = pytest.mark.usefixtures("fresh")
 

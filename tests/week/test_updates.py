@@ -14,7 +14,8 @@ from contracts import week as w
 from contracts.quarters import Quarter
 from runtime.commands import send
 from runtime.errors import CommandFailed
-from tests.week.conftest import member, open_week, opportunity, publish, settled
+from tests.support.bus import publish, settled
+from tests.week.conftest import member, open_week, opportunity
 
 pytestmark = pytest.mark.usefixtures("fresh")
 
