@@ -25,6 +25,7 @@ from runtime.db import create_engine, plain_dsn
 from runtime.embedded import EmbeddedNats
 from runtime.testing import TestServers, create_scratch_schema, platform_database, prepare_streams, test_servers, unique
 from tests.browser.helpers import CHROMIUM
+from tests.support import machine
 
 ROOT = Path(__file__).resolve().parent.parent
 TESTS = ROOT / "tests"
@@ -38,6 +39,17 @@ ONE_WORKER_FOLDERS = {"pipeline", "api", "browser"}
 # there to stop a hung test, not to time one.
 SLOW_KINDS = {"browser", "e2e", "faults"}
 SLOW_TIMEOUT = 900
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    # CI's output then says what it ran on (its durations mean little without the cores and memory).
+    workers = getattr(config.option, "numprocesses", None) or 1  # -n N with pytest-xdist, else this one
+    return [f"{machine.describe()}; pytest workers: {workers}"]
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
+    # Again beside the durations, and under -q too (which leaves the header out).
+    terminalreporter.write_line(pytest_report_header(config)[0])
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
