@@ -69,6 +69,7 @@ class Load:
     seconds: float
     latencies_ms: list[float]
     errors: int
+    warmup_requests: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         lat = self.latencies_ms
@@ -116,7 +117,7 @@ async def load(url: str, path: str, headers: dict[str, str], clients: int, secon
     t0 = time.perf_counter()
     await asyncio.gather(*(_client(u.host, u.port, request, t0 + seconds, latencies, errors)
                            for _ in range(clients)))
-    return Load(len(latencies), time.perf_counter() - t0, latencies, len(errors))
+    return Load(len(latencies), time.perf_counter() - t0, latencies, len(errors), warmup_requests=len(warm))
 
 
 def loadavg() -> float:
@@ -171,16 +172,29 @@ async def run(s: Servers, args: argparse.Namespace, data_dir: Path) -> dict[str,
             ("GET /api/kpis/pipeline?top=11 (not kept: computed per request)", gateway_url,
              "/api/kpis/pipeline?top=11", auth),
         ]
+        # What the gateway uses when nothing is asked of it (consumers, pings, housekeeping): subtracted
+        # from a case's CPU, so the CPU per request does not grow as the request rate falls.
+        idle_before, idle_t0 = gateway.cpu_seconds(), time.perf_counter()
+        await asyncio.sleep(args.idle_seconds)
+        idle_rate = (gateway.cpu_seconds() - idle_before) / (time.perf_counter() - idle_t0)
+        result["gateway_idle_cpu_per_second"] = round(idle_rate, 4)
         figures: dict[str, Any] = {}
         for name, url, path, headers in cases:
             if args.only and args.only not in name and "bare" not in name:
                 continue
             before = loadavg()
             cpu_before = {p.name: p.cpu_seconds() for p in (gateway, bare)}
+            wall = time.perf_counter()
             measured = await load(url, path, headers, args.clients, args.seconds)
+            wall = time.perf_counter() - wall
             cpu = {p.name: round(p.cpu_seconds() - cpu_before[p.name], 2) for p in (gateway, bare)}
+            # The server's CPU per request answered, warm-up included (its CPU is in the figure too);
+            # the gateway's idle rate over the case's wall time is taken off first.
+            server = "bare" if url == bare_url else "gateway"
+            busy = cpu[server] - (idle_rate * wall if server == "gateway" else 0.0)
+            per_request = busy / max(measured.requests + measured.warmup_requests, 1) * 1000
             figures[name] = {**measured.as_dict(), "load_before": before, "load_after": loadavg(),
-                             "server_cpu_seconds": cpu}
+                             "server_cpu_seconds": cpu, "server_cpu_ms_per_request": round(per_request, 3)}
             log(f"{name}: {figures[name]}")
         result["cases"] = figures
         rps = {name: f["requests_per_second"] for name, f in figures.items()}
@@ -208,7 +222,8 @@ def print_table(result: dict[str, Any]) -> None:
     print(f"\nKPI reads — {rows.get('gateway.pipeline_opportunity', 0):,} opportunities, "
           f"{result['clients']} clients, {result['machine']['cpus']} CPUs")
     for name, f in result["cases"].items():
-        print(f"  {name}: {f['requests_per_second']:,.0f}/s, p50 {f['p50_ms']} ms, p99 {f['p99_ms']} ms "
+        print(f"  {name}: {f['requests_per_second']:,.0f}/s, p50 {f['p50_ms']} ms, p99 {f['p99_ms']} ms, "
+              f"{f['server_cpu_ms_per_request']} ms CPU per request "
               f"(load {f['load_before']}→{f['load_after']}, errors {f['errors']})")
     for name, value in result["ratios"].items():
         print(f"  {name}: {value * 100:.1f} %")
@@ -220,6 +235,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--partners", type=int, default=10_000, help="partners")
     parser.add_argument("--clients", type=int, default=16, help="concurrent keep-alive connections")
     parser.add_argument("--seconds", type=float, default=15.0, help="timed seconds per case")
+    parser.add_argument("--idle-seconds", type=float, default=3.0,
+                        help="seconds the gateway's idle CPU is measured for, before the cases")
     parser.add_argument("--only", default="", help="run only the gateway cases whose name contains this")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)

@@ -40,6 +40,7 @@ from gateway.security_headers import GatewayApp
 from runtime.errors import CommandFailed
 from runtime.service import RunningService, ServiceDefinition, shutdown, start
 from runtime.settings import Settings, get_settings
+from runtime.telemetry import TraceContext, spans_recorded
 
 # Besides the read models: the hourly housekeeping tick, and the directory sent to notifications.
 definition = ServiceDefinition(name="gateway", publishes=(pc.STREAM,),
@@ -119,5 +120,8 @@ def create_app(settings: Settings | None = None, *, exit_on_fatal: bool = False)
         return JSONResponse(asyncapi.document())
 
     openapi.declare_responses(app)
-    FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,static")
+    if spans_recorded():
+        FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,static")
+    else:
+        app.add_middleware(TraceContext)
     return app

@@ -12,6 +12,7 @@ from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from contracts.money import COLUMN_DIGITS, SCALE
+from runtime import telemetry
 
 NAMING_CONVENTION = {
     # Index names are per schema: the table's name is enough (and is what the migrations named them).
@@ -69,10 +70,13 @@ def plain_dsn(url: str) -> str:
 PING_WHEN_IDLE_SECONDS = 2.0
 
 
-def create_engine(url: str, *, pool_size: int = 10, trace_sql: bool = True) -> AsyncEngine:
+def create_engine(url: str, *, pool_size: int = 10, trace_sql: bool | None = None) -> AsyncEngine:
     """Up to `pool_size` connections are kept open once opened, and half as many more may be opened for
     a burst (closed as soon as they are given back to a full pool, so size the pool for the process's
-    steady concurrency: DATABASE_POOL_SIZE)."""
+    steady concurrency: DATABASE_POOL_SIZE). `trace_sql`: a span per statement and connection; by
+    default only when spans are recorded (unrecorded, they cost CPU on every statement for nothing)."""
+    if trace_sql is None:
+        trace_sql = telemetry.spans_recorded()
     engine = create_async_engine(async_url(url), pool_size=pool_size, max_overflow=max(pool_size // 2, 1),
                                  connect_args={"server_settings": dict(SESSION_SETTINGS)})
     _ping_when_idle(engine)

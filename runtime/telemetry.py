@@ -2,7 +2,9 @@
 
 The exporter follows the standard variables: OTEL_TRACES_EXPORTER=console|otlp|none (default
 none) and OTEL_SERVICE_NAME. Spans are always created so trace ids reach logs and message headers
-even when nothing is exported.
+even when nothing is exported; when nothing is recorded (`spans_recorded()` false), the per-request and
+per-statement instrumentation is left out too: the gateway's HTTP requests get `TraceContext` instead of
+OpenTelemetry's ASGI instrumentation, and engines are not instrumented (runtime/db.py).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import os
 import sys
 from collections.abc import Mapping, MutableMapping
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
@@ -20,6 +23,10 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
+from opentelemetry.trace import SpanKind
+
+if TYPE_CHECKING:
+    from starlette.types import ASGIApp, Receive, Scope, Send
 
 _configured = False
 # Key names that must never be written to a log line, whatever their value.
@@ -74,6 +81,13 @@ def setup(service_name: str, *, level: str = "INFO", fmt: str = "json") -> None:
 _tracing = False
 
 
+def spans_recorded() -> bool:
+    """Whether this process records spans: an exporter is configured (OTEL_TRACES_EXPORTER other than
+    none) or a sampler chosen (OTEL_TRACES_SAMPLER). Otherwise the tracer provider samples nothing."""
+    exporter = os.environ.get("OTEL_TRACES_EXPORTER", "none").strip().lower()
+    return exporter != "none" or bool(os.environ.get("OTEL_TRACES_SAMPLER"))
+
+
 def setup_tracing(service_name: str) -> None:
     global _tracing
     if _tracing:
@@ -81,11 +95,9 @@ def setup_tracing(service_name: str) -> None:
     _tracing = True
     resource = Resource.create({"service.name": os.environ.get("OTEL_SERVICE_NAME", service_name)})
     exporter = os.environ.get("OTEL_TRACES_EXPORTER", "none").strip().lower()
-    sampler = None
-    if exporter == "none" and not os.environ.get("OTEL_TRACES_SAMPLER"):
-        # Nothing is exported: spans need not be recorded. Unrecorded spans still carry the trace id,
-        # so it still reaches logs and message headers, at a fraction of the cost.
-        sampler = ALWAYS_OFF
+    # Nothing is exported: spans need not be recorded. Unrecorded spans still carry the trace id, so it
+    # still reaches logs and message headers, at a fraction of the cost.
+    sampler = None if spans_recorded() else ALWAYS_OFF
     provider = TracerProvider(resource=resource, sampler=sampler)
     if exporter == "console":
         provider.add_span_processor(BatchSpanProcessor(ConsoleSpanExporter(out=sys.stderr)))
@@ -103,6 +115,29 @@ def setup_tracing(service_name: str) -> None:
 
 def tracer(name: str) -> trace.Tracer:
     return trace.get_tracer(name)
+
+
+class TraceContext:
+    """Each HTTP request in a span of its own that continues the caller's `traceparent`, and nothing
+    else: what OpenTelemetry's ASGI instrumentation gives when spans are not recorded (its trace id
+    in the request's logs and in the headers of the messages the request sends), without the rest of
+    its work per request (a span per message sent or received, the request's attributes, the route
+    matched a second time for the span's name: about a fifth of a kept KPI read's CPU,
+    docs/benchmarks.md). A pure ASGI middleware."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.tracer = trace.get_tracer(__name__)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        carrier = {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]
+                   if name in (b"traceparent", b"tracestate")}
+        parent = propagate.extract(carrier) if carrier else None
+        with self.tracer.start_as_current_span(scope["method"], context=parent, kind=SpanKind.SERVER):
+            await self.app(scope, receive, send)
 
 
 def inject_headers(headers: MutableMapping[str, str] | None = None) -> dict[str, str]:
