@@ -305,12 +305,15 @@ class Run:
     publish_errors: int = 0
     # The supervisor's "rolling restart: <process> restarted" lines, with the time the sampler saw each.
     steps: list[tuple[float, str]] = field(default_factory=list)
+    # Set once every fault has been injected and recovered from: until then the load goes on past `total`,
+    # so a small run (the test's) still has events flowing through every fault.
+    faults_done: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def publisher(self, js: Any) -> None:
-        """Publish at `rate` per second until `total`; a publish that fails (its node was killed) is sent
-        again with the same Nats-Msg-Id, so the stream keeps it once."""
+        """Publish at `rate` per second until `total`, and on until the faults are done; a publish that
+        fails (its node was killed) is sent again with the same Nats-Msg-Id, so the stream keeps it once."""
         start = time.monotonic()
-        while self.workload.published < self.total:
+        while self.workload.published < self.total or not self.faults_done.is_set():
             event = self.workload.next()
             while True:
                 try:
@@ -548,6 +551,7 @@ async def scenario(platform: Platform, dsn: str, *, rate: float, total: int, opp
                              timeout=STARTUP_PATIENCE, interval=1.0)
             window.ended = time.monotonic()
             say(f"rolling restart done in {window.ended - window.started:.0f}s")
+            run.faults_done.set()
 
             await asyncio.wait_for(publisher, timeout=STARTUP_PATIENCE)
             tail = Window("after", time.monotonic())

@@ -21,8 +21,11 @@ from runtime.db import plain_dsn
 from runtime.testing import STARTUP_PATIENCE, eventually_blocking, unique
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(1500)]
+# Small: what this proves is recovery from each fault and an exact end state, which needs events flowing
+# through every fault (the load goes on until the last one is done, past EVENTS if need be) and a few
+# seconds of load between faults (EVENTS // 10 events), not volume; bench/chaos.py runs the large variant.
 RATE = 8.0
-EVENTS = 2600
+EVENTS = 400
 OPPORTUNITIES = 40
 
 
@@ -64,6 +67,6 @@ async def test_the_end_state_through_node_replica_and_rolling_faults_equals_a_fa
     print(json.dumps({"published": run.workload.published, "publish_retries": run.publish_errors,
                       "windows": report}, indent=2))
     assert problems == {"lost": [], "unexpected": []}
-    assert run.workload.published == EVENTS
+    assert run.workload.published >= EVENTS
     for name in ("nats-node", "disk-lost", "replicas", "rolling"):
         assert report[name]["recovery_seconds"] is not None
