@@ -11,19 +11,21 @@ import hashlib
 import hmac
 import secrets
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Literal
+from typing import Any, Literal
 
+import asyncpg
 from fastapi import HTTPException, Request
 from sqlalchemy import delete, func, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway import passwords, people
 from gateway.models import ApiToken, PasswordReset, User, UserSession
 from gateway.state import running
+from runtime.db import DriverConnection, driver_connection
 
 SESSION_COOKIE = "po_session"
 PRE_CSRF_COOKIE = "po_csrf"
@@ -122,48 +124,73 @@ def _idle(request: Request) -> timedelta:
     return timedelta(minutes=settings.gateway_session_idle_minutes) if settings else DEFAULT_IDLE
 
 
-async def authenticate(request: Request, conn: AsyncConnection) -> Principal | None:
-    """The verified caller, or None without credentials. `conn` is in autocommit: the look-up is one
-    statement with no transaction around it, and the rare last-used/last-seen touch (at most once a
-    minute per token or session) is a statement of its own."""
+_TOKENS, _SESSIONS, _USERS = ApiToken.__table__.fullname, UserSession.__table__.fullname, User.__table__.fullname
+# The look-ups and the touches, as asyncpg runs them (runtime.db.driver_connection says why not through
+# SQLAlchemy): the checks are those of the models' columns, spelled out.
+_TOKEN = (f"SELECT id, name, scopes, last_used_at FROM {_TOKENS} "
+          "WHERE token_hash = $1 AND revoked_at IS NULL AND expires_at > $2")
+_TOUCH_TOKEN = f"UPDATE {_TOKENS} SET last_used_at = $2 WHERE id = $1"
+_SESSION = (f"SELECT s.token_hash, s.csrf_token, s.last_seen_at, u.id, u.email, u.role, u.time_zone, u.partner_id "
+            f"FROM {_SESSIONS} s JOIN {_USERS} u ON u.id = s.user_id "
+            "WHERE s.token_hash = $1 AND s.expires_at > $2 AND s.last_seen_at > $3 AND u.active")
+_TOUCH_SESSION = f"UPDATE {_SESSIONS} SET last_seen_at = $2 WHERE token_hash = $1"
+
+
+def _uuid(value: uuid.UUID | None) -> uuid.UUID | None:
+    # asyncpg's UUIDs are a subclass of its own; the rest of the gateway gets the standard type.
+    return None if value is None else uuid.UUID(bytes=value.bytes)
+
+
+async def authenticate(request: Request, conn: asyncpg.Connection) -> Principal | None:
+    """The verified caller, or None without credentials. `conn` is outside any transaction: the
+    look-up is one statement, and the rare last-used/last-seen touch (at most once a minute per token
+    or session) is a statement of its own."""
     now = datetime.now(UTC)
     header = request.headers.get("authorization", "")
     if header.lower().startswith("bearer "):
         token = header[7:].strip()
-        t = ApiToken.__table__
-        row = (await conn.execute(
-            select(t.c.id, t.c.name, t.c.scopes, t.c.last_used_at)
-            .where(t.c.token_hash == digest(token), t.c.revoked_at.is_(None), t.c.expires_at > now))).first()
+        row = await conn.fetchrow(_TOKEN, digest(token), now)
         if row is None:
             raise HTTPException(status_code=401, detail="unknown, expired or revoked API token",
                                 headers={"WWW-Authenticate": "Bearer"})
-        if row.last_used_at is None or now - row.last_used_at >= TOUCH_EVERY:
-            await conn.execute(update(t).where(t.c.id == row.id).values(last_used_at=now))
-        return Principal(id=str(row.id), name=f"token:{row.name}", role=Role.viewer, kind="token",
-                         scopes=frozenset(row.scopes))
+        if row["last_used_at"] is None or now - row["last_used_at"] >= TOUCH_EVERY:
+            await conn.execute(_TOUCH_TOKEN, row["id"], now)
+        return Principal(id=str(row["id"]), name=f"token:{row['name']}", role=Role.viewer, kind="token",
+                         scopes=frozenset(row["scopes"]))
     cookie = request.cookies.get(SESSION_COOKIE)
     if not cookie:
         return None
-    s, u = UserSession.__table__, User.__table__
-    found = (await conn.execute(
-        select(s.c.token_hash, s.c.csrf_token, s.c.last_seen_at, u.c.id, u.c.email, u.c.role, u.c.time_zone,
-               u.c.partner_id)
-        .join(u, u.c.id == s.c.user_id)
-        .where(s.c.token_hash == digest(cookie), s.c.expires_at > now, s.c.last_seen_at > now - _idle(request),
-               u.c.active)
-    )).first()
+    found = await conn.fetchrow(_SESSION, digest(cookie), now, now - _idle(request))
     if found is None:
         return None
-    if now - found.last_seen_at >= TOUCH_EVERY:
-        await conn.execute(update(s).where(s.c.token_hash == found.token_hash).values(last_seen_at=now))
-    return Principal(id=str(found.id), name=found.email, role=Role(found.role), kind="user",
-                     csrf_token=found.csrf_token, time_zone=found.time_zone, partner_id=found.partner_id)
+    if now - found["last_seen_at"] >= TOUCH_EVERY:
+        await conn.execute(_TOUCH_SESSION, found["token_hash"], now)
+    return Principal(id=str(found["id"]), name=found["email"], role=Role(found["role"]), kind="user",
+                     csrf_token=found["csrf_token"], time_zone=found["time_zone"],
+                     partner_id=_uuid(found["partner_id"]))
 
 
 async def _authenticate(request: Request) -> Principal | None:
-    async with running(request).engine.connect() as conn:
-        conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
-        return await authenticate(request, conn)
+    async with driver_connection(running(request).engine) as conn:
+        return await authenticate(request, conn.driver)
+
+
+def lent_connection(request: Request) -> asyncpg.Connection:
+    """The connection the caller was checked on, for a route whose requirement lends it
+    (`require(..., lend_connection=True)`)."""
+    lent: DriverConnection | None = getattr(request.state, "lent_connection", None)
+    if lent is None:
+        raise RuntimeError("no connection lent: require(..., lend_connection=True), and not given back")
+    return lent.driver
+
+
+async def give_back_connection(request: Request) -> None:
+    """Return the lent connection to the pool now: before taking others (a request holding two at
+    once, many requests at once, can starve the pool)."""
+    lent: DriverConnection | None = getattr(request.state, "lent_connection", None)
+    request.state.lent_connection = None
+    if lent is not None:
+        await lent.give_back()
 
 
 async def check_csrf(request: Request, principal: Principal) -> None:
@@ -181,16 +208,19 @@ async def check_csrf(request: Request, principal: Principal) -> None:
         raise HTTPException(status_code=403, detail="missing or wrong CSRF token")
 
 
-def require(role: Role = Role.viewer, scope: str | None = None, *,
-            partners: bool = False) -> Callable[[Request], Awaitable[Principal]]:
+def require(role: Role = Role.viewer, scope: str | None = None, *, partners: bool = False,
+            lend_connection: bool = False) -> Callable[..., Any]:
     """A dependency: the caller must be a user of at least `role`, or a token holding `scope`.
     A route without a scope cannot be reached with a token. `partners`: partner users may call it
-    too (only routes about the caller's own account: sign out, password, time zone)."""
+    too (only routes about the caller's own account: sign out, password, time zone).
+    `lend_connection`: the connection the caller was checked on stays checked out for the route
+    (`lent_connection(request)`) until the response is sent, so a route that answers from a quick
+    read or two (the kept KPIs) takes one connection per request, not two; not for routes that wait
+    on a service meanwhile (`give_back_connection` before taking another)."""
     if scope is not None and scope not in SCOPES:
         raise ValueError(f"unknown scope {scope!r}")
 
-    async def dependency(request: Request) -> Principal:
-        principal = await _authenticate(request)
+    async def admit(request: Request, principal: Principal | None) -> Principal:
         if principal is None:
             raise AuthRequired()
         await people.directory(request)  # owners' names for the pages; reloads at most every 30 s
@@ -208,10 +238,23 @@ def require(role: Role = Role.viewer, scope: str | None = None, *,
         request.state.principal = principal
         return principal
 
-    dependency.required_role = role  # type: ignore[attr-defined]
-    dependency.required_scope = scope  # type: ignore[attr-defined]
-    dependency.partners_allowed = partners  # type: ignore[attr-defined]
-    return dependency
+    async def dependency(request: Request) -> Principal:
+        return await admit(request, await _authenticate(request))
+
+    async def lending(request: Request) -> AsyncIterator[Principal]:
+        async with driver_connection(running(request).engine) as conn:
+            principal = await admit(request, await authenticate(request, conn.driver))
+            request.state.lent_connection = conn
+            try:
+                yield principal
+            finally:
+                request.state.lent_connection = None
+
+    chosen: Callable[..., Any] = lending if lend_connection else dependency
+    chosen.required_role = role  # type: ignore[attr-defined]
+    chosen.required_scope = scope  # type: ignore[attr-defined]
+    chosen.partners_allowed = partners  # type: ignore[attr-defined]
+    return chosen
 
 
 def require_partner() -> Callable[[Request], Awaitable[Principal]]:

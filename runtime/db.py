@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
+import asyncpg
 from sqlalchemy import Executable, MetaData, Numeric, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DisconnectionError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 
 from contracts.money import COLUMN_DIGITS, SCALE
 from runtime import telemetry
@@ -104,6 +113,40 @@ def _ping_when_idle(engine: AsyncEngine) -> None:
         except Exception as exc:
             # The pool discards this connection and hands out another (a fresh one if need be).
             raise DisconnectionError(f"pooled connection is gone: {exc!r}") from exc
+
+
+@dataclass
+class DriverConnection:
+    """A pooled connection lent as its asyncpg connection (`driver`), outside any transaction."""
+
+    pooled: AsyncConnection
+    driver: asyncpg.Connection
+
+    async def give_back(self) -> None:
+        """Back to the pool before the `async with` ends (closing twice is harmless)."""
+        await self.pooled.close()
+
+
+@asynccontextmanager
+async def driver_connection(engine: AsyncEngine) -> AsyncIterator[DriverConnection]:
+    """A pooled connection's asyncpg connection, for a hot path's few statements (each its own
+    implicit transaction): SQLAlchemy's execution of a statement (a greenlet, its compiled-statement
+    cache, the result's processing) costs several times what asyncpg's own does, which was a large
+    share of an authenticated kept KPI read (docs/benchmarks.md).
+
+    The pool's care is kept: a connection the server closed (a restart) fails its statement; it is
+    then handed to SQLAlchemy to find out as it always does (every connection pooled before it is
+    replaced) and the request gets SQLAlchemy's DBAPIError, a 503 it may retry, as a statement
+    through SQLAlchemy would have given it."""
+    async with engine.connect() as pooled:
+        lent = DriverConnection(pooled, (await pooled.get_raw_connection()).driver_connection)
+        try:
+            yield lent
+        except Exception:
+            if pooled.closed or pooled.invalidated or not lent.driver.is_closed():
+                raise
+            await pooled.exec_driver_sql("SELECT 1")  # raises, having invalidated the pool
+            raise
 
 
 async def execute_many(session: AsyncSession, statement: Executable, rows: Sequence[Mapping[str, Any]]) -> None:

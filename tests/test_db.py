@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncpg
+import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 
 from runtime import db
 from runtime.db import create_engine, execute_many, session_factory
@@ -64,6 +67,37 @@ async def test_a_pooled_connection_closed_by_the_server_while_idle_is_replaced_n
         monkeypatch.setattr(db, "PING_WHEN_IDLE_SECONDS", 3600.0)
         async with engine.connect() as conn:
             assert await conn.scalar(text("SELECT pg_backend_pid()")) == second
+    finally:
+        await engine.dispose()
+        await admin.dispose()
+
+
+async def test_a_driver_connection_the_server_closed_in_steady_use_fails_once_then_is_replaced(
+        platform_db: dict[str, str], monkeypatch) -> None:
+    """runtime.db.driver_connection: a statement on a connection the server closed (a restart) fails
+    with SQLAlchemy's DBAPIError (the gateway's 503), as one through SQLAlchemy would, and the pool
+    hands out a new connection next, not the dead one again."""
+    engine = create_engine(platform_db["pipeline"], pool_size=1, trace_sql=False)
+    admin = create_engine(platform_db["admin"], pool_size=1, trace_sql=False)
+    monkeypatch.setattr(db, "PING_WHEN_IDLE_SECONDS", 3600.0)  # in steady use: no check on checkout
+    try:
+        async with db.driver_connection(engine) as conn:
+            first = await conn.driver.fetchval("SELECT pg_backend_pid()")
+        async with admin.connect() as conn:
+            assert await conn.scalar(text("SELECT pg_terminate_backend(:pid)"), {"pid": first})
+        with pytest.raises(DBAPIError) as failed:
+            async with db.driver_connection(engine) as conn:
+                await conn.driver.fetchval("SELECT pg_backend_pid()")
+        assert failed.value.connection_invalidated
+        async with db.driver_connection(engine) as conn:
+            assert await conn.driver.fetchval("SELECT pg_backend_pid()") != first
+        # An error that is not the connection's is the caller's, and the connection stays pooled.
+        with pytest.raises(asyncpg.exceptions.UndefinedTableError):
+            async with db.driver_connection(engine) as conn:
+                second = await conn.driver.fetchval("SELECT pg_backend_pid()")
+                await conn.driver.fetchval("SELECT * FROM no_such_table")
+        async with db.driver_connection(engine) as conn:
+            assert await conn.driver.fetchval("SELECT pg_backend_pid()") == second
     finally:
         await engine.dispose()
         await admin.dispose()

@@ -22,11 +22,13 @@ import time
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, date, datetime
 
+import asyncpg
 from sqlalchemy import BigInteger, Date, DateTime, Text, event, func, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from gateway.read_models.base import SCHEMA, Base
+from runtime.db import driver_connection
 
 logger = logging.getLogger(__name__)
 
@@ -67,11 +69,12 @@ _BUMP = text(
     "ON CONFLICT (scope) DO UPDATE SET generation = g.generation + 1")
 
 # A snapshot, if it is of this day and both its generations are current (missing generations are 0).
-_CURRENT = text(
+# Run by asyncpg itself (runtime.db.driver_connection): $1 the scope, $2 the day.
+_CURRENT = (
     f"SELECT s.body FROM {SCHEMA}.pipeline_kpi_snapshot s "
     f"LEFT JOIN {SCHEMA}.pipeline_kpi_generation g ON g.scope = s.scope "
     f"LEFT JOIN {SCHEMA}.pipeline_kpi_generation e ON e.scope = '{EVERYONE}' "
-    "WHERE s.scope = :scope AND s.as_of = :as_of AND s.generation = coalesce(g.generation, 0) "
+    "WHERE s.scope = $1 AND s.as_of = $2 AND s.generation = coalesce(g.generation, 0) "
     "AND s.everyone_generation = coalesce(e.generation, 0)")
 
 _GENERATIONS = text(
@@ -95,11 +98,17 @@ async def changed(session: AsyncSession, scopes: Iterable[str]) -> None:
         await session.execute(_BUMP, {"scopes": wanted})
 
 
+async def current_on(conn: asyncpg.Connection, scope: str, as_of: date) -> str | None:
+    """The kept KPIs, if current: one statement outside a transaction (no BEGIN/ROLLBACK round trips),
+    on a connection the request already holds (the one it was authenticated on)."""
+    body: str | None = await conn.fetchval(_CURRENT, scope, as_of)
+    return body
+
+
 async def current(engine: AsyncEngine, scope: str, as_of: date) -> str | None:
-    """The kept KPIs, if current: one statement outside a transaction (no BEGIN/ROLLBACK round trips)."""
-    async with engine.connect() as conn:
-        conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
-        return await conn.scalar(_CURRENT, {"scope": scope, "as_of": as_of})
+    """`current_on`, on a connection of its own."""
+    async with driver_connection(engine) as conn:
+        return await current_on(conn.driver, scope, as_of)
 
 
 Compute = Callable[[AsyncSession], Awaitable[str]]

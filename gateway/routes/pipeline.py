@@ -19,7 +19,7 @@ from contracts import pipeline as pc
 from contracts.fields import Currency, Day, Moment, Name, Offset, Person, Version, line
 from contracts.quarters import Quarter
 from gateway import audit, people, pipeline_csv
-from gateway.auth import Principal, Role, may_remove, require
+from gateway.auth import Principal, Role, give_back_connection, lent_connection, may_remove, require
 from gateway.read_models import kpi_snapshots
 from gateway.read_models import pipeline as pipeline_models
 from gateway.state import bus, running, sessions
@@ -32,7 +32,8 @@ Reader = Annotated[Principal, Depends(require(Role.viewer, scope="opportunities:
 Writer = Annotated[Principal, Depends(require(Role.member, scope="opportunities:write"))]
 # Settings and stage sets shape every figure of the department: an admin's, or a token's own scope.
 Configurer = Annotated[Principal, Depends(require(Role.admin, scope="pipeline:configure"))]
-KpiReader = Annotated[Principal, Depends(require(Role.viewer, scope="kpis:read"))]
+# Checked on the connection the kept KPIs are then read on: one pool checkout per request.
+KpiReader = Annotated[Principal, Depends(require(Role.viewer, scope="kpis:read", lend_connection=True))]
 Publisher = Annotated[Principal, Depends(require(Role.manager, scope="events:publish"))]
 
 class OpportunityIn(BaseModel):
@@ -282,9 +283,10 @@ async def pipeline_kpis(
     kept = day == today and top == pipeline_models.SNAPSHOT_TOP
     if kept:
         # Today's figures as the consumers (or an earlier request) computed them, if nothing changed since.
-        body = await kpi_snapshots.current(running(request).engine, pipeline_models.kpi_scope(owner), today)
+        body = await kpi_snapshots.current_on(lent_connection(request), pipeline_models.kpi_scope(owner), today)
         if body is not None:
             return Response(body, media_type="application/json")
+    await give_back_connection(request)  # the sessions below take connections of their own
     async with sessions(request)() as session, session.begin():
         # Rolls the per-partner ARR over when a month begins (a no-op on every other read).
         await pipeline_models.ensure_arr_window(session, today)
