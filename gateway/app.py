@@ -81,6 +81,11 @@ def create_app(settings: Settings | None = None, *, exit_on_fatal: bool = False)
         # Refused with 413 before the body is read (from Content-Length, or as a chunked body passes
         # it); the CSV import routes raise it for themselves.
         max_body_size=settings.gateway_max_body_bytes,
+        # A request's span is OpenTelemetry's instrumentation's when spans are recorded, TraceContext's
+        # when not (below). FastAPI's own telemetry (0.165+) stands aside for the former but, with a
+        # tracer provider set and no instrumentation, would make a second span per request, with its
+        # attributes and metrics: ~10 % of a kept KPI read's CPU (docs/benchmarks.md).
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.add_exception_handler(CommandFailed, errors.command_failed_handler)
     app.add_exception_handler(RequestValidationError, web.validation_error_page)
