@@ -180,7 +180,7 @@ async def run(s: Servers, args: argparse.Namespace, data_dir: Path) -> dict[str,
         result["gateway_idle_cpu_per_second"] = round(idle_rate, 4)
         figures: dict[str, Any] = {}
         for name, url, path, headers in cases:
-            if args.only and args.only not in name and "bare" not in name:
+            if args.only and "bare" not in name and not any(only in name for only in args.only):
                 continue
             before = loadavg()
             cpu_before = {p.name: p.cpu_seconds() for p in (gateway, bare)}
@@ -237,7 +237,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seconds", type=float, default=15.0, help="timed seconds per case")
     parser.add_argument("--idle-seconds", type=float, default=3.0,
                         help="seconds the gateway's idle CPU is measured for, before the cases")
-    parser.add_argument("--only", default="", help="run only the gateway cases whose name contains this")
+    parser.add_argument("--only", action="append", default=[],
+                        help="run only the gateway cases whose name contains this (may be given again)")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
