@@ -10,6 +10,7 @@ import re
 import pytest
 from playwright.async_api import expect
 
+from runtime.testing import eventually
 from tests.browser.helpers import ARTIFACTS, Platform, shot, sign_in
 
 pytestmark = pytest.mark.timeout(600)
@@ -120,13 +121,10 @@ class TestTheWeek:
         await again.get_by_test_id("line").first.wait_for()
         assert await again.locator("li.line .f-note").first.input_value() == "typed just before the tab closed"
         # and the server has it too (the reopened page saves what the closed one had not sent)
-        for _ in range(40):
-            notes = [ln["note"] for ln in (await _update(again))["lines"]]
-            if "typed just before the tab closed" in notes:
-                break
-            await again.wait_for_timeout(250)
-        else:
-            raise AssertionError("the draft never reached the server")
+        async def on_the_server() -> bool:
+            return "typed just before the tab closed" in [ln["note"] for ln in (await _update(again))["lines"]]
+
+        await eventually(on_the_server, "the draft to reach the server", interval=0.25)
         await again.close()
 
     async def test_the_vp_reads_the_meeting_view(self, page, platform: Platform):
