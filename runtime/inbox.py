@@ -16,9 +16,10 @@ aggregate therefore arrive in publish order. It is a FastStream batch pull subsc
   the database answers, and retries — without a delivery limit, in order; after `alert_after` seconds
   it logs an error and its health shows `waiting_long`;
 - any other failure is retried `max_deliver` times with a backoff, then parked with the last error;
-- stopping (SIGTERM) drains: the batch being applied finishes and is acked; a batch held on a failure
-  and the batch fetched ahead are nak'ed, so another replica gets them at once rather than after
-  `ack_wait`; nothing fetched is left unanswered (`_Fetcher.stop`, bounded by `DRAIN_SECONDS`).
+- stopping (SIGTERM) drains: the batch being applied finishes and is acked; a batch held on a failure,
+  the batch fetched ahead and what the server delivered after the last fetch stopped reading are
+  nak'ed, so another replica gets them at once rather than after `ack_wait`; nothing delivered is left
+  unanswered (`_Fetcher.stop`, bounded by `DRAIN_SECONDS`).
 """
 
 from __future__ import annotations
@@ -121,6 +122,11 @@ class ConsumerStats:
 
 # How long stopping waits for the batch being applied (and the fetch outstanding) before it cancels them.
 DRAIN_SECONDS = 10.0
+# How long past a fetch's own deadline the server may still deliver for its pull request: the request
+# expires a fetch timeout after the server got it, the client stops reading a fetch timeout after it
+# sent it; between the two lie the request's trip to the consumer's leader and the messages' trip back
+# (long on a loaded machine). Stopping reads the subscription this long beyond its last deadline.
+LATE_DELIVERY_SECONDS = 1.0
 
 
 class _Draining(Exception):
@@ -608,6 +614,9 @@ class _Fetcher(BatchPullStreamSubscriber):
     __slots__ = ()
     # The messages of the batch fetched ahead, once it is in (set per instance by `_consume_pull`).
     ahead: list[Msg] = []
+    # When the last fetch stops reading (monotonic): its pull request may be served a little beyond.
+    read_until: float = 0.0
+    died: bool = False
 
     async def _create_subscription(self) -> None:
         if self.subscription:
@@ -621,6 +630,7 @@ class _Fetcher(BatchPullStreamSubscriber):
 
     async def _fetch(self) -> list[Msg]:
         assert self.subscription
+        self.read_until = time.monotonic() + self.pull_sub.timeout
         try:
             messages = await self.subscription.fetch(batch=self.pull_sub.batch_size, timeout=self.pull_sub.timeout)
         except (nats.errors.TimeoutError, TimeoutError):
@@ -650,6 +660,8 @@ class _Fetcher(BatchPullStreamSubscriber):
                 next_batch = asyncio.ensure_future(self._fetch())
                 await self.consume(messages)  # type: ignore[arg-type]
         finally:
+            # Ended while running: the task died (see below), not a stop.
+            self.died = self.running
             if next_batch is not None and self.running:
                 # Dying (a crash while applying, not a stop): what was fetched ahead is left to ack_wait. A nak
                 # here would hand it straight back to the next process, counting a delivery each time the
@@ -674,13 +686,46 @@ class _Fetcher(BatchPullStreamSubscriber):
     async def stop(self) -> None:
         """Drain, then stop as FastStream does: no new fetch; the batch being applied is finished
         (acked, or nak'ed if it is held on a failure) and the batch fetched ahead is nak'ed, all within
-        DRAIN_SECONDS; only then is the subscription removed (FastStream would cancel the fetch loop
-        and leave what it holds to time out)."""
+        DRAIN_SECONDS; then what the server delivered after the last fetch stopped reading is nak'ed
+        (`_hand_back_late`); only then is the subscription removed (FastStream would cancel the fetch
+        loop and leave what it holds to time out)."""
         self.running = False
         for task in list(self.tasks):
             with contextlib.suppress(BaseException):
                 await asyncio.wait_for(asyncio.shield(task), DRAIN_SECONDS)
+        if not self.died:  # a dead loop leaves what it had to ack_wait, as it leaves its batch fetched ahead
+            with contextlib.suppress(Exception):
+                await self._hand_back_late()
         await super().stop()
+
+    async def _hand_back_late(self) -> None:
+        """Nak what the server delivered for a pull request after its fetch had returned.
+
+        nats-py's fetch sends a pull request for a whole batch that the server keeps for the fetch's
+        timeout, and returns at its own deadline (or once the server says there is nothing more); what
+        the server sends for that request meanwhile waits in the subscription's queue
+        (`Subscription._pending_queue`) for the next fetch to take first. A stopping consumer makes no
+        next fetch, and removing the subscription drops the queue: each of those messages, delivered
+        and unanswered, would wait out `ack_wait` before another replica got it. So the queue is read
+        until the last request can no longer be served (LATE_DELIVERY_SECONDS past the last fetch's
+        deadline) and everything in it is nak'ed. Status messages (the server ending a request) are
+        dropped, as fetch drops them."""
+        if self.subscription is None:
+            return
+        sub = self.subscription._sub  # nats-py's own subscription of the pull requests' replies
+        late: list[Msg] = []
+        while True:
+            left = self.read_until + LATE_DELIVERY_SECONDS - time.monotonic()
+            try:
+                # At least a moment, so what is queued already is read (a zero timeout reads nothing).
+                msg = await sub.next_msg(timeout=max(left, 0.01))
+            except nats.errors.TimeoutError:
+                break
+            if not JetStreamContext.is_status_msg(msg):
+                late.append(msg)
+        if late:
+            logger.info("%s: stopping; %d message(s) delivered after the last fetch nak'ed for redelivery",
+                        self.config.durable_name, await _nak_all(late))
 
 
 def _stored_at(msg: Msg) -> datetime | None:

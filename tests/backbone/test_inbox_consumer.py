@@ -4,15 +4,18 @@ poison messages and their replay."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import uuid
 
+import nats.errors
 import pytest
+from nats.js import JetStreamContext
 from sqlalchemy import text
 
 from contracts import deadletters as dl
 from runtime import bus, deadletter
-from runtime.inbox import SimulatedCrash
+from runtime.inbox import SimulatedCrash, _Fetcher
 from runtime.testing import eventually, ping_event, scratch_stream
 from tests.backbone.helpers import consumer_for, counters, counting_handler, letters_key, stop_task
 
@@ -209,6 +212,114 @@ class TestDeadLetters:
         [letter] = await deadletter.list_all(js, consumer=letters_key(consumer))
         assert letter.deliveries == 3 and "never clears" in letter.reason
         assert await counters(engine, schema) == {}
+
+
+class _CountingFetcher(_Fetcher):
+    """The consumer's fetch loop as it is, counting fetches begun and returned (so a test knows when
+    the loop has no fetch outstanding)."""
+
+    __slots__ = ()
+    begun: int = 0
+    returned: int = 0
+
+    async def _fetch(self):
+        self.begun += 1
+        try:
+            return await super()._fetch()
+        finally:
+            self.returned += 1
+
+
+class TestStopping:
+    async def test_what_the_server_delivers_after_the_last_fetch_is_nak_ed_on_stop(self, nc, scratch, stream):
+        """nats-py's fetch returns at its deadline while its pull request (for a whole batch) may still be
+        served by the server a moment longer; what arrives then waits in the subscription's queue for the
+        next fetch. A stopping consumer makes no next fetch: those messages, delivered and unanswered,
+        waited out ack_wait before another replica got them (late events in rolling restarts). Here the
+        state is made outright: the consumer holds its first event (its loop blocked, its fetch ahead
+        returned, no request of its own left on the server), a pull request of its subscription is served
+        with K events nobody reads; on stop they are nak'ed: the durable hands them to the next fetch at
+        once (delivered twice), long before their ack_wait (ten minutes) could run out."""
+        schema, engine = scratch
+        js = nc.jetstream()
+        Ping = ping_event(stream)
+        entered, release = asyncio.Event(), asyncio.Event()
+        counting = counting_handler(schema)
+
+        async def handle(session, event) -> None:
+            if event.key == "first":
+                entered.set()
+                await release.wait()
+            await counting(session, event)
+
+        consumer = consumer_for(js, engine, schema, (Ping,), handle=handle, ack_wait=600.0, batch=64)
+        broker = bus.broker(bus.url_of(nc), name="stopping-test")
+        consumer.attach(broker)
+        fetcher = consumer.subscriber
+        fetcher.__class__ = _CountingFetcher
+        await consumer.ensure((await bus.connect_broker(broker)).jetstream())
+        await broker.start()
+        stopping = None
+        try:
+            await publish(js, Ping(key="first", amount=1))
+            await eventually(lambda: _true(entered.is_set()), what="the first event held by its handler")
+            # The fetch ahead began before the handler was entered (the batch's transaction waited for
+            # Postgres first). Once it has returned, the loop waits on the handler and nothing reads the
+            # subscription; then the server holds no pull request of ours.
+            await eventually(lambda: _true(fetcher.returned == fetcher.begun), what="the fetch ahead returned")
+            await eventually(lambda: _server(js, stream, consumer, ack_pending=1, waiting=0),
+                             what="no pull request left on the server")
+            psub = fetcher.subscription
+            k = 5
+            # A pull request of this subscription, as fetch sends it, that the server serves after its
+            # fetch has stopped reading.
+            await psub._nc.publish(psub._nms, json.dumps({"batch": k, "expires": 30_000_000_000}).encode(),
+                                   psub._deliver)
+            for i in range(k):
+                await publish(js, Ping(key=f"late{i}", amount=1))
+            # Data messages only: the server's end of the expired request ahead (a status) may come too.
+            await eventually(lambda: _true(len(_unread(psub)) == k), what="the late events in the queue, unread")
+            assert (await js.consumer_info(stream.name, consumer.durable)).num_ack_pending == 1 + k
+
+            stopping = asyncio.create_task(broker.stop())
+            await eventually(lambda: _true(not fetcher.running), what="the consumer stopping")
+            release.set()
+            await asyncio.wait_for(stopping, 60)
+        finally:
+            release.set()
+            if stopping is None:
+                await broker.stop()
+        assert await counters(engine, schema) == {"first": (1, 1)}
+        # Handed back, the late events are the next fetch's at once; left unanswered, they would be no
+        # fetch's before their ack_wait ran out, ten minutes after they were delivered (longer than this
+        # test waits for them).
+        sub = await js.pull_subscribe_bind(consumer.durable, stream=stream.name)
+        again: list = []
+
+        async def fetched_all() -> bool:
+            with contextlib.suppress(nats.errors.TimeoutError):
+                again.extend(await sub.fetch(batch=k - len(again), timeout=2))
+            return len(again) == k
+
+        try:
+            await eventually(fetched_all, what="the late events delivered again")
+            assert sorted(json.loads(m.data)["key"] for m in again) == [f"late{i}" for i in range(k)]
+            assert {m.metadata.num_delivered for m in again} == {2}
+            for m in again:
+                await m.ack()
+        finally:
+            await sub.unsubscribe()
+        await eventually(lambda: _server(js, stream, consumer, ack_pending=0, waiting=0), what="nothing left unacked")
+
+
+def _unread(psub) -> list:
+    """The messages waiting in a pull subscription's queue (nats-py's own) that are not status messages."""
+    return [m for m in list(psub._sub._pending_queue._queue) if not JetStreamContext.is_status_msg(m)]
+
+
+async def _server(js, stream, consumer, *, ack_pending: int, waiting: int) -> bool:
+    info = await js.consumer_info(stream.name, consumer.durable)
+    return info.num_ack_pending == ack_pending and info.num_waiting == waiting
 
 
 async def _done(consumer, n: int) -> bool:
