@@ -4,6 +4,7 @@ runs the last four against the running platform; runtime/topology.py)."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import os
 import socket
@@ -52,6 +53,13 @@ def serve() -> None:
     from gateway.app import create_app
 
     app = create_app(settings, exit_on_fatal=True)
+    # What start-up made (modules, routes, models, metadata: ~200,000 objects) lives as long as the
+    # process; frozen, it is out of the collector's reach. Otherwise each full collection scans it all
+    # again, ~140 ms on a busy 2-core machine during which every request in flight waits: that was the
+    # kept KPI read's p99 (bench.kpi_read, docs/benchmarks.md). Here, not in the app's lifespan: a test
+    # process makes many apps, and what one leaves in cycles must stay collectable.
+    gc.collect()
+    gc.freeze()
     server = uvicorn.Server(uvicorn_config(app, settings))
     inherited = os.environ.get("GATEWAY_FD")
     if inherited:  # replicas (`partnerops up --replicas 2`) share the supervisor's listening socket
