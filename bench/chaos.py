@@ -26,9 +26,10 @@ opportunity as its last upsert describes it, the gateway's read model equal to t
 with its KPI aggregates equal to a recount (no event counted twice or lost), and one 10 % accrual
 per invoice in the commission ledger. `check` lists every lost and unexpected record.
 
-Measured per fault window: events published per second, the p99 event-to-read-model latency (publish
-to the gateway's read model showing that version, sampled every POLL seconds), and recovery: the time
-from the fault to the read model's next progress, and the longest stall of progress in the window.
+Measured per fault window: events published per second, the p50, p99 and largest event-to-read-model
+latency (publish to the gateway's read model showing that version, sampled every POLL seconds; the
+largest says whether any event waited out an ack wait), and recovery: the time from the fault to the
+read model's next progress, and the longest stall of progress in the window.
 """
 
 from __future__ import annotations
@@ -287,7 +288,8 @@ class Window:
         recovery = None if self.recovery_seconds is None else round(self.recovery_seconds, 2)
         return {"seconds": round(seconds, 1), "published_per_second": round(published / seconds, 1),
                 "p50_latency_ms": round(percentile(lat, 0.5) * 1000),
-                "p99_latency_ms": round(percentile(lat, 0.99) * 1000), "latency_samples": len(lat),
+                "p99_latency_ms": round(percentile(lat, 0.99) * 1000),
+                "max_latency_ms": round(max(lat, default=0.0) * 1000), "latency_samples": len(lat),
                 "recovery_seconds": recovery, "longest_stall_seconds": round(max(gaps), 2) if gaps else None}
 
 
