@@ -232,7 +232,10 @@ class TestNatsOutage:
         await bus.ensure_streams(js, [spec, dl.STREAM])
         Ping = ping_event(spec)
         relay = make_relay(engine, schema, js)
-        consumer = consumer_for(js, engine, schema, (Ping,))
+        # A killed server can come back without the last acks it was sent (they were in flight, or not yet
+        # on disk): it redelivers those after ack_wait, and the inbox must absorb them. A short ack_wait
+        # makes that happen within the test rather than after the default 30 s.
+        consumer = consumer_for(js, engine, schema, (Ping,), ack_wait=2.0)
         stop = asyncio.Event()
         tasks = [asyncio.create_task(relay.run(stop)), asyncio.create_task(consumer.run(stop))]
         try:
