@@ -54,6 +54,7 @@ from typing import Any
 import asyncpg
 import nats.errors
 
+from bench.harness import wait_until
 from contracts import billing as b
 from contracts import commissions as c
 from contracts import pipeline as pc
@@ -555,7 +556,16 @@ async def scenario(platform: Platform, dsn: str, *, rate: float, total: int, opp
             say(f"rolling restart done in {window.ended - window.started:.0f}s")
             run.faults_done.set()
 
-            await asyncio.wait_for(publisher, timeout=STARTUP_PATIENCE)
+            # The rest of the load may take long (a 100k run publishing below its rate: each publish waits for
+            # an R3, fsynced store): bounded by a stall of the publisher, not by a fixed time.
+            async def published() -> int:
+                if publisher.done():
+                    publisher.result()  # what killed it, if anything
+                    return run.total
+                return run.workload.published
+
+            await wait_until(published, run.total, "the load", stall=STARTUP_PATIENCE, report_every=60.0)
+            await publisher
             tail = Window("after", time.monotonic())
             run.windows.append(tail)
 
