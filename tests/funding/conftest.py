@@ -101,8 +101,7 @@ async def gw(private_db: dict[str, str], private_bus: EmbeddedNats) -> AsyncIter
                 await person.client.aclose()
     finally:
         stop.set()
-        for s in services:
-            await shutdown(s)
+        await asyncio.gather(*(shutdown(s) for s in services))  # side by side: each waits out its last fetch
 
 
 async def call(g: Gateway, role: Role, method: str, url: str, body: object = None, **kw: Any) -> httpx.Response:

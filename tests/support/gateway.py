@@ -110,5 +110,5 @@ async def gateway_with_services(settings_of: Callable[[str], Settings], services
                     await person.client.aclose()
     finally:
         stop.set()
-        for s in running:
-            await shutdown(s)
+        # Side by side: each waits out its consumers' last fetch and late deliveries (a second or two).
+        await asyncio.gather(*(shutdown(s) for s in running))

@@ -133,8 +133,7 @@ async def gw(private_db: dict[str, str], private_bus: EmbeddedNats):
                 await person.client.aclose()
     finally:
         stop.set()
-        for s in services:
-            await shutdown(s)
+        await asyncio.gather(*(shutdown(s) for s in services))  # side by side: each waits out its last fetch
 
 
 async def call(g, who, method: str, url: str, body: object = None):
