@@ -242,6 +242,10 @@ def require(role: Role = Role.viewer, scope: str | None = None, *, partners: boo
         return await admit(request, await _authenticate(request))
 
     async def lending(request: Request) -> AsyncIterator[Principal]:
+        # The directory's refresh (every 30 s) takes a connection of its own: before this one is checked
+        # out, so that a request never holds two (as many requests at once as the pool has connections,
+        # each holding one and waiting for another, would starve it).
+        await people.directory(request)
         async with driver_connection(running(request).engine) as conn:
             principal = await admit(request, await authenticate(request, conn.driver))
             request.state.lent_connection = conn
