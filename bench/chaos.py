@@ -246,9 +246,9 @@ def processes_using(*paths: Path) -> list[int]:
     supervisor and its processes (DATA_DIR), the NATS nodes (their config under it), the bench's own
     servers (see `footprint`)."""
     needles = [str(path.resolve()).encode() for path in paths]
-    found = []
+    found, mine = [], _ancestry()
     for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+        if not entry.name.isdigit() or int(entry.name) in mine:
             continue
         try:
             if (entry / "stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":  # exited, not yet reaped
@@ -259,6 +259,19 @@ def processes_using(*paths: Path) -> list[int]:
         except OSError:  # gone meanwhile, or another user's
             continue
     return found
+
+
+def _ancestry() -> set[int]:
+    """This process and those that started it: a launcher's command line names the data directory too
+    (`timeout … bench.chaos --data-dir D`), and it is neither another run nor ours to kill."""
+    pids, pid = set(), os.getpid()
+    while pid > 1 and pid not in pids:
+        pids.add(pid)
+        try:
+            pid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            break
+    return pids
 
 
 def footprint(data_dir: Path) -> tuple[Path, ...]:
