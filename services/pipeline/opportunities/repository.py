@@ -9,7 +9,7 @@ from collections.abc import Iterable, Sequence
 from datetime import date
 from typing import Any
 
-from sqlalchemy import Date, bindparam, cast, func, insert, or_, select, text, tuple_, update
+from sqlalchemy import Date, bindparam, cast, func, insert, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts import pipeline as c
@@ -35,6 +35,20 @@ _LOCK_EXTERNAL = text(
     "SELECT pg_advisory_xact_lock(k) FROM (SELECT DISTINCT hashtextextended('external:' || key, 0) AS k "
     "FROM unnest(CAST(:keys AS text[])) AS key ORDER BY k) AS keys"
 )
+
+# The stored opportunities for (source, external id) keys given as two arrays, locked in the order the
+# keys are given (callers sort them): one statement text whatever the number of keys, and an index look-up
+# per key whatever the table's statistics say (the LIMIT keeps the planner from flattening the LATERAL
+# into a join; the key is unique). As a row-value IN list the planner chose a sequential scan of the whole
+# table, sorted, while its statistics lagged behind a fast-growing table (any ingestion into a new one,
+# until autovacuum's next analyze): ~22 ms per look-up, twice per batch, at 3,500 rows (docs/benchmarks.md).
+_BY_EXTERNAL_IDS = text(
+    f"SELECT {', '.join(f'o.{c.name}' for c in T.c)} "
+    "FROM unnest(CAST(:sources AS text[]), CAST(:external_ids AS text[])) WITH ORDINALITY AS k(source, external_id, n) "
+    f"CROSS JOIN LATERAL (SELECT * FROM {T.schema}.{T.name} AS t WHERE t.source = k.source "
+    "AND t.external_id = k.external_id AND t.external_id IS NOT NULL LIMIT 1 FOR UPDATE) AS o "
+    "ORDER BY k.n"
+).columns(*T.c)
 
 ExternalKey = tuple[str, str]
 
@@ -64,12 +78,12 @@ class OpportunityRepository:
         return {r.id: _state(r) for r in await self.session.execute(query)}
 
     async def by_external_ids(self, keys: Sequence[ExternalKey]) -> dict[ExternalKey, OpportunityState]:
-        """The stored opportunities for (source, external id) keys, locked in key order."""
+        """The stored opportunities for (source, external id) keys, locked in the order given (sorted, so
+        two consumers never wait on each other in a cycle)."""
         if not keys:
             return {}
-        rows = await self.session.execute(
-            select(T).where(tuple_(T.c.source, T.c.external_id).in_(list(keys)))
-            .order_by(T.c.source, T.c.external_id).with_for_update())
+        rows = await self.session.execute(_BY_EXTERNAL_IDS, {"sources": [s for s, _ in keys],
+                                                             "external_ids": [e for _, e in keys]})
         return {(r.source, r.external_id): _state(r) for r in rows}
 
     async def lock_external_keys(self, keys: Sequence[ExternalKey]) -> None:
