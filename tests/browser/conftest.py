@@ -31,9 +31,12 @@ from tests.browser.helpers import (  # noqa: F401
 )
 
 
-@pytest.fixture(scope="session")
+# Package-scoped, not session-scoped: the platform (eight processes polling their outboxes) and Chromium are
+# stopped after the last browser test instead of idling beside every later module of a full run.
+@pytest.fixture(scope="package")
 async def platform(servers, tmp_path_factory) -> AsyncIterator[Platform]:
-    """The whole platform with its demo data, on its own NATS server and database."""
+    """The whole platform with its demo data, on its own NATS server and database: every browser module
+    shares it (one demo seeding), each test working on records of its own or only reading."""
     from runtime.embedded import EmbeddedNats
 
     nats = EmbeddedNats(store_dir=tmp_path_factory.mktemp("browser-nats")).start()
@@ -63,7 +66,7 @@ async def platform(servers, tmp_path_factory) -> AsyncIterator[Platform]:
         nats.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 async def browser(chromium: str):
     from playwright.async_api import async_playwright
 
