@@ -8,6 +8,8 @@ import base64
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from contracts import deadlines as dl
 from contracts import notifications as n
 from contracts import pipeline as p
@@ -101,6 +103,9 @@ async def _mail(mailbox, subject: str, to: str):
     return found[0] if found else None
 
 
+# Of the kind of the test whose received HTML it renders (it uses no server itself, so it would count as a
+# unit test, and `-m unit` ran it without the digest test it depends on).
+@pytest.mark.integration
 async def test_the_digest_renders_in_chromium(chromium):
     from playwright.async_api import async_playwright
 
