@@ -56,8 +56,8 @@ class Opportunity(BaseModel):
     stage_entered_at: datetime
     closed_at: datetime | None = None
     launched_at: datetime | None = None
-    deleted_at: datetime | None = Field(default=None, description="When it was deleted (soft: hidden everywhere, "
-                                        f"restorable for {RESTORE_DAYS} days); null while it is not.")
+    deleted_at: Moment | None = Field(default=None, description="When it was deleted (soft: hidden everywhere, "
+                                      f"restorable for {RESTORE_DAYS} days); null while it is not.")
 
 
 class StageChange(BaseModel):

@@ -9,7 +9,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field
 
 from contracts.base import Command, Event, PartialCommand, StreamSpec
-from contracts.fields import Name, Offset, Person, Version, line
+from contracts.fields import Moment, Name, Offset, Person, Version, line
 from contracts.pipeline.values import STREAM, Criterion, PartnerStatus, PartnerTier, PartnerType
 
 
@@ -37,8 +37,8 @@ class Partner(BaseModel):
     rank: int | None = Field(default=None, description="1 = best score among partners not archived.")
     trailing_revenue: Decimal | None = None
     archived: bool = False
-    deleted_at: datetime | None = Field(default=None, description="When it was deleted (soft: hidden everywhere, "
-                                        "restorable for a while); null while it is not.")
+    deleted_at: Moment | None = Field(default=None, description="When it was deleted (soft: hidden everywhere, "
+                                      "restorable for a while); null while it is not.")
     version: int = 1
     created_at: datetime
     updated_at: datetime | None = None

@@ -35,6 +35,10 @@ def hostile_bodies(good: dict, key: str) -> list[bytes]:
         changed(id="'; DROP TABLE pipeline_deal; --"),
         changed(deleted_at="99999-01-01T00:00:00Z"),
         changed(deleted_at="2026-13-45T00:00:00Z"),
+        changed(deleted_at="0001-01-01T00:00:00Z"),  # before the platform's earliest date
+        changed(deleted_at="9999-12-31T00:00:00Z"),  # after its latest
+        changed(deleted_at=0),  # a number, not a time (read as 1970 before)
+        changed(deleted_at="2026-10-01T12:00:00"),  # no time zone
     ]
     if key == "partner":
         bodies += [changed(type="reseller-of-the-moon"), changed(tier="platinum+"), changed(status=None)]
