@@ -47,8 +47,7 @@ async def services(private_db: dict[str, str], private_nats: str) -> AsyncIterat
     running = {name: await start(d, settings_for(private_db[name], private_nats), asyncio.Event())
                for name, d in _definitions().items()}
     yield running
-    for r in running.values():
-        await shutdown(r)
+    await asyncio.gather(*(shutdown(r) for r in running.values()))  # side by side: each waits out its last fetch
 
 
 @pytest.fixture

@@ -70,8 +70,7 @@ async def worker(worker_db, private_bus: EmbeddedNats, aws, catalog_env) -> Asyn
     await eventually(lambda: asyncio.sleep(0, not stubber._queue), what="the first pull")
     yield running
     stop.set()
-    await shutdown(running)
-    await shutdown(pipeline)
+    await asyncio.gather(shutdown(running), shutdown(pipeline))  # side by side: each waits out its last fetch
 
 
 @pytest.fixture

@@ -64,8 +64,7 @@ async def gw(private_db: dict[str, str], private_bus: EmbeddedNats, mail_dir: Pa
                 await person.client.aclose()
     finally:
         stop.set()
-        for svc in services:
-            await shutdown(svc)
+        await asyncio.gather(*(shutdown(svc) for svc in services))  # side by side: each waits out its last fetch
         await box.stop()
 
 

@@ -87,8 +87,7 @@ async def platform(private_db: dict[str, str], private_bus: EmbeddedNats) -> Asy
     ]
     yield running
     stop.set()
-    for r in running:
-        await shutdown(r)
+    await asyncio.gather(*(shutdown(r) for r in running))  # side by side: each waits out its last fetch
 
 
 async def stored(db: dict[str, str], nc: NATS) -> dict[str, int]:
