@@ -31,7 +31,7 @@ class Opportunity(BaseModel):
     """An opportunity's current state."""
 
     id: UUID
-    version: int
+    version: Version
     name: str
     pipeline: str
     stage: str

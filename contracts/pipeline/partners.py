@@ -39,7 +39,7 @@ class Partner(BaseModel):
     archived: bool = False
     deleted_at: Moment | None = Field(default=None, description="When it was deleted (soft: hidden everywhere, "
                                       "restorable for a while); null while it is not.")
-    version: int = 1
+    version: Version = 1
     created_at: datetime
     updated_at: datetime | None = None
 
@@ -57,7 +57,7 @@ class PartnerCreatedV1(Event):
     tier: PartnerTier
     status: PartnerStatus
     owner: str | None = None
-    version: int = 1
+    version: Version = 1
 
     def aggregate_key(self) -> str:
         return f"partner:{self.partner_id}"

@@ -31,6 +31,7 @@ def hostile_bodies(good: dict, key: str) -> list[bytes]:
         json.dumps({**good, "padding": "x" * MAX_EVENT_BYTES}).encode(),  # past the limit, under the server's
         changed(name="nul\u0000byte"),
         changed(version=2**40),  # past a Postgres integer
+        changed(version=-1),
         changed(version="many"),
         changed(id="'; DROP TABLE pipeline_deal; --"),
         changed(deleted_at="99999-01-01T00:00:00Z"),
