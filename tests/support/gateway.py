@@ -90,25 +90,34 @@ async def gateway_with_services(settings_of: Callable[[str], Settings], services
     runtime.topology.DATABASE_OWNERS); a person of every role, `<role>@<domain>`, signed in."""
     stop = asyncio.Event()
     running = []
+    lifespan: contextlib.AbstractAsyncContextManager | None = None
     try:
         for definition in services:
             running.append(await start(definition, settings_of(definition.schema), stop))
         settings = settings_of("gateway")
         app = create_app(settings)
-        async with app.router.lifespan_context(app):
-            g = Gateway(app=app, settings=settings)
+        entering = app.router.lifespan_context(app)
+        await entering.__aenter__()
+        lifespan = entering
+        g = Gateway(app=app, settings=settings)
+        try:
             for role in STAFF_ROLES:
                 email = f"{role.value}@{domain}"
                 await ensure_user(settings, email=email, name=f"The {role.value}", role=role, password=PASSWORD)
                 client, csrf = await g.sign_in(email)
                 me = (await client.get("/api/me")).json()
                 g.people[role] = Person(role=role, email=email, client=client, csrf=csrf, id=me["id"])
-            try:
-                yield g
-            finally:
-                for person in g.people.values():
-                    await person.client.aclose()
+            yield g
+        finally:
+            for person in g.people.values():
+                await person.client.aclose()
     finally:
         stop.set()
-        # Side by side: each waits out its consumers' last fetch and late deliveries (a second or two).
-        await asyncio.gather(*(shutdown(s) for s in running))
+        # The gateway and the services stop side by side: each waits out its consumers' last fetch and late
+        # deliveries (a second or two), which one after another made most of a module's teardown.
+        stopping = [shutdown(s) for s in running]
+        if lifespan is not None:
+            stopping.append(lifespan.__aexit__(None, None, None))
+        failed = [r for r in await asyncio.gather(*stopping, return_exceptions=True) if isinstance(r, BaseException)]
+        if failed:
+            raise failed[0]
