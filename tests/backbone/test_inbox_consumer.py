@@ -128,7 +128,10 @@ class TestTransientFailure:
             await counting(session, event)
             applied.append(event.key)
 
-        consumer = consumer_for(js, engine, schema, (Ping,), handle=handle, batch=1, ack_wait=1.0)
+        # ack_wait 2 s: the hold tells the server "in progress" every ack_wait/3, and on a loaded machine an
+        # attempt plus a late wake-up took the 1 s used before (a flake); the pause must still outlast it.
+        consumer = consumer_for(js, engine, schema, (Ping,), handle=handle, batch=1, ack_wait=2.0,
+                                backoff=(0.2, 0.4, 0.8, 1.6))
         blocker = await engine.connect()
         try:
             txn = await blocker.begin()
@@ -139,7 +142,7 @@ class TestTransientFailure:
             task = asyncio.create_task(consumer.run(stop))
             await eventually(lambda: _true(consumer.subscriber is not None and len(consumer.subscriber.ahead) == 1),
                              what="the second event fetched ahead")
-            # Retries wait 0.2 + 0.4 + 0.8 s: the pause has outlasted ack_wait (1 s) by then.
+            # Retries wait 0.2 + 0.4 + 0.8 + 1.6 s: the pause has outlasted ack_wait (2 s) by then.
             await eventually(lambda: _true(consumer.stats.retried >= 4), what="a pause longer than ack_wait")
             await txn.rollback()
         finally:
