@@ -4,7 +4,6 @@ runs the last four against the running platform; runtime/topology.py)."""
 from __future__ import annotations
 
 import asyncio
-import gc
 import json
 import os
 import socket
@@ -51,15 +50,10 @@ def serve() -> None:
     """Serve HTTP on GATEWAY_HOST:GATEWAY_PORT."""
     settings = _settings(needs_database=False)
     from gateway.app import create_app
+    from runtime.service import freeze_start_up
 
     app = create_app(settings, exit_on_fatal=True)
-    # What start-up made (modules, routes, models, metadata: ~200,000 objects) lives as long as the
-    # process; frozen, it is out of the collector's reach. Otherwise each full collection scans it all
-    # again, ~140 ms on a busy 2-core machine during which every request in flight waits: that was the
-    # kept KPI read's p99 (bench.kpi_read, docs/benchmarks.md). Here, not in the app's lifespan: a test
-    # process makes many apps, and what one leaves in cycles must stay collectable.
-    gc.collect()
-    gc.freeze()
+    freeze_start_up()
     server = uvicorn.Server(uvicorn_config(app, settings))
     inherited = os.environ.get("GATEWAY_FD")
     if inherited:  # replicas (`partnerops up --replicas 2`) share the supervisor's listening socket

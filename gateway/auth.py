@@ -223,7 +223,6 @@ def require(role: Role = Role.viewer, scope: str | None = None, *, partners: boo
     async def admit(request: Request, principal: Principal | None) -> Principal:
         if principal is None:
             raise AuthRequired()
-        await people.directory(request)  # owners' names for the pages; reloads at most every 30 s
         # Known from here on, even if refused below: a refusal page still shows who is signed in.
         request.state.principal = principal
         if principal.kind == "token":
@@ -235,11 +234,13 @@ def require(role: Role = Role.viewer, scope: str | None = None, *, partners: boo
         elif principal.role.rank < role.rank:
             raise HTTPException(status_code=403, detail=f"needs the {role.value} role or higher")
         await check_csrf(request, principal)
-        request.state.principal = principal
         return principal
 
     async def dependency(request: Request) -> Principal:
-        return await admit(request, await _authenticate(request))
+        principal = await _authenticate(request)
+        if principal is not None:
+            await people.directory(request)  # owners' names for the pages; reloads at most every 30 s
+        return await admit(request, principal)
 
     async def lending(request: Request) -> AsyncIterator[Principal]:
         # The directory's refresh (every 30 s) takes a connection of its own: before this one is checked

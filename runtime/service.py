@@ -242,6 +242,17 @@ async def shutdown(running: RunningService) -> None:
     logger.info("%s stopped", running.definition.name)
 
 
+def freeze_start_up() -> None:
+    """Put what start-up made (modules, routes, models, metadata, the broker's subscribers: ~200,000
+    objects) out of the garbage collector's reach: it lives as long as the process, and each full
+    collection otherwise scans it all again, ~140 ms on a busy 2-core machine during which every
+    request or batch in flight waits (bench.kpi_read, docs/benchmarks.md). For a process's entry
+    point only, once started: a test process starts many services and apps, and what one leaves in
+    cycles must stay collectable."""
+    gc.collect()
+    gc.freeze()
+
+
 def main(definition: ServiceDefinition) -> None:
     settings = get_settings()
     telemetry.setup(definition.name, level=settings.log_level, fmt=settings.log_format)
@@ -254,13 +265,7 @@ def main(definition: ServiceDefinition) -> None:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         running = await start(definition, settings, stop)
-        # What start-up made (modules, models, metadata, the broker's subscribers) lives as long as the
-        # process; frozen, it is out of the collector's reach, so a full collection no longer scans it
-        # all again with every batch in flight waiting (as `gateway serve` does, gateway/__main__.py).
-        # Here, not in `start`: a test process starts many services, and what one leaves in cycles
-        # must stay collectable.
-        gc.collect()
-        gc.freeze()
+        freeze_start_up()
         scrape = None
         if settings.metrics_port is not None:
             process = metrics.ProcessMetrics(definition.name, consumers=lambda: running.consumers,

@@ -135,7 +135,7 @@ class TraceContext:
             return
         carrier = {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]
                    if name in (b"traceparent", b"tracestate")}
-        parent = propagate.extract(carrier) if carrier else None
+        parent = extract_context(carrier) if carrier else None
         with self.tracer.start_as_current_span(scope["method"], context=parent, kind=SpanKind.SERVER):
             await self.app(scope, receive, send)
 

@@ -17,6 +17,7 @@ from runtime import deadletter
 from runtime.commands import send
 from services.commissions.handlers import SUBSCRIPTIONS
 from tests.commissions.helpers import NOW, flat_terms, ledger, make_agreement, publish, sample, settled
+from tests.support.bus import inbox_key
 
 SUBJECTS = [s.models[0] for s in SUBSCRIPTIONS]
 
@@ -24,9 +25,6 @@ SUBJECTS = [s.models[0] for s in SUBSCRIPTIONS]
 def _consumer(service, model: type[Event]):
     return service.consumer_of(model.subject)
 
-
-def _letters(consumer, model: type[Event]) -> str:
-    return next(s.inbox_key for s in consumer.subs if s.subject == model.subject)
 
 
 class TestEveryConsumer:
@@ -36,7 +34,7 @@ class TestEveryConsumer:
             assert sample(model, uuid.uuid4()).subject == model.subject
 
     @pytest.mark.parametrize("model", SUBJECTS, ids=lambda m: m.subject)
-    async def test_malformed_and_hostile_go_to_the_dead_letters(self, model, service, bus_client):
+    async def test_malformed_and_hostile_go_to_the_deadinbox_key(self, model, service, bus_client):
         js = bus_client.jetstream()
         consumer = _consumer(service, model)
         good = json.loads(sample(model, uuid.uuid4()).model_dump_json())
@@ -49,11 +47,11 @@ class TestEveryConsumer:
                        ).encode(),
             json.dumps({**good, **_hostile(good)}).encode(),
         ]
-        before = len(await deadletter.list_all(js, consumer=_letters(consumer, model)))
+        before = len(await deadletter.list_all(js, consumer=inbox_key(consumer, model)))
         for body in bodies:
             await publish(bus_client, sample(model, uuid.uuid4()), data=body, msg_id=str(uuid.uuid4()))
         await settled(bus_client, service)
-        letters = (await deadletter.list_all(js, consumer=_letters(consumer, model)))[before:]
+        letters = (await deadletter.list_all(js, consumer=inbox_key(consumer, model)))[before:]
         assert len(letters) == len(bodies), [x.reason for x in letters]
         assert all(x.reason and x.subject == model.subject for x in letters)
 

@@ -15,23 +15,20 @@ import pytest
 from contracts import pipeline as c
 from contracts.base import Event
 from gateway.read_models import pipeline as rm
-from runtime import deadletter
 from runtime.db import create_engine, session_factory
 from runtime.testing import unique
 from tests.pipeline.helpers import sql
 from tests.pipeline.test_read_model import open_by_stage, snapshot
-from tests.support.bus import publish, settled
-from tests.support.snapshots import at_the_limit, hostile_bodies
+from tests.support.bus import all_parked, publish, settled
+from tests.support.snapshots import (
+    DELETE_RESTORE_MODELS,
+    OPPORTUNITY_MODELS,
+    at_the_limit,
+    hostile_bodies,
+    partner_snapshot,
+)
 
-MODELS = [c.OpportunityDeletedV1, c.OpportunityRestoredV1, c.PartnerDeletedV1, c.PartnerRestoredV1]
-OPPORTUNITY_MODELS = (c.OpportunityDeletedV1, c.OpportunityRestoredV1)
-
-
-def partner_snapshot(version: int, owner: str, *, id: uuid.UUID, **kw) -> c.Partner:
-    values = dict(id=id, name="Deleted Partner", type=c.PartnerType.isv, tier=c.PartnerTier.gold,
-                  status=c.PartnerStatus.active, owner=owner, created_at=datetime.now(UTC), version=version)
-    values.update(kw)
-    return c.Partner.model_validate(values)
+MODELS = DELETE_RESTORE_MODELS
 
 
 def sample(model: type[Event], owner: str, *, id: uuid.UUID | None = None, version: int = 2, **kw) -> Event:
@@ -49,9 +46,6 @@ def hostile(model: type[Event], good: dict) -> list[bytes]:
     return [*hostile_bodies(good, key),
             json.dumps({**good, key: {**good[key], "name": "x" * 201}}).encode()]  # past the read model's 200
 
-
-def _inbox_key(consumer, model: type[Event]) -> str:
-    return next(s.inbox_key for s in consumer.subs if s.subject == model.subject)
 
 
 async def opportunity_row(pipeline_db, oid: uuid.UUID) -> tuple[int, str] | None:
@@ -87,22 +81,10 @@ class TestEveryConsumer:
     @pytest.mark.parametrize("model", MODELS, ids=lambda m: m.subject)
     async def test_malformed_and_hostile_go_to_the_dead_letters(self, model, gateway_app, bus_client,
                                                                 pipeline_db):
-        service = gateway_app.state.running
-        js = bus_client.jetstream()
-        consumer = service.consumer_of(model.subject)
-        key = _inbox_key(consumer, model)
         owner = unique("hostile-del-")
         event = sample(model, owner)
-        bodies = hostile(model, json.loads(event.model_dump_json()))
-        before = len(await deadletter.list_all(js, consumer=key))
-        applied = consumer.stats.applied
-        for body in bodies:
-            await publish(bus_client, event, data=body, msg_id=str(uuid.uuid4()))
-        await settled(bus_client, service)
-        letters = (await deadletter.list_all(js, consumer=key))[before:]
-        assert len(letters) == len(bodies), [x.reason for x in letters]
-        assert all(x.reason and x.subject == model.subject for x in letters)
-        assert consumer.stats.applied == applied
+        await all_parked(bus_client, gateway_app.state.running, event,
+                         hostile(model, json.loads(event.model_dump_json())))
         # Nothing of them was applied, not even partly.
         table = "pipeline_opportunity" if model in OPPORTUNITY_MODELS else "pipeline_partner"
         assert not await sql(pipeline_db, f"SELECT 1 FROM gateway.{table} WHERE owner = $1", owner)

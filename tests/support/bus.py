@@ -3,10 +3,14 @@ shared by the service test packages."""
 
 from __future__ import annotations
 
+import uuid
+
 from nats.aio.client import Client as NATS
 
 from contracts.base import Event
+from runtime import deadletter
 from runtime.bus_auth import subject_matches
+from runtime.inbox import InboxConsumer
 from runtime.service import RunningService
 from runtime.testing import eventually
 
@@ -20,6 +24,11 @@ def _server(nc: NATS) -> str:
     # had, and that server's higher stream sequences then looked unseen for ever (a full run timed out on it).
     url = f"{nc.connected_url.hostname}:{nc.connected_url.port}" if nc.connected_url else ""
     return str(nc._server_info.get("server_id") or url)
+
+
+def inbox_key(consumer: InboxConsumer, model: type[Event]) -> str:
+    """The name the consumer's subscription to `model` keeps its inbox rows and dead letters under."""
+    return next(s.inbox_key for s in consumer.subs if s.subject == model.subject)
 
 
 async def publish(nc: NATS, event: Event, *, data: bytes | None = None, msg_id: str | None = None,
@@ -51,3 +60,20 @@ async def settled(nc: NATS, service: RunningService) -> None:
         return behind == 0
 
     await eventually(caught_up, "the service to take in everything published")
+
+
+async def all_parked(nc: NATS, service: RunningService, event: Event, bodies: list[bytes]) -> None:
+    """Publishes each body as `event`'s subject and asserts that every one is parked as a dead letter with
+    a reason while the consumer goes on, and that none of them was applied."""
+    js = nc.jetstream()
+    consumer = service.consumer_of(event.subject)
+    key = inbox_key(consumer, type(event))
+    before = len(await deadletter.list_all(js, consumer=key))
+    applied = consumer.stats.applied
+    for body in bodies:
+        await publish(nc, event, data=body, msg_id=str(uuid.uuid4()))
+    await settled(nc, service)
+    letters = (await deadletter.list_all(js, consumer=key))[before:]
+    assert len(letters) == len(bodies), [x.reason for x in letters]
+    assert all(x.reason and x.subject == event.subject for x in letters)
+    assert consumer.stats.applied == applied

@@ -4,8 +4,24 @@ of every copy of the pipeline, each adding the limits of its own columns."""
 from __future__ import annotations
 
 import json
+import uuid
+from datetime import UTC, datetime
+from typing import Any
 
+from contracts import pipeline as c
 from runtime.failures import MAX_EVENT_BYTES
+
+# The delete and restore events every copy of the pipeline applies, and those of them about deals.
+DELETE_RESTORE_MODELS = [c.OpportunityDeletedV1, c.OpportunityRestoredV1, c.PartnerDeletedV1, c.PartnerRestoredV1]
+OPPORTUNITY_MODELS = (c.OpportunityDeletedV1, c.OpportunityRestoredV1)
+
+
+def partner_snapshot(version: int, owner: str, *, id: uuid.UUID, **kw: Any) -> c.Partner:
+    """A partner as the pipeline's events carry it (`kw` overrides a field)."""
+    values = dict(id=id, name="Deleted Partner", type=c.PartnerType.isv, tier=c.PartnerTier.gold,
+                  status=c.PartnerStatus.active, owner=owner, created_at=datetime.now(UTC), version=version)
+    values.update(kw)
+    return c.Partner.model_validate(values)
 
 
 def hostile_bodies(good: dict, key: str) -> list[bytes]:

@@ -13,23 +13,20 @@ import pytest
 
 from contracts import pipeline as p
 from contracts.base import Event
-from runtime import deadletter
-from tests.support.bus import publish, settled
-from tests.support.snapshots import at_the_limit, hostile_bodies
+from tests.support.bus import all_parked, publish, settled
+from tests.support.snapshots import (
+    DELETE_RESTORE_MODELS,
+    OPPORTUNITY_MODELS,
+    at_the_limit,
+    hostile_bodies,
+    partner_snapshot,
+)
 from tests.week.conftest import member, opportunity
 from tests.week.test_pipeline_copy import rows
 
 pytestmark = pytest.mark.usefixtures("fresh")
 
-MODELS = [p.OpportunityDeletedV1, p.OpportunityRestoredV1, p.PartnerDeletedV1, p.PartnerRestoredV1]
-OPPORTUNITY_MODELS = (p.OpportunityDeletedV1, p.OpportunityRestoredV1)
-
-
-def partner(version: int, owner: str, *, id: uuid.UUID, **kw) -> p.Partner:
-    values = dict(id=id, name="Deleted Partner", type=p.PartnerType.isv, tier=p.PartnerTier.gold,
-                  status=p.PartnerStatus.active, owner=owner, created_at=datetime.now(UTC), version=version)
-    values.update(kw)
-    return p.Partner.model_validate(values)
+MODELS = DELETE_RESTORE_MODELS
 
 
 def sample(model: type[Event], owner: str, *, id: uuid.UUID | None = None, version: int = 2) -> Event:
@@ -39,11 +36,8 @@ def sample(model: type[Event], owner: str, *, id: uuid.UUID | None = None, versi
     if model in OPPORTUNITY_MODELS:
         o = opportunity(owner, version=version, created_at=datetime.now(UTC), opportunity_id=id)
         return model(opportunity=o.model_copy(update={"deleted_at": deleted_at}))
-    return model(partner=partner(version, owner, id=id, deleted_at=deleted_at))
+    return model(partner=partner_snapshot(version, owner, id=id, deleted_at=deleted_at))
 
-
-def _inbox_key(consumer, model: type[Event]) -> str:
-    return next(s.inbox_key for s in consumer.subs if s.subject == model.subject)
 
 
 async def deal_row(private_db, oid: uuid.UUID) -> tuple[int, str] | None:
@@ -64,22 +58,10 @@ def test_the_table_covers_every_delete_and_restore_consumed(service):
 
 @pytest.mark.parametrize("model", MODELS, ids=lambda m: m.subject)
 async def test_malformed_and_hostile_go_to_the_dead_letters(model, nc, service, private_db):
-    js = nc.jetstream()
-    consumer = service.consumer_of(model.subject)
-    key = _inbox_key(consumer, model)
     owner = member()
     event = sample(model, owner)
-    bodies = hostile_bodies(json.loads(event.model_dump_json()),
-                            "opportunity" if model in OPPORTUNITY_MODELS else "partner")
-    before = len(await deadletter.list_all(js, consumer=key))
-    applied = consumer.stats.applied
-    for body in bodies:
-        await publish(nc, event, data=body, msg_id=str(uuid.uuid4()))
-    await settled(nc, service)
-    letters = (await deadletter.list_all(js, consumer=key))[before:]
-    assert len(letters) == len(bodies), [x.reason for x in letters]
-    assert all(x.reason and x.subject == model.subject for x in letters)
-    assert consumer.stats.applied == applied
+    await all_parked(nc, service, event, hostile_bodies(json.loads(event.model_dump_json()),
+                                                        "opportunity" if model in OPPORTUNITY_MODELS else "partner"))
     # Nothing of them was applied, not even partly.
     table = "pipeline_deal" if model in OPPORTUNITY_MODELS else "pipeline_partner"
     assert not await rows(private_db, f"SELECT 1 FROM relationships.{table} WHERE owner = $1", owner)
@@ -159,7 +141,7 @@ async def test_partners_follow_the_same_rule(nc, service, private_db):
                   sample(p.PartnerRestoredV1, owner, id=unknown, version=2),
                   sample(p.PartnerRestoredV1, owner, id=early, version=4),
                   sample(p.PartnerDeletedV1, owner, id=early, version=3),
-                  p.PartnerArchivedV1(partner=partner(2, owner, id=archived, archived=True)),
+                  p.PartnerArchivedV1(partner=partner_snapshot(2, owner, id=archived, archived=True)),
                   sample(p.PartnerRestoredV1, owner, id=archived, version=3))
     assert await partner_row(private_db, unknown) == (3, True)
     assert await partner_row(private_db, early) == (4, False)

@@ -37,7 +37,7 @@ _LOCK_EXTERNAL = text(
 )
 
 # The stored opportunities for (source, external id) keys given as two arrays, locked in the order the
-# keys are given (callers sort them): one statement text whatever the number of keys, and an index look-up
+# keys are given (`by_external_ids` sorts them): one statement text whatever the number of keys, and an index look-up
 # per key whatever the table's statistics say (the LIMIT keeps the planner from flattening the LATERAL
 # into a join; the key is unique). As a row-value IN list the planner chose a sequential scan of the whole
 # table, sorted, while its statistics lagged behind a fast-growing table (any ingestion into a new one,
@@ -78,12 +78,13 @@ class OpportunityRepository:
         return {r.id: _state(r) for r in await self.session.execute(query)}
 
     async def by_external_ids(self, keys: Sequence[ExternalKey]) -> dict[ExternalKey, OpportunityState]:
-        """The stored opportunities for (source, external id) keys, locked in the order given (sorted, so
-        two consumers never wait on each other in a cycle)."""
+        """The stored opportunities for (source, external id) keys, locked in key order (so two consumers
+        never wait on each other in a cycle)."""
         if not keys:
             return {}
-        rows = await self.session.execute(_BY_EXTERNAL_IDS, {"sources": [s for s, _ in keys],
-                                                             "external_ids": [e for _, e in keys]})
+        ordered = sorted(keys)
+        rows = await self.session.execute(_BY_EXTERNAL_IDS, {"sources": [s for s, _ in ordered],
+                                                             "external_ids": [e for _, e in ordered]})
         return {(r.source, r.external_id): _state(r) for r in rows}
 
     async def lock_external_keys(self, keys: Sequence[ExternalKey]) -> None:
