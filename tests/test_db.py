@@ -2,13 +2,35 @@
 
 from __future__ import annotations
 
+import uuid
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any
+
 import asyncpg
 import pytest
-from sqlalchemy import text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    Identity,
+    MetaData,
+    Numeric,
+    String,
+    Table,
+    Text,
+    Uuid,
+    text,
+)
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.schema import CreateTable
 
 from runtime import db
-from runtime.db import create_engine, execute_many, session_factory
+from runtime.db import ArrayRows, create_engine, execute_many, session_factory
 from runtime.testing import unique
 
 
@@ -101,3 +123,100 @@ async def test_a_driver_connection_the_server_closed_in_steady_use_fails_once_th
     finally:
         await engine.dispose()
         await admin.dispose()
+
+
+def _array_table(name: str) -> Table:
+    return Table(name, MetaData(), Column("id", BigInteger, Identity(), primary_key=True),
+                 Column("key", Uuid, nullable=False, unique=True), Column("name", String(5), nullable=False),
+                 Column("note", Text), Column("amount", Numeric(10, 2)), Column("doc", JSONB),
+                 Column("at", DateTime(timezone=True)), Column("day", Date), Column("flag", Boolean))
+
+
+_ARRAY_COLUMNS = ("key", "name", "note", "amount", "doc", "at", "day", "flag")
+
+
+def _array_row(name: str, **values: Any) -> dict[str, Any]:
+    return {"key": uuid.uuid4(), "name": name, "note": None, "amount": None, "doc": None, "at": None, "day": None,
+            "flag": None, **values}
+
+
+class TestArrayRows:
+    async def test_an_empty_batch_runs_no_statement(self, platform_db: dict[str, str]) -> None:
+        # The table does not exist: any statement run would fail.
+        rows = ArrayRows(_array_table(unique("missing_")), _ARRAY_COLUMNS, key="key")
+        engine = create_engine(platform_db["pipeline"], pool_size=1, trace_sql=False)
+        try:
+            async with session_factory(engine)() as session, session.begin():
+                await rows.insert(session, [])
+                await rows.update(session, [])
+        finally:
+            await engine.dispose()
+
+    async def test_rows_go_in_in_order_with_their_values_and_nulls(self, platform_db: dict[str, str]) -> None:
+        table = _array_table(unique("arrays_"))
+        rows = ArrayRows(table, _ARRAY_COLUMNS, key="key")
+        at = datetime(2026, 3, 4, 5, 6, 7, 891011, tzinfo=UTC)
+        batch = [_array_row("c", note="n", amount=Decimal("12.34"), doc={"a": [1, "x"], "b": None}, at=at,
+                            day=date(2026, 1, 2), flag=True),
+                 _array_row("a"),  # every optional column NULL, JSON included
+                 _array_row("b", doc={}, flag=False, amount=Decimal("0.00"))]
+        engine = create_engine(platform_db["pipeline"], pool_size=1, trace_sql=False)
+        try:
+            async with session_factory(engine)() as session, session.begin():
+                await session.execute(text(_create_temp(table)))
+                await rows.insert(session, batch)
+                got = (await session.execute(text(
+                    f"SELECT {', '.join(_ARRAY_COLUMNS)}, doc IS NULL AS doc_is_null FROM {table.name} ORDER BY id"
+                ))).all()
+                assert [r.name for r in got] == ["c", "a", "b"]  # identity numbered in the batch's order
+                first, empty, last = (dict(r._mapping) for r in got)
+                assert first == {**batch[0], "doc_is_null": False}
+                assert empty == {**batch[1], "doc_is_null": True}  # SQL NULL, not JSON 'null'
+                assert last == {**batch[2], "doc_is_null": False}
+        finally:
+            await engine.dispose()
+
+    async def test_a_too_long_value_or_a_duplicate_key_fails_the_whole_batch(self, platform_db: dict[str, str]
+                                                                             ) -> None:
+        """As the row-by-row insert did: a value too long for varchar(5) is refused, not truncated (as a cast
+        to varchar(5)[] would), and a key given twice breaks its unique constraint."""
+        table = _array_table(unique("arrays_"))
+        rows = ArrayRows(table, _ARRAY_COLUMNS, key="key")
+        twice = uuid.uuid4()
+        engine = create_engine(platform_db["pipeline"], pool_size=1, trace_sql=False)
+        try:
+            async with engine.begin() as conn:  # a temp table lives as long as the pool's one connection
+                await conn.execute(text(_create_temp(table)))
+            for batch, error in (([_array_row("ok"), _array_row("toolong")], "value too long"),
+                                 ([_array_row("a", key=twice), _array_row("b", key=twice)], "duplicate key")):
+                async with session_factory(engine)() as session:
+                    with pytest.raises(DBAPIError, match=error):
+                        async with session.begin():
+                            await rows.insert(session, batch)
+                    assert await session.scalar(text(f"SELECT count(*) FROM {table.name}")) == 0
+        finally:
+            await engine.dispose()
+
+    async def test_an_update_sets_the_given_rows_only(self, platform_db: dict[str, str]) -> None:
+        table = _array_table(unique("arrays_"))
+        rows = ArrayRows(table, _ARRAY_COLUMNS, key="key")
+        batch = [_array_row(n, note=f"note {n}", amount=Decimal(i), doc={"n": n}, flag=True)
+                 for i, n in enumerate("abc")]
+        engine = create_engine(platform_db["pipeline"], pool_size=1, trace_sql=False)
+        try:
+            async with session_factory(engine)() as session, session.begin():
+                await session.execute(text(_create_temp(table)))
+                await rows.insert(session, batch)
+                await rows.update(session, [_array_row("A", key=batch[0]["key"]),  # NULLs over values
+                                            {**batch[2], "name": "C", "doc": {"n": "C"}}])
+                got = {r.key: dict(r._mapping) for r in await session.execute(
+                    text(f"SELECT {', '.join(_ARRAY_COLUMNS)} FROM {table.name}"))}
+                assert got[batch[0]["key"]] == _array_row("A", key=batch[0]["key"])
+                assert got[batch[1]["key"]] == batch[1]
+                assert got[batch[2]["key"]] == {**batch[2], "name": "C", "doc": {"n": "C"}}
+        finally:
+            await engine.dispose()
+
+
+def _create_temp(table: Table) -> str:
+    return str(CreateTable(table).compile(dialect=postgresql.dialect())).replace("CREATE TABLE", "CREATE TEMP TABLE")

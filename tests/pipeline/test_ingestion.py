@@ -7,7 +7,8 @@ from __future__ import annotations
 import json
 import random
 import uuid
-from datetime import UTC, datetime, timedelta
+from collections import Counter
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -16,7 +17,9 @@ from contracts import pipeline as c
 from contracts import sync
 from runtime import deadletter
 from runtime.commands import send
+from runtime.db import create_engine, session_factory
 from runtime.testing import eventually, unique
+from services.pipeline.ingestion.service import apply_external
 from tests.pipeline.helpers import external, publish, sql
 
 DURABLE = "pipeline__sync_opportunity_external_upserted_v1"
@@ -206,3 +209,68 @@ class TestSharedDeals:
         assert consumer(pipeline_service).stats.dead_lettered == before + 1
         assert await stored(pipeline_db, other.external_id) == []
         assert len(await stored(pipeline_db, first.external_id)) == 1
+
+
+class TestOneBatch:
+    """`apply_external` on one batch, in one transaction (the consumer's unit): its rows, stage history and next
+    steps go in as one statement each (arrays), so NULLs, order and a record seen twice must come out as they
+    were sent."""
+
+    async def apply(self, pipeline_db, events):
+        engine = create_engine(pipeline_db["pipeline"], pool_size=1, trace_sql=False)
+        try:
+            async with session_factory(engine)() as session, session.begin():
+                return await apply_external(session, events)
+        finally:
+            await engine.dispose()
+
+    async def test_an_empty_batch_writes_nothing(self, pipeline_db):
+        before = await sql(pipeline_db, "SELECT (SELECT count(*) FROM pipeline.opportunity) AS o, "
+                                        "(SELECT count(*) FROM pipeline.outbox) AS e")
+        assert await self.apply(pipeline_db, []) == Counter()
+        assert await sql(pipeline_db, "SELECT (SELECT count(*) FROM pipeline.opportunity) AS o, "
+                                      "(SELECT count(*) FROM pipeline.outbox) AS e") == before
+
+    async def test_nulls_and_a_record_created_and_moved_in_one_batch(self, pipeline_db):
+        t0 = datetime.now(UTC) - timedelta(hours=1)
+        bare = external(source="gcp", stage="Qualified", last_modified=t0, owner=None, partner_id=None,
+                        expected_close_date=None, ace=None, gcp=None)
+        first = external(stage="Prospect", last_modified=t0, owner="ana", expected_close_date=date(2027, 1, 31),
+                         ace={"next_steps": "Call the buyer"})
+        moved = first.model_copy(update={"event_id": uuid.uuid4(), "stage": "Committed", "last_modified": t0
+                                         + timedelta(minutes=5), "ace": c.AceState(next_steps="Send the quote")})
+        assert await self.apply(pipeline_db, [bare, first, moved]) == Counter(created=2, updated=1)
+
+        [row] = await sql(pipeline_db, "SELECT * FROM pipeline.opportunity WHERE source = 'gcp' AND external_id = $1",
+                          bare.external_id)
+        assert (row["stage"], row["version"], row["name"]) == ("qualified", 1, bare.name)
+        assert [row[n] for n in ("owner", "partner_id", "expected_close_date", "ace", "gcp", "closed_at",
+                                 "launched_at", "deleted_at")] == [None] * 8
+        assert row["hyperscaler"] == "gcp" and row["source_modified_at"] == t0
+        assert await sql(pipeline_db, "SELECT 1 FROM pipeline.opportunity_next_step WHERE opportunity_id = $1",
+                         row["id"]) == []
+        [history_row] = await sql(pipeline_db, "SELECT from_stage, changed_by FROM pipeline.opportunity_stage_change "
+                                               "WHERE opportunity_id = $1", row["id"])
+        assert (history_row["from_stage"], history_row["changed_by"]) == (None, "sync:gcp")
+
+        [row] = await stored(pipeline_db, first.external_id)
+        assert (row["stage"], row["version"], row["owner"]) == ("committed", 2, "ana")
+        assert await history(pipeline_db, row["id"]) == [(None, "prospect"), ("prospect", "committed")]
+        steps = await sql(pipeline_db, "SELECT text FROM pipeline.opportunity_next_step WHERE opportunity_id = $1 "
+                                       "ORDER BY id", row["id"])
+        assert [s["text"] for s in steps] == ["Call the buyer", "Send the quote"]
+        [ace] = await sql(pipeline_db, "SELECT ace FROM pipeline.opportunity WHERE id = $1", row["id"])
+        assert json.loads(ace["ace"])["next_steps"] == "Send the quote"
+
+    async def test_a_stored_record_updated_in_a_batch_keeps_what_the_event_leaves_out(self, pipeline_db):
+        t0 = datetime.now(UTC) - timedelta(hours=1)
+        first = external(stage="Prospect", last_modified=t0, owner="ana", expected_close_date=date(2027, 1, 31))
+        await self.apply(pipeline_db, [first])
+        later = first.model_copy(update={"event_id": uuid.uuid4(), "owner": None, "expected_close_date": None,
+                                         "amount": Decimal("123.45"), "last_modified": t0 + timedelta(minutes=1)})
+        assert await self.apply(pipeline_db, [later]) == Counter(updated=1)
+        [row] = await sql(pipeline_db, "SELECT owner, expected_close_date, amount, version, stage FROM "
+                                       "pipeline.opportunity WHERE source = 'aws' AND external_id = $1",
+                          first.external_id)
+        # The owner is ours when the worker sends none; a close date the source cleared is cleared.
+        assert tuple(row) == ("ana", None, Decimal("123.45"), 2, "prospect")

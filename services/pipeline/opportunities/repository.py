@@ -9,10 +9,11 @@ from collections.abc import Iterable, Sequence
 from datetime import date
 from typing import Any
 
-from sqlalchemy import Date, bindparam, cast, func, insert, or_, select, text, update
+from sqlalchemy import Date, cast, func, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts import pipeline as c
+from runtime.db import ArrayRows
 from services.pipeline.models import NextStep, Opportunity, StageChange
 from services.pipeline.opportunities.domain import COLUMNS, OpportunityState
 
@@ -29,8 +30,10 @@ _ORDER = {
     c.OpportunitySort.name: (func.lower(T.c.name).asc(),),
     c.OpportunitySort.name_desc: (func.lower(T.c.name).desc(),),
 }
-_UPDATE = (update(T).where(T.c.id == bindparam("key_id"))
-           .values({name: bindparam(f"v_{name}") for name in COLUMNS if name != "id"}))
+# Batches are written one statement each (arrays, unnest), not a Bind/Execute per row.
+_OPPORTUNITIES = ArrayRows(T, COLUMNS, key="id")
+_HISTORY = ArrayRows(StageChange.__table__, ("opportunity_id", "from_stage", "to_stage", "changed_by", "changed_at"))
+_NEXT_STEPS = ArrayRows(NextStep.__table__, ("opportunity_id", "text", "recorded_by", "recorded_at"))
 _LOCK_EXTERNAL = text(
     "SELECT pg_advisory_xact_lock(k) FROM (SELECT DISTINCT hashtextextended('external:' || key, 0) AS k "
     "FROM unnest(CAST(:keys AS text[])) AS key ORDER BY k) AS keys"
@@ -92,22 +95,18 @@ class OpportunityRepository:
         await self.session.execute(_LOCK_EXTERNAL, {"keys": [f"{s}:{e}" for s, e in keys]})
 
     async def insert(self, states: Iterable[OpportunityState]) -> None:
-        rows = [s.row() for s in states]
-        if rows:
-            await self.session.execute(insert(T), rows)
+        await _OPPORTUNITIES.insert(self.session, [s.row() for s in states])
 
     async def update(self, states: Iterable[OpportunityState]) -> None:
-        rows = [{"key_id": s.id, **{f"v_{k}": v for k, v in s.row().items() if k != "id"}} for s in states]
-        if rows:
-            await self.session.execute(_UPDATE, rows)
+        """Write the states of stored opportunities the caller has locked (one state per id)."""
+        await _OPPORTUNITIES.update(self.session, [s.row() for s in states])
 
     async def insert_history(self, rows: list[dict[str, Any]]) -> None:
-        if rows:
-            await self.session.execute(insert(StageChange.__table__), rows)
+        """In the given order (ids are numbered in it: the history reads in id order)."""
+        await _HISTORY.insert(self.session, rows)
 
     async def insert_next_steps(self, rows: list[dict[str, Any]]) -> None:
-        if rows:
-            await self.session.execute(insert(NextStep.__table__), rows)
+        await _NEXT_STEPS.insert(self.session, rows)
 
     async def live_of_partner(self, partner_id: uuid.UUID) -> int:
         """How many of the partner's deals are not deleted."""
