@@ -180,17 +180,24 @@ class ArrayRows:
     commissions' revenue insert do the same). An `executemany` of the same rows costs a Bind/Execute per
     row, ~30 ms for 200 opportunities against a few for this (docs/benchmarks.md).
 
-    `insert(rows)` inserts them in the given order (identity columns numbered in that order);
-    `update(rows)` sets `columns` of the rows whose `key` matches. Neither runs for an empty batch."""
+    `insert(rows)` inserts them in the given order (identity columns numbered in that order), followed by
+    `on_conflict` if given; `update(rows)` sets `columns` of the rows whose `key` matches (one row per key).
+    Neither runs for an empty batch. `prefix` names the parameters (`<prefix><column>`), so that several
+    batches can share one statement (`insert_sql` as a data-modifying WITH)."""
 
-    def __init__(self, table: Table, columns: Sequence[str], *, key: str | None = None) -> None:
+    def __init__(self, table: Table, columns: Sequence[str], *, key: str | None = None, on_conflict: str = "",
+                 prefix: str = "") -> None:
         self.table = table
         self.columns = tuple(columns)
         self.key = key
+        self.prefix = prefix
         self._json = {c for c in self.columns if isinstance(table.c[c].type, JSON)}
-        arrays = ", ".join(f"CAST(:{c} AS {_array_element(table.c[c])}[])" for c in self.columns)
+        arrays = ", ".join(f"CAST(:{prefix}{c} AS {_array_element(table.c[c])}[])" for c in self.columns)
         names = ", ".join(self.columns)
         self._from = f"unnest({arrays}) WITH ORDINALITY AS v({names}, n)"
+        self.insert_sql = (f"INSERT INTO {table.fullname} ({names}) "
+                           f"SELECT {', '.join(self._value(c) for c in self.columns)} FROM {self._from} ORDER BY v.n"
+                           + (f" {on_conflict}" if on_conflict else ""))
         self._insert: TextClause | None = None
         self._update: TextClause | None = None
 
@@ -200,24 +207,21 @@ class ArrayRows:
 
     def params(self, rows: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]]:
         # None is SQL NULL in a JSON column (SQLAlchemy's JSON type would store JSON 'null'; both read as None).
-        return {c: [None if (v := r[c]) is None else json.dumps(v) for r in rows] if c in self._json
+        p = self.prefix
+        return {p + c: [None if (v := r[c]) is None else json.dumps(v) for r in rows] if c in self._json
                 else [r[c] for r in rows] for c in self.columns}
 
     def insert_statement(self) -> TextClause:
         if self._insert is None:
-            t = self.table
-            self._insert = text(
-                f"INSERT INTO {t.fullname} ({', '.join(self.columns)}) "
-                f"SELECT {', '.join(self._value(c) for c in self.columns)} FROM {self._from} ORDER BY v.n")
+            self._insert = text(self.insert_sql)
         return self._insert
 
     def update_statement(self) -> TextClause:
         if self._update is None:
             if self.key is None:
                 raise ValueError("an update needs the key column")
-            t = self.table
             sets = ", ".join(f"{c} = {self._value(c)}" for c in self.columns if c != self.key)
-            self._update = text(f"UPDATE {t.fullname} AS t SET {sets} FROM {self._from} "
+            self._update = text(f"UPDATE {self.table.fullname} AS t SET {sets} FROM {self._from} "
                                 f"WHERE t.{self.key} = v.{self.key}")
         return self._update
 

@@ -132,6 +132,37 @@ class TestOrderPerAggregate:
             await engine.dispose()
 
 
+class TestOneBatch:
+    async def test_nulls_a_batch_moving_no_aggregate_and_a_repeat(self, pipeline_db, gateway_app):
+        """A batch's rows and aggregate changes go in as one statement of arrays: NULLs in every optional
+        column come out NULL, a batch whose changes move no aggregate (a rename: every aggregate's arrays
+        empty) still writes its rows, and a batch with nothing newer writes nothing."""
+        engine = create_engine(pipeline_db["gateway"], trace_sql=False)
+        sessions = session_factory(engine)
+        owner, bare, named = unique("batch-"), uuid.uuid4(), uuid.uuid4()
+        created = [c.OpportunityCreatedV1(opportunity=snapshot(1, "lead", None, id=bare, customer="x" * 250)),
+                   c.OpportunityCreatedV1(opportunity=snapshot(1, "proposal", owner, id=named))]
+        renamed = c.OpportunityUpdatedV1(opportunity=snapshot(2, "proposal", owner, id=named, name="Renamed"),
+                                         changed=("name",))
+        try:
+            for batch in (created, [renamed], [renamed, created[1]]):
+                async with sessions() as session, session.begin():
+                    await rm.on_opportunities(session, batch)
+            async with sessions() as session:
+                rows = {r.id: r for r in await session.scalars(select(rm.OpportunityView).where(
+                    rm.OpportunityView.id.in_([bare, named])))}
+                a, b = rows[bare], rows[named]
+                optional = ("owner", "partner_id", "expected_close_date", "hyperscaler", "closed_at", "launched_at",
+                            "external_id", "previous_stage")
+                assert [getattr(a, n) for n in optional] == [None] * len(optional)
+                assert a.customer == "x" * 200 and a.version == 1
+                assert (b.name, b.version, b.stage) == ("Renamed", 2, "proposal")
+                assert await open_by_stage(session, owner) == {"proposal": (1, Decimal("1000.00"))}
+                assert (await rm.aggregate_drift(session)) == dict.fromkeys(await rm.aggregate_drift(session), 0)
+        finally:
+            await engine.dispose()
+
+
 class TestRebuild:
     async def test_a_replay_rebuilds_the_same_kpis(self, api, bus_client, pipeline_db, pipeline_nats):
         owner = unique("owner-")

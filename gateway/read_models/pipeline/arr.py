@@ -28,7 +28,7 @@ from gateway.read_models import forecast as fc
 from gateway.read_models import kpi_snapshots
 from gateway.read_models.base import SCHEMA
 from gateway.read_models.pipeline.tables import ArrWindow, PartnerArrCurrency, PartnerArrTotal, settings_of
-from runtime.db import execute_many
+from runtime.db import ArrayRows
 
 _ARR_SHARED = text("SELECT pg_advisory_xact_lock_shared(hashtext('gateway.pipeline_partner_arr'))")
 
@@ -86,11 +86,10 @@ async def _apply_arr(session: AsyncSession, won: list[tuple[tuple[Any, ...], tup
         rows.append({"partner_id": partner, "currency": currency, "amount": new})
         change = _convert_one(new, currency, window) - _convert_one(old, currency, window)
         totals[partner] = totals.get(partner, Decimal(0)) + change
-    await execute_many(session, _UPSERT_ARR_CURRENCY, rows)
     # A change in a currency without an exchange rate (or one that rounds away) leaves every total
-    # as it was: possibly nothing to write at all.
-    await execute_many(session, _UPSERT_ARR_TOTAL,
-                       [{"partner_id": p, "arr": v} for p, v in sorted(totals.items()) if v])
+    # as it was: possibly no total to write at all (empty arrays: that part inserts nothing).
+    await session.execute(_UPSERT_ARR, _ARR_CURRENCY_ROWS.params(rows) | _ARR_TOTAL_ROWS.params(
+        [{"partner_id": p, "arr": v} for p, v in sorted(totals.items()) if v]))
 
 
 def arr_window(today: date) -> tuple[date, date]:
@@ -138,15 +137,13 @@ async def _rebuild_arr(session: AsyncSession, first: date, last: date, settings:
     await kpi_snapshots.changed(session, [kpi_snapshots.EVERYONE])
 
 
-_UPSERT_ARR_CURRENCY = text(
-    f"INSERT INTO {SCHEMA}.pipeline_partner_arr_currency (partner_id, currency, amount) "
-    "VALUES (:partner_id, :currency, :amount) "
-    "ON CONFLICT (partner_id, currency) DO UPDATE SET amount = EXCLUDED.amount")
-
-
-_UPSERT_ARR_TOTAL = text(
-    f"INSERT INTO {SCHEMA}.pipeline_partner_arr (partner_id, arr) VALUES (:partner_id, :arr) "
-    "ON CONFLICT (partner_id) DO UPDATE SET arr = pipeline_partner_arr.arr + EXCLUDED.arr")
+# Both upserts in one statement (arrays, unnest), the currencies' first.
+_ARR_CURRENCY_ROWS = ArrayRows(PartnerArrCurrency.__table__, ("partner_id", "currency", "amount"), prefix="c_",
+                               on_conflict="ON CONFLICT (partner_id, currency) DO UPDATE SET amount = EXCLUDED.amount")
+_ARR_TOTAL_ROWS = ArrayRows(
+    PartnerArrTotal.__table__, ("partner_id", "arr"), prefix="t_",
+    on_conflict="ON CONFLICT (partner_id) DO UPDATE SET arr = pipeline_partner_arr.arr + EXCLUDED.arr")
+_UPSERT_ARR = text(f"WITH c AS ({_ARR_CURRENCY_ROWS.insert_sql}), t AS ({_ARR_TOTAL_ROWS.insert_sql}) SELECT 1")
 
 
 def _rates(settings: pc.PipelineSettings) -> Any:
