@@ -216,13 +216,16 @@ class ArrayRows:
             self._insert = text(self.insert_sql)
         return self._insert
 
+    @property
+    def update_sql(self) -> str:
+        if self.key is None:
+            raise ValueError("an update needs the key column")
+        sets = ", ".join(f"{c} = {self._value(c)}" for c in self.columns if c != self.key)
+        return f"UPDATE {self.table.fullname} AS t SET {sets} FROM {self._from} WHERE t.{self.key} = v.{self.key}"
+
     def update_statement(self) -> TextClause:
         if self._update is None:
-            if self.key is None:
-                raise ValueError("an update needs the key column")
-            sets = ", ".join(f"{c} = {self._value(c)}" for c in self.columns if c != self.key)
-            self._update = text(f"UPDATE {self.table.fullname} AS t SET {sets} FROM {self._from} "
-                                f"WHERE t.{self.key} = v.{self.key}")
+            self._update = text(self.update_sql)
         return self._update
 
     async def insert(self, session: AsyncSession, rows: Sequence[Mapping[str, Any]]) -> None:

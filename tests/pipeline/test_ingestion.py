@@ -12,6 +12,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from sqlalchemy.exc import DBAPIError
 
 from contracts import pipeline as c
 from contracts import sync
@@ -20,6 +21,7 @@ from runtime.commands import send
 from runtime.db import create_engine, session_factory
 from runtime.testing import eventually, unique
 from services.pipeline.ingestion.service import apply_external
+from services.pipeline.opportunities.repository import OpportunityRepository
 from tests.pipeline.helpers import external, publish, sql
 
 DURABLE = "pipeline__sync_opportunity_external_upserted_v1"
@@ -274,3 +276,18 @@ class TestOneBatch:
                           first.external_id)
         # The owner is ours when the worker sends none; a close date the source cleared is cleared.
         assert tuple(row) == ("ana", None, Decimal("123.45"), 2, "prospect")
+
+    async def test_the_foreign_keys_still_hold_in_the_one_statement(self, pipeline_db):
+        """New opportunities and their history go in one statement, the history's foreign key checked at its
+        end: history of an opportunity that is neither stored nor in the statement is refused."""
+        engine = create_engine(pipeline_db["pipeline"], pool_size=1, trace_sql=False)
+        now = datetime.now(UTC)
+        try:
+            async with session_factory(engine)() as session:
+                with pytest.raises(DBAPIError, match="foreign key"):
+                    async with session.begin():
+                        await OpportunityRepository(session).write([], [], [dict(
+                            opportunity_id=uuid.uuid4(), from_stage=None, to_stage="qualified", changed_by=None,
+                            changed_at=now)], [])
+        finally:
+            await engine.dispose()

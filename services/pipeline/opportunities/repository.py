@@ -30,10 +30,18 @@ _ORDER = {
     c.OpportunitySort.name: (func.lower(T.c.name).asc(),),
     c.OpportunitySort.name_desc: (func.lower(T.c.name).desc(),),
 }
-# Batches are written one statement each (arrays, unnest), not a Bind/Execute per row.
+# Batches are written as arrays (unnest), not a Bind/Execute per row; a planned batch's new and changed
+# opportunities, stage history and next steps in one statement (a part with nothing to write gets empty
+# arrays). History and next steps refer to opportunities inserted by the same statement: foreign keys
+# are checked at its end.
 _OPPORTUNITIES = ArrayRows(T, COLUMNS, key="id")
-_HISTORY = ArrayRows(StageChange.__table__, ("opportunity_id", "from_stage", "to_stage", "changed_by", "changed_at"))
-_NEXT_STEPS = ArrayRows(NextStep.__table__, ("opportunity_id", "text", "recorded_by", "recorded_at"))
+_NEW = ArrayRows(T, COLUMNS, prefix="n_")
+_CHANGED = ArrayRows(T, COLUMNS, key="id", prefix="c_")
+_HISTORY = ArrayRows(StageChange.__table__, ("opportunity_id", "from_stage", "to_stage", "changed_by", "changed_at"),
+                     prefix="h_")
+_NEXT_STEPS = ArrayRows(NextStep.__table__, ("opportunity_id", "text", "recorded_by", "recorded_at"), prefix="s_")
+_WRITE = text(f"WITH w_new AS ({_NEW.insert_sql}), w_changed AS ({_CHANGED.update_sql}), "
+              f"w_history AS ({_HISTORY.insert_sql}), w_steps AS ({_NEXT_STEPS.insert_sql}) SELECT 1")
 _LOCK_EXTERNAL = text(
     "SELECT pg_advisory_xact_lock(k) FROM (SELECT DISTINCT hashtextextended('external:' || key, 0) AS k "
     "FROM unnest(CAST(:keys AS text[])) AS key ORDER BY k) AS keys"
@@ -94,19 +102,20 @@ class OpportunityRepository:
         # A key not stored yet has no row to lock: two consumers creating it at once wait here instead.
         await self.session.execute(_LOCK_EXTERNAL, {"keys": [f"{s}:{e}" for s, e in keys]})
 
-    async def insert(self, states: Iterable[OpportunityState]) -> None:
-        await _OPPORTUNITIES.insert(self.session, [s.row() for s in states])
-
     async def update(self, states: Iterable[OpportunityState]) -> None:
         """Write the states of stored opportunities the caller has locked (one state per id)."""
         await _OPPORTUNITIES.update(self.session, [s.row() for s in states])
 
-    async def insert_history(self, rows: list[dict[str, Any]]) -> None:
-        """In the given order (ids are numbered in it: the history reads in id order)."""
-        await _HISTORY.insert(self.session, rows)
-
-    async def insert_next_steps(self, rows: list[dict[str, Any]]) -> None:
-        await _NEXT_STEPS.insert(self.session, rows)
+    async def write(self, new: Sequence[OpportunityState], changed: Sequence[OpportunityState],
+                    history: Sequence[dict[str, Any]], next_steps: Sequence[dict[str, Any]]) -> None:
+        """New opportunities, changed ones (stored, locked by the caller, one state per id), stage history and
+        next steps (each in the given order: ids are numbered in it, and the history reads in id order), in
+        one statement; none for an empty batch."""
+        if not (new or changed or history or next_steps):
+            return
+        await self.session.execute(_WRITE, _NEW.params([s.row() for s in new])
+                                   | _CHANGED.params([s.row() for s in changed])
+                                   | _HISTORY.params(history) | _NEXT_STEPS.params(next_steps))
 
     async def live_of_partner(self, partner_id: uuid.UUID) -> int:
         """How many of the partner's deals are not deleted."""

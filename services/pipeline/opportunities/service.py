@@ -84,11 +84,8 @@ class Work:
             self.changed[state.id] = state
 
     async def write(self, session: AsyncSession) -> None:
-        repo = OpportunityRepository(session)
-        await repo.insert(self.new.values())
-        await repo.update(self.changed.values())
-        await repo.insert_history(self.history)
-        await repo.insert_next_steps(self.next_steps)
+        await OpportunityRepository(session).write(list(self.new.values()), list(self.changed.values()),
+                                                   self.history, self.next_steps)
         await add_events(session, SCHEMA, self.events)
         if self.partners:
             settings = await ConfigRepository(session).settings()
