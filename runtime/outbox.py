@@ -14,13 +14,15 @@ import contextlib
 import json
 import logging
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from functools import cache
 from typing import Any
 
 import asyncpg
+from nats.aio.msg import Msg
 from nats.js import JetStreamContext
+from nats.js.errors import APIError, NoStreamResponseError
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -42,7 +44,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from contracts.base import Event
 from runtime import telemetry
-from runtime.db import NAMING_CONVENTION
+from runtime.db import NAMING_CONVENTION, driver_connection
 
 logger = logging.getLogger(__name__)
 
@@ -109,6 +111,68 @@ class RelayIncomplete(Exception):
 
 # One row in flight: the row and the loop time its ack is given up at.
 _InFlight = tuple[Row[Any], float]
+ReplyHandler = Callable[[str, BaseException | None], None]
+
+
+class _Publisher:
+    """JetStream publishes with their acks on one wildcard reply subscription of the connection.
+
+    What nats-py's `publish_async` does, without what made it most of the relay's CPU per row
+    (docs/benchmarks.md, issue 8 backbone): a semaphore acquired through `asyncio.wait_for`, a random
+    token and a NUID per message, a future with a done callback per message and the PubAck parsed
+    into a dataclass. Here a publish's reply subject is the inbox and a counter; its reply is handed to
+    the window's handler as (token, None) for an ack, (token, error) for a refusal. A reply that comes
+    after the window gave up on it (`forget`) is dropped."""
+
+    def __init__(self, nc: Any) -> None:
+        self.nc = nc
+        self.prefix = ""
+        self.pending: dict[str, ReplyHandler] = {}
+        self._next = 0
+        self._sub: Any = None
+
+    async def start(self) -> None:
+        if self._sub is None:
+            inbox = self.nc.new_inbox()  # under the connection's own inbox prefix (runtime.bus)
+            self._sub = await self.nc.subscribe(f"{inbox}.*", cb=self._on_reply)
+            self.prefix = f"{inbox}."
+
+    async def publish(self, row: Row[Any], handler: ReplyHandler) -> str:
+        self._next += 1
+        token = str(self._next)
+        self.pending[token] = handler
+        try:
+            await self.nc.publish(row[_SUBJECT], row[_PAYLOAD].encode(), reply=self.prefix + token,
+                                  headers=_headers(row))
+        except BaseException:
+            del self.pending[token]
+            raise
+        return token
+
+    def forget(self, token: str) -> None:
+        self.pending.pop(token, None)
+
+    async def _on_reply(self, msg: Msg) -> None:
+        token = msg.subject[len(self.prefix):]
+        handler = self.pending.pop(token, None)
+        if handler is not None:
+            handler(token, _refusal(msg))
+
+
+def _refusal(msg: Msg) -> BaseException | None:
+    """None for a JetStream PubAck, else why the message was not stored."""
+    if msg.headers and msg.headers.get("Status") == "503":
+        return NoStreamResponseError()
+    data = msg.data
+    if b'"error"' not in data:  # the common case: {"stream":..,"seq":..} parsed only when it may be an error
+        return None
+    try:
+        reply = json.loads(data)
+    except ValueError as exc:
+        return exc
+    if isinstance(reply, dict) and "error" in reply:
+        return APIError.from_error(reply["error"])
+    return None
 
 
 class OutboxRelay:
@@ -154,6 +218,7 @@ class OutboxRelay:
         self.published = 0
         self.is_leader = False
         self.failures = 0  # failed rounds in a row (NATS or Postgres unreachable); 0 after a good round
+        self._pub: _Publisher | None = None
 
     async def run(self, stop: asyncio.Event) -> None:
         """Relay until `stop` is set. One relay per service is active (an advisory lock); the others
@@ -202,22 +267,17 @@ class OutboxRelay:
 
     async def relay_once(self) -> int:
         """Publish one batch of unsent rows; returns how many rows were claimed."""
-        t = self.table
-        async with self.engine.begin() as conn:
-            rows = (
-                await conn.execute(
-                    select(t.c.id, t.c.event_id, t.c.subject, t.c.aggregate, t.c.payload, t.c.headers)
-                    .where(t.c.sent_at.is_(None))
-                    .order_by(t.c.id)
-                    .limit(self.batch)
-                    .with_for_update(skip_locked=True)
-                )
-            ).all()
-            if not rows:
-                return 0
-            sent, error = await self.publish_window(rows)
-            if sent:
-                await conn.execute(_mark_sent(self.schema), {"ids": sent})
+        # On the driver connection: SQLAlchemy's execution and row processing were a third of the relay's
+        # CPU outside the publishes (docs/benchmarks.md, issue 8 backbone).
+        async with driver_connection(self.engine) as lent:
+            conn = lent.driver
+            async with conn.transaction():
+                rows = await conn.fetch(_claim(self.schema), self.batch)
+                if not rows:
+                    return 0
+                sent, error = await self.publish_window(rows)
+                if sent:
+                    await conn.execute(_mark_sent(self.schema), sent)
         self.published += len(sent)
         if len(sent) < len(rows):
             raise RelayIncomplete(f"{len(rows) - len(sent)} of {len(rows)} events not acknowledged by JetStream"
@@ -230,36 +290,34 @@ class OutboxRelay:
         order, and the first error met (None when all were acknowledged)."""
         queues: dict[str, deque[Row[Any]]] = {}
         for row in rows:
-            queues.setdefault(row.aggregate, deque()).append(row)
+            queues.setdefault(row[_AGGREGATE], deque()).append(row)
         ready: deque[str] = deque(queues)  # aggregates whose next row may go out, in first-row order
-        in_flight: dict[asyncio.Future[Any], _InFlight] = {}
-        completed: deque[asyncio.Future[Any]] = deque()
+        publisher = await self._publisher()
+        in_flight: dict[str, _InFlight] = {}  # reply token -> (row, the loop time its ack is given up at)
+        replies: deque[tuple[str, BaseException | None]] = deque()
         wake = asyncio.Event()
         loop = asyncio.get_running_loop()
         acked: list[int] = []
         error: BaseException | None = None
 
-        def on_done(future: asyncio.Future[Any]) -> None:
-            completed.append(future)
+        def on_reply(token: str, failed: BaseException | None) -> None:
+            replies.append((token, failed))
             wake.set()
 
         try:
             while ready or in_flight:
+                due = loop.time() + self.publish_timeout
                 while ready and len(in_flight) < self.max_in_flight:
                     row = queues[ready.popleft()].popleft()
                     try:
-                        # No wait_stall: our window is far below nats-py's own limit of pending acks, so
-                        # its semaphore never blocks (and a wait_stall costs a task and a timer per row).
-                        future = await self.js.publish_async(row.subject, row.payload.encode(),
-                                                             headers=_headers(row))
+                        token = await publisher.publish(row, on_reply)
                     except Exception as exc:  # not even sent: the aggregate waits for the next round
                         error = error or exc
                         continue
-                    in_flight[future] = (row, loop.time() + self.publish_timeout)
-                    future.add_done_callback(on_done)
+                    in_flight[token] = (row, due)
                 if not in_flight:
                     break
-                if not completed:
+                if not replies:
                     # One timer per wait, not per row: rows are in flight in the order they were sent,
                     # so the first one has the nearest deadline.
                     deadline = next(iter(in_flight.values()))[1]
@@ -267,32 +325,41 @@ class OutboxRelay:
                         await asyncio.wait_for(wake.wait(), max(0.0, deadline - loop.time()))
                     except TimeoutError:
                         now = loop.time()
-                        for future, (_row, due) in list(in_flight.items()):
-                            if due > now:
+                        for token, (row, at) in list(in_flight.items()):
+                            if at > now:
                                 break
-                            future.cancel()  # its done callback files it under `completed`
-                        await asyncio.sleep(0)  # let those callbacks run
+                            publisher.forget(token)
+                            replies.append((token, TimeoutError(
+                                f"no ack for {row[_EVENT_ID]} in {self.publish_timeout}s")))
                 wake.clear()
-                while completed:
-                    future = completed.popleft()
-                    row, _due = in_flight.pop(future)
-                    if future.cancelled():
-                        error = error or TimeoutError(f"no ack for {row.event_id} in {self.publish_timeout}s")
-                    elif (exc := future.exception()) is not None:
-                        error = error or exc
+                while replies:
+                    token, failed = replies.popleft()
+                    entry = in_flight.pop(token, None)
+                    if entry is None:
+                        continue
+                    row = entry[0]
+                    if failed is not None:
+                        error = error or failed
+                        # A failed row ends its aggregate's chain: its successors must not overtake it.
                     else:
-                        acked.append(row.id)
-                        if queues[row.aggregate]:
-                            ready.append(row.aggregate)
-                    # A failed row ends its aggregate's chain: its successors must not overtake it.
+                        acked.append(row[_ID])
+                        if queues[row[_AGGREGATE]]:
+                            ready.append(row[_AGGREGATE])
         finally:
-            # Cancelled (the relay stopping): give up the outstanding acks, freeing nats-py's slots.
-            for future in in_flight:
-                future.cancel()
+            # Cancelled (the relay stopping) or done: replies still to come are ignored.
+            for token in in_flight:
+                publisher.forget(token)
         if error is not None:
             logger.debug("outbox relay for %s: %d of %d acknowledged; first error: %r", self.schema,
                          len(acked), len(rows), error)
         return acked, error
+
+    async def _publisher(self) -> _Publisher:
+        nc = self.js._nc
+        if self._pub is None or self._pub.nc is not nc:
+            self._pub = _Publisher(nc)
+        await self._pub.start()
+        return self._pub
 
     async def republish(self, *, since: datetime | None = None, until: datetime | None = None) -> int:
         """Publish stored rows again, sent or not (for recovery after a broker lost messages)."""
@@ -327,14 +394,26 @@ class OutboxRelay:
 
 
 def _headers(row: Row[Any]) -> dict[str, str]:
-    stored = row.headers if isinstance(row.headers, dict) else json.loads(row.headers or "{}")
-    return {**stored, "Nats-Msg-Id": str(row.event_id)}
+    stored = row[_HEADERS]
+    headers = stored if isinstance(stored, dict) else json.loads(stored or "{}")
+    return {**headers, "Nats-Msg-Id": str(row[_EVENT_ID])}
+
+
+# The columns publish_window reads, by position: asyncpg's records (the relay) and SQLAlchemy's rows
+# (republish) both index.
+_ID, _EVENT_ID, _SUBJECT, _AGGREGATE, _PAYLOAD, _HEADERS = range(6)
 
 
 @cache
-def _mark_sent(schema: str) -> Any:
+def _claim(schema: str) -> str:
+    return (f"SELECT id, event_id::text, subject, aggregate, payload, headers::text FROM {schema}.outbox "
+            "WHERE sent_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED")
+
+
+@cache
+def _mark_sent(schema: str) -> str:
     # One statement per batch, the same text for any number of ids (prepared once).
-    return text(f"UPDATE {schema}.outbox SET sent_at = now() WHERE id = ANY(CAST(:ids AS bigint[]))")
+    return f"UPDATE {schema}.outbox SET sent_at = now() WHERE id = ANY($1::bigint[])"
 
 
 async def wait_any(event: asyncio.Event | None, stop: asyncio.Event, timeout: float) -> None:
