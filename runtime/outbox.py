@@ -93,6 +93,26 @@ async def add_events(session: AsyncSession, schema: str, events: Sequence[Event]
     })
 
 
+def events_statement(schema: str, *, before: str = "", first: int = 1) -> str:
+    """`add_events` as a statement for an asyncpg connection, its parameters numbered from `$first` (the
+    values `events_args` gives), after the caller's own common table expressions `before` (each
+    `name AS (...)` followed by a comma; a data-modifying one writes the rows the events describe): the
+    caller's rows and its events in one statement, one round trip."""
+    p = [f"${first + i}" for i in range(6)]
+    return (
+        f"WITH {before}added AS (INSERT INTO {schema}.outbox (event_id, subject, aggregate, payload, headers) "
+        f"SELECT e.id, e.subject, e.aggregate, e.payload, {p[4]}::jsonb "
+        f"FROM unnest({p[0]}::uuid[], {p[1]}::text[], {p[2]}::text[], {p[3]}::text[]) "
+        f"WITH ORDINALITY AS e(id, subject, aggregate, payload, n) ORDER BY e.n) "
+        f"SELECT pg_notify({p[5]}, '')")
+
+
+def events_args(schema: str, events: Sequence[Event]) -> list[Any]:
+    """The parameters of `events_statement`, in order."""
+    return [[e.event_id for e in events], [e.subject for e in events], [e.aggregate_key() for e in events],
+            [e.model_dump_json() for e in events], json.dumps(telemetry.inject_headers()), channel(schema)]
+
+
 @cache
 def _add_events(schema: str) -> Any:
     # The rows get their ids (the publish order) in the order of the arrays. The NOTIFY is delivered

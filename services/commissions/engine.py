@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -24,9 +24,8 @@ from contracts import commissions as c
 from contracts.pipeline import PartnerTier
 from contracts.quarters import month_start
 from runtime.errors import Conflict
-from runtime.outbox import add_events
 from services.commissions import domain
-from services.commissions.models import SCHEMA, AgreementVersion, RevenueEvent
+from services.commissions.models import AgreementVersion, RevenueEvent
 from services.commissions.repository import (
     CONTENT_FIELDS,
     AgreementRepository,
@@ -77,8 +76,8 @@ async def ingest(session: AsyncSession, incoming: Sequence[IncomingRevenue], *, 
     a key already stored is a conflict; from the bus, the newer fact replaces the older one."""
     batch = _newest_per_key(incoming)
     revenue = RevenueRepository(session)
-    await revenue.lock_links(k for i in batch.values() for k in link_keys(i))
-    result = IngestResult(stored=await revenue.insert_new(list(batch.values())))
+    result = IngestResult(stored=await revenue.insert_new(list(batch.values()),
+                                                          [k for i in batch.values() for k in link_keys(i)]))
     corrections = await _corrections(revenue, batch, result, strict)
     stored = [(row_id, batch[k]) for k, row_id in result.stored.items()]
     relinked = await _link(revenue, stored, corrections.invoices)
@@ -243,10 +242,37 @@ def spec_of(agreement: Any, versions: Sequence[Any], terms: Mapping[TermsKey, c.
 _SPECS: dict[uuid.UUID, tuple[tuple[Any, ...], domain.AgreementSpec]] = {}
 
 
-async def specs_of(repo: AgreementRepository, agreements: Sequence[Any]) -> dict[uuid.UUID, domain.AgreementSpec]:
-    """Specs of these agreements: their versions' heads in one statement; terms read only for revisions not
-    seen before, and a spec built again only when the agreement or one of its version heads changed."""
-    heads = await repo.version_heads(a.id for a in agreements)
+class VersionHead(NamedTuple):
+    agreement_id: uuid.UUID
+    version: int
+    revision: int
+    effective_from: date
+    effective_to: date | None
+    retroactive: bool
+
+
+def agreements_with_heads(rows: Sequence[Any]) -> tuple[list[Any], dict[uuid.UUID, list[VersionHead]]]:
+    """`AgreementRepository.lock_context`'s rows (one per agreement and version) as agreements and their
+    version heads."""
+    agreements: list[Any] = []
+    heads: dict[uuid.UUID, list[VersionHead]] = {}
+    for r in rows:
+        found = heads.get(r.id)
+        if found is None:
+            agreements.append(r)
+            found = heads[r.id] = []
+        if r.version is not None:
+            found.append(VersionHead(r.id, r.version, r.revision, r.effective_from, r.effective_to, r.retroactive))
+    return agreements, heads
+
+
+async def specs_of(repo: AgreementRepository, agreements: Sequence[Any],
+                   heads: Mapping[uuid.UUID, Sequence[Any]] | None = None) -> dict[uuid.UUID, domain.AgreementSpec]:
+    """Specs of these agreements: their versions' heads in one statement (unless given); terms read only for
+    revisions not seen before, and a spec built again only when the agreement or one of its version heads
+    changed."""
+    if heads is None:
+        heads = await repo.version_heads(a.id for a in agreements)
     out: dict[uuid.UUID, domain.AgreementSpec] = {}
     stale = []
     for a in agreements:
@@ -350,9 +376,19 @@ async def post(session: AsyncSession, partner_ids: set[uuid.UUID], by_partner: d
     if ctx is None:
         return []
     fast, refolds = _split(ctx, by_partner, refold)
-    work = await _step_on(session, ctx, fast) if fast else []
+    back = _WriteBack()
+    work = await _step_on(session, ctx, fast, back) if fast else []
     work += await _fold_again(session, ctx, refolds)
-    return await _append(session, work)
+    return await _append(session, work, back)
+
+
+@dataclass
+class _WriteBack:
+    """What stepping on writes back (fold and customer state, notes), written with the entries' ids taken."""
+
+    states: list[dict[str, Any]] = field(default_factory=list)
+    customers: list[dict[str, Any]] = field(default_factory=list)
+    notes: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -367,14 +403,16 @@ class _Context:
 
 async def _context(session: AsyncSession, partner_ids: set[uuid.UUID], only: set[uuid.UUID] | None,
                    ) -> _Context | None:
-    agreements_repo, states_repo = AgreementRepository(session), StateRepository(session)
+    agreements_repo = AgreementRepository(session)
     if only is None:
         await agreements_repo.lock_partners(partner_ids, exclusive=False)
-    agreements = [a for a in await agreements_repo.of_partners(partner_ids) if only is None or a.id in only]
+    # Each agreement with its fold state (locked) and its versions' heads.
+    agreements, heads = agreements_with_heads(await agreements_repo.lock_context(partner_ids))
+    agreements = [a for a in agreements if only is None or a.id in only]
     if not agreements:
         return None
-    states = await states_repo.lock(a.id for a in agreements)
-    specs = await specs_of(agreements_repo, agreements)
+    states = {a.id: a for a in agreements}
+    specs = await specs_of(agreements_repo, agreements, heads)
     tier_partners = {a.partner_id for a in agreements if any(needs_tiers(v.terms) for v in specs[a.id].versions)}
     tiers = {p: tier_history(rows) for p, rows in (await PipelineCopyRepository(session).tiers(tier_partners)).items()}
     return _Context(agreements, states, specs, tiers)
@@ -424,15 +462,14 @@ async def _reversible(ledger: LedgerRepository, fast: list[tuple[Any, list[domai
 
 
 async def _step_on(session: AsyncSession, ctx: _Context, fast: list[tuple[Any, list[domain.Revenue]]],
-                   ) -> list[_Work]:
-    """Step each agreement's new events on from its stored state (the common case)."""
+                   back: _WriteBack) -> list[_Work]:
+    """Step each agreement's new events on from its stored state (the common case); what that changes in
+    the stored state is left in `back` for `_append` to write."""
     states_repo, ledger = StateRepository(session), LedgerRepository(session)
     stored_customers, as_read = await _stored_customers(states_repo, fast)
     posted_rows = await _reversible(ledger, fast)
     work: list[_Work] = []
-    state_updates: list[dict[str, Any]] = []
-    customer_upserts: list[dict[str, Any]] = []
-    notes: list[dict[str, Any]] = []
+    state_updates, customer_upserts, notes = back.states, back.customers, back.notes
     for a, events in fast:
         spec, state = ctx.specs[a.id], state_of(ctx.states[a.id])
         state.customers = stored_customers.get(a.id, {})
@@ -448,9 +485,6 @@ async def _step_on(session: AsyncSession, ctx: _Context, fast: list[tuple[Any, l
         work.append(w)
         state_updates.append(state_row(a.id, state))
         customer_upserts += customer_rows(a.id, state.customers, as_read)
-    await states_repo.save(state_updates)
-    await states_repo.upsert_customers(customer_upserts)
-    await states_repo.add_notes(notes)
     return work
 
 
@@ -478,9 +512,10 @@ async def _fold_again(session: AsyncSession, ctx: _Context, refolds: list[Any]) 
     return work
 
 
-async def _append(session: AsyncSession, work: Sequence[_Work]) -> list[int]:
-    """Write the entries in one COPY, with ids taken from the table's sequence first so clawbacks can
-    refer to the accruals they reverse, and stage one `entries.posted` event for the transaction."""
+async def _append(session: AsyncSession, work: Sequence[_Work], back: _WriteBack) -> list[int]:
+    """Write the entries in one COPY, with ids taken from the table's sequence first (in the statement that
+    writes `back`) so clawbacks can refer to the accruals they reverse, and stage one `entries.posted` event
+    for the transaction."""
     ledger = LedgerRepository(session)
     this_month = month_start(clock().date())
     firsts: list[dict[str, Any]] = []
@@ -507,10 +542,11 @@ async def _append(session: AsyncSession, work: Sequence[_Work]) -> list[int]:
             row["adjusts_entry_id"] = adj.adjusts_entry_id
             row["customer_name"] = w.names.get(row["customer"])
             seconds.append((w, row))
+    # Originals get the lower ids: a line's first entry (by id) is its original.
+    ids = await StateRepository(session).write_back(back.states, back.customers, back.notes,
+                                                    len(firsts) + len(seconds))
     if not firsts and not seconds:
         return []
-    # Originals get the lower ids: a line's first entry (by id) is its original.
-    ids = await ledger.new_ids(len(firsts) + len(seconds))
     new_ids: dict[tuple[uuid.UUID, str], int] = {}
     for entry_id, row in zip(ids, firsts, strict=False):
         row["id"] = entry_id
@@ -533,8 +569,7 @@ async def _append(session: AsyncSession, work: Sequence[_Work]) -> list[int]:
             row["reverses_entry_id"] = found if found is not None else w.posted[target].id
         second_rows.append(row)
     rows = firsts + second_rows
-    await ledger.insert(rows)
-    await add_events(session, SCHEMA, [posted_event(rows)])
+    await ledger.insert_posted(rows, [posted_event(rows)])
     return ids
 
 

@@ -17,6 +17,8 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts import pipeline as pc
+from contracts.base import Event
+from runtime.outbox import add_events, events_args, events_statement
 from services.commissions.models import (
     SCHEMA,
     Agreement,
@@ -78,16 +80,57 @@ REVENUE_COLUMNS = ("event_id", "kind", "ref", "scope", "partner_id", "opportunit
 _REVENUE_TYPES = {"event_id": "uuid", "partner_id": "uuid", "opportunity_id": "uuid", "amount": "numeric",
                   "occurred_at": "timestamptz", "event_occurred_at": "timestamptz", "customer_started_on": "date",
                   "void": "boolean"}
-_REVENUE_ARRAYS = ", ".join(f"CAST(:{c} AS {_REVENUE_TYPES.get(c, 'text')}[])" for c in REVENUE_COLUMNS)
-_INSERT_REVENUE = text(
+_REVENUE_ARRAYS = ", ".join(f"${n}::{_REVENUE_TYPES.get(c, 'text')}[]" for n, c in enumerate(REVENUE_COLUMNS, 1))
+_N = len(REVENUE_COLUMNS)
+# The batch's link locks are taken by the statement that inserts its revenue: the uncorrelated subquery runs
+# once (an InitPlan) when the first row's condition is checked, so before any row is inserted; the look-ups that
+# must see what the transactions holding these locks committed come in later statements (fresh snapshots).
+_INSERT_REVENUE = (
     f"INSERT INTO {SCHEMA}.revenue_event ({', '.join(REVENUE_COLUMNS)}) SELECT * FROM unnest({_REVENUE_ARRAYS}) "
+    f"WHERE (SELECT count(*) FROM (SELECT pg_advisory_xact_lock(${_N + 1}, b) FROM unnest(${_N + 2}::int[]) AS b "
+    f"ORDER BY b) AS locked) >= 0 "
     f"ON CONFLICT DO NOTHING RETURNING id, kind, ref, scope")
+_LOCK_LINKS = "SELECT pg_advisory_xact_lock($1, b) FROM unnest($2::int[]) AS b ORDER BY b"
+# Stored facts that could not be linked before: refunds of these invoices, and unattributed invoices and churns
+# naming these opportunities (each part on its partial index).
+_WAITING_FOR = (
+    f"SELECT id FROM {SCHEMA}.revenue_event WHERE kind = 'refund' AND invoice_ref = ANY($1::text[]) "
+    f"UNION ALL SELECT id FROM {SCHEMA}.revenue_event WHERE partner_id IS NULL AND opportunity_id = ANY($2::uuid[])")
 
 
 def any_of(values: Sequence[Any], item_type: Any) -> Any:
     """`= ANY(array)`: one array parameter instead of a parameter per value, so the statement's text (and
     its prepared plan) is the same whatever the batch size."""
     return any_(literal(list(values), ARRAY(item_type)))
+
+
+
+class DriverRow(asyncpg.Record):
+    """A row read on the driver connection; its columns are attributes too, as on SQLAlchemy's rows."""
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
+async def driver(session: AsyncSession) -> asyncpg.Connection:
+    """The asyncpg connection under the session, inside the session's transaction. The ingestion hot path
+    runs its statements here: SQLAlchemy's per-statement work (building, compiling or cache-keying the
+    statement, processing parameters and rows, a tracing span) cost more than several of those statements
+    did in Postgres (docs/benchmarks.md, "Issue 8: the ledger's hot path on the driver"). Not traced as SQL."""
+    connection = await session.connection()
+    raw = await connection.get_raw_connection()
+    conn: asyncpg.Connection = raw.driver_connection  # type: ignore[assignment]
+    if not conn.is_in_transaction():
+        # SQLAlchemy's asyncpg adapter opens the session's transaction lazily, with its first statement:
+        # open it here (BEGIN, as that statement would), or through a statement if the adapter changed.
+        start = getattr(raw.dbapi_connection, "_start_transaction", None)
+        await (start() if start is not None else session.execute(text("SELECT 1")))
+        if not conn.is_in_transaction():
+            raise RuntimeError("the session's transaction did not start on its driver connection")
+    return conn
 
 
 class RevenueRepository:
@@ -97,19 +140,20 @@ class RevenueRepository:
     async def lock_links(self, keys: Iterable[str]) -> None:
         buckets = sorted({hash_bucket(k) for k in keys})
         if buckets:
-            await self.session.execute(
-                text("SELECT pg_advisory_xact_lock(:space, b) FROM unnest(CAST(:buckets AS int[])) AS b ORDER BY b"),
-                {"space": _LINK_LOCK_SPACE, "buckets": buckets},
-            )
+            await (await driver(self.session)).execute(_LOCK_LINKS, _LINK_LOCK_SPACE, buckets)
 
-    async def insert_new(self, incoming: Sequence[IncomingRevenue]) -> dict[tuple[str, str, str], int]:
-        """Insert those not stored yet; returns the new rows' ids by natural key. One statement with a
-        parameter per column (arrays), so the cost does not grow with parameters per row."""
+    async def insert_new(self, incoming: Sequence[IncomingRevenue], link_keys: Iterable[str] = (),
+                         ) -> dict[tuple[str, str, str], int]:
+        """Insert those not stored yet, having taken the link locks of `link_keys` (as `lock_links`); returns
+        the new rows' ids by natural key. One statement with a parameter per column (arrays), so the cost does
+        not grow with parameters per row."""
         if not incoming:
+            await self.lock_links(link_keys)
             return {}
-        params = {f: [getattr(i, f) for i in incoming] for f in REVENUE_COLUMNS}
-        rows = await self.session.execute(_INSERT_REVENUE, params)
-        return {(r.kind, r.ref, r.scope): r.id for r in rows}
+        rows = await (await driver(self.session)).fetch(
+            _INSERT_REVENUE, *([getattr(i, f) for i in incoming] for f in REVENUE_COLUMNS), _LINK_LOCK_SPACE,
+            sorted({hash_bucket(k) for k in link_keys}))
+        return {(r[1], r[2], r[3]): r[0] for r in rows}
 
     async def by_natural_keys(self, keys: Sequence[tuple[str, str, str]]) -> list[RevenueEvent]:
         if not keys:
@@ -139,16 +183,10 @@ class RevenueRepository:
     async def waiting_for(self, *, invoices: Iterable[str], opportunities: Iterable[str]) -> list[int]:
         """Stored facts that could not be linked before: refunds of these invoices, and unattributed
         invoices and churns naming these opportunities."""
-        refs, opps = list(set(invoices)), list({uuid.UUID(o) for o in opportunities})
-        t = RevenueEvent.__table__
-        ids: list[int] = []
-        if refs:
-            ids += (await self.session.scalars(
-                select(t.c.id).where(t.c.kind == "refund", t.c.invoice_ref.in_(refs)))).all()
-        if opps:
-            ids += (await self.session.scalars(
-                select(t.c.id).where(t.c.partner_id.is_(None), t.c.opportunity_id.in_(opps)))).all()
-        return ids
+        refs, opps = sorted(set(invoices)), sorted({uuid.UUID(o) for o in opportunities})
+        if not refs and not opps:
+            return []
+        return [r[0] for r in await (await driver(self.session)).fetch(_WAITING_FOR, refs, opps)]
 
     async def attribute_by_deal(self, row_ids: Iterable[int]) -> list[tuple[int, uuid.UUID]]:
         """Give unattributed invoices and churns the partner of the won deal they name."""
@@ -354,11 +392,32 @@ class AgreementRepository:
         keys = sorted({hash_bucket(f"partner:{p}") for p in partner_ids})
         fn = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
         if keys:
-            await self.session.execute(
-                text(f"SELECT {fn}(:space, k) FROM unnest(CAST(:keys AS int[])) AS k ORDER BY k"),
-                {"space": _LINK_LOCK_SPACE + 1, "keys": keys})
+            await (await driver(self.session)).execute(
+                f"SELECT {fn}($1, k) FROM unnest($2::int[]) AS k ORDER BY k", _LINK_LOCK_SPACE + 1, keys)
+
+    async def lock_context(self, partner_ids: Iterable[uuid.UUID]) -> list[DriverRow]:
+        """The partners' agreements with their fold state, the state rows locked (in agreement order), one row
+        per version (`version`, `revision`, `effective_from`, ... in effective order; None for an agreement
+        without versions): one statement instead of three. Call after `lock_partners`: this statement's
+        snapshot must be taken once the partner locks are held."""
+        ids = sorted(set(partner_ids))
+        if not ids:
+            return []
+        return await (await driver(self.session)).fetch(_LOCK_CONTEXT, ids, record_class=DriverRow)
 
 
+# One row per agreement and version (agreements have one or a few): joined, the versions cost an index look-up
+# each; aggregated per agreement in a subquery they cost a rescan each, several times as much.
+_LOCK_CONTEXT = f"""
+    SELECT a.id, a.partner_id, a.name, a.direction, a.currency, a.deal_models,
+           s.last_at, s.last_rank, s.last_ref, s.period_key, s.period_basis, s.period_commission,
+           v.version, v.revision, v.effective_from, v.effective_to, v.retroactive
+    FROM {SCHEMA}.agreement a JOIN {SCHEMA}.agreement_state s ON s.agreement_id = a.id
+    LEFT JOIN {SCHEMA}.agreement_version v ON v.agreement_id = a.id
+    WHERE a.partner_id = ANY($1::uuid[])
+    ORDER BY a.id, v.effective_from
+    FOR UPDATE OF s
+"""
 STATE_COLUMNS = ("agreement_id", "last_at", "last_rank", "last_ref", "period_key", "period_basis",
                  "period_commission")
 _SAVE_STATES = text(f"""
@@ -383,18 +442,43 @@ _UPSERT_CUSTOMERS = text(f"""
         deal_model = excluded.deal_model
 """)
 NOTE_COLUMNS = ("agreement_id", "revenue_key", "note")
+# What a batch stepped on from stored state writes back, and the ids of the entries it is about to append, in
+# one statement (one round trip instead of four or five): the agreements' fold state, the customers' state
+# that changed, the notes (in order), then `$n` ids from the ledger's sequence.
+_WRITE_BACK = f"""
+    WITH saved AS (
+        UPDATE {SCHEMA}.agreement_state s SET last_at = u.last_at, last_rank = u.last_rank, last_ref = u.last_ref,
+            period_key = u.period_key, period_basis = u.period_basis, period_commission = u.period_commission,
+            updated_at = now()
+        FROM unnest($1::uuid[], $2::timestamptz[], $3::int[], $4::text[], $5::text[], $6::numeric[], $7::numeric[])
+            AS u(agreement_id, last_at, last_rank, last_ref, period_key, period_basis, period_commission)
+        WHERE s.agreement_id = u.agreement_id
+        RETURNING 1
+    ), customers AS (
+        INSERT INTO {SCHEMA}.customer_state ({", ".join(CUSTOMER_COLUMNS)})
+        SELECT * FROM unnest($8::uuid[], $9::text[], $10::date[], $11::date[], $12::int[], $13::date[],
+                             $14::numeric[], $15::text[])
+        ON CONFLICT (agreement_id, customer) DO UPDATE SET start = excluded.start, booked = excluded.booked,
+            invoices = excluded.invoices, churned_on = excluded.churned_on,
+            deal_commission = excluded.deal_commission, deal_model = excluded.deal_model
+        RETURNING 1
+    ), notes AS (
+        INSERT INTO {SCHEMA}.revenue_note (agreement_id, revenue_key, note)
+        SELECT n.agreement_id, n.revenue_key, n.note
+        FROM unnest($16::uuid[], $17::text[], $18::text[]) WITH ORDINALITY AS n(agreement_id, revenue_key, note, i)
+        ORDER BY n.i
+        RETURNING 1
+    )
+    SELECT nextval(pg_get_serial_sequence('{SCHEMA}.ledger_entry', 'id')) FROM generate_series(1, $19::int)
+"""
 
 
 async def copy_records(session: AsyncSession, table: str, columns: Sequence[str],
                        records: Sequence[tuple[Any, ...]]) -> None:
     """COPY rows into a table of this schema on the session's own connection, inside its transaction:
     the cheapest way into Postgres (no statement text, no per-row parameters). Not traced as SQL."""
-    connection = await session.connection()
-    driver: asyncpg.Connection = (await connection.get_raw_connection()).driver_connection  # type: ignore[assignment]
-    if not driver.is_in_transaction():
-        # The session opens its transaction on the connection lazily, with its first statement.
-        await session.execute(text("SELECT 1"))
-    await driver.copy_records_to_table(table, schema_name=SCHEMA, columns=list(columns), records=records)
+    conn = await driver(session)
+    await conn.copy_records_to_table(table, schema_name=SCHEMA, columns=list(columns), records=records)
 
 
 class StateRepository:
@@ -420,11 +504,22 @@ class StateRepository:
         if not wanted:
             return []
         # Joined from the exact keys, so it is primary-key lookups whatever the statistics say.
-        rows = await self.session.execute(
-            text(f"SELECT cs.* FROM unnest(CAST(:a AS uuid[]), CAST(:c AS text[])) AS k(agreement_id, customer) "
-                 f"JOIN {SCHEMA}.customer_state cs USING (agreement_id, customer)"),
-            {"a": [a for a, _ in wanted], "c": [c for _, c in wanted]})
-        return list(rows)
+        return await (await driver(self.session)).fetch(
+            f"SELECT cs.* FROM unnest($1::uuid[], $2::text[]) AS k(agreement_id, customer) "
+            f"JOIN {SCHEMA}.customer_state cs USING (agreement_id, customer)",
+            [a for a, _ in wanted], [c for _, c in wanted], record_class=DriverRow)
+
+    async def write_back(self, states: Sequence[dict[str, Any]], customers: Sequence[dict[str, Any]],
+                         notes: Sequence[dict[str, Any]], entry_ids: int) -> list[int]:
+        """Save fold states, upsert customers' state (one row per agreement and customer) and add notes,
+        and take `entry_ids` ids for new ledger entries (ascending), in one statement (`_WRITE_BACK`)."""
+        if not states and not customers and not notes and entry_ids <= 0:
+            return []
+        args = ([s[c] for s in states] for c in STATE_COLUMNS)
+        args_c = ([r[c] for r in customers] for c in CUSTOMER_COLUMNS)
+        args_n = ([r[c] for r in notes] for c in NOTE_COLUMNS)
+        rows = await (await driver(self.session)).fetch(_WRITE_BACK, *args, *args_c, *args_n, max(entry_ids, 0))
+        return sorted(r[0] for r in rows)
 
     async def upsert_customers(self, rows: Sequence[dict[str, Any]]) -> None:
         if not rows:
@@ -475,6 +570,13 @@ _FIRST_IDS = text(f"SELECT line_key, id FROM {SCHEMA}.ledger_entry WHERE agreeme
 LEDGER_COLUMNS = ("id", "agreement_id", "partner_id", "direction", "currency", "entry_type", "amount", "basis_amount",
                   "period", "line_key", "reverses_key", "revenue_key", "revenue_at", "customer", "customer_name",
                   "version", "revision", "rule", "detail", "reverses_entry_id", "adjusts_entry_id")
+_LEDGER_TYPES = {"id": "bigint", "agreement_id": "uuid", "partner_id": "uuid", "amount": "numeric",
+                 "basis_amount": "numeric", "period": "date", "revenue_at": "timestamptz", "version": "int",
+                 "revision": "int", "reverses_entry_id": "bigint", "adjusts_entry_id": "bigint"}
+# The entries and the transaction's `entries.posted` event in one statement (runtime.outbox.events_statement).
+_INSERT_ENTRIES = events_statement(SCHEMA, first=len(LEDGER_COLUMNS) + 1, before=(
+    f"entries AS (INSERT INTO {SCHEMA}.ledger_entry ({', '.join(LEDGER_COLUMNS)}) SELECT * FROM unnest("
+    + ", ".join(f"${n}::{_LEDGER_TYPES.get(c, 'text')}[]" for n, c in enumerate(LEDGER_COLUMNS, 1)) + ")), "))
 
 
 LEDGER_SORT_COLUMNS = {"id": None, "amount": LedgerEntry.amount, "period": LedgerEntry.period}
@@ -513,6 +615,14 @@ class LedgerRepository:
         if rows:
             await copy_records(self.session, LedgerEntry.__tablename__, LEDGER_COLUMNS,
                                [tuple(r[c] for c in LEDGER_COLUMNS) for r in rows])
+
+    async def insert_posted(self, rows: Sequence[dict[str, Any]], events: Sequence[Event]) -> None:
+        """Write entries whose ids were taken before, and stage their events, in one statement."""
+        if not rows:
+            await add_events(self.session, SCHEMA, events)
+            return
+        await (await driver(self.session)).execute(
+            _INSERT_ENTRIES, *([r[c] for r in rows] for c in LEDGER_COLUMNS), *events_args(SCHEMA, events))
 
     async def first_ids(self, agreement_id: uuid.UUID, keys: Iterable[str]) -> dict[str, int]:
         keys = list(set(keys))
@@ -651,12 +761,12 @@ class PipelineCopyRepository:
         return inserted.first() is not None
 
     async def tiers(self, partner_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, list[tuple[datetime, str]]]:
-        ids = list(set(partner_ids))
+        ids = sorted(set(partner_ids))
         out: dict[uuid.UUID, list[tuple[datetime, str]]] = {i: [] for i in ids}
         if ids:
-            rows = await self.session.execute(
-                select(PartnerTierSince.partner_id, PartnerTierSince.since, PartnerTierSince.tier)
-                .where(PartnerTierSince.partner_id.in_(ids)).order_by(PartnerTierSince.since))
+            rows = await (await driver(self.session)).fetch(
+                f"SELECT partner_id, since, tier FROM {SCHEMA}.partner_tier WHERE partner_id = ANY($1::uuid[]) "
+                f"ORDER BY since", ids)
             for pid, since, tier in rows:
                 out[pid].append((since, tier))
         return out

@@ -339,3 +339,88 @@ class TestAdjustedLines:
                          ("clawback", D("-120.00"))]
         assert entries[1].adjusts_entry_id == entries[0].id
         assert entries[3].reverses_entry_id == entries[0].id
+
+
+class TestDriverStatements:
+    """The hot path's statements on the driver connection (repository.driver): the link locks taken by the
+    revenue insert itself, NULLs through the array parameters, nothing written for nothing, and the
+    agreements read with their locked state and every version."""
+
+    async def test_the_revenue_insert_takes_the_batch_link_locks(self, sessions):
+        from services.commissions.repository import _LINK_LOCK_SPACE, LINK_BUCKETS, RevenueRepository, hash_bucket
+
+        world = World(seed=11)
+        await world.agreements(sessions)
+        batch = world.revenue()[:40]
+        keys = [k for i in batch for k in engine.link_keys(i)]
+        expected = {hash_bucket(k) for k in keys}
+        assert 1 < len(expected) < LINK_BUCKETS
+        for incoming in (batch, []):  # an empty batch still takes the locks it is given
+            async with sessions() as s, s.begin():
+                await RevenueRepository(s).insert_new(incoming, keys)
+                held = set((await s.execute(text(
+                    "SELECT objid FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid() "
+                    "AND classid = :space AND granted"), {"space": _LINK_LOCK_SPACE})).scalars())
+            assert held == expected
+
+    async def test_nulls_travel_through_the_array_parameters(self, sessions):
+        from services.commissions.repository import RevenueRepository, StateRepository
+
+        world = World(seed=12)
+        [agreement, *_] = await world.agreements(sessions)
+        refund = service.refund_incoming(  # no partner, no deal: NULLs in uuid[] columns
+            event_id=uuid.uuid4(), refund_id=f"{world.tag}-r", invoice_id=f"{world.tag}-unknown", partner_id=None,
+            amount=D("5.00"), currency="USD", refunded_at=START, source="test", actor=None, event_at=START)
+        churn = service.churn_incoming(  # no amount, no currency: NULLs in numeric[] and text[] columns
+            event_id=uuid.uuid4(), customer=f"{world.tag} customer", partner_id=world.partners[0],
+            opportunity_id=None, churned_at=START, source="test", actor=None, event_at=START)
+        async with sessions() as s, s.begin():
+            stored = await RevenueRepository(s).insert_new([refund, churn])
+            ids = await StateRepository(s).write_back(
+                [], [{"agreement_id": agreement, "customer": "nobody", "start": date(2026, 1, 1),
+                      "booked": date(2026, 1, 1), "invoices": 0, "churned_on": None, "deal_commission": D(0),
+                      "deal_model": None}],
+                [{"agreement_id": agreement, "revenue_key": "churn:x", "note": "first"},
+                 {"agreement_id": agreement, "revenue_key": "churn:x", "note": "second"}], 3)
+        assert len(stored) == 2 and len(ids) == 3 and ids == sorted(ids)
+        async with sessions() as s:
+            rows = {r.kind: r for r in (await s.execute(text(
+                "SELECT kind, partner_id, opportunity_id, amount, currency, invoice_ref FROM commissions.revenue_event "
+                "WHERE id = ANY(:ids)"), {"ids": list(stored.values())})).all()}
+            customer = (await s.execute(text(
+                "SELECT churned_on, deal_model FROM commissions.customer_state WHERE agreement_id = :a "
+                "AND customer = 'nobody'"), {"a": agreement})).one()
+            notes = (await s.scalars(select(RevenueNote.note).where(RevenueNote.agreement_id == agreement)
+                                     .order_by(RevenueNote.id))).all()
+        assert (rows["refund"].partner_id, rows["refund"].opportunity_id) == (None, None)
+        assert rows["refund"].invoice_ref == f"{world.tag}-unknown"
+        assert (rows["churn"].amount, rows["churn"].currency) == (None, None)
+        assert tuple(customer) == (None, None)
+        assert notes == ["first", "second"]  # in the order given
+
+    async def test_nothing_to_write_back_runs_nothing(self, sessions):
+        from services.commissions.repository import StateRepository
+
+        async with sessions() as s, s.begin():
+            assert await StateRepository(s).write_back([], [], [], 0) == []
+            # No statement ran: the session never opened its transaction on the connection.
+            assert not (await (await s.connection()).get_raw_connection()).driver_connection.is_in_transaction()
+
+    async def test_the_context_has_every_version_of_each_agreement_in_effective_order(self, sessions):
+        from services.commissions.repository import AgreementRepository
+
+        world = World(seed=13)
+        [first, second, *_] = await world.agreements(sessions)
+        async with sessions() as s, s.begin():
+            await service.add_agreement_version(s, c.AddAgreementVersion(
+                agreement_id=first, effective_from=date(2026, 6, 1), terms=AGREEMENTS[0][0], actor="tester"))
+        async with sessions() as s, s.begin():
+            repo = AgreementRepository(s)
+            assert await repo.lock_context([uuid.uuid4()]) == []
+            agreements, heads = engine.agreements_with_heads(
+                await repo.lock_context([world.partners[0], world.partners[1]]))
+            assert [a.id for a in agreements] == sorted([first, second])
+            assert [(h.version, h.effective_from) for h in heads[first]] == [(1, date(2026, 1, 1)),
+                                                                             (2, date(2026, 6, 1))]
+            assert [h.version for h in heads[second]] == [1]
+            assert all(a.last_at is None for a in agreements)  # the fold state, as stored

@@ -8,6 +8,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal
+from functools import lru_cache
 
 from contracts.commissions import (
     EntryType,
@@ -42,12 +43,27 @@ def q(amount: Decimal) -> Decimal:
     return amount.quantize(CENT, rounding=ROUND_HALF_UP)
 
 
+# Amounts below this print through the fast path of `money` (well inside the default context's 28 digits).
+_FAST_MONEY_LIMIT = Decimal("1e15")
+
+
 def money(amount: Decimal) -> str:
+    """What `formatting.number(amount, 2)` prints ('1,234.50'); every ledger line's detail prints a few, so
+    ordinary Decimal amounts take a direct path (the general one sets up a local decimal context per call)."""
+    if type(amount) is Decimal and amount.is_finite() and -_FAST_MONEY_LIMIT < amount < _FAST_MONEY_LIMIT:
+        rounded = amount.quantize(CENT, rounding=ROUND_HALF_UP)
+        return "0.00" if rounded.is_zero() else f"{rounded:,.2f}"
     return formatting.number(amount, 2)
 
 
-def pct(rate: Decimal) -> str:
+@lru_cache(maxsize=1024)
+def _pct(rate: Decimal) -> str:
     return formatting.rate(rate)
+
+
+def pct(rate: Decimal) -> str:
+    """`formatting.rate`, kept per rate: an agreement has a handful of rates, printed on every line."""
+    return _pct(rate) if type(rate) is Decimal else formatting.rate(rate)
 
 
 def customer_key(name: str) -> str:
