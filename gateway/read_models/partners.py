@@ -7,7 +7,6 @@ from __future__ import annotations
 import uuid
 
 from sqlalchemy import Boolean, Index, Integer, String, Text, Uuid, func, select, text
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -15,6 +14,7 @@ from contracts import pipeline as pc
 from contracts.base import Event
 from gateway.read_models import kpi_snapshots
 from gateway.read_models.base import Base
+from runtime.db import ArrayRows
 from runtime.inbox import Subscription
 
 
@@ -36,41 +36,50 @@ class PartnerView(Base):
     version: Mapped[int] = mapped_column(Integer)
 
 
-async def _upsert(session: AsyncSession, values: dict[str, object]) -> None:
-    stmt = insert(PartnerView).values(**values)
-    await session.execute(stmt.on_conflict_do_update(
-        index_elements=[PartnerView.id],
-        set_={k: stmt.excluded[k] for k in values if k != "id"},
-        where=PartnerView.version < stmt.excluded.version,
-    ))
-    # Partners' names, types, owners and archiving show in everyone's KPIs (ARR).
-    await kpi_snapshots.changed(session, [kpi_snapshots.EVERYONE])
+_COLUMNS = ("id", "name", "type", "tier", "status", "owner", "archived", "version")
+# A batch's partners in one statement (arrays, unnest), in id order; the newest version wins whatever the
+# order the events arrive in.
+_ROWS = ArrayRows(PartnerView.__table__, _COLUMNS, on_conflict=(
+    "ON CONFLICT (id) DO UPDATE SET " + ", ".join(f"{c} = EXCLUDED.{c}" for c in _COLUMNS if c != "id")
+    + " WHERE pipeline_partner.version < EXCLUDED.version"))
 
 
-async def on_partner_created(session: AsyncSession, event: Event) -> None:
-    assert isinstance(event, pc.PartnerCreatedV1)
-    await _upsert(session, dict(id=event.partner_id, name=event.name, type=event.type.value, tier=event.tier.value,
-                                status=event.status.value, owner=event.owner, archived=False, version=event.version))
-
-
-async def on_partner_changed(session: AsyncSession, event: Event) -> None:
+def _row(event: Event) -> dict[str, object]:
+    if isinstance(event, pc.PartnerCreatedV1):
+        return dict(id=event.partner_id, name=event.name, type=event.type.value, tier=event.tier.value,
+                    status=event.status.value, owner=event.owner, archived=False, version=event.version)
     assert isinstance(event, pc.PartnerUpdatedV1 | pc.PartnerArchivedV1 | pc.PartnerTierChangedV1
                       | pc.PartnerDeletedV1 | pc.PartnerRestoredV1)
     p = event.partner
     # A deleted partner is hidden wherever an archived one is (lists, search, ARR, counts), and more: the
     # pages that list deleted ones ask the pipeline. `archived` here means "not shown".
-    await _upsert(session, dict(id=p.id, name=p.name, type=p.type.value, tier=p.tier.value, status=p.status.value,
-                                owner=p.owner, archived=p.archived or p.deleted_at is not None, version=p.version))
+    return dict(id=p.id, name=p.name, type=p.type.value, tier=p.tier.value, status=p.status.value,
+                owner=p.owner, archived=p.archived or p.deleted_at is not None, version=p.version)
 
 
-SUBSCRIPTIONS: tuple[Subscription, ...] = (
-    Subscription(consumer="gateway", models=(pc.PartnerCreatedV1,), handle=on_partner_created),
-    Subscription(consumer="gateway", models=(pc.PartnerUpdatedV1,), handle=on_partner_changed),
-    Subscription(consumer="gateway", models=(pc.PartnerArchivedV1,), handle=on_partner_changed),
-    Subscription(consumer="gateway", models=(pc.PartnerTierChangedV1,), handle=on_partner_changed),
-    Subscription(consumer="gateway", models=(pc.PartnerDeletedV1,), handle=on_partner_changed),
-    Subscription(consumer="gateway", models=(pc.PartnerRestoredV1,), handle=on_partner_changed),
-)
+async def on_partners(session: AsyncSession, events: list[Event]) -> None:
+    """Apply a batch of partner events (created or changed: each carries the whole partner): the newest per
+    partner, if newer than stored."""
+    newest: dict[uuid.UUID, dict[str, object]] = {}
+    for event in events:
+        row = _row(event)
+        key = row["id"]
+        assert isinstance(key, uuid.UUID)
+        if key not in newest or newest[key]["version"] < row["version"]:  # type: ignore[operator]
+            newest[key] = row
+    await _ROWS.insert(session, [newest[k] for k in sorted(newest)])
+    # Partners' names, types, owners and archiving show in everyone's KPIs (ARR).
+    await kpi_snapshots.changed(session, [kpi_snapshots.EVERYONE])
+
+
+async def on_partner(session: AsyncSession, event: Event) -> None:
+    await on_partners(session, [event])
+
+
+SUBSCRIPTIONS: tuple[Subscription, ...] = tuple(
+    Subscription(consumer="gateway", models=(model,), handle=on_partner, handle_many=on_partners)
+    for model in (pc.PartnerCreatedV1, pc.PartnerUpdatedV1, pc.PartnerArchivedV1, pc.PartnerTierChangedV1,
+                  pc.PartnerDeletedV1, pc.PartnerRestoredV1))
 READ_MODEL_TABLES = (PartnerView.__table__,)
 
 

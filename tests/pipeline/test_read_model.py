@@ -11,6 +11,7 @@ from decimal import Decimal
 from sqlalchemy import select, text
 
 from contracts import pipeline as c
+from gateway.read_models import partners as partners_rm
 from gateway.read_models import pipeline as rm
 from gateway.rebuild import rebuild
 from runtime import deadletter
@@ -18,6 +19,7 @@ from runtime.commands import send
 from runtime.db import create_engine, session_factory
 from runtime.testing import eventually, unique
 from tests.pipeline.helpers import settings_for
+from tests.support.snapshots import partner_snapshot
 
 
 def snapshot(version: int, stage: str, owner: str, **kw) -> c.Opportunity:
@@ -159,6 +161,40 @@ class TestOneBatch:
                 assert (b.name, b.version, b.stage) == ("Renamed", 2, "proposal")
                 assert await open_by_stage(session, owner) == {"proposal": (1, Decimal("1000.00"))}
                 assert (await rm.aggregate_drift(session)) == dict.fromkeys(await rm.aggregate_drift(session), 0)
+        finally:
+            await engine.dispose()
+
+
+class TestPartnerBatch:
+    async def test_a_batch_of_partner_events_ends_in_the_newest_of_each(self, pipeline_db, gateway_app):
+        """Partner events are applied a batch at a time (one statement): several versions of one partner in
+        a batch, in any order, end in the newest; a later batch with an older version changes nothing; an
+        owner left out is NULL; a deleted partner is hidden (`archived`)."""
+        engine = create_engine(pipeline_db["gateway"], trace_sql=False)
+        sessions = session_factory(engine)
+        first, second = uuid.uuid4(), uuid.uuid4()
+        owner = unique("partners-")
+
+        def tier_changed(version: int, tier: c.PartnerTier) -> c.PartnerTierChangedV1:
+            return c.PartnerTierChangedV1(
+                partner=partner_snapshot(version, owner, id=first, name="First", tier=tier),
+                from_tier=c.PartnerTier.bronze, to_tier=tier, trailing_revenue=Decimal("1.00"), currency="USD")
+
+        created = c.PartnerCreatedV1(partner_id=first, name="First", type=c.PartnerType.isv,
+                                     tier=c.PartnerTier.bronze, status=c.PartnerStatus.active, owner=None,
+                                     version=1)
+        deleted = c.PartnerDeletedV1(partner=partner_snapshot(2, None, id=second, name="Second",  # type: ignore[arg-type]
+                                                              deleted_at=datetime.now(UTC)))
+        try:
+            older = tier_changed(2, c.PartnerTier.silver)
+            for batch in ([tier_changed(3, c.PartnerTier.gold), created, deleted, older], [older]):
+                async with sessions() as session, session.begin():
+                    await partners_rm.on_partners(session, batch)
+            async with sessions() as session:
+                rows = {r.id: r for r in await session.scalars(select(partners_rm.PartnerView).where(
+                    partners_rm.PartnerView.id.in_([first, second])))}
+            assert (rows[first].version, rows[first].tier, rows[first].owner) == (3, "gold", owner)
+            assert (rows[second].version, rows[second].archived, rows[second].owner) == (2, True, None)
         finally:
             await engine.dispose()
 
