@@ -324,6 +324,11 @@ class InboxConsumer:
         self.subscriber = subscriber
         return subscriber
 
+    def abandon_on_stop(self) -> None:
+        """Stop without handing back what is in flight (for when the bus goes away too, see _Fetcher)."""
+        if isinstance(self.subscriber, _Fetcher):
+            self.subscriber.hand_back = False
+
     def alive(self) -> bool:
         """The fetch task is running (not finished, not failed)."""
         s = self.subscriber
@@ -655,6 +660,11 @@ class _Fetcher(BatchPullStreamSubscriber):
     # When the last fetch stops reading (monotonic): its pull request may be served a little beyond.
     read_until: float = 0.0
     died: bool = False
+    # False when the bus goes away with this process (a test's private NATS server): what is in flight is
+    # abandoned at once instead of handed back, which waits out the last fetch and its late deliveries.
+    hand_back: bool = True
+    # The fetch outstanding, if any (set per instance by `_start_fetch`).
+    fetching: asyncio.Future[list[Msg]] | None = None
 
     async def _create_subscription(self) -> None:
         if self.subscription:
@@ -681,12 +691,16 @@ class _Fetcher(BatchPullStreamSubscriber):
         self.ahead = messages
         return messages
 
+    def _start_fetch(self) -> asyncio.Future[list[Msg]]:
+        self.fetching = asyncio.ensure_future(self._fetch())
+        return self.fetching
+
     async def _consume_pull(self) -> None:
         next_batch: asyncio.Future[list[Msg]] | None = None
         try:
             while self.running:
                 if next_batch is None:
-                    next_batch = asyncio.ensure_future(self._fetch())
+                    next_batch = self._start_fetch()
                 messages = await next_batch
                 next_batch = None
                 self.ahead = []
@@ -695,12 +709,12 @@ class _Fetcher(BatchPullStreamSubscriber):
                 if not self.running:  # fetched while stopping: back to the server, for another replica
                     await _nak_all(messages)
                     break
-                next_batch = asyncio.ensure_future(self._fetch())
+                next_batch = self._start_fetch()
                 await self.consume(messages)  # type: ignore[arg-type]
         finally:
             # Ended while running: the task died (see below), not a stop.
             self.died = self.running
-            if next_batch is not None and self.running:
+            if next_batch is not None and (self.running or not self.hand_back):
                 # Dying (a crash while applying, not a stop): what was fetched ahead is left to ack_wait. A nak
                 # here would hand it straight back to the next process, counting a delivery each time the
                 # process dies, so an innocent neighbour would reach max_deliver and be parked instead of
@@ -728,10 +742,13 @@ class _Fetcher(BatchPullStreamSubscriber):
         (`_hand_back_late`); only then is the subscription removed (FastStream would cancel the fetch
         loop and leave what it holds to time out)."""
         self.running = False
+        if not self.hand_back and self.fetching is not None:
+            self.fetching.cancel()  # the batch being applied is still finished and acked
         for task in list(self.tasks):
             with contextlib.suppress(BaseException):
                 await asyncio.wait_for(asyncio.shield(task), DRAIN_SECONDS)
-        if not self.died:  # a dead loop leaves what it had to ack_wait, as it leaves its batch fetched ahead
+        # A dead loop leaves what it had to ack_wait, as it leaves its batch fetched ahead.
+        if not self.died and self.hand_back:
             with contextlib.suppress(Exception):
                 await self._hand_back_late()
         await super().stop()

@@ -68,6 +68,9 @@ class RunningService:
     # Why the process must end (NATS closed for good, a consumer or relay task died); exit non-zero.
     fatal: str | None = None
     on_fatal: Callable[[str], None] | None = None
+    # Whether stopping hands what its consumers hold back to the bus (see runtime.inbox._Fetcher.stop), a
+    # second or two; False where the bus goes away with the service (a test module's private NATS server).
+    hand_back: bool = True
 
     @property
     def nc(self) -> NATS:
@@ -231,6 +234,9 @@ async def _watch(running: RunningService) -> None:
 
 async def shutdown(running: RunningService) -> None:
     running.stop.set()
+    if not running.hand_back:
+        for consumer in running.consumers:
+            consumer.abandon_on_stop()
     for task in running.tasks:
         with contextlib.suppress(asyncio.TimeoutError, Exception):
             await asyncio.wait_for(asyncio.shield(task), timeout=5)

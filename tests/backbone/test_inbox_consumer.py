@@ -315,6 +315,82 @@ class TestStopping:
         await eventually(lambda: _server(js, stream, consumer, ack_pending=0, waiting=0), what="nothing left unacked")
 
 
+    async def test_a_stop_whose_bus_goes_too_finishes_its_batch_and_abandons_the_rest(self, nc, scratch, stream):
+        """`hand_back = False` (RunningService.hand_back, for a bus that stops with the service): the batch
+        being applied is still committed and acked, but what the server delivered after the last fetch is
+        left to ack_wait instead of nak'ed, and the stop does not wait for it."""
+        schema, engine = scratch
+        js = nc.jetstream()
+        Ping = ping_event(stream)
+        entered, release = asyncio.Event(), asyncio.Event()
+        counting = counting_handler(schema)
+
+        async def handle(session, event) -> None:
+            if event.key == "first":
+                entered.set()
+                await release.wait()
+            await counting(session, event)
+
+        consumer = consumer_for(js, engine, schema, (Ping,), handle=handle, ack_wait=600.0, batch=64)
+        broker = bus.broker(bus.url_of(nc), name="abandoning-test")
+        consumer.attach(broker)
+        fetcher = consumer.subscriber
+        fetcher.__class__ = _CountingFetcher
+        await consumer.ensure((await bus.connect_broker(broker)).jetstream())
+        await broker.start()
+        stopping = None
+        try:
+            await publish(js, Ping(key="first", amount=1))
+            await eventually(lambda: _true(entered.is_set()), what="the first event held by its handler")
+            await eventually(lambda: _true(fetcher.returned == fetcher.begun), what="the fetch ahead returned")
+            await eventually(lambda: _server(js, stream, consumer, ack_pending=1, waiting=0),
+                             what="no pull request left on the server")
+            psub = fetcher.subscription
+            k = 3
+            await psub._nc.publish(psub._nms, json.dumps({"batch": k, "expires": 30_000_000_000}).encode(),
+                                   psub._deliver)
+            for i in range(k):
+                await publish(js, Ping(key=f"late{i}", amount=1))
+            await eventually(lambda: _true(len(_unread(psub)) == k), what="the late events in the queue, unread")
+
+            consumer.abandon_on_stop()
+            stopping = asyncio.create_task(broker.stop())
+            await eventually(lambda: _true(not fetcher.running), what="the consumer stopping")
+            release.set()
+            await asyncio.wait_for(stopping, 60)
+        finally:
+            release.set()
+            if stopping is None:
+                await broker.stop()
+        assert await counters(engine, schema) == {"first": (1, 1)}  # the batch in hand: applied
+        # ... and acked; the late ones were not handed back: still out until their ack_wait (ten minutes),
+        # where a handing-back stop makes them the next fetch's at once.
+        assert (await js.consumer_info(stream.name, consumer.durable)).num_ack_pending == k
+        sub = await js.pull_subscribe_bind(consumer.durable, stream=stream.name)
+        try:
+            with pytest.raises(nats.errors.TimeoutError):
+                await sub.fetch(batch=k, timeout=3)
+        finally:
+            await sub.unsubscribe()
+
+    async def test_an_abandoning_stop_cancels_the_idle_consumer_s_outstanding_fetch(self, nc, scratch, stream):
+        """A handing-back stop waits for the fetch outstanding to end (its timeout, 30 s here), so that what
+        it brings can be nak'ed; an abandoning one cancels it."""
+        schema, engine = scratch
+        Ping = ping_event(stream)
+        consumer = consumer_for(nc.jetstream(), engine, schema, (Ping,), fetch_timeout=30.0)
+        broker = bus.broker(bus.url_of(nc), name="idle-stop-test")
+        consumer.attach(broker)
+        fetcher = consumer.subscriber
+        fetcher.__class__ = _CountingFetcher
+        await consumer.ensure((await bus.connect_broker(broker)).jetstream())
+        await broker.start()
+        await eventually(lambda: _true(fetcher.begun >= 1), what="a fetch outstanding")
+        outstanding = fetcher.fetching
+        consumer.abandon_on_stop()
+        await asyncio.wait_for(broker.stop(), 20)  # shorter than the fetch's own 30 s
+        assert outstanding.cancelled()
+
 def _unread(psub) -> list:
     """The messages waiting in a pull subscription's queue (nats-py's own) that are not status messages."""
     return [m for m in list(psub._sub._pending_queue._queue) if not JetStreamContext.is_status_msg(m)]

@@ -95,7 +95,8 @@ async def test_backup_restore_and_replay_give_back_the_backed_up_state(private_d
     nc = await bus.connect(private_bus.url, name="backup-test")
     directory = tmp_path / "backup"
     try:
-        async with gateway_with_services(settings_of, [pipeline_definition], "backup.test") as g:
+        async with gateway_with_services(settings_of, [pipeline_definition], "backup.test",
+                                         bus_goes_too=False) as g:  # started again on the same bus below
             await publish(nc, [upsert(i, v) for v in (1, 2) for i in range(24)])
             await eventually(lambda: _is(read_model_count(admin), 24), "24 opportunities in the read model")
             await eventually(lambda: _settled(admin), "the read model at the last versions")

@@ -17,6 +17,7 @@ from runtime.settings import Settings
 from runtime.testing import TEST_SECRET
 from services.commissions.handlers import definition as commissions_definition
 from services.pipeline.handlers import definition as pipeline_definition
+from tests.support.bus import bus_goes_too
 from tests.support.gateway import TEST_SETTINGS, Gateway, gateway_with_services
 
 
@@ -29,6 +30,7 @@ async def service(private_db: dict[str, str], private_bus: EmbeddedNats) -> Asyn
     running = await start(commissions_definition, settings, stop)
     yield running
     stop.set()
+    bus_goes_too(running)
     await shutdown(running)
 
 

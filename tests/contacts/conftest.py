@@ -25,7 +25,7 @@ from runtime.service import RunningService, shutdown, start
 from runtime.settings import Settings
 from runtime.testing import TEST_SECRET, TestServers, eventually, platform_database, prepare_streams, unique
 from services.relationships.handlers import definition
-from tests.support.bus import publish, settled
+from tests.support.bus import bus_goes_too, publish, settled
 
 
 def settings_for(db_url: str, nats_url: str) -> Settings:
@@ -55,6 +55,7 @@ async def rel_service(rel_db: dict[str, str], rel_bus: EmbeddedNats) -> AsyncIte
     running = await start(definition, settings_for(rel_db["relationships"], rel_bus.url_for("relationships")), stop)
     yield running
     stop.set()
+    bus_goes_too(running)
     await shutdown(running)
 
 
@@ -125,10 +126,12 @@ async def gw(rel_db: dict[str, str], rel_bus: EmbeddedNats, rel_service: Running
                 me = (await client.get("/api/me")).json()
                 g.people[role] = Person(role=role, email=email, client=client, csrf=csrf, id=me["id"])
             yield g
+            bus_goes_too(app.state.running)
             for person in g.people.values():
                 await person.client.aclose()
     finally:
         stop.set()
+        bus_goes_too(pipeline)
         await shutdown(pipeline)
 
 

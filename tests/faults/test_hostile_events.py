@@ -24,6 +24,7 @@ from runtime.settings import Settings
 from runtime.testing import eventually
 from tests.commissions.helpers import sample
 from tests.pipeline.helpers import external
+from tests.support.bus import bus_goes_too
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -47,7 +48,8 @@ async def services(private_db: dict[str, str], private_nats: str) -> AsyncIterat
     running = {name: await start(d, settings_for(private_db[name], private_nats), asyncio.Event())
                for name, d in _definitions().items()}
     yield running
-    await asyncio.gather(*(shutdown(r) for r in running.values()))  # side by side: each waits out its last fetch
+    bus_goes_too(*running.values())
+    await asyncio.gather(*(shutdown(r) for r in running.values()))  # side by side
 
 
 @pytest.fixture

@@ -24,6 +24,7 @@ from runtime.settings import Settings
 from runtime.testing import TEST_SECRET, eventually
 from services.pipeline.handlers import definition as pipeline_definition
 from services.relationships.handlers import definition
+from tests.support.bus import bus_goes_too
 from tests.support.gateway import PASSWORD, Gateway, Person
 
 
@@ -36,6 +37,7 @@ async def service(private_db: dict[str, str], private_bus: EmbeddedNats) -> Asyn
     running = await start(definition, settings, stop)
     yield running
     stop.set()
+    bus_goes_too(running)
     await shutdown(running)
 
 
@@ -97,11 +99,13 @@ async def gw(private_db: dict[str, str], private_bus: EmbeddedNats) -> AsyncIter
                 client, csrf = await g.sign_in(email)
                 g.people[role] = Person(role=role, email=email, client=client, csrf=csrf)
             yield g
+            bus_goes_too(app.state.running)
             for person in g.people.values():
                 await person.client.aclose()
     finally:
         stop.set()
-        await asyncio.gather(*(shutdown(s) for s in services))  # side by side: each waits out its last fetch
+        bus_goes_too(*services)
+        await asyncio.gather(*(shutdown(s) for s in services))  # side by side
 
 
 async def call(g: Gateway, role: Role, method: str, url: str, body: object = None, **kw: Any) -> httpx.Response:

@@ -23,6 +23,7 @@ from runtime.service import shutdown, start
 from runtime.settings import Settings
 from runtime.testing import TEST_SECRET, eventually, unique
 from services.pipeline.handlers import definition as pipeline_definition
+from tests.support.bus import bus_goes_too
 from tests.support.gateway import TEST_SETTINGS, Gateway, gateway_with_services
 
 HTML = {"accept": "text/html"}
@@ -62,6 +63,7 @@ async def world(private_db: dict[str, str], private_bus: EmbeddedNats) -> AsyncI
         async with gateway_with_services(settings_of, [], "dashboard.test") as gw:
             yield gw, pipeline
     finally:
+        bus_goes_too(*pipeline)
         for running in pipeline:
             await shutdown(running)
 

@@ -19,6 +19,7 @@ from runtime.service import RunningService, shutdown, start
 from runtime.testing import TestServers, platform_database, prepare_streams, unique
 from services.pipeline.handlers import definition as pipeline_definition
 from tests.pipeline.helpers import settings_for
+from tests.support.bus import bus_goes_too
 
 CATALOG = "Sandbox"
 
@@ -63,6 +64,7 @@ async def pipeline(sync_db: dict[str, str], sync_bus: EmbeddedNats) -> AsyncIter
     running = await start(pipeline_definition, settings_for(sync_db["pipeline"], sync_bus.url_for("pipeline")), stop)
     yield running
     stop.set()
+    bus_goes_too(running)
     await shutdown(running)
 
 
@@ -76,4 +78,5 @@ async def aws_shell(sync_db: dict[str, str], sync_bus: EmbeddedNats,
     running = await start(shell, settings_for(sync_db["aws_sync"], sync_bus.url_for("aws-sync")), stop)
     yield running
     stop.set()
+    bus_goes_too(running)
     await shutdown(running)

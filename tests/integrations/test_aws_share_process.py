@@ -29,6 +29,7 @@ from services.pipeline.handlers import definition as pipeline_definition
 from tests.integrations.fake_partner_central import Fake
 from tests.integrations.test_aws_worker_process import spawn
 from tests.pipeline.helpers import settings_for, sql
+from tests.support.bus import bus_goes_too
 
 SOLUTION = "S-0000042"
 READ_TIMEOUT = 1.0
@@ -46,6 +47,7 @@ async def pipeline_running(share_db, private_bus: EmbeddedNats) -> AsyncIterator
                           stop)
     yield running
     stop.set()
+    bus_goes_too(running)
     await shutdown(running)
 
 

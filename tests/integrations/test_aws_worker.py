@@ -32,6 +32,7 @@ from tests.integrations.ace import opportunity
 from tests.integrations.conftest import CATALOG, aws_settings, stubbed
 from tests.integrations.test_aws_inbound import SORT, detail, landed
 from tests.pipeline.helpers import settings_for, sql
+from tests.support.bus import bus_goes_too
 
 pytestmark = pytest.mark.usefixtures("catalog_env")
 
@@ -70,7 +71,8 @@ async def worker(worker_db, private_bus: EmbeddedNats, aws, catalog_env) -> Asyn
     await eventually(lambda: asyncio.sleep(0, not stubber._queue), what="the first pull")
     yield running
     stop.set()
-    await asyncio.gather(shutdown(running), shutdown(pipeline))  # side by side: each waits out its last fetch
+    bus_goes_too(running, pipeline)
+    await asyncio.gather(shutdown(running), shutdown(pipeline))  # side by side
 
 
 @pytest.fixture

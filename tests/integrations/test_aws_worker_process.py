@@ -26,6 +26,7 @@ from services.pipeline.handlers import definition as pipeline_definition
 from tests.integrations.ace import opportunity
 from tests.integrations.fake_partner_central import Fake, now
 from tests.pipeline.helpers import eventually, settings_for, sql
+from tests.support.bus import bus_goes_too
 
 ROOT = Path(__file__).resolve().parents[2]
 COUNT = 23
@@ -44,6 +45,7 @@ async def pipeline_running(process_db, private_bus: EmbeddedNats) -> AsyncIterat
                           stop)
     yield running
     stop.set()
+    bus_goes_too(running)
     await shutdown(running)
 
 

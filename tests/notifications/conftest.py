@@ -28,8 +28,11 @@ from runtime.mailbox import LocalMailbox
 from runtime.service import RunningService, shutdown, start
 from runtime.settings import Settings
 from services.notifications.handlers import definition
+from tests.support.bus import (
+    bus_goes_too,
+    settled,  # noqa: F401  (this package's tests wait with it)
+)
 from tests.support.bus import publish as recorded_publish
-from tests.support.bus import settled  # noqa: F401  (this package's tests wait with it)
 
 ADMIN = "u-admin"
 MANAGER = "u-manager"
@@ -68,6 +71,7 @@ async def service(private_db: dict[str, str], private_bus: EmbeddedNats,
     running = await start(definition, settings_for(private_db, private_bus, mailbox.url), stop)
     yield running
     stop.set()
+    bus_goes_too(running)
     await shutdown(running)
 
 

@@ -27,6 +27,7 @@ from runtime.settings import Settings
 from runtime.testing import TEST_SECRET, eventually
 from services.notifications.handlers import definition as notifications_definition
 from services.pipeline.handlers import definition as pipeline_definition
+from tests.support.bus import bus_goes_too
 from tests.support.gateway import PASSWORD, Gateway, Person
 
 
@@ -60,11 +61,13 @@ async def gw(private_db: dict[str, str], private_bus: EmbeddedNats, mail_dir: Pa
                 me = (await client.get("/api/me")).json()
                 g.people[role] = Person(role=role, email=email, client=client, csrf=csrf, id=me["id"])
             yield g
+            bus_goes_too(app.state.running)
             for person in g.people.values():
                 await person.client.aclose()
     finally:
         stop.set()
-        await asyncio.gather(*(shutdown(svc) for svc in services))  # side by side: each waits out its last fetch
+        bus_goes_too(*services)
+        await asyncio.gather(*(shutdown(svc) for svc in services))  # side by side
         await box.stop()
 
 

@@ -19,6 +19,7 @@ from runtime.service import RunningService, shutdown, start
 from runtime.testing import TestServers, platform_database, prepare_streams, unique
 from services.pipeline.handlers import definition
 from tests.pipeline.helpers import settings_for
+from tests.support.bus import bus_goes_too
 
 
 @pytest.fixture(scope="package")
@@ -48,6 +49,7 @@ async def pipeline_service(pipeline_db: dict[str, str], pipeline_bus: EmbeddedNa
     running = await start(definition, settings_for(pipeline_db["pipeline"], pipeline_bus.url_for("pipeline")), stop)
     yield running
     stop.set()
+    bus_goes_too(running)
     await shutdown(running)
 
 
@@ -65,6 +67,7 @@ async def gateway_app(pipeline_db: dict[str, str], pipeline_bus: EmbeddedNats, p
     app = create_app(settings_for(pipeline_db["gateway"], pipeline_bus.url_for("gateway")))
     async with app.router.lifespan_context(app):
         yield app
+        bus_goes_too(app.state.running)
 
 
 @pytest.fixture(scope="package")

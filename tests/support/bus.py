@@ -77,3 +77,12 @@ async def all_parked(nc: NATS, service: RunningService, event: Event, bodies: li
     assert len(letters) == len(bodies), [x.reason for x in letters]
     assert all(x.reason and x.subject == event.subject for x in letters)
     assert consumer.stats.applied == applied
+
+
+def bus_goes_too(*running: RunningService) -> None:
+    """Mark services (or a gateway's `app.state.running`) whose NATS server stops with them, a test
+    module's or package's own: stopping them abandons what their consumers hold instead of handing it
+    back to the bus, which waits out each consumer's last fetch and its late deliveries (a second or two
+    per service, most of a module's teardown). Not for a service stopped while its bus lives on."""
+    for r in running:
+        r.hand_back = False

@@ -18,6 +18,7 @@ from gateway.auth import STAFF_ROLES, Role
 from gateway.users import ensure_user
 from runtime.service import ServiceDefinition, shutdown, start
 from runtime.settings import Settings
+from tests.support import bus as support_bus
 
 PASSWORD = "correct horse battery staple"
 _addresses = itertools.count(10)
@@ -84,10 +85,12 @@ TEST_SETTINGS = {"environment": "test", "outbox_poll_seconds": 0.2, "bus_ack_wai
 
 @contextlib.asynccontextmanager
 async def gateway_with_services(settings_of: Callable[[str], Settings], services: Sequence[ServiceDefinition],
-                                domain: str) -> AsyncIterator[Gateway]:
+                                domain: str, *, bus_goes_too: bool = True) -> AsyncIterator[Gateway]:
     """The given services and the gateway (its real lifespan: read-model consumers, command client), each
     with the settings `settings_of(owner)` gives (`owner`: its database schema and role, as in
-    runtime.topology.DATABASE_OWNERS); a person of every role, `<role>@<domain>`, signed in."""
+    runtime.topology.DATABASE_OWNERS); a person of every role, `<role>@<domain>`, signed in.
+    `bus_goes_too`: their NATS server stops with them (see tests.support.bus.bus_goes_too); False
+    where the test starts services on the same bus again."""
     stop = asyncio.Event()
     running = []
     lifespan: contextlib.AbstractAsyncContextManager | None = None
@@ -113,8 +116,12 @@ async def gateway_with_services(settings_of: Callable[[str], Settings], services
                 await person.client.aclose()
     finally:
         stop.set()
-        # The gateway and the services stop side by side: each waits out its consumers' last fetch and late
-        # deliveries (a second or two), which one after another made most of a module's teardown.
+        if bus_goes_too:
+            support_bus.bus_goes_too(*running)
+            if lifespan is not None:
+                support_bus.bus_goes_too(app.state.running)
+        # The gateway and the services stop side by side: each handing back what it holds waits out its
+        # consumers' last fetch and late deliveries (a second or two).
         stopping = [shutdown(s) for s in running]
         if lifespan is not None:
             stopping.append(lifespan.__aexit__(None, None, None))

@@ -36,6 +36,7 @@ from services.notifications.handlers import definition as notifications_definiti
 from services.pipeline.handlers import definition as pipeline_definition
 from services.relationships.handlers import definition as relationships_definition
 from tests.pipeline.helpers import external
+from tests.support.bus import bus_goes_too
 
 COMPONENTS = [name for name in bus_auth.COMPONENTS if name != bus_auth.OPERATOR]
 # How long a forged publish waits for the answer a refused one never gets: the proof of the refusal is the
@@ -87,7 +88,8 @@ async def platform(private_db: dict[str, str], private_bus: EmbeddedNats) -> Asy
     ]
     yield running
     stop.set()
-    await asyncio.gather(*(shutdown(r) for r in running))  # side by side: each waits out its last fetch
+    bus_goes_too(*running)
+    await asyncio.gather(*(shutdown(r) for r in running))  # side by side
 
 
 async def stored(db: dict[str, str], nc: NATS) -> dict[str, int]:

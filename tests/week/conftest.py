@@ -20,6 +20,7 @@ from runtime.embedded import EmbeddedNats
 from runtime.service import RunningService, shutdown, start
 from runtime.settings import Settings
 from services.relationships.handlers import definition
+from tests.support.bus import bus_goes_too
 
 
 @pytest.fixture(scope="module")
@@ -31,6 +32,7 @@ async def service(private_db: dict[str, str], private_bus: EmbeddedNats) -> Asyn
     running = await start(definition, settings, stop)
     yield running
     stop.set()
+    bus_goes_too(running)
     await shutdown(running)
 
 
@@ -129,11 +131,13 @@ async def gw(private_db: dict[str, str], private_bus: EmbeddedNats):
             me = (await client.get("/api/me")).json()
             g.people["member2"] = Person(role=Role.member, email=email, client=client, csrf=csrf, id=me["id"])  # type: ignore[index]
             yield g
+            bus_goes_too(app.state.running)
             for person in g.people.values():
                 await person.client.aclose()
     finally:
         stop.set()
-        await asyncio.gather(*(shutdown(s) for s in services))  # side by side: each waits out its last fetch
+        bus_goes_too(*services)
+        await asyncio.gather(*(shutdown(s) for s in services))  # side by side
 
 
 async def call(g, who, method: str, url: str, body: object = None):
