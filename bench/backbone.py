@@ -286,7 +286,7 @@ async def platform_path(
     if inbox_rows != n or total_applications != n or unsent:
         raise RuntimeError(f"platform path did not apply every event exactly once: {check}")
     phases.append(Phase("platform_relay", "platform relay → JetStream (while consuming)", n, relay_seconds,
-                        "OutboxRelay: claim 500, publish (256 in flight), mark sent; until all published"))
+                        "OutboxRelay: claim 2000, publish (256 in flight), mark sent; until all published"))
     phases.append(Phase("platform_e2e", "platform end-to-end (relay → consumer → effect)", n, seconds,
                         "from relay start until the effect table shows all N applied",
                         extra={"check": check}))

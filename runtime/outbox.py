@@ -209,6 +209,10 @@ class OutboxRelay:
 
     Rows carry the trace context stored with them (`add_events`) as message headers: the consumer's
     span continues the writer's trace, with no span of the relay's own per row.
+
+    A batch (the rows claimed in one transaction) ends with its window drained, then the mark-sent,
+    the commit and the next claim, with nothing in flight meanwhile: 2,000 rows a batch rather than
+    500 made the relay ~40 % faster in bench.backbone (docs/benchmarks.md, issue 8 backbone).
     """
 
     def __init__(
@@ -218,7 +222,7 @@ class OutboxRelay:
         dsn: str,
         schema: str,
         js: JetStreamContext,
-        batch: int = 500,
+        batch: int = 2000,
         poll_seconds: float = 2.0,
         retention: timedelta = timedelta(days=14),
         max_in_flight: int = 256,

@@ -67,7 +67,8 @@ class Settings(BaseSettings):
     bus_fetch_batch: int = Field(default=256, ge=1, le=4096)
     # 3 on a NATS cluster: each stream then survives the loss of a server.
     bus_stream_replicas: int = Field(default=1, ge=1, le=5)
-    outbox_batch: int = Field(default=500, ge=1, le=10000)
+    # Rows a relay claims per transaction; its window keeps 256 of them in flight (runtime/outbox.py).
+    outbox_batch: int = Field(default=2000, ge=1, le=10000)
     outbox_poll_seconds: float = Field(default=2.0, gt=0)
     outbox_retention_days: int = Field(default=14, ge=1)
     # Run the AWS Partner Central sync worker (integrations/aws_partner_central; docs/integrations.md).
