@@ -52,7 +52,7 @@ def create_app(settings: Settings | None = None, *, exit_on_fatal: bool = False)
     """`exit_on_fatal`: when the gateway's NATS connection closes for good or a consumer task dies, stop
     the server (SIGTERM to itself); `python -m gateway serve` then exits non-zero (app.state.fatal)."""
     settings = settings or get_settings()
-    passwords.configure(settings.gateway_password_hash_concurrency)
+    passwords.configure(settings.gateway_password_hash_concurrency, environment=settings.environment)
 
     def on_fatal(_reason: str) -> None:
         if exit_on_fatal:
