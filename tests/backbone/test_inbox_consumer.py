@@ -233,66 +233,75 @@ class _CountingFetcher(_Fetcher):
             self.returned += 1
 
 
+async def _stopped_holding_late_deliveries(js, engine, schema, stream, k: int, *, abandon: bool):
+    """The consumer holds its first event (its loop blocked, its fetch ahead returned, no request of its own
+    left on the server) while a pull request of its subscription is served with `k` events nobody reads;
+    then it is stopped (abandoning what it holds if `abandon`), the first event released meanwhile."""
+    Ping = ping_event(stream)
+    entered, release = asyncio.Event(), asyncio.Event()
+    counting = counting_handler(schema)
+
+    async def handle(session, event) -> None:
+        if event.key == "first":
+            entered.set()
+            await release.wait()
+        await counting(session, event)
+
+    consumer = consumer_for(js, engine, schema, (Ping,), handle=handle, ack_wait=600.0, batch=64)
+    broker = bus.broker(bus.url_of(js._nc), name="stopping-test")
+    consumer.attach(broker)
+    fetcher = consumer.subscriber
+    fetcher.__class__ = _CountingFetcher
+    await consumer.ensure((await bus.connect_broker(broker)).jetstream())
+    await broker.start()
+    stopping = None
+    try:
+        await publish(js, Ping(key="first", amount=1))
+        await eventually(lambda: _true(entered.is_set()), what="the first event held by its handler")
+        # The fetch ahead began before the handler was entered (the batch's transaction waited for
+        # Postgres first). Once it has returned, the loop waits on the handler and nothing reads the
+        # subscription; then the server holds no pull request of ours.
+        await eventually(lambda: _true(fetcher.returned == fetcher.begun), what="the fetch ahead returned")
+        await eventually(lambda: _server(js, stream, consumer, ack_pending=1, waiting=0),
+                         what="no pull request left on the server")
+        psub = fetcher.subscription
+        # A pull request of this subscription, as fetch sends it, that the server serves after its
+        # fetch has stopped reading.
+        await psub._nc.publish(psub._nms, json.dumps({"batch": k, "expires": 30_000_000_000}).encode(),
+                               psub._deliver)
+        for i in range(k):
+            await publish(js, Ping(key=f"late{i}", amount=1))
+        # Data messages only: the server's end of the expired request ahead (a status) may come too.
+        await eventually(lambda: _true(len(_unread(psub)) == k), what="the late events in the queue, unread")
+        assert (await js.consumer_info(stream.name, consumer.durable)).num_ack_pending == 1 + k
+
+        if abandon:
+            consumer.abandon_on_stop()
+        stopping = asyncio.create_task(broker.stop())
+        await eventually(lambda: _true(not fetcher.running), what="the consumer stopping")
+        release.set()
+        await asyncio.wait_for(stopping, 60)
+    finally:
+        release.set()
+        if stopping is None:
+            await broker.stop()
+    assert await counters(engine, schema) == {"first": (1, 1)}
+    return consumer
+
+
 class TestStopping:
     async def test_what_the_server_delivers_after_the_last_fetch_is_nak_ed_on_stop(self, nc, scratch, stream):
         """nats-py's fetch returns at its deadline while its pull request (for a whole batch) may still be
         served by the server a moment longer; what arrives then waits in the subscription's queue for the
         next fetch. A stopping consumer makes no next fetch: those messages, delivered and unanswered,
         waited out ack_wait before another replica got them (late events in rolling restarts). Here the
-        state is made outright: the consumer holds its first event (its loop blocked, its fetch ahead
-        returned, no request of its own left on the server), a pull request of its subscription is served
-        with K events nobody reads; on stop they are nak'ed: the durable hands them to the next fetch at
-        once (delivered twice), long before their ack_wait (ten minutes) could run out."""
+        state is made outright (`_stopped_holding_late_deliveries`); on stop they are nak'ed: the durable
+        hands them to the next fetch at once (delivered twice), long before their ack_wait (ten minutes)
+        could run out."""
         schema, engine = scratch
         js = nc.jetstream()
-        Ping = ping_event(stream)
-        entered, release = asyncio.Event(), asyncio.Event()
-        counting = counting_handler(schema)
-
-        async def handle(session, event) -> None:
-            if event.key == "first":
-                entered.set()
-                await release.wait()
-            await counting(session, event)
-
-        consumer = consumer_for(js, engine, schema, (Ping,), handle=handle, ack_wait=600.0, batch=64)
-        broker = bus.broker(bus.url_of(nc), name="stopping-test")
-        consumer.attach(broker)
-        fetcher = consumer.subscriber
-        fetcher.__class__ = _CountingFetcher
-        await consumer.ensure((await bus.connect_broker(broker)).jetstream())
-        await broker.start()
-        stopping = None
-        try:
-            await publish(js, Ping(key="first", amount=1))
-            await eventually(lambda: _true(entered.is_set()), what="the first event held by its handler")
-            # The fetch ahead began before the handler was entered (the batch's transaction waited for
-            # Postgres first). Once it has returned, the loop waits on the handler and nothing reads the
-            # subscription; then the server holds no pull request of ours.
-            await eventually(lambda: _true(fetcher.returned == fetcher.begun), what="the fetch ahead returned")
-            await eventually(lambda: _server(js, stream, consumer, ack_pending=1, waiting=0),
-                             what="no pull request left on the server")
-            psub = fetcher.subscription
-            k = 5
-            # A pull request of this subscription, as fetch sends it, that the server serves after its
-            # fetch has stopped reading.
-            await psub._nc.publish(psub._nms, json.dumps({"batch": k, "expires": 30_000_000_000}).encode(),
-                                   psub._deliver)
-            for i in range(k):
-                await publish(js, Ping(key=f"late{i}", amount=1))
-            # Data messages only: the server's end of the expired request ahead (a status) may come too.
-            await eventually(lambda: _true(len(_unread(psub)) == k), what="the late events in the queue, unread")
-            assert (await js.consumer_info(stream.name, consumer.durable)).num_ack_pending == 1 + k
-
-            stopping = asyncio.create_task(broker.stop())
-            await eventually(lambda: _true(not fetcher.running), what="the consumer stopping")
-            release.set()
-            await asyncio.wait_for(stopping, 60)
-        finally:
-            release.set()
-            if stopping is None:
-                await broker.stop()
-        assert await counters(engine, schema) == {"first": (1, 1)}
+        k = 5
+        consumer = await _stopped_holding_late_deliveries(js, engine, schema, stream, k, abandon=False)
         # Handed back, the late events are the next fetch's at once; left unanswered, they would be no
         # fetch's before their ack_wait ran out, ten minutes after they were delivered (longer than this
         # test waits for them).
@@ -314,57 +323,16 @@ class TestStopping:
             await sub.unsubscribe()
         await eventually(lambda: _server(js, stream, consumer, ack_pending=0, waiting=0), what="nothing left unacked")
 
-
     async def test_a_stop_whose_bus_goes_too_finishes_its_batch_and_abandons_the_rest(self, nc, scratch, stream):
         """`hand_back = False` (RunningService.hand_back, for a bus that stops with the service): the batch
         being applied is still committed and acked, but what the server delivered after the last fetch is
         left to ack_wait instead of nak'ed, and the stop does not wait for it."""
         schema, engine = scratch
         js = nc.jetstream()
-        Ping = ping_event(stream)
-        entered, release = asyncio.Event(), asyncio.Event()
-        counting = counting_handler(schema)
-
-        async def handle(session, event) -> None:
-            if event.key == "first":
-                entered.set()
-                await release.wait()
-            await counting(session, event)
-
-        consumer = consumer_for(js, engine, schema, (Ping,), handle=handle, ack_wait=600.0, batch=64)
-        broker = bus.broker(bus.url_of(nc), name="abandoning-test")
-        consumer.attach(broker)
-        fetcher = consumer.subscriber
-        fetcher.__class__ = _CountingFetcher
-        await consumer.ensure((await bus.connect_broker(broker)).jetstream())
-        await broker.start()
-        stopping = None
-        try:
-            await publish(js, Ping(key="first", amount=1))
-            await eventually(lambda: _true(entered.is_set()), what="the first event held by its handler")
-            await eventually(lambda: _true(fetcher.returned == fetcher.begun), what="the fetch ahead returned")
-            await eventually(lambda: _server(js, stream, consumer, ack_pending=1, waiting=0),
-                             what="no pull request left on the server")
-            psub = fetcher.subscription
-            k = 3
-            await psub._nc.publish(psub._nms, json.dumps({"batch": k, "expires": 30_000_000_000}).encode(),
-                                   psub._deliver)
-            for i in range(k):
-                await publish(js, Ping(key=f"late{i}", amount=1))
-            await eventually(lambda: _true(len(_unread(psub)) == k), what="the late events in the queue, unread")
-
-            consumer.abandon_on_stop()
-            stopping = asyncio.create_task(broker.stop())
-            await eventually(lambda: _true(not fetcher.running), what="the consumer stopping")
-            release.set()
-            await asyncio.wait_for(stopping, 60)
-        finally:
-            release.set()
-            if stopping is None:
-                await broker.stop()
-        assert await counters(engine, schema) == {"first": (1, 1)}  # the batch in hand: applied
-        # ... and acked; the late ones were not handed back: still out until their ack_wait (ten minutes),
-        # where a handing-back stop makes them the next fetch's at once.
+        k = 3
+        consumer = await _stopped_holding_late_deliveries(js, engine, schema, stream, k, abandon=True)
+        # The first event applied and acked; the late ones were not handed back: still out until their
+        # ack_wait (ten minutes), where a handing-back stop makes them the next fetch's at once.
         assert (await js.consumer_info(stream.name, consumer.durable)).num_ack_pending == k
         sub = await js.pull_subscribe_bind(consumer.durable, stream=stream.name)
         try:
