@@ -101,14 +101,14 @@ async def raw_jetstream(nc: NATS, payloads: Sequence[tuple[str, bytes]]) -> list
 class Process:
     """A platform process (a service or the gateway) with its CPU time read from /proc."""
 
-    def __init__(self, name: str, args: list[str], env: dict[str, str], log_dir: Path) -> None:
-        self.name, self.args, self.env = name, args, env
+    def __init__(self, name: str, args: list[str], env: dict[str, str], log_dir: Path, cwd: Path = ROOT) -> None:
+        self.name, self.args, self.env, self.cwd = name, args, env, cwd
         self.log_path = log_dir / f"{name}.log"
         self.proc: asyncio.subprocess.Process | None = None
 
     async def start(self) -> None:
         log_file = self.log_path.open("wb")
-        self.proc = await asyncio.create_subprocess_exec(sys.executable, *self.args, env=self.env, cwd=ROOT,
+        self.proc = await asyncio.create_subprocess_exec(sys.executable, *self.args, env=self.env, cwd=self.cwd,
                                                          stdout=log_file, stderr=asyncio.subprocess.STDOUT)
 
     def cpu_seconds(self) -> float:
