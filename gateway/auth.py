@@ -239,13 +239,13 @@ def require(role: Role = Role.viewer, scope: str | None = None, *, partners: boo
     async def dependency(request: Request) -> Principal:
         principal = await _authenticate(request)
         if principal is not None:
-            await people.directory(request)  # owners' names for the pages; reloads at most every 30 s
+            await people.directory(request)  # owners' names for the pages; reloaded every 30 s
         return await admit(request, principal)
 
     async def lending(request: Request) -> AsyncIterator[Principal]:
-        # The directory's refresh (every 30 s) takes a connection of its own: before this one is checked
-        # out, so that a request never holds two (as many requests at once as the pool has connections,
-        # each holding one and waiting for another, would starve it).
+        # The directory's first load takes a connection of its own (its reloads run in the background):
+        # before this one is checked out, so that a request never holds two (as many requests at once as
+        # the pool has connections, each holding one and waiting for another, would starve it).
         await people.directory(request)
         async with driver_connection(running(request).engine) as conn:
             principal = await admit(request, await authenticate(request, conn.driver))

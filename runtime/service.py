@@ -259,6 +259,21 @@ def freeze_start_up() -> None:
     gc.freeze()
 
 
+# A young collection every YOUNG_COLLECTION net new container objects instead of CPython's 700. A request
+# or batch frees almost everything it makes by reference counting: the default threshold ran ~135 young
+# collections a second in the gateway under bench.kpi_read, each promoting what the requests in flight
+# held, and so a full collection every second (10-18 ms, every request waiting). Cycles are still
+# collected, a little later.
+YOUNG_COLLECTION = 10_000
+
+
+def collect_less_often() -> None:
+    """For a serving process's entry point (as `freeze_start_up`): collect the young generation every
+    YOUNG_COLLECTION objects; the older generations' thresholds stay CPython's."""
+    _young, middle, old = gc.get_threshold()
+    gc.set_threshold(YOUNG_COLLECTION, middle, old)
+
+
 def main(definition: ServiceDefinition) -> None:
     settings = get_settings()
     telemetry.setup(definition.name, level=settings.log_level, fmt=settings.log_format)

@@ -124,6 +124,53 @@ async def compute_and_store(session: AsyncSession, scope: str, as_of: date, comp
     return body
 
 
+class Computations:
+    """One computation of a scope's snapshot at a time per process (one per app: keep it on the app).
+
+    A snapshot found out of date is computed by the request that found it; without this, every request
+    for the same scope arriving meanwhile computed it too (a dozen statements, ~40 ms of the gateway's
+    CPU and more of Postgres's at 1M opportunities): 16 concurrent readers of an owner's KPIs after a
+    change computed them 16 times at once. Requests arriving during a computation wait for it instead.
+
+    A request must not get figures older than those it would have computed itself. A computation
+    started after the request arrived read the generations after it did: its result does. One started
+    before may have read them before a change the request must see: the request then reads the snapshot
+    the computation kept, which is current only if nothing changed since (`recheck`: one statement),
+    else it waits for (or starts) a computation that started after it arrived."""
+
+    def __init__(self) -> None:
+        self._running: dict[str, tuple[float, asyncio.Task[str]]] = {}
+
+    def running(self, scope: str) -> bool:
+        return scope in self._running
+
+    async def computed(self, scope: str, arrived: float, compute: Callable[[], Awaitable[str]],
+                       recheck: Callable[[], Awaitable[str | None]]) -> str:
+        """The scope's snapshot as of `arrived` (time.monotonic() when the request found it out of date,
+        or earlier): computed by `compute` unless a computation of it is under way."""
+        while True:
+            flight = self._running.get(scope)
+            if flight is None:
+                task = asyncio.get_running_loop().create_task(compute())
+                flight = (time.monotonic(), task)
+                self._running[scope] = flight
+                task.add_done_callback(lambda _t, f=flight: self._done(scope, f))
+            started, task = flight
+            # Shielded: a waiter that goes away (its client disconnected) leaves the others their result.
+            body = await asyncio.shield(task)
+            if started >= arrived:
+                return body
+            kept = await recheck()
+            if kept is not None:
+                return kept
+
+    def _done(self, scope: str, flight: tuple[float, asyncio.Task[str]]) -> None:
+        if self._running.get(scope) is flight:
+            del self._running[scope]
+        if not flight[1].cancelled():
+            flight[1].exception()  # retrieved: a failure reaches the waiters, not the loop's handler
+
+
 class Refresher:
     """Keeps one scope's snapshot fresh from the consumers: after a batch that changed its inputs has
     committed, computes it afresh in a transaction of its own, at most every `every` seconds per

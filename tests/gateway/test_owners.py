@@ -4,6 +4,7 @@ page) scoped like the team page: members and viewers see only themselves."""
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 
@@ -94,6 +95,46 @@ class TestOwnedById:
 
 async def _positive(value) -> bool:
     return (await value) > 0
+
+
+class TestPeopleDirectory:
+    async def test_a_stale_directory_is_reloaded_once_for_many_requests_and_a_fresh_one_at_once(self, gateway,
+                                                                                               monkeypatch):
+        """Past REFRESH_SECONDS the directory is reloaded once, in the background, however many requests
+        find it stale at once (each reloaded it, a session each, under bench.kpi_read's 16 clients);
+        a caller that must see a member added just now (an owner named by email) still loads it at once."""
+        from gateway import people
+
+        manager, _ = _as(gateway, Role.manager)
+        assert (await manager.get("/api/kpis/pipeline")).status_code == 200  # the directory is loaded
+        email, user_id = await _someone(gateway)
+        loads: list[int] = []
+        original = people.load
+
+        async def counted(session):
+            loads.append(1)
+            return await original(session)
+
+        monkeypatch.setattr(people, "load", counted)
+        state = gateway.app.state
+        state.people.loaded -= people.REFRESH_SECONDS + 1
+        answers = await asyncio.gather(*(manager.get("/api/kpis/pipeline") for _ in range(8)),
+                                       *(manager.get("/api/opportunities") for _ in range(8)))
+        assert [r.status_code for r in answers] == [200] * 16
+        await eventually(lambda: _found(state, email), "the reloaded directory")
+        assert len(loads) == 1
+        assert state.people.find(email).id == user_id
+
+        # A member added now is not in the directory just loaded; naming them as an owner loads it afresh.
+        newer, newer_id = await _someone(gateway)
+        assert state.people.find(newer) is None
+        deal = await _deal(gateway, owner=newer)
+        assert deal["owner"] == newer_id
+        assert len(loads) == 2
+
+
+async def _found(state, email: str) -> bool:
+    return state.people.find(email) is not None
 
 
 class TestKpiOwnerScope:

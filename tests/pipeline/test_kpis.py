@@ -4,6 +4,7 @@ figures from GET /api/kpis/pipeline. Dates are relative to today's fiscal quarte
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -143,6 +144,33 @@ async def _arr_names(api, owner) -> list[str]:
 
 
 class TestKeptKpis:
+    async def test_concurrent_reads_of_kpis_not_kept_yet_compute_them_once(self, api, bus_client, monkeypatch):
+        """Many requests for an owner's KPIs that nobody has read since their last change: one computes
+        them, the others wait for its figures (they were 16 computations at once under bench.kpi_read)."""
+        from gateway.read_models import kpi_snapshots
+
+        owner = unique("herd-")
+        await send(bus_client, c.CreateOpportunity(name="H", customer="C", amount="100", owner=owner))
+
+        async def applied():
+            k = await kpis(api, owner=owner, top=11)  # computed per request: nothing kept
+            return sum(f["deals"] for f in k["pipeline_by_stage"]) == 1
+
+        await eventually(applied, what="the owner's deal in the read model")
+        scope, computed = kpi_snapshots.owner_scope(owner), []
+        original = kpi_snapshots.compute_and_store
+
+        async def counted(session, of_scope, as_of, compute):
+            if of_scope == scope:
+                computed.append(of_scope)
+            return await original(session, of_scope, as_of, compute)
+
+        monkeypatch.setattr(kpi_snapshots, "compute_and_store", counted)
+        served = await asyncio.gather(*(kpis(api, owner=owner) for _ in range(12)))
+        assert all(s == served[0] for s in served)
+        assert sum(f["deals"] for f in served[0]["pipeline_by_stage"]) == 1
+        assert computed == [scope]
+
     async def test_kept_kpis_equal_a_fresh_computation_and_follow_every_change(self, api, bus_client, pipeline_db,
                                                                               monkeypatch):
         """The KPIs a request gets from a snapshot are the figures computed afresh from the read model;
