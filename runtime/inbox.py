@@ -822,17 +822,7 @@ async def _pull(psub: JetStreamContext.PullSubscription, batch: int, timeout: fl
     if status != _HEARTBEAT and JetStreamContext._is_processable_msg(status, msg):
         msgs.append(msg)
         needed -= 1
-        while needed > 0:
-            try:
-                msg = await _next(sub, timeout - (time.monotonic() - start))
-            except TimeoutError:
-                break
-            status = JetStreamContext.is_status_msg(msg)
-            if status in _END_OF_REQUEST:
-                break
-            if status != _HEARTBEAT and JetStreamContext._is_processable_msg(status, msg):
-                needed -= 1
-                msgs.append(msg)
+        needed = await _take_rest(sub, msgs, needed, start + timeout)
     if msgs:
         return msgs
     # The server had nothing at once: a request that lingers for the time left.
@@ -859,10 +849,16 @@ async def _pull(psub: JetStreamContext.PullSubscription, batch: int, timeout: fl
         if needed == 0:
             return msgs
         break
-    # The rest of what this request brings, as far as it is in already and within the time left.
+    await _take_rest(sub, msgs, needed, start + timeout)
+    return msgs
+
+
+async def _take_rest(sub: Any, msgs: list[Msg], needed: int, deadline: float) -> int:
+    """Append to `msgs` the rest of what the current pull request brings, until it ends, `needed` more have
+    come or the deadline (monotonic) passes; returns how many are still needed."""
     while needed > 0:
         try:
-            msg = await _next(sub, timeout - (time.monotonic() - start))
+            msg = await _next(sub, deadline - time.monotonic())
         except TimeoutError:
             break
         status = JetStreamContext.is_status_msg(msg)
@@ -871,7 +867,7 @@ async def _pull(psub: JetStreamContext.PullSubscription, batch: int, timeout: fl
         if status != _HEARTBEAT and JetStreamContext._is_processable_msg(status, msg):
             needed -= 1
             msgs.append(msg)
-    return msgs
+    return needed
 
 
 _HEARTBEAT = "100"
