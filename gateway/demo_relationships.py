@@ -27,6 +27,8 @@ from runtime.errors import CommandFailed
 logger = logging.getLogger(__name__)
 ACTOR = "demo-seed"
 SEED = 12
+# Commands the seed keeps in flight at once.
+SEED_CONCURRENCY = 16
 
 FIRST = ("Alex", "Priya", "Jordan", "Wei", "Sofia", "Marcus", "Aiko", "Daniel", "Fatima", "Lucas", "Maya", "Omar",
          "Hannah", "Ravi", "Elena", "Tomás", "Grace", "Kenji", "Amara", "Noah", "Chloe", "Diego", "Ingrid", "Samir",
@@ -164,25 +166,30 @@ async def seed_relationships(nc: NATS, *, owners: Mapping[str, str], now: dateti
     orgs = await _organisations(nc, {p.org for p in plan})
     if not orgs:
         return {"contacts": 0, "interactions": 0}
+    # Several commands in flight (the service answers up to 32 at once), but a contact's touches one after
+    # another, oldest first: they lock the same contact row, so in flight together they would only queue.
+    slots = asyncio.Semaphore(SEED_CONCURRENCY)
     ids: dict[str, uuid.UUID] = {}
-    for person in plan:
-        if person.org not in orgs:
-            continue
-        made = await _create(nc, cc.CreateContact(
-            partner_id=orgs[person.org], name=person.name, email=person.email, role=person.role, title=person.title,
-            territory=person.territory, segment=person.segment, seniority=person.seniority, owner=person.owner,
-            crucial=person.crucial, actor=ACTOR))
+
+    async def create(person: Person) -> None:
+        async with slots:
+            made = await _create(nc, cc.CreateContact(
+                partner_id=orgs[person.org], name=person.name, email=person.email, role=person.role,
+                title=person.title, territory=person.territory, segment=person.segment, seniority=person.seniority,
+                owner=person.owner, crucial=person.crucial, actor=ACTOR))
         if made is not None:
             ids[person.email] = made
+
+    await asyncio.gather(*(create(p) for p in plan if p.org in orgs))
     rng = random.Random(SEED + 1)
-    jobs = []
-    for person in plan:
+    jobs: list[list[cc.LogInteraction]] = []
+    for person in plan:  # in the plan's order, so the random touches are the same whatever was created now
         contact_id = ids.get(person.email)
         if contact_id is None:
             continue
-        for n, (at, kind, initiator) in enumerate(touches(person, now, rng)):
-            jobs.append(cc.LogInteraction(kind=kind, occurred_at=at, contact_ids=(contact_id,), initiated_by=initiator,
-                                          note=None, uid=f"demo:{person.email}:{n}", actor=ACTOR))
+        jobs.append([cc.LogInteraction(kind=kind, occurred_at=at, contact_ids=(contact_id,), initiated_by=initiator,
+                                       note=None, uid=f"demo:{person.email}:{n}", actor=ACTOR)
+                     for n, (at, kind, initiator) in enumerate(touches(person, now, rng))])
     logged = 0
 
     async def one(command: cc.LogInteraction) -> None:
@@ -194,8 +201,12 @@ async def seed_relationships(nc: NATS, *, owners: Mapping[str, str], now: dateti
             if exc.error.kind != "conflict":
                 raise
 
-    for start in range(0, len(jobs), 25):
-        await asyncio.gather(*(one(j) for j in jobs[start:start + 25]))
+    async def contact(commands: list[cc.LogInteraction]) -> None:
+        async with slots:
+            for command in commands:
+                await one(command)
+
+    await asyncio.gather(*(contact(j) for j in jobs))
     for handle, hours in (("maria", "6"), ("tom", "4"), ("aisha", "3"), ("vp", "2")):
         if handle in owners:
             await send(nc, cc.SetCapacity(owner=owners[handle], hours_per_week=hours, actor=ACTOR))
