@@ -718,7 +718,8 @@ class _Fetcher(BatchPullStreamSubscriber):
                 # Dying (a crash while applying, not a stop): what was fetched ahead is left to ack_wait. A nak
                 # here would hand it straight back to the next process, counting a delivery each time the
                 # process dies, so an innocent neighbour would reach max_deliver and be parked instead of
-                # the message that kills the process.
+                # the message that kills the process. A stop that abandons what it holds (hand_back False:
+                # the bus goes away too) leaves it likewise, without waiting for the fetch.
                 next_batch.cancel()
                 with contextlib.suppress(BaseException):
                     await next_batch
