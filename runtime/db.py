@@ -151,6 +151,35 @@ async def driver_connection(engine: AsyncEngine) -> AsyncIterator[DriverConnecti
             raise
 
 
+class DriverRow(asyncpg.Record):
+    """A row read on the driver connection; its columns are attributes too, as on SQLAlchemy's rows."""
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
+async def session_driver(session: AsyncSession) -> asyncpg.Connection:
+    """The asyncpg connection under the session, inside the session's transaction (`driver_connection` lends
+    one outside any). The commissions ledger's hot path runs its statements here: SQLAlchemy's
+    per-statement work (building, compiling or cache-keying the statement, processing parameters and
+    rows, a tracing span) cost more than several of those statements did in Postgres (docs/benchmarks.md,
+    "Issue 8, the commissions ledger's hot path on the driver"). Not traced as SQL."""
+    connection = await session.connection()
+    raw = await connection.get_raw_connection()
+    conn: asyncpg.Connection = raw.driver_connection  # type: ignore[assignment]
+    if not conn.is_in_transaction():
+        # SQLAlchemy's asyncpg adapter opens the session's transaction lazily, with its first statement:
+        # open it here (BEGIN, as that statement would), or through a statement if the adapter changed.
+        start = getattr(raw.dbapi_connection, "_start_transaction", None)
+        await (start() if start is not None else session.execute(text("SELECT 1")))
+        if not conn.is_in_transaction():
+            raise RuntimeError("the session's transaction did not start on its driver connection")
+    return conn
+
+
 async def execute_many(session: AsyncSession, statement: Executable, rows: Sequence[Mapping[str, Any]]) -> None:
     """Run `statement` for every row of a batch in one round trip, and not at all for an empty batch:
     given an empty list, `execute` runs the statement once without parameters, and a statement with

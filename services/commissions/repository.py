@@ -10,7 +10,6 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-import asyncpg
 from sqlalchemy import BigInteger, Row, Uuid, any_, delete, func, insert, literal, or_, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -18,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts import pipeline as pc
 from contracts.base import Event
+from runtime.db import DriverRow, session_driver
 from runtime.outbox import add_events, events_args, events_statement
 from services.commissions.models import (
     SCHEMA,
@@ -104,35 +104,6 @@ def any_of(values: Sequence[Any], item_type: Any) -> Any:
     return any_(literal(list(values), ARRAY(item_type)))
 
 
-
-class DriverRow(asyncpg.Record):
-    """A row read on the driver connection; its columns are attributes too, as on SQLAlchemy's rows."""
-
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return self[name]
-        except KeyError:
-            raise AttributeError(name) from None
-
-
-async def driver(session: AsyncSession) -> asyncpg.Connection:
-    """The asyncpg connection under the session, inside the session's transaction. The ingestion hot path
-    runs its statements here: SQLAlchemy's per-statement work (building, compiling or cache-keying the
-    statement, processing parameters and rows, a tracing span) cost more than several of those statements
-    did in Postgres (docs/benchmarks.md, "Issue 8: the ledger's hot path on the driver"). Not traced as SQL."""
-    connection = await session.connection()
-    raw = await connection.get_raw_connection()
-    conn: asyncpg.Connection = raw.driver_connection  # type: ignore[assignment]
-    if not conn.is_in_transaction():
-        # SQLAlchemy's asyncpg adapter opens the session's transaction lazily, with its first statement:
-        # open it here (BEGIN, as that statement would), or through a statement if the adapter changed.
-        start = getattr(raw.dbapi_connection, "_start_transaction", None)
-        await (start() if start is not None else session.execute(text("SELECT 1")))
-        if not conn.is_in_transaction():
-            raise RuntimeError("the session's transaction did not start on its driver connection")
-    return conn
-
-
 class RevenueRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -140,7 +111,7 @@ class RevenueRepository:
     async def lock_links(self, keys: Iterable[str]) -> None:
         buckets = sorted({hash_bucket(k) for k in keys})
         if buckets:
-            await (await driver(self.session)).execute(_LOCK_LINKS, _LINK_LOCK_SPACE, buckets)
+            await (await session_driver(self.session)).execute(_LOCK_LINKS, _LINK_LOCK_SPACE, buckets)
 
     async def insert_new(self, incoming: Sequence[IncomingRevenue], link_keys: Iterable[str] = (),
                          ) -> dict[tuple[str, str, str], int]:
@@ -150,7 +121,7 @@ class RevenueRepository:
         if not incoming:
             await self.lock_links(link_keys)
             return {}
-        rows = await (await driver(self.session)).fetch(
+        rows = await (await session_driver(self.session)).fetch(
             _INSERT_REVENUE, *([getattr(i, f) for i in incoming] for f in REVENUE_COLUMNS), _LINK_LOCK_SPACE,
             sorted({hash_bucket(k) for k in link_keys}))
         return {(r[1], r[2], r[3]): r[0] for r in rows}
@@ -186,7 +157,7 @@ class RevenueRepository:
         refs, opps = sorted(set(invoices)), sorted({uuid.UUID(o) for o in opportunities})
         if not refs and not opps:
             return []
-        return [r[0] for r in await (await driver(self.session)).fetch(_WAITING_FOR, refs, opps)]
+        return [r[0] for r in await (await session_driver(self.session)).fetch(_WAITING_FOR, refs, opps)]
 
     async def attribute_by_deal(self, row_ids: Iterable[int]) -> list[tuple[int, uuid.UUID]]:
         """Give unattributed invoices and churns the partner of the won deal they name."""
@@ -392,7 +363,7 @@ class AgreementRepository:
         keys = sorted({hash_bucket(f"partner:{p}") for p in partner_ids})
         fn = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
         if keys:
-            await (await driver(self.session)).execute(
+            await (await session_driver(self.session)).execute(
                 f"SELECT {fn}($1, k) FROM unnest($2::int[]) AS k ORDER BY k", _LINK_LOCK_SPACE + 1, keys)
 
     async def lock_context(self, partner_ids: Iterable[uuid.UUID]) -> list[DriverRow]:
@@ -403,7 +374,7 @@ class AgreementRepository:
         ids = sorted(set(partner_ids))
         if not ids:
             return []
-        return await (await driver(self.session)).fetch(_LOCK_CONTEXT, ids, record_class=DriverRow)
+        return await (await session_driver(self.session)).fetch(_LOCK_CONTEXT, ids, record_class=DriverRow)
 
 
 # One row per agreement and version (agreements have one or a few): joined, the versions cost an index look-up
@@ -477,7 +448,7 @@ async def copy_records(session: AsyncSession, table: str, columns: Sequence[str]
                        records: Sequence[tuple[Any, ...]]) -> None:
     """COPY rows into a table of this schema on the session's own connection, inside its transaction:
     the cheapest way into Postgres (no statement text, no per-row parameters). Not traced as SQL."""
-    conn = await driver(session)
+    conn = await session_driver(session)
     await conn.copy_records_to_table(table, schema_name=SCHEMA, columns=list(columns), records=records)
 
 
@@ -504,7 +475,7 @@ class StateRepository:
         if not wanted:
             return []
         # Joined from the exact keys, so it is primary-key lookups whatever the statistics say.
-        return await (await driver(self.session)).fetch(
+        return await (await session_driver(self.session)).fetch(
             f"SELECT cs.* FROM unnest($1::uuid[], $2::text[]) AS k(agreement_id, customer) "
             f"JOIN {SCHEMA}.customer_state cs USING (agreement_id, customer)",
             [a for a, _ in wanted], [c for _, c in wanted], record_class=DriverRow)
@@ -518,7 +489,7 @@ class StateRepository:
         args = ([s[c] for s in states] for c in STATE_COLUMNS)
         args_c = ([r[c] for r in customers] for c in CUSTOMER_COLUMNS)
         args_n = ([r[c] for r in notes] for c in NOTE_COLUMNS)
-        rows = await (await driver(self.session)).fetch(_WRITE_BACK, *args, *args_c, *args_n, max(entry_ids, 0))
+        rows = await (await session_driver(self.session)).fetch(_WRITE_BACK, *args, *args_c, *args_n, max(entry_ids, 0))
         return sorted(r[0] for r in rows)
 
     async def upsert_customers(self, rows: Sequence[dict[str, Any]]) -> None:
@@ -621,7 +592,7 @@ class LedgerRepository:
         if not rows:
             await add_events(self.session, SCHEMA, events)
             return
-        await (await driver(self.session)).execute(
+        await (await session_driver(self.session)).execute(
             _INSERT_ENTRIES, *([r[c] for r in rows] for c in LEDGER_COLUMNS), *events_args(SCHEMA, events))
 
     async def first_ids(self, agreement_id: uuid.UUID, keys: Iterable[str]) -> dict[str, int]:
@@ -764,7 +735,7 @@ class PipelineCopyRepository:
         ids = sorted(set(partner_ids))
         out: dict[uuid.UUID, list[tuple[datetime, str]]] = {i: [] for i in ids}
         if ids:
-            rows = await (await driver(self.session)).fetch(
+            rows = await (await session_driver(self.session)).fetch(
                 f"SELECT partner_id, since, tier FROM {SCHEMA}.partner_tier WHERE partner_id = ANY($1::uuid[]) "
                 f"ORDER BY since", ids)
             for pid, since, tier in rows:

@@ -342,7 +342,7 @@ class TestAdjustedLines:
 
 
 class TestDriverStatements:
-    """The hot path's statements on the driver connection (repository.driver): the link locks taken by the
+    """The hot path's statements on the driver connection (runtime.db.session_driver): the link locks taken by the
     revenue insert itself, NULLs through the array parameters, nothing written for nothing, and the
     agreements read with their locked state and every version."""
 
