@@ -24,6 +24,7 @@ from contracts.base import CommandError, ErrorKind
 from gateway.models import User
 from gateway.state import sessions
 from runtime.errors import CommandFailed
+from runtime.single_flight import SingleFlight
 
 logger = logging.getLogger(__name__)
 
@@ -113,18 +114,16 @@ async def _reload(request: Request) -> Directory:
 def _reloading(request: Request) -> asyncio.Task[Directory]:
     """The app's reload under way, or a new one: one at a time."""
     state = request.app.state
-    task: asyncio.Task[Directory] | None = getattr(state, "people_reload", None)
-    if task is None or task.done():
-        task = state.people_reload = asyncio.get_running_loop().create_task(_reload(request))
-        task.add_done_callback(_reloaded)
-    return task
+    flights: SingleFlight[str, Directory] | None = getattr(state, "people_reloads", None)
+    if flights is None:
+        flights = state.people_reloads = SingleFlight(on_failure=_reload_failed)
+    return flights.flight("people", lambda: _reload(request)).task
 
 
-def _reloaded(task: asyncio.Task[Directory]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        # The requests that waited for it (a first load) got the error; a background reload is tried
-        # again by the next request.
-        logger.warning("reloading the people directory failed", exc_info=task.exception())
+def _reload_failed(_key: str, error: BaseException) -> None:
+    # The requests that waited for it (a first load) got the error; a background reload is tried
+    # again by the next request.
+    logger.warning("reloading the people directory failed", exc_info=error)
 
 
 def name_for(request: Request | None, owner: str | None) -> str:

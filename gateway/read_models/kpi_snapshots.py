@@ -29,6 +29,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from gateway.read_models.base import SCHEMA, Base
 from runtime.db import driver_connection
+from runtime.single_flight import SingleFlight
 
 logger = logging.getLogger(__name__)
 
@@ -139,36 +140,23 @@ class Computations:
     else it waits for (or starts) a computation that started after it arrived."""
 
     def __init__(self) -> None:
-        self._running: dict[str, tuple[float, asyncio.Task[str]]] = {}
+        self._flights: SingleFlight[str, str] = SingleFlight()
 
     def running(self, scope: str) -> bool:
-        return scope in self._running
+        return self._flights.running(scope)
 
     async def computed(self, scope: str, arrived: float, compute: Callable[[], Awaitable[str]],
                        recheck: Callable[[], Awaitable[str | None]]) -> str:
         """The scope's snapshot as of `arrived` (time.monotonic() when the request found it out of date,
         or earlier): computed by `compute` unless a computation of it is under way."""
         while True:
-            flight = self._running.get(scope)
-            if flight is None:
-                task = asyncio.get_running_loop().create_task(compute())
-                flight = (time.monotonic(), task)
-                self._running[scope] = flight
-                task.add_done_callback(lambda _t, f=flight: self._done(scope, f))
-            started, task = flight
-            # Shielded: a waiter that goes away (its client disconnected) leaves the others their result.
-            body = await asyncio.shield(task)
-            if started >= arrived:
+            flight = self._flights.flight(scope, compute)
+            body = await flight.result()
+            if flight.started >= arrived:
                 return body
             kept = await recheck()
             if kept is not None:
                 return kept
-
-    def _done(self, scope: str, flight: tuple[float, asyncio.Task[str]]) -> None:
-        if self._running.get(scope) is flight:
-            del self._running[scope]
-        if not flight[1].cancelled():
-            flight[1].exception()  # retrieved: a failure reaches the waiters, not the loop's handler
 
 
 class Refresher:
@@ -181,7 +169,7 @@ class Refresher:
     def __init__(self, every: float = REFRESH_SECONDS) -> None:
         self.every = every
         self._last: dict[str, float] = {}
-        self._running: dict[str, asyncio.Task[None]] = {}
+        self._running: SingleFlight[str, None] = SingleFlight()
         self._again: set[str] = set()
 
     def due(self, scope: str) -> bool:
@@ -197,12 +185,10 @@ class Refresher:
         assert isinstance(engine, AsyncEngine)
 
         def committed(_session: object) -> None:
-            if scope in self._running:
+            if self._running.running(scope):
                 self._again.add(scope)  # the run under way read before this commit: go once more
                 return
-            task = asyncio.get_running_loop().create_task(self._refresh(engine, scope, compute))
-            self._running[scope] = task
-            task.add_done_callback(lambda _t: self._running.pop(scope, None))
+            self._running.flight(scope, lambda: self._refresh(engine, scope, compute))
 
         event.listen(session.sync_session, "after_commit", committed, once=True)
 
