@@ -16,7 +16,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Boolean, Date, DateTime, Index, Integer, SmallInteger, Text, Uuid, text
+from sqlalchemy import Boolean, Date, DateTime, Index, Integer, SmallInteger, Text, Uuid, select, text
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -202,7 +202,20 @@ async def on_partners(session: AsyncSession, events: Sequence[Event]) -> None:
     # Every new partner gets an onboarding plan (imported here: the onboarding area reads this module).
     from services.relationships.onboarding.service import start_plans
 
-    await start_plans(session, [e for e in events if isinstance(e, p.PartnerCreatedV1)])
+    created = [e for e in events if isinstance(e, p.PartnerCreatedV1)]
+    await start_plans(session, await _not_hidden_since(session, created))
+
+
+async def _not_hidden_since(session: AsyncSession, created: Sequence[p.PartnerCreatedV1]) -> list[p.PartnerCreatedV1]:
+    """The creations whose partner was not archived or deleted later: a creation redelivered after the
+    partner's deletion (a nak, a replay) must not start an onboarding plan, with its deadlines on
+    someone's attention list, for a partner nobody sees any more."""
+    if not created:
+        return []
+    copies = await session.execute(select(PartnerRow.id, PartnerRow.version, PartnerRow.archived)
+                                   .where(PartnerRow.id.in_({e.partner_id for e in created})))
+    hidden_at = {pid: version for pid, version, archived in copies if archived}
+    return [e for e in created if hidden_at.get(e.partner_id, 0) <= e.version]
 
 
 async def on_settings(session: AsyncSession, events: Sequence[Event]) -> None:

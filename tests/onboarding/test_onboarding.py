@@ -85,6 +85,26 @@ class TestPlans:
             await nc.close()
         assert await plan_of(gw, partner["id"]) == first
 
+    async def test_a_creation_redelivered_after_the_deletion_starts_no_plan(self, gw: Gateway,
+                                                                           private_bus: EmbeddedNats):
+        partner_id, now = uuid.uuid4(), datetime.now(UTC)
+        gone = pc.Partner(id=partner_id, name="Gone Ltd", type=pc.PartnerType.isv, tier=pc.PartnerTier.bronze,
+                          status=pc.PartnerStatus.active, owner=None, deleted_at=now, version=2,
+                          created_at=now - timedelta(minutes=5), updated_at=now)
+        late = pc.PartnerCreatedV1(partner_id=partner_id, name="Gone Ltd", type=pc.PartnerType.isv,
+                                   tier=pc.PartnerTier.bronze, status=pc.PartnerStatus.active, owner=None)
+        nc = await bus.connect(private_bus.url_for("pipeline"), name="onboarding-test")
+        try:
+            for event in (pc.PartnerDeletedV1(partner=gone), late):  # the creation comes again after the deletion
+                await nc.jetstream().publish(event.subject, event.model_dump_json().encode(),
+                                             headers={"Nats-Msg-Id": str(event.event_id)})
+            marker = await new_partner(gw)  # published after both: once its plan is there, both were applied
+            await plan_of(gw, marker["id"])
+        finally:
+            await nc.close()
+        r = await call(gw, Role.viewer, "GET", f"/api/partners/{partner_id}/onboarding")
+        assert r.status_code == 404, r.text
+
     async def test_a_late_step_is_on_its_owners_attention_list_until_done(self, gw: Gateway):
         partner = await new_partner(gw)
         await plan_of(gw, partner["id"])
