@@ -793,8 +793,9 @@ async def _pull(psub: JetStreamContext.PullSubscription, batch: int, timeout: fl
     bursts that the connection's reader queues at once, so here a message already queued is taken
     without waiting and only an empty queue is waited on. The protocol is nats-py's: what is queued from
     an earlier request first (status messages dropped), then a `no_wait` request for the rest (with
-    `expires` when nothing was queued), then, if the server had nothing, a lingering request for the
-    time left."""
+    `expires` when nothing was queued: the server keeps that one until a message comes, then ends it),
+    then, if a status came before any message, one more such request for the time left. Unlike
+    nats-py's, that one is `no_wait` too: every request sent here ends once it has delivered."""
     sub = psub._sub
     if sub._conn.is_closed:
         raise nats.errors.ConnectionClosedError
@@ -826,12 +827,19 @@ async def _pull(psub: JetStreamContext.PullSubscription, batch: int, timeout: fl
         needed = await _take_rest(sub, msgs, needed, start + timeout)
     if msgs:
         return msgs
-    # The server had nothing at once: a request that lingers for the time left.
+    # A status came before any message: the end of the request above, or of an earlier one. An idle
+    # fetch stops reading at its deadline a moment before the server expires its request, so that
+    # request's 408 often arrives during the next fetch, the request above still alive. Ask again for the
+    # time left, one-shot as above (`no_wait` with `expires`: ended by the server once it has delivered).
+    # A request lingering for the whole batch (nats-py's) would outlive this fetch beside the one above,
+    # take a later message and keep the fetch that reads it waiting for its end, up to a whole fetch
+    # timeout: the idle outliers of 400-900 ms in bench.event_latency (docs/benchmarks.md, latency10).
     left = timeout - (time.monotonic() - start)
     expires = int(left * 1_000_000_000) - 100_000
     if expires <= 0:
         raise TimeoutError
-    await sub._conn.publish(psub._nms, json.dumps({"batch": needed, "expires": expires}).encode(), psub._deliver)
+    await sub._conn.publish(psub._nms, json.dumps({"batch": needed, "expires": expires, "no_wait": True}).encode(),
+                            psub._deliver)
     await asyncio.sleep(0)
     while True:
         try:

@@ -11,12 +11,13 @@ import uuid
 import nats.errors
 import pytest
 from nats.js import JetStreamContext
+from nats.js.api import ConsumerConfig
 from sqlalchemy import text
 
 from contracts import deadletters as dl
 from runtime import bus, deadletter
-from runtime.inbox import SimulatedCrash, _Fetcher
-from runtime.testing import eventually, ping_event, scratch_stream
+from runtime.inbox import SimulatedCrash, _Fetcher, _pull
+from runtime.testing import eventually, ping_event, scratch_stream, unique
 from tests.backbone.helpers import consumer_for, counters, counting_handler, letters_key, stop_task
 
 
@@ -289,6 +290,51 @@ async def _stopped_holding_late_deliveries(js, engine, schema, stream, k: int, *
     return consumer
 
 
+class TestFetch:
+    async def test_a_fetch_that_reads_an_earlier_request_s_end_leaves_no_request_to_hold_the_next_fetch(
+            self, nc, stream):
+        """A fetch asks with a one-shot request (`no_wait` with `expires`: the server keeps it until a
+        message comes, then ends it). An idle fetch stops reading at its deadline a moment before the
+        server expires its request, so that request's 408 can arrive during the next fetch, after its
+        request went out: the fetch takes it for its own request's end and asks again, two requests of
+        its on the server now. The first takes the next message; the second must end once it has
+        delivered too. One for the whole batch stayed on the server after its fetch returned, took the
+        message after and kept the fetch reading it waiting until it expired, a fetch timeout (the idle
+        outliers of bench.event_latency). Here the earlier request is a real one, short, sent beside the
+        fetch's own; the fetches' timeout (10 minutes) is far longer than the test waits for them."""
+        js = nc.jetstream()
+        Ping = ping_event(stream)
+        psub = await js.pull_subscribe(Ping.subject, durable=unique("fetch_"), stream=stream.name,
+                                       config=ConsumerConfig(ack_wait=600.0))
+        durable = psub._consumer
+        timeout = 600.0
+        first = second = None
+        try:
+            first = asyncio.create_task(_pull(psub, 256, timeout))
+            await eventually(lambda: _waiting(js, stream, durable, 1), what="the fetch's request on the server")
+            await nc.publish(psub._nms, json.dumps({"batch": 1, "expires": 50_000_000}).encode(), psub._deliver)
+            await eventually(lambda: _true(psub._sub.delivered == 1 and psub._sub._pending_queue.empty()),
+                             what="the earlier request's 408 read by the fetch")
+            await eventually(lambda: _waiting(js, stream, durable, 2), what="the fetch asking again")
+            await publish(js, Ping(key="a"))
+            fetched = await asyncio.wait_for(first, 30)
+            assert [json.loads(m.data)["key"] for m in fetched] == ["a"]
+            await fetched[0].ack()
+
+            second = asyncio.create_task(_pull(psub, 256, timeout))
+            await eventually(lambda: _waiting(js, stream, durable, 2), what="the next fetch's request beside the "
+                             "one left from the first")
+            await publish(js, Ping(key="b"))
+            await asyncio.wait({second}, timeout=30)
+            assert second.done(), "the next fetch is held by the request the first one left on the server"
+            assert [json.loads(m.data)["key"] for m in second.result()] == ["b"]
+        finally:
+            for task in (first, second):
+                if task is not None:
+                    task.cancel()
+            await psub.unsubscribe()
+
+
 class TestStopping:
     async def test_what_the_server_delivers_after_the_last_fetch_is_nak_ed_on_stop(self, nc, scratch, stream):
         """nats-py's fetch returns at its deadline while its pull request (for a whole batch) may still be
@@ -367,6 +413,10 @@ def _unread(psub) -> list:
 async def _server(js, stream, consumer, *, ack_pending: int, waiting: int) -> bool:
     info = await js.consumer_info(stream.name, consumer.durable)
     return info.num_ack_pending == ack_pending and info.num_waiting == waiting
+
+
+async def _waiting(js, stream, durable: str, n: int) -> bool:
+    return (await js.consumer_info(stream.name, durable)).num_waiting == n
 
 
 async def _done(consumer, n: int) -> bool:
