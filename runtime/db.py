@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
+from opentelemetry import trace
 from sqlalchemy import JSON, Column, Executable, MetaData, Numeric, String, Table, TextClause, event, text
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import make_url
@@ -95,7 +96,35 @@ def create_engine(url: str, *, pool_size: int = 10, trace_sql: bool | None = Non
         from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
 
         SQLAlchemyInstrumentor().instrument(engine=engine.sync_engine, enable_commenter=False)
+        trace_driver_statements(engine, telemetry.tracer(__name__))
     return engine
+
+
+def trace_driver_statements(engine: AsyncEngine, tracer: trace.Tracer) -> None:
+    """A span for each statement run on a connection's asyncpg connection itself (`driver_connection`,
+    `session_driver`: the hot paths moved off SQLAlchemy), which SQLAlchemy's instrumentation does not
+    see. asyncpg's query logger reports a statement once it has finished, with how long it took; the span
+    is made then, with that start. asyncpg reports `fetch`/`execute` and the transaction's BEGIN/COMMIT;
+    not its prepared statements, which are SQLAlchemy's own (spanned by its instrumentation), nor
+    `executemany` or COPY. The statement's text is recorded, never its parameters."""
+
+    def finished(query: asyncpg.connection.LoggedQuery) -> None:
+        # Called on the loop's next turn in the context the statement ran in: the span has its parent.
+        end = time.time_ns()
+        words = query.query.split(None, 1)
+        span = tracer.start_span(words[0].upper() if words else "SQL", kind=trace.SpanKind.CLIENT,
+                                 start_time=end - int(query.elapsed * 1e9),
+                                 attributes={"db.system": "postgresql", "db.statement": query.query,
+                                             "db.name": str((query.conn_params and query.conn_params.database)
+                                                            or "")})
+        if query.exception is not None:
+            span.record_exception(query.exception)
+            span.set_status(trace.Status(trace.StatusCode.ERROR, type(query.exception).__name__))
+        span.end(end_time=end)
+
+    @event.listens_for(engine.sync_engine.pool, "connect")
+    def connected(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.driver_connection.add_query_logger(finished)
 
 
 def _ping_when_idle(engine: AsyncEngine) -> None:
@@ -166,7 +195,7 @@ async def session_driver(session: AsyncSession) -> asyncpg.Connection:
     one outside any). The commissions ledger's hot path runs its statements here: SQLAlchemy's
     per-statement work (building, compiling or cache-keying the statement, processing parameters and
     rows, a tracing span) cost more than several of those statements did in Postgres (docs/benchmarks.md,
-    "Issue 8, the commissions ledger's hot path on the driver"). Not traced as SQL."""
+    "Issue 8, the commissions ledger's hot path on the driver"). Traced as SQL by `trace_driver_statements`."""
     connection = await session.connection()
     raw = await connection.get_raw_connection()
     conn: asyncpg.Connection = raw.driver_connection  # type: ignore[assignment]

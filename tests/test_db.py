@@ -31,7 +31,7 @@ from sqlalchemy.schema import CreateTable
 
 from runtime import db
 from runtime.db import ArrayRows, create_engine, execute_many, session_factory
-from runtime.testing import unique
+from runtime.testing import eventually, unique
 
 
 async def test_every_connection_plans_per_execution_in_utc(platform_db: dict[str, str]) -> None:
@@ -220,3 +220,35 @@ class TestArrayRows:
 
 def _create_temp(table: Table) -> str:
     return str(CreateTable(table).compile(dialect=postgresql.dialect())).replace("CREATE TABLE", "CREATE TEMP TABLE")
+
+
+async def test_statements_on_the_driver_connection_have_spans_of_their_own(platform_db: dict[str, str]) -> None:
+    """The hot paths run statements on the asyncpg connection itself, which SQLAlchemy's instrumentation
+    never sees: each still gets a span, child of the span it ran in, with its text but no parameters."""
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    exported = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exported))
+    tracer = provider.get_tracer("test")
+    engine = create_engine(platform_db["pipeline"], pool_size=1, trace_sql=False)
+    db.trace_driver_statements(engine, tracer)
+    try:
+        with tracer.start_as_current_span("handler") as handler:
+            async with db.driver_connection(engine) as lent:
+                assert await lent.driver.fetchval("SELECT $1::text", "s3cret-value") == "s3cret-value"
+                with pytest.raises(asyncpg.UndefinedTableError):
+                    await lent.driver.execute("DELETE FROM no_such_table")
+            await eventually(lambda: len(exported.get_finished_spans()) >= 2, "the statements' spans")
+        spans = {s.name: s for s in exported.get_finished_spans() if s.name != "handler"}
+        select, delete = spans["SELECT"], spans["DELETE"]
+        assert select.attributes["db.statement"] == "SELECT $1::text"
+        assert select.attributes["db.system"] == "postgresql" and select.attributes["db.name"]
+        assert "s3cret-value" not in str(dict(select.attributes))
+        assert select.parent is not None and select.parent.span_id == handler.get_span_context().span_id
+        assert select.start_time <= select.end_time
+        assert not delete.status.is_ok and delete.events[0].name == "exception"
+    finally:
+        await engine.dispose()
