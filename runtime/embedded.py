@@ -426,6 +426,11 @@ class EmbeddedPostgres:
     port: int = 0
     superuser: str = "postgres"
     password: str = ""
+    # fsync on: what `partnerops up` and the benchmarks run with. A test run's cluster turns it off
+    # (runtime.testing): a commit still reaches the kernel before it returns, so a Postgres killed mid-test
+    # loses nothing (what the fault tests kill is the process, never the machine), but no commit and no
+    # CREATE DATABASE waits for the disk.
+    fsync: bool = True
     _run_as: pwd.struct_passwd | None = field(default=None, repr=False)
     _cluster: Path | None = field(default=None, repr=False)
 
@@ -508,7 +513,7 @@ class EmbeddedPostgres:
             self.port = free_port()
         opts = (f"-p {self.port} -k {self.socket_dir} -c unix_socket_permissions=0700 "
                 "-c listen_addresses=127.0.0.1 -c password_encryption=scram-sha-256 "
-                "-c max_connections=300 -c shared_buffers=256MB -c fsync=on "
+                f"-c max_connections=300 -c shared_buffers=256MB -c fsync={'on' if self.fsync else 'off'} "
                 "-c synchronous_commit=on -c log_min_messages=warning")
         res = self._run([str(_pg_bin() / "pg_ctl"), "-D", str(self.data_dir), "-l",
                          str(self.log_file), "-o", opts, "-w", "-t", "60", "start"])
