@@ -37,7 +37,7 @@ class Event(BaseModel):
     """Base of every event. Subclasses set `subject` and narrow `schema_version` to a literal."""
 
     # Additive optional fields keep the version, so consumers ignore fields they do not know.
-    model_config = ConfigDict(frozen=True, extra="ignore")
+    model_config = ConfigDict(frozen=True, extra="ignore", defer_build=True)
 
     subject: ClassVar[str]
     stream: ClassVar[StreamSpec]
@@ -85,7 +85,7 @@ class Reply(BaseModel, Generic[R]):
 class Command(BaseModel):
     """Base of every command. Subclasses set `subject` and `result` (the reply's model)."""
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, defer_build=True)
 
     subject: ClassVar[str]
     result: ClassVar[type[BaseModel]]

@@ -294,7 +294,7 @@ async def find_user(session: AsyncSession, email: str) -> User | None:
 
 async def check_password(user: User | None, password: str) -> bool:
     # Verify against a dummy hash when the user is unknown so timing does not reveal who exists.
-    ok = await passwords.verify_password(user.password_hash if user else _DUMMY_HASH, password)
+    ok = await passwords.verify_password(user.password_hash if user else await _dummy_hash(), password)
     return ok and user is not None
 
 
@@ -356,4 +356,14 @@ def new_api_token() -> str:
     return TOKEN_PREFIX + secrets.token_urlsafe(32)
 
 
-_DUMMY_HASH = passwords.hasher.hash(secrets.token_urlsafe(16))
+# One per hasher (passwords.configure may change it), so an unknown user's check costs what a known one's does.
+# Made at the first need, not at import: a strong hash is ~0.3 s of CPU, which every process importing this
+# module (the gateway, every gateway replica a rolling restart starts, each test run) paid at start.
+_dummy_hashes: dict[int, str] = {}
+
+
+async def _dummy_hash() -> str:
+    key = id(passwords.hasher)
+    if key not in _dummy_hashes:
+        _dummy_hashes[key] = await passwords.hash_password(secrets.token_urlsafe(16))
+    return _dummy_hashes[key]

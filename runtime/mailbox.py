@@ -18,9 +18,10 @@ import signal
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from aiosmtpd.smtp import SMTP, Envelope, Session
+if TYPE_CHECKING:
+    from aiosmtpd.smtp import SMTP, Envelope, Session
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +71,10 @@ class LocalMailbox:
         return f"smtp://{self.host}:{self.port}"
 
     async def start(self) -> LocalMailbox:
+        # Imported here, not at the top: the gateway imports this module only to `read` the Maildir, and
+        # aiosmtpd (with attrs) was a quarter of a second of every gateway process's start.
+        from aiosmtpd.smtp import SMTP
+
         loop = asyncio.get_running_loop()
 
         def factory() -> SMTP:

@@ -1,4 +1,5 @@
-"""Which argon2 parameters hash new passwords: the strong ones everywhere but ENVIRONMENT=test."""
+"""Which argon2 parameters hash new passwords: the strong ones everywhere but ENVIRONMENT=test; the same for
+the dummy hash an unknown person's password is checked against."""
 
 from __future__ import annotations
 
@@ -33,3 +34,15 @@ async def test_in_tests_hashes_are_cheap_and_strong_ones_still_verify():
     assert await passwords.verify_password(cheap, "correct horse battery staple")
     assert await passwords.verify_password(strong, "correct horse battery staple")
     assert not await passwords.verify_password(cheap, "correct horse battery stapler")
+
+
+@pytest.mark.parametrize("environment", ["production", "test"])
+async def test_an_unknown_person_is_checked_against_a_dummy_hash_of_the_configured_parameters(environment: str):
+    # So an unknown email costs what a known one does; made at the first need, not when the module is imported.
+    from gateway import auth
+
+    passwords.configure(2, environment=environment)
+    assert not await auth.check_password(None, "correct horse battery staple")
+    dummy = await auth._dummy_hash()
+    assert extract_parameters(dummy) == (profiles.CHEAPEST if environment == "test" else profiles.RFC_9106_LOW_MEMORY)
+    assert await auth._dummy_hash() == dummy  # once per hasher
