@@ -144,7 +144,9 @@ async def serve(metrics: ProcessMetrics, host: str, port: int) -> asyncio.Server
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
 
-    server = await asyncio.start_server(answer, host, port)
+    # SO_REUSEPORT: in a rolling restart the new process starts while the one it replaces still drains
+    # (runtime.supervisor, Child.replace); both hold the replica's port a moment, each answering for itself.
+    server = await asyncio.start_server(answer, host, port, reuse_port=True)
     logger.info("metrics on http://%s:%s/metrics", host, port)
     return server
 

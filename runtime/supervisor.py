@@ -19,6 +19,7 @@ import signal
 import socket
 import sys
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -244,6 +245,10 @@ class Child(Supervised):
     pass_fds: tuple[int, ...] = ()
     # The name it answers health requests under (a service, the gateway); none for helpers (the mailbox).
     health_name: str | None = None
+    # Whether a new process may start while the old one still runs (a rolling restart, `replace`): nothing it
+    # binds is exclusive. A service's metrics port is bound with SO_REUSEPORT (runtime.metrics.serve), gateway
+    # replicas share one listening socket; a lone gateway binds its port itself, the mailbox its SMTP port.
+    overlaps: bool = False
 
     def running(self) -> bool:
         return self.proc is not None and self.proc.returncode is None
@@ -270,19 +275,38 @@ class Child(Supervised):
             sys.stdout.flush()
 
     async def stop(self, timeout: float = STOP_SECONDS) -> None:
-        if self.proc is None or self.proc.returncode is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            await asyncio.wait_for(self.proc.wait(), timeout)
-        except TimeoutError:
+        await _terminate(self.proc, self.pump, timeout)
+
+    async def replace(self) -> Awaitable[None]:
+        """Start a new process beside the running one, which is told to stop (SIGTERM: it drains) at the same
+        moment; returns what to await for the old one's exit. A rolling restart's step then takes the longer
+        of the old one's drain and the new one's start instead of both in turn. Only where nothing the
+        process binds is exclusive (`overlaps`)."""
+        old, pump = self.proc, self.pump
+        if old is not None and old.returncode is None:
             with contextlib.suppress(ProcessLookupError):
-                self.proc.kill()
-            await self.proc.wait()
-        if self.pump:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self.pump, 2)
+                old.send_signal(signal.SIGTERM)
+        await self.start()
+        return _terminate(old, pump, STOP_SECONDS)
+
+
+async def _terminate(proc: asyncio.subprocess.Process | None, pump: asyncio.Task[None] | None,
+                     timeout: float) -> None:
+    """SIGTERM (again: harmless to a process already stopping), its exit awaited, SIGKILL past `timeout`;
+    then the rest of its output."""
+    if proc is None or proc.returncode is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        proc.send_signal(signal.SIGTERM)
+    try:
+        await asyncio.wait_for(proc.wait(), timeout)
+    except TimeoutError:
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        await proc.wait()
+    if pump:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(pump, 2)
 
 
 # Generous: on a loaded two-core machine eight processes importing and connecting take minutes; a fast one is
@@ -414,7 +438,8 @@ async def _up(settings: Settings, *, seed: bool, replicas: int = 1, nats_nodes: 
                     extra["GATEWAY_FD"] = str(listener.fileno())
                     fds = (listener.fileno(),)
                 child = Child(replica, part.argv, platform.env_for(part.schema, extra, nats_user=part.name),
-                              pass_fds=fds, health_name=part.name if part.kind != "integration" else None)
+                              pass_fds=fds, health_name=part.name if part.kind != "integration" else None,
+                              overlaps=part.kind == "service" or bool(fds))
                 await child.start()
                 children.append(child)
         # Replicas and a NATS cluster are more processes starting on the same cores: a longer wait.
@@ -479,20 +504,29 @@ async def rolling_restart(platform: Platform, servers: list[Server], children: l
         for child in children:
             if stop.is_set():
                 return
+            began = time.monotonic()
             child.held = True
+            old_gone: Awaitable[None] | None = None
             try:
-                await child.stop()
-                await child.start()
-            finally:
-                child.held, child.restart_at = False, None
-            if child.health_name and child.proc is not None:
-                # The new process itself ready, not just the platform: its replica answers the platform's
-                # health checks (and shares the gateway's port) while it starts.
+                if child.overlaps:
+                    old_gone = await child.replace()
+                else:
+                    await child.stop()
+                    await child.start()
+                if child.health_name and child.proc is not None:
+                    # The new process itself ready, not just the platform: its replica answers the platform's
+                    # health checks (and shares the gateway's port) while it starts.
+                    with contextlib.suppress(TimeoutError):
+                        await _until(_instance_ready(nc, child.health_name, child.proc.pid), stop)
                 with contextlib.suppress(TimeoutError):
-                    await _until(_instance_ready(nc, child.health_name, child.proc.pid), stop)
-            with contextlib.suppress(TimeoutError):
-                await _until(wait_healthy(url), stop)
-            say(f"rolling restart: {child.name} restarted")
+                    await _until(wait_healthy(url), stop)
+            finally:
+                ready = time.monotonic()
+                if old_gone is not None:
+                    await old_gone  # the old one drained and gone before the next step
+                child.held, child.restart_at = False, None
+            say(f"rolling restart: {child.name} restarted ({ready - began:.1f} s to ready, "
+                f"{time.monotonic() - began:.1f} s in all)")
     finally:
         await nc.close()
     say("rolling restart: done")

@@ -22,9 +22,9 @@ from runtime.testing import STARTUP_PATIENCE, eventually_blocking, unique
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(1500)]
 # Small: what this proves is recovery from each fault and an exact end state, which needs events flowing
-# through every fault (the load goes on until the last one is done, past EVENTS if need be) and a few
-# seconds of load between faults (EVENTS // 10 events), not volume; bench/chaos.py runs the large variant.
-RATE = 8.0
+# through every fault (the load goes on until the last one is done, past EVENTS if need be) and some load
+# between faults (EVENTS // 10 events: 2.5 s at RATE), not volume; bench/chaos.py runs the large variant.
+RATE = 16.0
 EVENTS = 400
 OPPORTUNITIES = 40
 

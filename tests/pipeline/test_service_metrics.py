@@ -1,5 +1,6 @@
 """A service's Prometheus endpoint (runtime/metrics.py, served on METRICS_PORT by `python -m services.<x>`):
-the standard process metrics, every consumer's counters (as counters, with _total) and its lag."""
+the standard process metrics, every consumer's counters (as counters, with _total) and its lag; the port
+shared with the process replacing it in a rolling restart."""
 
 from __future__ import annotations
 
@@ -16,13 +17,16 @@ async def test_a_service_answers_its_own_scrape_with_process_and_consumer_metric
                                      nc=lambda: pipeline_service.nc)
     port = free_port()
     server = await metrics.serve(process, "127.0.0.1", port)
+    # A rolling restart starts the replica's next process while this one drains: both bind the port a moment.
+    successor = await metrics.serve(process, "127.0.0.1", port)
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=20) as client:
             scrape = await client.get("/metrics")
             elsewhere = await client.get("/")
     finally:
-        server.close()
-        await server.wait_closed()
+        for s in (server, successor):
+            s.close()
+            await s.wait_closed()
     assert scrape.status_code == 200 and scrape.headers["content-type"].startswith("text/plain")
     assert elsewhere.status_code == 404
     text = scrape.text
