@@ -2,6 +2,7 @@
 and commands that define them, and the one probability rule (`probability_of`)."""
 
 from collections.abc import Iterable, Mapping
+from functools import cached_property
 from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -53,11 +54,16 @@ class StageSet(BaseModel):
         return self
 
     def stage(self, key_or_name: str) -> StageDef | None:
-        wanted = key_or_name.strip().lower()
+        """The first stage whose key or name (case-insensitive) is `key_or_name`."""
+        return self._by_key_or_name.get(key_or_name.strip().lower())
+
+    @cached_property  # looked up several times per opportunity event; the set is frozen
+    def _by_key_or_name(self) -> dict[str, StageDef]:
+        index: dict[str, StageDef] = {}
         for s in self.stages:
-            if s.key == wanted or s.name.lower() == wanted:
-                return s
-        return None
+            index.setdefault(s.key, s)
+            index.setdefault(s.name.lower(), s)
+        return index
 
 
 COSELL = "cosell"
