@@ -4,14 +4,19 @@ trailing won revenue with one event per real change."""
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
 
 from contracts import pipeline as c
 from runtime.commands import send
+from runtime.db import create_engine, session_factory
 from runtime.errors import CommandFailed
 from runtime.testing import unique
+from services.pipeline.config.repository import ConfigRepository
+from services.pipeline.partners import service as partners
+from services.pipeline.partners.repository import PartnerRepository
 from tests.pipeline.helpers import send_raw, staged_events
 
 THRESHOLDS = {"silver": "50000.00", "gold": "150000.00", "platinum": "400000.00"}
@@ -162,6 +167,26 @@ class TestTiers:
             assert len(await tier_events(pipeline_db, p.id)) == 4
         finally:
             await send(bus_client, c.UpdatePipelineSettings(tier_thresholds=THRESHOLDS))
+
+    async def test_a_partner_the_transaction_holds_shows_the_recomputed_revenue(self, bus_client, pipeline_db):
+        """Revenues are written with one statement, not through the partners' objects: an object the
+        session already holds shows the new revenue all the same (the window moved past the only win)."""
+        await send(bus_client, c.UpdatePipelineSettings(tier_window_days=365))
+        p = await send(bus_client, c.CreatePartner(name=unique("Held "), type="isv", tier="gold"))
+        await win(bus_client, p.id, "1000.00")
+        engine = create_engine(pipeline_db["pipeline"], trace_sql=False)
+        try:
+            async with session_factory(engine)() as session, session.begin():
+                held = await PartnerRepository(session).get(p.id)
+                assert held is not None and held.trailing_revenue == Decimal("1000.00")
+                settings = await ConfigRepository(session).settings()
+                later = datetime.now(UTC) + timedelta(days=400)
+                assert await partners.recompute(session, [p.id], settings, now=later) == []  # pinned: no change
+                assert held.trailing_revenue == Decimal("0.00") and not session.dirty
+                await session.rollback()
+        finally:
+            await engine.dispose()
+        assert (await send(bus_client, c.GetPartner(partner_id=p.id))).trailing_revenue == Decimal("1000.00")
 
     async def test_a_hyperscaler_with_a_pinned_tier_keeps_its_trailing_revenue_on_the_daily_tick(self, bus_client):
         await send(bus_client, c.UpdatePipelineSettings(tier_window_days=365, fx_rates={"EUR": "1.10"}))

@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts import pipeline as c
-from contracts.base import Event
+from contracts.base import Event, new_id
 from contracts.quarters import Quarter
 from runtime.errors import Conflict, Invalid, NotFound
 from runtime.outbox import add_events
@@ -104,7 +104,10 @@ def gcp_of(o: OpportunityState) -> c.GcpState | None:
     return c.GcpState.model_validate(o.gcp) if o.gcp else None
 
 
-def to_contract(o: OpportunityState, stage_set: c.StageSet) -> c.Opportunity:
+def to_contract(o: OpportunityState, stage_set: c.StageSet, *, ace: c.AceState | None = None,
+                gcp: c.GcpState | None = None) -> c.Opportunity:
+    """The snapshot of a stored (or planned) opportunity. `ace`/`gcp`: its ACE and GCP parts as models, when
+    the caller has them (so they are not validated again from the state's JSON)."""
     stage = stage_set.stage(o.stage)
     return c.Opportunity(
         id=o.id, version=o.version, name=o.name, pipeline=o.pipeline, stage=o.stage,
@@ -113,7 +116,8 @@ def to_contract(o: OpportunityState, stage_set: c.StageSet) -> c.Opportunity:
         currency=o.currency, expected_close_date=o.expected_close_date, owner=o.owner,
         deal_model=c.DealModel(o.deal_model), source=c.Source(o.source), external_id=o.external_id,
         source_modified_at=o.source_modified_at,
-        hyperscaler=c.Hyperscaler(o.hyperscaler) if o.hyperscaler else None, ace=ace_of(o), gcp=gcp_of(o),
+        hyperscaler=c.Hyperscaler(o.hyperscaler) if o.hyperscaler else None,
+        ace=(ace or ace_of(o)) if o.ace else None, gcp=(gcp or gcp_of(o)) if o.gcp else None,
         created_at=o.created_at, updated_at=o.updated_at, stage_entered_at=o.stage_entered_at,
         closed_at=o.closed_at, launched_at=o.launched_at, deleted_at=o.deleted_at,
     )
@@ -154,7 +158,7 @@ def plan_create(draft: Draft, *, stage_sets: dict[str, c.StageSet], pipeline: st
     entry = domain.enter_stage(None, to, origin.at)
     hyperscaler = draft.hyperscaler or domain.hyperscaler_of(origin.source)
     o = OpportunityState(
-        id=uuid.uuid4(), version=1, name=draft.name, pipeline=stage_set.key, stage=to.key,
+        id=new_id(), version=1, name=draft.name, pipeline=stage_set.key, stage=to.key,
         outcome=entry.outcome.value, partner_id=draft.partner_id, customer=draft.customer, amount=draft.amount,
         currency=draft.currency, expected_close_date=draft.expected_close_date, owner=draft.owner,
         deal_model=c.DealModel(draft.deal_model).value, source=origin.source.value, external_id=origin.external_id,
@@ -168,8 +172,8 @@ def plan_create(draft: Draft, *, stage_sets: dict[str, c.StageSet], pipeline: st
     if draft.ace and draft.ace.next_steps:
         work.next_steps.append(dict(opportunity_id=o.id, text=draft.ace.next_steps, recorded_by=origin.actor,
                                     recorded_at=origin.at))
-    work.events.append(c.OpportunityCreatedV1(opportunity=to_contract(o, stage_set),
-                                              correlation_id=origin.correlation_id))
+    work.events.append(c.OpportunityCreatedV1(
+        opportunity=to_contract(o, stage_set, ace=draft.ace, gcp=draft.gcp), correlation_id=origin.correlation_id))
     work.events += _outcome_events(o, entry, origin, draft.ace.closed_lost_reason if draft.ace else None)
     if entry.won and o.partner_id is not None:
         work.partners.add(o.partner_id)
@@ -183,14 +187,17 @@ def plan_change(o: OpportunityState, changes: dict[str, Any], *, stage_sets: dic
     stage_set = domain.stage_set_of(stage_sets, o.pipeline)
     before_won = o.won_part()
     changed: list[str] = []
+    parts: dict[str, Any] = {}  # the ACE and GCP parts as models, once read or set: for the snapshot
     for name, value in changes.items():
         if name in ("ace", "gcp"):
             stored = ace_of(o) if name == "ace" else gcp_of(o)
+            parts[name] = stored
             if value != stored:
                 if name == "ace" and (text := domain.next_steps_changed(stored, value)):
                     work.next_steps.append(dict(opportunity_id=o.id, text=text, recorded_by=origin.actor,
                                                 recorded_at=origin.at))
                 setattr(o, name, _json(value))
+                parts[name] = value
                 changed.append(name)
             continue
         if name == "expected_close_date":
@@ -213,6 +220,7 @@ def plan_change(o: OpportunityState, changes: dict[str, Any], *, stage_sets: dic
             changed.append("stage")
             if lost_reason and entry.lost:
                 o.ace = _json((ace_of(o) or c.AceState()).model_copy(update={"closed_lost_reason": lost_reason}))
+                parts.pop("ace", None)  # read again from the state
     if origin.source_modified_at is not None and origin.source_modified_at != o.source_modified_at:
         o.source_modified_at = origin.source_modified_at
         work.touch(o)
@@ -221,12 +229,12 @@ def plan_change(o: OpportunityState, changes: dict[str, Any], *, stage_sets: dic
     o.version += 1
     o.updated_at = origin.at
     work.touch(o)
-    snapshot = to_contract(o, stage_set)
+    snapshot = to_contract(o, stage_set, ace=parts.get("ace"), gcp=parts.get("gcp"))
     if entry is not None:
         work.events.append(c.OpportunityStageChangedV1(
             opportunity=snapshot, from_stage=from_stage, to_stage=o.stage, changed_by=origin.actor,
             changed_at=origin.at, correlation_id=origin.correlation_id))
-        reason = lost_reason or (ace_of(o).closed_lost_reason if o.ace else None)
+        reason = lost_reason or (snapshot.ace.closed_lost_reason if snapshot.ace else None)
         work.events += _outcome_events(o, entry, origin, reason)
     else:
         work.events.append(c.OpportunityUpdatedV1(opportunity=snapshot, changed=tuple(changed),

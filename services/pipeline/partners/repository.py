@@ -6,12 +6,16 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import Select, case, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.util import identity_key
 
 from contracts import pipeline as c
+from runtime.db import ArrayRows
 from services.pipeline.models import LedgerPartner, Opportunity, Partner
 
 _TIER_RANK = case({t.value: i for i, t in enumerate(c.TIER_ORDER)}, value=Partner.tier)
@@ -21,6 +25,16 @@ _KNOWN = "pipeline.known_partners"
 # where an IN list compiled a parameter per partner for each batch (~140 of them per ingested batch).
 _LIVE_OF = text(f"SELECT id FROM {Partner.__table__.fullname} WHERE id = ANY(CAST(:ids AS uuid[])) "
                 "AND deleted_at IS NULL")
+# What a tier recomputation needs of each partner, locked in id order; and the revenues it writes, in one
+# statement. An ingested batch recomputes the partners of its won deals (dozens): as ORM objects, loaded
+# whole and flushed one UPDATE each, they cost more than the rest of the batch's writes (docs/benchmarks.md).
+_TIER_STATES = text(f"SELECT id, tier, tier_auto, archived_at, trailing_revenue FROM {Partner.__table__.fullname} "
+                    "WHERE id = ANY(CAST(:ids AS uuid[])) ORDER BY id FOR UPDATE")
+_REVENUES = ArrayRows(Partner.__table__, ("id", "trailing_revenue"), key="id")
+_WON_SINCE = text(
+    f"SELECT partner_id, currency, sum(amount) FROM {Opportunity.__table__.fullname} "
+    "WHERE partner_id = ANY(CAST(:ids AS uuid[])) AND outcome = :won AND closed_at >= :since "
+    "GROUP BY partner_id, currency")
 
 
 class PartnerRepository:
@@ -155,16 +169,26 @@ class PartnerRepository:
         """Won amounts per partner and currency closed at or after `since`."""
         if not partner_ids:
             return {}
-        rows = await self.session.execute(
-            select(Opportunity.partner_id, Opportunity.currency, func.sum(Opportunity.amount))
-            .where(Opportunity.partner_id.in_(partner_ids), Opportunity.outcome == c.Outcome.won.value,
-                   Opportunity.closed_at >= since)
-            .group_by(Opportunity.partner_id, Opportunity.currency)
-        )
+        # One array parameter: one statement text (prepared once) whatever the number of partners.
+        rows = await self.session.execute(_WON_SINCE, {"ids": list(partner_ids), "won": c.Outcome.won.value,
+                                                       "since": since})
         out: dict[uuid.UUID, dict[str, Decimal]] = {}
         for partner_id, currency, total in rows.tuples():
             out.setdefault(partner_id, {})[currency] = total
         return out
+
+    async def tier_states(self, partner_ids: Sequence[uuid.UUID]) -> list[Any]:
+        """Id, tier, tier_auto, archived_at and trailing_revenue of these partners, locked, in id order."""
+        return list(await self.session.execute(_TIER_STATES, {"ids": list(partner_ids)}))
+
+    async def set_trailing_revenues(self, revenues: dict[uuid.UUID, Decimal]) -> None:
+        """Write partners' trailing revenues (locked by the caller), in one statement; the copies of them
+        this session holds as objects get the new values too (as if loaded so)."""
+        await _REVENUES.update(self.session, [{"id": p, "trailing_revenue": v} for p, v in sorted(revenues.items())])
+        for partner_id, revenue in revenues.items():
+            held = self.session.identity_map.get(identity_key(Partner, partner_id))
+            if held is not None:
+                set_committed_value(held, "trailing_revenue", revenue)
 
 
 def _escape_like(text: str) -> str:

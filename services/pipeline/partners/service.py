@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -214,19 +215,27 @@ async def recompute(session: AsyncSession, partner_ids: Iterable[uuid.UUID], set
     since = (now or datetime.now(UTC)) - timedelta(days=settings.tier_window_days)
     changes: list[c.PartnerTierChange] = []
     events = []
+    await session.flush()  # the statements below read the partners as stored
     for start in range(0, len(ids), 1000):
         chunk = ids[start:start + 1000]
         won = await repo.won_since(chunk, since)
-        for partner in await repo.get_many(chunk, for_update=True):
-            if partner.archived_at is not None:
+        revenues: dict[uuid.UUID, Decimal] = {}
+        new_tiers: dict[uuid.UUID, tuple[Decimal, c.PartnerTier]] = {}
+        for state in await repo.tier_states(chunk):
+            if state.archived_at is not None:
                 continue
-            revenue = config_domain.total_in_reporting(won.get(partner.id, {}), settings)
+            revenue = config_domain.total_in_reporting(won.get(state.id, {}), settings)
+            tier = domain.tier_for(revenue, settings.tier_thresholds) if state.tier_auto else None
+            if tier is not None and tier.value != state.tier:
+                new_tiers[state.id] = (revenue, tier)
+            elif revenue != state.trailing_revenue:
+                revenues[state.id] = revenue
+        # Most partners' revenue moves without their tier: a plain update. The few whose tier changes are
+        # loaded whole, for their event.
+        await repo.set_trailing_revenues(revenues)
+        for partner in await repo.get_many(sorted(new_tiers), for_update=True) if new_tiers else ():
+            revenue, tier = new_tiers[partner.id]
             partner.trailing_revenue = revenue
-            if not partner.tier_auto:
-                continue
-            tier = domain.tier_for(revenue, settings.tier_thresholds)
-            if tier.value == partner.tier:
-                continue
             before = c.PartnerTier(partner.tier)
             partner.tier = tier.value
             partner.version += 1
