@@ -25,6 +25,7 @@ from contracts.pipeline import PartnerTier
 from contracts.quarters import month_start
 from runtime.errors import Conflict
 from services.commissions import domain
+from services.commissions.customer_cache import CUSTOMERS, Known
 from services.commissions.models import AgreementVersion, RevenueEvent
 from services.commissions.repository import (
     CONTENT_FIELDS,
@@ -186,10 +187,13 @@ async def recalculate(session: AsyncSession, agreement_ids: Iterable[uuid.UUID])
 # ------------------------------------------------------------------------------------------ posting
 
 
+_KINDS = {k.value: k for k in c.RevenueKind}
+
+
 def revenue_from(i: IncomingRevenue) -> domain.Revenue:
     opportunity = str(i.opportunity_id) if i.opportunity_id else (i.ref if i.kind == "deal_won" else None)
     return domain.Revenue(
-        kind=c.RevenueKind(i.kind), ref=i.ref, at=i.occurred_at, customer=i.customer, amount=i.amount,
+        kind=_KINDS[i.kind], ref=i.ref, at=i.occurred_at, customer=i.customer, amount=i.amount,
         currency=i.currency, opportunity_id=opportunity, deal_model=i.deal_model,
         customer_started_on=i.customer_started_on, invoice_ref=i.invoice_ref, customer_name=i.customer_name,
         pipeline=i.pipeline,
@@ -251,18 +255,42 @@ class VersionHead(NamedTuple):
     retroactive: bool
 
 
-def agreements_with_heads(rows: Sequence[Any]) -> tuple[list[Any], dict[uuid.UUID, list[VersionHead]]]:
+class LockedAgreement(NamedTuple):
+    """An agreement as `lock_context` read it, with its fold state (the row locked)."""
+
+    id: uuid.UUID
+    partner_id: uuid.UUID
+    name: str
+    direction: str
+    currency: str
+    deal_models: list[str] | None
+    last_at: datetime | None
+    last_rank: int | None
+    last_ref: str | None
+    period_key: str | None
+    period_basis: Decimal
+    period_commission: Decimal
+    state_token: uuid.UUID | None
+
+
+_AGREEMENT_FIELDS = LockedAgreement._fields
+_HEAD_FIELDS = VersionHead._fields[1:]
+
+
+def agreements_with_heads(rows: Sequence[Any]) -> tuple[list[LockedAgreement], dict[uuid.UUID, list[VersionHead]]]:
     """`AgreementRepository.lock_context`'s rows (one per agreement and version) as agreements and their
-    version heads."""
-    agreements: list[Any] = []
+    version heads. Built once per row by column name (a row's `__getitem__`; its attribute access is a Python
+    call per column, and the fast path reads these a dozen times per agreement)."""
+    agreements: list[LockedAgreement] = []
     heads: dict[uuid.UUID, list[VersionHead]] = {}
     for r in rows:
-        found = heads.get(r.id)
+        agreement_id = r["id"]
+        found = heads.get(agreement_id)
         if found is None:
-            agreements.append(r)
-            found = heads[r.id] = []
-        if r.version is not None:
-            found.append(VersionHead(r.id, r.version, r.revision, r.effective_from, r.effective_to, r.retroactive))
+            agreements.append(LockedAgreement._make([r[f] for f in _AGREEMENT_FIELDS]))
+            found = heads[agreement_id] = []
+        if r["version"] is not None:
+            found.append(VersionHead(agreement_id, *[r[f] for f in _HEAD_FIELDS]))
     return agreements, heads
 
 
@@ -276,7 +304,7 @@ async def specs_of(repo: AgreementRepository, agreements: Sequence[Any],
     out: dict[uuid.UUID, domain.AgreementSpec] = {}
     stale = []
     for a in agreements:
-        signature = (a.currency, tuple(a.deal_models or ()), *(tuple(v) for v in heads[a.id]))
+        signature = (a.currency, tuple(a.deal_models or ()), *heads[a.id])
         cached = _SPECS.get(a.id)
         if cached is not None and cached[0] == signature:
             out[a.id] = cached[1]
@@ -303,6 +331,19 @@ async def specs_of(repo: AgreementRepository, agreements: Sequence[Any],
 def needs_tiers(terms: c.Terms) -> bool:
     """Rates by partner tier, and SPIFs for some tiers, read the partner's tier history."""
     return isinstance(terms.rate, c.PartnerTierRate) or (isinstance(terms.rate, c.SpifRate) and bool(terms.rate.tiers))
+
+
+# Whether a spec needs the partner's tiers, kept per spec (specs are kept too: see `specs_of`).
+_SPEC_NEEDS_TIERS: dict[int, tuple[domain.AgreementSpec, bool]] = {}
+
+
+def spec_needs_tiers(spec: domain.AgreementSpec) -> bool:
+    found = _SPEC_NEEDS_TIERS.get(id(spec))
+    if found is None or found[0] is not spec:
+        if len(_SPEC_NEEDS_TIERS) > 20_000:
+            _SPEC_NEEDS_TIERS.clear()
+        found = _SPEC_NEEDS_TIERS[id(spec)] = (spec, any(needs_tiers(v.terms) for v in spec.versions))
+    return found[1]
 
 
 def tier_history(rows: Sequence[tuple[datetime, str]]) -> list[tuple[datetime, PartnerTier]]:
@@ -389,6 +430,10 @@ class _WriteBack:
     states: list[dict[str, Any]] = field(default_factory=list)
     customers: list[dict[str, Any]] = field(default_factory=list)
     notes: list[dict[str, Any]] = field(default_factory=list)
+    # The state token the states are written under, and per agreement what is then known of its customers
+    # (for CUSTOMERS once written).
+    token: uuid.UUID = field(default_factory=uuid.uuid4)
+    known: list[tuple[uuid.UUID, Known, bool]] = field(default_factory=list)
 
 
 @dataclass
@@ -413,7 +458,7 @@ async def _context(session: AsyncSession, partner_ids: set[uuid.UUID], only: set
         return None
     states = {a.id: a for a in agreements}
     specs = await specs_of(agreements_repo, agreements, heads)
-    tier_partners = {a.partner_id for a in agreements if any(needs_tiers(v.terms) for v in specs[a.id].versions)}
+    tier_partners = {a.partner_id for a in agreements if spec_needs_tiers(specs[a.id])}
     tiers = {p: tier_history(rows) for p, rows in (await PipelineCopyRepository(session).tiers(tier_partners)).items()}
     return _Context(agreements, states, specs, tiers)
 
@@ -435,17 +480,28 @@ def _split(ctx: _Context, by_partner: dict[uuid.UUID, list[domain.Revenue]], ref
     return fast, refolds
 
 
-async def _stored_customers(states_repo: StateRepository, fast: list[tuple[Any, list[domain.Revenue]]],
-                            ) -> tuple[dict[uuid.UUID, dict[str, domain.CustomerState]],
-                                       dict[tuple[uuid.UUID, str], tuple[Any, ...]]]:
-    """The customers' state the events continue from, and each as read (to write back only changes)."""
-    pairs = {(a.id, e.customer) for a, events in fast for e in events if e.customer}
-    stored_customers: dict[uuid.UUID, dict[str, domain.CustomerState]] = defaultdict(dict)
-    as_read: dict[tuple[uuid.UUID, str], tuple[Any, ...]] = {}
-    for cs in await states_repo.customers(pairs):
-        stored = stored_customers[cs.agreement_id][cs.customer] = customer_state(cs)
-        as_read[(cs.agreement_id, cs.customer)] = _customer_values(stored)
-    return stored_customers, as_read
+async def _stored_customers(states_repo: StateRepository, ctx: _Context,
+                            fast: list[tuple[Any, list[domain.Revenue]]]) -> dict[uuid.UUID, tuple[Known, bool]]:
+    """Per agreement, what is known of its customers' stored state: kept from this process's last write of the
+    agreement when no one wrote it since (CUSTOMERS), completed by reading the customers the events name that
+    are not known yet (None: no row)."""
+    known_by: dict[uuid.UUID, tuple[Known, bool]] = {}
+    missing: set[tuple[uuid.UUID, str]] = set()
+    for a, events in fast:
+        stored = ctx.states[a.id]
+        known, complete = known_by[a.id] = CUSTOMERS.take(a.id, stored.state_token, folded=stored.last_at is not None)
+        for e in events:
+            if e.customer and e.customer not in known:
+                if complete:
+                    known[e.customer] = None
+                else:
+                    missing.add((a.id, e.customer))
+    if missing:
+        for cs in await states_repo.customers(missing):
+            known_by[cs.agreement_id][0][cs.customer] = customer_state(cs)
+        for agreement_id, customer in missing:
+            known_by[agreement_id][0].setdefault(customer, None)
+    return known_by
 
 
 async def _reversible(ledger: LedgerRepository, fast: list[tuple[Any, list[domain.Revenue]]],
@@ -466,13 +522,15 @@ async def _step_on(session: AsyncSession, ctx: _Context, fast: list[tuple[Any, l
     """Step each agreement's new events on from its stored state (the common case); what that changes in
     the stored state is left in `back` for `_append` to write."""
     states_repo, ledger = StateRepository(session), LedgerRepository(session)
-    stored_customers, as_read = await _stored_customers(states_repo, fast)
+    known_by = await _stored_customers(states_repo, ctx, fast)
     posted_rows = await _reversible(ledger, fast)
     work: list[_Work] = []
     state_updates, customer_upserts, notes = back.states, back.customers, back.notes
     for a, events in fast:
         spec, state = ctx.specs[a.id], state_of(ctx.states[a.id])
-        state.customers = stored_customers.get(a.id, {})
+        known, complete = known_by[a.id]
+        state.customers = {k: known[k] for k in {e.customer for e in events if e.customer} if known[k] is not None}
+        as_read = {(a.id, k): _customer_values(cs) for k, cs in state.customers.items()}
         rows = posted_rows.get(a.id, [])
         book = domain.LineBook(domain.facts_from_rows(rows))
         w = _Work(a, names=_names(events))
@@ -485,6 +543,8 @@ async def _step_on(session: AsyncSession, ctx: _Context, fast: list[tuple[Any, l
         work.append(w)
         state_updates.append(state_row(a.id, state))
         customer_upserts += customer_rows(a.id, state.customers, as_read)
+        known.update(state.customers)
+        back.known.append((a.id, known, complete))
     return work
 
 
@@ -493,6 +553,7 @@ async def _fold_again(session: AsyncSession, ctx: _Context, refolds: list[Any]) 
     states_repo, ledger, revenue = StateRepository(session), LedgerRepository(session), RevenueRepository(session)
     work: list[_Work] = []
     for a in refolds:
+        CUSTOMERS.drop(a.id)  # its state is written without a token (`StateRepository.save`)
         history = [revenue_of(r) for r in await revenue.of_partner(a.partner_id)]
         result = domain.fold(ctx.specs[a.id], history, ctx.tiers.get(a.partner_id, ()))
         rows = [posted_row(r) for r in await ledger.rows_of(a.id)]
@@ -544,7 +605,9 @@ async def _append(session: AsyncSession, work: Sequence[_Work], back: _WriteBack
             seconds.append((w, row))
     # Originals get the lower ids: a line's first entry (by id) is its original.
     ids = await StateRepository(session).write_back(back.states, back.customers, back.notes,
-                                                    len(firsts) + len(seconds))
+                                                    len(firsts) + len(seconds), back.token)
+    for agreement_id, known, complete in back.known:
+        CUSTOMERS.keep(agreement_id, back.token, known, complete)
     if not firsts and not seconds:
         return []
     new_ids: dict[tuple[uuid.UUID, str], int] = {}

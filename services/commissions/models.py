@@ -113,6 +113,10 @@ class AgreementState(Base):
     period_basis: Mapped[Decimal] = mapped_column(MONEY, default=Decimal(0), server_default=text("0"))
     period_commission: Mapped[Decimal] = mapped_column(MONEY, default=Decimal(0), server_default=text("0"))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    # Set anew by every write of the fast path (engine.CustomerCache), cleared by any other write of this row
+    # or of the agreement's customer_state: whoever holds the customers' state written under this token can
+    # use it without reading it again.
+    state_token: Mapped[uuid.UUID | None] = mapped_column(Uuid)
 
 
 class CustomerState(Base):

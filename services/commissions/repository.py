@@ -19,6 +19,7 @@ from contracts import pipeline as pc
 from contracts.base import Event
 from runtime.db import DriverRow, session_driver
 from runtime.outbox import add_events, events_args, events_statement
+from services.commissions.column_batch import ColumnBatch
 from services.commissions.models import (
     SCHEMA,
     Agreement,
@@ -80,13 +81,16 @@ REVENUE_COLUMNS = ("event_id", "kind", "ref", "scope", "partner_id", "opportunit
 _REVENUE_TYPES = {"event_id": "uuid", "partner_id": "uuid", "opportunity_id": "uuid", "amount": "numeric",
                   "occurred_at": "timestamptz", "event_occurred_at": "timestamptz", "customer_started_on": "date",
                   "void": "boolean"}
-_REVENUE_ARRAYS = ", ".join(f"${n}::{_REVENUE_TYPES.get(c, 'text')}[]" for n, c in enumerate(REVENUE_COLUMNS, 1))
+# Constant per consumer or per batch as a rule (the source, the actor, no pipeline, no refunded invoice, ...).
+_REVENUE_BATCH = ColumnBatch(REVENUE_COLUMNS, [_REVENUE_TYPES.get(c, "text") for c in REVENUE_COLUMNS], constant_ok=(
+    "kind", "scope", "partner_id", "opportunity_id", "customer_name", "amount", "currency", "invoice_ref",
+    "deal_model", "customer_started_on", "void", "source", "actor", "pipeline"))
 _N = len(REVENUE_COLUMNS)
 # The batch's link locks are taken by the statement that inserts its revenue: the uncorrelated subquery runs
 # once (an InitPlan) when the first row's condition is checked, so before any row is inserted; the look-ups that
 # must see what the transactions holding these locks committed come in later statements (fresh snapshots).
 _INSERT_REVENUE = (
-    f"INSERT INTO {SCHEMA}.revenue_event ({', '.join(REVENUE_COLUMNS)}) SELECT * FROM unnest({_REVENUE_ARRAYS}) "
+    f"INSERT INTO {SCHEMA}.revenue_event ({', '.join(REVENUE_COLUMNS)}) SELECT * FROM {{rows}} "
     f"WHERE (SELECT count(*) FROM (SELECT pg_advisory_xact_lock(${_N + 1}, b) FROM unnest(${_N + 2}::int[]) AS b "
     f"ORDER BY b) AS locked) >= 0 "
     f"ON CONFLICT DO NOTHING RETURNING id, kind, ref, scope")
@@ -121,8 +125,9 @@ class RevenueRepository:
         if not incoming:
             await self.lock_links(link_keys)
             return {}
+        shape, args = _REVENUE_BATCH.args([[getattr(i, f) for i in incoming] for f in REVENUE_COLUMNS])
         rows = await (await session_driver(self.session)).fetch(
-            _INSERT_REVENUE, *([getattr(i, f) for i in incoming] for f in REVENUE_COLUMNS), _LINK_LOCK_SPACE,
+            _INSERT_REVENUE.format(rows=_REVENUE_BATCH.rows(shape)), *args, _LINK_LOCK_SPACE,
             sorted({hash_bucket(k) for k in link_keys}))
         return {(r[1], r[2], r[3]): r[0] for r in rows}
 
@@ -381,7 +386,7 @@ class AgreementRepository:
 # each; aggregated per agreement in a subquery they cost a rescan each, several times as much.
 _LOCK_CONTEXT = f"""
     SELECT a.id, a.partner_id, a.name, a.direction, a.currency, a.deal_models,
-           s.last_at, s.last_rank, s.last_ref, s.period_key, s.period_basis, s.period_commission,
+           s.last_at, s.last_rank, s.last_ref, s.period_key, s.period_basis, s.period_commission, s.state_token,
            v.version, v.revision, v.effective_from, v.effective_to, v.retroactive
     FROM {SCHEMA}.agreement a JOIN {SCHEMA}.agreement_state s ON s.agreement_id = a.id
     LEFT JOIN {SCHEMA}.agreement_version v ON v.agreement_id = a.id
@@ -394,7 +399,7 @@ STATE_COLUMNS = ("agreement_id", "last_at", "last_rank", "last_ref", "period_key
 _SAVE_STATES = text(f"""
     UPDATE {SCHEMA}.agreement_state s SET last_at = u.last_at, last_rank = u.last_rank, last_ref = u.last_ref,
         period_key = u.period_key, period_basis = u.period_basis, period_commission = u.period_commission,
-        updated_at = now()
+        updated_at = now(), state_token = NULL
     FROM unnest(CAST(:agreement_id AS uuid[]), CAST(:last_at AS timestamptz[]), CAST(:last_rank AS int[]),
                 CAST(:last_ref AS text[]), CAST(:period_key AS text[]), CAST(:period_basis AS numeric[]),
                 CAST(:period_commission AS numeric[]))
@@ -413,22 +418,26 @@ _UPSERT_CUSTOMERS = text(f"""
         deal_model = excluded.deal_model
 """)
 NOTE_COLUMNS = ("agreement_id", "revenue_key", "note")
+_STATE_BATCH = ColumnBatch(STATE_COLUMNS, ("uuid", "timestamptz", "int", "text", "text", "numeric", "numeric"),
+                           constant_ok=STATE_COLUMNS[1:])
+_CUSTOMER_BATCH = ColumnBatch(CUSTOMER_COLUMNS, ("uuid", "text", "date", "date", "int", "date", "numeric", "text"),
+                              first=len(STATE_COLUMNS) + 1, constant_ok=CUSTOMER_COLUMNS[2:])
+_NOTES_FROM = len(STATE_COLUMNS) + len(CUSTOMER_COLUMNS) + 1
 # What a batch stepped on from stored state writes back, and the ids of the entries it is about to append, in
-# one statement (one round trip instead of four or five): the agreements' fold state, the customers' state
-# that changed, the notes (in order), then `$n` ids from the ledger's sequence.
+# one statement (one round trip instead of four or five): the agreements' fold state under the batch's state
+# token, the customers' state that changed, the notes (in order), then `$n` ids from the ledger's sequence.
+# `_SAVE_STATES` (a refold) clears the token: see AgreementState.state_token.
 _WRITE_BACK = f"""
     WITH saved AS (
         UPDATE {SCHEMA}.agreement_state s SET last_at = u.last_at, last_rank = u.last_rank, last_ref = u.last_ref,
             period_key = u.period_key, period_basis = u.period_basis, period_commission = u.period_commission,
-            updated_at = now()
-        FROM unnest($1::uuid[], $2::timestamptz[], $3::int[], $4::text[], $5::text[], $6::numeric[], $7::numeric[])
-            AS u(agreement_id, last_at, last_rank, last_ref, period_key, period_basis, period_commission)
+            updated_at = now(), state_token = ${_NOTES_FROM + 4}::uuid
+        FROM {{states}}
         WHERE s.agreement_id = u.agreement_id
         RETURNING 1
     ), customers AS (
         INSERT INTO {SCHEMA}.customer_state ({", ".join(CUSTOMER_COLUMNS)})
-        SELECT * FROM unnest($8::uuid[], $9::text[], $10::date[], $11::date[], $12::int[], $13::date[],
-                             $14::numeric[], $15::text[])
+        SELECT * FROM {{customers}}
         ON CONFLICT (agreement_id, customer) DO UPDATE SET start = excluded.start, booked = excluded.booked,
             invoices = excluded.invoices, churned_on = excluded.churned_on,
             deal_commission = excluded.deal_commission, deal_model = excluded.deal_model
@@ -436,11 +445,13 @@ _WRITE_BACK = f"""
     ), notes AS (
         INSERT INTO {SCHEMA}.revenue_note (agreement_id, revenue_key, note)
         SELECT n.agreement_id, n.revenue_key, n.note
-        FROM unnest($16::uuid[], $17::text[], $18::text[]) WITH ORDINALITY AS n(agreement_id, revenue_key, note, i)
+        FROM unnest(${_NOTES_FROM}::uuid[], ${_NOTES_FROM + 1}::text[], ${_NOTES_FROM + 2}::text[])
+            WITH ORDINALITY AS n(agreement_id, revenue_key, note, i)
         ORDER BY n.i
         RETURNING 1
     )
-    SELECT nextval(pg_get_serial_sequence('{SCHEMA}.ledger_entry', 'id')) FROM generate_series(1, $19::int)
+    SELECT nextval(pg_get_serial_sequence('{SCHEMA}.ledger_entry', 'id'))
+    FROM generate_series(1, ${_NOTES_FROM + 3}::int)
 """
 
 
@@ -481,15 +492,18 @@ class StateRepository:
             [a for a, _ in wanted], [c for _, c in wanted], record_class=DriverRow)
 
     async def write_back(self, states: Sequence[dict[str, Any]], customers: Sequence[dict[str, Any]],
-                         notes: Sequence[dict[str, Any]], entry_ids: int) -> list[int]:
-        """Save fold states, upsert customers' state (one row per agreement and customer) and add notes,
-        and take `entry_ids` ids for new ledger entries (ascending), in one statement (`_WRITE_BACK`)."""
+                         notes: Sequence[dict[str, Any]], entry_ids: int, token: uuid.UUID | None = None) -> list[int]:
+        """Save fold states under `token` (their `state_token`), upsert customers' state (one row per agreement
+        and customer) and add notes, and take `entry_ids` ids for new ledger entries (ascending), in one
+        statement (`_WRITE_BACK`)."""
         if not states and not customers and not notes and entry_ids <= 0:
             return []
-        args = ([s[c] for s in states] for c in STATE_COLUMNS)
-        args_c = ([r[c] for r in customers] for c in CUSTOMER_COLUMNS)
+        shape_s, args = _STATE_BATCH.args([[s[c] for s in states] for c in STATE_COLUMNS])
+        shape_c, args_c = _CUSTOMER_BATCH.args([[r[c] for r in customers] for c in CUSTOMER_COLUMNS])
         args_n = ([r[c] for r in notes] for c in NOTE_COLUMNS)
-        rows = await (await session_driver(self.session)).fetch(_WRITE_BACK, *args, *args_c, *args_n, max(entry_ids, 0))
+        statement = _WRITE_BACK.format(states=_STATE_BATCH.rows(shape_s), customers=_CUSTOMER_BATCH.rows(shape_c))
+        rows = await (await session_driver(self.session)).fetch(statement, *args, *args_c, *args_n, max(entry_ids, 0),
+                                                                token)
         return sorted(r[0] for r in rows)
 
     async def upsert_customers(self, rows: Sequence[dict[str, Any]]) -> None:
@@ -544,10 +558,11 @@ LEDGER_COLUMNS = ("id", "agreement_id", "partner_id", "direction", "currency", "
 _LEDGER_TYPES = {"id": "bigint", "agreement_id": "uuid", "partner_id": "uuid", "amount": "numeric",
                  "basis_amount": "numeric", "period": "date", "revenue_at": "timestamptz", "version": "int",
                  "revision": "int", "reverses_entry_id": "bigint", "adjusts_entry_id": "bigint"}
+_LEDGER_BATCH = ColumnBatch(LEDGER_COLUMNS, [_LEDGER_TYPES.get(c, "text") for c in LEDGER_COLUMNS],
+                            constant_ok=LEDGER_COLUMNS[1:])
 # The entries and the transaction's `entries.posted` event in one statement (runtime.outbox.events_statement).
 _INSERT_ENTRIES = events_statement(SCHEMA, first=len(LEDGER_COLUMNS) + 1, before=(
-    f"entries AS (INSERT INTO {SCHEMA}.ledger_entry ({', '.join(LEDGER_COLUMNS)}) SELECT * FROM unnest("
-    + ", ".join(f"${n}::{_LEDGER_TYPES.get(c, 'text')}[]" for n, c in enumerate(LEDGER_COLUMNS, 1)) + ")), "))
+    f"entries AS (INSERT INTO {SCHEMA}.ledger_entry ({', '.join(LEDGER_COLUMNS)}) SELECT * FROM {{rows}}), "))
 
 
 LEDGER_SORT_COLUMNS = {"id": None, "amount": LedgerEntry.amount, "period": LedgerEntry.period}
@@ -592,8 +607,9 @@ class LedgerRepository:
         if not rows:
             await add_events(self.session, SCHEMA, events)
             return
+        shape, args = _LEDGER_BATCH.args([[r[c] for r in rows] for c in LEDGER_COLUMNS])
         await (await session_driver(self.session)).execute(
-            _INSERT_ENTRIES, *([r[c] for r in rows] for c in LEDGER_COLUMNS), *events_args(SCHEMA, events))
+            _INSERT_ENTRIES.replace("{rows}", _LEDGER_BATCH.rows(shape)), *args, *events_args(SCHEMA, events))
 
     async def first_ids(self, agreement_id: uuid.UUID, keys: Iterable[str]) -> dict[str, int]:
         keys = list(set(keys))

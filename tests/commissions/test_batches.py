@@ -424,3 +424,77 @@ class TestDriverStatements:
                                                                              (2, date(2026, 6, 1))]
             assert [h.version for h in heads[second]] == [1]
             assert all(a.last_at is None for a in agreements)  # the fold state, as stored
+
+
+def chunks_of(events: list[IncomingRevenue], seed: int) -> list[list[IncomingRevenue]]:
+    rnd, rest, out = random.Random(seed), list(events), []
+    while rest:
+        n = rnd.randrange(1, 8)
+        out.append(rest[:n])
+        rest = rest[n:]
+    return out
+
+
+class TestKeptCustomers:
+    """The fast path keeps the customers' state it wrote (engine.CUSTOMERS) and uses it while the agreement's
+    state row still carries the token of that write: anything written since by anyone else is read again."""
+
+    async def test_replicas_taking_turns_give_the_ledger_of_one_process(self, sessions, monkeypatch):
+        from services.commissions.customer_cache import CustomerCache
+
+        alone, together = World(seed=21), World(seed=21)
+        for w in (alone, together):
+            await w.agreements(sessions)
+        await feed(sessions, chunks_of(alone.revenue(), 4))
+        # Two processes, each with its own kept state, taking batches in turn (sometimes two in a row).
+        replicas = [CustomerCache(), CustomerCache()]
+        for i, chunk in enumerate(chunks_of(together.revenue(), 4)):
+            monkeypatch.setattr(engine, "CUSTOMERS", replicas[(i // 2) % 2 if i % 5 else (i + 1) % 2])
+            await feed(sessions, [chunk])
+        assert await picture(sessions, together) == await picture(sessions, alone)
+
+    async def test_a_rolled_back_batch_leaves_nothing_that_is_used(self, sessions):
+        straight, retried = World(seed=22), World(seed=22)
+        for w in (straight, retried):
+            await w.agreements(sessions)
+        await feed(sessions, chunks_of(straight.revenue(), 5))
+        for chunk in chunks_of(retried.revenue(), 5):
+            with pytest.raises(RuntimeError):  # the batch is written, then its transaction rolls back
+                async with sessions() as s, s.begin():
+                    await engine.ingest(s, chunk)
+                    raise RuntimeError("the consumer failed after the engine")
+            await feed(sessions, [chunk])  # redelivered
+        assert await picture(sessions, retried) == await picture(sessions, straight)
+
+    async def test_the_customers_written_are_not_read_again_by_the_next_batch(self, sessions, monkeypatch):
+        from services.commissions.repository import StateRepository
+
+        world = World(seed=23)
+        await world.agreements(sessions)
+        events = [e for e in world.revenue() if e.partner_id == world.partners[1]]  # deals and invoices
+        read: list[set[tuple[uuid.UUID, str]]] = []
+        customers = StateRepository.customers
+
+        async def reading(self, pairs):
+            read.append(set(pairs))
+            return await customers(self, pairs)
+
+        monkeypatch.setattr(StateRepository, "customers", reading)
+        # An agreement that has folded nothing has no customers; each later batch follows this process's write.
+        await feed(sessions, [events[:3], *[[e] for e in events[3:]]])
+        assert read == []
+        # A refold (here: the agreement recalculated) writes without a token: the next batch reads again.
+        [agreement] = await _agreements_of(sessions, world.partners[1])
+        async with sessions() as s, s.begin():
+            await engine.recalculate(s, [agreement])
+        late = [e for e in events[3:] if e.kind == "invoice_paid"][-1]
+        again = IncomingRevenue(**{**late.row(), "event_id": uuid.uuid4(), "ref": f"{late.ref}-later",
+                                   "occurred_at": late.occurred_at + timedelta(days=1),
+                                   "event_occurred_at": late.occurred_at + timedelta(days=1)})
+        await feed(sessions, [[again]])
+        assert read == [{(agreement, again.customer)}]
+
+
+async def _agreements_of(sessions, partner: uuid.UUID) -> list[uuid.UUID]:
+    async with sessions() as s:
+        return await _agreements(s, partner)
