@@ -10,7 +10,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import BigInteger, Row, Uuid, any_, delete, func, insert, literal, or_, select, text, tuple_, update
+from sqlalchemy import Row, Uuid, any_, delete, func, insert, literal, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -102,6 +102,23 @@ _WAITING_FOR = (
     f"UNION ALL SELECT id FROM {SCHEMA}.revenue_event WHERE partner_id IS NULL AND opportunity_id = ANY($2::uuid[])")
 
 
+# Linking, on the rows' ids (the batch's waiting and unattributed rows) and the other row's full unique key, so
+# the plan is index look-ups however stale the table's statistics are while it grows.
+_ATTRIBUTE_BY_DEAL = (
+    f"UPDATE {SCHEMA}.revenue_event t SET partner_id = deal.partner_id FROM {SCHEMA}.revenue_event deal "
+    f"WHERE t.id = ANY($1::bigint[]) AND t.partner_id IS NULL AND t.opportunity_id IS NOT NULL "
+    f"AND deal.kind = 'deal_won' AND deal.scope = '' AND deal.ref = t.opportunity_id::text "
+    f"AND deal.partner_id IS NOT NULL RETURNING t.id, t.partner_id")
+_ENRICH_REFUNDS = (
+    f"UPDATE {SCHEMA}.revenue_event t SET partner_id = coalesce(t.partner_id, inv.partner_id), "
+    f"customer = inv.customer, customer_name = inv.customer_name, opportunity_id = inv.opportunity_id "
+    f"FROM {SCHEMA}.revenue_event inv "
+    f"WHERE t.id = ANY($1::bigint[]) AND t.kind = 'refund' AND inv.kind = 'invoice_paid' AND inv.scope = '' "
+    f"AND inv.ref = t.invoice_ref AND inv.partner_id IS NOT NULL "
+    f"AND (t.partner_id IS NULL OR t.customer <> inv.customer "
+    f"OR t.opportunity_id IS DISTINCT FROM inv.opportunity_id) RETURNING t.id, t.partner_id")
+
+
 def any_of(values: Sequence[Any], item_type: Any) -> Any:
     """`= ANY(array)`: one array parameter instead of a parameter per value, so the statement's text (and
     its prepared plan) is the same whatever the batch size."""
@@ -166,53 +183,28 @@ class RevenueRepository:
 
     async def attribute_by_deal(self, row_ids: Iterable[int]) -> list[tuple[int, uuid.UUID]]:
         """Give unattributed invoices and churns the partner of the won deal they name."""
-        ids = list(set(row_ids))
+        ids = sorted(set(row_ids))
         if not ids:
             return []
-        deal = RevenueEvent.__table__.alias("deal")
-        t = RevenueEvent.__table__
-        # Driven by the rows' ids and the deal's full unique key, so the plan is index lookups however
-        # stale the table's statistics are while it grows.
-        rows = await self.session.execute(
-            update(t)
-            .where(t.c.id.in_(ids), t.c.partner_id.is_(None), t.c.opportunity_id.is_not(None),
-                   deal.c.kind == "deal_won", deal.c.scope == "",
-                   deal.c.ref == func.cast(t.c.opportunity_id, type_=deal.c.ref.type),
-                   deal.c.partner_id.is_not(None))
-            .values(partner_id=deal.c.partner_id)
-            .returning(t.c.id, t.c.partner_id)
-        )
-        return [(r.id, r.partner_id) for r in rows]
+        return [(r[0], r[1]) for r in await (await session_driver(self.session)).fetch(_ATTRIBUTE_BY_DEAL, ids)]
 
     async def enrich_refunds(self, row_ids: Iterable[int]) -> list[tuple[int, uuid.UUID]]:
         """Give refunds their invoice's partner, customer and deal."""
-        ids = list(set(row_ids))
+        ids = sorted(set(row_ids))
         if not ids:
             return []
-        inv = RevenueEvent.__table__.alias("inv")
-        t = RevenueEvent.__table__
-        rows = await self.session.execute(
-            update(t)
-            .where(t.c.id.in_(ids), t.c.kind == "refund", inv.c.kind == "invoice_paid", inv.c.scope == "",
-                   inv.c.ref == t.c.invoice_ref, inv.c.partner_id.is_not(None),
-                   or_(t.c.partner_id.is_(None), t.c.customer != inv.c.customer,
-                       t.c.opportunity_id.is_distinct_from(inv.c.opportunity_id)))
-            .values(partner_id=func.coalesce(t.c.partner_id, inv.c.partner_id), customer=inv.c.customer,
-                    customer_name=inv.c.customer_name, opportunity_id=inv.c.opportunity_id)
-            .returning(t.c.id, t.c.partner_id)
-        )
-        return [(r.id, r.partner_id) for r in rows]
+        return [(r[0], r[1]) for r in await (await session_driver(self.session)).fetch(_ENRICH_REFUNDS, ids)]
 
     async def refunds_of(self, invoice_ref: str) -> list[RevenueEvent]:
         return list(await self.session.scalars(
             select(RevenueEvent).where(RevenueEvent.kind == "refund", RevenueEvent.invoice_ref == invoice_ref)))
 
-    async def by_ids(self, ids: Iterable[int]) -> Sequence[Row[Any]]:
-        ids = list(ids)
+    async def by_ids(self, ids: Iterable[int]) -> list[DriverRow]:
+        ids = sorted(set(ids))
         if not ids:
             return []
-        t = RevenueEvent.__table__
-        return (await self.session.execute(select(t).where(t.c.id == any_of(ids, BigInteger)))).all()
+        return await (await session_driver(self.session)).fetch(
+            f"SELECT * FROM {SCHEMA}.revenue_event WHERE id = ANY($1::bigint[])", ids, record_class=DriverRow)
 
     async def of_partner(self, partner_id: uuid.UUID) -> list[RevenueEvent]:
         return list(await self.session.scalars(
@@ -534,9 +526,9 @@ ENTRY_COLUMNS = (LedgerEntry.id, LedgerEntry.line_key, LedgerEntry.entry_type, L
 _ENTRY_SELECT = ", ".join(f"e.{c.key}" for c in ENTRY_COLUMNS)
 # A line's entries are its original (the unique index of originals per line) and the adjustments of that
 # original (found through `adjusts_entry_id`): no index over every entry's line key is needed.
-_ROWS_FOR_LINES = text(f"""
-    WITH k AS (SELECT * FROM unnest(CAST(:ka AS uuid[]), CAST(:kk AS text[])) AS k(agreement_id, key)),
-         c AS (SELECT * FROM unnest(CAST(:ca AS uuid[]), CAST(:cc AS text[])) AS c(agreement_id, customer)),
+_ROWS_FOR_LINES = f"""
+    WITH k AS (SELECT * FROM unnest($1::uuid[], $2::text[]) AS k(agreement_id, key)),
+         c AS (SELECT * FROM unnest($3::uuid[], $4::text[]) AS c(agreement_id, customer)),
          o AS (SELECT e.* FROM k JOIN {SCHEMA}.ledger_entry e
                  ON e.agreement_id = k.agreement_id AND e.line_key = k.key AND e.entry_type <> 'adjustment')
     SELECT e.agreement_id, {_ENTRY_SELECT} FROM o AS e
@@ -548,7 +540,7 @@ _ROWS_FOR_LINES = text(f"""
     UNION
     SELECT e.agreement_id, {_ENTRY_SELECT} FROM c
         JOIN {SCHEMA}.ledger_entry e ON e.agreement_id = c.agreement_id AND e.customer = c.customer
-""")
+"""
 _NEW_IDS = text(f"SELECT nextval(pg_get_serial_sequence('{SCHEMA}.ledger_entry', 'id')) FROM generate_series(1, :n)")
 _FIRST_IDS = text(f"SELECT line_key, id FROM {SCHEMA}.ledger_entry WHERE agreement_id = :a "
                   f"AND line_key = ANY(CAST(:keys AS text[])) AND entry_type <> 'adjustment'")
@@ -584,9 +576,9 @@ class LedgerRepository:
         keys, customers = sorted(set(keys)), sorted(set(customers))
         if not keys and not customers:
             return []
-        return (await self.session.execute(_ROWS_FOR_LINES, {
-            "ka": [a for a, _ in keys], "kk": [k for _, k in keys],
-            "ca": [a for a, _ in customers], "cc": [c for _, c in customers]})).all()
+        return await (await session_driver(self.session)).fetch(
+            _ROWS_FOR_LINES, [a for a, _ in keys], [k for _, k in keys], [a for a, _ in customers],
+            [c for _, c in customers], record_class=DriverRow)
 
     async def new_ids(self, n: int) -> list[int]:
         """Ids for entries about to be written, taken from the table's own sequence, so entries can refer
