@@ -97,3 +97,6 @@ def test_a_stage_is_found_by_key_or_name_the_first_one_winning() -> None:
     assert odd.stage("b") is odd.stages[0]  # named B, before the stage whose key is b
     assert odd.stage("a") is odd.stages[0] and odd.stage("won") is odd.stages[1]
     assert odd == c.StageSet.model_validate(odd.model_dump())  # the index is not part of the value
+    assert set(odd.model_dump()) == {"key", "name", "stages", "builtin", "version"}
+    fewer = odd.model_copy(update={"stages": odd.stages[1:]})  # a copy with other stages: another index
+    assert fewer.stage("a") is fewer.stages[1] and odd.stage("a") is odd.stages[0]  # now the lost stage, named A

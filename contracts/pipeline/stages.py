@@ -2,7 +2,6 @@
 and commands that define them, and the one probability rule (`probability_of`)."""
 
 from collections.abc import Iterable, Mapping
-from functools import cached_property
 from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -55,15 +54,20 @@ class StageSet(BaseModel):
 
     def stage(self, key_or_name: str) -> StageDef | None:
         """The first stage whose key or name (case-insensitive) is `key_or_name`."""
-        return self._by_key_or_name.get(key_or_name.strip().lower())
+        return self._index().get(key_or_name.strip().lower())
 
-    @cached_property  # looked up several times per opportunity event; the set is frozen
-    def _by_key_or_name(self) -> dict[str, StageDef]:
-        index: dict[str, StageDef] = {}
-        for s in self.stages:
-            index.setdefault(s.key, s)
-            index.setdefault(s.name.lower(), s)
-        return index
+    def _index(self) -> dict[str, StageDef]:
+        # Looked up several times per opportunity event: an index built once and kept beside the stages it
+        # was built from (the model is frozen), built again for a copy whose stages differ (model_copy
+        # copies the instance's dict, this entry with it).
+        kept = self.__dict__.get("_stage_index")
+        if kept is None or kept[0] is not self.stages:
+            index: dict[str, StageDef] = {}
+            for s in self.stages:
+                index.setdefault(s.key, s)
+                index.setdefault(s.name.lower(), s)
+            kept = self.__dict__["_stage_index"] = (self.stages, index)
+        return kept[1]
 
 
 COSELL = "cosell"
