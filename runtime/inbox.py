@@ -33,7 +33,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache, cached_property
-from typing import Any
+from typing import Any, NamedTuple
 
 import nats.errors
 from faststream import AckPolicy, Context
@@ -51,7 +51,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from contracts.base import Event
 from runtime import bus, deadletter, telemetry
-from runtime.db import NAMING_CONVENTION
+from runtime.db import NAMING_CONVENTION, session_driver
 from runtime.errors import PermanentFailure
 from runtime.failures import Failure, check_bounds, classify, describe
 
@@ -169,6 +169,21 @@ class _Route:
         return cls(sub, by_version, direct, b'"schema_version":%d' % version if direct else b"")
 
 
+@cache
+def _claim(schema: str) -> str:
+    """Claim a batch in the inbox in one round trip: `$1` the inbox keys, `$2` the event ids, in batch order.
+    Returns the positions (from 1, in order) of the events not seen before, or NULL if there are none;
+    an event twice in the batch is claimed by its first position (the rows are inserted in batch order,
+    and ON CONFLICT DO NOTHING skips the second). Positions rather than the claimed rows: one array to
+    decode instead of a row and a UUID per event."""
+    return (
+        "WITH batch AS (SELECT * FROM unnest($1::text[], $2::uuid[]) WITH ORDINALITY AS b(consumer, event_id, n)), "
+        f'claimed AS (INSERT INTO "{schema}".inbox (consumer, event_id) SELECT consumer, event_id FROM batch '
+        "ORDER BY n ON CONFLICT DO NOTHING RETURNING consumer, event_id) "
+        "SELECT array_agg(n ORDER BY n) FROM (SELECT min(batch.n) AS n FROM claimed JOIN batch "
+        "USING (consumer, event_id) GROUP BY consumer, event_id) AS fresh")
+
+
 def _deliveries(msg: Msg) -> int:
     """How many times the server has delivered the message, from its reply subject
     (`$JS.ACK.<stream>.<consumer>.<delivered>.<stream seq>.<consumer seq>.<time>.<pending>`) without
@@ -179,8 +194,7 @@ def _deliveries(msg: Msg) -> int:
     return msg.metadata.num_delivered
 
 
-@dataclass(frozen=True)
-class _Item:
+class _Item(NamedTuple):  # a tuple: made per message
     msg: Msg
     sub: Subscription
     event: Event
@@ -232,12 +246,7 @@ class InboxConsumer:
         self.applied_by: dict[str, int] = {s.inbox_key: 0 for s in self.subs}
         self.max_payload: int | None = None
         self.subscriber: BatchPullStreamSubscriber | None = None
-        # Plain text so the statement is compiled once; claims a whole batch in one round trip.
-        self._claim = text(
-            f'INSERT INTO "{schema}".inbox (consumer, event_id) '
-            "SELECT * FROM unnest(CAST(:keys AS text[]), CAST(:ids AS uuid[])) "
-            "ON CONFLICT DO NOTHING RETURNING consumer, event_id"
-        )
+        self._claim = _claim(schema)
 
     # ------------------------------------------------------------------------------ the durable
     @property
@@ -315,9 +324,11 @@ class InboxConsumer:
             title=f"{self.durable}:consume",
             description=f"{self.consumer} consumes {', '.join(self.subjects)} from {self.stream}",
         )
-        subscriber.__class__ = _Fetcher  # see _Fetcher: a different fetch loop, nothing else
+        subscriber.__class__ = _Fetcher  # see _Fetcher: a different fetch loop that hands batches to `process`
+        subscriber.apply = self.process  # type: ignore[attr-defined]
 
         async def on_batch(message: Any = Context("message")) -> None:
+            # What FastStream itself delivers (its test client); the fetch loop calls `process` directly.
             await self.process(message.raw_message)
 
         subscriber(on_batch)
@@ -457,15 +468,12 @@ class InboxConsumer:
     async def _apply(self, session: AsyncSession, items: list[_Item]) -> None:
         """Claim the events in the inbox and apply those not seen before, in order, in the caller's
         transaction."""
-        new = {(r.consumer, r.event_id) for r in (await session.execute(self._claim, {
-            "keys": [i.sub.inbox_key for i in items], "ids": [i.event.event_id for i in items],
-        }))}
-        fresh: list[_Item] = []
-        for item in items:
-            key = (item.sub.inbox_key, item.event.event_id)
-            if key in new:
-                new.discard(key)  # the same event twice in one batch applies once
-                fresh.append(item)
+        # On the session's driver connection, in its transaction: through SQLAlchemy the claim and the
+        # rows it returned were half of a batch's transaction in CPU (docs/benchmarks.md, issue 8 backbone10).
+        conn = await session_driver(session)
+        claimed: list[int] | None = await conn.fetchval(
+            self._claim, [i.sub.inbox_key for i in items], [i.event.event_id for i in items])
+        fresh = [items[n - 1] for n in claimed or ()]
         duplicates = len(items) - len(fresh)
         # Runs of consecutive events with the same batch handler go in one call; order is kept.
         start = 0
@@ -606,8 +614,7 @@ class InboxConsumer:
         if self.before_ack is not None:
             await self.before_ack(msgs)
         try:
-            for m in msgs:  # each a publish into the connection's buffer: no task per message
-                await m.ack()
+            await bus.ack_all(msgs)  # one write for the batch
         except Exception as exc:  # the effect is committed; a redelivery finds the inbox row
             logger.warning("%s: ack failed (%s); the redelivery will be skipped by the inbox", self.durable,
                            exc.__class__.__name__)
@@ -652,7 +659,13 @@ class _Fetcher(BatchPullStreamSubscriber):
       outstanding. The batch fetched ahead is held like the current one while the consumer waits out
       a transient failure (`ahead`, `InboxConsumer._hold`), so it is not redelivered meanwhile;
     - NATS being away is waited out, and the task is not restarted: a dead consumer task is seen by
-      the service's watchdog, which exits the process so its supervisor starts a fresh one."""
+      the service's watchdog, which exits the process so its supervisor starts a fresh one;
+    - a batch goes straight to `InboxConsumer.process` (`apply`), not through FastStream's `consume`:
+      its dependency injection resolved the handler's `Context("message")` in a worker thread, a
+      thread hand-off per batch, and with its middleware stack cost ~14 % of the consumer's CPU
+      (docs/benchmarks.md, issue 8 backbone10). Nothing of it is needed: `process` answers every
+      message itself, no middleware is configured beyond FastStream's logging, and stopping drains
+      through `stop` below rather than FastStream's handler lock."""
 
     __slots__ = ()
     # The messages of the batch fetched ahead, once it is in (set per instance by `_consume_pull`).
@@ -665,6 +678,8 @@ class _Fetcher(BatchPullStreamSubscriber):
     hand_back: bool = True
     # The fetch outstanding, if any (set per instance by `_start_fetch`).
     fetching: asyncio.Future[list[Msg]] | None = None
+    # InboxConsumer.process, set by `attach`.
+    apply: Callable[[list[Msg]], Awaitable[None]]
 
     async def _create_subscription(self) -> None:
         if self.subscription:
@@ -710,7 +725,11 @@ class _Fetcher(BatchPullStreamSubscriber):
                     await _nak_all(messages)
                     break
                 next_batch = self._start_fetch()
-                await self.consume(messages)  # type: ignore[arg-type]
+                try:
+                    await self.apply(messages)
+                except Exception:  # process() answers every message itself; this would be a bug in it
+                    logger.exception("%s: a batch was not processed; it is redelivered after ack_wait",
+                                     self.config.durable_name)
         finally:
             # Ended while running: the task died (see below), not a stop.
             self.died = self.running

@@ -20,6 +20,7 @@ from functools import cache
 from typing import Any
 
 import asyncpg
+import nats.errors
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.errors import APIError, NoStreamResponseError
@@ -43,7 +44,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from contracts.base import Event
-from runtime import telemetry
+from runtime import bus, telemetry
 from runtime.db import NAMING_CONVENTION, driver_connection
 
 logger = logging.getLogger(__name__)
@@ -150,6 +151,9 @@ class _Publisher:
         self.pending: dict[str, ReplyHandler] = {}
         self._next = 0
         self._sub: Any = None
+        # Checked subjects, and the header lines of the stored headers (rows written together share them).
+        self._subjects: set[str] = set()
+        self._lines: dict[str, bytes] = {}
 
     async def start(self) -> None:
         if self._sub is None:
@@ -157,17 +161,47 @@ class _Publisher:
             self._sub = await self.nc.subscribe(f"{inbox}.*", cb=self._on_reply)
             self.prefix = f"{inbox}."
 
-    async def publish(self, row: Row[Any], handler: ReplyHandler) -> str:
-        self._next += 1
-        token = str(self._next)
-        self.pending[token] = handler
+    async def publish(self, rows: Sequence[Row[Any]], handler: ReplyHandler) -> list[str | Exception]:
+        """Publish `rows` in this order as one write to the connection (`runtime.bus.write_frames`); for
+        each row its reply token, or why it was not sent (then nothing was sent for it)."""
+        sent: list[str | Exception] = []
+        frames: list[bytes] = []
         try:
-            await self.nc.publish(row[_SUBJECT], row[_PAYLOAD].encode(), reply=self.prefix + token,
-                                  headers=_headers(row))
-        except BaseException:
-            del self.pending[token]
-            raise
-        return token
+            for row in rows:
+                token = str(self._next + 1)
+                try:
+                    frames.append(self._frame(row, self.prefix + token))
+                except Exception as exc:  # this row cannot be sent (a bad subject or header, too large)
+                    sent.append(exc)
+                    continue
+                self._next += 1
+                self.pending[token] = handler
+                sent.append(token)
+            await bus.write_frames(self.nc, frames)
+        except BaseException as exc:
+            for one in sent:
+                if isinstance(one, str):
+                    self.pending.pop(one, None)
+            if not isinstance(exc, Exception):
+                raise
+            return [one if isinstance(one, Exception) else exc for one in sent]
+        return sent
+
+    def _frame(self, row: Row[Any], reply: str) -> bytes:
+        subject: str = row[_SUBJECT]
+        if subject not in self._subjects:
+            self._subjects.add(bus.check_subject(subject))
+        payload: bytes = row[_PAYLOAD].encode()
+        if len(payload) > self.nc.max_payload:
+            raise nats.errors.MaxPayloadError
+        stored = row[_HEADERS]
+        lines = self._lines.get(stored) if isinstance(stored, str) else None
+        if lines is None:
+            headers = stored if isinstance(stored, dict) else json.loads(stored or "{}")
+            lines = bus.header_lines({k: v for k, v in headers.items() if k != "Nats-Msg-Id"})
+            if isinstance(stored, str) and len(self._lines) < 10_000:
+                self._lines[stored] = lines
+        return bus.hpub_frame(subject, reply, lines + b"Nats-Msg-Id: %s\r\n" % str(row[_EVENT_ID]).encode(), payload)
 
     def forget(self, token: str) -> None:
         self.pending.pop(token, None)
@@ -331,12 +365,11 @@ class OutboxRelay:
         try:
             while ready or in_flight:
                 due = loop.time() + self.publish_timeout
-                while ready and len(in_flight) < self.max_in_flight:
-                    row = queues[ready.popleft()].popleft()
-                    try:
-                        token = await publisher.publish(row, on_reply)
-                    except Exception as exc:  # not even sent: the aggregate waits for the next round
-                        error = error or exc
+                batch = [queues[ready.popleft()].popleft()
+                         for _ in range(min(len(ready), self.max_in_flight - len(in_flight)))]
+                for row, token in zip(batch, await publisher.publish(batch, on_reply), strict=True):
+                    if isinstance(token, Exception):  # not even sent: the aggregate waits for the next round
+                        error = error or token
                         continue
                     in_flight[token] = (row, due)
                 if not in_flight:
@@ -415,12 +448,6 @@ class OutboxRelay:
         t = self.table
         async with self.engine.connect() as conn:
             return int((await conn.scalar(select(func.count()).where(t.c.sent_at.is_(None)))) or 0)
-
-
-def _headers(row: Row[Any]) -> dict[str, str]:
-    stored = row[_HEADERS]
-    headers = stored if isinstance(stored, dict) else json.loads(stored or "{}")
-    return {**headers, "Nats-Msg-Id": str(row[_EVENT_ID])}
 
 
 # The columns publish_window reads, by position: asyncpg's records (the relay) and SQLAlchemy's rows

@@ -18,7 +18,7 @@ from contracts import deadletters as dl
 from runtime import bus, deadletter
 from runtime.inbox import SimulatedCrash, _Fetcher, _pull
 from runtime.testing import eventually, ping_event, scratch_stream, unique
-from tests.backbone.helpers import consumer_for, counters, counting_handler, letters_key, stop_task
+from tests.backbone.helpers import consumer_for, counters, counting_handler, drained, letters_key, stop_task
 
 
 @pytest.fixture
@@ -50,6 +50,42 @@ class TestDuplicates:
         await stop_task(task, stop)
         assert await counters(engine, schema) == {"a": (5, 1)}
         assert consumer.stats.duplicates == 1
+
+    async def test_a_batch_mixing_new_seen_and_repeated_events_applies_each_new_one_once_in_order(
+            self, nc, scratch, stream):
+        """The claim says which positions of a batch are new: those seen in an earlier batch and the second
+        copy of an event inside the batch are skipped, the rest applied in the batch's order."""
+        schema, engine = scratch
+        js = nc.jetstream()
+        Ping = ping_event(stream)
+        seen = [Ping(key="s", amount=1), Ping(key="t", amount=2)]
+        for event in seen:
+            await publish(js, event)
+        applied: list[str] = []
+        counting = counting_handler(schema)
+
+        async def handle(session, event) -> None:
+            await counting(session, event)
+            applied.append(event.key)
+
+        first = consumer_for(js, engine, schema, (Ping,), handle=handle)
+        stop = asyncio.Event()
+        task = asyncio.create_task(first.run(stop))
+        await eventually(lambda: _done(first, 2), what="the first two applied")
+        await stop_task(task, stop)
+        new = [Ping(key=k, amount=10) for k in "uvw"]
+        # One batch: new u, seen s, new v, u again, seen t, new w, v again.
+        for event in (new[0], seen[0], new[1], new[0], seen[1], new[2], new[1]):
+            await publish(js, event)
+        second = consumer_for(js, engine, schema, (Ping,), handle=handle, batch=16)
+        stop = asyncio.Event()
+        task = asyncio.create_task(second.run(stop))
+        await eventually(lambda: _done(second, 7), what="the mixed batch processed")
+        await stop_task(task, stop)
+        assert applied == ["s", "t", "u", "v", "w"]
+        assert second.stats.applied == 3 and second.stats.duplicates == 4
+        assert await counters(engine, schema) == {"s": (1, 1), "t": (2, 1), "u": (10, 1), "v": (10, 1), "w": (10, 1)}
+        assert await drained(js, second)
 
     async def test_crash_after_commit_before_ack_is_applied_once(self, nc, scratch, stream):
         schema, engine = scratch

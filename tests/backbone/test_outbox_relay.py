@@ -164,6 +164,36 @@ class TestWindowFailures:
         assert len(msgs) == 300
         assert keys_in_order(msgs, Ping) == {k: [e.amount for e in events if e.key == k] for k in stored}
 
+    async def test_a_row_that_cannot_be_written_holds_back_only_its_aggregate(self, nc, scratch):
+        """A row the client cannot even send (a stored header whose name is not a token) fails alone: the
+        rows of the other aggregates go out in the same write, that aggregate's later rows wait behind
+        it, and once the row is fixed everything arrives, each aggregate in order, exactly once."""
+        schema, engine = scratch
+        js = nc.jetstream()
+        spec = scratch_stream()
+        await bus.ensure_streams(js, [spec])
+        Ping = ping_event(spec)
+        events = [Ping(key=f"k{i % 3}", amount=i) for i in range(30)]
+        await write_events(engine, schema, events)
+        unwritable = events[4]  # k1's second event
+        set_headers = text(f"UPDATE {schema}.outbox SET headers = CAST(:h AS jsonb) WHERE event_id = :id")
+        async with engine.begin() as conn:
+            await conn.execute(set_headers, {"h": '{"bad key": "x"}', "id": unwritable.event_id})
+        relay = make_relay(engine, schema, js, batch=100)
+        with pytest.raises(RelayIncomplete):
+            await relay.relay_once()
+        stored = keys_in_order(await stream_messages(js, spec, Ping.subject), Ping)
+        assert stored == {"k0": [e.amount for e in events if e.key == "k0"], "k1": [1],
+                          "k2": [e.amount for e in events if e.key == "k2"]}
+        assert await unsent(engine, schema) == 9
+
+        async with engine.begin() as conn:
+            await conn.execute(set_headers, {"h": "{}", "id": unwritable.event_id})
+        assert await relay.relay_once() == 9
+        msgs = await stream_messages(js, spec, Ping.subject)
+        assert len(msgs) == 30
+        assert keys_in_order(msgs, Ping) == {k: [e.amount for e in events if e.key == k] for k in stored}
+
     async def test_a_relay_killed_mid_window_loses_nothing_and_keeps_order(self, servers, nc, scratch):
         """SIGKILL a relay process while a window of publishes is out (published, not yet marked sent);
         a new relay publishes those rows again: Nats-Msg-Id drops the repeats, nothing is missing, and
