@@ -2,6 +2,7 @@
 gateway's read model, idle and under a steady load, beside the raw latency of the same servers.
 
     .venv/bin/python -m bench.event_latency [--probes 200] [--rate 500] [--seconds 20]
+    .venv/bin/python -m bench.event_latency --idle-only --probes 200 --rest-every 5   # idle after idle
 
 Two platform paths, each timed from the start of the publish until a query sees the row:
 - external: an external opportunity into the SYNC stream (as a sync worker sends it) → the pipeline
@@ -136,6 +137,12 @@ async def run(s: Servers, args: argparse.Namespace, data_dir: Path) -> dict[str,
                         await m.ack()
 
         consumer_task = asyncio.create_task(raw_consumer())
+        rest_every = args.rest_every  # idle phase only
+
+        async def pause(i: int) -> None:
+            # With --rest-every, a rest longer than the consumers' fetch timeout (1 s) now and then, so the
+            # next probe finds every consumer idle, its fetch expired and renewed, as a lone event does.
+            await asyncio.sleep(args.rest if rest_every and (i + 1) % rest_every == 0 else args.gap)
 
         async def raw_probes(n: int, budget: float = float("inf")) -> list[float]:
             out = []
@@ -148,7 +155,7 @@ async def run(s: Servers, args: argparse.Namespace, data_dir: Path) -> dict[str,
                 await js.publish(subject, key.encode())
                 t1 = await visible(lambda k=key: _exists(admin, "SELECT 1 FROM raw_latency WHERE key = $1", k))
                 out.append((t1 - t0) * 1000)
-                await asyncio.sleep(args.gap)
+                await pause(i)
             return out
 
         async def external_probes(n: int, offset: int, budget: float = float("inf")) -> list[float]:
@@ -164,7 +171,7 @@ async def run(s: Servers, args: argparse.Namespace, data_dir: Path) -> dict[str,
                     admin, "SELECT 1 FROM pipeline.opportunity p JOIN gateway.pipeline_opportunity g ON g.id = p.id "
                     "WHERE p.source = 'gcp' AND p.external_id = $1", e.external_id))
                 out.append((t1 - t0) * 1000)
-                await asyncio.sleep(args.gap)
+                await pause(i)
             return out
 
         async def pipeline_probes(n: int, offset: int, budget: float = float("inf")) -> list[float]:
@@ -179,7 +186,7 @@ async def run(s: Servers, args: argparse.Namespace, data_dir: Path) -> dict[str,
                 t1 = await visible(lambda e=e: _exists(
                     admin, "SELECT 1 FROM gateway.pipeline_opportunity WHERE id = $1", e.opportunity.id))
                 out.append((t1 - t0) * 1000)
-                await asyncio.sleep(args.gap)
+                await pause(i)
             return out
 
         # Warm up every path (connections, prepared statements, the first batch of each consumer).
@@ -191,11 +198,21 @@ async def run(s: Servers, args: argparse.Namespace, data_dir: Path) -> dict[str,
                            ("external event → pipeline → relay → gateway read model",
                             lambda: external_probes(args.probes, 0)),
                            ("pipeline event → gateway read model", lambda: pipeline_probes(args.probes, 0))):
-            idle[name] = summary(await make())
+            samples = await make()
+            idle[name] = summary(samples)
+            result.setdefault("idle_samples_ms", {})[name] = [round(v, 2) for v in samples]
             log(f"idle {name}: {idle[name]}")
         result["idle"] = idle
+        if args.idle_only:
+            stop.set()
+            consumer_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await consumer_task
+            await writer.close()
+            return result
 
         # ---- under load: external events at --rate per second in the background
+        rest_every = 0
         background, _, _ = external_events(int(args.rate * (args.seconds + 30)), [uuid.uuid4()], 0.25,
                                            datetime.now(UTC), seed=7)
         background = [e.model_copy(update={"partner_id": None}) for e in background]
@@ -265,6 +282,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--gap", type=float, default=0.05, help="seconds between probes")
     parser.add_argument("--rate", type=float, default=500.0, help="background events per second under load")
     parser.add_argument("--seconds", type=float, default=30.0, help="seconds of probing under load (all paths)")
+    parser.add_argument("--rest-every", type=int, default=0,
+                        help="idle: rest --rest seconds after every N-th probe (0: never)")
+    parser.add_argument("--rest", type=float, default=1.5, help="seconds of each rest (see --rest-every)")
+    parser.add_argument("--idle-only", action="store_true", help="skip the phase under load")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
@@ -278,9 +299,9 @@ def main(argv: list[str] | None = None) -> None:
     print()
     for phase in ("idle", "loaded"):
         print(f"{phase}:")
-        for name, f in result[phase].items():
+        for name, f in result.get(phase, {}).items():
             print(f"  {name}: p50 {f['p50_ms']} ms, p99 {f['p99_ms']} ms, max {f['max_ms']} ms (load {f['load']})")
-    print(f"load: {result['load']}")
+    print(f"load: {result.get('load')}")
     out = args.out or RESULTS_DIR / f"event-latency-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2, default=str) + "\n")
