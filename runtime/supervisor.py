@@ -469,11 +469,15 @@ async def _up(settings: Settings, *, seed: bool, replicas: int = 1, nats_nodes: 
         return 0
     finally:
         say("stopping")
-        # The edge first, so no new work arrives while services drain; replicas at once.
-        for part in reversed(PROCESSES):
-            await asyncio.gather(*(c.stop() for c in children if c.name in replica_names(part.name, replicas)))
-        await asyncio.gather(*(c.stop() for c in children if c.name not in
-                               {r for p in PROCESSES for r in replica_names(p.name, replicas)}))
+        # The edge (the gateway, a sync worker) first, so no new work arrives while the services drain; then every
+        # service's replicas at once: each drains on its own, and what one still publishes waits in the others'
+        # durable consumers (one service after another, each waiting out its last fetch, took seconds apiece).
+        started = {p.name: replica_names(p.name, replicas if p.kind != "integration" else 1) for p in PROCESSES}
+        edge = {r for p in PROCESSES if p.kind != "service" for r in started[p.name]}
+        services = {r for p in PROCESSES if p.kind == "service" for r in started[p.name]}
+        for group in (edge, services):
+            await asyncio.gather(*(c.stop() for c in children if c.name in group))
+        await asyncio.gather(*(c.stop() for c in children if c.name not in edge | services))
         if listener is not None:
             listener.close()
         platform.stop()
