@@ -12,9 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from runtime.database_setup import create_database
 from runtime.embedded import free_port
-from runtime.testing import STARTUP_PATIENCE, TEST_SECRET, eventually_blocking, unique
+from runtime.testing import STARTUP_PATIENCE, TEST_SECRET, eventually_blocking, platform_database, unique
 
 # Tests import these from tests.browser.helpers; they stay reachable here for work written before the move.
 from tests.browser.helpers import (  # noqa: F401
@@ -41,7 +40,9 @@ async def platform(servers, tmp_path_factory) -> AsyncIterator[Platform]:
 
     nats = EmbeddedNats(store_dir=tmp_path_factory.mktemp("browser-nats")).start()
     data_dir = tmp_path_factory.mktemp("browser-data")
-    admin_url = await create_database(servers.admin_url, unique("ui_"))
+    # A copy of the run's migrated template: `up` finds every migration applied (its start, not its migrations,
+    # is what these tests drive; tests/e2e watches a start that migrates).
+    admin_url = (await platform_database(servers.admin_url, unique("ui_")))["admin"]
     port = free_port()
     log_path = data_dir / "up.log"
     env = {**os.environ, "NATS_URL": nats.url, "DATABASE_URL": admin_url, "SECRET_KEY": TEST_SECRET,

@@ -16,9 +16,8 @@ import asyncpg
 import pytest
 
 from bench.chaos import SERVICES, Platform, scenario
-from runtime.database_setup import create_database
 from runtime.db import plain_dsn
-from runtime.testing import STARTUP_PATIENCE, eventually_blocking, unique
+from runtime.testing import STARTUP_PATIENCE, eventually_blocking, platform_database, unique
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(1500)]
 # Small: what this proves is recovery from each fault and an exact end state, which needs events flowing
@@ -31,7 +30,8 @@ OPPORTUNITIES = 40
 
 @pytest.fixture(scope="module")
 async def platform(servers, tmp_path_factory):
-    admin = await create_database(servers.admin_url, unique("chaos_"))
+    # A copy of the run's migrated template: `up` finds every migration applied.
+    admin = (await platform_database(servers.admin_url, unique("chaos_")))["admin"]
     p = Platform(admin, tmp_path_factory.mktemp("chaos"))
     p.start()
     try:

@@ -36,7 +36,7 @@ def test_sigterm_mid_run_stops_everything_the_bench_started_and_reports_what_it_
     err = tmp_path / "bench.log"
     with open(err, "wb") as log:
         bench = subprocess.Popen(
-            [sys.executable, "-m", "bench.chaos", "--events", "300", "--rate", "5", "--opportunities", "10",
+            [sys.executable, "-m", "bench.chaos", "--events", "300", "--rate", "15", "--opportunities", "10",
              "--replicas", "1", "--data-dir", str(data_dir)],
             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=log)
     try:
