@@ -451,16 +451,41 @@ async def _context(session: AsyncSession, partner_ids: set[uuid.UUID], only: set
     agreements_repo = AgreementRepository(session)
     if only is None:
         await agreements_repo.lock_partners(partner_ids, exclusive=False)
-    # Each agreement with its fold state (locked) and its versions' heads.
-    agreements, heads = agreements_with_heads(await agreements_repo.lock_context(partner_ids))
+    # Each agreement with its fold state (locked) and its versions' heads, and the tier history of the partners
+    # whose agreements needed it last time.
+    expected = partner_ids & _TIERED_PARTNERS
+    rows = await agreements_repo.lock_context(partner_ids, expected)
+    agreements, heads = agreements_with_heads(rows)
     agreements = [a for a in agreements if only is None or a.id in only]
     if not agreements:
         return None
     states = {a.id: a for a in agreements}
     specs = await specs_of(agreements_repo, agreements, heads)
     tier_partners = {a.partner_id for a in agreements if spec_needs_tiers(specs[a.id])}
-    tiers = {p: tier_history(rows) for p, rows in (await PipelineCopyRepository(session).tiers(tier_partners)).items()}
+    if len(_TIERED_PARTNERS) > 50_000:
+        _TIERED_PARTNERS.clear()
+    _TIERED_PARTNERS.difference_update({a.partner_id for a in agreements} - tier_partners)
+    _TIERED_PARTNERS.update(tier_partners)
+    tiers = {p: tier_history(found) for p, found in tiers_read_with(rows, tier_partners & expected).items()}
+    if tier_partners - expected:
+        read = await PipelineCopyRepository(session).tiers(tier_partners - expected)
+        tiers.update((p, tier_history(found)) for p, found in read.items())
     return _Context(agreements, states, specs, tiers)
+
+
+# Partners whose agreements needed their tier history in their last batch: `lock_context` reads it for them.
+_TIERED_PARTNERS: set[uuid.UUID] = set()
+
+
+def tiers_read_with(rows: Sequence[Any], partners: set[uuid.UUID]) -> dict[uuid.UUID, list[tuple[datetime, str]]]:
+    """The tier history of `partners` from `lock_context`'s rows (read for them there), as
+    `PipelineCopyRepository.tiers` gives it."""
+    out: dict[uuid.UUID, list[tuple[datetime, str]]] = {}
+    for r in rows:
+        partner = r["partner_id"]
+        if partner in partners and partner not in out:
+            out[partner] = list(zip(r["tier_since"] or (), r["tier_names"] or (), strict=True))
+    return out
 
 
 def _split(ctx: _Context, by_partner: dict[uuid.UUID, list[domain.Revenue]], refold: set[uuid.UUID],

@@ -363,15 +363,19 @@ class AgreementRepository:
             await (await session_driver(self.session)).execute(
                 f"SELECT {fn}($1, k) FROM unnest($2::int[]) AS k ORDER BY k", _LINK_LOCK_SPACE + 1, keys)
 
-    async def lock_context(self, partner_ids: Iterable[uuid.UUID]) -> list[DriverRow]:
+    async def lock_context(self, partner_ids: Iterable[uuid.UUID], tiers_of: Iterable[uuid.UUID] = (),
+                           ) -> list[DriverRow]:
         """The partners' agreements with their fold state, the state rows locked (in agreement order), one row
         per version (`version`, `revision`, `effective_from`, ... in effective order; None for an agreement
-        without versions): one statement instead of three. Call after `lock_partners`: this statement's
-        snapshot must be taken once the partner locks are held."""
+        without versions): one statement instead of three. The rows of the partners `tiers_of` carry their
+        tier history (`tier_since`, `tier_names`, in order, as `PipelineCopyRepository.tiers` reads it; None
+        for the others): a statement less when the caller knows which partners it needs it for. Call after
+        `lock_partners`: this statement's snapshot must be taken once the partner locks are held."""
         ids = sorted(set(partner_ids))
         if not ids:
             return []
-        return await (await session_driver(self.session)).fetch(_LOCK_CONTEXT, ids, record_class=DriverRow)
+        return await (await session_driver(self.session)).fetch(_LOCK_CONTEXT, ids, sorted(set(tiers_of)),
+                                                                record_class=DriverRow)
 
 
 # One row per agreement and version (agreements have one or a few): joined, the versions cost an index look-up
@@ -379,9 +383,13 @@ class AgreementRepository:
 _LOCK_CONTEXT = f"""
     SELECT a.id, a.partner_id, a.name, a.direction, a.currency, a.deal_models,
            s.last_at, s.last_rank, s.last_ref, s.period_key, s.period_basis, s.period_commission, s.state_token,
-           v.version, v.revision, v.effective_from, v.effective_to, v.retroactive
+           v.version, v.revision, v.effective_from, v.effective_to, v.retroactive, t.tier_since, t.tier_names
     FROM {SCHEMA}.agreement a JOIN {SCHEMA}.agreement_state s ON s.agreement_id = a.id
     LEFT JOIN {SCHEMA}.agreement_version v ON v.agreement_id = a.id
+    LEFT JOIN LATERAL (
+        SELECT array_agg(pt.since ORDER BY pt.since) AS tier_since, array_agg(pt.tier ORDER BY pt.since) AS tier_names
+        FROM {SCHEMA}.partner_tier pt WHERE pt.partner_id = a.partner_id AND a.partner_id = ANY($2::uuid[])
+    ) t ON true
     WHERE a.partner_id = ANY($1::uuid[])
     ORDER BY a.id, v.effective_from
     FOR UPDATE OF s

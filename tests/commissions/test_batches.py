@@ -498,3 +498,47 @@ class TestKeptCustomers:
 async def _agreements_of(sessions, partner: uuid.UUID) -> list[uuid.UUID]:
     async with sessions() as s:
         return await _agreements(s, partner)
+
+
+class TestTiersWithTheContext:
+    async def test_the_tier_history_read_with_the_context_is_the_one_read_alone(self, sessions):
+        from contracts import pipeline as p
+        from services.commissions import pipeline_copy
+        from services.commissions.repository import AgreementRepository, PipelineCopyRepository
+
+        rates = {t: D(r) for t, r in zip(p.PartnerTier, ("5", "10", "15", "20"), strict=True)}
+        partner, other = uuid.uuid4(), uuid.uuid4()
+        async with sessions() as s, s.begin():
+            await pipeline_copy.on_partners_created(s, [p.PartnerCreatedV1(
+                partner_id=partner, name="tiered", type=p.PartnerType.isv, tier=p.PartnerTier.silver,
+                status=p.PartnerStatus.active, occurred_at=START - timedelta(days=30))])
+            await PipelineCopyRepository(s).add_tier(partner, START + timedelta(days=10), p.PartnerTier.gold.value)
+            for who in (partner, other):
+                await service.create_agreement(s, c.CreateAgreement(
+                    partner_id=who, name="by tier", direction=c.Direction.payable, currency="USD",
+                    effective_from=date(2026, 1, 1), terms=c.Terms(rate=c.PartnerTierRate(rates=rates), **LIFETIME),
+                    actor="tester"))
+        async with sessions() as s, s.begin():
+            rows = await AgreementRepository(s).lock_context([partner, other], [partner, other])
+            alone = await PipelineCopyRepository(s).tiers([partner, other])
+        assert engine.tiers_read_with(rows, {partner, other}) == alone
+        assert [t for _, t in alone[partner]] == ["silver", "gold"] and alone[other] == []
+
+        def invoice(n: int, day: int) -> IncomingRevenue:
+            at = START + timedelta(days=day)
+            return service.invoice_incoming(
+                event_id=uuid.uuid4(), invoice_id=f"{partner}-{n}", customer="Acme", partner_id=partner,
+                opportunity_id=None, amount=D("1000.00"), currency="USD", paid_at=at, customer_started_on=None,
+                deal_model=None, source="test", actor=None, event_at=at)
+
+        # Batches one after another: the second and third read the tiers with the context (the partner needed
+        # them in the first), and a tier change recorded in between is seen.
+        await feed(sessions, [[invoice(1, 1)], [invoice(2, 12)]])
+        async with sessions() as s, s.begin():
+            assert await PipelineCopyRepository(s).add_tier(partner, START + timedelta(days=20),
+                                                            p.PartnerTier.platinum.value)
+        await feed(sessions, [[invoice(3, 25)]])
+        async with sessions() as s:
+            entries = (await s.scalars(select(LedgerEntry).where(LedgerEntry.partner_id == partner)
+                                       .order_by(LedgerEntry.id))).all()
+        assert [e.amount for e in entries] == [D("100.00"), D("150.00"), D("200.00")]
