@@ -12,6 +12,7 @@ the same one or two.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from operator import attrgetter, itemgetter
 from typing import Any
 
 
@@ -30,10 +31,20 @@ class ColumnBatch:
         self.names, self.types, self.first = tuple(names), tuple(types), first
         self._may = tuple(n in constant_ok for n in self.names)
         self._sql: dict[tuple[bool, ...], str] = {}
+        self._items, self._attrs = itemgetter(*self.names), attrgetter(*self.names)
 
-    def args(self, columns: Sequence[list[Any]]) -> tuple[tuple[bool, ...], list[Any]]:
+    def args_of(self, rows: Sequence[Any], *, attributes: bool = False) -> tuple[tuple[bool, ...], list[Any]]:
+        """`args` of rows that hold the columns as keys (dicts), or as attributes: the rows are turned into
+        columns by `zip` over an itemgetter or attrgetter of every column (C loops, not a Python loop per
+        column and row)."""
+        if not rows:
+            return self.args([[] for _ in self.names])
+        pick = self._attrs if attributes else self._items
+        return self.args(list(zip(*map(pick, rows), strict=True)))
+
+    def args(self, columns: Sequence[Sequence[Any]]) -> tuple[tuple[bool, ...], list[Any]]:
         """The batch's shape (which columns travel as a scalar) and its parameters, from one list of values
-        per column (all of one length, at least one row)."""
+        per column (all of one length)."""
         shape: list[bool] = []
         out: list[Any] = []
         for may, values in zip(self._may, columns, strict=True):
@@ -63,7 +74,7 @@ class ColumnBatch:
         return found
 
 
-def _same(values: list[Any]) -> bool:
+def _same(values: Sequence[Any]) -> bool:
     """Every value equal to the first (values of one column: one type, where equal means stored alike)."""
     n = len(values)
     if n == 0:

@@ -142,7 +142,7 @@ class RevenueRepository:
         if not incoming:
             await self.lock_links(link_keys)
             return {}
-        shape, args = _REVENUE_BATCH.args([[getattr(i, f) for i in incoming] for f in REVENUE_COLUMNS])
+        shape, args = _REVENUE_BATCH.args_of(incoming, attributes=True)
         rows = await (await session_driver(self.session)).fetch(
             _INSERT_REVENUE.format(rows=_REVENUE_BATCH.rows(shape)), *args, _LINK_LOCK_SPACE,
             sorted({hash_bucket(k) for k in link_keys}))
@@ -498,8 +498,8 @@ class StateRepository:
         statement (`_WRITE_BACK`)."""
         if not states and not customers and not notes and entry_ids <= 0:
             return []
-        shape_s, args = _STATE_BATCH.args([[s[c] for s in states] for c in STATE_COLUMNS])
-        shape_c, args_c = _CUSTOMER_BATCH.args([[r[c] for r in customers] for c in CUSTOMER_COLUMNS])
+        shape_s, args = _STATE_BATCH.args_of(states)
+        shape_c, args_c = _CUSTOMER_BATCH.args_of(customers)
         args_n = ([r[c] for r in notes] for c in NOTE_COLUMNS)
         statement = _WRITE_BACK.format(states=_STATE_BATCH.rows(shape_s), customers=_CUSTOMER_BATCH.rows(shape_c))
         rows = await (await session_driver(self.session)).fetch(statement, *args, *args_c, *args_n, max(entry_ids, 0),
@@ -607,7 +607,7 @@ class LedgerRepository:
         if not rows:
             await add_events(self.session, SCHEMA, events)
             return
-        shape, args = _LEDGER_BATCH.args([[r[c] for r in rows] for c in LEDGER_COLUMNS])
+        shape, args = _LEDGER_BATCH.args_of(rows)
         await (await session_driver(self.session)).execute(
             _INSERT_ENTRIES.replace("{rows}", _LEDGER_BATCH.rows(shape)), *args, *events_args(SCHEMA, events))
 
