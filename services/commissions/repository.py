@@ -408,15 +408,6 @@ _SAVE_STATES = text(f"""
 """)
 CUSTOMER_COLUMNS = ("agreement_id", "customer", "start", "booked", "invoices", "churned_on", "deal_commission",
                     "deal_model")
-_UPSERT_CUSTOMERS = text(f"""
-    INSERT INTO {SCHEMA}.customer_state ({", ".join(CUSTOMER_COLUMNS)})
-    SELECT * FROM unnest(CAST(:agreement_id AS uuid[]), CAST(:customer AS text[]), CAST(:start AS date[]),
-                         CAST(:booked AS date[]), CAST(:invoices AS int[]), CAST(:churned_on AS date[]),
-                         CAST(:deal_commission AS numeric[]), CAST(:deal_model AS text[]))
-    ON CONFLICT (agreement_id, customer) DO UPDATE SET start = excluded.start, booked = excluded.booked,
-        invoices = excluded.invoices, churned_on = excluded.churned_on, deal_commission = excluded.deal_commission,
-        deal_model = excluded.deal_model
-""")
 NOTE_COLUMNS = ("agreement_id", "revenue_key", "note")
 _STATE_BATCH = ColumnBatch(STATE_COLUMNS, ("uuid", "timestamptz", "int", "text", "text", "numeric", "numeric"),
                            constant_ok=STATE_COLUMNS[1:])
@@ -505,11 +496,6 @@ class StateRepository:
         rows = await (await session_driver(self.session)).fetch(statement, *args, *args_c, *args_n, max(entry_ids, 0),
                                                                 token)
         return sorted(r[0] for r in rows)
-
-    async def upsert_customers(self, rows: Sequence[dict[str, Any]]) -> None:
-        if not rows:
-            return
-        await self.session.execute(_UPSERT_CUSTOMERS, {c: [r[c] for r in rows] for c in CUSTOMER_COLUMNS})
 
     async def replace_customers(self, agreement_id: uuid.UUID, rows: Sequence[dict[str, Any]]) -> None:
         await self.session.execute(delete(CustomerState).where(CustomerState.agreement_id == agreement_id))
