@@ -8,6 +8,7 @@ import re
 from datetime import UTC, datetime
 
 import pytest
+from playwright.async_api import expect
 
 from contracts.quarters import Quarter
 from runtime.testing import unique
@@ -76,7 +77,9 @@ class TestCommissions:
         form = page.get_by_test_id("agreement-form")
         assert await form.get_by_label("SPIF: a fixed bonus per qualifying deal").is_checked()
         assert await form.get_by_test_id("spif-rule").is_visible()
-        assert not await form.get_by_label("Flat rate, %").is_visible(), "only the chosen kind's fields show"
+        # The form's script hides the other kinds' fields once it has run: wait for it (under load the
+        # page may be read before it has).
+        await expect(form.get_by_label("Flat rate, %")).to_be_hidden()  # only the chosen kind's fields show
         snowflake = await form.locator("#f-partner_id option", has_text="Snowflake (").first.get_attribute("value")
         await form.locator("#f-partner_id").select_option(value=snowflake)
         name = f"Snowflake SPIF {unique('')}"
